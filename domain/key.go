@@ -1,0 +1,150 @@
+package domain
+
+import (
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"net/netip"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+)
+
+// KeyPrefix starts every proxy key the relay issues.
+const KeyPrefix = "sk-proxy-"
+
+// keySecretBytes is the entropy of a proxy key: 32 random bytes, base62.
+const keySecretBytes = 32
+
+// displayChars is how many characters of the secret part a key_prefix shows.
+const displayChars = 4
+
+// APIKey is a proxy key as the relay knows it. The secret itself is never
+// stored: only KeyHash, a keyed HMAC of it.
+type APIKey struct {
+	ID             uuid.UUID
+	Name           string
+	Description    string
+	KeyHash        string // hex HMAC-SHA256 of the full key
+	KeyPrefix      string // e.g. "sk-proxy-AbC1…", safe to display
+	TokenLimit     *int64 // nil = unlimited
+	TokensUsed     int64
+	RateLimitTier  string
+	IsActive       bool
+	ExpiresAt      *time.Time
+	AllowedIPs     []netip.Prefix // empty = any address
+	AllowedDomains []string       // empty = any origin
+	CreatedAt      time.Time
+	UpdatedAt      time.Time
+	LastUsedAt     *time.Time
+	DeletedAt      *time.Time
+}
+
+// Usable reports whether the key may authenticate at time now, and if not,
+// a caller-safe reason.
+func (k *APIKey) Usable(now time.Time) (bool, string) {
+	switch {
+	case k.DeletedAt != nil:
+		return false, "deleted"
+	case !k.IsActive:
+		return false, "disabled"
+	case k.ExpiresAt != nil && !now.Before(*k.ExpiresAt):
+		return false, "expired"
+	}
+	return true, ""
+}
+
+// AllowsIP reports whether addr is inside the key's allow-list. An empty
+// list allows every address.
+func (k *APIKey) AllowsIP(addr netip.Addr) bool {
+	if len(k.AllowedIPs) == 0 {
+		return true
+	}
+	addr = addr.Unmap()
+	for _, p := range k.AllowedIPs {
+		if p.Contains(addr) {
+			return true
+		}
+	}
+	return false
+}
+
+// KeyHasher computes the keyed hash under which proxy keys are stored and
+// looked up. HMAC-SHA256 suits 256-bit random tokens: brute force is
+// hopeless, so a slow KDF would only cost latency on every request.
+type KeyHasher struct{ secret []byte }
+
+// NewKeyHasher returns a hasher keyed with secret.
+func NewKeyHasher(secret []byte) KeyHasher {
+	return KeyHasher{secret: append([]byte(nil), secret...)}
+}
+
+// Hash returns the hex HMAC-SHA256 of key.
+func (h KeyHasher) Hash(key string) string {
+	m := hmac.New(sha256.New, h.secret)
+	m.Write([]byte(key))
+	var sum [sha256.Size]byte
+	return hex.EncodeToString(m.Sum(sum[:0]))
+}
+
+const base62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+
+// NewKeySecret returns a fresh proxy key ("sk-proxy-" + 43 base62 chars,
+// from 32 random bytes) and its display prefix.
+func NewKeySecret() (key, display string, err error) {
+	var b [keySecretBytes]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return "", "", err
+	}
+	key = KeyPrefix + encodeBase62(b[:])
+	return key, DisplayPrefix(key), nil
+}
+
+// DisplayPrefix is the part of a key that may be shown after creation.
+func DisplayPrefix(key string) string {
+	n := len(KeyPrefix) + displayChars
+	if len(key) < n {
+		n = len(key)
+	}
+	return key[:n] + "…"
+}
+
+// LooksLikeProxyKey is a cheap syntactic check before any lookup.
+func LooksLikeProxyKey(s string) bool {
+	return strings.HasPrefix(s, KeyPrefix) && len(s) > len(KeyPrefix)+16 && len(s) < 256
+}
+
+// encodeBase62 encodes b as a fixed-width base62 string (43 chars for 32 bytes).
+func encodeBase62(b []byte) string {
+	// Big-endian long division; 32 bytes -> 43 base62 digits.
+	num := append([]byte(nil), b...)
+	const width = 43
+	out := make([]byte, width)
+	for i := width - 1; i >= 0; i-- {
+		var rem uint
+		for j := range num {
+			acc := rem<<8 | uint(num[j])
+			num[j] = byte(acc / 62)
+			rem = acc % 62
+		}
+		out[i] = base62[rem]
+	}
+	return string(out)
+}
+
+// KeyFilter selects keys for the admin list. Cursor pagination is by
+// (CreatedAt, ID) descending: newest first.
+type KeyFilter struct {
+	Active       *bool
+	NameContains string
+	After        *KeyCursor
+	Limit        int
+}
+
+// KeyCursor is the position after which a key listing continues.
+type KeyCursor struct {
+	CreatedAt time.Time
+	ID        uuid.UUID
+}

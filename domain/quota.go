@@ -1,0 +1,33 @@
+package domain
+
+import "time"
+
+// QuotaState is a key's token ledger at one moment.
+type QuotaState struct {
+	Used     int64 // settled tokens
+	Reserved int64 // tokens held by in-flight requests
+}
+
+// Remaining is what is left of limit after used and reserved tokens.
+func (s QuotaState) Remaining(limit int64) int64 {
+	r := limit - s.Used - s.Reserved
+	if r < 0 {
+		return 0
+	}
+	return r
+}
+
+// Limit is a request or token budget per period.
+type Limit struct {
+	Count  int64
+	Period time.Duration
+}
+
+// RateDecision is the outcome of a rate-limit check.
+type RateDecision struct {
+	Allowed    bool
+	Limit      int64
+	Remaining  int64
+	ResetAfter time.Duration // until the budget is full again
+	RetryAfter time.Duration // until a retry can succeed; zero when allowed
+}

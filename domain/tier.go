@@ -1,0 +1,56 @@
+package domain
+
+import "time"
+
+// DefaultTiers are used when the configuration names none: the seed's example.
+func DefaultTiers() []Tier {
+	return []Tier{
+		{Name: "basic", Requests: 100, Period: 60 * time.Second},
+		{Name: "premium", Requests: 1000, Period: 60 * time.Second},
+	}
+}
+
+// Tier is a named set of rate limits a key is subject to.
+type Tier struct {
+	Name     string
+	Requests int           // requests allowed per Period
+	Period   time.Duration // whole seconds
+	// Tokens, when set, caps total tokens per Period.
+	Tokens *int64
+	// MaxConcurrency, when set, caps in-flight requests per key.
+	MaxConcurrency *int
+	CreatedAt      time.Time
+	UpdatedAt      time.Time
+}
+
+// Validate checks the tier's own fields.
+func (t Tier) Validate() error {
+	switch {
+	case !ValidTierName(t.Name):
+		return Invalidf("tier name must be 1-64 characters of a-z, 0-9, '-' or '_'")
+	case t.Requests < 1:
+		return Invalidf("requests must be at least 1")
+	case t.Period < time.Second || t.Period%time.Second != 0:
+		return Invalidf("period must be a whole number of seconds, at least 1")
+	case t.Period > 30*24*time.Hour:
+		return Invalidf("period must be at most 30 days")
+	case t.Tokens != nil && *t.Tokens < 1:
+		return Invalidf("tokens must be at least 1 when set")
+	case t.MaxConcurrency != nil && *t.MaxConcurrency < 1:
+		return Invalidf("max_concurrency must be at least 1 when set")
+	}
+	return nil
+}
+
+// ValidTierName reports whether s can name a tier.
+func ValidTierName(s string) bool {
+	if len(s) < 1 || len(s) > 64 {
+		return false
+	}
+	for _, c := range s {
+		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
+			return false
+		}
+	}
+	return true
+}

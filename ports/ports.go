@@ -1,0 +1,141 @@
+// Package ports declares the interfaces the domain needs from the outside
+// world. (In some hexagonal codebases "ports" means the HTTP handlers; here it
+// means the driven side only: stores, ledgers, limiters, clocks.) Adapters in
+// adapters/ implement them, and each carries a compile-time assertion such as
+// `var _ ports.KeyStore = (*Store)(nil)`.
+package ports
+
+import (
+	"context"
+	"io"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/relaystation/relay/domain"
+)
+
+// KeyStore persists proxy keys. Deleted keys are kept (soft delete) so their
+// usage history stays auditable; lookups by hash never return them as usable.
+type KeyStore interface {
+	// CreateKey inserts k. A duplicate hash or id is an ErrConflict.
+	CreateKey(ctx context.Context, k domain.APIKey) error
+	// GetKey returns a key by id, ErrNotFound if absent or deleted.
+	GetKey(ctx context.Context, id uuid.UUID) (domain.APIKey, error)
+	// GetKeyByHash returns a key by its hash, ErrNotFound if absent. Deleted
+	// keys may be returned with DeletedAt set.
+	GetKeyByHash(ctx context.Context, hash string) (domain.APIKey, error)
+	// ListKeys returns non-deleted keys, newest first, at most f.Limit.
+	ListKeys(ctx context.Context, f domain.KeyFilter) ([]domain.APIKey, error)
+	// UpdateKey writes every mutable field of k (name, description, hash,
+	// prefix, token_limit, tier, is_active, expires_at, allowed_ips,
+	// allowed_domains, updated_at). ErrNotFound if absent or deleted.
+	UpdateKey(ctx context.Context, k domain.APIKey) error
+	// DeleteKey marks the key deleted at the given time. ErrNotFound if absent.
+	DeleteKey(ctx context.Context, id uuid.UUID, at time.Time) error
+}
+
+// TierStore persists rate-limit tiers.
+type TierStore interface {
+	ListTiers(ctx context.Context) ([]domain.Tier, error)
+	GetTier(ctx context.Context, name string) (domain.Tier, error)
+	// UpsertTier creates or replaces the tier named t.Name.
+	UpsertTier(ctx context.Context, t domain.Tier) error
+	// DeleteTier removes a tier; ErrConflict while any non-deleted key uses it,
+	// checked atomically with the delete.
+	DeleteTier(ctx context.Context, name string) error
+	// SeedTiers inserts tiers only if the tier table is empty, so the
+	// database stays authoritative after the first start.
+	SeedTiers(ctx context.Context, tiers []domain.Tier) error
+}
+
+// UsageStore persists usage records and answers usage queries.
+type UsageStore interface {
+	// InsertUsage writes a batch of records in one transaction, together with
+	// the aggregates they change (keys.tokens_used, keys.last_used_at, daily
+	// rollups). A record whose RequestID is already stored is skipped and
+	// counted nowhere, so retried batches never double-count.
+	InsertUsage(ctx context.Context, recs []domain.UsageRecord) error
+	// UsageTotals sums usage over [q.From, q.To), grouped per q.GroupBy.
+	UsageTotals(ctx context.Context, q domain.UsageQuery) ([]domain.UsageTotals, error)
+	// UsageLogs returns request records, newest first.
+	UsageLogs(ctx context.Context, q domain.LogQuery) ([]domain.UsageRecord, error)
+}
+
+// Store is everything the relay persists, behind one connection.
+type Store interface {
+	KeyStore
+	TierStore
+	UsageStore
+	Ping(ctx context.Context) error
+	io.Closer
+}
+
+// KeyLookup resolves a key hash on the proxy hot path; typically a cache in
+// front of KeyStore.GetKeyByHash.
+type KeyLookup interface {
+	LookupKey(ctx context.Context, hash string) (domain.APIKey, error)
+	// Invalidate drops any cached entry for the key, so a disable, delete or
+	// rotate takes effect at once on this replica.
+	Invalidate(id uuid.UUID)
+}
+
+// QuotaLedger holds each limited key's token ledger: settled usage plus
+// in-flight reservations, which expire after their lease.
+type QuotaLedger interface {
+	// Reserve atomically admits estimate tokens for reservation id if
+	// used+reserved+estimate <= limit. On refusal it returns an error of kind
+	// KindQuotaExceeded and the state it saw. seedUsed is the key's persisted
+	// tokens_used, used to initialise a ledger that has no entry yet.
+	Reserve(ctx context.Context, keyID uuid.UUID, id string, estimate, limit, seedUsed int64, lease time.Duration) (domain.QuotaState, error)
+	// Settle replaces reservation id with actual used tokens. Settling an
+	// unknown or expired reservation still adds actual. Idempotent per id.
+	Settle(ctx context.Context, keyID uuid.UUID, id string, actual int64) error
+	// State reports the key's ledger. seedUsed as for Reserve.
+	State(ctx context.Context, keyID uuid.UUID, seedUsed int64) (domain.QuotaState, error)
+	// Reset forgets the key's ledger (after a key is deleted, or its usage is
+	// changed by an operator), so it is re-seeded from storage.
+	Reset(ctx context.Context, keyID uuid.UUID) error
+}
+
+// RateLimiter is a GCRA/sliding-window limiter keyed by an opaque string.
+type RateLimiter interface {
+	// Allow takes cost units from key's budget if they are available.
+	Allow(ctx context.Context, key string, limit domain.Limit, cost int64) (domain.RateDecision, error)
+	// Peek reports the budget without taking from it.
+	Peek(ctx context.Context, key string, limit domain.Limit) (domain.RateDecision, error)
+	// Charge takes cost units even past the limit (tokens known only after a
+	// response); later Allow calls wait for the debt to drain.
+	Charge(ctx context.Context, key string, limit domain.Limit, cost int64) error
+}
+
+// ConcurrencyLimiter caps in-flight requests per key.
+type ConcurrencyLimiter interface {
+	// Acquire takes a slot if fewer than max are held. The slot expires after
+	// lease if never released (a crashed replica). ok=false means full.
+	Acquire(ctx context.Context, key string, max int, lease time.Duration) (release func(), ok bool, err error)
+	// InFlight reports how many slots key holds now.
+	InFlight(ctx context.Context, key string) (int, error)
+}
+
+// UsageRecorder takes finished usage records off the request path.
+type UsageRecorder interface {
+	// Record enqueues rec; it never blocks on storage. It fails with
+	// KindOverloaded when the queue is full.
+	Record(ctx context.Context, rec domain.UsageRecord) error
+	// Saturated reports whether the queue is full; admission refuses new
+	// proxied requests while it is.
+	Saturated() bool
+}
+
+// Clock tells the time; tests substitute a fake one.
+type Clock interface {
+	Now() time.Time
+}
+
+// SystemClock is the real clock.
+type SystemClock struct{}
+
+func (SystemClock) Now() time.Time { return time.Now() }
+
+var _ Clock = SystemClock{}
