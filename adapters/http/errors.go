@@ -1,0 +1,117 @@
+package httpadapter
+
+import (
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"net/http"
+	"strconv"
+
+	"github.com/relaystation/relay/domain"
+)
+
+// ErrorBody is Anthropic's error shape, used on every route.
+type ErrorBody struct {
+	Type      string      `json:"type"`
+	Error     ErrorDetail `json:"error"`
+	RequestID string      `json:"request_id"`
+}
+
+// ErrorDetail is the inner error object.
+type ErrorDetail struct {
+	Type    string `json:"type"`
+	Message string `json:"message"`
+}
+
+type errorMapping struct {
+	status  int
+	errType string
+}
+
+// errorTable is the one place domain error kinds become HTTP statuses and
+// Anthropic error types.
+var errorTable = map[domain.Kind]errorMapping{
+	domain.KindInvalid:         {http.StatusBadRequest, "invalid_request_error"},
+	domain.KindUnauthenticated: {http.StatusUnauthorized, "authentication_error"},
+	domain.KindForbidden:       {http.StatusForbidden, "permission_error"},
+	domain.KindNotFound:        {http.StatusNotFound, "not_found_error"},
+	domain.KindConflict:        {http.StatusConflict, "invalid_request_error"},
+	domain.KindRateLimited:     {http.StatusTooManyRequests, "rate_limit_error"},
+	domain.KindQuotaExceeded:   {http.StatusTooManyRequests, "rate_limit_error"},
+	domain.KindTooLarge:        {http.StatusRequestEntityTooLarge, "request_too_large"},
+	domain.KindOverloaded:      {http.StatusServiceUnavailable, "overloaded_error"},
+	domain.KindUpstream:        {http.StatusBadGateway, "api_error"},
+	domain.KindTimeout:         {http.StatusGatewayTimeout, "api_error"},
+	domain.KindInternal:        {http.StatusInternalServerError, "api_error"},
+}
+
+// StatusOf maps a domain error to its HTTP status and Anthropic error type.
+func StatusOf(err error) (status int, errType string) {
+	m, ok := errorTable[domain.KindOf(err)]
+	if !ok {
+		m = errorTable[domain.KindInternal]
+	}
+	return m.status, m.errType
+}
+
+// TypeForStatus is the Anthropic error type for a bare HTTP status, for
+// errors that do not come from the domain (router 404s, 405s, body limits).
+func TypeForStatus(status int) string {
+	switch status {
+	case http.StatusBadRequest, http.StatusMethodNotAllowed, http.StatusUnsupportedMediaType, http.StatusConflict, http.StatusUnprocessableEntity:
+		return "invalid_request_error"
+	case http.StatusUnauthorized:
+		return "authentication_error"
+	case http.StatusForbidden:
+		return "permission_error"
+	case http.StatusNotFound:
+		return "not_found_error"
+	case http.StatusRequestEntityTooLarge:
+		return "request_too_large"
+	case http.StatusTooManyRequests:
+		return "rate_limit_error"
+	case http.StatusServiceUnavailable, 529:
+		return "overloaded_error"
+	}
+	return "api_error"
+}
+
+// WriteError answers err in Anthropic's error shape. Internal errors are
+// logged with their cause and answered with a generic message, so no detail
+// (SQL, secrets) escapes.
+func WriteError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err error) {
+	status, errType := StatusOf(err)
+	msg := "internal server error"
+	var de *domain.Error
+	if errors.As(err, &de) {
+		if de.Kind != domain.KindInternal && de.Message != "" {
+			msg = de.Message
+		}
+		if de.RetryAfter > 0 {
+			secs := int64((de.RetryAfter + 999_999_999) / 1_000_000_000)
+			w.Header().Set("retry-after", strconv.FormatInt(secs, 10))
+		}
+	}
+	if status >= 500 && log != nil {
+		log.LogAttrs(r.Context(), slog.LevelError, "request failed",
+			slog.String("request_id", RequestIDFrom(r.Context())),
+			slog.Int("status", status),
+			slog.String("error", err.Error()))
+	}
+	WriteErrorBody(w, r, status, errType, msg)
+}
+
+// WriteErrorBody writes an Anthropic-shaped error with an explicit status,
+// type and caller-safe message.
+func WriteErrorBody(w http.ResponseWriter, r *http.Request, status int, errType, msg string) {
+	body, _ := json.Marshal(ErrorBody{
+		Type:      "error",
+		Error:     ErrorDetail{Type: errType, Message: msg},
+		RequestID: RequestIDFrom(r.Context()),
+	})
+	h := w.Header()
+	h.Set("content-type", "application/json")
+	h.Del("content-length")
+	w.WriteHeader(status)
+	_, _ = w.Write(body)
+}

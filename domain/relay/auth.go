@@ -1,0 +1,79 @@
+package relay
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"net/netip"
+	"strings"
+
+	"github.com/relaystation/relay/domain"
+	"github.com/relaystation/relay/ports"
+)
+
+// Authenticator resolves a presented proxy key to a usable key. It is shared
+// by the proxy routes and the key-holder /api routes.
+type Authenticator struct {
+	hasher domain.KeyHasher
+	keys   ports.KeyLookup
+	clock  ports.Clock
+}
+
+// NewAuthenticator builds an Authenticator.
+func NewAuthenticator(h domain.KeyHasher, keys ports.KeyLookup, clock ports.Clock) *Authenticator {
+	return &Authenticator{hasher: h, keys: keys, clock: clock}
+}
+
+// AuthFailure labels why authentication failed, for metrics. It is bounded.
+type AuthFailure string
+
+const (
+	AuthMissing  AuthFailure = "missing"
+	AuthUnknown  AuthFailure = "unknown"
+	AuthDisabled AuthFailure = "disabled"
+	AuthExpired  AuthFailure = "expired"
+	AuthDeleted  AuthFailure = "deleted"
+	AuthIP       AuthFailure = "ip"
+	AuthOrigin   AuthFailure = "origin"
+)
+
+// KeyFromHeaders extracts the presented key: x-api-key first, then
+// "Authorization: Bearer". Claude Code sends the former with
+// ANTHROPIC_API_KEY and the latter with ANTHROPIC_AUTH_TOKEN.
+func KeyFromHeaders(h http.Header) string {
+	if k := h.Get("x-api-key"); k != "" {
+		return strings.TrimSpace(k)
+	}
+	if a := h.Get("Authorization"); len(a) > 7 && strings.EqualFold(a[:7], "bearer ") {
+		return strings.TrimSpace(a[7:])
+	}
+	return ""
+}
+
+// Authenticate checks raw and the client address, returning the key. The
+// error is KindUnauthenticated (401) or KindForbidden (403, IP allow-list);
+// its Reason is an AuthFailure.
+func (a *Authenticator) Authenticate(ctx context.Context, raw string, client netip.Addr) (domain.APIKey, error) {
+	if raw == "" {
+		return domain.APIKey{}, &domain.Error{Kind: domain.KindUnauthenticated, Reason: string(AuthMissing),
+			Message: "missing API key: send it as x-api-key or Authorization: Bearer"}
+	}
+	if !domain.LooksLikeProxyKey(raw) {
+		return domain.APIKey{}, &domain.Error{Kind: domain.KindUnauthenticated, Reason: string(AuthUnknown), Message: "invalid API key"}
+	}
+	k, err := a.keys.LookupKey(ctx, a.hasher.Hash(raw))
+	if errors.Is(err, domain.ErrNotFound) {
+		return domain.APIKey{}, &domain.Error{Kind: domain.KindUnauthenticated, Reason: string(AuthUnknown), Message: "invalid API key"}
+	}
+	if err != nil {
+		return domain.APIKey{}, err
+	}
+	if ok, why := k.Usable(a.clock.Now()); !ok {
+		return domain.APIKey{}, &domain.Error{Kind: domain.KindUnauthenticated, Reason: why, Message: "API key is " + why}
+	}
+	if !k.AllowsIP(client) {
+		return domain.APIKey{}, &domain.Error{Kind: domain.KindForbidden, Reason: string(AuthIP),
+			Message: "this API key may not be used from your IP address"}
+	}
+	return k, nil
+}
