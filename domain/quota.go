@@ -1,6 +1,10 @@
 package domain
 
-import "time"
+import (
+	"time"
+
+	"github.com/google/uuid"
+)
 
 // QuotaState is a key's token ledger at one moment.
 type QuotaState struct {
@@ -31,3 +35,23 @@ type RateDecision struct {
 	ResetAfter time.Duration // until the budget is full again
 	RetryAfter time.Duration // until a retry can succeed; zero when allowed
 }
+
+// Limiter keys: the relay and the key-holder views must agree on them.
+const (
+	limiterRequests = "req:"
+	limiterTokens   = "tok:"
+	limiterAux      = "aux:" // count_tokens / models: a separate, generous budget
+	limiterInflight = "conc:"
+)
+
+// RequestsLimiterKey names the key's request budget in the RateLimiter.
+func RequestsLimiterKey(id uuid.UUID) string { return limiterRequests + id.String() }
+
+// TokensLimiterKey names the key's tokens-per-period budget.
+func TokensLimiterKey(id uuid.UUID) string { return limiterTokens + id.String() }
+
+// AuxLimiterKey names the key's budget for token-free calls (count_tokens, models).
+func AuxLimiterKey(id uuid.UUID) string { return limiterAux + id.String() }
+
+// ConcurrencyKey names the key's in-flight slots in the ConcurrencyLimiter.
+func ConcurrencyKey(id uuid.UUID) string { return limiterInflight + id.String() }

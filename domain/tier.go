@@ -54,3 +54,18 @@ func ValidTierName(s string) bool {
 	}
 	return true
 }
+
+// RequestLimit is the tier's request budget.
+func (t Tier) RequestLimit() Limit { return Limit{Count: int64(t.Requests), Period: t.Period} }
+
+// TokenLimit is the tier's token budget, if it has one.
+func (t Tier) TokenLimit() (Limit, bool) {
+	if t.Tokens == nil {
+		return Limit{}, false
+	}
+	return Limit{Count: *t.Tokens, Period: t.Period}, true
+}
+
+// AuxLimit is the budget for token-free calls (count_tokens, models): ten
+// times the request budget, so an IDE's start-up burst passes but abuse does not.
+func (t Tier) AuxLimit() Limit { return Limit{Count: int64(t.Requests) * 10, Period: t.Period} }
