@@ -1,0 +1,500 @@
+// Package config loads Relay Station's configuration once, in main: built-in
+// defaults, then a YAML file, then the environment. The result is one typed,
+// validated struct. Nothing else in the program reads the environment.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"reflect"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/go-viper/mapstructure/v2"
+	"github.com/knadh/koanf/parsers/yaml"
+	"github.com/knadh/koanf/providers/confmap"
+	"github.com/knadh/koanf/v2"
+)
+
+// Config is the whole configuration.
+type Config struct {
+	ListenAddr  string `koanf:"listen_addr"`
+	DataDir     string `koanf:"data_dir"`
+	DatabaseURL string `koanf:"database_url"`
+	RedisURL    string `koanf:"redis_url"`
+	// SecretKey signs admin JWTs. Generated into DataDir when unset.
+	SecretKey string `koanf:"secret_key"`
+	// KeyHashSecret keys the HMAC under which proxy keys are stored. When
+	// unset it is derived from SecretKey.
+	KeyHashSecret string `koanf:"key_hash_secret"`
+
+	Log       LogConfig       `koanf:"log"`
+	Server    ServerConfig    `koanf:"server"`
+	Admin     AdminConfig     `koanf:"admin"`
+	Upstream  UpstreamsConfig `koanf:"upstream"`
+	RateLimit RateLimitConfig `koanf:"rate_limit"`
+	Quota     QuotaConfig     `koanf:"quota"`
+	Usage     UsageConfig     `koanf:"usage"`
+	Metrics   MetricsConfig   `koanf:"metrics"`
+	CORS      CORSConfig      `koanf:"cors"`
+}
+
+type LogConfig struct {
+	Level  string `koanf:"level"`  // debug, info, warn, error
+	Format string `koanf:"format"` // json or text
+}
+
+type ServerConfig struct {
+	ShutdownGrace     time.Duration `koanf:"shutdown_grace"`
+	ReadHeaderTimeout time.Duration `koanf:"read_header_timeout"`
+	IdleTimeout       time.Duration `koanf:"idle_timeout"`
+	// TrustedProxies are CIDRs whose X-Forwarded-For (and x-request-id) is believed.
+	TrustedProxies []string `koanf:"trusted_proxies"`
+	// KeyCacheTTL bounds how long another replica may honour a key after it
+	// was disabled, deleted or rotated.
+	KeyCacheTTL time.Duration `koanf:"key_cache_ttl"`
+}
+
+type AdminConfig struct {
+	Username     string        `koanf:"username"`
+	Password     string        `koanf:"password"`
+	PasswordHash string        `koanf:"password_hash"`
+	AllowedIPs   []string      `koanf:"allowed_ips"`
+	TokenTTL     time.Duration `koanf:"token_ttl"`
+	// LoginFailures failed logins per client IP per LoginWindow are allowed
+	// before 429.
+	LoginFailures int           `koanf:"login_failures"`
+	LoginWindow   time.Duration `koanf:"login_window"`
+}
+
+// UpstreamConfig is one Anthropic endpoint. Timeout is seconds when a number.
+type UpstreamConfig struct {
+	Name       string        `koanf:"name"`
+	URL        string        `koanf:"url"`
+	APIKey     string        `koanf:"api_key"`
+	Timeout    time.Duration `koanf:"timeout"`
+	MaxRetries int           `koanf:"max_retries"`
+}
+
+type UpstreamsConfig struct {
+	Primary   UpstreamConfig   `koanf:"primary"`
+	Fallbacks []UpstreamConfig `koanf:"fallbacks"`
+	// MaxBodyBytes is the largest request body the relay buffers for replay.
+	MaxBodyBytes int64 `koanf:"max_body_bytes"`
+	// IdleTimeout is the longest gap allowed between upstream response bytes.
+	IdleTimeout time.Duration `koanf:"idle_timeout"`
+	RetryBase   time.Duration `koanf:"retry_base"`
+	Deadline    time.Duration `koanf:"deadline"`
+	Cooldown    time.Duration `koanf:"cooldown"`
+}
+
+// TierConfig seeds a rate-limit tier. Period is seconds when a number.
+type TierConfig struct {
+	Requests       int           `koanf:"requests"`
+	Period         time.Duration `koanf:"period"`
+	Tokens         *int64        `koanf:"tokens"`
+	MaxConcurrency *int          `koanf:"max_concurrency"`
+}
+
+type RateLimitConfig struct {
+	ByTier      map[string]TierConfig `koanf:"by_tier"`
+	DefaultTier string                `koanf:"default_tier"`
+	// FailPolicy applies when Redis is unreachable: fail_open or fail_closed.
+	FailPolicy string `koanf:"fail_policy"`
+}
+
+type QuotaConfig struct {
+	// DefaultMaxTokens is reserved for output when a request names no max_tokens.
+	DefaultMaxTokens int64         `koanf:"default_max_tokens"`
+	Lease            time.Duration `koanf:"lease"`
+	FailPolicy       string        `koanf:"fail_policy"`
+}
+
+type UsageConfig struct {
+	QueueSize     int           `koanf:"queue_size"`
+	BatchSize     int           `koanf:"batch_size"`
+	FlushInterval time.Duration `koanf:"flush_interval"`
+}
+
+type MetricsConfig struct {
+	// Token, when set, is required as "Authorization: Bearer <token>" on /metrics.
+	Token string `koanf:"token"`
+	// MaxKeys bounds the per-key quota gauge's cardinality.
+	MaxKeys int `koanf:"max_keys"`
+}
+
+type CORSConfig struct {
+	AllowedOrigins []string `koanf:"allowed_origins"`
+}
+
+// Defaults returns the built-in configuration.
+func Defaults() Config {
+	return Config{
+		ListenAddr: ":8000",
+		DataDir:    "./data",
+		Log:        LogConfig{Level: "info", Format: "json"},
+		Server: ServerConfig{
+			ShutdownGrace:     30 * time.Second,
+			ReadHeaderTimeout: 10 * time.Second,
+			IdleTimeout:       120 * time.Second,
+			KeyCacheTTL:       5 * time.Second,
+		},
+		Admin: AdminConfig{Username: "admin", TokenTTL: time.Hour, LoginFailures: 5, LoginWindow: time.Minute},
+		Upstream: UpstreamsConfig{
+			Primary:      UpstreamConfig{Name: "primary", URL: "https://api.anthropic.com", Timeout: 60 * time.Second, MaxRetries: 3},
+			MaxBodyBytes: 32 << 20,
+			IdleTimeout:  5 * time.Minute,
+			RetryBase:    500 * time.Millisecond,
+			Deadline:     2 * time.Minute,
+			Cooldown:     30 * time.Second,
+		},
+		RateLimit: RateLimitConfig{DefaultTier: "basic", FailPolicy: "fail_open"},
+		Quota:     QuotaConfig{DefaultMaxTokens: 4096, Lease: 15 * time.Minute, FailPolicy: "fail_closed"},
+		Usage:     UsageConfig{QueueSize: 50_000, BatchSize: 500, FlushInterval: 100 * time.Millisecond},
+		Metrics:   MetricsConfig{MaxKeys: 10_000},
+	}
+}
+
+// envMap lists the environment variables the relay reads, unprefixed, and
+// the configuration keys they set.
+var envMap = map[string]string{
+	"LISTEN_ADDR":          "listen_addr",
+	"DATA_DIR":             "data_dir",
+	"DATABASE_URL":         "database_url",
+	"REDIS_URL":            "redis_url",
+	"SECRET_KEY":           "secret_key",
+	"KEY_HASH_SECRET":      "key_hash_secret",
+	"UPSTREAM_URL":         "upstream.primary.url",
+	"UPSTREAM_API_KEY":     "upstream.primary.api_key",
+	"ADMIN_USERNAME":       "admin.username",
+	"ADMIN_PASSWORD":       "admin.password",
+	"ADMIN_PASSWORD_HASH":  "admin.password_hash",
+	"ADMIN_ALLOWED_IPS":    "admin.allowed_ips",
+	"LOG_LEVEL":            "log.level",
+	"LOG_FORMAT":           "log.format",
+	"METRICS_TOKEN":        "metrics.token",
+	"TRUSTED_PROXIES":      "server.trusted_proxies",
+	"CORS_ALLOWED_ORIGINS": "cors.allowed_origins",
+}
+
+// listKeys are set from comma-separated environment values.
+var listKeys = map[string]bool{
+	"admin.allowed_ips":      true,
+	"server.trusted_proxies": true,
+	"cors.allowed_origins":   true,
+}
+
+// EnvNames returns the environment variables the relay reads.
+func EnvNames() []string {
+	out := make([]string, 0, len(envMap)+1)
+	for k := range envMap {
+		out = append(out, k)
+	}
+	return append(out, "CONFIG_FILE")
+}
+
+// Source says where to read the configuration from. Main fills it from the
+// process environment, which keeps os.Getenv out of everything else.
+type Source struct {
+	// Environ is the environment as "KEY=value" pairs.
+	Environ []string
+	// File is the YAML file path; empty means ./config.yaml if it exists.
+	File string
+}
+
+// Load reads defaults, then the YAML file, then the environment, and
+// validates the result.
+func Load(src Source) (Config, string, error) {
+	env := make(map[string]string, len(src.Environ))
+	for _, kv := range src.Environ {
+		if k, v, ok := strings.Cut(kv, "="); ok {
+			env[k] = v
+		}
+	}
+	k := koanf.New(".")
+	path := src.File
+	if path == "" {
+		path = env["CONFIG_FILE"]
+	}
+	explicit := path != ""
+	if path == "" {
+		path = "config.yaml"
+	}
+	data, err := os.ReadFile(path)
+	switch {
+	case err == nil:
+		m, err := yaml.Parser().Unmarshal(data)
+		if err != nil {
+			return Config{}, "", fmt.Errorf("config file %s: %w", path, err)
+		}
+		expandTree(m, env)
+		if err := k.Load(confmap.Provider(m, "."), nil); err != nil {
+			return Config{}, "", fmt.Errorf("config file %s: %w", path, err)
+		}
+	case explicit || !errors.Is(err, os.ErrNotExist):
+		return Config{}, "", fmt.Errorf("config file %s: %w", path, err)
+	default:
+		path = ""
+	}
+	envVals := map[string]any{}
+	for name, key := range envMap {
+		v, ok := env[name]
+		if !ok {
+			continue
+		}
+		if listKeys[key] {
+			envVals[key] = splitList(v)
+		} else {
+			envVals[key] = v
+		}
+	}
+	if err := k.Load(confmap.Provider(envVals, "."), nil); err != nil {
+		return Config{}, "", fmt.Errorf("environment: %w", err)
+	}
+
+	cfg := Defaults()
+	// Tiers from the file replace the defaults wholesale rather than merge.
+	cfg.RateLimit.ByTier = nil
+	dec := &mapstructure.DecoderConfig{
+		DecodeHook: mapstructure.ComposeDecodeHookFunc(
+			durationHook,
+			mapstructure.StringToSliceHookFunc(","),
+		),
+		ErrorUnused:      true,
+		WeaklyTypedInput: true,
+		Result:           &cfg,
+		TagName:          "koanf",
+	}
+	if err := k.UnmarshalWithConf("", &cfg, koanf.UnmarshalConf{Tag: "koanf", DecoderConfig: dec}); err != nil {
+		return Config{}, "", fmt.Errorf("invalid configuration: %s", cleanDecodeError(err))
+	}
+	cfg.normalise()
+	if err := cfg.Validate(); err != nil {
+		return Config{}, "", err
+	}
+	return cfg, path, nil
+}
+
+var varRef = regexp.MustCompile(`\$\{([A-Za-z_][A-Za-z0-9_]*)\}`)
+
+// expandTree replaces ${VAR} in every string value. Only the braced form is
+// expanded, so argon2id hashes ("$argon2id$v=19$...") pass untouched.
+func expandTree(v any, env map[string]string) any {
+	switch t := v.(type) {
+	case map[string]any:
+		for k, x := range t {
+			t[k] = expandTree(x, env)
+		}
+	case []any:
+		for i, x := range t {
+			t[i] = expandTree(x, env)
+		}
+	case string:
+		return varRef.ReplaceAllStringFunc(t, func(m string) string {
+			return env[m[2:len(m)-1]]
+		})
+	}
+	return v
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// durationHook reads durations as seconds when given a number (the seed's
+// "timeout: 60", "period: 60") and as Go durations ("100ms") when given text.
+func durationHook(from, to reflect.Type, data any) (any, error) {
+	if to != reflect.TypeOf(time.Duration(0)) {
+		return data, nil
+	}
+	switch v := data.(type) {
+	case int:
+		return time.Duration(v) * time.Second, nil
+	case int64:
+		return time.Duration(v) * time.Second, nil
+	case float64:
+		return time.Duration(v * float64(time.Second)), nil
+	case string:
+		s := strings.TrimSpace(v)
+		if f, err := strconv.ParseFloat(s, 64); err == nil {
+			return time.Duration(f * float64(time.Second)), nil
+		}
+		d, err := time.ParseDuration(s)
+		if err != nil {
+			return nil, fmt.Errorf("%q is not a duration (use seconds, or e.g. \"500ms\", \"2m\")", v)
+		}
+		return d, nil
+	}
+	return data, nil
+}
+
+func cleanDecodeError(err error) string {
+	return strings.ReplaceAll(err.Error(), "decoding failed due to the following error(s):\n\n", "")
+}
+
+func (c *Config) normalise() {
+	if c.Upstream.Primary.Name == "" {
+		c.Upstream.Primary.Name = "primary"
+	}
+	for i := range c.Upstream.Fallbacks {
+		f := &c.Upstream.Fallbacks[i]
+		if f.Name == "" {
+			f.Name = "fallback-" + strconv.Itoa(i+1)
+		}
+		if f.Timeout == 0 {
+			f.Timeout = c.Upstream.Primary.Timeout
+		}
+	}
+	c.Log.Level = strings.ToLower(c.Log.Level)
+	c.Log.Format = strings.ToLower(c.Log.Format)
+}
+
+// Validate checks every value; the error names the offending key.
+func (c *Config) Validate() error {
+	var errs []error
+	bad := func(key, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%s: %s", key, fmt.Sprintf(format, args...)))
+	}
+	if c.ListenAddr == "" {
+		bad("listen_addr", "must not be empty")
+	}
+	if c.DataDir == "" {
+		bad("data_dir", "must not be empty")
+	}
+	if c.DatabaseURL != "" {
+		u, err := url.Parse(c.DatabaseURL)
+		if err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
+			bad("database_url", "unsupported URL; use postgres:// or postgresql://, or leave empty for embedded SQLite")
+		}
+	}
+	if c.RedisURL != "" {
+		u, err := url.Parse(c.RedisURL)
+		if err != nil || (u.Scheme != "redis" && u.Scheme != "rediss") {
+			bad("redis_url", "unsupported URL; use redis:// or rediss://")
+		}
+	}
+	switch c.Log.Level {
+	case "debug", "info", "warn", "error":
+	default:
+		bad("log.level", "%q is not one of debug, info, warn, error", c.Log.Level)
+	}
+	switch c.Log.Format {
+	case "json", "text":
+	default:
+		bad("log.format", "%q is not json or text", c.Log.Format)
+	}
+	if c.Admin.Username == "" {
+		bad("admin.username", "must not be empty")
+	}
+	if c.Admin.PasswordHash != "" && !strings.HasPrefix(c.Admin.PasswordHash, "$argon2id$") {
+		bad("admin.password_hash", "must be an argon2id hash; make one with `relay hash-password`")
+	}
+	if c.Admin.TokenTTL < time.Minute || c.Admin.TokenTTL > 30*24*time.Hour {
+		bad("admin.token_ttl", "must be between 1m and 720h")
+	}
+	if c.Admin.LoginFailures < 1 {
+		bad("admin.login_failures", "must be at least 1")
+	}
+	if c.Admin.LoginWindow <= 0 {
+		bad("admin.login_window", "must be positive")
+	}
+	if err := checkCIDRs(c.Admin.AllowedIPs); err != nil {
+		bad("admin.allowed_ips (ADMIN_ALLOWED_IPS)", "%v", err)
+	}
+	if err := checkCIDRs(c.Server.TrustedProxies); err != nil {
+		bad("server.trusted_proxies (TRUSTED_PROXIES)", "%v", err)
+	}
+	if c.Server.ShutdownGrace <= 0 {
+		bad("server.shutdown_grace", "must be positive")
+	}
+	if c.Server.KeyCacheTTL < 0 || c.Server.KeyCacheTTL > time.Minute {
+		bad("server.key_cache_ttl", "must be between 0 and 1m")
+	}
+	checkUpstream := func(key string, u UpstreamConfig) {
+		pu, err := url.Parse(u.URL)
+		if err != nil || (pu.Scheme != "http" && pu.Scheme != "https") || pu.Host == "" {
+			bad(key+".url", "%q is not an http(s) URL", u.URL)
+		}
+		if u.Timeout <= 0 {
+			bad(key+".timeout", "must be positive")
+		}
+		if u.MaxRetries < 0 || u.MaxRetries > 10 {
+			bad(key+".max_retries", "must be between 0 and 10")
+		}
+	}
+	checkUpstream("upstream.primary", c.Upstream.Primary)
+	for i, f := range c.Upstream.Fallbacks {
+		checkUpstream(fmt.Sprintf("upstream.fallbacks[%d]", i), f)
+	}
+	if c.Upstream.MaxBodyBytes < 1<<10 {
+		bad("upstream.max_body_bytes", "must be at least 1024")
+	}
+	if c.Upstream.IdleTimeout <= 0 {
+		bad("upstream.idle_timeout", "must be positive")
+	}
+	if c.Upstream.RetryBase <= 0 || c.Upstream.Deadline <= 0 || c.Upstream.Cooldown <= 0 {
+		bad("upstream.retry_base/deadline/cooldown", "must be positive")
+	}
+	for name, t := range c.RateLimit.ByTier {
+		key := "rate_limit.by_tier." + name
+		if t.Requests < 1 {
+			bad(key+".requests", "must be at least 1")
+		}
+		if t.Period < time.Second {
+			bad(key+".period", "must be at least 1 second")
+		}
+		if t.Tokens != nil && *t.Tokens < 1 {
+			bad(key+".tokens", "must be at least 1 when set")
+		}
+		if t.MaxConcurrency != nil && *t.MaxConcurrency < 1 {
+			bad(key+".max_concurrency", "must be at least 1 when set")
+		}
+	}
+	if c.RateLimit.DefaultTier == "" {
+		bad("rate_limit.default_tier", "must not be empty")
+	}
+	for key, p := range map[string]string{"rate_limit.fail_policy": c.RateLimit.FailPolicy, "quota.fail_policy": c.Quota.FailPolicy} {
+		if p != "fail_open" && p != "fail_closed" {
+			bad(key, "%q is not fail_open or fail_closed", p)
+		}
+	}
+	if c.Quota.DefaultMaxTokens < 1 {
+		bad("quota.default_max_tokens", "must be at least 1")
+	}
+	if c.Quota.Lease < time.Second {
+		bad("quota.lease", "must be at least 1s")
+	}
+	if c.Usage.QueueSize < 1 || c.Usage.BatchSize < 1 || c.Usage.FlushInterval <= 0 {
+		bad("usage", "queue_size, batch_size and flush_interval must be positive")
+	}
+	if c.Metrics.MaxKeys < 0 {
+		bad("metrics.max_keys", "must not be negative")
+	}
+	return errors.Join(errs...)
+}
+
+func checkCIDRs(items []string) error {
+	for _, s := range items {
+		s = strings.TrimSpace(s)
+		var err error
+		if strings.Contains(s, "/") {
+			_, err = parsePrefix(s)
+		} else {
+			_, err = parseAddr(s)
+		}
+		if err != nil {
+			return fmt.Errorf("%q is not an IP address or CIDR", s)
+		}
+	}
+	return nil
+}
