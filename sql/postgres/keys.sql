@@ -1,0 +1,45 @@
+-- name: CreateKey :exec
+INSERT INTO api_keys (
+    id, name, description, key_hash, key_prefix, token_limit, tokens_used,
+    rate_limit_tier, is_active, expires_at, allowed_ips, allowed_domains,
+    created_at, updated_at, last_used_at, deleted_at
+) VALUES (
+    $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16
+);
+
+-- name: GetKey :one
+SELECT * FROM api_keys
+WHERE id = $1 AND deleted_at IS NULL;
+
+-- name: GetKeyByHash :one
+SELECT * FROM api_keys
+WHERE key_hash = $1;
+
+-- name: ListKeys :many
+SELECT * FROM api_keys
+WHERE deleted_at IS NULL
+  AND (sqlc.narg(is_active)::boolean IS NULL OR is_active = sqlc.narg(is_active))
+  AND (sqlc.narg(name_contains)::text IS NULL OR strpos(lower(name), lower(sqlc.narg(name_contains))) > 0)
+  AND (sqlc.narg(after_created_at)::timestamptz IS NULL
+       OR (created_at, id) < (sqlc.narg(after_created_at), sqlc.narg(after_id)::uuid))
+ORDER BY created_at DESC, id DESC
+LIMIT sqlc.arg(max_rows);
+
+-- name: UpdateKey :execrows
+UPDATE api_keys SET
+    name = $2,
+    description = $3,
+    key_hash = $4,
+    key_prefix = $5,
+    token_limit = $6,
+    rate_limit_tier = $7,
+    is_active = $8,
+    expires_at = $9,
+    allowed_ips = $10,
+    allowed_domains = $11,
+    updated_at = $12
+WHERE id = $1 AND deleted_at IS NULL;
+
+-- name: DeleteKey :execrows
+UPDATE api_keys SET deleted_at = $2, updated_at = $2
+WHERE id = $1 AND deleted_at IS NULL;
