@@ -14,9 +14,9 @@ import (
 const maxLine = 1 << 20
 
 // textBudget bounds the streamed text kept for estimating output tokens of
-// an interrupted stream; text past it is counted in bytes (ceil(bytes/4)).
+// an interrupted stream; text past it is counted in bytes and extrapolated.
 // It keeps memory per open stream small.
-const textBudget = TokenizeBudget
+const textBudget = 4 * TokenizeBudget
 
 // StreamParser extracts usage from a text/event-stream body as it passes
 // through. Feed it every chunk in order; it copies only the bytes of a line
@@ -258,7 +258,7 @@ func (p *StreamParser) Result() StreamResult {
 		Events:          p.events,
 	}
 	if !p.sawDelta {
-		est := CountTokens(b2s(p.text)) + int64((p.textOverflow+3)/4)
+		est := countSampled(b2s(p.text), p.textOverflow)
 		if est > r.Usage.OutputTokens {
 			r.Usage.OutputTokens = est
 			r.OutputEstimated = true
