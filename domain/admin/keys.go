@@ -1,0 +1,415 @@
+package admin
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/google/uuid"
+
+	"github.com/relaystation/relay/domain"
+)
+
+const (
+	maxNameLen        = 200
+	maxDescriptionLen = 2000
+	maxListItems      = 256
+	// DefaultKeyPageSize and MaxKeyPageSize bound a key listing page.
+	DefaultKeyPageSize = 50
+	MaxKeyPageSize     = 200
+)
+
+// Nullable is a PATCH field that can be absent (Set false), null (Set true,
+// Value nil) or a value.
+type Nullable[T any] struct {
+	Set   bool
+	Value *T
+}
+
+// IssuedKey is a key together with its secret, which exists only in the
+// create and rotate responses.
+type IssuedKey struct {
+	Key    domain.APIKey
+	Secret string
+}
+
+// IssueKeyInput creates a proxy key.
+type IssueKeyInput struct {
+	Name           string
+	Description    string
+	TokenLimit     *int64 // nil = unlimited
+	RateLimitTier  string // "" = the default tier
+	ExpiresAt      *time.Time
+	AllowedIPs     []string
+	AllowedDomains []string
+}
+
+// Validate checks the fields that need no lookup.
+func (in IssueKeyInput) Validate() error {
+	if err := validateName(in.Name); err != nil {
+		return err
+	}
+	if err := validateDescription(in.Description); err != nil {
+		return err
+	}
+	if err := validateTokenLimit(in.TokenLimit); err != nil {
+		return err
+	}
+	if in.RateLimitTier != "" && !domain.ValidTierName(in.RateLimitTier) {
+		return domain.Invalidf("rate_limit_tier %q is not a valid tier name", in.RateLimitTier)
+	}
+	if _, err := parseIPs(in.AllowedIPs); err != nil {
+		return err
+	}
+	if _, err := ParseDomainPatterns(in.AllowedDomains); err != nil {
+		return err
+	}
+	return nil
+}
+
+func validateName(name string) error {
+	n := utf8.RuneCountInString(name)
+	switch {
+	case strings.TrimSpace(name) == "":
+		return domain.Invalidf("name is required")
+	case n > maxNameLen || !utf8.ValidString(name):
+		return domain.Invalidf("name must be 1-%d characters of valid UTF-8", maxNameLen)
+	}
+	return nil
+}
+
+func validateDescription(d string) error {
+	if utf8.RuneCountInString(d) > maxDescriptionLen || !utf8.ValidString(d) {
+		return domain.Invalidf("description must be at most %d characters of valid UTF-8", maxDescriptionLen)
+	}
+	return nil
+}
+
+func validateTokenLimit(l *int64) error {
+	if l != nil && *l < 0 {
+		return domain.Invalidf("token_limit must be at least 0, or null for unlimited")
+	}
+	return nil
+}
+
+func parseIPs(items []string) ([]netip.Prefix, error) {
+	if len(items) > maxListItems {
+		return nil, domain.Invalidf("allowed_ips may hold at most %d entries", maxListItems)
+	}
+	ps, err := domain.ParsePrefixes(items)
+	if err != nil {
+		return nil, fmt.Errorf("allowed_ips: %w", err)
+	}
+	return ps, nil
+}
+
+func (s *Service) checkExpiry(at *time.Time) error {
+	if at != nil && !at.After(s.clock.Now()) {
+		return domain.Invalidf("expires_at must be in the future")
+	}
+	return nil
+}
+
+func (s *Service) checkTier(ctx context.Context, name string) error {
+	_, err := s.tiers.GetTier(ctx, name)
+	if errors.Is(err, domain.ErrNotFound) {
+		return domain.Invalidf("rate_limit_tier %q does not exist", name)
+	}
+	if err != nil {
+		return fmt.Errorf("get tier %q: %w", name, err)
+	}
+	return nil
+}
+
+// IssueKey creates a key and returns it with its secret. Only the secret's
+// keyed hash is stored.
+func (s *Service) IssueKey(ctx context.Context, in IssueKeyInput) (IssuedKey, error) {
+	if err := in.Validate(); err != nil {
+		return IssuedKey{}, err
+	}
+	if err := s.checkExpiry(in.ExpiresAt); err != nil {
+		return IssuedKey{}, err
+	}
+	tier := in.RateLimitTier
+	if tier == "" {
+		tier = s.defaultTier
+	}
+	if err := s.checkTier(ctx, tier); err != nil {
+		return IssuedKey{}, err
+	}
+	ips, _ := parseIPs(in.AllowedIPs)
+	domains, _ := ParseDomainPatterns(in.AllowedDomains)
+	secret, display, err := domain.NewKeySecret()
+	if err != nil {
+		return IssuedKey{}, fmt.Errorf("generate key secret: %w", err)
+	}
+	id, err := uuid.NewV7()
+	if err != nil {
+		return IssuedKey{}, fmt.Errorf("generate key id: %w", err)
+	}
+	now := s.now()
+	k := domain.APIKey{
+		ID:             id,
+		Name:           in.Name,
+		Description:    in.Description,
+		KeyHash:        s.hasher.Hash(secret),
+		KeyPrefix:      display,
+		TokenLimit:     in.TokenLimit,
+		RateLimitTier:  tier,
+		IsActive:       true,
+		ExpiresAt:      utcPtr(in.ExpiresAt),
+		AllowedIPs:     ips,
+		AllowedDomains: domains,
+		CreatedAt:      now,
+		UpdatedAt:      now,
+	}
+	if err := s.keys.CreateKey(ctx, k); err != nil {
+		return IssuedKey{}, fmt.Errorf("create key: %w", err)
+	}
+	return IssuedKey{Key: k, Secret: secret}, nil
+}
+
+// now is the clock's time in UTC, at the microsecond precision both SQL
+// engines keep, so what a use case returns equals what a later read returns.
+func (s *Service) now() time.Time { return s.clock.Now().UTC().Truncate(time.Microsecond) }
+
+func utcPtr(t *time.Time) *time.Time {
+	if t == nil {
+		return nil
+	}
+	u := t.UTC().Truncate(time.Microsecond)
+	return &u
+}
+
+// ListKeysInput selects one page of keys.
+type ListKeysInput struct {
+	Active *bool
+	Name   string
+	Cursor string
+	Limit  int // 0 = DefaultKeyPageSize
+}
+
+// Validate checks the page size, the name filter and the cursor.
+func (in ListKeysInput) Validate() error {
+	if in.Limit < 0 || in.Limit > MaxKeyPageSize {
+		return domain.Invalidf("limit must be between 1 and %d", MaxKeyPageSize)
+	}
+	if len(in.Name) > maxNameLen {
+		return domain.Invalidf("name filter must be at most %d characters", maxNameLen)
+	}
+	if in.Cursor != "" {
+		if _, err := decodeKeyCursor(in.Cursor); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// KeyPage is one page of keys; NextCursor is "" on the last page.
+type KeyPage struct {
+	Keys       []domain.APIKey
+	NextCursor string
+}
+
+// ListKeys returns keys newest first.
+func (s *Service) ListKeys(ctx context.Context, in ListKeysInput) (KeyPage, error) {
+	if err := in.Validate(); err != nil {
+		return KeyPage{}, err
+	}
+	limit := in.Limit
+	if limit == 0 {
+		limit = DefaultKeyPageSize
+	}
+	f := domain.KeyFilter{Active: in.Active, NameContains: in.Name, Limit: limit + 1}
+	if in.Cursor != "" {
+		c, _ := decodeKeyCursor(in.Cursor)
+		f.After = &c
+	}
+	keys, err := s.keys.ListKeys(ctx, f)
+	if err != nil {
+		return KeyPage{}, fmt.Errorf("list keys: %w", err)
+	}
+	page := KeyPage{Keys: keys}
+	if len(keys) > limit {
+		page.Keys = keys[:limit]
+		last := page.Keys[limit-1]
+		page.NextCursor = encodeKeyCursor(domain.KeyCursor{CreatedAt: last.CreatedAt, ID: last.ID})
+	}
+	return page, nil
+}
+
+// GetKey returns a key that is not deleted.
+func (s *Service) GetKey(ctx context.Context, id uuid.UUID) (domain.APIKey, error) {
+	k, err := s.keys.GetKey(ctx, id)
+	if errors.Is(err, domain.ErrNotFound) {
+		return domain.APIKey{}, &domain.Error{Kind: domain.KindNotFound, Message: "API key not found", Err: err}
+	}
+	if err != nil {
+		return domain.APIKey{}, fmt.Errorf("get key: %w", err)
+	}
+	return k, nil
+}
+
+// UpdateKeyInput changes some of a key's fields; nil and unset fields stay.
+type UpdateKeyInput struct {
+	ID             uuid.UUID
+	Name           *string
+	Description    *string
+	TokenLimit     Nullable[int64]
+	RateLimitTier  *string
+	ExpiresAt      Nullable[time.Time]
+	AllowedIPs     *[]string
+	AllowedDomains *[]string
+}
+
+// Validate checks every field present.
+func (in UpdateKeyInput) Validate() error {
+	if in.Name != nil {
+		if err := validateName(*in.Name); err != nil {
+			return err
+		}
+	}
+	if in.Description != nil {
+		if err := validateDescription(*in.Description); err != nil {
+			return err
+		}
+	}
+	if err := validateTokenLimit(in.TokenLimit.Value); err != nil {
+		return err
+	}
+	if in.RateLimitTier != nil && !domain.ValidTierName(*in.RateLimitTier) {
+		return domain.Invalidf("rate_limit_tier %q is not a valid tier name", *in.RateLimitTier)
+	}
+	if in.AllowedIPs != nil {
+		if _, err := parseIPs(*in.AllowedIPs); err != nil {
+			return err
+		}
+	}
+	if in.AllowedDomains != nil {
+		if _, err := ParseDomainPatterns(*in.AllowedDomains); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// UpdateKey applies a partial update.
+func (s *Service) UpdateKey(ctx context.Context, in UpdateKeyInput) (domain.APIKey, error) {
+	if err := in.Validate(); err != nil {
+		return domain.APIKey{}, err
+	}
+	k, err := s.GetKey(ctx, in.ID)
+	if err != nil {
+		return domain.APIKey{}, err
+	}
+	if in.Name != nil {
+		k.Name = *in.Name
+	}
+	if in.Description != nil {
+		k.Description = *in.Description
+	}
+	if in.TokenLimit.Set {
+		k.TokenLimit = in.TokenLimit.Value
+	}
+	if in.RateLimitTier != nil && *in.RateLimitTier != k.RateLimitTier {
+		if err := s.checkTier(ctx, *in.RateLimitTier); err != nil {
+			return domain.APIKey{}, err
+		}
+		k.RateLimitTier = *in.RateLimitTier
+	}
+	if in.ExpiresAt.Set {
+		if err := s.checkExpiry(in.ExpiresAt.Value); err != nil {
+			return domain.APIKey{}, err
+		}
+		k.ExpiresAt = utcPtr(in.ExpiresAt.Value)
+	}
+	if in.AllowedIPs != nil {
+		k.AllowedIPs, _ = parseIPs(*in.AllowedIPs)
+	}
+	if in.AllowedDomains != nil {
+		k.AllowedDomains, _ = ParseDomainPatterns(*in.AllowedDomains)
+	}
+	return s.save(ctx, k)
+}
+
+// save writes k and drops it from the key cache: every field can change
+// whether, or from where, the key may authenticate.
+func (s *Service) save(ctx context.Context, k domain.APIKey) (domain.APIKey, error) {
+	k.UpdatedAt = s.now()
+	err := s.keys.UpdateKey(ctx, k)
+	if errors.Is(err, domain.ErrNotFound) {
+		return domain.APIKey{}, &domain.Error{Kind: domain.KindNotFound, Message: "API key not found", Err: err}
+	}
+	if err != nil {
+		return domain.APIKey{}, fmt.Errorf("update key: %w", err)
+	}
+	s.invalidate(k)
+	return k, nil
+}
+
+// DisableKey stops a key from authenticating until it is enabled again.
+func (s *Service) DisableKey(ctx context.Context, id uuid.UUID) (domain.APIKey, error) {
+	return s.setActive(ctx, id, false)
+}
+
+// EnableKey lets a disabled key authenticate again.
+func (s *Service) EnableKey(ctx context.Context, id uuid.UUID) (domain.APIKey, error) {
+	return s.setActive(ctx, id, true)
+}
+
+func (s *Service) setActive(ctx context.Context, id uuid.UUID, active bool) (domain.APIKey, error) {
+	k, err := s.GetKey(ctx, id)
+	if err != nil {
+		return domain.APIKey{}, err
+	}
+	k.IsActive = active
+	return s.save(ctx, k)
+}
+
+// RotateKey gives the key a new secret. The old one stops working at once
+// on this replica (and within the key cache's TTL on others).
+func (s *Service) RotateKey(ctx context.Context, id uuid.UUID) (IssuedKey, error) {
+	k, err := s.GetKey(ctx, id)
+	if err != nil {
+		return IssuedKey{}, err
+	}
+	secret, display, err := domain.NewKeySecret()
+	if err != nil {
+		return IssuedKey{}, fmt.Errorf("generate key secret: %w", err)
+	}
+	k.KeyHash, k.KeyPrefix = s.hasher.Hash(secret), display
+	k, err = s.save(ctx, k)
+	if err != nil {
+		return IssuedKey{}, err
+	}
+	return IssuedKey{Key: k, Secret: secret}, nil
+}
+
+// DeleteKey soft-deletes a key: it stops working, and its usage history
+// stays for the admin views.
+func (s *Service) DeleteKey(ctx context.Context, id uuid.UUID) error {
+	k, err := s.GetKey(ctx, id)
+	if err != nil {
+		return err
+	}
+	err = s.keys.DeleteKey(ctx, id, s.now())
+	if errors.Is(err, domain.ErrNotFound) {
+		return &domain.Error{Kind: domain.KindNotFound, Message: "API key not found", Err: err}
+	}
+	if err != nil {
+		return fmt.Errorf("delete key: %w", err)
+	}
+	s.invalidate(k)
+	if s.ledger != nil {
+		if err := s.ledger.Reset(ctx, id); err != nil {
+			// The key can no longer authenticate, so a stale ledger entry
+			// costs memory only until it expires.
+			s.log.Warn("reset quota ledger of deleted key", "key_id", id.String(), "error", err.Error())
+		}
+	}
+	return nil
+}

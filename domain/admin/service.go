@@ -1,0 +1,128 @@
+// Package admin holds the management use cases: admin login, the proxy-key
+// lifecycle, rate-limit tiers, and the usage views for admins and key
+// holders. Each use case takes an input struct with a Validate method; the
+// HTTP adapter converts its generated types to these and back.
+package admin
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+
+	"github.com/alexedwards/argon2id"
+
+	"github.com/relaystation/relay/domain"
+	"github.com/relaystation/relay/ports"
+)
+
+// Deps are the ports the use cases drive. Keys, Tiers, Usage, Clock and
+// Hasher are required; the rest may be nil, and the views that use them then
+// report what storage alone knows.
+type Deps struct {
+	Keys  ports.KeyStore
+	Tiers ports.TierStore
+	Usage ports.UsageStore
+	// Cache is invalidated when a key is disabled, rotated or deleted, so the
+	// change takes effect at once on this replica.
+	Cache       ports.KeyLookup
+	Ledger      ports.QuotaLedger
+	Limiter     ports.RateLimiter
+	Concurrency ports.ConcurrencyLimiter
+	Clock       ports.Clock
+	Hasher      domain.KeyHasher
+	Log         *slog.Logger
+}
+
+// Config is the admin side's own settings.
+type Config struct {
+	AdminUsername string
+	// AdminPasswordHash is an argon2id PHC string ($argon2id$v=19$...).
+	AdminPasswordHash string
+	// DefaultTier is given to keys created without a tier; "basic" when empty.
+	DefaultTier string
+}
+
+// Service runs the management use cases.
+type Service struct {
+	keys        ports.KeyStore
+	tiers       ports.TierStore
+	usage       ports.UsageStore
+	cache       ports.KeyLookup
+	ledger      ports.QuotaLedger
+	limiter     ports.RateLimiter
+	concurrency ports.ConcurrencyLimiter
+	clock       ports.Clock
+	hasher      domain.KeyHasher
+	log         *slog.Logger
+
+	adminUser   string
+	adminHash   string
+	defaultTier string
+}
+
+// NewService checks the configuration and builds a Service.
+func NewService(d Deps, c Config) (*Service, error) {
+	switch {
+	case d.Keys == nil || d.Tiers == nil || d.Usage == nil:
+		return nil, fmt.Errorf("admin: key, tier and usage stores are required")
+	case d.Clock == nil:
+		return nil, fmt.Errorf("admin: a clock is required")
+	case c.AdminUsername == "":
+		return nil, fmt.Errorf("admin: the admin username is empty")
+	}
+	if _, _, _, err := argon2id.DecodeHash(c.AdminPasswordHash); err != nil {
+		return nil, fmt.Errorf("admin: the admin password hash is not an argon2id hash: %w", err)
+	}
+	if c.DefaultTier == "" {
+		c.DefaultTier = "basic"
+	}
+	if !domain.ValidTierName(c.DefaultTier) {
+		return nil, fmt.Errorf("admin: default tier %q is not a valid tier name", c.DefaultTier)
+	}
+	log := d.Log
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Service{
+		keys: d.Keys, tiers: d.Tiers, usage: d.Usage, cache: d.Cache, ledger: d.Ledger,
+		limiter: d.Limiter, concurrency: d.Concurrency, clock: d.Clock, hasher: d.Hasher, log: log,
+		adminUser: c.AdminUsername, adminHash: c.AdminPasswordHash, defaultTier: c.DefaultTier,
+	}, nil
+}
+
+// DefaultTier is the tier new keys get when none is named.
+func (s *Service) DefaultTier() string { return s.defaultTier }
+
+// SeedTiers writes the configured tiers (or domain.DefaultTiers when none
+// are configured) into an empty tier table. Once the table has rows the
+// database is authoritative and this does nothing.
+func (s *Service) SeedTiers(ctx context.Context, configured []domain.Tier) error {
+	tiers := configured
+	if len(tiers) == 0 {
+		tiers = domain.DefaultTiers()
+	}
+	now := s.clock.Now().UTC()
+	seed := make([]domain.Tier, len(tiers))
+	for i, t := range tiers {
+		if err := t.Validate(); err != nil {
+			return fmt.Errorf("seed tier %q: %w", t.Name, err)
+		}
+		t.CreatedAt, t.UpdatedAt = now, now
+		seed[i] = t
+	}
+	if err := s.tiers.SeedTiers(ctx, seed); err != nil {
+		return fmt.Errorf("seed tiers: %w", err)
+	}
+	if _, err := s.tiers.GetTier(ctx, s.defaultTier); err != nil {
+		// Not fatal: keys can still be created with an explicit tier.
+		s.log.Warn("the default rate-limit tier does not exist; keys created without a tier will be refused",
+			slog.String("tier", s.defaultTier), slog.String("error", err.Error()))
+	}
+	return nil
+}
+
+func (s *Service) invalidate(k domain.APIKey) {
+	if s.cache != nil {
+		s.cache.Invalidate(k.ID)
+	}
+}
