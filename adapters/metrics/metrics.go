@@ -1,0 +1,557 @@
+// Package metrics is the relay's Prometheus instrumentation. Every collector
+// is registered once, in New, on a registry the package owns; the rest of the
+// relay calls typed methods on *Metrics and never touches prometheus types,
+// so every label stays bounded:
+//
+//   - route_class, status_class, stream, type, outcome, reason and kind are
+//     closed sets; an unknown reason or kind is counted as "other";
+//   - model goes through NormalizeModel;
+//   - upstream names come from configuration and are capped
+//     (Options.MaxUpstreams) in case they do not;
+//   - token_quota_usage_ratio exports at most Options.MaxQuotaKeys keys.
+//
+// Hot-path methods resolve label children once and cache them, so a proxied
+// request's observations cost no allocation (see BenchmarkObserveProxy).
+//
+// Every method is safe on a nil *Metrics, which records nothing: tests and
+// tools can pass nil instead of building a registry.
+package metrics
+
+import (
+	"runtime"
+	"slices"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/relaystation/relay/domain"
+)
+
+// Histogram buckets, in seconds.
+var (
+	// DurationBuckets span a 5 ms count_tokens call to a 10-minute stream.
+	DurationBuckets = []float64{0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 30, 60, 120, 300, 600}
+	// TTFBBuckets: the first byte comes after the upstream's queueing and
+	// prompt processing, from milliseconds to about a minute for huge prompts.
+	TTFBBuckets = []float64{0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 3, 5, 10, 20, 30, 60}
+	// FlushBuckets suit a batched INSERT: a millisecond to a slow 10 s.
+	FlushBuckets = []float64{0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10}
+)
+
+// Token types, the values of tokens_used_total's type label.
+const (
+	TokenInput         = "input"
+	TokenOutput        = "output"
+	TokenCacheCreation = "cache_creation"
+	TokenCacheRead     = "cache_read"
+)
+
+// Upstream attempt outcomes (relay_upstream_attempts_total{outcome}).
+const (
+	OutcomeSuccess     = "success"      // a 2xx/3xx response
+	OutcomeClientError = "client_error" // a 4xx other than 429, passed through
+	OutcomeRateLimited = "rate_limited" // 429
+	OutcomeOverloaded  = "overloaded"   // 529
+	OutcomeServerError = "server_error" // other 5xx
+	OutcomeTimeout     = "timeout"      // no answer within the deadline
+	OutcomeNetwork     = "network"      // connect/reset/TLS failure
+	OutcomeCanceled    = "canceled"     // the client went away first
+)
+
+// Retry reasons (relay_upstream_retries_total{reason}).
+const (
+	RetryRateLimited = "rate_limited"
+	RetryOverloaded  = "overloaded"
+	RetryServerError = "server_error"
+	RetryTimeout     = "timeout"
+	RetryNetwork     = "network"
+)
+
+// Rejection reasons (relay_rejections_total{reason}): requests the relay
+// refused before or instead of going upstream.
+const (
+	RejectRateLimitRequests = "rate_limit_requests"
+	RejectRateLimitTokens   = "rate_limit_tokens"
+	RejectConcurrency       = "concurrency"
+	RejectQuota             = "quota"
+	RejectOverloaded        = "overloaded" // relay-wide: usage queue saturated, too many in flight
+	RejectTooLarge          = "too_large"
+	RejectInvalid           = "invalid"
+	RejectUpstreamMissing   = "upstream_not_configured"
+)
+
+// Authentication failure kinds (relay_auth_failures_total{kind}).
+const (
+	AuthMissing    = "missing"     // no key on a proxied request
+	AuthMalformed  = "malformed"   // not shaped like a relay key
+	AuthUnknown    = "unknown"     // no such key
+	AuthDisabled   = "disabled"    // key disabled
+	AuthExpired    = "expired"     // key past expires_at
+	AuthDeleted    = "deleted"     // key deleted
+	AuthIP         = "ip"          // client IP outside the key's allow-list
+	AuthOrigin     = "origin"      // Origin/Referer outside the key's allowed_domains
+	AuthAdminLogin = "admin_login" // wrong admin username or password
+	AuthAdminJWT   = "admin_jwt"   // missing, invalid or expired admin token
+	AuthAdminIP    = "admin_ip"    // client outside admin.allowed_ips
+)
+
+var (
+	outcomes     = []string{OutcomeSuccess, OutcomeClientError, OutcomeRateLimited, OutcomeOverloaded, OutcomeServerError, OutcomeTimeout, OutcomeNetwork, OutcomeCanceled}
+	retryReasons = []string{RetryRateLimited, RetryOverloaded, RetryServerError, RetryTimeout, RetryNetwork}
+	rejections   = []string{RejectRateLimitRequests, RejectRateLimitTokens, RejectConcurrency, RejectQuota, RejectOverloaded, RejectTooLarge, RejectInvalid, RejectUpstreamMissing}
+	authKinds    = []string{AuthMissing, AuthMalformed, AuthUnknown, AuthDisabled, AuthExpired, AuthDeleted, AuthIP, AuthOrigin, AuthAdminLogin, AuthAdminJWT, AuthAdminIP}
+	// rejectionAliases accept domain.Error.Reason values as they are.
+	rejectionAliases = map[string]string{"requests": RejectRateLimitRequests, "tokens": RejectRateLimitTokens}
+)
+
+// Options tune New. The zero value is ready to use.
+type Options struct {
+	// MaxQuotaKeys caps the keys token_quota_usage_ratio exports (default
+	// DefaultMaxQuotaKeys). Each key is one series.
+	MaxQuotaKeys int
+	// MaxUpstreams caps distinct upstream label values (default 32); later
+	// names are counted as "other".
+	MaxUpstreams int
+	// Version is exported as relay_build_info{version}.
+	Version string
+	// NoRuntimeCollectors leaves out the Go runtime and process collectors
+	// (for tests that compare whole expositions).
+	NoRuntimeCollectors bool
+}
+
+// Metrics holds every collector the relay exports.
+type Metrics struct {
+	reg   *prometheus.Registry
+	names []string // families this package defines
+
+	requests    *prometheus.CounterVec
+	requestRows *childCache[string, *counterRow[prometheus.Counter]] // by model; cell route*numStatusClasses+class
+
+	durations [numStatusClasses][2]prometheus.Observer // [status class][stream]
+	ttfb      prometheus.Histogram
+
+	tokens    *prometheus.CounterVec
+	tokenKids *childCache[string, *[4]prometheus.Counter] // by model label
+
+	quota *quotaCollector
+
+	upstreams        *nameSet
+	upstreamRows     *childCache[string, *upstreamRow] // by canonical upstream name
+	upstreamFailover *childCache[pair, prometheus.Counter]
+
+	rejections   map[string]prometheus.Counter
+	authFailures map[string]prometheus.Counter
+
+	inflight    prometheus.Gauge
+	openStreams prometheus.Gauge
+	ready       prometheus.Gauge
+
+	usage *UsageWriterObserver
+}
+
+// upstreamRow holds one upstream's attempt counters (one cell per outcome,
+// then "other") and retry counters (likewise per reason).
+type upstreamRow struct {
+	attempts *counterRow[prometheus.Counter]
+	retries  *counterRow[prometheus.Counter]
+}
+
+type pair struct{ a, b string }
+
+// New builds the relay's metrics on a fresh registry (see Registry).
+func New(opts Options) *Metrics {
+	if opts.MaxQuotaKeys <= 0 {
+		opts.MaxQuotaKeys = DefaultMaxQuotaKeys
+	}
+	if opts.MaxUpstreams <= 0 {
+		opts.MaxUpstreams = 32
+	}
+	m := &Metrics{reg: prometheus.NewRegistry()}
+
+	m.requests = m.counterVec("relay_requests_total",
+		"Requests answered, by route class, status class and normalised model.",
+		"route_class", "status_class", "model")
+	m.requestRows = newChildCache(func(model string) *counterRow[prometheus.Counter] {
+		return newCounterRow(int(numRouteClasses)*numStatusClasses, func(i int) *prometheus.Counter {
+			c := m.requests.WithLabelValues(routeClassNames[i/numStatusClasses], statusClassNames[i%numStatusClasses], model)
+			return &c
+		})
+	})
+
+	dur := m.histogramVec("proxy_duration_seconds",
+		"Time from receiving a proxied request to the end of its response (a stream's last byte).",
+		DurationBuckets, "status_class", "stream")
+	for i, class := range statusClassNames {
+		m.durations[i][0] = dur.WithLabelValues(class, "no")
+		m.durations[i][1] = dur.WithLabelValues(class, "yes")
+	}
+	m.ttfb = m.histogram("proxy_time_to_first_byte_seconds",
+		"Time from receiving a proxied request to writing the first response byte.", TTFBBuckets)
+
+	m.tokens = m.counterVec("tokens_used_total",
+		"Tokens the upstream reported, by type and normalised model.", "type", "model")
+	m.tokenKids = newChildCache(func(model string) *[4]prometheus.Counter {
+		return &[4]prometheus.Counter{
+			m.tokens.WithLabelValues(TokenInput, model),
+			m.tokens.WithLabelValues(TokenOutput, model),
+			m.tokens.WithLabelValues(TokenCacheCreation, model),
+			m.tokens.WithLabelValues(TokenCacheRead, model),
+		}
+	})
+
+	m.quota = newQuotaCollector(opts.MaxQuotaKeys,
+		m.counter("relay_quota_keys_dropped_total",
+			"Quota updates and source entries not exported because Options.MaxQuotaKeys keys already are."),
+		m.counter("relay_quota_source_errors_total",
+			"Scrapes whose QuotaSource failed; pushed values were exported instead."))
+	m.register("token_quota_usage_ratio", m.quota)
+
+	m.upstreams = newNameSet(opts.MaxUpstreams)
+	attempts := m.counterVec("relay_upstream_attempts_total",
+		"Upstream attempts (the first try and every retry), by upstream and outcome.", "upstream", "outcome")
+	retries := m.counterVec("relay_upstream_retries_total",
+		"Retries of an upstream request, by the upstream retried and why.", "upstream", "reason")
+	m.upstreamRows = newChildCache(func(upstream string) *upstreamRow {
+		return &upstreamRow{
+			attempts: newCounterRow(len(outcomes)+1, func(i int) *prometheus.Counter {
+				c := attempts.WithLabelValues(upstream, closedAt(outcomes, i))
+				return &c
+			}),
+			retries: newCounterRow(len(retryReasons)+1, func(i int) *prometheus.Counter {
+				c := retries.WithLabelValues(upstream, closedAt(retryReasons, i))
+				return &c
+			}),
+		}
+	})
+	failovers := m.counterVec("relay_upstream_failovers_total",
+		"Requests moved from one upstream to another.", "from", "to")
+	m.upstreamFailover = newChildCache(func(p pair) prometheus.Counter { return failovers.WithLabelValues(p.a, p.b) })
+
+	m.rejections = m.closedCounters("relay_rejections_total",
+		"Requests refused by the relay itself, by reason.", "reason", rejections)
+	m.authFailures = m.closedCounters("relay_auth_failures_total",
+		"Authentication and authorisation failures, by kind.", "kind", authKinds)
+
+	m.inflight = m.gauge("relay_inflight_requests", "Proxied requests being handled now.")
+	m.openStreams = m.gauge("relay_open_streams", "Streaming responses being relayed now.")
+	m.ready = m.gauge("relay_ready", "1 when the last readiness check passed, 0 otherwise.")
+
+	m.usage = &UsageWriterObserver{
+		depth: m.gauge("relay_usage_queue_depth", "Usage records waiting to be written."),
+		flush: m.histogram("relay_usage_flush_duration_seconds",
+			"Time to write one batch of usage records, successful or not.", FlushBuckets),
+		errors:  m.counter("relay_usage_write_errors_total", "Usage batches whose write failed."),
+		written: m.counter("relay_usage_records_written_total", "Usage records written to storage."),
+		dropped: m.counter("relay_usage_records_dropped_total",
+			"Usage records lost: refused by a full queue or abandoned after the final retry."),
+	}
+
+	if opts.Version == "" {
+		opts.Version = "unknown"
+	}
+	info := m.gaugeVec("relay_build_info", "Always 1; labels carry the build.", "version", "goversion")
+	info.WithLabelValues(opts.Version, runtime.Version()).Set(1)
+
+	if !opts.NoRuntimeCollectors {
+		m.reg.MustRegister(
+			collectors.NewGoCollector(),
+			collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		)
+	}
+	slices.Sort(m.names)
+	return m
+}
+
+// Registry is the registry every collector is registered on, for the
+// /metrics handler and for tests.
+func (m *Metrics) Registry() *prometheus.Registry { return m.reg }
+
+// MetricNames lists every metric family the relay defines, sorted, without
+// the Go runtime and process families (go_*, process_*), which come from
+// client_golang. Histograms are listed by their base name; their series are
+// <name>_bucket, <name>_sum and <name>_count.
+func (m *Metrics) MetricNames() []string { return slices.Clone(m.names) }
+
+// ObserveRequest counts one answered request in relay_requests_total. model
+// is the requested model as the client sent it ("" when there is none).
+func (m *Metrics) ObserveRequest(route RouteClass, status int, model string) {
+	if m == nil {
+		return
+	}
+	if route >= numRouteClasses {
+		route = RouteAPI
+	}
+	m.countRequest(route, statusClassIndex(status), NormalizeModel(model))
+}
+
+// ProxyResult is what the proxy knows once a response is finished.
+type ProxyResult struct {
+	Status   int
+	Model    string // as requested; normalised here
+	Stream   bool
+	Duration time.Duration // receipt to last byte
+	TTFB     time.Duration // receipt to first byte; zero when none was written
+	Usage    domain.Usage
+}
+
+// ObserveProxy records a finished proxied request: relay_requests_total,
+// proxy_duration_seconds, proxy_time_to_first_byte_seconds and
+// tokens_used_total, normalising the model once.
+func (m *Metrics) ObserveProxy(r ProxyResult) {
+	if m == nil {
+		return
+	}
+	model := NormalizeModel(r.Model)
+	sc := statusClassIndex(r.Status)
+	m.countRequest(RouteProxy, sc, model)
+	stream := 0
+	if r.Stream {
+		stream = 1
+	}
+	m.durations[sc][stream].Observe(r.Duration.Seconds())
+	if r.TTFB > 0 {
+		m.ttfb.Observe(r.TTFB.Seconds())
+	}
+	m.addTokens(model, r.Usage)
+}
+
+func (m *Metrics) countRequest(route RouteClass, statusClass int, model string) {
+	(*m.requestRows.get(model).get(int(route)*numStatusClasses + statusClass)).Inc()
+}
+
+// ObserveTTFB records a time to first byte on its own, for callers that
+// report it as soon as the byte is written rather than in ObserveProxy.
+func (m *Metrics) ObserveTTFB(d time.Duration) {
+	if m == nil {
+		return
+	}
+	m.ttfb.Observe(d.Seconds())
+}
+
+// AddTokens adds a response's usage to tokens_used_total.
+func (m *Metrics) AddTokens(model string, u domain.Usage) {
+	if m == nil {
+		return
+	}
+	m.addTokens(NormalizeModel(model), u)
+}
+
+func (m *Metrics) addTokens(model string, u domain.Usage) {
+	if u == (domain.Usage{}) {
+		return
+	}
+	c := m.tokenKids.get(model)
+	for i, n := range [4]int64{u.InputTokens, u.OutputTokens, u.CacheCreationInputTokens, u.CacheReadInputTokens} {
+		if n > 0 {
+			c[i].Add(float64(n))
+		}
+	}
+}
+
+// SetKeyQuota records a limited key's quota use for token_quota_usage_ratio.
+// A limit <= 0 (the key has no limit) removes the key instead.
+func (m *Metrics) SetKeyQuota(id uuid.UUID, name string, used, limit int64) {
+	if m == nil {
+		return
+	}
+	m.quota.set(KeyQuota{ID: id, Name: name, Used: used, Limit: limit})
+}
+
+// DeleteKeyQuota stops exporting a key: call it when a key is deleted,
+// disabled or loses its limit.
+func (m *Metrics) DeleteKeyQuota(id uuid.UUID) {
+	if m == nil {
+		return
+	}
+	m.quota.delete(id)
+}
+
+// SetQuotaSource makes every scrape ask src for current quota use instead of
+// exporting pushed values (nil goes back to pushed values). See quotaCollector.
+func (m *Metrics) SetQuotaSource(src QuotaSource) {
+	if m == nil {
+		return
+	}
+	m.quota.setSource(src)
+}
+
+// UpstreamAttempt counts one attempt against upstream (the first try or a
+// retry) with its outcome, one of the Outcome* constants; anything else is
+// counted as "other".
+func (m *Metrics) UpstreamAttempt(upstream, outcome string) {
+	if m == nil {
+		return
+	}
+	(*m.upstreamRows.get(m.upstreams.canon(upstream)).attempts.get(closedIndex(outcomes, outcome))).Inc()
+}
+
+// UpstreamRetry counts a retry of upstream, for reason (a Retry* constant).
+func (m *Metrics) UpstreamRetry(upstream, reason string) {
+	if m == nil {
+		return
+	}
+	(*m.upstreamRows.get(m.upstreams.canon(upstream)).retries.get(closedIndex(retryReasons, reason))).Inc()
+}
+
+// UpstreamFailover counts a request moved from one upstream to another.
+func (m *Metrics) UpstreamFailover(from, to string) {
+	if m == nil {
+		return
+	}
+	m.upstreamFailover.get(pair{m.upstreams.canon(from), m.upstreams.canon(to)}).Inc()
+}
+
+// Rejected counts a request the relay refused, by reason: a Reject* constant,
+// or a domain.Error Reason ("requests", "tokens", "concurrency", "quota").
+// Unknown reasons are counted as "other".
+func (m *Metrics) Rejected(reason string) {
+	if m == nil {
+		return
+	}
+	if a, ok := rejectionAliases[reason]; ok {
+		reason = a
+	}
+	lookupOther(m.rejections, reason).Inc()
+}
+
+// AuthFailed counts an authentication or authorisation failure of kind, an
+// Auth* constant; unknown kinds are counted as "other".
+func (m *Metrics) AuthFailed(kind string) {
+	if m == nil {
+		return
+	}
+	lookupOther(m.authFailures, kind).Inc()
+}
+
+// RequestStarted and RequestFinished bracket a proxied request for
+// relay_inflight_requests.
+func (m *Metrics) RequestStarted() {
+	if m != nil {
+		m.inflight.Inc()
+	}
+}
+
+// RequestFinished: see RequestStarted.
+func (m *Metrics) RequestFinished() {
+	if m != nil {
+		m.inflight.Dec()
+	}
+}
+
+// StreamOpened and StreamClosed bracket a streamed response for
+// relay_open_streams.
+func (m *Metrics) StreamOpened() {
+	if m != nil {
+		m.openStreams.Inc()
+	}
+}
+
+// StreamClosed: see StreamOpened.
+func (m *Metrics) StreamClosed() {
+	if m != nil {
+		m.openStreams.Dec()
+	}
+}
+
+// SetReady publishes the outcome of the latest readiness check as relay_ready.
+func (m *Metrics) SetReady(ok bool) {
+	if m == nil {
+		return
+	}
+	if ok {
+		m.ready.Set(1)
+	} else {
+		m.ready.Set(0)
+	}
+}
+
+// UsageWriter returns the observer the async usage writer reports to.
+func (m *Metrics) UsageWriter() *UsageWriterObserver {
+	if m == nil {
+		return nil
+	}
+	return m.usage
+}
+
+// closedIndex returns v's index in set, or len(set) (standing for "other").
+// set is tiny, so a scan beats a map.
+func closedIndex(set []string, v string) int {
+	for i, s := range set {
+		if s == v {
+			return i
+		}
+	}
+	return len(set)
+}
+
+// closedAt is the label value at index i of closedIndex's result.
+func closedAt(set []string, i int) string {
+	if i < len(set) {
+		return set[i]
+	}
+	return classOther
+}
+
+func lookupOther(m map[string]prometheus.Counter, k string) prometheus.Counter {
+	if c, ok := m[k]; ok {
+		return c
+	}
+	return m[classOther]
+}
+
+// Registration helpers: each registers once and remembers the family name.
+
+func (m *Metrics) register(name string, c prometheus.Collector) {
+	m.reg.MustRegister(c)
+	m.names = append(m.names, name)
+}
+
+func (m *Metrics) counter(name, help string) prometheus.Counter {
+	c := prometheus.NewCounter(prometheus.CounterOpts{Name: name, Help: help})
+	m.register(name, c)
+	return c
+}
+
+func (m *Metrics) counterVec(name, help string, labels ...string) *prometheus.CounterVec {
+	c := prometheus.NewCounterVec(prometheus.CounterOpts{Name: name, Help: help}, labels)
+	m.register(name, c)
+	return c
+}
+
+func (m *Metrics) gauge(name, help string) prometheus.Gauge {
+	g := prometheus.NewGauge(prometheus.GaugeOpts{Name: name, Help: help})
+	m.register(name, g)
+	return g
+}
+
+func (m *Metrics) gaugeVec(name, help string, labels ...string) *prometheus.GaugeVec {
+	g := prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: name, Help: help}, labels)
+	m.register(name, g)
+	return g
+}
+
+func (m *Metrics) histogram(name, help string, buckets []float64) prometheus.Histogram {
+	h := prometheus.NewHistogram(prometheus.HistogramOpts{Name: name, Help: help, Buckets: buckets})
+	m.register(name, h)
+	return h
+}
+
+func (m *Metrics) histogramVec(name, help string, buckets []float64, labels ...string) *prometheus.HistogramVec {
+	h := prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: name, Help: help, Buckets: buckets}, labels)
+	m.register(name, h)
+	return h
+}
+
+// closedCounters registers a counter vector over a closed label set plus
+// "other", pre-creating every child so each series is exported from the
+// start (rate() then sees the first increment) and lookups never allocate.
+func (m *Metrics) closedCounters(name, help, label string, values []string) map[string]prometheus.Counter {
+	vec := m.counterVec(name, help, label)
+	out := make(map[string]prometheus.Counter, len(values)+1)
+	for _, v := range append(slices.Clone(values), classOther) {
+		out[v] = vec.WithLabelValues(v)
+	}
+	return out
+}
