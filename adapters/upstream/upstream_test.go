@@ -1,0 +1,301 @@
+package upstream
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/relaystation/relay/domain"
+	"github.com/relaystation/relay/internal/fakeanthropic"
+)
+
+const secretKey = "sk-ant-api03-SECRET-upstream-key"
+
+type recObserver struct {
+	mu        sync.Mutex
+	attempts  []string
+	retries   int
+	failovers []string
+}
+
+func (o *recObserver) Attempt(u string, out Outcome) {
+	o.mu.Lock()
+	o.attempts = append(o.attempts, u+":"+string(out))
+	o.mu.Unlock()
+}
+func (o *recObserver) Retry(string) { o.mu.Lock(); o.retries++; o.mu.Unlock() }
+func (o *recObserver) Failover(a, b string) {
+	o.mu.Lock()
+	o.failovers = append(o.failovers, a+">"+b)
+	o.mu.Unlock()
+}
+
+var _ Observer = (*recObserver)(nil)
+
+func newFake(t *testing.T) (*fakeanthropic.Server, string) {
+	t.Helper()
+	f := fakeanthropic.New(fakeanthropic.Options{})
+	s := httptest.NewServer(f)
+	t.Cleanup(s.Close)
+	return f, s.URL
+}
+
+func mustNew(t *testing.T, opts Options) *Transport {
+	t.Helper()
+	if opts.BaseDelay == 0 {
+		opts.BaseDelay = time.Millisecond
+		opts.MaxDelay = 5 * time.Millisecond
+	}
+	tr, err := New(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tr
+}
+
+func post(t *testing.T, tr http.RoundTripper, body string) (*http.Response, *Info, error) {
+	t.Helper()
+	info := &Info{}
+	req := httptest.NewRequest("POST", "/v1/messages?beta=true", strings.NewReader(body))
+	req = req.WithContext(WithInfo(context.Background(), info))
+	req.RequestURI = ""
+	req.Header.Set("x-api-key", "sk-proxy-client")
+	req.Header.Set("Authorization", "Bearer sk-proxy-client")
+	resp, err := tr.RoundTrip(req)
+	return resp, info, err
+}
+
+func TestRewritesURLAndKey(t *testing.T) {
+	f, url := newFake(t)
+	for _, base := range []string{url, url + "/", url + "/v1", url + "/v1/"} {
+		tr := mustNew(t, Options{Upstreams: []Config{{Name: "primary", URL: base, APIKey: secretKey}}})
+		resp, info, err := post(t, tr, `{"model":"m"}`)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = resp.Body.Close()
+		got := f.Last()
+		if got.Path != "/v1/messages" || got.RawQuery != "beta=true" {
+			t.Fatalf("base %q: path %q query %q", base, got.Path, got.RawQuery)
+		}
+		if got.Header.Get("x-api-key") != secretKey || got.Header.Get("Authorization") != "" {
+			t.Fatalf("base %q: headers %v", base, got.Header)
+		}
+		if info.Upstream != "primary" || info.Attempts != 1 || info.Retries != 0 {
+			t.Fatalf("info %+v", info)
+		}
+	}
+	if p := NormalizeBasePath("/anthropic/v1/"); p != "/anthropic" {
+		t.Fatalf("NormalizeBasePath = %q", p)
+	}
+}
+
+func TestRetryCountsPerStatusClass(t *testing.T) {
+	cases := []struct {
+		status       int
+		wantAttempts int
+	}{
+		{429, 4}, {500, 4}, {502, 4}, {503, 4}, {504, 4}, {529, 4},
+		{400, 1}, {401, 1}, {403, 1}, {404, 1}, {413, 1}, {422, 1}, {501, 1},
+	}
+	for _, c := range cases {
+		f, url := newFake(t)
+		obs := &recObserver{}
+		tr := mustNew(t, Options{Upstreams: []Config{{Name: "primary", URL: url, APIKey: secretKey, MaxRetries: 3}}, Observer: obs})
+		for range 10 {
+			f.Script(fakeanthropic.Step{Status: c.status})
+		}
+		body := `{"model":"m","messages":[]}`
+		resp, info, err := post(t, tr, body)
+		if err != nil {
+			t.Fatalf("%d: %v", c.status, err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		_ = resp.Body.Close()
+		if resp.StatusCode != c.status || !strings.Contains(string(b), `"type":"error"`) {
+			t.Fatalf("%d: got %d %s", c.status, resp.StatusCode, b)
+		}
+		if int(f.Count()) != c.wantAttempts || info.Attempts != c.wantAttempts || info.Retries != c.wantAttempts-1 || len(obs.attempts) != c.wantAttempts {
+			t.Fatalf("%d: upstream saw %d, info %+v, observed %v", c.status, f.Count(), info, obs.attempts)
+		}
+		for _, r := range f.Requests() {
+			if string(r.Body) != body {
+				t.Fatalf("%d: replayed body %q", c.status, r.Body)
+			}
+		}
+	}
+}
+
+func TestRetryThenSuccess(t *testing.T) {
+	f, url := newFake(t)
+	tr := mustNew(t, Options{Upstreams: []Config{{Name: "primary", URL: url, APIKey: secretKey, MaxRetries: 3}}})
+	f.Script(fakeanthropic.Step{Status: 529}, fakeanthropic.Step{Status: 529})
+	resp, info, err := post(t, tr, `{}`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = resp.Body.Close()
+	if resp.StatusCode != 200 || info.Retries != 2 || f.Count() != 3 {
+		t.Fatalf("status %d info %+v count %d", resp.StatusCode, info, f.Count())
+	}
+}
+
+func TestShouldRetryFalseAndRetryAfter(t *testing.T) {
+	f, url := newFake(t)
+	tr := mustNew(t, Options{Upstreams: []Config{{Name: "primary", URL: url, APIKey: secretKey, MaxRetries: 3}}})
+	f.Script(fakeanthropic.Step{Status: 529, Header: http.Header{"X-Should-Retry": {"false"}}})
+	resp, info, _ := post(t, tr, `{}`)
+	_ = resp.Body.Close()
+	if resp.StatusCode != 529 || info.Attempts != 1 {
+		t.Fatalf("x-should-retry false: %d %+v", resp.StatusCode, info)
+	}
+	// retry-after is waited for.
+	f.Script(fakeanthropic.Step{Status: 429, Header: http.Header{"Retry-After": {"1"}}})
+	start := time.Now()
+	resp, info, _ = post(t, tr, `{}`)
+	_ = resp.Body.Close()
+	if resp.StatusCode != 200 || info.Retries != 1 || time.Since(start) < 900*time.Millisecond {
+		t.Fatalf("retry-after: %d %+v after %v", resp.StatusCode, info, time.Since(start))
+	}
+	// A retry-after beyond the deadline is not waited for: the 429 goes back.
+	short := mustNew(t, Options{Upstreams: []Config{{Name: "primary", URL: url, APIKey: secretKey, MaxRetries: 3}}, Deadline: 500 * time.Millisecond})
+	f.Script(fakeanthropic.Step{Status: 429, Header: http.Header{"Retry-After": {"30"}}})
+	resp, info, _ = post(t, short, `{}`)
+	_ = resp.Body.Close()
+	if resp.StatusCode != 429 || info.Attempts != 1 || resp.Header.Get("retry-after") != "30" {
+		t.Fatalf("deadline: %d %+v", resp.StatusCode, info)
+	}
+}
+
+func deadURL(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	_ = l.Close()
+	return "http://" + addr
+}
+
+func TestFailoverAndCooldown(t *testing.T) {
+	fPrimary, primaryURL := newFake(t)
+	fBackup, backupURL := newFake(t)
+	obs := &recObserver{}
+	tr := mustNew(t, Options{Observer: obs, Cooldown: 300 * time.Millisecond, Upstreams: []Config{
+		{Name: "primary", URL: primaryURL, APIKey: secretKey + "-1", MaxRetries: 2},
+		{Name: "backup", URL: backupURL, APIKey: secretKey + "-2", MaxRetries: 2},
+	}})
+	fPrimary.Script(fakeanthropic.Step{Status: 529})
+	resp, info, err := post(t, tr, `{"x":1}`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = resp.Body.Close()
+	if resp.StatusCode != 200 || info.Upstream != "backup" || info.Failovers != 1 || info.Retries != 1 {
+		t.Fatalf("failover: %d %+v", resp.StatusCode, info)
+	}
+	if fBackup.Last().Header.Get("x-api-key") != secretKey+"-2" || string(fBackup.Last().Body) != `{"x":1}` {
+		t.Fatal("backup got the wrong key or body")
+	}
+	// The primary cools down: the next request goes straight to the backup.
+	resp, info, _ = post(t, tr, `{}`)
+	_ = resp.Body.Close()
+	if info.Upstream != "backup" || info.Attempts != 1 || fPrimary.Count() != 1 {
+		t.Fatalf("cooldown: %+v, primary saw %d", info, fPrimary.Count())
+	}
+	// After the cooldown the primary is tried again.
+	time.Sleep(350 * time.Millisecond)
+	resp, info, _ = post(t, tr, `{}`)
+	_ = resp.Body.Close()
+	if info.Upstream != "primary" || fPrimary.Count() != 2 {
+		t.Fatalf("after cooldown: %+v", info)
+	}
+	if len(obs.failovers) != 1 || obs.failovers[0] != "primary>backup" {
+		t.Fatalf("failovers observed: %v", obs.failovers)
+	}
+}
+
+func TestAllFailingConnection(t *testing.T) {
+	tr := mustNew(t, Options{Upstreams: []Config{
+		{Name: "primary", URL: deadURL(t), APIKey: secretKey, MaxRetries: 1},
+		{Name: "backup", URL: deadURL(t), APIKey: secretKey, MaxRetries: 1},
+	}})
+	_, info, err := post(t, tr, `{}`)
+	de := domain.AsError(err)
+	if de == nil || de.Kind != domain.KindUpstream || info.Attempts != 4 {
+		t.Fatalf("err %v info %+v", err, info)
+	}
+	if strings.Contains(err.Error(), secretKey) || !strings.Contains(de.Message, "connection failed") {
+		t.Fatalf("message %q", de.Message)
+	}
+	// A failed connection after a 529 returns the 529, body intact.
+	f, url := newFake(t)
+	tr = mustNew(t, Options{Upstreams: []Config{
+		{Name: "primary", URL: url, APIKey: secretKey},
+		{Name: "backup", URL: deadURL(t), APIKey: secretKey},
+	}})
+	f.Script(fakeanthropic.Step{Status: 529})
+	resp, _, err := post(t, tr, `{}`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != 529 || string(b) != fakeanthropic.ErrorBody(529, "req_fake_1") {
+		t.Fatalf("got %d %s", resp.StatusCode, b)
+	}
+}
+
+func TestTimeoutIs504(t *testing.T) {
+	f, url := newFake(t)
+	tr := mustNew(t, Options{Upstreams: []Config{{Name: "primary", URL: url, APIKey: secretKey, Timeout: 50 * time.Millisecond, MaxRetries: 1}}})
+	f.Script(fakeanthropic.Step{Stall: time.Second}, fakeanthropic.Step{Stall: time.Second})
+	_, info, err := post(t, tr, `{}`)
+	if domain.KindOf(err) != domain.KindTimeout || info.Attempts != 2 {
+		t.Fatalf("err %v info %+v", err, info)
+	}
+}
+
+func TestBodyLimitAndNotConfigured(t *testing.T) {
+	_, url := newFake(t)
+	tr := mustNew(t, Options{MaxBodyBytes: 10, Upstreams: []Config{{Name: "primary", URL: url, APIKey: secretKey}}})
+	_, _, err := post(t, tr, strings.Repeat("x", 11))
+	if domain.KindOf(err) != domain.KindTooLarge {
+		t.Fatalf("err %v", err)
+	}
+	// Unknown length, over the limit.
+	req := httptest.NewRequest("POST", "/v1/messages", io.MultiReader(strings.NewReader(strings.Repeat("y", 20))))
+	req.ContentLength = -1
+	req.RequestURI = ""
+	if _, err := tr.RoundTrip(req); domain.KindOf(err) != domain.KindTooLarge {
+		t.Fatalf("err %v", err)
+	}
+	none := mustNew(t, Options{Upstreams: []Config{{Name: "primary", URL: url}}})
+	if none.Configured() {
+		t.Fatal("configured without a key")
+	}
+	if _, _, err := post(t, none, `{}`); !errors.Is(err, ErrNotConfigured) {
+		t.Fatalf("err %v", err)
+	}
+}
+
+func TestCancelDuringBackoff(t *testing.T) {
+	f, url := newFake(t)
+	tr := mustNew(t, Options{Upstreams: []Config{{Name: "primary", URL: url, APIKey: secretKey, MaxRetries: 3}}})
+	f.Script(fakeanthropic.Step{Status: 529, Header: http.Header{"Retry-After": {"10"}}})
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, "POST", "http://client/v1/messages", strings.NewReader("{}"))
+	start := time.Now()
+	_, err := tr.RoundTrip(req)
+	if !errors.Is(err, context.DeadlineExceeded) || time.Since(start) > 2*time.Second {
+		t.Fatalf("err %v after %v", err, time.Since(start))
+	}
+}
