@@ -1,0 +1,282 @@
+package postgres
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/relaystation/relay/adapters/postgres/pgdb"
+	"github.com/relaystation/relay/domain"
+)
+
+// maxTxAttempts bounds retries of a usage batch that lost a deadlock or
+// serialisation race to a concurrent batch.
+const maxTxAttempts = 8
+
+// The batch path is hand-written rather than sqlc-generated: it copies into
+// a per-connection temporary table, which sqlc cannot see in the schema.
+const (
+	createUsageStaging = `CREATE TEMP TABLE IF NOT EXISTS usage_in
+		(LIKE usage_records INCLUDING DEFAULTS) ON COMMIT DELETE ROWS`
+
+	// lockUsageKeys takes the row locks of the batch's keys in id order, so
+	// concurrent batches queue on shared keys instead of deadlocking.
+	lockUsageKeys = `SELECT 1 FROM api_keys WHERE id = ANY($1::uuid[]) ORDER BY id FOR NO KEY UPDATE`
+
+	// applyUsageStaging inserts the staged records that are new and folds
+	// exactly those into the daily rollup and the keys' counters.
+	applyUsageStaging = `
+WITH ins AS (
+    INSERT INTO usage_records
+    SELECT * FROM usage_in
+    ON CONFLICT (request_id) DO NOTHING
+    RETURNING key_id, created_at, model, input_tokens, output_tokens,
+        cache_creation_input_tokens, cache_read_input_tokens,
+        cache_creation_5m_tokens, cache_creation_1h_tokens
+), daily AS (
+    INSERT INTO usage_daily AS d (
+        key_id, day, model, requests, input_tokens, output_tokens,
+        cache_creation_input_tokens, cache_read_input_tokens,
+        cache_creation_5m_tokens, cache_creation_1h_tokens)
+    SELECT key_id, (created_at AT TIME ZONE 'UTC')::date, model, count(*),
+        sum(input_tokens), sum(output_tokens),
+        sum(cache_creation_input_tokens), sum(cache_read_input_tokens),
+        sum(cache_creation_5m_tokens), sum(cache_creation_1h_tokens)
+    FROM ins
+    GROUP BY 1, 2, 3
+    ORDER BY 1, 2, 3
+    ON CONFLICT (key_id, day, model) DO UPDATE SET
+        requests = d.requests + excluded.requests,
+        input_tokens = d.input_tokens + excluded.input_tokens,
+        output_tokens = d.output_tokens + excluded.output_tokens,
+        cache_creation_input_tokens = d.cache_creation_input_tokens + excluded.cache_creation_input_tokens,
+        cache_read_input_tokens = d.cache_read_input_tokens + excluded.cache_read_input_tokens,
+        cache_creation_5m_tokens = d.cache_creation_5m_tokens + excluded.cache_creation_5m_tokens,
+        cache_creation_1h_tokens = d.cache_creation_1h_tokens + excluded.cache_creation_1h_tokens
+), keys AS (
+    UPDATE api_keys AS k SET
+        tokens_used = k.tokens_used + s.total,
+        last_used_at = GREATEST(k.last_used_at, s.last_used_at)
+    FROM (
+        SELECT key_id,
+            sum(input_tokens + output_tokens + cache_creation_input_tokens + cache_read_input_tokens)::bigint AS total,
+            max(created_at) AS last_used_at
+        FROM ins
+        GROUP BY key_id
+    ) AS s
+    WHERE k.id = s.key_id
+)
+SELECT count(*) FROM ins`
+)
+
+var usageColumns = []string{
+	"request_id", "key_id", "created_at", "model", "path", "status", "stream",
+	"input_tokens", "output_tokens", "cache_creation_input_tokens", "cache_read_input_tokens",
+	"cache_creation_5m_tokens", "cache_creation_1h_tokens", "estimated", "latency_us", "ttfb_us",
+	"upstream_request_id", "upstream", "session_id", "client_ip", "error_type",
+}
+
+// InsertUsage writes recs and their aggregates in one transaction; request
+// ids already stored are skipped and counted nowhere.
+func (s *Store) InsertUsage(ctx context.Context, recs []domain.UsageRecord) error {
+	if len(recs) == 0 {
+		return nil
+	}
+	keys := batchKeys(recs)
+	var err error
+	for attempt := 1; ; attempt++ {
+		err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+			return insertUsageTx(ctx, tx, recs, keys)
+		})
+		if err == nil || !retryable(err) || attempt == maxTxAttempts {
+			break
+		}
+		s.log.Debug("usage batch lost a lock race, retrying", "attempt", attempt, "err", err)
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("insert usage: %w", ctx.Err())
+		case <-time.After(time.Duration(attempt) * time.Duration(1+rand.IntN(5)) * time.Millisecond):
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("insert usage batch of %d: %w", len(recs), err)
+	}
+	return nil
+}
+
+func insertUsageTx(ctx context.Context, tx pgx.Tx, recs []domain.UsageRecord, keys []uuid.UUID) error {
+	if _, err := tx.Exec(ctx, createUsageStaging); err != nil {
+		return fmt.Errorf("create staging table: %w", err)
+	}
+	_, err := tx.CopyFrom(ctx, pgx.Identifier{"usage_in"}, usageColumns,
+		pgx.CopyFromSlice(len(recs), func(i int) ([]any, error) {
+			r := &recs[i]
+			return []any{
+				r.RequestID, r.KeyID, r.Time, r.Model, r.Path, int32(r.Status), r.Stream,
+				r.Usage.InputTokens, r.Usage.OutputTokens, r.Usage.CacheCreationInputTokens, r.Usage.CacheReadInputTokens,
+				r.Usage.CacheCreation5mTokens, r.Usage.CacheCreation1hTokens, r.Estimated,
+				r.Latency.Microseconds(), r.TTFB.Microseconds(),
+				r.UpstreamRequestID, r.Upstream, r.SessionID, r.ClientIP, r.ErrorType,
+			}, nil
+		}))
+	if err != nil {
+		return fmt.Errorf("copy usage records: %w", err)
+	}
+	if _, err := tx.Exec(ctx, lockUsageKeys, keys); err != nil {
+		return fmt.Errorf("lock keys: %w", err)
+	}
+	if _, err := tx.Exec(ctx, applyUsageStaging); err != nil {
+		return fmt.Errorf("apply usage records: %w", err)
+	}
+	return nil
+}
+
+// batchKeys returns the distinct key ids of recs, sorted.
+func batchKeys(recs []domain.UsageRecord) []uuid.UUID {
+	keys := make([]uuid.UUID, 0, 8)
+	for i := range recs {
+		keys = append(keys, recs[i].KeyID)
+	}
+	slices.SortFunc(keys, func(a, b uuid.UUID) int {
+		for i := range a {
+			if a[i] != b[i] {
+				return int(a[i]) - int(b[i])
+			}
+		}
+		return 0
+	})
+	return slices.Compact(keys)
+}
+
+// UsageTotals sums usage over [q.From, q.To). A day-aligned range is read
+// from the daily rollup, anything else from the records themselves.
+func (s *Store) UsageTotals(ctx context.Context, q domain.UsageQuery) ([]domain.UsageTotals, error) {
+	switch q.GroupBy {
+	case domain.GroupNone, domain.GroupKey, domain.GroupDay, domain.GroupModel:
+	default:
+		return nil, domain.Invalidf("unknown usage grouping %q", q.GroupBy)
+	}
+	var out []domain.UsageTotals
+	if dayAligned(q.From) && dayAligned(q.To) {
+		rows, err := s.q.UsageTotalsFromDaily(ctx, pgdb.UsageTotalsFromDailyParams{
+			GroupBy: string(q.GroupBy),
+			KeyID:   q.KeyID,
+			FromDay: dayPtr(q.From),
+			ToDay:   dayPtr(q.To),
+		})
+		if err != nil {
+			return nil, fmt.Errorf("usage totals: %w", err)
+		}
+		for _, r := range rows {
+			out = append(out, totals(r.Grp, r.Requests, r.InputTokens, r.OutputTokens, r.CacheCreationInputTokens,
+				r.CacheReadInputTokens, r.CacheCreation5mTokens, r.CacheCreation1hTokens))
+		}
+	} else {
+		rows, err := s.q.UsageTotalsFromRecords(ctx, pgdb.UsageTotalsFromRecordsParams{
+			GroupBy:  string(q.GroupBy),
+			KeyID:    q.KeyID,
+			FromTime: timePtr(q.From),
+			ToTime:   timePtr(q.To),
+		})
+		if err != nil {
+			return nil, fmt.Errorf("usage totals: %w", err)
+		}
+		for _, r := range rows {
+			out = append(out, totals(r.Grp, r.Requests, r.InputTokens, r.OutputTokens, r.CacheCreationInputTokens,
+				r.CacheReadInputTokens, r.CacheCreation5mTokens, r.CacheCreation1hTokens))
+		}
+	}
+	if q.GroupBy == domain.GroupNone && len(out) == 0 {
+		out = append(out, domain.UsageTotals{})
+	}
+	return out, nil
+}
+
+// UsageLogs returns records newest first.
+func (s *Store) UsageLogs(ctx context.Context, q domain.LogQuery) ([]domain.UsageRecord, error) {
+	p := pgdb.UsageLogsParams{KeyID: q.KeyID, FromTime: q.From, ToTime: q.To, MaxRows: limit(q.Limit)}
+	if q.Status != nil {
+		st := int32(*q.Status)
+		p.Status = &st
+	}
+	if q.After != nil {
+		at, id := q.After.Time, q.After.RequestID
+		p.AfterTime, p.AfterRequestID = &at, &id
+	}
+	rows, err := s.q.UsageLogs(ctx, p)
+	if err != nil {
+		return nil, fmt.Errorf("usage logs: %w", err)
+	}
+	out := make([]domain.UsageRecord, len(rows))
+	for i, r := range rows {
+		out[i] = domain.UsageRecord{
+			RequestID: r.RequestID,
+			KeyID:     r.KeyID,
+			Time:      r.CreatedAt.UTC(),
+			Model:     r.Model,
+			Path:      r.Path,
+			Status:    int(r.Status),
+			Stream:    r.Stream,
+			Usage: domain.Usage{
+				InputTokens:              r.InputTokens,
+				OutputTokens:             r.OutputTokens,
+				CacheCreationInputTokens: r.CacheCreationInputTokens,
+				CacheReadInputTokens:     r.CacheReadInputTokens,
+				CacheCreation5mTokens:    r.CacheCreation5mTokens,
+				CacheCreation1hTokens:    r.CacheCreation1hTokens,
+			},
+			Estimated:         r.Estimated,
+			Latency:           time.Duration(r.LatencyUs) * time.Microsecond,
+			TTFB:              time.Duration(r.TtfbUs) * time.Microsecond,
+			UpstreamRequestID: r.UpstreamRequestID,
+			Upstream:          r.Upstream,
+			SessionID:         r.SessionID,
+			ClientIP:          r.ClientIp,
+			ErrorType:         r.ErrorType,
+		}
+	}
+	return out, nil
+}
+
+// dayAligned reports whether t is unset or a UTC midnight, so that a range
+// bounded by it can be answered from the daily rollup.
+func dayAligned(t time.Time) bool {
+	return t.IsZero() || t.Equal(t.Truncate(24*time.Hour))
+}
+
+func timePtr(t time.Time) *time.Time {
+	if t.IsZero() {
+		return nil
+	}
+	return &t
+}
+
+// dayPtr passes a UTC midnight as a date: pgx encodes a date from the
+// value's own zone, which for a non-UTC zone is the wrong day.
+func dayPtr(t time.Time) *time.Time {
+	if t.IsZero() {
+		return nil
+	}
+	d := t.UTC()
+	return &d
+}
+
+func totals(group string, requests, in, out, cc, cr, c5m, c1h int64) domain.UsageTotals {
+	return domain.UsageTotals{
+		Group:    group,
+		Requests: requests,
+		Usage: domain.Usage{
+			InputTokens:              in,
+			OutputTokens:             out,
+			CacheCreationInputTokens: cc,
+			CacheReadInputTokens:     cr,
+			CacheCreation5mTokens:    c5m,
+			CacheCreation1hTokens:    c1h,
+		},
+	}
+}
