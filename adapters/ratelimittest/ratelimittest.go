@@ -6,6 +6,7 @@ package ratelimittest
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -30,6 +31,7 @@ func Run(t *testing.T, newLimiter func(tb testing.TB) ports.RateLimiter) {
 		fn   func(t *testing.T, l ports.RateLimiter)
 	}{
 		{"BurstThenRefuse", testBurst},
+		{"BurstWithUnevenInterval", testUnevenBurst},
 		{"RetryAfterIsSensible", testRetryAfter},
 		{"NoDoubleBurstAtEdges", testNoDoubleBurst},
 		{"PeekDoesNotConsume", testPeek},
@@ -86,6 +88,26 @@ func testBurst(t *testing.T, l ports.RateLimiter) {
 	}
 	if d.ResetAfter <= 9*time.Second || d.ResetAfter > 10*time.Second {
 		t.Fatalf("ResetAfter %v, want about 10s", d.ResetAfter)
+	}
+}
+
+// testUnevenBurst: when Period/Count is not a whole number of time units,
+// rounding must neither shrink the burst nor let one more through.
+func testUnevenBurst(t *testing.T, l ports.RateLimiter) {
+	for i, lim := range []domain.Limit{
+		{Count: 3, Period: 2 * time.Second},
+		{Count: 7, Period: time.Minute},
+		{Count: 999, Period: 7 * time.Hour},
+	} {
+		key := fmt.Sprintf("k%d", i)
+		for j := range lim.Count {
+			if d := mustAllow(t, l, key, lim, 1); !d.Allowed {
+				t.Fatalf("%+v: request %d of the burst refused: %+v", lim, j, d)
+			}
+		}
+		if d := mustAllow(t, l, key, lim, 1); d.Allowed {
+			t.Fatalf("%+v: request %d allowed: %+v", lim, lim.Count+1, d)
+		}
 	}
 }
 
