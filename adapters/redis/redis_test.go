@@ -114,8 +114,8 @@ func TestKeysUnderPrefix(t *testing.T) {
 		prefix + "quota:{" + key.String() + "}:res":  true,
 		prefix + "quota:{" + key.String() + "}:exp":  true,
 		prefix + "quota:{" + key.String() + "}:done": true,
-		prefix + "rate:r":                            true,
-		prefix + "conc:c":                            true,
+		prefix + "rate:r": true,
+		prefix + "conc:c": true,
 	}
 	for _, k := range keys {
 		if !want[k] {
