@@ -1,0 +1,256 @@
+package httpadapter
+
+import (
+	"bytes"
+	"encoding/json"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/relaystation/relay/api"
+	"github.com/relaystation/relay/domain"
+	"github.com/relaystation/relay/domain/admin"
+)
+
+// Conversions between the generated API types and the domain. Generated
+// types stop here; the domain never sees them.
+
+func toAPIKey(k domain.APIKey) api.APIKey {
+	return api.APIKey{
+		Id:             k.ID,
+		KeyPrefix:      k.KeyPrefix,
+		Name:           k.Name,
+		Description:    k.Description,
+		TokenLimit:     k.TokenLimit,
+		TokensUsed:     k.TokensUsed,
+		RateLimitTier:  k.RateLimitTier,
+		IsActive:       k.IsActive,
+		ExpiresAt:      utcTime(k.ExpiresAt),
+		AllowedIps:     domain.FormatPrefixes(k.AllowedIPs),
+		AllowedDomains: nonNil(k.AllowedDomains),
+		CreatedAt:      k.CreatedAt.UTC(),
+		UpdatedAt:      k.UpdatedAt.UTC(),
+		LastUsedAt:     utcTime(k.LastUsedAt),
+	}
+}
+
+func toAPICreatedKey(ik admin.IssuedKey) api.CreatedAPIKey {
+	k := toAPIKey(ik.Key)
+	return api.CreatedAPIKey{
+		ApiKey:         ik.Secret,
+		Id:             k.Id,
+		KeyPrefix:      k.KeyPrefix,
+		Name:           k.Name,
+		Description:    k.Description,
+		TokenLimit:     k.TokenLimit,
+		TokensUsed:     k.TokensUsed,
+		RateLimitTier:  k.RateLimitTier,
+		IsActive:       k.IsActive,
+		ExpiresAt:      k.ExpiresAt,
+		AllowedIps:     k.AllowedIps,
+		AllowedDomains: k.AllowedDomains,
+		CreatedAt:      k.CreatedAt,
+		UpdatedAt:      k.UpdatedAt,
+		LastUsedAt:     k.LastUsedAt,
+	}
+}
+
+func toIssueKeyInput(b api.CreateKeyRequest) admin.IssueKeyInput {
+	in := admin.IssueKeyInput{Name: b.Name, TokenLimit: b.TokenLimit, ExpiresAt: b.ExpiresAt}
+	if b.Description != nil {
+		in.Description = *b.Description
+	}
+	if b.RateLimitTier != nil {
+		in.RateLimitTier = *b.RateLimitTier
+	}
+	if b.AllowedIps != nil {
+		in.AllowedIPs = *b.AllowedIps
+	}
+	if b.AllowedDomains != nil {
+		in.AllowedDomains = *b.AllowedDomains
+	}
+	return in
+}
+
+func toUpdateKeyInput(id uuid.UUID, b api.UpdateKeyRequest) (admin.UpdateKeyInput, error) {
+	in := admin.UpdateKeyInput{
+		ID: id, Name: b.Name, Description: b.Description, RateLimitTier: b.RateLimitTier,
+		AllowedIPs: b.AllowedIps, AllowedDomains: b.AllowedDomains,
+	}
+	var err error
+	if in.TokenLimit, err = decodeNullable[int64](b.TokenLimit, "token_limit must be an integer of at least 0, or null"); err != nil {
+		return admin.UpdateKeyInput{}, err
+	}
+	if in.ExpiresAt, err = decodeNullable[time.Time](b.ExpiresAt, "expires_at must be an RFC 3339 time, or null"); err != nil {
+		return admin.UpdateKeyInput{}, err
+	}
+	return in, nil
+}
+
+// decodeNullable tells an absent field (empty raw) from an explicit null.
+func decodeNullable[T any](raw json.RawMessage, msg string) (admin.Nullable[T], error) {
+	if len(raw) == 0 {
+		return admin.Nullable[T]{}, nil
+	}
+	if bytes.Equal(bytes.TrimSpace(raw), []byte("null")) {
+		return admin.Nullable[T]{Set: true}, nil
+	}
+	var v T
+	if err := json.Unmarshal(raw, &v); err != nil {
+		return admin.Nullable[T]{}, &domain.Error{Kind: domain.KindInvalid, Message: msg, Err: err}
+	}
+	return admin.Nullable[T]{Set: true, Value: &v}, nil
+}
+
+func toAPITier(t domain.Tier) api.Tier {
+	return api.Tier{
+		Name:           t.Name,
+		Requests:       t.Requests,
+		Period:         int(t.Period / time.Second),
+		Tokens:         t.Tokens,
+		MaxConcurrency: t.MaxConcurrency,
+		CreatedAt:      t.CreatedAt.UTC(),
+		UpdatedAt:      t.UpdatedAt.UTC(),
+	}
+}
+
+func toPutTierInput(name string, b api.PutTierRequest) admin.PutTierInput {
+	return admin.PutTierInput{
+		Name: name, Requests: b.Requests, PeriodSeconds: b.Period, Tokens: b.Tokens, MaxConcurrency: b.MaxConcurrency,
+	}
+}
+
+func toAPITotals(t domain.UsageTotals) api.UsageTotals {
+	return api.UsageTotals{
+		Requests:                 t.Requests,
+		InputTokens:              t.Usage.InputTokens,
+		OutputTokens:             t.Usage.OutputTokens,
+		CacheCreationInputTokens: t.Usage.CacheCreationInputTokens,
+		CacheReadInputTokens:     t.Usage.CacheReadInputTokens,
+		TotalTokens:              t.Usage.Total(),
+	}
+}
+
+func toAPIAdminUsage(r admin.UsageReport) api.AdminUsage {
+	out := api.AdminUsage{From: r.From.UTC(), To: r.To.UTC(), Totals: toAPITotals(r.Totals), Groups: []api.UsageGroup{}}
+	if r.GroupBy != domain.GroupNone {
+		g := api.AdminUsageGroupBy(r.GroupBy)
+		out.GroupBy = &g
+	}
+	for _, g := range r.Groups {
+		t := toAPITotals(g)
+		out.Groups = append(out.Groups, api.UsageGroup{
+			Group: g.Group, Requests: t.Requests, InputTokens: t.InputTokens, OutputTokens: t.OutputTokens,
+			CacheCreationInputTokens: t.CacheCreationInputTokens, CacheReadInputTokens: t.CacheReadInputTokens,
+			TotalTokens: t.TotalTokens,
+		})
+	}
+	return out
+}
+
+func toAPIKeyUsage(r admin.UsageReport) api.KeyUsage {
+	t := toAPITotals(r.Totals)
+	out := api.KeyUsage{
+		From: r.From.UTC(), To: r.To.UTC(), ByModel: []api.ModelUsage{},
+		Requests: t.Requests, InputTokens: t.InputTokens, OutputTokens: t.OutputTokens,
+		CacheCreationInputTokens: t.CacheCreationInputTokens, CacheReadInputTokens: t.CacheReadInputTokens,
+		TotalTokens: t.TotalTokens,
+	}
+	for _, g := range r.Groups {
+		m := toAPITotals(g)
+		out.ByModel = append(out.ByModel, api.ModelUsage{
+			Model: g.Group, Requests: m.Requests, InputTokens: m.InputTokens, OutputTokens: m.OutputTokens,
+			CacheCreationInputTokens: m.CacheCreationInputTokens, CacheReadInputTokens: m.CacheReadInputTokens,
+			TotalTokens: m.TotalTokens,
+		})
+	}
+	return out
+}
+
+func toAPIDailyUsage(r admin.UsageReport) api.DailyUsage {
+	out := api.DailyUsage{From: r.From.UTC(), To: r.To.UTC(), Data: make([]api.DayUsage, 0, len(r.Groups))}
+	for _, g := range r.Groups {
+		d := toAPITotals(g)
+		out.Data = append(out.Data, api.DayUsage{
+			Date: g.Group, Requests: d.Requests, InputTokens: d.InputTokens, OutputTokens: d.OutputTokens,
+			CacheCreationInputTokens: d.CacheCreationInputTokens, CacheReadInputTokens: d.CacheReadInputTokens,
+			TotalTokens: d.TotalTokens,
+		})
+	}
+	return out
+}
+
+func toAPILogList(p admin.LogPage) api.UsageLogList {
+	out := api.UsageLogList{Data: make([]api.UsageLog, 0, len(p.Records))}
+	if p.NextCursor != "" {
+		c := p.NextCursor
+		out.NextCursor = &c
+	}
+	for _, r := range p.Records {
+		out.Data = append(out.Data, api.UsageLog{
+			RequestId:                r.RequestID,
+			KeyId:                    r.KeyID,
+			Time:                     r.Time.UTC(),
+			Model:                    r.Model,
+			Path:                     r.Path,
+			Status:                   r.Status,
+			Stream:                   r.Stream,
+			InputTokens:              r.Usage.InputTokens,
+			OutputTokens:             r.Usage.OutputTokens,
+			CacheCreationInputTokens: r.Usage.CacheCreationInputTokens,
+			CacheReadInputTokens:     r.Usage.CacheReadInputTokens,
+			TotalTokens:              r.Usage.Total(),
+			Estimated:                r.Estimated,
+			LatencyMs:                r.Latency.Milliseconds(),
+			TtfbMs:                   r.TTFB.Milliseconds(),
+			UpstreamRequestId:        r.UpstreamRequestID,
+			SessionId:                r.SessionID,
+			ClientIp:                 r.ClientIP,
+			ErrorType:                r.ErrorType,
+		})
+	}
+	return out
+}
+
+func toAPIBudget(b admin.BudgetStatus) api.BudgetStatus {
+	return api.BudgetStatus{
+		Limit: b.Limit, Period: int(b.Period / time.Second), Remaining: b.Remaining,
+		ResetAfterSeconds: b.ResetAfter.Seconds(),
+	}
+}
+
+func toAPIQuota(q admin.Quota) api.Quota {
+	out := api.Quota{
+		TokenLimit:      q.Key.TokenLimit,
+		TokensUsed:      q.TokensUsed,
+		TokensReserved:  q.TokensReserved,
+		TokensRemaining: q.TokensRemaining,
+		UsageRatio:      q.UsageRatio,
+		IsActive:        q.Key.IsActive,
+		ExpiresAt:       utcTime(q.Key.ExpiresAt),
+		Tier:            api.TierStatus{Name: q.Tier.Name, Requests: toAPIBudget(q.Tier.Requests)},
+	}
+	if q.Tier.Tokens != nil {
+		b := toAPIBudget(*q.Tier.Tokens)
+		out.Tier.Tokens = &b
+	}
+	if c := q.Tier.Concurrency; c != nil {
+		out.Tier.Concurrency = &api.ConcurrencyStatus{Limit: c.Limit, InFlight: c.InFlight, Remaining: c.Remaining}
+	}
+	return out
+}
+
+func utcTime(t *time.Time) *time.Time {
+	if t == nil {
+		return nil
+	}
+	u := t.UTC()
+	return &u
+}
+
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}

@@ -1,0 +1,279 @@
+package httpadapter
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/netip"
+	"runtime/debug"
+	"strings"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/relaystation/relay/api"
+	"github.com/relaystation/relay/domain"
+	"github.com/relaystation/relay/domain/admin"
+	"github.com/relaystation/relay/domain/relay"
+)
+
+// DefaultManagementBodyLimit caps request bodies on management routes. The
+// proxy routes have their own limit, set by the proxy.
+const DefaultManagementBodyLimit = 1 << 20
+
+// Options wires the HTTP server. Admin, Auth and JWT.Secret are required.
+type Options struct {
+	Log      *slog.Logger
+	Admin    *admin.Service
+	Auth     *relay.Authenticator
+	ClientIP *ClientIPResolver // nil: the connection's peer
+	// Proxy serves every path the management API does not claim (/v1/...).
+	// It is mounted with no body-limit, validation or compression middleware,
+	// so streams pass through unbuffered. nil answers 404.
+	Proxy          http.Handler
+	MetricsHandler http.Handler // served at /metrics when set
+	// Ready reports whether the relay can serve; /ready answers 503 with the
+	// error's text while it fails. nil means always ready.
+	Ready func(ctx context.Context) error
+
+	JWT           JWTOptions
+	AdminUsername string
+	// AdminAllowedIPs restricts /admin/* (login included); empty allows any.
+	AdminAllowedIPs []netip.Prefix
+	// TrustRequestID adopts a valid incoming x-request-id (set it only
+	// behind a front proxy that assigns one).
+	TrustRequestID bool
+	LoginThrottle  LoginThrottleOptions
+	// BodyLimit caps management request bodies; 0 = DefaultManagementBodyLimit.
+	BodyLimit int64
+	Observer  Observer // nil: no-op
+	// Now is the clock for tokens and the login throttle; nil = time.Now.
+	Now func() time.Time
+}
+
+// Server is the relay's HTTP front: the management API and, behind it, the
+// proxy.
+type Server struct {
+	e        *echo.Echo
+	log      *slog.Logger
+	admin    *admin.Service
+	auth     *relay.Authenticator
+	clientIP *ClientIPResolver
+	proxy    http.Handler
+	ready    func(context.Context) error
+	jwt      *jwtIssuer
+	throttle *loginThrottle
+	obs      Observer
+	adminIPs []netip.Prefix
+	limit    int64
+}
+
+// New builds the server and its routes.
+func New(opts Options) (*Server, error) {
+	if opts.Admin == nil || opts.Auth == nil {
+		return nil, errors.New("httpadapter: Admin and Auth are required")
+	}
+	now := opts.Now
+	if now == nil {
+		now = time.Now
+	}
+	if opts.JWT.Subject == "" {
+		opts.JWT.Subject = opts.AdminUsername
+	}
+	jwtIss, err := newJWTIssuer(opts.JWT, now)
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{
+		log:      opts.Log,
+		admin:    opts.Admin,
+		auth:     opts.Auth,
+		clientIP: opts.ClientIP,
+		proxy:    opts.Proxy,
+		ready:    opts.Ready,
+		jwt:      jwtIss,
+		throttle: newLoginThrottle(opts.LoginThrottle, now),
+		obs:      opts.Observer,
+		adminIPs: opts.AdminAllowedIPs,
+		limit:    opts.BodyLimit,
+	}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	if s.obs == nil {
+		s.obs = NopObserver{}
+	}
+	if s.limit <= 0 {
+		s.limit = DefaultManagementBodyLimit
+	}
+	doc, err := api.Spec()
+	if err != nil {
+		return nil, err
+	}
+
+	e := echo.New()
+	e.HideBanner, e.HidePort = true, true
+	e.HTTPErrorHandler = s.handleError
+	e.Pre(echo.WrapMiddleware(func(h http.Handler) http.Handler {
+		return RequestIDMiddleware(opts.TrustRequestID, h)
+	}))
+	e.Use(s.recoverMiddleware)
+	s.e = e
+
+	r := &mgmtRouter{s: s, e: e, doc: doc}
+	api.RegisterHandlers(r, api.NewStrictHandler(&strictHandlers{s: s}, nil))
+	if r.err != nil {
+		return nil, r.err
+	}
+
+	s.registerDocs(e)
+	if opts.MetricsHandler != nil {
+		e.GET("/metrics", echo.WrapHandler(opts.MetricsHandler))
+	}
+	// Unknown management paths stay management errors; they never reach the
+	// proxy (nor, for /admin, anyone outside the admin allow-list).
+	e.Any("/admin/*", s.mgmtFallback, s.adminIPMiddleware)
+	e.Any("/admin", s.mgmtFallback, s.adminIPMiddleware)
+	e.Any("/api/*", s.mgmtFallback)
+	e.Any("/*", s.serveProxy)
+	return s, nil
+}
+
+// ServeHTTP makes the server an http.Handler.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.e.ServeHTTP(w, r) }
+
+func (s *Server) serveProxy(c echo.Context) error {
+	if s.proxy == nil {
+		return echo.ErrNotFound
+	}
+	// echo's Response supports Flush and Unwrap, so streaming works through it.
+	s.proxy.ServeHTTP(c.Response(), c.Request())
+	return nil
+}
+
+// mgmtFallback answers an unknown management path: 405 with Allow when the
+// path exists under other methods, 404 otherwise.
+func (s *Server) mgmtFallback(c echo.Context) error {
+	path := c.Request().URL.Path
+	var allow []string
+	for _, rt := range s.e.Routes() {
+		if strings.HasSuffix(rt.Path, "*") || rt.Method == echo.RouteNotFound {
+			continue
+		}
+		if routeMatches(rt.Path, path) {
+			allow = append(allow, rt.Method)
+		}
+	}
+	if len(allow) > 0 {
+		c.Response().Header().Set("Allow", strings.Join(allow, ", "))
+		return echo.NewHTTPError(http.StatusMethodNotAllowed, fmt.Sprintf("method %s is not allowed on %s", c.Request().Method, path))
+	}
+	return echo.NewHTTPError(http.StatusNotFound, "no such endpoint: "+path)
+}
+
+// routeMatches matches an echo route path ("/a/:id/b") against a request path.
+func routeMatches(pattern, path string) bool {
+	ps, xs := strings.Split(pattern, "/"), strings.Split(path, "/")
+	if len(ps) != len(xs) {
+		return false
+	}
+	for i := range ps {
+		if strings.HasPrefix(ps[i], ":") {
+			if xs[i] == "" {
+				return false
+			}
+			continue
+		}
+		if ps[i] != xs[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// handleError renders every error echo sees (router 404/405, bind errors,
+// validation, handler and domain errors) in Anthropic's shape.
+func (s *Server) handleError(err error, c echo.Context) {
+	r, w := c.Request(), c.Response()
+	if w.Committed {
+		s.log.LogAttrs(r.Context(), slog.LevelWarn, "error after the response started",
+			slog.String("request_id", RequestIDFrom(r.Context())), slog.String("error", err.Error()))
+		return
+	}
+	var he *echo.HTTPError
+	if errors.As(err, &he) {
+		status := he.Code
+		msg := http.StatusText(status)
+		if m, ok := he.Message.(string); ok && m != "" {
+			msg = m
+		}
+		if status >= 500 {
+			s.log.LogAttrs(r.Context(), slog.LevelError, "request failed",
+				slog.String("request_id", RequestIDFrom(r.Context())),
+				slog.Int("status", status), slog.String("error", err.Error()))
+			msg = "internal server error"
+		}
+		if status == http.StatusMethodNotAllowed {
+			if allow, ok := c.Get(echo.ContextKeyHeaderAllow).(string); ok && allow != "" {
+				w.Header().Set("Allow", allow)
+			}
+		}
+		WriteErrorBody(w, r, status, TypeForStatus(status), msg)
+		return
+	}
+	WriteError(w, r, s.log, err)
+}
+
+// errorStatus is the status handleError will give err, for the observer.
+func errorStatus(err error) int {
+	var he *echo.HTTPError
+	if errors.As(err, &he) {
+		return he.Code
+	}
+	st, _ := StatusOf(err)
+	return st
+}
+
+// recoverMiddleware turns a panic into a logged 500. http.ErrAbortHandler is
+// re-raised: it is how a handler (the proxy) aborts a response on purpose.
+func (s *Server) recoverMiddleware(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) (err error) {
+		defer func() {
+			v := recover()
+			if v == nil {
+				return
+			}
+			if v == http.ErrAbortHandler {
+				panic(v)
+			}
+			r := c.Request()
+			s.log.LogAttrs(r.Context(), slog.LevelError, "panic serving request",
+				slog.String("request_id", RequestIDFrom(r.Context())),
+				slog.String("path", r.URL.Path),
+				slog.Any("panic", v), slog.String("stack", string(debug.Stack())))
+			err = fmt.Errorf("panic: %v", v)
+		}()
+		return next(c)
+	}
+}
+
+// strictHandlers implements the generated api.StrictServerInterface; its
+// methods live in admin_*.go, api_*.go and here.
+type strictHandlers struct{ s *Server }
+
+var _ api.StrictServerInterface = (*strictHandlers)(nil)
+
+func (h *strictHandlers) Health(context.Context, api.HealthRequestObject) (api.HealthResponseObject, error) {
+	return api.Health200JSONResponse{Status: "ok"}, nil
+}
+
+func (h *strictHandlers) Ready(ctx context.Context, _ api.ReadyRequestObject) (api.ReadyResponseObject, error) {
+	if h.s.ready != nil {
+		if err := h.s.ready(ctx); err != nil {
+			return nil, &domain.Error{Kind: domain.KindOverloaded, Message: "not ready: " + err.Error(), Err: err}
+		}
+	}
+	return api.Ready200JSONResponse{Status: "ready"}, nil
+}

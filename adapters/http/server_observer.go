@@ -1,0 +1,39 @@
+package httpadapter
+
+import "github.com/labstack/echo/v4"
+
+// Observer receives management-API events for metrics. Labels are bounded:
+// op is an OpenAPI operationId, kind one of a fixed set
+// ("admin_ip", "admin_token_missing", "admin_token_invalid", "login",
+// "key_<relay.AuthFailure>").
+type Observer interface {
+	// AdminRequest counts a finished management request.
+	AdminRequest(op string, status int)
+	// AuthFailure counts a refused credential or client address.
+	AuthFailure(kind string)
+	// LoginFailure counts a failed or throttled admin login.
+	LoginFailure()
+}
+
+// NopObserver discards every event.
+type NopObserver struct{}
+
+func (NopObserver) AdminRequest(string, int) {}
+func (NopObserver) AuthFailure(string)       {}
+func (NopObserver) LoginFailure()            {}
+
+var _ Observer = NopObserver{}
+
+func (s *Server) observeMiddleware(op string) echo.MiddlewareFunc {
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		return func(c echo.Context) error {
+			err := next(c)
+			status := c.Response().Status
+			if err != nil {
+				status = errorStatus(err)
+			}
+			s.obs.AdminRequest(op, status)
+			return err
+		}
+	}
+}
