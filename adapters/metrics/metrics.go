@@ -146,7 +146,7 @@ type Metrics struct {
 
 	inflight    prometheus.Gauge
 	openStreams prometheus.Gauge
-	ready       prometheus.Gauge
+	ready       *prometheus.GaugeVec // no labels: exported only after the first SetReady
 
 	usage *UsageWriterObserver
 }
@@ -236,7 +236,7 @@ func New(opts Options) *Metrics {
 
 	m.inflight = m.gauge("relay_inflight_requests", "Proxied requests being handled now.")
 	m.openStreams = m.gauge("relay_open_streams", "Streaming responses being relayed now.")
-	m.ready = m.gauge("relay_ready", "1 when the last readiness check passed, 0 otherwise.")
+	m.ready = m.gaugeVec("relay_ready", "1 when the last readiness check passed, 0 otherwise; absent until the first check.")
 
 	m.usage = &UsageWriterObserver{
 		depth: m.gauge("relay_usage_queue_depth", "Usage records waiting to be written."),
@@ -455,15 +455,19 @@ func (m *Metrics) StreamClosed() {
 	}
 }
 
-// SetReady publishes the outcome of the latest readiness check as relay_ready.
+// SetReady publishes the outcome of the latest readiness check as
+// relay_ready. The /ready handler (or a periodic check) calls it; until the
+// first call the gauge is absent rather than 0, so the RelayNotReady alert
+// does not fire on a relay nobody has probed yet.
 func (m *Metrics) SetReady(ok bool) {
 	if m == nil {
 		return
 	}
+	g := m.ready.WithLabelValues()
 	if ok {
-		m.ready.Set(1)
+		g.Set(1)
 	} else {
-		m.ready.Set(0)
+		g.Set(0)
 	}
 }
 

@@ -371,6 +371,9 @@ func TestGauges(t *testing.T) {
 	m.StreamOpened()
 	m.StreamOpened()
 	m.StreamClosed()
+	if got := testutil.CollectAndCount(m.Registry(), "relay_ready"); got != 0 {
+		t.Errorf("relay_ready exported before any readiness check")
+	}
 	m.SetReady(true)
 	for name, want := range map[string]float64{"relay_inflight_requests": 1, "relay_open_streams": 2, "relay_ready": 1} {
 		if got := value(t, m, name); got != want {
@@ -517,6 +520,7 @@ func touchAll(m *metrics.Metrics) {
 	m.UpstreamRetry("primary", metrics.RetryTimeout)
 	m.UpstreamFailover("primary", "backup")
 	m.UsageWriter().FlushDone(time.Millisecond, 1, nil)
+	m.SetReady(true)
 }
 
 func TestHandler(t *testing.T) {
