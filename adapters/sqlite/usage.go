@@ -1,0 +1,288 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/relaystation/relay/adapters/sqlite/sqlitedb"
+	"github.com/relaystation/relay/domain"
+)
+
+// rowsPerInsert keeps one multi-row INSERT well under SQLite's limit of
+// 32766 bound parameters.
+const rowsPerInsert = 500
+
+const usageColumns = `request_id, key_id, created_at, model, path, status, stream,
+	input_tokens, output_tokens, cache_creation_input_tokens, cache_read_input_tokens,
+	cache_creation_5m_tokens, cache_creation_1h_tokens, estimated, latency_us, ttfb_us,
+	upstream_request_id, upstream, session_id, client_ip, error_type`
+
+const usageColumnCount = 21
+
+// insertSQL caches the multi-row INSERT text per row count. It is
+// hand-built because sqlc cannot express a VALUES list of variable length.
+var insertSQL sync.Map // int -> string
+
+func insertUsageSQL(n int) string {
+	if v, ok := insertSQL.Load(n); ok {
+		return v.(string)
+	}
+	row := "(" + strings.TrimSuffix(strings.Repeat("?,", usageColumnCount), ",") + ")"
+	var b strings.Builder
+	b.WriteString("INSERT INTO usage_records (" + usageColumns + ") VALUES ")
+	for i := range n {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(row)
+	}
+	// RETURNING yields only the rows actually inserted: exactly the ones the
+	// aggregates must count.
+	b.WriteString(` ON CONFLICT (request_id) DO NOTHING
+		RETURNING key_id, created_at, model, input_tokens, output_tokens,
+		cache_creation_input_tokens, cache_read_input_tokens,
+		cache_creation_5m_tokens, cache_creation_1h_tokens`)
+	s := b.String()
+	insertSQL.Store(n, s)
+	return s
+}
+
+type dailyKey struct{ key, day, model string }
+
+type keyAgg struct {
+	tokens int64
+	last   int64
+}
+
+// InsertUsage writes recs and their aggregates in one transaction; request
+// ids already stored are skipped and counted nowhere.
+func (s *Store) InsertUsage(ctx context.Context, recs []domain.UsageRecord) error {
+	if len(recs) == 0 {
+		return nil
+	}
+	err := s.inTx(ctx, func(tx *sql.Tx, q *sqlitedb.Queries) error {
+		keys := map[string]*keyAgg{}
+		daily := map[dailyKey]*sqlitedb.UpsertUsageDailyParams{}
+		args := make([]any, 0, min(len(recs), rowsPerInsert)*usageColumnCount)
+		for start := 0; start < len(recs); start += rowsPerInsert {
+			chunk := recs[start:min(start+rowsPerInsert, len(recs))]
+			args = args[:0]
+			for i := range chunk {
+				r := &chunk[i]
+				args = append(args,
+					r.RequestID, r.KeyID.String(), r.Time.UnixMicro(), r.Model, r.Path, int64(r.Status), boolInt(r.Stream),
+					r.Usage.InputTokens, r.Usage.OutputTokens, r.Usage.CacheCreationInputTokens, r.Usage.CacheReadInputTokens,
+					r.Usage.CacheCreation5mTokens, r.Usage.CacheCreation1hTokens, boolInt(r.Estimated),
+					r.Latency.Microseconds(), r.TTFB.Microseconds(),
+					r.UpstreamRequestID, r.Upstream, r.SessionID, r.ClientIP, r.ErrorType)
+			}
+			if err := insertChunk(ctx, tx, insertUsageSQL(len(chunk)), args, keys, daily); err != nil {
+				return err
+			}
+		}
+		for id, a := range keys {
+			if err := q.AddKeyUsage(ctx, sqlitedb.AddKeyUsageParams{ID: id, Tokens: a.tokens, LastUsedAt: a.last}); err != nil {
+				return fmt.Errorf("add key usage: %w", err)
+			}
+		}
+		for _, d := range daily {
+			if err := q.UpsertUsageDaily(ctx, *d); err != nil {
+				return fmt.Errorf("update daily usage: %w", err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("insert usage batch of %d: %w", len(recs), err)
+	}
+	return nil
+}
+
+func insertChunk(ctx context.Context, tx *sql.Tx, query string, args []any, keys map[string]*keyAgg, daily map[dailyKey]*sqlitedb.UpsertUsageDailyParams) error {
+	rows, err := tx.QueryContext(ctx, query, args...)
+	if err != nil {
+		return fmt.Errorf("insert usage records: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var (
+			keyID, model             string
+			at                       int64
+			in, out, cc, cr, c5, c1h int64
+		)
+		if err := rows.Scan(&keyID, &at, &model, &in, &out, &cc, &cr, &c5, &c1h); err != nil {
+			return fmt.Errorf("read inserted usage: %w", err)
+		}
+		a := keys[keyID]
+		if a == nil {
+			a = &keyAgg{}
+			keys[keyID] = a
+		}
+		a.tokens += in + out + cc + cr
+		a.last = max(a.last, at)
+
+		dk := dailyKey{keyID, fromMicro(at).Format(time.DateOnly), model}
+		d := daily[dk]
+		if d == nil {
+			d = &sqlitedb.UpsertUsageDailyParams{KeyID: dk.key, Day: dk.day, Model: dk.model}
+			daily[dk] = d
+		}
+		d.Requests++
+		d.InputTokens += in
+		d.OutputTokens += out
+		d.CacheCreationInputTokens += cc
+		d.CacheReadInputTokens += cr
+		d.CacheCreation5mTokens += c5
+		d.CacheCreation1hTokens += c1h
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("insert usage records: %w", err)
+	}
+	return nil
+}
+
+// UsageTotals sums usage over [q.From, q.To). A day-aligned range is read
+// from the daily rollup, anything else from the records themselves.
+func (s *Store) UsageTotals(ctx context.Context, q domain.UsageQuery) ([]domain.UsageTotals, error) {
+	switch q.GroupBy {
+	case domain.GroupNone, domain.GroupKey, domain.GroupDay, domain.GroupModel:
+	default:
+		return nil, domain.Invalidf("unknown usage grouping %q", q.GroupBy)
+	}
+	var keyID *string
+	if q.KeyID != nil {
+		k := q.KeyID.String()
+		keyID = &k
+	}
+	var out []domain.UsageTotals
+	if dayAligned(q.From) && dayAligned(q.To) {
+		rows, err := s.rq.UsageTotalsFromDaily(ctx, sqlitedb.UsageTotalsFromDailyParams{
+			GroupBy: string(q.GroupBy),
+			KeyID:   keyID,
+			FromDay: dayPtr(q.From),
+			ToDay:   dayPtr(q.To),
+		})
+		if err != nil {
+			return nil, fmt.Errorf("usage totals: %w", err)
+		}
+		for _, r := range rows {
+			out = append(out, totals(r.Grp, r.Requests, r.InputTokens, r.OutputTokens, r.CacheCreationInputTokens,
+				r.CacheReadInputTokens, r.CacheCreation5mTokens, r.CacheCreation1hTokens))
+		}
+	} else {
+		rows, err := s.rq.UsageTotalsFromRecords(ctx, sqlitedb.UsageTotalsFromRecordsParams{
+			GroupBy:  string(q.GroupBy),
+			KeyID:    keyID,
+			FromTime: microOrNil(q.From),
+			ToTime:   microOrNil(q.To),
+		})
+		if err != nil {
+			return nil, fmt.Errorf("usage totals: %w", err)
+		}
+		for _, r := range rows {
+			out = append(out, totals(r.Grp, r.Requests, r.InputTokens, r.OutputTokens, r.CacheCreationInputTokens,
+				r.CacheReadInputTokens, r.CacheCreation5mTokens, r.CacheCreation1hTokens))
+		}
+	}
+	if q.GroupBy == domain.GroupNone && len(out) == 0 {
+		out = append(out, domain.UsageTotals{})
+	}
+	return out, nil
+}
+
+// UsageLogs returns records newest first.
+func (s *Store) UsageLogs(ctx context.Context, q domain.LogQuery) ([]domain.UsageRecord, error) {
+	p := sqlitedb.UsageLogsParams{FromTime: microPtr(q.From), ToTime: microPtr(q.To), MaxRows: limit(q.Limit)}
+	if q.KeyID != nil {
+		k := q.KeyID.String()
+		p.KeyID = &k
+	}
+	if q.Status != nil {
+		st := int64(*q.Status)
+		p.Status = &st
+	}
+	if q.After != nil {
+		at, id := q.After.Time.UnixMicro(), q.After.RequestID
+		p.AfterTime, p.AfterRequestID = &at, &id
+	}
+	rows, err := s.rq.UsageLogs(ctx, p)
+	if err != nil {
+		return nil, fmt.Errorf("usage logs: %w", err)
+	}
+	out := make([]domain.UsageRecord, len(rows))
+	for i, r := range rows {
+		keyID, err := uuid.Parse(r.KeyID)
+		if err != nil {
+			return nil, fmt.Errorf("usage record %s: stored key id %q: %w", r.RequestID, r.KeyID, err)
+		}
+		out[i] = domain.UsageRecord{
+			RequestID: r.RequestID,
+			KeyID:     keyID,
+			Time:      fromMicro(r.CreatedAt),
+			Model:     r.Model,
+			Path:      r.Path,
+			Status:    int(r.Status),
+			Stream:    r.Stream != 0,
+			Usage: domain.Usage{
+				InputTokens:              r.InputTokens,
+				OutputTokens:             r.OutputTokens,
+				CacheCreationInputTokens: r.CacheCreationInputTokens,
+				CacheReadInputTokens:     r.CacheReadInputTokens,
+				CacheCreation5mTokens:    r.CacheCreation5mTokens,
+				CacheCreation1hTokens:    r.CacheCreation1hTokens,
+			},
+			Estimated:         r.Estimated != 0,
+			Latency:           time.Duration(r.LatencyUs) * time.Microsecond,
+			TTFB:              time.Duration(r.TtfbUs) * time.Microsecond,
+			UpstreamRequestID: r.UpstreamRequestID,
+			Upstream:          r.Upstream,
+			SessionID:         r.SessionID,
+			ClientIP:          r.ClientIp,
+			ErrorType:         r.ErrorType,
+		}
+	}
+	return out, nil
+}
+
+// dayAligned reports whether t is unset or a UTC midnight, so that a range
+// bounded by it can be answered from the daily rollup.
+func dayAligned(t time.Time) bool {
+	return t.IsZero() || t.Equal(t.Truncate(24*time.Hour))
+}
+
+func dayPtr(t time.Time) *string {
+	if t.IsZero() {
+		return nil
+	}
+	d := t.UTC().Format(time.DateOnly)
+	return &d
+}
+
+func microOrNil(t time.Time) *int64 {
+	if t.IsZero() {
+		return nil
+	}
+	us := t.UnixMicro()
+	return &us
+}
+
+func totals(group string, requests, in, out, cc, cr, c5m, c1h int64) domain.UsageTotals {
+	return domain.UsageTotals{
+		Group:    group,
+		Requests: requests,
+		Usage: domain.Usage{
+			InputTokens:              in,
+			OutputTokens:             out,
+			CacheCreationInputTokens: cc,
+			CacheReadInputTokens:     cr,
+			CacheCreation5mTokens:    c5m,
+			CacheCreation1hTokens:    c1h,
+		},
+	}
+}
