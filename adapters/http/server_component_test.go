@@ -11,7 +11,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/google/uuid"
 
-	"github.com/relaystation/relay/adapters/postgres"
+	"github.com/relaystation/relay/adapters/storage"
 	"github.com/relaystation/relay/api/client"
 	"github.com/relaystation/relay/domain"
 	"github.com/relaystation/relay/internal/testenv"
@@ -20,15 +20,20 @@ import (
 
 // stores are the real storage engines every component test runs against.
 var stores = map[string]func(t *testing.T) ports.Store{
-	"postgres": func(t *testing.T) ports.Store {
-		url := testenv.MustPostgresDB(t)
-		s, err := postgres.Open(context.Background(), url, slog.New(slog.DiscardHandler))
-		if err != nil {
-			t.Fatalf("open postgres: %v", err)
-		}
-		t.Cleanup(func() { _ = s.Close() })
-		return s
-	},
+	"sqlite":   func(t *testing.T) ports.Store { return mustOpenStore(t, "") },
+	"postgres": func(t *testing.T) ports.Store { return mustOpenStore(t, testenv.MustPostgresDB(t)) },
+}
+
+// mustOpenStore opens and migrates a store the way `relay serve` does: an
+// empty URL is SQLite under a fresh data directory.
+func mustOpenStore(t *testing.T, databaseURL string) ports.Store {
+	t.Helper()
+	s, err := storage.Open(context.Background(), databaseURL, t.TempDir(), slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatalf("open store %q: %v", databaseURL, err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	return s
 }
 
 func forEachStore(t *testing.T, f func(t *testing.T, e *testEnv)) {
