@@ -1,0 +1,99 @@
+package admin_test
+
+import (
+	"context"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/relaystation/relay/domain"
+	"github.com/relaystation/relay/ports"
+)
+
+// Test doubles built from function fields; a nil field panics if called,
+// so each test states exactly what it expects to be used.
+
+type fakeStore struct {
+	createKey   func(context.Context, domain.APIKey) error
+	getKey      func(context.Context, uuid.UUID) (domain.APIKey, error)
+	listKeys    func(context.Context, domain.KeyFilter) ([]domain.APIKey, error)
+	updateKey   func(context.Context, domain.APIKey) error
+	deleteKey   func(context.Context, uuid.UUID, time.Time) error
+	getTier     func(context.Context, string) (domain.Tier, error)
+	deleteTier  func(context.Context, string) error
+	seedTiers   func(context.Context, []domain.Tier) error
+	usageTotals func(context.Context, domain.UsageQuery) ([]domain.UsageTotals, error)
+	usageLogs   func(context.Context, domain.LogQuery) ([]domain.UsageRecord, error)
+}
+
+var (
+	_ ports.KeyStore   = (*fakeStore)(nil)
+	_ ports.TierStore  = (*fakeStore)(nil)
+	_ ports.UsageStore = (*fakeStore)(nil)
+)
+
+func (f *fakeStore) CreateKey(ctx context.Context, k domain.APIKey) error { return f.createKey(ctx, k) }
+func (f *fakeStore) GetKey(ctx context.Context, id uuid.UUID) (domain.APIKey, error) {
+	return f.getKey(ctx, id)
+}
+func (f *fakeStore) GetKeyByHash(context.Context, string) (domain.APIKey, error) {
+	panic("unexpected GetKeyByHash")
+}
+func (f *fakeStore) ListKeys(ctx context.Context, kf domain.KeyFilter) ([]domain.APIKey, error) {
+	return f.listKeys(ctx, kf)
+}
+func (f *fakeStore) UpdateKey(ctx context.Context, k domain.APIKey) error { return f.updateKey(ctx, k) }
+func (f *fakeStore) DeleteKey(ctx context.Context, id uuid.UUID, at time.Time) error {
+	return f.deleteKey(ctx, id, at)
+}
+func (f *fakeStore) ListTiers(context.Context) ([]domain.Tier, error) { panic("unexpected ListTiers") }
+func (f *fakeStore) GetTier(ctx context.Context, name string) (domain.Tier, error) {
+	return f.getTier(ctx, name)
+}
+func (f *fakeStore) UpsertTier(context.Context, domain.Tier) error { panic("unexpected UpsertTier") }
+func (f *fakeStore) DeleteTier(ctx context.Context, name string) error {
+	return f.deleteTier(ctx, name)
+}
+func (f *fakeStore) SeedTiers(ctx context.Context, ts []domain.Tier) error {
+	return f.seedTiers(ctx, ts)
+}
+func (f *fakeStore) InsertUsage(context.Context, []domain.UsageRecord) error {
+	panic("unexpected InsertUsage")
+}
+func (f *fakeStore) UsageTotals(ctx context.Context, q domain.UsageQuery) ([]domain.UsageTotals, error) {
+	return f.usageTotals(ctx, q)
+}
+func (f *fakeStore) UsageLogs(ctx context.Context, q domain.LogQuery) ([]domain.UsageRecord, error) {
+	return f.usageLogs(ctx, q)
+}
+
+type fakeCache struct{ invalidated []uuid.UUID }
+
+var _ ports.KeyLookup = (*fakeCache)(nil)
+
+func (f *fakeCache) LookupKey(context.Context, string) (domain.APIKey, error) {
+	panic("unexpected LookupKey")
+}
+func (f *fakeCache) Invalidate(id uuid.UUID) { f.invalidated = append(f.invalidated, id) }
+
+type fakeLedger struct {
+	reset func(context.Context, uuid.UUID) error
+	state func(context.Context, uuid.UUID, int64) (domain.QuotaState, error)
+}
+
+var _ ports.QuotaLedger = (*fakeLedger)(nil)
+
+func (f *fakeLedger) Reserve(context.Context, uuid.UUID, string, int64, int64, int64, time.Duration) (domain.QuotaState, error) {
+	panic("unexpected Reserve")
+}
+func (f *fakeLedger) Settle(context.Context, uuid.UUID, string, int64) error {
+	panic("unexpected Settle")
+}
+func (f *fakeLedger) State(ctx context.Context, id uuid.UUID, seed int64) (domain.QuotaState, error) {
+	return f.state(ctx, id, seed)
+}
+func (f *fakeLedger) Reset(ctx context.Context, id uuid.UUID) error { return f.reset(ctx, id) }
+
+type fixedClock struct{ t time.Time }
+
+func (c fixedClock) Now() time.Time { return c.t }
