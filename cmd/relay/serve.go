@@ -1,0 +1,324 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/relaystation/relay/adapters/keycache"
+	"github.com/relaystation/relay/adapters/memory"
+	"github.com/relaystation/relay/adapters/metrics"
+	redisadapter "github.com/relaystation/relay/adapters/redis"
+	"github.com/relaystation/relay/adapters/storage"
+	"github.com/relaystation/relay/adapters/upstream"
+	"github.com/relaystation/relay/adapters/usagewriter"
+	"github.com/relaystation/relay/config"
+	"github.com/relaystation/relay/domain"
+	"github.com/relaystation/relay/domain/admin"
+	"github.com/relaystation/relay/domain/relay"
+	"github.com/relaystation/relay/ports"
+
+	httpadapter "github.com/relaystation/relay/adapters/http"
+)
+
+// serve wires the relay explicitly, starts it, and on SIGTERM/SIGINT shuts
+// it down in order: stop accepting, drain streams (up to the grace period),
+// flush every pending usage record, close the stores.
+func serve(ctx context.Context, args []string, e env) error {
+	if len(args) > 0 {
+		return usageError{"serve takes no arguments; configure it with config.yaml or the environment"}
+	}
+	cfg, file, err := loadConfig(e)
+	if err != nil {
+		return err
+	}
+	log := newLogger(cfg.Log, e.stderr)
+	app, err := build(ctx, cfg, e, log)
+	if err != nil {
+		return err
+	}
+	defer app.close()
+
+	ln, err := net.Listen("tcp", cfg.ListenAddr)
+	if err != nil {
+		return fmt.Errorf("listen_addr %s: %w", cfg.ListenAddr, err)
+	}
+	log.Info("relay started", "version", version, "addr", ln.Addr().String(),
+		"config_file", file, "database", app.storeKind, "redis", cfg.RedisURL != "",
+		"upstream_configured", app.upstreamConfigured)
+	return app.run(ctx, ln)
+}
+
+// app is the running relay: everything serve builds and must close.
+type app struct {
+	cfg                config.Config
+	log                *slog.Logger
+	store              ports.Store
+	storeKind          string
+	rdb                *goredis.Client
+	writer             *usagewriter.Writer
+	metrics            *metrics.Metrics
+	handler            http.Handler
+	inflight           sync.WaitGroup
+	upstreamConfigured bool
+	closers            []func()
+}
+
+func build(ctx context.Context, cfg config.Config, e env, log *slog.Logger) (*app, error) {
+	a := &app{cfg: cfg, log: log}
+	sec, err := bootstrapSecrets(cfg, e.stderr)
+	if err != nil {
+		return nil, err
+	}
+	store, err := storage.Open(ctx, cfg.DatabaseURL, cfg.DataDir, log)
+	if err != nil {
+		return nil, fmt.Errorf("database: %w", err)
+	}
+	a.store = store
+	a.storeKind = "sqlite"
+	if cfg.DatabaseURL != "" {
+		a.storeKind = "postgres"
+	}
+	a.closers = append(a.closers, func() {
+		if err := store.Close(); err != nil {
+			log.Error("closing the database", "error", err)
+		}
+	})
+
+	m := metrics.New(metrics.Options{MaxQuotaKeys: cfg.Metrics.MaxKeys, Version: version})
+	a.metrics = m
+	clock := ports.SystemClock{}
+
+	var (
+		ledger  ports.QuotaLedger
+		limiter ports.RateLimiter
+		conc    ports.ConcurrencyLimiter
+	)
+	if cfg.RedisURL != "" {
+		opts, err := goredis.ParseURL(cfg.RedisURL)
+		if err != nil {
+			return nil, fmt.Errorf("redis_url: %w", err)
+		}
+		a.rdb = goredis.NewClient(opts)
+		pctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+		if err := a.rdb.Ping(pctx).Err(); err != nil {
+			// Not fatal: the fail_open/fail_closed policies decide what
+			// happens while Redis is away, and it may come back.
+			log.Warn("redis is not reachable at start; the failure policies apply until it is", "error", err)
+		}
+		cancel()
+		ropts := []redisadapter.Option{redisadapter.WithPrefix("relay:"), redisadapter.WithLogger(log)}
+		ledger = redisadapter.NewLedger(a.rdb, ropts...)
+		limiter = redisadapter.NewRateLimiter(a.rdb, ropts...)
+		conc = redisadapter.NewConcurrencyLimiter(a.rdb, ropts...)
+		a.closers = append(a.closers, func() { _ = a.rdb.Close() })
+	} else {
+		ml := memory.NewLedger(memory.WithClock(clock))
+		mr := memory.NewRateLimiter(memory.WithClock(clock))
+		mc := memory.NewConcurrencyLimiter(memory.WithClock(clock))
+		ledger, limiter, conc = ml, mr, mc
+		a.closers = append(a.closers, func() { _ = ml.Close(); _ = mc.Close() })
+	}
+
+	a.writer = usagewriter.New(store, usagewriter.Config{
+		Capacity:      cfg.Usage.QueueSize,
+		BatchSize:     cfg.Usage.BatchSize,
+		FlushInterval: cfg.Usage.FlushInterval,
+		Logger:        log,
+		Observer:      m.UsageWriter(),
+	})
+
+	hasher := domain.NewKeyHasher(sec.keyHashSecret)
+	cache := keycache.New(store, cfg.Server.KeyCacheTTL, clock)
+	adminSvc, err := admin.NewService(admin.Deps{
+		Keys: store, Tiers: store, Usage: store, Cache: cache,
+		Ledger: ledger, Limiter: limiter, Concurrency: conc,
+		Clock: clock, Hasher: hasher, Log: log,
+	}, admin.Config{AdminUsername: cfg.Admin.Username, AdminPasswordHash: sec.adminHash, DefaultTier: cfg.RateLimit.DefaultTier})
+	if err != nil {
+		return nil, err
+	}
+	if err := adminSvc.SeedTiers(ctx, cfg.Tiers()); err != nil {
+		return nil, fmt.Errorf("seeding rate-limit tiers: %w", err)
+	}
+
+	auth := relay.NewAuthenticator(hasher, cache, clock)
+	relaySvc, err := relay.NewService(relay.ServiceConfig{
+		Auth:             auth,
+		Tiers:            relay.NewTierResolver(store, 2*time.Second, clock),
+		Ledger:           ledger,
+		Rate:             limiter,
+		Concurrency:      conc,
+		Usage:            a.writer,
+		Clock:            clock,
+		Log:              log,
+		Observer:         relayObserver{m: m, log: log},
+		QuotaPolicy:      policy(cfg.Quota.FailPolicy),
+		RatePolicy:       policy(cfg.RateLimit.FailPolicy),
+		DefaultMaxTokens: cfg.Quota.DefaultMaxTokens,
+		ReservationLease: cfg.Quota.Lease,
+	})
+	if err != nil {
+		return nil, err
+	}
+
+	ups := make([]upstream.Config, 0, 1+len(cfg.Upstream.Fallbacks))
+	for _, u := range cfg.Upstreams() {
+		ups = append(ups, upstream.Config{Name: u.Name, URL: u.URL, APIKey: u.APIKey, Timeout: u.Timeout, MaxRetries: u.MaxRetries})
+		if u.APIKey != "" {
+			a.upstreamConfigured = true
+		}
+	}
+	transport, err := upstream.New(upstream.Options{
+		Upstreams:    ups,
+		BaseDelay:    cfg.Upstream.RetryBase,
+		Deadline:     cfg.Upstream.Deadline,
+		Cooldown:     cfg.Upstream.Cooldown,
+		MaxBodyBytes: cfg.Upstream.MaxBodyBytes,
+		Observer:     upstreamObserver{m: m},
+		Log:          log,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("upstream: %w", err)
+	}
+	if !a.upstreamConfigured {
+		log.Warn("UPSTREAM_API_KEY is not set: the management API works, proxied calls answer 503 until it is")
+	}
+
+	trusted, err := domain.ParsePrefixes(cfg.Server.TrustedProxies)
+	if err != nil {
+		return nil, fmt.Errorf("server.trusted_proxies: %w", err)
+	}
+	adminIPs, err := domain.ParsePrefixes(cfg.Admin.AllowedIPs)
+	if err != nil {
+		return nil, fmt.Errorf("admin.allowed_ips (ADMIN_ALLOWED_IPS): %w", err)
+	}
+	clientIP := httpadapter.NewClientIPResolver(trusted)
+	proxy := httpadapter.NewProxy(httpadapter.ProxyOptions{
+		Service:      relaySvc,
+		Transport:    transport,
+		ClientIP:     clientIP,
+		Log:          log,
+		MaxBodyBytes: cfg.Upstream.MaxBodyBytes,
+		IdleTimeout:  cfg.Upstream.IdleTimeout,
+	})
+
+	m.SetQuotaSource(quotaSource(store, cfg.Metrics.MaxKeys))
+	srv, err := httpadapter.New(httpadapter.Options{
+		Log:             log,
+		Admin:           adminSvc,
+		Auth:            auth,
+		ClientIP:        clientIP,
+		Proxy:           proxy,
+		MetricsHandler:  m.Handler(cfg.Metrics.Token),
+		Ready:           a.ready,
+		JWT:             httpadapter.JWTOptions{Secret: sec.jwtKey, TTL: cfg.Admin.TokenTTL},
+		AdminUsername:   cfg.Admin.Username,
+		AdminAllowedIPs: adminIPs,
+		TrustRequestID:  len(trusted) > 0,
+		LoginThrottle:   httpadapter.LoginThrottleOptions{MaxFailures: cfg.Admin.LoginFailures, Window: cfg.Admin.LoginWindow},
+		Observer:        serverObserver{m: m},
+	})
+	if err != nil {
+		return nil, err
+	}
+	a.handler = a.track(srv)
+	return a, nil
+}
+
+// track counts in-flight handlers, so shutdown can wait for the last
+// stream's usage to be settled before flushing the writer.
+func (a *app) track(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		a.inflight.Add(1)
+		defer a.inflight.Done()
+		next.ServeHTTP(w, r)
+	})
+}
+
+// ready checks the database and Redis within a short timeout.
+func (a *app) ready(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	err := a.store.Ping(ctx)
+	if err != nil {
+		err = fmt.Errorf("database: %w", err)
+	} else if a.rdb != nil {
+		if rerr := a.rdb.Ping(ctx).Err(); rerr != nil {
+			err = fmt.Errorf("redis: %w", rerr)
+		}
+	}
+	if err == nil && a.writer.Saturated() {
+		err = errors.New("usage writer queue is full")
+	}
+	a.metrics.SetReady(err == nil)
+	return err
+}
+
+func (a *app) run(ctx context.Context, ln net.Listener) error {
+	hs := &http.Server{
+		Handler:           a.handler,
+		ReadHeaderTimeout: a.cfg.Server.ReadHeaderTimeout,
+		IdleTimeout:       a.cfg.Server.IdleTimeout,
+		// No WriteTimeout: streams are long. The proxy enforces an idle
+		// timeout between upstream bytes instead.
+		ErrorLog: slog.NewLogLogger(a.log.Handler(), slog.LevelDebug),
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- hs.Serve(ln) }()
+
+	select {
+	case err := <-errc:
+		if !errors.Is(err, http.ErrServerClosed) {
+			return fmt.Errorf("http server: %w", err)
+		}
+	case <-ctx.Done():
+	}
+
+	grace := a.cfg.Server.ShutdownGrace
+	a.log.Info("shutting down: draining open requests", "grace", grace.String())
+	sctx, cancel := context.WithTimeout(context.Background(), grace)
+	err := hs.Shutdown(sctx)
+	cancel()
+	if err != nil {
+		a.log.Warn("grace period over: closing the remaining connections", "error", err)
+		_ = hs.Close()
+	}
+	// Closed connections end their handlers promptly; each settles its usage
+	// on the way out.
+	done := make(chan struct{})
+	go func() { a.inflight.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		a.log.Error("handlers still running after shutdown; flushing what has been recorded")
+	}
+	fctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := a.writer.Shutdown(fctx); err != nil {
+		a.log.Error("flushing usage records", "error", err)
+		return fmt.Errorf("flushing usage: %w", err)
+	}
+	a.log.Info("shutdown complete: usage flushed")
+	return nil
+}
+
+func (a *app) close() {
+	for i := len(a.closers) - 1; i >= 0; i-- {
+		a.closers[i]()
+	}
+}
+
+func policy(s string) relay.FailurePolicy {
+	if s == "fail_open" {
+		return relay.FailOpen
+	}
+	return relay.FailClosed
+}
