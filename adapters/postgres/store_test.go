@@ -26,3 +26,7 @@ func MustOpen(tb testing.TB) *postgres.Store {
 func TestContract(t *testing.T) {
 	storetest.Run(t, func(t *testing.T) ports.Store { return MustOpen(t) })
 }
+
+func BenchmarkInsertUsage(b *testing.B) {
+	storetest.BenchInsertUsage(b, MustOpen(b))
+}

@@ -4,10 +4,8 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
-	"slices"
 	"time"
 
-	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 
 	"github.com/relaystation/relay/adapters/postgres/pgdb"
@@ -19,18 +17,23 @@ import (
 const maxTxAttempts = 8
 
 // The batch path is hand-written rather than sqlc-generated: it copies into
-// a per-connection temporary table, which sqlc cannot see in the schema.
+// a per-connection temporary table, which sqlc cannot see in the schema. It
+// is also shaped for round trips: parameterless statements go through the
+// simple protocol, several to a message, so a batch costs three round trips
+// (begin, copy, apply-and-commit) however large it is.
 const (
-	createUsageStaging = `CREATE TEMP TABLE IF NOT EXISTS usage_in
-		(LIKE usage_records INCLUDING DEFAULTS) ON COMMIT DELETE ROWS`
+	// beginUsageBatch opens the transaction and, the first time on each
+	// connection, creates the staging table; ON COMMIT DELETE ROWS empties
+	// it after every batch.
+	beginUsageBatch = `BEGIN;
+CREATE TEMP TABLE IF NOT EXISTS usage_in (LIKE usage_records INCLUDING DEFAULTS) ON COMMIT DELETE ROWS`
 
-	// lockUsageKeys takes the row locks of the batch's keys in id order, so
-	// concurrent batches queue on shared keys instead of deadlocking.
-	lockUsageKeys = `SELECT 1 FROM api_keys WHERE id = ANY($1::uuid[]) ORDER BY id FOR NO KEY UPDATE`
-
-	// applyUsageStaging inserts the staged records that are new and folds
-	// exactly those into the daily rollup and the keys' counters.
-	applyUsageStaging = `
+	// applyUsageBatch first takes the row locks of the batch's keys in id
+	// order, so concurrent batches queue on shared keys instead of
+	// deadlocking. It then inserts the staged records that are new and folds
+	// exactly those into the daily rollup and the keys' counters, and commits.
+	applyUsageBatch = `
+SELECT 1 FROM api_keys WHERE id IN (SELECT key_id FROM usage_in) ORDER BY id FOR NO KEY UPDATE;
 WITH ins AS (
     INSERT INTO usage_records
     SELECT * FROM usage_in
@@ -49,7 +52,6 @@ WITH ins AS (
         sum(cache_creation_5m_tokens), sum(cache_creation_1h_tokens)
     FROM ins
     GROUP BY 1, 2, 3
-    ORDER BY 1, 2, 3
     ON CONFLICT (key_id, day, model) DO UPDATE SET
         requests = d.requests + excluded.requests,
         input_tokens = d.input_tokens + excluded.input_tokens,
@@ -71,7 +73,8 @@ WITH ins AS (
     ) AS s
     WHERE k.id = s.key_id
 )
-SELECT count(*) FROM ins`
+SELECT count(*) FROM ins;
+COMMIT`
 )
 
 var usageColumns = []string{
@@ -87,12 +90,9 @@ func (s *Store) InsertUsage(ctx context.Context, recs []domain.UsageRecord) erro
 	if len(recs) == 0 {
 		return nil
 	}
-	keys := batchKeys(recs)
 	var err error
 	for attempt := 1; ; attempt++ {
-		err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-			return insertUsageTx(ctx, tx, recs, keys)
-		})
+		err = s.insertUsageOnce(ctx, recs)
 		if err == nil || !retryable(err) || attempt == maxTxAttempts {
 			break
 		}
@@ -109,11 +109,30 @@ func (s *Store) InsertUsage(ctx context.Context, recs []domain.UsageRecord) erro
 	return nil
 }
 
-func insertUsageTx(ctx context.Context, tx pgx.Tx, recs []domain.UsageRecord, keys []uuid.UUID) error {
-	if _, err := tx.Exec(ctx, createUsageStaging); err != nil {
-		return fmt.Errorf("create staging table: %w", err)
+func (s *Store) insertUsageOnce(ctx context.Context, recs []domain.UsageRecord) (err error) {
+	pc, err := s.pool.Acquire(ctx)
+	if err != nil {
+		return fmt.Errorf("acquire connection: %w", err)
 	}
-	_, err := tx.CopyFrom(ctx, pgx.Identifier{"usage_in"}, usageColumns,
+	defer pc.Release()
+	conn := pc.Conn()
+	if _, err := conn.Exec(ctx, beginUsageBatch); err != nil {
+		return fmt.Errorf("begin usage batch: %w", err)
+	}
+	done := false
+	defer func() {
+		if done {
+			return
+		}
+		// The transaction is open or aborted; a connection that cannot even
+		// roll back is closed so the pool never hands it out mid-transaction.
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		if _, rerr := conn.Exec(rctx, "ROLLBACK"); rerr != nil {
+			_ = conn.Close(rctx)
+		}
+	}()
+	_, err = conn.CopyFrom(ctx, pgx.Identifier{"usage_in"}, usageColumns,
 		pgx.CopyFromSlice(len(recs), func(i int) ([]any, error) {
 			r := &recs[i]
 			return []any{
@@ -127,30 +146,11 @@ func insertUsageTx(ctx context.Context, tx pgx.Tx, recs []domain.UsageRecord, ke
 	if err != nil {
 		return fmt.Errorf("copy usage records: %w", err)
 	}
-	if _, err := tx.Exec(ctx, lockUsageKeys, keys); err != nil {
-		return fmt.Errorf("lock keys: %w", err)
-	}
-	if _, err := tx.Exec(ctx, applyUsageStaging); err != nil {
+	if _, err := conn.Exec(ctx, applyUsageBatch); err != nil {
 		return fmt.Errorf("apply usage records: %w", err)
 	}
+	done = true
 	return nil
-}
-
-// batchKeys returns the distinct key ids of recs, sorted.
-func batchKeys(recs []domain.UsageRecord) []uuid.UUID {
-	keys := make([]uuid.UUID, 0, 8)
-	for i := range recs {
-		keys = append(keys, recs[i].KeyID)
-	}
-	slices.SortFunc(keys, func(a, b uuid.UUID) int {
-		for i := range a {
-			if a[i] != b[i] {
-				return int(a[i]) - int(b[i])
-			}
-		}
-		return 0
-	})
-	return slices.Compact(keys)
 }
 
 // UsageTotals sums usage over [q.From, q.To). A day-aligned range is read

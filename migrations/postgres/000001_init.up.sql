@@ -38,7 +38,7 @@ CREATE INDEX api_keys_tier_idx ON api_keys (rate_limit_tier);
 -- is an audit log, and a record must never be refused (the writer would
 -- retry a poisoned batch forever). Keys are only ever soft-deleted anyway.
 CREATE TABLE usage_records (
-    request_id                  text        PRIMARY KEY,
+    request_id                  text        COLLATE "C" PRIMARY KEY,
     key_id                      uuid        NOT NULL,
     created_at                  timestamptz NOT NULL,
     model                       text        NOT NULL DEFAULT '',
