@@ -1,0 +1,110 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"time"
+)
+
+var adminClient = &http.Client{Timeout: 15 * time.Second}
+
+// waitReady polls url until it answers (200 when want200), the process
+// exits, or timeout passes.
+func (h *harness) waitReady(ctx context.Context, p *proc, url string, timeout time.Duration, want200 bool) error {
+	deadline := time.Now().Add(timeout)
+	last := "no answer"
+	for time.Now().Before(deadline) {
+		select {
+		case <-p.done:
+			return fmt.Errorf("%s exited before it was ready (%v); log: %s", p.name, p.err, h.tail(p.log))
+		case <-ctx.Done():
+			return ctx.Err()
+		default:
+		}
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+		resp, err := adminClient.Do(req)
+		if err == nil {
+			b, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+			resp.Body.Close()
+			if !want200 || resp.StatusCode == http.StatusOK {
+				return nil
+			}
+			last = fmt.Sprintf("%d %s", resp.StatusCode, strings.TrimSpace(string(b)))
+		} else {
+			last = err.Error()
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	return fmt.Errorf("%s not ready after %v at %s (last: %s); log: %s", p.name, timeout, url, last, h.tail(p.log))
+}
+
+// provision logs in as admin, creates a tier that never limits the
+// benchmark and a key on it with a huge token limit, so that every request
+// runs the full admission path (rate limit and quota reservation) without
+// being refused. It returns the key.
+func provision(ctx context.Context, base, user, password string) (string, error) {
+	var login struct {
+		AccessToken string `json:"access_token"`
+	}
+	if err := call(ctx, http.MethodPost, base+"/admin/login", func(r *http.Request) { r.SetBasicAuth(user, password) }, nil, &login); err != nil {
+		return "", fmt.Errorf("POST /admin/login: %w", err)
+	}
+	if login.AccessToken == "" {
+		return "", fmt.Errorf("POST /admin/login: no access_token in the answer")
+	}
+	bearer := func(r *http.Request) { r.Header.Set("Authorization", "Bearer "+login.AccessToken) }
+	tier := map[string]any{"requests": 100_000_000, "period": 60}
+	if err := call(ctx, http.MethodPut, base+"/admin/tiers/bench", bearer, tier, nil); err != nil {
+		return "", fmt.Errorf("PUT /admin/tiers/bench: %w", err)
+	}
+	var created struct {
+		APIKey string `json:"api_key"`
+	}
+	key := map[string]any{"name": "bench", "rate_limit_tier": "bench", "token_limit": int64(1_000_000_000_000)}
+	if err := call(ctx, http.MethodPost, base+"/admin/api-keys", bearer, key, &created); err != nil {
+		return "", fmt.Errorf("POST /admin/api-keys: %w", err)
+	}
+	if created.APIKey == "" {
+		return "", fmt.Errorf("POST /admin/api-keys: no api_key in the answer")
+	}
+	return created.APIKey, nil
+}
+
+func call(ctx context.Context, method, url string, auth func(*http.Request), in, out any) error {
+	var body io.Reader
+	if in != nil {
+		b, err := json.Marshal(in)
+		if err != nil {
+			return err
+		}
+		body = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, url, body)
+	if err != nil {
+		return err
+	}
+	if in != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	auth(req)
+	resp, err := adminClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		return fmt.Errorf("status %d: %s", resp.StatusCode, strings.TrimSpace(string(b)))
+	}
+	if out != nil {
+		if err := json.Unmarshal(b, out); err != nil {
+			return fmt.Errorf("decode answer %q: %w", b, err)
+		}
+	}
+	return nil
+}

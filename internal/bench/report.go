@@ -1,0 +1,290 @@
+package bench
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"path/filepath"
+	"strings"
+	"text/tabwriter"
+	"time"
+)
+
+// Target is one of issue 7's goals, judged for one relay system.
+type Target struct {
+	System string  `json:"system"`
+	Figure string  `json:"figure"`
+	Goal   string  `json:"goal"`
+	Value  string  `json:"value"`
+	Ratio  float64 `json:"ratio,omitempty"`
+	Pass   bool    `json:"pass"`
+	// Missing is set when a figure could not be measured.
+	Missing bool `json:"missing,omitempty"`
+}
+
+// Report is the machine-readable result of a run.
+type Report struct {
+	Time     time.Time       `json:"time"`
+	Machine  Machine         `json:"machine"`
+	Pinning  string          `json:"pinning"`
+	Config   json.RawMessage `json:"config"`
+	Systems  []*SystemResult `json:"systems"`
+	Targets  []Target        `json:"targets"`
+	Problems []string        `json:"problems,omitempty"`
+}
+
+// Targets judges each relay against the bare proxy.
+func Targets(results []*SystemResult) []Target {
+	var bare *SystemResult
+	for _, r := range results {
+		if r.Baseline && r.Failed == "" {
+			bare = r
+		}
+	}
+	var out []Target
+	for _, r := range results {
+		if !r.Relay {
+			continue
+		}
+		add := func(figure, goal string, ok bool, pass bool, value string, ratio float64) {
+			out = append(out, Target{System: r.Name, Figure: figure, Goal: goal, Value: value, Ratio: ratio, Pass: ok && pass, Missing: !ok})
+		}
+		haveBare := bare != nil && r.Failed == ""
+		// CPU per request.
+		ok := haveBare && bare.CPUPer1kMS > 0 && r.CPUPer1kMS > 0
+		ratio := safeDiv(r.CPUPer1kMS, bare.cpuOr0())
+		add("CPU per request (at the fixed rate)", "≤ 1.5× bare", ok, ratio <= 1.5,
+			fmt.Sprintf("%.1f vs %.1f ms/1k req = %.2f×", r.CPUPer1kMS, bare.cpuOr0(), ratio), ratio)
+		// Added latency.
+		ok = haveBare && len(r.RateP50Rounds) > 0 && len(bare.RateP50Rounds) > 0
+		d50 := r.RateP50us - bare.p50Or0()
+		add("added latency p50 vs bare", "≤ 50 µs", ok, d50 <= 50, fmt.Sprintf("%+.0f µs", d50), 0)
+		d99 := r.RateP99us - bare.p99Or0()
+		add(fmt.Sprintf("added latency p99 vs bare"), "≤ 1 ms", ok, d99 <= 1000, fmt.Sprintf("%+.0f µs", d99), 0)
+		// Throughput.
+		ok = haveBare && r.SatRPS > 0 && bare.SatRPS > 0
+		tr := 0.0
+		if bare != nil {
+			tr = safeDiv(r.SatRPS, bare.SatRPS)
+		}
+		add("saturation throughput", "≥ 0.7× bare", ok, tr >= 0.7, fmt.Sprintf("%.0f vs %.0f req/s = %.2f×", r.SatRPS, bare.rpsOr0(), tr), tr)
+		// Streaming.
+		ok = haveBare && r.StreamSamples > 0 && bare.StreamSamples > 0 && r.StreamErrors == 0
+		extra := r.StreamDelayMaxus - bare.streamMaxOr0()
+		add("streaming: max event delay beyond bare", "≤ 2 ms", ok, extra <= 2000, fmt.Sprintf("%+.0f µs", extra), 0)
+		// Memory per stream.
+		ok = r.OpenStreams != nil && r.OpenStreams.Opened > 0 && r.OpenStreams.Opened == r.OpenStreams.Wanted
+		per := 0.0
+		wanted := 0
+		if r.OpenStreams != nil {
+			per, wanted = r.OpenStreams.PerStreamKB, r.OpenStreams.Wanted
+		}
+		add(fmt.Sprintf("memory per open stream (%d streams)", wanted), "≤ 64 KB", ok, per <= 64, fmt.Sprintf("%.1f KB", per), 0)
+	}
+	return out
+}
+
+func (r *SystemResult) cpuOr0() float64 {
+	if r == nil {
+		return 0
+	}
+	return r.CPUPer1kMS
+}
+func (r *SystemResult) p50Or0() float64 {
+	if r == nil {
+		return 0
+	}
+	return r.RateP50us
+}
+func (r *SystemResult) p99Or0() float64 {
+	if r == nil {
+		return 0
+	}
+	return r.RateP99us
+}
+func (r *SystemResult) rpsOr0() float64 {
+	if r == nil {
+		return 0
+	}
+	return r.SatRPS
+}
+func (r *SystemResult) streamMaxOr0() float64 {
+	if r == nil {
+		return 0
+	}
+	return r.StreamDelayMaxus
+}
+
+func safeDiv(a, b float64) float64 {
+	if b == 0 {
+		return math.Inf(1)
+	}
+	return a / b
+}
+
+// WriteTable prints the human-readable report.
+func WriteTable(w io.Writer, rep *Report) {
+	m := rep.Machine
+	fmt.Fprintf(w, "\nRelay Station benchmark, %s\n", rep.Time.Format(time.RFC3339))
+	fmt.Fprintf(w, "machine:  %d × %s, %s RAM, kernel %s, %s, open files %s\n", m.NProc, m.CPUModel, m.MemTotal, m.Kernel, m.GoVersion, m.NoFile)
+	fmt.Fprintf(w, "pinning:  %s\n\n", rep.Pinning)
+
+	var direct, bare *SystemResult
+	for _, r := range rep.Systems {
+		if r.PID == 0 && !r.Relay && !r.Baseline {
+			direct = r
+		}
+		if r.Baseline {
+			bare = r
+		}
+	}
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprint(tw, "figure\t")
+	for _, r := range rep.Systems {
+		fmt.Fprintf(tw, "%s\t", r.Name)
+	}
+	for _, r := range rep.Systems {
+		if r.Relay {
+			fmt.Fprintf(tw, "%s/bare\t", r.Name)
+		}
+	}
+	fmt.Fprintln(tw)
+	row := func(label string, val func(*SystemResult) (float64, bool), format string, ratio bool) {
+		fmt.Fprintf(tw, "%s\t", label)
+		for _, r := range rep.Systems {
+			v, ok := val(r)
+			if !ok || r.Failed != "" {
+				fmt.Fprint(tw, "–\t")
+				continue
+			}
+			fmt.Fprintf(tw, format+"\t", v)
+		}
+		for _, r := range rep.Systems {
+			if !r.Relay {
+				continue
+			}
+			v, ok1 := val(r)
+			b, ok2 := 0.0, false
+			if bare != nil {
+				b, ok2 = val(bare)
+			}
+			if !ratio || !ok1 || !ok2 || b == 0 || r.Failed != "" || bare.Failed != "" {
+				fmt.Fprint(tw, "\t")
+				continue
+			}
+			fmt.Fprintf(tw, "%.2f×\t", v/b)
+		}
+		fmt.Fprintln(tw)
+	}
+	always := func(f func(*SystemResult) float64) func(*SystemResult) (float64, bool) {
+		return func(r *SystemResult) (float64, bool) { return f(r), true }
+	}
+	proc := func(f func(*SystemResult) float64) func(*SystemResult) (float64, bool) {
+		return func(r *SystemResult) (float64, bool) { return f(r), r.PID > 0 }
+	}
+	cfg := struct {
+		SatConcurrency int
+		Rate           float64
+		StreamEvents   int
+		StreamSpacing  time.Duration
+		OpenStreams    int
+	}{}
+	_ = json.Unmarshal(rep.Config, &cfg)
+
+	row(fmt.Sprintf("throughput, c=%d (req/s)", cfg.SatConcurrency), always(func(r *SystemResult) float64 { return r.SatRPS }), "%.0f", true)
+	row("  system core use at saturation", proc(func(r *SystemResult) float64 { return r.SatCoreUse * 100 }), "%.0f%%", false)
+	row("  generator core use at saturation", always(func(r *SystemResult) float64 { return r.GenCoreUse * 100 }), "%.0f%%", false)
+	row(fmt.Sprintf("latency p50 @%.0f req/s (µs)", cfg.Rate), always(func(r *SystemResult) float64 { return r.RateP50us }), "%.0f", true)
+	row(fmt.Sprintf("latency p90 @%.0f req/s (µs)", cfg.Rate), always(func(r *SystemResult) float64 { return r.RateP90us }), "%.0f", true)
+	row(fmt.Sprintf("latency p99 @%.0f req/s (µs)", cfg.Rate), always(func(r *SystemResult) float64 { return r.RateP99us }), "%.0f", true)
+	if direct != nil {
+		row("  added p50 vs direct (µs)", always(func(r *SystemResult) float64 { return r.RateP50us - direct.RateP50us }), "%+.0f", false)
+		row("  added p99 vs direct (µs)", always(func(r *SystemResult) float64 { return r.RateP99us - direct.RateP99us }), "%+.0f", false)
+	}
+	if bare != nil {
+		row("  added p50 vs bare (µs)", always(func(r *SystemResult) float64 { return r.RateP50us - bare.RateP50us }), "%+.0f", false)
+		row("  added p99 vs bare (µs)", always(func(r *SystemResult) float64 { return r.RateP99us - bare.RateP99us }), "%+.0f", false)
+	}
+	row(fmt.Sprintf("CPU per 1k req @%.0f req/s (ms)", cfg.Rate), proc(func(r *SystemResult) float64 { return r.CPUPer1kMS }), "%.1f", true)
+	row("  same, from schedstat (ms)", proc(func(r *SystemResult) float64 { return r.CPUPer1kSchedMS }), "%.1f", true)
+	row("CPU per 1k req at saturation (ms)", proc(func(r *SystemResult) float64 { return r.CPUPer1kSatMS }), "%.1f", true)
+	row("peak RSS, VmHWM (MB)", proc(func(r *SystemResult) float64 { return float64(r.PeakRSSKB) / 1024 }), "%.1f", true)
+	row("RSS after warm-up (MB)", proc(func(r *SystemResult) float64 { return float64(r.RSSAfterWarmupKB) / 1024 }), "%.1f", true)
+	row("stream: time to first event (ms)", always(func(r *SystemResult) float64 { return r.StreamTTFEms }), "%.2f", true)
+	row(fmt.Sprintf("stream: total, %d events × %v (ms)", cfg.StreamEvents, cfg.StreamSpacing), always(func(r *SystemResult) float64 { return r.StreamTotalms }), "%.1f", true)
+	row("stream: event delay p50 (µs)", always(func(r *SystemResult) float64 { return r.StreamDelayP50us }), "%.0f", true)
+	row("stream: event delay p99 (µs)", always(func(r *SystemResult) float64 { return r.StreamDelayP99us }), "%.0f", true)
+	row("stream: event delay max (µs)", always(func(r *SystemResult) float64 { return r.StreamDelayMaxus }), "%.0f", true)
+	row(fmt.Sprintf("memory per open stream, %d (KB)", cfg.OpenStreams), func(r *SystemResult) (float64, bool) {
+		if r.OpenStreams == nil || r.OpenStreams.Opened == 0 {
+			return 0, false
+		}
+		return r.OpenStreams.PerStreamKB, true
+	}, "%.1f", true)
+	row("memory per open stream, large (KB)", func(r *SystemResult) (float64, bool) {
+		if r.OpenStreamsLarge == nil || r.OpenStreamsLarge.Opened == 0 {
+			return 0, false
+		}
+		return r.OpenStreamsLarge.PerStreamKB, true
+	}, "%.1f", true)
+	row("errors (non-2xx + transport + stream)", always(func(r *SystemResult) float64 {
+		return float64(r.Non2xx + r.Errors + uint64(r.StreamErrors))
+	}), "%.0f", false)
+	_ = tw.Flush()
+
+	if len(rep.Targets) > 0 {
+		fmt.Fprintln(w, "\ntargets (issue 7), relay against the bare proxy in this run:")
+		tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+		for _, t := range rep.Targets {
+			verdict := "MISS"
+			switch {
+			case t.Missing:
+				verdict = "n/a"
+			case t.Pass:
+				verdict = "PASS"
+			}
+			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\n", t.System, t.Figure, t.Goal, t.Value, verdict)
+		}
+		_ = tw.Flush()
+	}
+	var notes []string
+	for _, r := range rep.Systems {
+		if r.Failed != "" {
+			notes = append(notes, fmt.Sprintf("%s FAILED: %s", r.Name, r.Failed))
+		}
+		for _, n := range r.Notes {
+			notes = append(notes, r.Name+": "+n)
+		}
+	}
+	notes = append(notes, rep.Problems...)
+	if len(notes) > 0 {
+		fmt.Fprintln(w, "\nnotes:")
+		for _, n := range notes {
+			fmt.Fprintln(w, "  - "+strings.ReplaceAll(n, "\n", " "))
+		}
+	}
+	fmt.Fprintln(w)
+}
+
+// WriteJSON writes the report to dir/bench-<timestamp>.json and
+// dir/latest.json, returning the first path.
+func WriteJSON(dir string, rep *Report) (string, error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", fmt.Errorf("results folder: %w", err)
+	}
+	b, err := json.MarshalIndent(rep, "", "  ")
+	if err != nil {
+		return "", fmt.Errorf("encode results: %w", err)
+	}
+	b = append(b, '\n')
+	p := filepath.Join(dir, "bench-"+rep.Time.UTC().Format("20060102T150405Z")+".json")
+	if err := os.WriteFile(p, b, 0o644); err != nil {
+		return "", fmt.Errorf("write results: %w", err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "latest.json"), b, 0o644); err != nil {
+		return "", fmt.Errorf("write results: %w", err)
+	}
+	return p, nil
+}
