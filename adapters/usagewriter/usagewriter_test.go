@@ -62,6 +62,7 @@ type db struct {
 	seen     map[string]int // request id -> times a write carried it
 	batches  []int
 	block    chan struct{} // when set, writes wait on it (or ctx)
+	blocked  int           // writes that waited on block
 }
 
 func newDB() (*db, *fakeStore) {
@@ -74,6 +75,9 @@ var errDown = errors.New("connection refused")
 func (d *db) insert(ctx context.Context, recs []domain.UsageRecord) error {
 	d.mu.Lock()
 	block := d.block
+	if block != nil {
+		d.blocked++
+	}
 	d.mu.Unlock()
 	if block != nil {
 		select {
@@ -102,6 +106,12 @@ func (d *db) insert(ctx context.Context, recs []domain.UsageRecord) error {
 		return errors.New("connection reset after commit")
 	}
 	return nil
+}
+
+func waiting(d *db) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.blocked > 0
 }
 
 func (d *db) count() int {
@@ -178,7 +188,7 @@ func TestFlushesOnInterval(t *testing.T) {
 
 func TestFlushesOnBatchSize(t *testing.T) {
 	d, store := newDB()
-	w := usagewriter.New(store, usagewriter.Config{BatchSize: 50, FlushInterval: time.Hour})
+	w := usagewriter.New(store, usagewriter.Config{BatchSize: 50, MaxBatch: 50, FlushInterval: time.Hour})
 	defer shutdown(t, w)
 	for i := range 200 {
 		if err := w.Record(context.Background(), rec(0, i)); err != nil {
@@ -192,6 +202,37 @@ func TestFlushesOnBatchSize(t *testing.T) {
 		if n != 50 {
 			t.Fatalf("batch %d had %d records, want 50", i, n)
 		}
+	}
+}
+
+// TestBacklogDrainsInLargerBatches: records that pile up behind a slow write
+// go out MaxBatch at a time.
+func TestBacklogDrainsInLargerBatches(t *testing.T) {
+	d, store := newDB()
+	d.mu.Lock()
+	d.block = make(chan struct{})
+	d.mu.Unlock()
+	w := usagewriter.New(store, usagewriter.Config{BatchSize: 10, MaxBatch: 40, FlushInterval: time.Millisecond})
+	if err := w.Record(context.Background(), rec(0, 0)); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the first write to start", func() bool { return waiting(d) })
+	for i := 1; i <= 300; i++ {
+		if err := w.Record(context.Background(), rec(0, i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	d.mu.Lock()
+	close(d.block)
+	d.block = nil
+	d.mu.Unlock()
+	shutdown(t, w)
+	checkExactlyOnce(t, d, 1, 301)
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	want := []int{1, 40, 40, 40, 40, 40, 40, 40, 20}
+	if fmt.Sprint(d.batches) != fmt.Sprint(want) {
+		t.Fatalf("batches %v, want %v", d.batches, want)
 	}
 }
 
