@@ -15,6 +15,8 @@ const (
 	codeUniqueViolation     = "23505"
 	codeForeignKeyViolation = "23503"
 	codeCheckViolation      = "23514"
+	codeBadCharacter        = "22021" // NUL or invalid UTF-8 in text
+	codeUntranslatable      = "22P05"
 	codeSerialization       = "40001"
 	codeDeadlock            = "40P01"
 )

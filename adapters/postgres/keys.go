@@ -138,6 +138,8 @@ func keyWriteErr(op, tier string, err error) error {
 		return &domain.Error{Kind: domain.KindConflict, Message: "an api key with this id or hash already exists", Err: err}
 	case codeForeignKeyViolation:
 		return &domain.Error{Kind: domain.KindInvalid, Message: fmt.Sprintf("rate limit tier %q does not exist", tier), Err: err}
+	case codeBadCharacter, codeUntranslatable:
+		return &domain.Error{Kind: domain.KindInvalid, Message: "text fields must be valid UTF-8 without NUL characters", Err: err}
 	}
 	return fmt.Errorf("%s: %w", op, err)
 }

@@ -3,10 +3,15 @@ package postgres_test
 import (
 	"context"
 	"log/slog"
+	"math"
 	"testing"
+	"time"
+
+	"github.com/google/uuid"
 
 	"github.com/relaystation/relay/adapters/postgres"
 	"github.com/relaystation/relay/adapters/storetest"
+	"github.com/relaystation/relay/domain"
 	"github.com/relaystation/relay/internal/testenv"
 	"github.com/relaystation/relay/ports"
 )
@@ -29,4 +34,41 @@ func TestContract(t *testing.T) {
 
 func BenchmarkInsertUsage(b *testing.B) {
 	storetest.BenchInsertUsage(b, MustOpen(b))
+}
+
+// A batch that fails after the staging table was created rolls back on its
+// connection, and the next batch on that same connection still succeeds.
+func TestInsertUsageAfterFailedBatch(t *testing.T) {
+	ctx := context.Background()
+	s, err := postgres.Open(ctx, testenv.MustPostgresDB(t)+"&pool_max_conns=1", slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	key := uuid.New()
+	rec := func(id string, in int64) domain.UsageRecord {
+		return domain.UsageRecord{RequestID: id, KeyID: key, Time: time.Now(), Model: "m", Usage: domain.Usage{InputTokens: in}}
+	}
+	// Two maximal counts overflow the daily rollup's bigint sum.
+	err = s.InsertUsage(ctx, []domain.UsageRecord{rec("a", math.MaxInt64), rec("b", math.MaxInt64)})
+	if err == nil {
+		t.Fatal("overflowing batch succeeded")
+	}
+	if err := s.InsertUsage(ctx, []domain.UsageRecord{rec("a", 1), rec("c", 2)}); err != nil {
+		t.Fatalf("batch after a failed one: %v", err)
+	}
+	logs, err := s.UsageLogs(ctx, domain.LogQuery{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(logs) != 2 {
+		t.Fatalf("%d records after rollback and retry, want 2 (nothing from the failed batch)", len(logs))
+	}
+	totals, err := s.UsageTotals(ctx, domain.UsageQuery{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if totals[0].Usage.InputTokens != 3 {
+		t.Fatalf("rollup after failed batch = %+v", totals)
+	}
 }

@@ -4,7 +4,9 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5"
 
@@ -136,11 +138,11 @@ func (s *Store) insertUsageOnce(ctx context.Context, recs []domain.UsageRecord) 
 		pgx.CopyFromSlice(len(recs), func(i int) ([]any, error) {
 			r := &recs[i]
 			return []any{
-				r.RequestID, r.KeyID, r.Time, r.Model, r.Path, int32(r.Status), r.Stream,
+				clean(r.RequestID), r.KeyID, r.Time, clean(r.Model), clean(r.Path), int32(r.Status), r.Stream,
 				r.Usage.InputTokens, r.Usage.OutputTokens, r.Usage.CacheCreationInputTokens, r.Usage.CacheReadInputTokens,
 				r.Usage.CacheCreation5mTokens, r.Usage.CacheCreation1hTokens, r.Estimated,
 				r.Latency.Microseconds(), r.TTFB.Microseconds(),
-				r.UpstreamRequestID, r.Upstream, r.SessionID, r.ClientIP, r.ErrorType,
+				clean(r.UpstreamRequestID), clean(r.Upstream), clean(r.SessionID), clean(r.ClientIP), clean(r.ErrorType),
 			}, nil
 		}))
 	if err != nil {
@@ -241,6 +243,16 @@ func (s *Store) UsageLogs(ctx context.Context, q domain.LogQuery) ([]domain.Usag
 		}
 	}
 	return out, nil
+}
+
+// clean makes s storable as PostgreSQL text, which refuses NUL bytes and
+// invalid UTF-8. Usage text comes from clients (a model name in a JSON body)
+// and must never make a batch fail: the writer would retry it forever.
+func clean(s string) string {
+	if utf8.ValidString(s) && strings.IndexByte(s, 0) < 0 {
+		return s
+	}
+	return strings.ReplaceAll(strings.ToValidUTF8(s, "\uFFFD"), "\x00", "")
 }
 
 // dayAligned reports whether t is unset or a UTC midnight, so that a range

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/google/uuid"
 
@@ -76,11 +77,11 @@ func (s *Store) InsertUsage(ctx context.Context, recs []domain.UsageRecord) erro
 			for i := range chunk {
 				r := &chunk[i]
 				args = append(args,
-					r.RequestID, r.KeyID.String(), r.Time.UnixMicro(), r.Model, r.Path, int64(r.Status), boolInt(r.Stream),
+					clean(r.RequestID), r.KeyID.String(), r.Time.UnixMicro(), clean(r.Model), clean(r.Path), int64(r.Status), boolInt(r.Stream),
 					r.Usage.InputTokens, r.Usage.OutputTokens, r.Usage.CacheCreationInputTokens, r.Usage.CacheReadInputTokens,
 					r.Usage.CacheCreation5mTokens, r.Usage.CacheCreation1hTokens, boolInt(r.Estimated),
 					r.Latency.Microseconds(), r.TTFB.Microseconds(),
-					r.UpstreamRequestID, r.Upstream, r.SessionID, r.ClientIP, r.ErrorType)
+					clean(r.UpstreamRequestID), clean(r.Upstream), clean(r.SessionID), clean(r.ClientIP), clean(r.ErrorType))
 			}
 			if err := insertChunk(ctx, tx, insertUsageSQL(len(chunk)), args, keys, daily); err != nil {
 				return err
@@ -248,6 +249,15 @@ func (s *Store) UsageLogs(ctx context.Context, q domain.LogQuery) ([]domain.Usag
 		}
 	}
 	return out, nil
+}
+
+// clean stores text the way the PostgreSQL adapter must (no NUL, valid
+// UTF-8), so both engines return the same records.
+func clean(s string) string {
+	if utf8.ValidString(s) && strings.IndexByte(s, 0) < 0 {
+		return s
+	}
+	return strings.ReplaceAll(strings.ToValidUTF8(s, "\uFFFD"), "\x00", "")
 }
 
 // dayAligned reports whether t is unset or a UTC midnight, so that a range

@@ -44,6 +44,7 @@ func Run(t *testing.T, newStore func(t *testing.T) ports.Store) {
 		{"UsageRoundTrip", testUsageRoundTrip},
 		{"UsageIdempotent", testUsageIdempotent},
 		{"UsageUnknownKey", testUsageUnknownKey},
+		{"UsageHostileText", testUsageHostileText},
 		{"UsageTotalsGrouping", testUsageTotalsGrouping},
 		{"UsageTotalsBounds", testUsageTotalsBounds},
 		{"UsageLogs", testUsageLogs},

@@ -138,6 +138,34 @@ func testUsageUnknownKey(t *testing.T, s ports.Store) {
 	}
 }
 
+func testUsageHostileText(t *testing.T, s ports.Store) {
+	ctx := ctxT(t)
+	// Text from clients (a model name in a JSON body) may hold NUL bytes or
+	// invalid UTF-8. It must never fail a batch, which the writer would
+	// retry forever; it is stored with NULs dropped and bad bytes replaced.
+	key := uuid.New()
+	r := rec(key, base, "claude\x00-evil\xff", 1)
+	r.SessionID = "\x00"
+	r.Path = "/v1/messages?\xc3"
+	good := rec(key, base.Add(time.Second), "fine", 2)
+	must(t, s.InsertUsage(ctx, []domain.UsageRecord{r, good}), "insert hostile text")
+
+	logs, err := s.UsageLogs(ctx, domain.LogQuery{KeyID: &key})
+	must(t, err, "logs")
+	if len(logs) != 2 {
+		t.Fatalf("%d records, want 2", len(logs))
+	}
+	got := logs[1]
+	if got.Model != "claude-evil\uFFFD" || got.SessionID != "" || got.Path != "/v1/messages?\uFFFD" {
+		t.Fatalf("stored text: model=%q session=%q path=%q", got.Model, got.SessionID, got.Path)
+	}
+	totals, err := s.UsageTotals(ctx, domain.UsageQuery{GroupBy: domain.GroupModel})
+	must(t, err, "totals")
+	if len(totals) != 2 || totals[0].Group != "claude-evil\uFFFD" {
+		t.Fatalf("totals by model = %+v", totals)
+	}
+}
+
 // usageFixture stores records over three days, two keys (one later
 // deleted) and two models, and returns them.
 func usageFixture(t *testing.T, s ports.Store) (k1, k2 domain.APIKey, recs []domain.UsageRecord) {
