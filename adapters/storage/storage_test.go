@@ -92,10 +92,28 @@ func TestOpenCorruptSQLite(t *testing.T) {
 	dir := t.TempDir()
 	must(t, os.WriteFile(filepath.Join(dir, storage.SQLiteFile), []byte(strings.Repeat("not a database ", 512)), 0o600))
 	_, err := storage.Open(context.Background(), "", dir, quiet())
-	if err == nil {
-		t.Fatal("no error for a corrupt database file")
+	if err == nil || !strings.Contains(err.Error(), "open SQLite database") {
+		t.Fatalf("err = %v, want a clear error for a corrupt database file", err)
 	}
-	t.Logf("corrupt file: %v", err)
+}
+
+func TestOpenDirtySQLite(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	if _, err := storage.Migrate(ctx, "", dir, "up", quiet()); err != nil {
+		t.Fatal(err)
+	}
+	// What a migration that failed half-way leaves behind.
+	db, err := sql.Open("sqlite", filepath.Join(dir, storage.SQLiteFile))
+	must(t, err)
+	_, err = db.Exec(`UPDATE schema_migrations SET dirty = 1`)
+	must(t, err)
+	must(t, db.Close())
+
+	_, err = storage.Open(ctx, "", dir, quiet())
+	if err == nil || !strings.Contains(err.Error(), "dirty at migration version 1") {
+		t.Fatalf("err = %v, want a dirty-database error naming the version", err)
+	}
 }
 
 func TestMigrateUnknownDirection(t *testing.T) {
