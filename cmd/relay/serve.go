@@ -120,11 +120,11 @@ func build(ctx context.Context, cfg config.Config, e env, log *slog.Logger) (*ap
 		conc = redisadapter.NewConcurrencyLimiter(a.rdb, ropts...)
 		a.closers = append(a.closers, func() { _ = a.rdb.Close() })
 	} else {
-		ml := memory.NewLedger(memory.WithClock(clock))
-		mr := memory.NewRateLimiter(memory.WithClock(clock))
-		mc := memory.NewConcurrencyLimiter(memory.WithClock(clock))
+		ml := memory.NewLedger(memory.WithClock(clock), memory.WithSweepInterval(time.Minute))
+		mr := memory.NewRateLimiter(memory.WithClock(clock), memory.WithSweepInterval(time.Minute))
+		mc := memory.NewConcurrencyLimiter(memory.WithClock(clock), memory.WithSweepInterval(time.Minute))
 		ledger, limiter, conc = ml, mr, mc
-		a.closers = append(a.closers, func() { _ = ml.Close(); _ = mc.Close() })
+		a.closers = append(a.closers, func() { _ = ml.Close(); mr.Close(); _ = mc.Close() })
 	}
 
 	a.writer = usagewriter.New(store, usagewriter.Config{
