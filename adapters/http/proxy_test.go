@@ -85,6 +85,7 @@ type proxyEnv struct {
 	keys     map[string]domain.APIKey // by raw key
 	good     string
 	logBuf   *syncBuffer
+	handler  http.Handler // the relay, as mounted: request ids, then the proxy
 }
 
 type syncBuffer struct {
@@ -106,6 +107,8 @@ type proxyEnvOptions struct {
 	idle      time.Duration
 	maxBody   int64
 	noLog     bool
+	log       *slog.Logger        // replaces the captured log
+	recorder  ports.UsageRecorder // replaces the recording one
 }
 
 func proxyRawKey(n byte) string {
@@ -144,13 +147,17 @@ func newProxyEnv(tb testing.TB, o proxyEnvOptions) *proxyEnv {
 		}
 		return domain.APIKey{}, domain.ErrNotFound
 	}}
+	var usage ports.UsageRecorder = env.rec
+	if o.recorder != nil {
+		usage = o.recorder
+	}
 	svc, err := relay.NewService(relay.ServiceConfig{
 		Auth:        relay.NewAuthenticator(proxyHasher, lookup, ports.SystemClock{}),
 		Tiers:       relay.NewTierResolver(proxyTierStore{}, time.Minute, nil),
 		Ledger:      memory.NewLedger(),
 		Rate:        memory.NewRateLimiter(),
 		Concurrency: memory.NewConcurrencyLimiter(),
-		Usage:       env.rec,
+		Usage:       usage,
 	})
 	if err != nil {
 		tb.Fatal(err)
@@ -171,8 +178,12 @@ func newProxyEnv(tb testing.TB, o proxyEnvOptions) *proxyEnv {
 	if !o.noLog {
 		log = slog.New(slog.NewJSONHandler(env.logBuf, nil))
 	}
+	if o.log != nil {
+		log = o.log
+	}
 	p := httpadapter.NewProxy(httpadapter.ProxyOptions{Service: svc, Transport: tr, Log: log, IdleTimeout: o.idle, MaxBodyBytes: o.maxBody})
-	rs := httptest.NewServer(httpadapter.RequestIDMiddleware(false, p))
+	env.handler = httpadapter.RequestIDMiddleware(false, p)
+	rs := httptest.NewServer(env.handler)
 	tb.Cleanup(rs.Close)
 	env.relayURL = rs.URL
 	return env

@@ -224,11 +224,17 @@ func (s *Server) Snapshot(c *Request) Request {
 
 var streamFlag = []byte(`"stream":true`)
 
+var bodyPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	n := s.seq.Add(1)
 	var body []byte
 	if s.opts.NoCapture {
-		_, _ = io.Copy(io.Discard, r.Body)
+		bp := bodyPool.Get().(*bytes.Buffer)
+		bp.Reset()
+		_, _ = bp.ReadFrom(r.Body)
+		body = bp.Bytes()
+		defer bodyPool.Put(bp)
 	} else {
 		body, _ = io.ReadAll(r.Body)
 	}
