@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/netip"
 	"runtime/debug"
+	"slices"
 	"strings"
 	"time"
 
@@ -68,6 +69,12 @@ type Server struct {
 	obs      Observer
 	adminIPs []netip.Prefix
 	limit    int64
+	allow    map[string][]string // management path -> its methods, for 405s
+}
+
+var fallbackMethods = []string{
+	http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch,
+	http.MethodDelete, http.MethodOptions, http.MethodConnect, http.MethodTrace,
 }
 
 // New builds the server and its routes.
@@ -132,6 +139,28 @@ func New(opts Options) (*Server, error) {
 	if opts.MetricsHandler != nil {
 		e.GET("/metrics", echo.WrapHandler(opts.MetricsHandler))
 	}
+	// A management path asked with another method gets 405, instead of
+	// falling through to the proxy's catch-all (echo prefers an any-route
+	// over a 405, so the other methods are registered explicitly).
+	s.allow = map[string][]string{}
+	for _, rt := range e.Routes() {
+		s.allow[rt.Path] = append(s.allow[rt.Path], rt.Method)
+	}
+	for path, methods := range s.allow {
+		if strings.Contains(path, "*") {
+			continue
+		}
+		for _, m := range fallbackMethods {
+			if slices.Contains(methods, m) {
+				continue
+			}
+			if strings.HasPrefix(path, "/admin") {
+				e.Add(m, path, s.mgmtFallback, s.adminIPMiddleware)
+			} else {
+				e.Add(m, path, s.mgmtFallback)
+			}
+		}
+	}
 	// Unknown management paths stay management errors; they never reach the
 	// proxy (nor, for /admin, anyone outside the admin allow-list).
 	e.Any("/admin/*", s.mgmtFallback, s.adminIPMiddleware)
@@ -158,14 +187,12 @@ func (s *Server) serveProxy(c echo.Context) error {
 func (s *Server) mgmtFallback(c echo.Context) error {
 	path := c.Request().URL.Path
 	var allow []string
-	for _, rt := range s.e.Routes() {
-		if strings.HasSuffix(rt.Path, "*") || rt.Method == echo.RouteNotFound {
-			continue
-		}
-		if routeMatches(rt.Path, path) {
-			allow = append(allow, rt.Method)
+	for pattern, methods := range s.allow {
+		if !strings.Contains(pattern, "*") && routeMatches(pattern, path) {
+			allow = append(allow, methods...)
 		}
 	}
+	slices.Sort(allow)
 	if len(allow) > 0 {
 		c.Response().Header().Set("Allow", strings.Join(allow, ", "))
 		return echo.NewHTTPError(http.StatusMethodNotAllowed, fmt.Sprintf("method %s is not allowed on %s", c.Request().Method, path))

@@ -379,6 +379,9 @@ func TestBadInput(t *testing.T) {
 			{"unknown admin path", "GET", "/admin/nope", "", adminH, 404, "not_found_error"},
 			{"unknown api path", "GET", "/api/nope", "", keyH, 404, "not_found_error"},
 			{"wrong method", "PUT", "/admin/api-keys", `{}`, adminH, 405, "invalid_request_error"},
+			{"wrong method on a key", "POST", "/admin/api-keys/" + id, `{}`, adminH, 405, "invalid_request_error"},
+			{"wrong method on health", "POST", "/health", `{}`, nil, 405, "invalid_request_error"},
+			{"wrong method on the spec", "DELETE", "/openapi.json", "", nil, 405, "invalid_request_error"},
 		}
 		for _, tc := range cases {
 			t.Run(tc.name, func(t *testing.T) {
