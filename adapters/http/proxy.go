@@ -118,8 +118,8 @@ type proxyCall struct {
 	once      sync.Once
 
 	sse     anthropic.StreamParser
-	capture bytes.Buffer
-	capOver bool // the JSON body outgrew the capture limit
+	capture *bytes.Buffer // pooled; nil for streams
+	capOver bool          // the JSON body outgrew the capture limit
 	eof     bool
 	readErr error
 }
@@ -128,6 +128,9 @@ type proxyCallKey struct{}
 
 // errProxyIdle cancels an upstream response that went quiet.
 var errProxyIdle = errors.New("upstream idle timeout")
+
+// proxyCaptures recycles the copies of non-streaming bodies.
+var proxyCaptures = sync.Pool{New: func() any { return new(bytes.Buffer) }}
 
 // proxyCaptureLimit bounds the copy of a non-streaming body kept to read its
 // usage; past it, usage is estimated. Replies are rarely over 200 KB.
@@ -244,8 +247,12 @@ func (p *Proxy) modifyResponse(resp *http.Response) error {
 		h["X-Ratelimit-Remaining-Requests"] = []string{strconv.FormatInt(d.Remaining, 10)}
 		h["X-Ratelimit-Reset-Requests"] = []string{c.start.Add(d.ResetAfter).UTC().Format(time.RFC3339)}
 	}
-	if !c.stream && resp.ContentLength > 0 && resp.ContentLength <= proxyCaptureLimit {
-		c.capture.Grow(int(resp.ContentLength))
+	if !c.stream {
+		c.capture = proxyCaptures.Get().(*bytes.Buffer)
+		c.capture.Reset()
+		if resp.ContentLength > 0 && resp.ContentLength <= proxyCaptureLimit {
+			c.capture.Grow(int(resp.ContentLength))
+		}
 	}
 	resp.Body = &proxyBody{c: c, rc: resp.Body, timer: time.AfterFunc(p.idle, func() { c.cancel(errProxyIdle) })}
 	return nil
@@ -267,7 +274,7 @@ func (b *proxyBody) Read(p []byte) (int, error) {
 		b.timer.Reset(c.p.idle)
 		if c.stream {
 			c.sse.Feed(p[:n])
-		} else if !c.capOver {
+		} else if c.capture != nil && !c.capOver {
 			if c.capture.Len()+n > proxyCaptureLimit {
 				c.capOver = true
 			} else {
@@ -320,6 +327,10 @@ func (p *Proxy) handleError(w http.ResponseWriter, r *http.Request, err error) {
 func (c *proxyCall) finish() {
 	c.once.Do(func() {
 		c.adm.Settle(context.Background(), relay.SettleInput{Record: c.record()})
+		if c.capture != nil && c.capture.Cap() <= 256<<10 {
+			proxyCaptures.Put(c.capture)
+		}
+		c.capture = nil
 	})
 }
 
@@ -349,7 +360,7 @@ func (c *proxyCall) record() domain.UsageRecord {
 			rec.ErrorType = res.ErrorType
 		}
 	default:
-		if c.eof && !c.capOver {
+		if c.eof && !c.capOver && c.capture != nil {
 			jr := anthropic.UsageFromJSON(c.capture.Bytes())
 			rec.Usage = jr.Usage
 			if jr.Model != "" {
@@ -367,7 +378,9 @@ func (c *proxyCall) record() domain.UsageRecord {
 			// the upstream still bills it. Estimate input from the request
 			// and output from what was relayed.
 			rec.Usage.InputTokens = anthropic.EstimateInputTokens(c.body)
-			rec.Usage.OutputTokens = int64(c.capture.Len()+3) / 4
+			if c.capture != nil {
+				rec.Usage.OutputTokens = int64(c.capture.Len()+3) / 4
+			}
 			rec.Estimated = true
 		}
 	}
