@@ -68,4 +68,3 @@ func peerAddr(remote string) netip.Addr {
 	}
 	return a.Unmap()
 }
-

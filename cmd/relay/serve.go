@@ -247,12 +247,16 @@ func (a *app) track(next http.Handler) http.Handler {
 func (a *app) ready(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
-	err := a.store.Ping(ctx)
-	if err != nil {
-		err = fmt.Errorf("database: %w", err)
+	// The reasons are fixed phrases: /ready is unauthenticated, and driver
+	// errors can name hosts and users. The details go to the log.
+	var err error
+	if perr := a.store.Ping(ctx); perr != nil {
+		a.log.Warn("readiness: database ping failed", "error", perr)
+		err = errors.New("database unreachable")
 	} else if a.rdb != nil {
 		if rerr := a.rdb.Ping(ctx).Err(); rerr != nil {
-			err = fmt.Errorf("redis: %w", rerr)
+			a.log.Warn("readiness: redis ping failed", "error", rerr)
+			err = errors.New("redis unreachable")
 		}
 	}
 	if err == nil && a.writer.Saturated() {
