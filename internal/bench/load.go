@@ -21,6 +21,9 @@ type System struct {
 	Key string
 	// PID is the process whose CPU and memory are measured; 0 for none.
 	PID int
+	// MetricsURL, when set, serves Prometheus text with the Go collector's
+	// go_memstats_heap_inuse_bytes and go_memstats_stack_inuse_bytes.
+	MetricsURL string
 	// Baseline marks the bare proxy, against which ratios are taken.
 	Baseline bool
 	// Relay marks a system the targets apply to.

@@ -183,3 +183,55 @@ func ReadMemTotal() string {
 	}
 	return "unknown"
 }
+
+// MachineCPU is the machine-wide CPU time from the first line of /proc/stat,
+// in ticks: Busy excludes idle and iowait.
+type MachineCPU struct {
+	Busy, Total uint64
+}
+
+// ParseMachineCPU reads the aggregate "cpu" line of /proc/stat.
+func ParseMachineCPU(text string) (MachineCPU, error) {
+	line, _, _ := strings.Cut(text, "\n")
+	f := strings.Fields(line)
+	if len(f) < 5 || f[0] != "cpu" {
+		return MachineCPU{}, errors.New("proc stat: no aggregate cpu line")
+	}
+	var m MachineCPU
+	for i, s := range f[1:] {
+		v, err := strconv.ParseUint(s, 10, 64)
+		if err != nil {
+			return MachineCPU{}, fmt.Errorf("proc stat cpu field %d: %w", i+1, err)
+		}
+		if i >= 7 { // guest and guest_nice are already inside user and nice
+			break
+		}
+		m.Total += v
+		if i != 3 && i != 4 { // idle, iowait
+			m.Busy += v
+		}
+	}
+	return m, nil
+}
+
+// ReadMachineCPU samples /proc/stat.
+func ReadMachineCPU() (MachineCPU, error) {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return MachineCPU{}, err
+	}
+	return ParseMachineCPU(string(b))
+}
+
+// ReadLoadAvg returns the 1-minute load average as text.
+func ReadLoadAvg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "unknown"
+	}
+	f := strings.Fields(string(b))
+	if len(f) == 0 {
+		return "unknown"
+	}
+	return f[0]
+}

@@ -152,8 +152,18 @@ type OpenStreamsResult struct {
 	Wanted, Opened int
 	RSSBeforeKB    int64
 	RSSAfterKB     int64
-	PerStreamKB    float64
-	Err            string
+	PerStreamKB    float64 // RSS growth per stream
+	// Go heap and stack in use, from the system's metrics, when it has
+	// them: a Go process reuses heap it already holds, so RSS alone can
+	// understate what a stream costs.
+	GoBeforeKB    int64   `json:",omitempty"`
+	GoAfterKB     int64   `json:",omitempty"`
+	GoPerStreamKB float64 `json:",omitempty"`
+	// GoAfterGC says both readings followed a forced GC (the system serves
+	// /debug/pprof/heap next to its metrics), so they hold no garbage;
+	// otherwise the Go figure is an upper bound.
+	GoAfterGC bool `json:",omitempty"`
+	Err       string
 }
 
 // OpenStreams holds n streams open through sys (each has sent its first
@@ -168,6 +178,8 @@ func OpenStreams(ctx context.Context, sys System, n int, settle time.Duration) (
 		return nil, err
 	}
 	res := &OpenStreamsResult{Wanted: n, RSSBeforeKB: before.RSSKB}
+	gcBefore := ForceGC(ctx, sys.MetricsURL)
+	goBefore, goErr := ReadGoMemory(ctx, sys.MetricsURL)
 	client := &http.Client{Transport: &http.Transport{
 		MaxIdleConnsPerHost: 1, DisableCompression: true, DisableKeepAlives: true,
 	}}
@@ -206,6 +218,9 @@ wait:
 	time.Sleep(settle)
 	opened.Store(int64(n) - failed.Load())
 	after, err := ReadMemory(sys.PID)
+	gcAfter := ForceGC(ctx, sys.MetricsURL)
+	goAfter, goErr2 := ReadGoMemory(ctx, sys.MetricsURL)
+	res.GoAfterGC = gcBefore && gcAfter
 	cancel()
 	wg.Wait()
 	client.CloseIdleConnections()
@@ -216,6 +231,10 @@ wait:
 	res.RSSAfterKB = after.RSSKB
 	if res.Opened > 0 {
 		res.PerStreamKB = float64(after.RSSKB-before.RSSKB) / float64(res.Opened)
+		if goErr == nil && goErr2 == nil && goBefore > 0 {
+			res.GoBeforeKB, res.GoAfterKB = goBefore, goAfter
+			res.GoPerStreamKB = float64(goAfter-goBefore) / float64(res.Opened)
+		}
 	}
 	if e, ok := firstErr.Load().(string); ok {
 		res.Err = e
@@ -224,6 +243,77 @@ wait:
 		return res, fmt.Errorf("%s: only %d of %d streams opened: %s", sys.Name, res.Opened, n, res.Err)
 	}
 	return res, nil
+}
+
+// ForceGC asks the system for a heap profile with gc=1, which makes the Go
+// runtime collect first; it reports whether that worked.
+func ForceGC(ctx context.Context, metricsURL string) bool {
+	base, ok := strings.CutSuffix(metricsURL, "/metrics")
+	if !ok {
+		return false
+	}
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/debug/pprof/heap?gc=1", nil)
+	if err != nil {
+		return false
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return false
+	}
+	defer resp.Body.Close()
+	_, _ = io.Copy(io.Discard, resp.Body)
+	return resp.StatusCode == http.StatusOK
+}
+
+// ReadGoMemory returns go_memstats_heap_inuse_bytes plus
+// go_memstats_stack_inuse_bytes, in KB, from a Prometheus text endpoint.
+func ReadGoMemory(ctx context.Context, metricsURL string) (int64, error) {
+	if metricsURL == "" {
+		return 0, errors.New("no metrics URL")
+	}
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, metricsURL, nil)
+	if err != nil {
+		return 0, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return 0, fmt.Errorf("metrics: status %d", resp.StatusCode)
+	}
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 8<<20))
+	if err != nil {
+		return 0, err
+	}
+	return ParseGoMemory(string(b))
+}
+
+// ParseGoMemory sums heap and stack in use, in KB, from Prometheus text.
+func ParseGoMemory(text string) (int64, error) {
+	var sum float64
+	seen := 0
+	for _, line := range strings.Split(text, "\n") {
+		name, val, ok := strings.Cut(line, " ")
+		if !ok || (name != "go_memstats_heap_inuse_bytes" && name != "go_memstats_stack_inuse_bytes") {
+			continue
+		}
+		v, err := strconv.ParseFloat(strings.TrimSpace(val), 64)
+		if err != nil {
+			return 0, fmt.Errorf("metrics %s: %w", name, err)
+		}
+		sum += v
+		seen++
+	}
+	if seen != 2 {
+		return 0, errors.New("metrics: go_memstats_heap_inuse_bytes or go_memstats_stack_inuse_bytes missing")
+	}
+	return int64(sum / 1024), nil
 }
 
 func holdStream(ctx context.Context, client *http.Client, sys System, ready, sem chan struct{}) error {

@@ -10,9 +10,11 @@ import (
 	"flag"
 	"fmt"
 	"net/http"
+	"net/http/pprof"
 	"net/url"
 	"os"
 	"os/signal"
+	"runtime"
 	"syscall"
 	"time"
 
@@ -33,6 +35,7 @@ func run(ctx context.Context, args []string) error {
 	listen := fs.String("listen", "127.0.0.1:8001", "address to listen on")
 	upstream := fs.String("upstream", "", "upstream base URL")
 	key := fs.String("key", "", "upstream API key")
+	metrics := fs.String("metrics-listen", "", "if set, serve Go memory figures as Prometheus text at http://ADDR/metrics, and /debug/pprof/heap")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -46,8 +49,17 @@ func run(ctx context.Context, args []string) error {
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       120 * time.Second,
 	}
-	errc := make(chan error, 1)
+	errc := make(chan error, 2)
 	go func() { errc <- srv.ListenAndServe() }()
+	if *metrics != "" {
+		// On its own port, so that every path of the proxy stays a proxy.
+		mux := http.NewServeMux()
+		mux.HandleFunc("/metrics", serveMetrics)
+		mux.Handle("/debug/pprof/heap", pprof.Handler("heap"))
+		ms := &http.Server{Addr: *metrics, Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+		go func() { errc <- ms.ListenAndServe() }()
+		defer ms.Close()
+	}
 	select {
 	case err := <-errc:
 		return err
@@ -59,4 +71,14 @@ func run(ctx context.Context, args []string) error {
 		return err
 	}
 	return nil
+}
+
+// serveMetrics answers with the two figures the benchmark reads, under the
+// names Prometheus's Go collector gives them, as the relay exports them.
+func serveMetrics(w http.ResponseWriter, _ *http.Request) {
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	w.Header().Set("Content-Type", "text/plain; version=0.0.4")
+	fmt.Fprintf(w, "go_memstats_heap_inuse_bytes %d\ngo_memstats_stack_inuse_bytes %d\ngo_goroutines %d\n",
+		m.HeapInuse, m.StackInuse, runtime.NumGoroutine())
 }

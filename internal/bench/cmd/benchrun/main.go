@@ -285,8 +285,17 @@ func (h *harness) run(ctx context.Context) (*bench.Report, error) {
 	if ctx.Err() != nil {
 		return nil, ctx.Err()
 	}
+	rep.LoadAvgStart = bench.ReadLoadAvg()
+	m0, _ := bench.ReadMachineCPU()
+	own0 := ownTicks(systems)
 	r := bench.NewRunner(o.cfg, systems)
 	results, err := r.Run(ctx)
+	m1, _ := bench.ReadMachineCPU()
+	own1 := ownTicks(systems)
+	if m1.Total > m0.Total && m1.Busy >= m0.Busy {
+		other := float64(m1.Busy-m0.Busy) - float64(own1-own0)
+		rep.OtherCores = max(0, other/float64(m1.Total-m0.Total)*float64(rep.Machine.NProc))
+	}
 	rep.Systems = results
 	rep.Targets = bench.Targets(results)
 	for _, p := range h.procs {
@@ -297,6 +306,18 @@ func (h *harness) run(ctx context.Context) (*bench.Report, error) {
 		}
 	}
 	return rep, err
+}
+
+// ownTicks is the CPU time of this process and of every system under test.
+func ownTicks(systems []bench.System) uint64 {
+	t, _ := bench.ReadCPUTicks(os.Getpid())
+	for _, s := range systems {
+		if s.PID > 0 {
+			v, _ := bench.ReadCPUTicks(s.PID)
+			t += v
+		}
+	}
+	return t
 }
 
 func machine() bench.Machine {
@@ -412,7 +433,11 @@ func (h *harness) startBare(ctx context.Context, pinned bool) (bench.System, err
 	if err != nil {
 		return bench.System{}, err
 	}
-	p, err := h.start("bare", pinned, baseEnv(), bin, "-listen", addr, "-upstream", h.fake.URL(), "-key", upstreamKey)
+	maddr, err := freePort()
+	if err != nil {
+		return bench.System{}, err
+	}
+	p, err := h.start("bare", pinned, baseEnv(), bin, "-listen", addr, "-metrics-listen", maddr, "-upstream", h.fake.URL(), "-key", upstreamKey)
 	if err != nil {
 		return bench.System{}, err
 	}
@@ -421,7 +446,8 @@ func (h *harness) startBare(ctx context.Context, pinned bool) (bench.System, err
 		return bench.System{}, err
 	}
 	h.logf("bare proxy: pid %d at %s", p.cmd.Process.Pid, url)
-	return bench.System{Name: "bare", URL: url, Key: "sk-proxy-bench-client", PID: p.cmd.Process.Pid, Baseline: true}, nil
+	return bench.System{Name: "bare", URL: url, Key: "sk-proxy-bench-client", PID: p.cmd.Process.Pid, Baseline: true,
+		MetricsURL: "http://" + maddr + "/metrics"}, nil
 }
 
 func (h *harness) startRelay(ctx context.Context, name, dbURL string, pinned bool) (bench.System, error) {
@@ -467,7 +493,8 @@ func (h *harness) startRelay(ctx context.Context, name, dbURL string, pinned boo
 		return bench.System{}, fmt.Errorf("provisioning a key through the admin API: %w (log: %s)", err, h.tail(p.log))
 	}
 	h.logf("%s: pid %d at %s, key %s…", name, p.cmd.Process.Pid, url, key[:min(len(key), 14)])
-	return bench.System{Name: name, URL: url, Key: key, PID: p.cmd.Process.Pid, Relay: true}, nil
+	return bench.System{Name: name, URL: url, Key: key, PID: p.cmd.Process.Pid, Relay: true,
+		MetricsURL: url + "/metrics"}, nil
 }
 
 func (h *harness) tail(path string) string {

@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# make bench: the relay against a bare reverse proxy and against going
+# direct to a fake upstream, on this machine. Needs only Go; PostgreSQL at
+# BENCH_PG (or the default below) adds the relay-on-PostgreSQL column.
+#
+#   BENCH_QUICK=1 ./scripts/bench.sh       smoke test, every phase ~1 s
+#   BENCH_PG= ./scripts/bench.sh           skip the PostgreSQL relay
+#   BENCH_ARGS="-rounds 5" ./scripts/bench.sh
+#   ./scripts/bench.sh -strict             extra flags go to benchrun (-help lists them)
+#
+# Results: a table on stdout, JSON in bench-results/ (latest.json).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+GO=${GO:-go}
+PG_URL=${BENCH_PG-postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable}
+
+# Each open stream costs the relay two sockets: raise the soft limit.
+hard=$(ulimit -Hn)
+if [ "$hard" = unlimited ]; then hard=1048576; fi
+ulimit -n "$hard" 2>/dev/null || ulimit -n 65536 2>/dev/null || true
+echo "bench: open-files limit $(ulimit -n)" >&2
+
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/relay-bench-bin.XXXXXX")
+trap 'rm -rf "$tmp"' EXIT
+
+relay_flag=(-relay bin/relay)
+build_failed=0
+if ! make --no-print-directory build >&2; then
+  echo "bench: 'make build' FAILED: the relay cannot be measured; measuring direct and the bare proxy only" >&2
+  relay_flag=(-relay "")
+  build_failed=1
+fi
+
+CGO_ENABLED=0 "$GO" build -trimpath -o "$tmp/" ./internal/bench/cmd/benchrun ./internal/bench/cmd/bareproxy
+
+args=(-bareproxy "$tmp/bareproxy" -pg "$PG_URL" -out bench-results)
+if [ "${BENCH_QUICK:-0}" = 1 ]; then args+=(-quick); fi
+# shellcheck disable=SC2206 # BENCH_ARGS is split on purpose
+extra=(${BENCH_ARGS:-})
+
+rc=0
+"$tmp/benchrun" "${relay_flag[@]}" "${args[@]}" ${extra[@]+"${extra[@]}"} "$@" || rc=$?
+if [ "$rc" -eq 0 ] && [ "$build_failed" -eq 1 ]; then rc=1; fi
+exit "$rc"
