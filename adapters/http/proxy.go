@@ -40,7 +40,32 @@ type ProxyOptions struct {
 	IdleTimeout time.Duration
 	// Now is the clock (default time.Now).
 	Now func() time.Time
+	// Observer is told about every proxied request, for metrics; nil: no-op.
+	Observer ProxyObserver
 }
+
+// ProxyObserver receives proxy events. Implementations must be cheap: they
+// run on every request.
+type ProxyObserver interface {
+	// RequestStarted and RequestFinished bracket every proxied request.
+	RequestStarted()
+	RequestFinished()
+	// StreamOpened and StreamClosed bracket every SSE response.
+	StreamOpened()
+	StreamClosed()
+	// Done reports a finished request: admitted ones with their usage
+	// record, refused ones with only the status (and model when known).
+	Done(rec *domain.UsageRecord)
+}
+
+// NopProxyObserver ignores everything.
+type NopProxyObserver struct{}
+
+func (NopProxyObserver) RequestStarted()          {}
+func (NopProxyObserver) RequestFinished()         {}
+func (NopProxyObserver) StreamOpened()            {}
+func (NopProxyObserver) StreamClosed()            {}
+func (NopProxyObserver) Done(*domain.UsageRecord) {}
 
 // Proxy relays every path the management API does not claim to the
 // upstream, with admission before and usage settlement after.
@@ -53,12 +78,16 @@ type Proxy struct {
 	maxBody    int64
 	idle       time.Duration
 	now        func() time.Time
+	obs        ProxyObserver
 }
 
 // NewProxy builds the proxy handler.
 func NewProxy(opts ProxyOptions) *Proxy {
 	p := &Proxy{svc: opts.Service, clientIP: opts.ClientIP, log: opts.Log, maxBody: opts.MaxBodyBytes,
-		idle: opts.IdleTimeout, now: opts.Now}
+		idle: opts.IdleTimeout, now: opts.Now, obs: opts.Observer}
+	if p.obs == nil {
+		p.obs = NopProxyObserver{}
+	}
 	if p.log == nil {
 		p.log = slog.New(slog.DiscardHandler)
 	}
@@ -116,6 +145,8 @@ type proxyCall struct {
 	causeCtx  context.Context
 	errType   string
 	once      sync.Once
+	// streamOpen: StreamOpened was reported and StreamClosed is owed.
+	streamOpen bool
 
 	sse     anthropic.StreamParser
 	capture *bytes.Buffer // pooled; nil for streams
@@ -148,9 +179,11 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		ctx = WithRequestID(ctx, reqID)
 		w.Header().Set(HeaderRequestID, reqID)
 	}
+	p.obs.RequestStarted()
+	defer p.obs.RequestFinished()
 	if !p.configured {
-		WriteErrorBody(w, r.WithContext(ctx), http.StatusServiceUnavailable, "api_error",
-			"upstream is not configured: the relay has no Anthropic API key; set upstream.primary.api_key")
+		p.refused(w, r.WithContext(ctx), "", &domain.Error{Kind: domain.KindUpstream, Reason: "upstream_not_configured",
+			Message: "upstream is not configured: the relay has no Anthropic API key; set UPSTREAM_API_KEY (upstream.primary.api_key)"}, http.StatusServiceUnavailable)
 		return
 	}
 	c := &proxyCall{p: p, start: p.now(), requestID: reqID, path: r.URL.Path, aux: proxyIsAux(r.URL.Path)}
@@ -163,7 +196,7 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			if domain.KindOf(err) != domain.KindTooLarge {
 				err = &domain.Error{Kind: domain.KindInvalid, Message: "could not read the request body", Err: err}
 			}
-			WriteError(w, r.WithContext(ctx), nil, err)
+			p.refused(w, r.WithContext(ctx), "", err, 0)
 			return
 		}
 		c.body = body
@@ -180,7 +213,7 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		EstimateInput: func() int64 { return anthropic.EstimateInputTokens(c.body) },
 	})
 	if err != nil {
-		WriteError(w, r.WithContext(ctx), p.log, err)
+		p.refused(w, r.WithContext(ctx), c.req.Model, err, 0)
 		return
 	}
 	c.adm = adm
@@ -212,6 +245,21 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	p.rp.ServeHTTP(w, out)
 }
 
+// refused answers a request that never went upstream and reports it.
+// status overrides the error's mapped status when not zero.
+func (p *Proxy) refused(w http.ResponseWriter, r *http.Request, model string, err error, status int) {
+	if status == 0 {
+		status, _ = StatusOf(err)
+	}
+	if status == http.StatusServiceUnavailable && domain.KindOf(err) == domain.KindUpstream {
+		de := domain.AsError(err)
+		WriteErrorBody(w, r, status, "api_error", de.Message)
+	} else {
+		WriteError(w, r, p.log, err)
+	}
+	p.obs.Done(&domain.UsageRecord{Status: status, Model: model})
+}
+
 // proxyRewrite applies the header rules to the outbound request: the
 // client's credentials go (the transport sets the upstream key), as does
 // Accept-Encoding so that the relay can read usage from an uncompressed
@@ -240,6 +288,10 @@ func (p *Proxy) modifyResponse(resp *http.Response) error {
 	c.status = resp.StatusCode
 	c.upReqID = resp.Header.Get("request-id")
 	c.stream = strings.HasPrefix(resp.Header.Get("content-type"), "text/event-stream")
+	if c.stream {
+		c.streamOpen = true
+		p.obs.StreamOpened()
+	}
 	if c.adm.RateChecked {
 		d := c.adm.Rate
 		h := resp.Header
@@ -297,6 +349,14 @@ func (b *proxyBody) Close() error {
 	return err
 }
 
+// closeStream reports the end of an SSE response exactly once.
+func (c *proxyCall) closeStream() {
+	if c.streamOpen {
+		c.streamOpen = false
+		c.p.obs.StreamClosed()
+	}
+}
+
 // handleError answers a failure before any response byte was written:
 // the upstream's own errors are never here (they pass through as
 // responses); these are connection failures, timeouts, oversize bodies and
@@ -326,7 +386,10 @@ func (p *Proxy) handleError(w http.ResponseWriter, r *http.Request, err error) {
 // estimated where the upstream's count is missing, then the log line.
 func (c *proxyCall) finish() {
 	c.once.Do(func() {
-		c.adm.Settle(context.Background(), relay.SettleInput{Record: c.record()})
+		c.closeStream()
+		rec := c.record()
+		c.adm.Settle(context.Background(), relay.SettleInput{Record: rec})
+		c.p.obs.Done(&rec)
 		if c.capture != nil && c.capture.Cap() <= 256<<10 {
 			proxyCaptures.Put(c.capture)
 		}

@@ -22,11 +22,12 @@ type relayObserver struct {
 	log *slog.Logger
 }
 
-// Rejected maps admission's bounded reasons onto the metric's label set.
+// Rejected maps admission's bounded reasons onto the metrics' label sets:
+// authentication refusals are auth failures, the rest rejections.
 func (o relayObserver) Rejected(reason string) {
 	switch {
-	case reason == string(relay.AuthOrigin):
-		o.m.AuthFailed(metrics.AuthOrigin)
+	case authReasons[reason]:
+		o.m.AuthFailed(reason)
 	case reason == "usage_queue" || strings.HasSuffix(reason, "_backend"):
 		o.m.Rejected(metrics.RejectOverloaded)
 	default:
@@ -42,10 +43,37 @@ func (o relayObserver) BackendFailure(c relay.Concern, failOpen bool) {
 
 var _ relay.Observer = relayObserver{}
 
+var authReasons = map[string]bool{
+	string(relay.AuthMissing): true, string(relay.AuthUnknown): true, string(relay.AuthDisabled): true,
+	string(relay.AuthExpired): true, string(relay.AuthDeleted): true, string(relay.AuthIP): true,
+	string(relay.AuthOrigin): true,
+}
+
+// proxyObserver feeds the proxy's per-request events to the metrics.
+type proxyObserver struct{ m *metrics.Metrics }
+
+func (o proxyObserver) RequestStarted()  { o.m.RequestStarted() }
+func (o proxyObserver) RequestFinished() { o.m.RequestFinished() }
+func (o proxyObserver) StreamOpened()    { o.m.StreamOpened() }
+func (o proxyObserver) StreamClosed()    { o.m.StreamClosed() }
+func (o proxyObserver) Done(rec *domain.UsageRecord) {
+	o.m.ObserveProxy(metrics.ProxyResult{Status: rec.Status, Model: rec.Model, Stream: rec.Stream,
+		Duration: rec.Latency, TTFB: rec.TTFB, Usage: rec.Usage})
+}
+
+var _ httpadapter.ProxyObserver = proxyObserver{}
+
 type upstreamObserver struct{ m *metrics.Metrics }
 
 func (o upstreamObserver) Attempt(name string, outcome upstream.Outcome) {
-	o.m.UpstreamAttempt(name, string(outcome))
+	switch outcome {
+	case upstream.OutcomeOK:
+		o.m.UpstreamAttempt(name, metrics.OutcomeSuccess)
+	case upstream.OutcomeConnectError:
+		o.m.UpstreamAttempt(name, metrics.OutcomeNetwork)
+	default:
+		o.m.UpstreamAttempt(name, string(outcome))
+	}
 }
 func (o upstreamObserver) Retry(name string)        { o.m.UpstreamRetry(name, "retryable") }
 func (o upstreamObserver) Failover(from, to string) { o.m.UpstreamFailover(from, to) }
@@ -61,8 +89,26 @@ func (o serverObserver) AdminRequest(op string, status int) {
 	}
 	o.m.ObserveRequest(route, status, "")
 }
-func (o serverObserver) AuthFailure(kind string) { o.m.AuthFailed(kind) }
-func (o serverObserver) LoginFailure()           { o.m.AuthFailed("admin_login") }
+
+// AuthFailure maps the management API's kinds onto the metric's.
+func (o serverObserver) AuthFailure(kind string) {
+	switch {
+	case kind == "login":
+		o.m.AuthFailed(metrics.AuthAdminLogin)
+	case kind == "admin_ip":
+		o.m.AuthFailed(metrics.AuthAdminIP)
+	case strings.HasPrefix(kind, "admin_token"):
+		o.m.AuthFailed(metrics.AuthAdminJWT)
+	case strings.HasPrefix(kind, "key_"):
+		o.m.AuthFailed(strings.TrimPrefix(kind, "key_"))
+	default:
+		o.m.AuthFailed(kind)
+	}
+}
+
+// LoginFailure also fires for throttled attempts, which are not credential
+// failures; those are counted as rejections.
+func (o serverObserver) LoginFailure() {}
 
 var _ httpadapter.Observer = serverObserver{}
 

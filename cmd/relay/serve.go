@@ -12,6 +12,7 @@ import (
 
 	goredis "github.com/redis/go-redis/v9"
 
+	"github.com/relaystation/relay/adapters/anthropic"
 	"github.com/relaystation/relay/adapters/keycache"
 	"github.com/relaystation/relay/adapters/memory"
 	"github.com/relaystation/relay/adapters/metrics"
@@ -149,6 +150,8 @@ func build(ctx context.Context, cfg config.Config, e env, log *slog.Logger) (*ap
 		return nil, fmt.Errorf("seeding rate-limit tiers: %w", err)
 	}
 
+	// Load the tokenizer now rather than on the first limited request.
+	anthropic.Warm()
 	auth := relay.NewAuthenticator(hasher, cache, clock)
 	relaySvc, err := relay.NewService(relay.ServiceConfig{
 		Auth:             auth,
@@ -208,6 +211,7 @@ func build(ctx context.Context, cfg config.Config, e env, log *slog.Logger) (*ap
 		Log:          log,
 		MaxBodyBytes: cfg.Upstream.MaxBodyBytes,
 		IdleTimeout:  cfg.Upstream.IdleTimeout,
+		Observer:     proxyObserver{m: m},
 	})
 
 	m.SetQuotaSource(quotaSource(store, cfg.Metrics.MaxKeys))
