@@ -42,6 +42,10 @@ type ProxyOptions struct {
 	Now func() time.Time
 	// Observer is told about every proxied request, for metrics; nil: no-op.
 	Observer ProxyObserver
+	// CORSAllowedOrigins are origins (scheme://host[:port]) that get CORS
+	// headers on the responses of keys without allowed_domains, and the only
+	// ones a preflight is answered for when non-empty.
+	CORSAllowedOrigins []string
 }
 
 // ProxyObserver receives proxy events. Implementations must be cheap: they
@@ -79,6 +83,7 @@ type Proxy struct {
 	idle       time.Duration
 	now        func() time.Time
 	obs        ProxyObserver
+	cors       map[string]bool
 }
 
 // NewProxy builds the proxy handler.
@@ -87,6 +92,12 @@ func NewProxy(opts ProxyOptions) *Proxy {
 		idle: opts.IdleTimeout, now: opts.Now, obs: opts.Observer}
 	if p.obs == nil {
 		p.obs = NopProxyObserver{}
+	}
+	if len(opts.CORSAllowedOrigins) > 0 {
+		p.cors = make(map[string]bool, len(opts.CORSAllowedOrigins))
+		for _, o := range opts.CORSAllowedOrigins {
+			p.cors[strings.ToLower(strings.TrimRight(o, "/"))] = true
+		}
 	}
 	if p.log == nil {
 		p.log = slog.New(slog.DiscardHandler)
@@ -145,6 +156,7 @@ type proxyCall struct {
 	causeCtx  context.Context
 	errType   string
 	once      sync.Once
+	origin    string
 	// streamOpen: StreamOpened was reported and StreamClosed is owed.
 	streamOpen bool
 
@@ -178,6 +190,10 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		reqID = NewRequestID()
 		ctx = WithRequestID(ctx, reqID)
 		w.Header().Set(HeaderRequestID, reqID)
+	}
+	if r.Method == http.MethodOptions && r.Header.Get("Access-Control-Request-Method") != "" {
+		p.preflight(w, r)
+		return
 	}
 	p.obs.RequestStarted()
 	defer p.obs.RequestFinished()
@@ -217,6 +233,7 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	c.adm = adm
+	c.origin = r.Header.Get("Origin")
 	defer func() {
 		if v := recover(); v != nil {
 			if v != http.ErrAbortHandler {
@@ -243,6 +260,46 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		out.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
 	}
 	p.rp.ServeHTTP(w, out)
+}
+
+// proxyCORSAllowHeaders are the request headers a browser may send.
+const proxyCORSAllowHeaders = "x-api-key, authorization, anthropic-version, anthropic-beta, anthropic-dangerous-direct-browser-access, content-type"
+
+// proxyCORSExposeHeaders are the response headers a page may read.
+const proxyCORSExposeHeaders = "request-id, x-request-id, retry-after, x-should-retry, anthropic-ratelimit-requests-limit, anthropic-ratelimit-requests-remaining, anthropic-ratelimit-requests-reset, anthropic-ratelimit-tokens-limit, anthropic-ratelimit-tokens-remaining, anthropic-ratelimit-tokens-reset, x-ratelimit-limit-requests, x-ratelimit-remaining-requests, x-ratelimit-reset-requests"
+
+// preflight answers a CORS preflight itself: it carries no key, so it never
+// goes upstream. The key's allowed_domains are enforced on the real request.
+func (p *Proxy) preflight(w http.ResponseWriter, r *http.Request) {
+	h := w.Header()
+	h.Add("Vary", "Origin")
+	h.Add("Vary", "Access-Control-Request-Method")
+	h.Add("Vary", "Access-Control-Request-Headers")
+	origin := r.Header.Get("Origin")
+	if origin != "" && (p.cors == nil || p.cors[strings.ToLower(origin)]) {
+		h.Set("Access-Control-Allow-Origin", origin)
+		h.Set("Access-Control-Allow-Methods", "POST, GET")
+		h.Set("Access-Control-Allow-Headers", proxyCORSAllowHeaders)
+		h.Set("Access-Control-Max-Age", "600")
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// corsHeaders lets a browser page read the response when the key's
+// allowed_domains match its origin, or, for a key without allowed_domains,
+// when the origin is in cors.allowed_origins.
+func (p *Proxy) corsHeaders(h http.Header, origin string, allowed []string) {
+	ok := false
+	if len(allowed) > 0 {
+		ok = relay.OriginAllowed(allowed, origin, "")
+	} else {
+		ok = p.cors[strings.ToLower(origin)]
+	}
+	h.Add("Vary", "Origin")
+	if ok {
+		h.Set("Access-Control-Allow-Origin", origin)
+		h.Set("Access-Control-Expose-Headers", proxyCORSExposeHeaders)
+	}
 }
 
 // refused answers a request that never went upstream and reports it.
@@ -291,6 +348,16 @@ func (p *Proxy) modifyResponse(resp *http.Response) error {
 	if c.stream {
 		c.streamOpen = true
 		p.obs.StreamOpened()
+	}
+	// The upstream's own CORS answer (Anthropic allows any origin for direct
+	// browser access) must not override the key's allow-list.
+	for k := range resp.Header {
+		if strings.HasPrefix(k, "Access-Control-") {
+			delete(resp.Header, k)
+		}
+	}
+	if c.origin != "" {
+		c.p.corsHeaders(resp.Header, c.origin, c.adm.Key.AllowedDomains)
 	}
 	if c.adm.RateChecked {
 		d := c.adm.Rate

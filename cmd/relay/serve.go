@@ -212,6 +212,8 @@ func build(ctx context.Context, cfg config.Config, e env, log *slog.Logger) (*ap
 		MaxBodyBytes: cfg.Upstream.MaxBodyBytes,
 		IdleTimeout:  cfg.Upstream.IdleTimeout,
 		Observer:     proxyObserver{m: m},
+
+		CORSAllowedOrigins: cfg.CORS.AllowedOrigins,
 	})
 
 	m.SetQuotaSource(quotaSource(store, cfg.Metrics.MaxKeys))

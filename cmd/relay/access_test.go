@@ -1,0 +1,167 @@
+package main
+
+import (
+	"encoding/json"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/relaystation/relay/internal/fakeanthropic"
+)
+
+func (r *testRelay) browserCall(t *testing.T, key string, headers map[string]string) (*http.Response, string) {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodPost, r.URL+"/v1/messages", strings.NewReader(`{"model":"claude-sonnet-4-5","max_tokens":32,"messages":[{"role":"user","content":"hi"}]}`))
+	req.Header.Set("x-api-key", key)
+	req.Header.Set("content-type", "application/json")
+	req.Header.Set("anthropic-version", "2023-06-01")
+	req.Header.Set("anthropic-dangerous-direct-browser-access", "true")
+	for k, v := range headers {
+		req.Header.Set(k, v)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	return resp, string(b)
+}
+
+func TestDomainAllowListAndCORS(t *testing.T) {
+	fake := fakeanthropic.New(fakeanthropic.Options{})
+	r := startRelay(t, fake, "CORS_ALLOWED_ORIGINS=https://console.example.net")
+	token := r.adminToken(t)
+	_, key := r.createKey(t, token, map[string]any{"name": "browser", "allowed_domains": []string{"app.example.com", "*.example.org"}})
+	_, open := r.createKey(t, token, map[string]any{"name": "server"})
+
+	cases := []struct {
+		name    string
+		headers map[string]string
+		allowed bool
+		acao    string
+	}{
+		{"exact origin", map[string]string{"Origin": "https://app.example.com"}, true, "https://app.example.com"},
+		{"case and port ignored", map[string]string{"Origin": "https://APP.Example.com:8443"}, true, "https://APP.Example.com:8443"},
+		{"wildcard subdomain", map[string]string{"Origin": "https://a.example.org"}, true, "https://a.example.org"},
+		{"wildcard deep subdomain", map[string]string{"Origin": "https://x.y.example.org"}, true, "https://x.y.example.org"},
+		{"wildcard is not the apex", map[string]string{"Origin": "https://example.org"}, false, ""},
+		{"no label-boundary confusion", map[string]string{"Origin": "https://badexample.org"}, false, ""},
+		{"suffix trick", map[string]string{"Origin": "https://app.example.com.evil.net"}, false, ""},
+		{"other site", map[string]string{"Origin": "https://evil.example.net"}, false, ""},
+		{"referer fallback", map[string]string{"Referer": "https://a.example.org/page?x=1"}, true, ""},
+		{"referer refused", map[string]string{"Referer": "https://evil.net/app.example.com"}, false, ""},
+		{"neither header", nil, false, ""},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			before := fake.Count()
+			resp, body := r.browserCall(t, key, tc.headers)
+			if tc.allowed {
+				if resp.StatusCode != 200 {
+					t.Fatalf("status %d: %s", resp.StatusCode, body)
+				}
+				if got := resp.Header.Get("Access-Control-Allow-Origin"); got != tc.acao {
+					t.Fatalf("Access-Control-Allow-Origin = %q, want %q", got, tc.acao)
+				}
+				return
+			}
+			var e struct {
+				Type  string `json:"type"`
+				Error struct{ Type string } `json:"error"`
+			}
+			_ = json.Unmarshal([]byte(body), &e)
+			if resp.StatusCode != 403 || e.Type != "error" || e.Error.Type != "permission_error" {
+				t.Fatalf("want 403 permission_error, got %d %s", resp.StatusCode, body)
+			}
+			if fake.Count() != before {
+				t.Fatal("a refused request reached the upstream")
+			}
+		})
+	}
+
+	t.Run("preflight answered without key or upstream", func(t *testing.T) {
+		before := fake.Count()
+		req, _ := http.NewRequest(http.MethodOptions, r.URL+"/v1/messages", nil)
+		req.Header.Set("Origin", "https://console.example.net")
+		req.Header.Set("Access-Control-Request-Method", "POST")
+		req.Header.Set("Access-Control-Request-Headers", "x-api-key, anthropic-version, content-type")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		h := resp.Header
+		if resp.StatusCode != http.StatusNoContent || h.Get("Access-Control-Allow-Origin") != "https://console.example.net" ||
+			!strings.Contains(h.Get("Access-Control-Allow-Methods"), "POST") || h.Get("Access-Control-Max-Age") == "" {
+			t.Fatalf("preflight: %d %v", resp.StatusCode, h)
+		}
+		for _, want := range []string{"x-api-key", "authorization", "anthropic-version", "anthropic-beta", "anthropic-dangerous-direct-browser-access", "content-type"} {
+			if !strings.Contains(h.Get("Access-Control-Allow-Headers"), want) {
+				t.Errorf("allow-headers lacks %s", want)
+			}
+		}
+		if fake.Count() != before {
+			t.Fatal("the preflight went upstream")
+		}
+		// With cors.allowed_origins set, other origins get no echo.
+		req.Header.Set("Origin", "https://elsewhere.example")
+		resp, _ = http.DefaultClient.Do(req)
+		resp.Body.Close()
+		if resp.Header.Get("Access-Control-Allow-Origin") != "" {
+			t.Fatal("preflight echoed an origin outside cors.allowed_origins")
+		}
+	})
+
+	t.Run("key without allowed_domains gets CORS only for configured origins", func(t *testing.T) {
+		resp, body := r.browserCall(t, open, map[string]string{"Origin": "https://random.example"})
+		if resp.StatusCode != 200 || resp.Header.Get("Access-Control-Allow-Origin") != "" {
+			t.Fatalf("%d acao=%q %s", resp.StatusCode, resp.Header.Get("Access-Control-Allow-Origin"), body)
+		}
+		resp, _ = r.browserCall(t, open, map[string]string{"Origin": "https://console.example.net"})
+		if resp.Header.Get("Access-Control-Allow-Origin") != "https://console.example.net" {
+			t.Fatalf("configured origin: acao=%q", resp.Header.Get("Access-Control-Allow-Origin"))
+		}
+	})
+
+	t.Run("malformed patterns are refused at create and update", func(t *testing.T) {
+		for _, bad := range []string{"*.", "http://x.example.com", "x.example.com/path", "x.example.com:443", "", "*"} {
+			resp, body := r.do(t, http.MethodPost, "/admin/api-keys", "Bearer "+token, map[string]any{"name": "bad", "allowed_domains": []string{bad}})
+			if resp.StatusCode != 400 || !strings.Contains(string(body), "invalid_request_error") {
+				t.Errorf("create with %q: %d %s", bad, resp.StatusCode, body)
+			}
+		}
+		id, _ := r.createKey(t, token, map[string]any{"name": "patch-me"})
+		resp, body := r.do(t, http.MethodPatch, "/admin/api-keys/"+id, "Bearer "+token, map[string]any{"allowed_domains": []string{"https://x.com"}})
+		if resp.StatusCode != 400 {
+			t.Fatalf("patch with a URL pattern: %d %s", resp.StatusCode, body)
+		}
+	})
+}
+
+func TestAdminIPAllowList(t *testing.T) {
+	r := startRelay(t, fakeanthropic.New(fakeanthropic.Options{}), "ADMIN_ALLOWED_IPS=10.0.0.0/8,192.0.2.1")
+	req, _ := http.NewRequest(http.MethodPost, r.URL+"/admin/login", nil)
+	req.SetBasicAuth("admin", testAdminPassword)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 403 || !strings.Contains(string(b), "permission_error") {
+		t.Fatalf("login from outside the allow-list: %d %s", resp.StatusCode, b)
+	}
+	if resp, _ := r.do(t, http.MethodGet, "/admin/api-keys", "Bearer whatever", nil); resp.StatusCode != 403 {
+		t.Fatalf("admin route from outside the allow-list: %d", resp.StatusCode)
+	}
+	// The proxy and health routes are not restricted by it.
+	if resp, _ := r.do(t, http.MethodGet, "/health", "", nil); resp.StatusCode != 200 {
+		t.Fatalf("health: %d", resp.StatusCode)
+	}
+	after := scrape(t, r)
+	if after[`relay_auth_failures_total{kind="admin_ip"}`] < 2 {
+		t.Fatalf("admin_ip refusals not counted: %v", after[`relay_auth_failures_total{kind="admin_ip"}`])
+	}
+}
