@@ -68,7 +68,7 @@ func TestDomainAllowListAndCORS(t *testing.T) {
 				return
 			}
 			var e struct {
-				Type  string `json:"type"`
+				Type  string                `json:"type"`
 				Error struct{ Type string } `json:"error"`
 			}
 			_ = json.Unmarshal([]byte(body), &e)
