@@ -47,32 +47,51 @@ func (h *harness) waitReady(ctx context.Context, p *proc, url string, timeout ti
 // benchmark and a key on it with a huge token limit, so that every request
 // runs the full admission path (rate limit and quota reservation) without
 // being refused. It returns the key.
-func provision(ctx context.Context, base, user, password string) (string, error) {
+func provision(ctx context.Context, base, user, password string) (*relayAdmin, error) {
 	var login struct {
 		AccessToken string `json:"access_token"`
 	}
 	if err := call(ctx, http.MethodPost, base+"/admin/login", func(r *http.Request) { r.SetBasicAuth(user, password) }, nil, &login); err != nil {
-		return "", fmt.Errorf("POST /admin/login: %w", err)
+		return nil, fmt.Errorf("POST /admin/login: %w", err)
 	}
 	if login.AccessToken == "" {
-		return "", fmt.Errorf("POST /admin/login: no access_token in the answer")
+		return nil, fmt.Errorf("POST /admin/login: no access_token in the answer")
 	}
 	bearer := func(r *http.Request) { r.Header.Set("Authorization", "Bearer "+login.AccessToken) }
 	tier := map[string]any{"requests": 100_000_000, "period": 60}
 	if err := call(ctx, http.MethodPut, base+"/admin/tiers/bench", bearer, tier, nil); err != nil {
-		return "", fmt.Errorf("PUT /admin/tiers/bench: %w", err)
+		return nil, fmt.Errorf("PUT /admin/tiers/bench: %w", err)
 	}
 	var created struct {
+		ID     string `json:"id"`
 		APIKey string `json:"api_key"`
 	}
 	key := map[string]any{"name": "bench", "rate_limit_tier": "bench", "token_limit": int64(1_000_000_000_000)}
 	if err := call(ctx, http.MethodPost, base+"/admin/api-keys", bearer, key, &created); err != nil {
-		return "", fmt.Errorf("POST /admin/api-keys: %w", err)
+		return nil, fmt.Errorf("POST /admin/api-keys: %w", err)
 	}
 	if created.APIKey == "" {
-		return "", fmt.Errorf("POST /admin/api-keys: no api_key in the answer")
+		return nil, fmt.Errorf("POST /admin/api-keys: no api_key in the answer")
 	}
-	return created.APIKey, nil
+	return &relayAdmin{base: base, token: login.AccessToken, keyID: created.ID, key: created.APIKey}, nil
+}
+
+// relayAdmin is what the harness keeps to ask a relay about its key later.
+type relayAdmin struct {
+	name, base, token, keyID, key string
+}
+
+// tokensUsed reads the bench key's tokens_used: proof that usage recording
+// ran during the measurements.
+func (a *relayAdmin) tokensUsed(ctx context.Context) (int64, error) {
+	var k struct {
+		TokensUsed int64 `json:"tokens_used"`
+	}
+	bearer := func(r *http.Request) { r.Header.Set("Authorization", "Bearer "+a.token) }
+	if err := call(ctx, http.MethodGet, a.base+"/admin/api-keys/"+a.keyID, bearer, nil, &k); err != nil {
+		return 0, fmt.Errorf("GET /admin/api-keys/%s: %w", a.keyID, err)
+	}
+	return k.TokensUsed, nil
 }
 
 func call(ctx context.Context, method, url string, auth func(*http.Request), in, out any) error {

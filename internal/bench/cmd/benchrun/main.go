@@ -213,6 +213,7 @@ type harness struct {
 	fake    *fakeupstream.Server
 	pgAdmin string
 	pgDB    string
+	admins  []*relayAdmin
 }
 
 type proc struct {
@@ -235,7 +236,7 @@ func (h *harness) run(ctx context.Context) (*bench.Report, error) {
 	_, pinned := pinning(o)
 	pinned = pinned && os.Getenv("BENCH_PINNED") == "1"
 	if pinned {
-		rep.Pinning = "yes (taskset): each system under test on CPU 1; load generator and fake upstream (one process) on CPU 0; PostgreSQL unpinned"
+		rep.Pinning = "yes (taskset): each system under test on CPU 1; load generator and fake upstream (one process) on CPU 0; PostgreSQL unpinned (its CPU is not counted in the relay's)"
 	} else {
 		rep.Pinning = "no (taskset missing, a single CPU, or -pin off): every process shares all CPUs"
 	}
@@ -298,6 +299,21 @@ func (h *harness) run(ctx context.Context) (*bench.Report, error) {
 	}
 	rep.Systems = results
 	rep.Targets = bench.Targets(results)
+	if len(h.admins) > 0 {
+		time.Sleep(time.Second) // a usage flush interval or more
+	}
+	for _, a := range h.admins {
+		used, uerr := a.tokensUsed(context.WithoutCancel(ctx))
+		switch {
+		case uerr != nil:
+			rep.Checks = append(rep.Checks, fmt.Sprintf("%s: could not read the key's tokens_used: %v", a.name, uerr))
+		case used == 0:
+			rep.Problems = append(rep.Problems, a.name+": the bench key's tokens_used is 0 after the run: usage recording did not run")
+		default:
+			rep.Checks = append(rep.Checks, fmt.Sprintf("%s: the bench key's tokens_used is %d after the run (%d per non-streaming request): usage was recorded", a.name, used,
+				fakeupstream.InputTokens+fakeupstream.OutputTokens+fakeupstream.CacheCreationTokens+fakeupstream.CacheReadTokens))
+		}
+	}
 	for _, p := range h.procs {
 		select {
 		case <-p.done:
@@ -488,10 +504,13 @@ func (h *harness) startRelay(ctx context.Context, name, dbURL string, pinned boo
 	if err := h.waitReady(ctx, p, url+"/ready", 30*time.Second, true); err != nil {
 		return bench.System{}, err
 	}
-	key, err := provision(ctx, url, "admin", password)
+	adm, err := provision(ctx, url, "admin", password)
 	if err != nil {
 		return bench.System{}, fmt.Errorf("provisioning a key through the admin API: %w (log: %s)", err, h.tail(p.log))
 	}
+	adm.name = name
+	h.admins = append(h.admins, adm)
+	key := adm.key
 	h.logf("%s: pid %d at %s, key %s…", name, p.cmd.Process.Pid, url, key[:min(len(key), 14)])
 	return bench.System{Name: name, URL: url, Key: key, PID: p.cmd.Process.Pid, Relay: true,
 		MetricsURL: url + "/metrics"}, nil
