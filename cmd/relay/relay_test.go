@@ -65,6 +65,12 @@ type testRelay struct {
 // against a fake Anthropic upstream. extra env entries override defaults.
 func startRelay(t *testing.T, fake *fakeanthropic.Server, extra ...string) *testRelay {
 	t.Helper()
+	return startRelayWith(t, fake, nil, extra...)
+}
+
+// startRelayWith is startRelay with a hook to adjust the loaded configuration.
+func startRelayWith(t *testing.T, fake *fakeanthropic.Server, mutate func(*config.Config), extra ...string) *testRelay {
+	t.Helper()
 	up := httptest.NewServer(fake)
 	t.Cleanup(up.Close)
 	envList := []string{
@@ -82,6 +88,9 @@ func startRelay(t *testing.T, fake *fakeanthropic.Server, extra ...string) *test
 	}
 	cfg.Usage.FlushInterval = 20 * time.Millisecond
 	cfg.Server.ShutdownGrace = 20 * time.Second
+	if mutate != nil {
+		mutate(&cfg)
+	}
 	logs := &syncBuffer{}
 	log := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	e := env{environ: envList, stdin: strings.NewReader(""), stdout: logs, stderr: logs}

@@ -1,0 +1,93 @@
+package main
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/relaystation/relay/adapters/storage"
+	"github.com/relaystation/relay/config"
+	"github.com/relaystation/relay/domain"
+	"github.com/relaystation/relay/internal/fakeanthropic"
+	"github.com/relaystation/relay/internal/testenv"
+)
+
+// TestFullUsageQueueRefusesAndLosesNothing: with PostgreSQL unreachable,
+// usage records pile up in the bounded queue; once it is (nearly) full the
+// relay answers 503 overloaded_error instead of serving traffic it cannot
+// account for. When the database is back, every admitted request's record
+// lands, once.
+func TestFullUsageQueueRefusesAndLosesNothing(t *testing.T) {
+	dbURL := testenv.MustPostgresDB(t)
+	u, _ := url.Parse(dbURL)
+	proxy := testenv.NewTCPProxy(t, u.Host)
+	u.Host = proxy.Addr()
+	r := startRelayWith(t, fakeanthropic.New(fakeanthropic.Options{}), func(c *config.Config) {
+		c.Usage.QueueSize = 20
+		c.Usage.BatchSize = 5
+	}, "DATABASE_URL="+u.String())
+	token := r.adminToken(t)
+	keyID, key := r.createKey(t, token, map[string]any{"name": "outage"})
+	// Warm the key cache so authentication does not need the database.
+	if resp, b := r.do(t, http.MethodPost, "/v1/messages", "Bearer "+key, messagesBody(false)); resp.StatusCode != 200 {
+		t.Fatalf("warm-up: %d %s", resp.StatusCode, b)
+	}
+
+	proxy.Cut()
+	ok, refused := 1, 0
+	for i := 0; i < 40 && refused == 0; i++ {
+		resp, b := r.do(t, http.MethodPost, "/v1/messages", "Bearer "+key, messagesBody(false))
+		switch {
+		case resp.StatusCode == 200:
+			ok++
+		case resp.StatusCode == 503 && strings.Contains(string(b), "overloaded_error"):
+			refused++
+		default:
+			t.Fatalf("during outage: %d %s", resp.StatusCode, b)
+		}
+	}
+	if refused == 0 {
+		t.Fatalf("the queue never filled: %d requests admitted", ok)
+	}
+	if ok > 20 {
+		t.Fatalf("admitted %d requests with a queue of 20", ok)
+	}
+	proxy.Restore()
+
+	store, err := storage.Open(context.Background(), dbURL, t.TempDir(), slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	id := mustUUID(t, keyID)
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		logs, err := store.UsageLogs(context.Background(), domain.LogQuery{KeyID: &id, Limit: 100})
+		if err == nil && len(logs) == ok {
+			break
+		}
+		if err == nil && len(logs) > ok {
+			t.Fatalf("%d records for %d admitted requests", len(logs), ok)
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("records: %d, want %d (err %v)", len(logs), ok, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	// Admission opens again once the queue drains.
+	if resp, b := r.do(t, http.MethodPost, "/v1/messages", "Bearer "+key, messagesBody(false)); resp.StatusCode != 200 {
+		t.Fatalf("after recovery: %d %s", resp.StatusCode, b)
+	}
+	per := fakeanthropic.DefaultUsage
+	k, err := store.GetKey(context.Background(), id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := int64(ok) * (per.InputTokens + per.OutputTokens + per.CacheCreationInputTokens + per.CacheReadInputTokens); k.TokensUsed < want {
+		t.Fatalf("tokens_used %d < %d", k.TokensUsed, want)
+	}
+}
