@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"log/slog"
 	"net/http"
 	"net/url"
@@ -89,5 +90,47 @@ func TestFullUsageQueueRefusesAndLosesNothing(t *testing.T) {
 	}
 	if want := int64(ok) * (per.InputTokens + per.OutputTokens + per.CacheCreationInputTokens + per.CacheReadInputTokens); k.TokensUsed < want {
 		t.Fatalf("tokens_used %d < %d", k.TokensUsed, want)
+	}
+}
+
+// TestQuotaShowsLiveReservations: /api/usage/quota reports tokens_reserved
+// while a request is in flight, and releases it on settlement.
+func TestQuotaShowsLiveReservations(t *testing.T) {
+	fake := fakeanthropic.New(fakeanthropic.Options{})
+	r := startRelay(t, fake)
+	token := r.adminToken(t)
+	_, key := r.createKey(t, token, map[string]any{"name": "live", "token_limit": 1_000_000})
+	quota := func() map[string]any {
+		resp, b := r.do(t, http.MethodGet, "/api/usage/quota", "Bearer "+key, nil)
+		if resp.StatusCode != 200 {
+			t.Fatalf("quota: %d %s", resp.StatusCode, b)
+		}
+		var q map[string]any
+		if err := json.Unmarshal(b, &q); err != nil {
+			t.Fatal(err)
+		}
+		return q
+	}
+	fake.Script(fakeanthropic.Step{Stall: 2 * time.Second})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		r.do(t, http.MethodPost, "/v1/messages", "Bearer "+key, messagesBody(false))
+	}()
+	deadline := time.Now().Add(2 * time.Second)
+	for {
+		q := quota()
+		if q["tokens_reserved"].(float64) >= 256 { // max_tokens of the request, plus its input
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no live reservation seen: %v", q)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	<-done
+	q := quota()
+	if q["tokens_reserved"].(float64) != 0 || q["tokens_used"].(float64) == 0 {
+		t.Fatalf("after settlement: %v", q)
 	}
 }
