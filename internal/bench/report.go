@@ -66,7 +66,7 @@ func Targets(results []*SystemResult) []Target {
 		ok := haveBare && bare.CPUPer1kMS > 0 && r.CPUPer1kMS > 0
 		ratio := safeDiv(r.CPUPer1kMS, bare.cpuOr0())
 		add("CPU per request (at the fixed rate)", "≤ 1.5× bare", ok, ratio <= 1.5,
-			fmt.Sprintf("%.1f vs %.1f ms/1k req = %.2f×", r.CPUPer1kMS, bare.cpuOr0(), ratio), ratio)
+			fmt.Sprintf("%.1f vs %.1f ms/1k req = %.3f×", r.CPUPer1kMS, bare.cpuOr0(), ratio), ratio)
 		// Added latency.
 		ok = haveBare && len(r.RateP50Rounds) > 0 && len(bare.RateP50Rounds) > 0
 		d50 := r.RateP50us - bare.p50Or0()
@@ -79,7 +79,7 @@ func Targets(results []*SystemResult) []Target {
 		if bare != nil {
 			tr = safeDiv(r.SatRPS, bare.SatRPS)
 		}
-		add("saturation throughput", "≥ 0.7× bare", ok, tr >= 0.7, fmt.Sprintf("%.0f vs %.0f req/s = %.2f×", r.SatRPS, bare.rpsOr0(), tr), tr)
+		add("saturation throughput", "≥ 0.7× bare", ok, tr >= 0.7, fmt.Sprintf("%.0f vs %.0f req/s = %.3f×", r.SatRPS, bare.rpsOr0(), tr), tr)
 		// Streaming.
 		ok = haveBare && r.StreamSamples > 0 && bare.StreamSamples > 0 && r.StreamErrors == 0
 		extra := r.StreamDelayMaxus - bare.streamMaxOr0()
