@@ -110,6 +110,10 @@ func WriteErrorBody(w http.ResponseWriter, r *http.Request, status int, errType,
 		RequestID: RequestIDFrom(r.Context()),
 	})
 	h := w.Header()
+	// Anthropic's SDKs read the request id of an error from "request-id".
+	if id := RequestIDFrom(r.Context()); id != "" && h.Get("request-id") == "" {
+		h.Set("request-id", id)
+	}
 	h.Set("content-type", "application/json")
 	h.Del("content-length")
 	w.WriteHeader(status)
