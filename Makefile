@@ -7,7 +7,7 @@ LDFLAGS := -s -w -X main.version=$(VERSION)
 TESTFLAGS ?=
 PKGS := ./...
 
-.PHONY: help run build test generate verify lint bench migrate tools clean
+.PHONY: help run build test generate verify lint bench smoke migrate clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -37,6 +37,9 @@ lint: ## go vet, gofmt, and the dependency rule (domain imports no adapters)
 
 bench: ## reproducible relay vs bare proxy benchmark (see README "Performance")
 	./scripts/bench.sh
+
+smoke: ## Claude Code and the TypeScript SDK through the relay (needs Node.js + npm)
+	./scripts/smoke.sh
 
 migrate: build ## apply migrations (DIRECTION=up|down|version)
 	./$(BIN) migrate $(or $(DIRECTION),up)
