@@ -57,6 +57,9 @@ type ServerConfig struct {
 	// KeyCacheTTL bounds how long another replica may honour a key after it
 	// was disabled, deleted or rotated.
 	KeyCacheTTL time.Duration `koanf:"key_cache_ttl"`
+	// PprofAddr, when set, serves net/http/pprof on this separate address
+	// (keep it on loopback). Empty: off.
+	PprofAddr string `koanf:"pprof_addr"`
 }
 
 type AdminConfig struct {
@@ -179,6 +182,7 @@ var envMap = map[string]string{
 	"METRICS_TOKEN":        "metrics.token",
 	"TRUSTED_PROXIES":      "server.trusted_proxies",
 	"CORS_ALLOWED_ORIGINS": "cors.allowed_origins",
+	"PPROF_ADDR":           "server.pprof_addr",
 }
 
 // listKeys are set from comma-separated environment values.
