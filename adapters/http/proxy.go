@@ -116,9 +116,11 @@ func NewProxy(opts ProxyOptions) *Proxy {
 		p.configured = false
 	}
 	p.rp = &httputil.ReverseProxy{
-		Rewrite:        proxyRewrite,
-		Transport:      opts.Transport,
-		FlushInterval:  -1,
+		Rewrite:   proxyRewrite,
+		Transport: opts.Transport,
+		// FlushInterval stays 0: ReverseProxy flushes every write of a
+		// text/event-stream (or unknown-length) response at once anyway, and
+		// flushing a sized JSON body per write would only cost syscalls.
 		ModifyResponse: p.modifyResponse,
 		ErrorHandler:   p.handleError,
 		ErrorLog:       slog.NewLogLogger(p.log.Handler(), slog.LevelDebug),

@@ -56,9 +56,8 @@ func BenchmarkProxy(b *testing.B) {
 			pr.Out.Header.Del("Authorization")
 			pr.Out.Header.Set("x-api-key", proxyUpstreamKey)
 		},
-		Transport:     bareTransport,
-		FlushInterval: -1,
-		BufferPool:    benchBufferPool{},
+		Transport:  bareTransport,
+		BufferPool: benchBufferPool{},
 	}
 	relayHandler := env.handler
 

@@ -38,7 +38,10 @@ CREATE INDEX api_keys_tier_idx ON api_keys (rate_limit_tier);
 -- One row per proxied request. key_id deliberately has no foreign key: usage
 -- is an audit log, and a record must never be refused.
 CREATE TABLE usage_records (
-    request_id                  TEXT    NOT NULL PRIMARY KEY,
+    -- A rowid table: rows append in arrival order, and only the small
+    -- unique index below takes the random request ids (about twice as fast
+    -- as a WITHOUT ROWID table keyed by them).
+    request_id                  TEXT    NOT NULL UNIQUE,
     key_id                      TEXT    NOT NULL,
     created_at                  INTEGER NOT NULL,
     model                       TEXT    NOT NULL DEFAULT '',
@@ -59,7 +62,7 @@ CREATE TABLE usage_records (
     session_id                  TEXT    NOT NULL DEFAULT '',
     client_ip                   TEXT    NOT NULL DEFAULT '',
     error_type                  TEXT    NOT NULL DEFAULT ''
-) WITHOUT ROWID;
+);
 
 CREATE INDEX usage_records_key_time_idx ON usage_records (key_id, created_at DESC, request_id DESC);
 CREATE INDEX usage_records_time_idx ON usage_records (created_at DESC, request_id DESC);

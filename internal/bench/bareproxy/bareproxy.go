@@ -19,8 +19,7 @@ func New(upstream *url.URL, apiKey string) *httputil.ReverseProxy {
 			r.Out.Header.Del("Authorization")
 			r.Out.Header.Set("X-Api-Key", apiKey)
 		},
-		FlushInterval: -1,
-		Transport:     NewTransport(),
+		Transport: NewTransport(),
 	}
 }
 
