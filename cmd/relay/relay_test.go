@@ -514,3 +514,23 @@ func mustUUID(t *testing.T, s string) uuid.UUID {
 	}
 	return u
 }
+
+func TestLogSinkFlushes(t *testing.T) {
+	var buf syncBuffer
+	s := newLogSink(&buf, 10*time.Millisecond)
+	_, _ = s.Write([]byte("one\n"))
+	deadline := time.Now().Add(2 * time.Second)
+	for !strings.Contains(buf.String(), "one") {
+		if time.Now().After(deadline) {
+			t.Fatal("a buffered line was never flushed")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	big := strings.Repeat("x", 40<<10) + "\n"
+	_, _ = s.Write([]byte("two\n"))
+	_, _ = s.Write([]byte(big))
+	s.Close()
+	if got := buf.String(); !strings.HasSuffix(got, "one\ntwo\n"+big) {
+		t.Fatalf("lines lost or reordered: %d bytes", len(got))
+	}
+}

@@ -41,7 +41,9 @@ func serve(ctx context.Context, args []string, e env) error {
 	if err != nil {
 		return err
 	}
-	log := newLogger(cfg.Log, e.stderr)
+	sink := newLogSink(e.stderr, 100*time.Millisecond)
+	defer sink.Close()
+	log := newLogger(cfg.Log, sink)
 	app, err := build(ctx, cfg, e, log)
 	if err != nil {
 		return err
