@@ -19,7 +19,7 @@ import (
 // and the rest is extrapolated at the sample's own tokens-per-byte ratio
 // (ceil(bytes/4), the usual English figure, when the sample is tiny). The
 // result is an estimate for a reservation that settlement later corrects.
-const TokenizeBudget = 2 << 10
+const TokenizeBudget = 512
 
 // imageTokens is charged per image or document block instead of tokenising
 // its base64 data: about what a 1,000x1,000 image costs (w*h/750).
