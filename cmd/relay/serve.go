@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"runtime/debug"
 	"sync"
 	"time"
 
@@ -153,8 +154,10 @@ func build(ctx context.Context, cfg config.Config, e env, log *slog.Logger) (*ap
 		return nil, fmt.Errorf("seeding rate-limit tiers: %w", err)
 	}
 
-	// Load the tokenizer now rather than on the first limited request.
+	// Load the tokenizer now rather than on the first limited request, and
+	// hand the garbage of loading its vocabulary back to the OS at once.
 	anthropic.Warm()
+	debug.FreeOSMemory()
 	auth := relay.NewAuthenticator(hasher, cache, clock)
 	relaySvc, err := relay.NewService(relay.ServiceConfig{
 		Auth:             auth,
