@@ -1,6 +1,11 @@
 package httpadapter
 
-import "github.com/labstack/echo/v4"
+import (
+	"log/slog"
+	"time"
+
+	"github.com/labstack/echo/v4"
+)
 
 // Observer receives management-API events for metrics. Labels are bounded:
 // op is an OpenAPI operationId, kind one of a fixed set
@@ -27,12 +32,26 @@ var _ Observer = NopObserver{}
 func (s *Server) observeMiddleware(op string) echo.MiddlewareFunc {
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c echo.Context) error {
+			start := time.Now()
 			err := next(c)
 			status := c.Response().Status
 			if err != nil {
 				status = errorStatus(err)
 			}
 			s.obs.AdminRequest(op, status)
+			// One line per management request: the operation, never the
+			// path's values or a credential.
+			r := c.Request()
+			level := slog.LevelInfo
+			if op == "health" || op == "ready" {
+				level = slog.LevelDebug // probes every few seconds
+			}
+			s.log.LogAttrs(r.Context(), level, "api request",
+				slog.String("request_id", RequestIDFrom(r.Context())),
+				slog.String("op", op),
+				slog.String("method", r.Method),
+				slog.Int("status", status),
+				slog.Duration("latency", time.Since(start)))
 			return err
 		}
 	}

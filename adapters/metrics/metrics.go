@@ -101,7 +101,9 @@ var (
 	outcomes     = []string{OutcomeSuccess, OutcomeClientError, OutcomeRateLimited, OutcomeOverloaded, OutcomeServerError, OutcomeTimeout, OutcomeNetwork, OutcomeCanceled}
 	retryReasons = []string{RetryRateLimited, RetryOverloaded, RetryServerError, RetryTimeout, RetryNetwork}
 	rejections   = []string{RejectRateLimitRequests, RejectRateLimitTokens, RejectConcurrency, RejectQuota, RejectOverloaded, RejectTooLarge, RejectInvalid, RejectUpstreamMissing}
-	authKinds    = []string{AuthMissing, AuthMalformed, AuthUnknown, AuthDisabled, AuthExpired, AuthDeleted, AuthIP, AuthOrigin, AuthAdminLogin, AuthAdminJWT, AuthAdminIP}
+	// backendConcerns are the admission checks whose backend can fail.
+	backendConcerns = []string{"requests", "tokens", "concurrency", "quota", "usage"}
+	authKinds       = []string{AuthMissing, AuthMalformed, AuthUnknown, AuthDisabled, AuthExpired, AuthDeleted, AuthIP, AuthOrigin, AuthAdminLogin, AuthAdminJWT, AuthAdminIP}
 	// rejectionAliases accept domain.Error.Reason values as they are.
 	rejectionAliases = map[string]string{"requests": RejectRateLimitRequests, "tokens": RejectRateLimitTokens}
 )
@@ -143,6 +145,9 @@ type Metrics struct {
 
 	rejections   map[string]prometheus.Counter
 	authFailures map[string]prometheus.Counter
+	// backendFailures[open] by concern: a limiter or ledger backend (Redis)
+	// did not answer, and the request went on (open) or was refused.
+	backendFailures [2]map[string]prometheus.Counter
 
 	inflight    prometheus.Gauge
 	openStreams prometheus.Gauge
@@ -231,6 +236,14 @@ func New(opts Options) *Metrics {
 
 	m.rejections = m.closedCounters("relay_rejections_total",
 		"Requests refused by the relay itself, by reason.", "reason", rejections)
+	backendVec := m.counterVec("relay_backend_failures_total",
+		"Limiter or ledger backend (Redis) failures during admission, by concern and the policy applied.", "concern", "policy")
+	for i, policy := range []string{"fail_closed", "fail_open"} {
+		m.backendFailures[i] = make(map[string]prometheus.Counter, len(backendConcerns)+1)
+		for _, c := range append(slices.Clone(backendConcerns), classOther) {
+			m.backendFailures[i][c] = backendVec.WithLabelValues(c, policy)
+		}
+	}
 	m.authFailures = m.closedCounters("relay_auth_failures_total",
 		"Authentication and authorisation failures, by kind.", "kind", authKinds)
 
@@ -401,6 +414,19 @@ func (m *Metrics) UpstreamFailover(from, to string) {
 		return
 	}
 	m.upstreamFailover.get(pair{m.upstreams.canon(from), m.upstreams.canon(to)}).Inc()
+}
+
+// BackendFailure counts a limiter or ledger backend failure during
+// admission; failOpen says whether the request went on without the check.
+func (m *Metrics) BackendFailure(concern string, failOpen bool) {
+	if m == nil {
+		return
+	}
+	i := 0
+	if failOpen {
+		i = 1
+	}
+	lookupOther(m.backendFailures[i], concern).Inc()
 }
 
 // Rejected counts a request the relay refused, by reason: a Reject* constant,

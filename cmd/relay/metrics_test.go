@@ -56,6 +56,8 @@ func TestMetricsMoveWithTraffic(t *testing.T) {
 	token := r.adminToken(t)
 	_, key := r.createKey(t, token, map[string]any{"name": "metrics"})
 	before := scrape(t, r)
+	r.do(t, http.MethodGet, "/api/usage/quota", "Bearer "+key, nil)
+	r.do(t, http.MethodGet, "/admin/tiers", "Bearer "+token, nil)
 
 	for i := 0; i < 2; i++ {
 		if resp, b := r.do(t, http.MethodPost, "/v1/messages", "Bearer "+key, messagesBody(false)); resp.StatusCode != 200 {
@@ -91,6 +93,8 @@ func TestMetricsMoveWithTraffic(t *testing.T) {
 		`relay_auth_failures_total{kind="missing"}`:                                  1,
 		`relay_upstream_attempts_total{outcome="overloaded",upstream="primary"}`:     1,
 		`relay_upstream_attempts_total{outcome="success",upstream="primary"}`:        4,
+		`relay_requests_total{model="none",route_class="api",status_class="2xx"}`:    1,
+		`relay_requests_total{model="none",route_class="admin",status_class="2xx"}`:  1,
 		`relay_inflight_requests{}`:                                                  0,
 		`relay_open_streams{}`:                                                       0,
 	}

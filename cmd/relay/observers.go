@@ -35,9 +35,10 @@ func (o relayObserver) Rejected(reason string) {
 	}
 }
 
-// BackendFailure: Redis could not answer. Refusals are already counted by
-// Rejected; this leaves a trace of the fail-open ones too.
+// BackendFailure: Redis could not answer; counted by concern and by the
+// policy applied, and logged.
 func (o relayObserver) BackendFailure(c relay.Concern, failOpen bool) {
+	o.m.BackendFailure(string(c), failOpen)
 	o.log.Warn("limiter backend unavailable", "concern", string(c), "fail_open", failOpen)
 }
 
@@ -84,7 +85,7 @@ type serverObserver struct{ m *metrics.Metrics }
 
 func (o serverObserver) AdminRequest(op string, status int) {
 	route := metrics.RouteAdmin
-	if strings.HasPrefix(op, "Key") || op == "Health" || op == "Ready" {
+	if strings.HasPrefix(op, "key") || op == "health" || op == "ready" {
 		route = metrics.RouteAPI
 	}
 	o.m.ObserveRequest(route, status, "")

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/url"
 	"strings"
@@ -132,5 +133,48 @@ func TestQuotaShowsLiveReservations(t *testing.T) {
 	q := quota()
 	if q["tokens_reserved"].(float64) != 0 || q["tokens_used"].(float64) == 0 {
 		t.Fatalf("after settlement: %v", q)
+	}
+}
+
+// TestRedisDownFollowsFailurePolicies: with Redis unreachable, the quota
+// fails closed (503, nothing upstream) and rate limits fail open (served),
+// both counted.
+func TestRedisDownFollowsFailurePolicies(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead := ln.Addr().String()
+	ln.Close() // nothing listens there now
+	fake := fakeanthropic.New(fakeanthropic.Options{})
+	r := startRelay(t, fake, "REDIS_URL=redis://"+dead+"/0")
+	token := r.adminToken(t)
+	_, limited := r.createKey(t, token, map[string]any{"name": "limited", "token_limit": 1_000_000})
+	_, open := r.createKey(t, token, map[string]any{"name": "open"})
+
+	before := fake.Count()
+	t0 := time.Now()
+	resp, b := r.do(t, http.MethodPost, "/v1/messages", "Bearer "+limited, messagesBody(false))
+	if d := time.Since(t0); d > 2*time.Second {
+		t.Errorf("with Redis down, admission took %v to apply the policy", d)
+	}
+	if resp.StatusCode != http.StatusServiceUnavailable || !strings.Contains(string(b), "overloaded_error") {
+		t.Fatalf("quota with Redis down: %d %s", resp.StatusCode, b)
+	}
+	if fake.Count() != before {
+		t.Fatal("a request that could not reserve quota went upstream")
+	}
+	if resp, b := r.do(t, http.MethodPost, "/v1/messages", "Bearer "+open, messagesBody(false)); resp.StatusCode != 200 {
+		t.Fatalf("rate limit with Redis down should fail open: %d %s", resp.StatusCode, b)
+	}
+	m := scrape(t, r)
+	if m[`relay_backend_failures_total{concern="quota",policy="fail_closed"}`] < 1 {
+		t.Error("quota backend failure not counted")
+	}
+	if m[`relay_backend_failures_total{concern="requests",policy="fail_open"}`] < 1 {
+		t.Error("rate-limit backend failure not counted")
+	}
+	if resp, _ := r.do(t, http.MethodGet, "/ready", "", nil); resp.StatusCode != http.StatusServiceUnavailable {
+		t.Errorf("/ready with Redis down: %d", resp.StatusCode)
 	}
 }

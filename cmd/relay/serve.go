@@ -111,7 +111,18 @@ func build(ctx context.Context, cfg config.Config, e env, log *slog.Logger) (*ap
 		if err != nil {
 			return nil, fmt.Errorf("redis_url: %w", err)
 		}
+		// Admission waits on Redis: keep its worst case short, so that when
+		// Redis is away the failure policy applies within about a second
+		// instead of after go-redis's default timeouts and retries.
+		opts.DialTimeout = time.Second
+		opts.ReadTimeout = 500 * time.Millisecond
+		opts.WriteTimeout = 500 * time.Millisecond
+		opts.PoolTimeout = time.Second
+		opts.MaxRetries = 1
+		opts.DialerRetries = 1
 		a.rdb = goredis.NewClient(opts)
+		// After a connection failure, fail Redis calls at once for a second.
+		a.rdb.AddHook(redisadapter.NewBreaker(time.Second))
 		pctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 		if err := a.rdb.Ping(pctx).Err(); err != nil {
 			// Not fatal: the fail_open/fail_closed policies decide what
