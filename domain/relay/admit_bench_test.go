@@ -1,0 +1,76 @@
+package relay_test
+
+import (
+	"context"
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/relaystation/relay/adapters/keycache"
+	"github.com/relaystation/relay/adapters/memory"
+	"github.com/relaystation/relay/domain"
+	"github.com/relaystation/relay/domain/relay"
+	"github.com/relaystation/relay/ports"
+)
+
+// benchKeys is a KeyStore double holding one key: the cache in front of it
+// is what the hot path exercises.
+type benchKeys struct {
+	ports.KeyStore
+	key domain.APIKey
+}
+
+func (b benchKeys) GetKeyByHash(context.Context, string) (domain.APIKey, error) { return b.key, nil }
+
+type benchTiers struct{ ports.TierStore }
+
+func (benchTiers) ListTiers(context.Context) ([]domain.Tier, error) {
+	return []domain.Tier{{Name: "bench", Requests: 1 << 30, Period: time.Minute}}, nil
+}
+
+type benchUsage struct{}
+
+func (benchUsage) Record(context.Context, domain.UsageRecord) error { return nil }
+func (benchUsage) Saturated() bool                                  { return false }
+
+// BenchmarkAdmitSettle measures admission control as the proxy runs it,
+// with the in-process adapters: key authentication (HMAC + cache hit), the
+// request-rate limiter, and a quota reservation then its settlement. The
+// input-token estimate is a constant here; adapters/anthropic benchmarks it.
+func BenchmarkAdmitSettle(b *testing.B) {
+	limit := int64(1 << 50)
+	hasher := domain.NewKeyHasher([]byte("bench-secret-bench-secret"))
+	raw := "sk-proxy-" + "0123456789abcdefghijABCDEFGHIJ0123456789abc"
+	key := domain.APIKey{ID: uuid.New(), Name: "bench", KeyHash: hasher.Hash(raw), TokenLimit: &limit,
+		RateLimitTier: "bench", IsActive: true}
+	clock := ports.SystemClock{}
+	cache := keycache.New(benchKeys{key: key}, time.Minute, clock)
+	svc, err := relay.NewService(relay.ServiceConfig{
+		Auth:        relay.NewAuthenticator(hasher, cache, clock),
+		Tiers:       relay.NewTierResolver(benchTiers{}, time.Minute, clock),
+		Ledger:      memory.NewLedger(memory.WithSettleRetention(time.Second)),
+		Rate:        memory.NewRateLimiter(),
+		Concurrency: memory.NewConcurrencyLimiter(),
+		Usage:       benchUsage{},
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx := context.Background()
+	in := relay.AdmitInput{RawKey: raw, ClientIP: netip.MustParseAddr("127.0.0.1"), MaxTokens: 256,
+		EstimateInput: func() int64 { return 20 }}
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		i++
+		in.RequestID = "req_" + string(rune('a'+i%26)) + uuid.NewString()
+		adm, err := svc.Admit(ctx, in)
+		if err != nil {
+			b.Fatal(err)
+		}
+		adm.Settle(ctx, relay.SettleInput{Record: domain.UsageRecord{RequestID: in.RequestID, KeyID: key.ID,
+			Status: 200, Usage: domain.Usage{InputTokens: 20, OutputTokens: 100}}})
+	}
+}
