@@ -42,4 +42,20 @@ extra=(${BENCH_ARGS:-})
 rc=0
 "$tmp/benchrun" "${relay_flag[@]}" "${args[@]}" ${extra[@]+"${extra[@]}"} "$@" || rc=$?
 if [ "$rc" -eq 0 ] && [ "$build_failed" -eq 1 ]; then rc=1; fi
+
+# The hot-path figures of the quota issue, from the packages' own Go
+# benchmarks: admission + settlement with the in-process adapters (target
+# < 20 µs), and the usage writer's store throughput (targets: >= 20,000
+# records/s on PostgreSQL, >= 5,000 on SQLite).
+echo
+echo "hot-path benchmarks (go test -bench):"
+benchtime=40x
+if [ "${BENCH_QUICK:-0}" = 1 ]; then benchtime=5x; fi
+"$GO" test -run '^$' -bench 'BenchmarkAdmitSettle' -benchmem ./domain/relay/ | grep -E '^Benchmark' || rc=1
+"$GO" test -run '^$' -bench 'BenchmarkAdmission$' -benchmem ./adapters/memory/ | grep -E '^Benchmark' || rc=1
+for store in sqlite postgres; do
+  printf '%-9s ' "$store"
+  TEST_DATABASE_URL=${TEST_DATABASE_URL:-${PG_URL}} "$GO" test -run '^$' -bench 'BenchmarkInsertUsage' -benchtime "$benchtime" "./adapters/$store/" \
+    | grep -E '^Benchmark|SKIP' || echo "(no result: is PostgreSQL at TEST_DATABASE_URL?)"
+done
 exit "$rc"
