@@ -159,6 +159,7 @@ type proxyCall struct {
 	errType   string
 	once      sync.Once
 	origin    string
+	w         http.ResponseWriter
 	// streamOpen: StreamOpened was reported and StreamClosed is owed.
 	streamOpen bool
 
@@ -204,7 +205,7 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			Message: "upstream is not configured: the relay has no Anthropic API key; set UPSTREAM_API_KEY (upstream.primary.api_key)"}, http.StatusServiceUnavailable)
 		return
 	}
-	c := &proxyCall{p: p, start: p.now(), requestID: reqID, path: r.URL.Path, aux: proxyIsAux(r.URL.Path)}
+	c := &proxyCall{p: p, w: w, start: p.now(), requestID: reqID, path: r.URL.Path, aux: proxyIsAux(r.URL.Path)}
 	raw := relay.KeyFromHeaders(r.Header)
 	// A request with no plausible key is refused before its body is read,
 	// so anonymous floods cost nothing.
@@ -414,7 +415,13 @@ func (b *proxyBody) Read(p []byte) (int, error) {
 func (b *proxyBody) Close() error {
 	b.timer.Stop()
 	err := b.rc.Close()
-	b.c.finish()
+	c := b.c
+	if c.eof && !c.stream && c.w != nil {
+		// The whole body has been copied: send it now, so the client is not
+		// kept waiting while usage is parsed, settled and logged.
+		_ = http.NewResponseController(c.w).Flush()
+	}
+	c.finish()
 	return err
 }
 
