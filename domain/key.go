@@ -5,8 +5,10 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
+	"hash"
 	"net/netip"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -74,16 +76,27 @@ func (k *APIKey) AllowsIP(addr netip.Addr) bool {
 // KeyHasher computes the keyed hash under which proxy keys are stored and
 // looked up. HMAC-SHA256 suits 256-bit random tokens: brute force is
 // hopeless, so a slow KDF would only cost latency on every request.
-type KeyHasher struct{ secret []byte }
+type KeyHasher struct {
+	secret []byte
+	macs   *sync.Pool // of hash.Hash keyed with secret: one per request is garbage
+}
 
 // NewKeyHasher returns a hasher keyed with secret.
 func NewKeyHasher(secret []byte) KeyHasher {
-	return KeyHasher{secret: append([]byte(nil), secret...)}
+	secret = append([]byte(nil), secret...)
+	return KeyHasher{secret: secret, macs: &sync.Pool{New: func() any { return hmac.New(sha256.New, secret) }}}
 }
 
 // Hash returns the hex HMAC-SHA256 of key.
 func (h KeyHasher) Hash(key string) string {
-	m := hmac.New(sha256.New, h.secret)
+	var m hash.Hash
+	if h.macs != nil {
+		m = h.macs.Get().(hash.Hash)
+		m.Reset()
+		defer h.macs.Put(m)
+	} else {
+		m = hmac.New(sha256.New, h.secret)
+	}
 	m.Write([]byte(key))
 	var sum [sha256.Size]byte
 	return hex.EncodeToString(m.Sum(sum[:0]))
