@@ -156,7 +156,8 @@ func (l *Ledger) Reserve(ctx context.Context, keyID uuid.UUID, id string, estima
 	if _, ok := a.done[id]; ok {
 		return a.state(), nil
 	}
-	if a.used+a.reserved+estimate > limit {
+	// Written as a subtraction so that no sum of large values can overflow.
+	if estimate > limit-a.used-a.reserved {
 		return a.state(), quotaExceeded(a.state(), estimate, limit)
 	}
 	exp := now + int64(lease)

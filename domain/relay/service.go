@@ -130,6 +130,10 @@ func NewService(cfg ServiceConfig) (*Service, error) {
 	return &Service{cfg: cfg}, nil
 }
 
+// MaxReservableTokens bounds max_tokens and the input estimate of one
+// request (2^30, beyond any model's context), so reservations never overflow.
+const MaxReservableTokens = 1 << 30
+
 // AdmitInput is one proxied request as admission sees it.
 type AdmitInput struct {
 	// RawKey is the presented proxy key (KeyFromHeaders).
@@ -289,20 +293,30 @@ func (s *Service) Admit(ctx context.Context, in AdmitInput) (*Admission, error) 
 			a.releaseSlot()
 			return nil, fmt.Errorf("relay: key %s has a token limit but no quota ledger is configured", key.ID)
 		}
-		a.limited = true
 		maxTok := in.MaxTokens
-		if maxTok == 0 {
+		if maxTok <= 0 {
 			maxTok = s.cfg.DefaultMaxTokens
 		}
+		if maxTok > MaxReservableTokens {
+			// Far above any model's output limit; bounding it also keeps the
+			// ledger's arithmetic from overflowing.
+			a.releaseSlot()
+			return nil, s.reject(&domain.Error{Kind: domain.KindInvalid, Reason: "invalid",
+				Message: fmt.Sprintf("max_tokens must be at most %d", MaxReservableTokens)})
+		}
+		a.limited = true
 		est := maxTok
 		if in.EstimateInput != nil {
-			est += in.EstimateInput()
+			est += min(max(in.EstimateInput(), 0), MaxReservableTokens)
 		}
 		a.Estimate = est
 		_, err := s.cfg.Ledger.Reserve(ctx, key.ID, in.RequestID, est, *key.TokenLimit, key.TokensUsed, s.cfg.ReservationLease)
 		switch {
 		case err == nil:
 			a.Reserved = est
+		case domain.KindOf(err) == domain.KindInvalid:
+			a.releaseSlot()
+			return nil, s.reject(err)
 		case domain.KindOf(err) == domain.KindQuotaExceeded:
 			a.releaseSlot()
 			de := *domain.AsError(err)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/netip"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -420,5 +421,27 @@ func TestTierResolverTTL(t *testing.T) {
 	clock.Advance(6 * time.Second)
 	if tr, err := r.Tier(context.Background(), "basic"); err != nil || tr.Requests != 20 {
 		t.Fatalf("stale: %+v %v", tr, err)
+	}
+}
+
+func TestHugeMaxTokensIsRefusedNotOverflowed(t *testing.T) {
+	w := newWorld(t)
+	limit := int64(100_000)
+	w.key.TokenLimit = &limit
+	s := w.service(t, nil)
+	in := input()
+	in.MaxTokens = 9_223_372_036_854_775_000
+	_, err := s.Admit(context.Background(), in)
+	if domain.KindOf(err) != domain.KindInvalid {
+		t.Fatalf("want a 400-kind error, got %v", err)
+	}
+	for _, step := range w.log {
+		if step == "reserve" {
+			t.Fatal("an oversized max_tokens reached the ledger")
+		}
+	}
+	// The concurrency slot taken before step 8 is given back.
+	if got := strings.Join(w.log, ","); !strings.HasSuffix(got, "release") {
+		t.Fatalf("steps: %s", got)
 	}
 }
