@@ -52,7 +52,7 @@ type ServerConfig struct {
 	ShutdownGrace     time.Duration `koanf:"shutdown_grace"`
 	ReadHeaderTimeout time.Duration `koanf:"read_header_timeout"`
 	IdleTimeout       time.Duration `koanf:"idle_timeout"`
-	// TrustedProxies are CIDRs whose X-Forwarded-For (and x-request-id) is believed.
+	// TrustedProxies are CIDRs whose X-Forwarded-For is believed.
 	TrustedProxies []string `koanf:"trusted_proxies"`
 	// KeyCacheTTL bounds how long another replica may honour a key after it
 	// was disabled, deleted or rotated.
