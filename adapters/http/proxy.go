@@ -160,6 +160,9 @@ type proxyCall struct {
 	once      sync.Once
 	origin    string
 	w         http.ResponseWriter
+	tokenless bool // costs no tokens: usage is only what the upstream reports
+	// allowedDomains of the authenticated key, for CORS on refusals.
+	allowedDomains []string
 	// streamOpen: StreamOpened was reported and StreamClosed is owed.
 	streamOpen bool
 
@@ -181,6 +184,16 @@ var proxyCaptures = sync.Pool{New: func() any { return new(bytes.Buffer) }}
 // proxyCaptureLimit bounds the copy of a non-streaming body kept to read its
 // usage; past it, usage is estimated. Replies are rarely over 200 KB.
 const proxyCaptureLimit = 4 << 20
+
+// proxyBodyReadTimeout bounds how long a client may take to send its body.
+const proxyBodyReadTimeout = 2 * time.Minute
+
+// proxyCostsTokens reports whether a path bills tokens as it is answered.
+// Others (message batches, files, ...) are relayed and counted against the
+// request budget, but reserve and charge nothing and are never estimated.
+func proxyCostsTokens(path string) bool {
+	return path == "/v1/messages" || path == "/v1/complete"
+}
 
 func proxyIsAux(path string) bool {
 	return path == "/v1/messages/count_tokens" || path == "/v1/models" || strings.HasPrefix(path, "/v1/models/")
@@ -206,11 +219,24 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	c := &proxyCall{p: p, w: w, start: p.now(), requestID: reqID, path: r.URL.Path, aux: proxyIsAux(r.URL.Path)}
+	c.tokenless = !c.aux && !proxyCostsTokens(c.path)
 	raw := relay.KeyFromHeaders(r.Header)
-	// A request with no plausible key is refused before its body is read,
-	// so anonymous floods cost nothing.
-	if domain.LooksLikeProxyKey(raw) && r.Body != nil && r.Body != http.NoBody {
+	client := p.clientIP.Resolve(r)
+	// The key (and its IP allow-list) is checked before the body is read, so
+	// a client without a valid key cannot make the relay buffer anything.
+	key, err := p.svc.Authenticate(ctx, raw, client)
+	if err != nil {
+		p.refused(w, r.WithContext(ctx), "", err, 0)
+		return
+	}
+	c.allowedDomains = key.AllowedDomains
+	if r.Body != nil && r.Body != http.NoBody {
+		// A slow sender gets a bounded time to deliver its body; there is
+		// no server-wide ReadTimeout because streams are long.
+		rc := http.NewResponseController(w)
+		_ = rc.SetReadDeadline(time.Now().Add(proxyBodyReadTimeout))
 		body, err := upstream.ReadBody(r.Body, r.ContentLength, p.maxBody)
+		_ = rc.SetReadDeadline(time.Time{})
 		if err != nil {
 			if domain.KindOf(err) != domain.KindTooLarge {
 				err = &domain.Error{Kind: domain.KindInvalid, Message: "could not read the request body", Err: err}
@@ -223,16 +249,15 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			c.req = anthropic.Sniff(body)
 		}
 	}
-	client := p.clientIP.Resolve(r)
 	c.clientIP = client.String()
 	c.session = r.Header.Get("X-Claude-Code-Session-Id")
 	adm, err := p.svc.Admit(ctx, relay.AdmitInput{
 		RawKey: raw, ClientIP: client, Origin: r.Header.Get("Origin"), Referer: r.Header.Get("Referer"),
-		RequestID: reqID, Aux: c.aux, MaxTokens: c.req.MaxTokens,
+		RequestID: reqID, Aux: c.aux, Tokenless: c.tokenless, MaxTokens: c.req.MaxTokens,
 		EstimateInput: func() int64 { return anthropic.EstimateInputTokens(c.body) },
 	})
 	if err != nil {
-		p.refused(w, r.WithContext(ctx), c.req.Model, err, 0)
+		p.refused(w, r.WithContext(ctx), c.req.Model, err, 0, c.allowedDomains...)
 		return
 	}
 	c.adm = adm
@@ -282,10 +307,32 @@ func (p *Proxy) preflight(w http.ResponseWriter, r *http.Request) {
 	if origin != "" && (p.cors == nil || p.cors[strings.ToLower(origin)]) {
 		h.Set("Access-Control-Allow-Origin", origin)
 		h.Set("Access-Control-Allow-Methods", "POST, GET")
-		h.Set("Access-Control-Allow-Headers", proxyCORSAllowHeaders)
+		allow := proxyCORSAllowHeaders
+		if req := r.Header.Get("Access-Control-Request-Headers"); req != "" && proxyHeaderList(req) {
+			// The SDKs send more than the documented set (x-stainless-*,
+			// x-claude-code-session-id, other anthropic-*): allow what the
+			// page asks for; the key check happens on the real request.
+			allow += ", " + req
+		}
+		h.Set("Access-Control-Allow-Headers", allow)
 		h.Set("Access-Control-Max-Age", "600")
 	}
 	w.WriteHeader(http.StatusNoContent)
+}
+
+// proxyHeaderList reports whether s is a comma-separated list of header
+// names (RFC 9110 tokens), safe to echo back.
+func proxyHeaderList(s string) bool {
+	if len(s) > 2048 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == ',' || c == ' ') {
+			return false
+		}
+	}
+	return true
 }
 
 // corsHeaders lets a browser page read the response when the key's
@@ -307,7 +354,12 @@ func (p *Proxy) corsHeaders(h http.Header, origin string, allowed []string) {
 
 // refused answers a request that never went upstream and reports it.
 // status overrides the error's mapped status when not zero.
-func (p *Proxy) refused(w http.ResponseWriter, r *http.Request, model string, err error, status int) {
+func (p *Proxy) refused(w http.ResponseWriter, r *http.Request, model string, err error, status int, allowedDomains ...string) {
+	// A browser page may read the refusal (a 429, say) on the same terms
+	// as a success: the key's allowed_domains, else cors.allowed_origins.
+	if origin := r.Header.Get("Origin"); origin != "" {
+		p.corsHeaders(w.Header(), origin, allowedDomains)
+	}
 	if status == 0 {
 		status, _ = StatusOf(err)
 	}
@@ -369,7 +421,7 @@ func (p *Proxy) modifyResponse(resp *http.Response) error {
 		h["X-Ratelimit-Remaining-Requests"] = []string{strconv.FormatInt(d.Remaining, 10)}
 		h["X-Ratelimit-Reset-Requests"] = []string{c.start.Add(d.ResetAfter).UTC().Format(time.RFC3339)}
 	}
-	if !c.stream {
+	if !c.stream && !c.tokenless {
 		c.capture = proxyCaptures.Get().(*bytes.Buffer)
 		c.capture.Reset()
 		if resp.ContentLength > 0 && resp.ContentLength <= proxyCaptureLimit {
@@ -439,7 +491,7 @@ func (c *proxyCall) closeStream() {
 // the client going away.
 func (p *Proxy) handleError(w http.ResponseWriter, r *http.Request, err error) {
 	c := proxyCallFrom(r.Context())
-	if errors.Is(err, context.Canceled) && r.Context().Err() != nil {
+	if r.Context().Err() != nil && !errors.Is(context.Cause(r.Context()), errProxyIdle) {
 		// The client went away; nobody is listening for an answer.
 		if c != nil {
 			c.status, c.errType = 499, "client_closed"
@@ -491,7 +543,7 @@ func (c *proxyCall) record() domain.UsageRecord {
 		if res.Model != "" {
 			rec.Model = res.Model
 		}
-		if !res.SawMessageStart && ok && (res.Usage.OutputTokens > 0 || c.readErr != nil || !c.eof) {
+		if !res.SawMessageStart && ok && !c.tokenless && (res.Usage.OutputTokens > 0 || c.readErr != nil || !c.eof) {
 			rec.Usage.InputTokens = anthropic.EstimateInputTokens(c.body)
 			rec.Estimated = true
 		}
@@ -512,7 +564,7 @@ func (c *proxyCall) record() domain.UsageRecord {
 				break
 			}
 		}
-		if ok {
+		if ok && !c.tokenless {
 			// The reply did not arrive whole (or was too large to keep):
 			// the upstream still bills it. Estimate input from the request
 			// and output from what was relayed.

@@ -474,13 +474,15 @@ func ReadBody(r io.Reader, n, limit int64) ([]byte, error) {
 		return nil, TooLarge(limit)
 	}
 	if n >= 0 {
-		buf := make([]byte, n, n+1)
-		if _, err := io.ReadFull(r, buf); err != nil {
+		// Grow with the bytes that actually arrive: a client announcing
+		// 32 MB and sending nothing must not cost 32 MB.
+		buf := bytes.NewBuffer(make([]byte, 0, min(n, 64<<10)+1))
+		if _, err := io.CopyN(buf, r, n); err != nil {
 			return nil, fmt.Errorf("read request body: %w", err)
 		}
 		// A body longer than announced is the server's business; net/http
 		// already enforces Content-Length.
-		return buf, nil
+		return buf.Bytes(), nil
 	}
 	buf, err := io.ReadAll(io.LimitReader(r, limit+1))
 	if err != nil {

@@ -1,11 +1,15 @@
 package main
 
 import (
+	"bufio"
 	"encoding/json"
+	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/relaystation/relay/internal/fakeanthropic"
 )
@@ -163,5 +167,54 @@ func TestAdminIPAllowList(t *testing.T) {
 	after := scrape(t, r)
 	if after[`relay_auth_failures_total{kind="admin_ip"}`] < 2 {
 		t.Fatalf("admin_ip refusals not counted: %v", after[`relay_auth_failures_total{kind="admin_ip"}`])
+	}
+}
+
+// TestBadKeyIsRefusedBeforeTheBodyIsRead: a client that announces a 32 MB
+// body with a key that merely looks right gets its 401 at once; the relay
+// never waits for, or buffers, the body.
+func TestBadKeyIsRefusedBeforeTheBodyIsRead(t *testing.T) {
+	fake := fakeanthropic.New(fakeanthropic.Options{})
+	r := startRelay(t, fake)
+	conn, err := net.Dial("tcp", strings.TrimPrefix(r.URL, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(5 * time.Second))
+	fmt.Fprintf(conn, "POST /v1/messages HTTP/1.1\r\nHost: relay\r\nx-api-key: sk-proxy-%s\r\ncontent-type: application/json\r\nContent-Length: 33554432\r\n\r\n{\"model\":", strings.Repeat("A", 43))
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatalf("no answer while the body was still owed: %v", err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("status %d, want 401", resp.StatusCode)
+	}
+	if fake.Count() != 0 {
+		t.Fatal("the request reached the upstream")
+	}
+}
+
+// TestTokenlessPathsReserveNothing: endpoints other than Messages are relayed
+// under the request budget but neither reserve quota nor get estimated.
+func TestTokenlessPathsReserveNothing(t *testing.T) {
+	fake := fakeanthropic.New(fakeanthropic.Options{})
+	r := startRelay(t, fake)
+	token := r.adminToken(t)
+	keyID, key := r.createKey(t, token, map[string]any{"name": "tiny", "token_limit": 10})
+	// A Messages call cannot reserve max_tokens 256 within 10 tokens...
+	if resp, b := r.do(t, http.MethodPost, "/v1/messages", "Bearer "+key, messagesBody(false)); resp.StatusCode != 429 {
+		t.Fatalf("messages over quota: %d %s", resp.StatusCode, b)
+	}
+	// ...but listing batches costs no tokens: it goes upstream, answered as is.
+	resp, b := r.do(t, http.MethodGet, "/v1/messages/batches", "Bearer "+key, nil)
+	if resp.StatusCode != http.StatusNotFound || !strings.Contains(string(b), "not_found_error") || fake.Count() != 1 {
+		t.Fatalf("batches: %d %s (upstream saw %d)", resp.StatusCode, b, fake.Count())
+	}
+	r.waitUsage(t, key, 1)
+	resp, b = r.do(t, http.MethodGet, "/admin/api-keys/"+keyID, "Bearer "+token, nil)
+	if resp.StatusCode != 200 || !strings.Contains(string(b), `"tokens_used":0`) {
+		t.Fatalf("tokens charged for a token-free call: %s", b)
 	}
 }

@@ -80,8 +80,7 @@ func TestMetricsMoveWithTraffic(t *testing.T) {
 	su := fake.StreamUsage()
 	want := map[string]float64{
 		`relay_requests_total{` + model + `,route_class="proxy",status_class="2xx"}`: 4,
-		`relay_requests_total{` + model + `,route_class="proxy",status_class="4xx"}`: 1,
-		`relay_requests_total{model="none",route_class="proxy",status_class="4xx"}`:  1, // no key: the body is never read
+		`relay_requests_total{model="none",route_class="proxy",status_class="4xx"}`:  2, // bad or no key: refused before the body is read
 		`proxy_duration_seconds_count{status_class="2xx",stream="no"}`:               3,
 		`proxy_duration_seconds_count{status_class="2xx",stream="yes"}`:              1,
 		`proxy_time_to_first_byte_seconds_count{}`:                                   4,

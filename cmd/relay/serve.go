@@ -107,6 +107,7 @@ func build(ctx context.Context, cfg config.Config, e env, log *slog.Logger) (*ap
 		conc    ports.ConcurrencyLimiter
 	)
 	if cfg.RedisURL != "" {
+		goredis.SetLogger(redisLogger{log})
 		opts, err := goredis.ParseURL(cfg.RedisURL)
 		if err != nil {
 			return nil, fmt.Errorf("redis_url: %w", err)
@@ -249,8 +250,8 @@ func build(ctx context.Context, cfg config.Config, e env, log *slog.Logger) (*ap
 		// idempotency key and the quota reservation's id, so a client that
 		// could choose it could replay one and go unbilled.
 		TrustRequestID: false,
-		LoginThrottle:   httpadapter.LoginThrottleOptions{MaxFailures: cfg.Admin.LoginFailures, Window: cfg.Admin.LoginWindow},
-		Observer:        serverObserver{m: m},
+		LoginThrottle:  httpadapter.LoginThrottleOptions{MaxFailures: cfg.Admin.LoginFailures, Window: cfg.Admin.LoginWindow},
+		Observer:       serverObserver{m: m},
 	})
 	if err != nil {
 		return nil, err
@@ -368,4 +369,12 @@ func policy(s string) relay.FailurePolicy {
 		return relay.FailOpen
 	}
 	return relay.FailClosed
+}
+
+// redisLogger sends go-redis's own messages (dial retries, pool notes) to
+// the structured log at debug level instead of stderr.
+type redisLogger struct{ log *slog.Logger }
+
+func (l redisLogger) Printf(ctx context.Context, format string, v ...any) {
+	l.log.Log(ctx, slog.LevelDebug, "redis: "+fmt.Sprintf(format, v...))
 }

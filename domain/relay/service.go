@@ -148,6 +148,10 @@ type AdmitInput struct {
 	// Aux marks a token-free call (count_tokens, models): it counts against
 	// the tier's separate aux budget and reserves and charges no tokens.
 	Aux bool
+	// Tokenless marks any other call that costs no tokens (message batches,
+	// files, ...): the request budget applies, but no token budget and no
+	// quota reservation.
+	Tokenless bool
 	// MaxTokens is the body's max_tokens (0 = absent: DefaultMaxTokens).
 	MaxTokens int64
 	// EstimateInput returns the request's input-token estimate. It is called
@@ -260,7 +264,7 @@ func (s *Service) Admit(ctx context.Context, in AdmitInput) (*Admission, error) 
 		a.Rate, a.RateChecked = d, true
 	}
 	// 6.
-	if tl, ok := tier.TokenLimit(); ok && !in.Aux {
+	if tl, ok := tier.TokenLimit(); ok && !in.Aux && !in.Tokenless {
 		d, err := s.cfg.Rate.Peek(ctx, domain.TokensLimiterKey(key.ID), tl)
 		switch {
 		case err != nil:
@@ -288,7 +292,7 @@ func (s *Service) Admit(ctx context.Context, in AdmitInput) (*Admission, error) 
 		}
 	}
 	// 8.
-	if key.TokenLimit != nil && !in.Aux {
+	if key.TokenLimit != nil && !in.Aux && !in.Tokenless {
 		if s.cfg.Ledger == nil {
 			a.releaseSlot()
 			return nil, fmt.Errorf("relay: key %s has a token limit but no quota ledger is configured", key.ID)
@@ -335,6 +339,17 @@ func (s *Service) Admit(ctx context.Context, in AdmitInput) (*Admission, error) 
 		}
 	}
 	return a, nil
+}
+
+// Authenticate runs admission's first two steps alone (the key and its IP
+// allow-list), so that the proxy can refuse a bad key before it reads, and
+// buffers, a request body of up to 32 MB. Admit repeats them (a cache hit).
+func (s *Service) Authenticate(ctx context.Context, raw string, client netip.Addr) (domain.APIKey, error) {
+	k, err := s.cfg.Auth.Authenticate(ctx, raw, client)
+	if err != nil {
+		return domain.APIKey{}, s.reject(err)
+	}
+	return k, nil
 }
 
 func (s *Service) reject(err error) error {
