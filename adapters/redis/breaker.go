@@ -3,8 +3,10 @@ package redis
 import (
 	"context"
 	"errors"
+	"io"
 	"net"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
@@ -45,10 +47,15 @@ func connFailure(err error) bool {
 	if err == nil || errors.Is(err, goredis.Nil) || errors.Is(err, ErrUnavailable) {
 		return false
 	}
-	var ne net.Error
+	// A connection refused, reset or closed trips it; a plain timeout does
+	// not (a slow answer is not an absent server, and tripping on it would
+	// fail every other command for the cooldown).
 	var oe *net.OpError
-	return errors.As(err, &ne) || errors.As(err, &oe) || errors.Is(err, goredis.ErrClosed) ||
-		errors.Is(err, context.DeadlineExceeded) || errors.Is(err, net.ErrClosed)
+	if errors.As(err, &oe) {
+		return !oe.Timeout()
+	}
+	return errors.Is(err, goredis.ErrClosed) || errors.Is(err, net.ErrClosed) || errors.Is(err, io.EOF) ||
+		errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET)
 }
 
 // DialHook trips the breaker when a connection cannot be made.

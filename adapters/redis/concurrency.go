@@ -86,11 +86,24 @@ func (c *ConcurrencyLimiter) Acquire(ctx context.Context, key string, maxSlots i
 		if released.Swap(true) {
 			return
 		}
-		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.releaseTimeout)
-		defer cancel()
-		if err := c.rdb.ZRem(rctx, k, holder).Err(); err != nil {
-			c.log.Warn("redis concurrency release failed; the slot frees when its lease ends",
-				"key", key, "lease", lease, "err", err)
+		release := func() error {
+			rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.releaseTimeout)
+			defer cancel()
+			return c.rdb.ZRem(rctx, k, holder).Err()
+		}
+		if err := release(); err != nil {
+			// A blip must not hold the slot for its whole lease: retry in the
+			// background for about a minute (ZREM is idempotent).
+			go func() {
+				for attempt, wait := 1, 250*time.Millisecond; attempt <= 8; attempt, wait = attempt+1, min(2*wait, 15*time.Second) {
+					time.Sleep(wait)
+					if err = release(); err == nil {
+						return
+					}
+				}
+				c.log.Warn("redis concurrency release failed; the slot frees when its lease ends",
+					"key", key, "lease", lease, "err", err)
+			}()
 		}
 	}, true, nil
 }

@@ -9,6 +9,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/google/uuid"
+
 	"github.com/relaystation/relay/domain"
 	"github.com/relaystation/relay/ports"
 )
@@ -92,6 +94,59 @@ type ServiceConfig struct {
 // settlement, independent of HTTP.
 type Service struct {
 	cfg ServiceConfig
+
+	// Settlements the ledger could not take (Redis away) wait here for a
+	// single background retrier: Settle is idempotent per reservation id,
+	// and without a retry the usage would be missing from the shared ledger.
+	retryOnce sync.Once
+	retries   chan pendingSettle
+}
+
+type pendingSettle struct {
+	key    uuid.UUID
+	id     string
+	actual int64
+}
+
+// maxPendingSettles bounds the retry queue (about 2 MB).
+const maxPendingSettles = 20_000
+
+func (s *Service) retrySettle(p pendingSettle) {
+	s.retryOnce.Do(func() {
+		s.retries = make(chan pendingSettle, maxPendingSettles)
+		go s.settleRetrier()
+	})
+	select {
+	case s.retries <- p:
+	default:
+		s.cfg.Log.Error("quota settle retry queue full; the reservation expires with its lease",
+			"request_id", p.id, "key_id", p.key.String())
+	}
+}
+
+// settleRetrier retries queued settlements in order, backing off while the
+// ledger keeps failing; each gets about two minutes before it is given up
+// (its reservation then expires with its lease).
+func (s *Service) settleRetrier() {
+	for p := range s.retries {
+		wait := 100 * time.Millisecond
+		deadline := s.cfg.Clock.Now().Add(2 * time.Minute)
+		for {
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			err := s.cfg.Ledger.Settle(ctx, p.key, p.id, p.actual)
+			cancel()
+			if err == nil {
+				break
+			}
+			if s.cfg.Clock.Now().After(deadline) {
+				s.cfg.Log.Error("quota settle given up; the reservation expires with its lease",
+					"request_id", p.id, "key_id", p.key.String(), "error", err.Error())
+				break
+			}
+			time.Sleep(wait)
+			wait = min(2*wait, 5*time.Second)
+		}
+	}
 }
 
 // NewService checks cfg and fills in defaults.
@@ -419,8 +474,9 @@ func (a *Admission) settle(ctx context.Context, in SettleInput) {
 	if a.limited {
 		if err := s.cfg.Ledger.Settle(ctx, a.Key.ID, a.requestID, total); err != nil {
 			s.cfg.Observer.BackendFailure(ConcernQuota, false)
-			s.cfg.Log.LogAttrs(ctx, slog.LevelError, "quota settle failed; the reservation expires with its lease",
+			s.cfg.Log.LogAttrs(ctx, slog.LevelWarn, "quota settle failed; retrying in the background",
 				slog.String("request_id", a.requestID), slog.String("key_id", a.Key.ID.String()), slog.String("error", err.Error()))
+			s.retrySettle(pendingSettle{key: a.Key.ID, id: a.requestID, actual: total})
 		}
 	}
 	if tl, ok := a.Tier.TokenLimit(); ok && total > 0 {

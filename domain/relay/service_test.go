@@ -445,3 +445,32 @@ func TestHugeMaxTokensIsRefusedNotOverflowed(t *testing.T) {
 		t.Fatalf("steps: %s", got)
 	}
 }
+
+func TestFailedSettleIsRetried(t *testing.T) {
+	w := newWorld(t)
+	limit := int64(100_000)
+	w.key.TokenLimit = &limit
+	var calls atomic.Int64
+	settled := make(chan int64, 1)
+	w.ledger.settle = func(id string, actual int64) error {
+		if calls.Add(1) <= 2 {
+			return errors.New("redis: connection refused")
+		}
+		settled <- actual
+		return nil
+	}
+	s := w.service(t, nil)
+	adm, err := s.Admit(context.Background(), input())
+	if err != nil {
+		t.Fatal(err)
+	}
+	adm.Settle(context.Background(), SettleInput{Record: domain.UsageRecord{Status: 200, Usage: domain.Usage{InputTokens: 7, OutputTokens: 5}}})
+	select {
+	case got := <-settled:
+		if got != 12 {
+			t.Fatalf("settled %d, want 12", got)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatalf("the failed settlement was not retried (%d calls)", calls.Load())
+	}
+}
