@@ -10,6 +10,15 @@ func DefaultTiers() []Tier {
 	}
 }
 
+// Bounds of a tier's fields. Requests and MaxConcurrency are stored as 32-bit
+// integers, and AuxLimit multiplies Requests by ten, so both stay well below
+// 2^31 / 10.
+const (
+	MaxTierRequests    = 100_000_000
+	MaxTierConcurrency = 100_000_000
+	MaxTierPeriod      = 30 * 24 * time.Hour
+)
+
 // Tier is a named set of rate limits a key is subject to.
 type Tier struct {
 	Name     string
@@ -28,16 +37,16 @@ func (t Tier) Validate() error {
 	switch {
 	case !ValidTierName(t.Name):
 		return Invalidf("tier name must be 1-64 characters of a-z, 0-9, '-' or '_'")
-	case t.Requests < 1:
-		return Invalidf("requests must be at least 1")
+	case t.Requests < 1 || t.Requests > MaxTierRequests:
+		return Invalidf("requests must be between 1 and %d", MaxTierRequests)
 	case t.Period < time.Second || t.Period%time.Second != 0:
 		return Invalidf("period must be a whole number of seconds, at least 1")
-	case t.Period > 30*24*time.Hour:
-		return Invalidf("period must be at most 30 days")
+	case t.Period > MaxTierPeriod:
+		return Invalidf("period must be at most %d seconds (30 days)", int64(MaxTierPeriod/time.Second))
 	case t.Tokens != nil && *t.Tokens < 1:
 		return Invalidf("tokens must be at least 1 when set")
-	case t.MaxConcurrency != nil && *t.MaxConcurrency < 1:
-		return Invalidf("max_concurrency must be at least 1 when set")
+	case t.MaxConcurrency != nil && (*t.MaxConcurrency < 1 || *t.MaxConcurrency > MaxTierConcurrency):
+		return Invalidf("max_concurrency must be between 1 and %d when set", MaxTierConcurrency)
 	}
 	return nil
 }

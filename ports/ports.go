@@ -29,11 +29,22 @@ type KeyStore interface {
 	ListKeys(ctx context.Context, f domain.KeyFilter) ([]domain.APIKey, error)
 	// UpdateKey writes every mutable field of k (name, description, hash,
 	// prefix, token_limit, tier, is_active, expires_at, allowed_ips,
-	// allowed_domains, updated_at). ErrNotFound if absent or deleted.
-	UpdateKey(ctx context.Context, k domain.APIKey) error
+	// allowed_domains, updated_at), but only if the stored key's updated_at
+	// still equals prevUpdatedAt (compared at microsecond precision), i.e.
+	// nobody changed it since the caller read it. Otherwise it writes
+	// nothing and returns ErrStale (errors.Is works) if the key still
+	// exists, an ErrNotFound-kind error if it is absent or deleted. Callers
+	// re-read and retry on ErrStale; k.UpdatedAt should be later than
+	// prevUpdatedAt so the next writer sees the change.
+	UpdateKey(ctx context.Context, k domain.APIKey, prevUpdatedAt time.Time) error
 	// DeleteKey marks the key deleted at the given time. ErrNotFound if absent.
 	DeleteKey(ctx context.Context, id uuid.UUID, at time.Time) error
 }
+
+// ErrStale is KeyStore.UpdateKey's answer when the key changed after the
+// caller read it: a lost update was prevented, and the caller should re-read
+// and re-apply its change.
+var ErrStale = &domain.Error{Kind: domain.KindConflict, Reason: "stale", Message: "the API key was changed concurrently; retry"}
 
 // TierStore persists rate-limit tiers.
 type TierStore interface {

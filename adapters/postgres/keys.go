@@ -10,6 +10,7 @@ import (
 
 	"github.com/relaystation/relay/adapters/postgres/pgdb"
 	"github.com/relaystation/relay/domain"
+	"github.com/relaystation/relay/ports"
 )
 
 // defaultLimit applies when a listing asks for no particular page size.
@@ -76,6 +77,10 @@ func (s *Store) ListKeys(ctx context.Context, f domain.KeyFilter) ([]domain.APIK
 	}
 	rows, err := s.q.ListKeys(ctx, p)
 	if err != nil {
+		switch pgCode(err) {
+		case codeBadCharacter, codeUntranslatable:
+			return nil, &domain.Error{Kind: domain.KindInvalid, Message: "the name filter must be valid UTF-8 without NUL characters", Err: err}
+		}
 		return nil, fmt.Errorf("list api keys: %w", err)
 	}
 	out := make([]domain.APIKey, 0, len(rows))
@@ -89,8 +94,9 @@ func (s *Store) ListKeys(ctx context.Context, f domain.KeyFilter) ([]domain.APIK
 	return out, nil
 }
 
-// UpdateKey writes every mutable field of k.
-func (s *Store) UpdateKey(ctx context.Context, k domain.APIKey) error {
+// UpdateKey writes every mutable field of k if the stored key's updated_at
+// is still prev; see ports.KeyStore.
+func (s *Store) UpdateKey(ctx context.Context, k domain.APIKey, prev time.Time) error {
 	if k.UpdatedAt.IsZero() {
 		k.UpdatedAt = time.Now()
 	}
@@ -107,14 +113,25 @@ func (s *Store) UpdateKey(ctx context.Context, k domain.APIKey) error {
 		AllowedIps:     prefixesToStrings(k.AllowedIPs),
 		AllowedDomains: nonNil(k.AllowedDomains),
 		UpdatedAt:      k.UpdatedAt,
+		PrevUpdatedAt:  prev,
 	})
 	if err != nil {
 		return keyWriteErr("update api key", k.RateLimitTier, err)
 	}
 	if n == 0 {
-		return notFound("api key", nil)
+		return s.whyUnchanged(ctx, k.ID)
 	}
 	return nil
+}
+
+// whyUnchanged tells a stale write (the key exists, changed since it was
+// read) from one to a missing or deleted key.
+func (s *Store) whyUnchanged(ctx context.Context, id uuid.UUID) error {
+	_, err := s.q.GetKey(ctx, id)
+	if err != nil {
+		return wrap("api key", err)
+	}
+	return ports.ErrStale
 }
 
 // DeleteKey soft-deletes a key.

@@ -3,6 +3,7 @@ package postgres
 import (
 	"context"
 	"fmt"
+	"math"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -35,6 +36,9 @@ func (s *Store) GetTier(ctx context.Context, name string) (domain.Tier, error) {
 
 // UpsertTier creates or replaces a tier; created_at survives a replace.
 func (s *Store) UpsertTier(ctx context.Context, t domain.Tier) error {
+	if err := fitsColumns(t); err != nil {
+		return err
+	}
 	err := s.q.UpsertTier(ctx, tierParams(t))
 	if pgCode(err) == codeCheckViolation {
 		return &domain.Error{Kind: domain.KindInvalid, Message: "tier limits must be positive", Err: err}
@@ -84,12 +88,25 @@ func (s *Store) SeedTiers(ctx context.Context, tiers []domain.Tier) error {
 			return nil
 		}
 		for _, t := range tiers {
+			if err := fitsColumns(t); err != nil {
+				return err
+			}
 			if err := q.InsertTierIfAbsent(ctx, pgdb.InsertTierIfAbsentParams(tierParams(t))); err != nil {
 				return fmt.Errorf("seed tier %q: %w", t.Name, err)
 			}
 		}
 		return nil
 	})
+}
+
+// fitsColumns refuses values the int32 columns would silently truncate.
+// domain.Tier.Validate keeps far below these bounds; this is the last line.
+func fitsColumns(t domain.Tier) error {
+	if t.Requests > math.MaxInt32 || t.Period/time.Second > math.MaxInt32 ||
+		t.MaxConcurrency != nil && *t.MaxConcurrency > math.MaxInt32 {
+		return &domain.Error{Kind: domain.KindInvalid, Message: "tier limits are out of range"}
+	}
+	return nil
 }
 
 func tierParams(t domain.Tier) pgdb.UpsertTierParams {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/relaystation/relay/adapters/sqlite/sqlitedb"
 	"github.com/relaystation/relay/domain"
+	"github.com/relaystation/relay/ports"
 )
 
 // defaultLimit applies when a listing asks for no particular page size.
@@ -97,8 +98,9 @@ func (s *Store) ListKeys(ctx context.Context, f domain.KeyFilter) ([]domain.APIK
 	return out, nil
 }
 
-// UpdateKey writes every mutable field of k.
-func (s *Store) UpdateKey(ctx context.Context, k domain.APIKey) error {
+// UpdateKey writes every mutable field of k if the stored key's updated_at
+// is still prev; see ports.KeyStore.
+func (s *Store) UpdateKey(ctx context.Context, k domain.APIKey, prev time.Time) error {
 	if k.UpdatedAt.IsZero() {
 		k.UpdatedAt = time.Now()
 	}
@@ -119,14 +121,25 @@ func (s *Store) UpdateKey(ctx context.Context, k domain.APIKey) error {
 		AllowedIps:     ips,
 		AllowedDomains: domains,
 		UpdatedAt:      k.UpdatedAt.UnixMicro(),
+		PrevUpdatedAt:  prev.UnixMicro(),
 	})
 	if err != nil {
 		return keyWriteErr("update api key", k.RateLimitTier, err)
 	}
 	if n == 0 {
-		return notFound("api key", nil)
+		return s.whyUnchanged(ctx, k.ID)
 	}
 	return nil
+}
+
+// whyUnchanged tells a stale write (the key exists, changed since it was
+// read) from one to a missing or deleted key.
+func (s *Store) whyUnchanged(ctx context.Context, id uuid.UUID) error {
+	_, err := s.wq.GetKey(ctx, id.String())
+	if err != nil {
+		return wrap("api key", err)
+	}
+	return ports.ErrStale
 }
 
 // DeleteKey soft-deletes a key.

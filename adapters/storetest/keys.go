@@ -5,6 +5,7 @@ import (
 	"net/netip"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -85,7 +86,7 @@ func testKeyUnknownTier(t *testing.T, s ports.Store) {
 	mustTier(t, s, "basic")
 	k = mustKey(t, s, newKey("ok", base))
 	k.RateLimitTier = "no-such-tier"
-	wantKind(t, s.UpdateKey(ctx, k), domain.KindInvalid, "update to unknown tier")
+	wantKind(t, s.UpdateKey(ctx, k, k.UpdatedAt), domain.KindInvalid, "update to unknown tier")
 }
 
 func testKeyNotFound(t *testing.T, s ports.Store) {
@@ -97,7 +98,7 @@ func testKeyNotFound(t *testing.T, s ports.Store) {
 	}
 	_, err = s.GetKeyByHash(ctx, "nope")
 	wantKind(t, err, domain.KindNotFound, "GetKeyByHash missing")
-	wantKind(t, s.UpdateKey(ctx, newKey("ghost", base)), domain.KindNotFound, "UpdateKey missing")
+	wantKind(t, s.UpdateKey(ctx, newKey("ghost", base), base), domain.KindNotFound, "UpdateKey missing")
 	wantKind(t, s.DeleteKey(ctx, uuid.New(), base), domain.KindNotFound, "DeleteKey missing")
 }
 
@@ -125,7 +126,7 @@ func testKeyUpdate(t *testing.T, s ports.Store) {
 	// Fields UpdateKey must not touch.
 	u.TokensUsed = 999
 	u.CreatedAt = base.Add(-time.Hour)
-	must(t, s.UpdateKey(ctx, u), "update")
+	must(t, s.UpdateKey(ctx, u, k.UpdatedAt), "update")
 
 	got, err := s.GetKey(ctx, k.ID)
 	must(t, err, "get updated")
@@ -140,10 +141,119 @@ func testKeyUpdate(t *testing.T, s ports.Store) {
 
 	dup := got
 	dup.KeyHash = other.KeyHash
-	wantKind(t, s.UpdateKey(ctx, dup), domain.KindConflict, "update to another key's hash")
+	err = s.UpdateKey(ctx, dup, got.UpdatedAt)
+	wantKind(t, err, domain.KindConflict, "update to another key's hash")
+	if isErr(err, ports.ErrStale) {
+		t.Fatalf("a duplicate hash was reported as a stale write: %v", err)
+	}
 
 	must(t, s.DeleteKey(ctx, k.ID, base.Add(2*time.Hour)), "delete")
-	wantKind(t, s.UpdateKey(ctx, got), domain.KindNotFound, "update deleted key")
+	err = s.UpdateKey(ctx, got, got.UpdatedAt)
+	wantKind(t, err, domain.KindNotFound, "update deleted key")
+	if isErr(err, ports.ErrStale) {
+		t.Fatalf("an update of a deleted key was reported as stale: %v", err)
+	}
+}
+
+// testKeyUpdateStale checks the optimistic-concurrency contract: a write
+// whose prevUpdatedAt no longer matches changes nothing and is ErrStale.
+func testKeyUpdateStale(t *testing.T, s ports.Store) {
+	ctx := ctxT(t)
+	mustTier(t, s, "basic")
+	// Nanoseconds: the store compares at microsecond precision.
+	at := base.Add(123456789 * time.Nanosecond)
+	k := mustKey(t, s, newKey("original", at))
+
+	first := k
+	first.Name = "first"
+	first.UpdatedAt = at.Add(time.Second)
+	must(t, s.UpdateKey(ctx, first, k.UpdatedAt), "update with the fresh prev")
+
+	// A writer that read the key before the first update loses.
+	second := k
+	second.IsActive = false
+	second.UpdatedAt = at.Add(2 * time.Second)
+	err := s.UpdateKey(ctx, second, k.UpdatedAt)
+	wantKind(t, err, domain.KindConflict, "update with a stale prev")
+	if !isErr(err, ports.ErrStale) {
+		t.Fatalf("errors.Is(err, ports.ErrStale) = false for %v", err)
+	}
+	got, err := s.GetKey(ctx, k.ID)
+	must(t, err, "get after stale write")
+	equalKey(t, got, first, "key after a refused stale write")
+
+	// Re-read, re-apply: it works, with the prev exactly as the store returned it.
+	got.IsActive = false
+	prev := got.UpdatedAt
+	got.UpdatedAt = prev.Add(time.Microsecond)
+	must(t, s.UpdateKey(ctx, got, prev), "update with the re-read prev")
+	again, err := s.GetKey(ctx, k.ID)
+	must(t, err, "get after retry")
+	equalKey(t, again, got, "key after the retried write")
+
+	// A stale prev on a deleted key is not found, not stale.
+	must(t, s.DeleteKey(ctx, k.ID, at.Add(time.Hour)), "delete")
+	wantKind(t, s.UpdateKey(ctx, second, k.UpdatedAt), domain.KindNotFound, "stale update of a deleted key")
+}
+
+// testKeyUpdateConcurrent runs read-modify-write loops (retrying on
+// ErrStale) in parallel: none may undo another. Each writer appends a mark
+// to the description, and one disables the key; at the end every mark is
+// there and the key is disabled.
+func testKeyUpdateConcurrent(t *testing.T, s ports.Store) {
+	ctx := ctxT(t)
+	mustTier(t, s, "basic")
+	k := newKey("contended", base)
+	k.Description = ""
+	mustKey(t, s, k)
+
+	const writers = 8
+	update := func(change func(*domain.APIKey)) error {
+		for attempt := 0; ; attempt++ {
+			if attempt > 1000 {
+				return fmt.Errorf("no progress after %d attempts", attempt)
+			}
+			cur, err := s.GetKey(ctx, k.ID)
+			if err != nil {
+				return err
+			}
+			prev := cur.UpdatedAt
+			change(&cur)
+			cur.UpdatedAt = prev.Add(time.Microsecond)
+			err = s.UpdateKey(ctx, cur, prev)
+			if isErr(err, ports.ErrStale) {
+				time.Sleep(time.Duration(attempt%5) * 100 * time.Microsecond)
+				continue
+			}
+			return err
+		}
+	}
+	var wg sync.WaitGroup
+	errs := make(chan error, writers+1)
+	for i := range writers {
+		wg.Go(func() {
+			errs <- update(func(c *domain.APIKey) {
+				c.Name = fmt.Sprintf("patched-%d", i)
+				c.Description += fmt.Sprintf("[%d]", i)
+			})
+		})
+	}
+	wg.Go(func() { errs <- update(func(c *domain.APIKey) { c.IsActive = false }) })
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		must(t, err, "concurrent update")
+	}
+	got, err := s.GetKey(ctx, k.ID)
+	must(t, err, "get after concurrent updates")
+	if got.IsActive {
+		t.Fatal("a concurrent update undid the disable")
+	}
+	for i := range writers {
+		if !strings.Contains(got.Description, fmt.Sprintf("[%d]", i)) {
+			t.Fatalf("update %d was lost: description %q", i, got.Description)
+		}
+	}
 }
 
 func testKeySoftDelete(t *testing.T, s ports.Store) {

@@ -35,6 +35,8 @@ func Run(t *testing.T, newStore func(t *testing.T) ports.Store) {
 		{"KeyUnknownTier", testKeyUnknownTier},
 		{"KeyNotFound", testKeyNotFound},
 		{"KeyUpdate", testKeyUpdate},
+		{"KeyUpdateStale", testKeyUpdateStale},
+		{"KeyUpdateConcurrent", testKeyUpdateConcurrent},
 		{"KeySoftDelete", testKeySoftDelete},
 		{"KeyListFilters", testKeyListFilters},
 		{"KeyListPagination", testKeyListPagination},

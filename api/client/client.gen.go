@@ -278,10 +278,14 @@ type ModelUsage struct {
 
 // PutTierRequest defines model for PutTierRequest.
 type PutTierRequest struct {
-	MaxConcurrency *int   `json:"max_concurrency,omitempty"`
-	Period         int    `json:"period"`
-	Requests       int    `json:"requests"`
-	Tokens         *int64 `json:"tokens,omitempty"`
+	MaxConcurrency *int `json:"max_concurrency,omitempty"`
+
+	// Period Seconds, at most 30 days.
+	Period int `json:"period"`
+
+	// Requests Requests per period. Token-free calls get ten times this budget.
+	Requests int    `json:"requests"`
+	Tokens   *int64 `json:"tokens,omitempty"`
 }
 
 // Quota defines model for Quota.

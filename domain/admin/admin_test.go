@@ -128,7 +128,7 @@ func TestRotateAndDeleteInvalidate(t *testing.T) {
 	var resetID uuid.UUID
 	st := &fakeStore{
 		getKey:    func(context.Context, uuid.UUID) (domain.APIKey, error) { return key, nil },
-		updateKey: func(_ context.Context, k domain.APIKey) error { saved = k; return nil },
+		updateKey: func(_ context.Context, k domain.APIKey, _ time.Time) error { saved = k; return nil },
 		deleteKey: func(context.Context, uuid.UUID, time.Time) error { return nil },
 	}
 	cache := &fakeCache{}
@@ -156,6 +156,7 @@ func TestRotateAndDeleteInvalidate(t *testing.T) {
 func TestDeleteTierInUse(t *testing.T) {
 	st := &fakeStore{
 		getTier:    func(_ context.Context, n string) (domain.Tier, error) { return domain.Tier{Name: n}, nil },
+		listTiers:  func(context.Context) ([]domain.Tier, error) { return []domain.Tier{{Name: "basic"}, {Name: "gold"}}, nil },
 		deleteTier: func(context.Context, string) error { return domain.ErrConflict },
 	}
 	s := newService(t, st, nil, nil)

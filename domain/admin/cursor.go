@@ -57,5 +57,29 @@ func decodeLogCursor(s string) (domain.LogCursor, error) {
 	if err != nil {
 		return domain.LogCursor{}, err
 	}
+	if !validRequestID(id) {
+		// A forged id could hold NUL or invalid UTF-8, which PostgreSQL
+		// refuses as text: answer 400 here rather than 500 there.
+		return domain.LogCursor{}, domain.Invalidf("invalid cursor")
+	}
 	return domain.LogCursor{Time: t, RequestID: id}, nil
+}
+
+// maxRequestIDLen bounds the request id in a log cursor, as the HTTP
+// adapter bounds the ids it issues or adopts.
+const maxRequestIDLen = 128
+
+// validRequestID reports whether id has the shape of the request ids the
+// relay stores: 1-128 characters of A-Z, a-z, 0-9, '_', '.' or '-'.
+func validRequestID(id string) bool {
+	if len(id) < 1 || len(id) > maxRequestIDLen {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		c := id[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.') {
+			return false
+		}
+	}
+	return true
 }

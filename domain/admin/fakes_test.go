@@ -17,8 +17,9 @@ type fakeStore struct {
 	createKey   func(context.Context, domain.APIKey) error
 	getKey      func(context.Context, uuid.UUID) (domain.APIKey, error)
 	listKeys    func(context.Context, domain.KeyFilter) ([]domain.APIKey, error)
-	updateKey   func(context.Context, domain.APIKey) error
+	updateKey   func(ctx context.Context, k domain.APIKey, prev time.Time) error
 	deleteKey   func(context.Context, uuid.UUID, time.Time) error
+	listTiers   func(context.Context) ([]domain.Tier, error)
 	getTier     func(context.Context, string) (domain.Tier, error)
 	deleteTier  func(context.Context, string) error
 	seedTiers   func(context.Context, []domain.Tier) error
@@ -42,11 +43,13 @@ func (f *fakeStore) GetKeyByHash(context.Context, string) (domain.APIKey, error)
 func (f *fakeStore) ListKeys(ctx context.Context, kf domain.KeyFilter) ([]domain.APIKey, error) {
 	return f.listKeys(ctx, kf)
 }
-func (f *fakeStore) UpdateKey(ctx context.Context, k domain.APIKey) error { return f.updateKey(ctx, k) }
+func (f *fakeStore) UpdateKey(ctx context.Context, k domain.APIKey, prev time.Time) error {
+	return f.updateKey(ctx, k, prev)
+}
 func (f *fakeStore) DeleteKey(ctx context.Context, id uuid.UUID, at time.Time) error {
 	return f.deleteKey(ctx, id, at)
 }
-func (f *fakeStore) ListTiers(context.Context) ([]domain.Tier, error) { panic("unexpected ListTiers") }
+func (f *fakeStore) ListTiers(ctx context.Context) ([]domain.Tier, error) { return f.listTiers(ctx) }
 func (f *fakeStore) GetTier(ctx context.Context, name string) (domain.Tier, error) {
 	return f.getTier(ctx, name)
 }

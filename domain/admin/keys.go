@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net/netip"
 	"strings"
 	"time"
@@ -12,6 +13,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/relaystation/relay/domain"
+	"github.com/relaystation/relay/ports"
 )
 
 const (
@@ -71,23 +73,30 @@ func (in IssueKeyInput) Validate() error {
 	return nil
 }
 
+// Names and descriptions must be valid UTF-8 without NUL: PostgreSQL
+// refuses both as text, and SQLite would store them, so checking here makes
+// the two engines agree.
+
 func validateName(name string) error {
 	n := utf8.RuneCountInString(name)
 	switch {
 	case strings.TrimSpace(name) == "":
 		return domain.Invalidf("name is required")
-	case n > maxNameLen || !utf8.ValidString(name):
-		return domain.Invalidf("name must be 1-%d characters of valid UTF-8", maxNameLen)
+	case n > maxNameLen || !validText(name):
+		return domain.Invalidf("name must be 1-%d characters of valid UTF-8 without NUL", maxNameLen)
 	}
 	return nil
 }
 
 func validateDescription(d string) error {
-	if utf8.RuneCountInString(d) > maxDescriptionLen || !utf8.ValidString(d) {
-		return domain.Invalidf("description must be at most %d characters of valid UTF-8", maxDescriptionLen)
+	if utf8.RuneCountInString(d) > maxDescriptionLen || !validText(d) {
+		return domain.Invalidf("description must be at most %d characters of valid UTF-8 without NUL", maxDescriptionLen)
 	}
 	return nil
 }
+
+// validText reports whether s is valid UTF-8 and holds no NUL.
+func validText(s string) bool { return utf8.ValidString(s) && !strings.ContainsRune(s, 0) }
 
 func validateTokenLimit(l *int64) error {
 	if l != nil && *l < 0 {
@@ -201,6 +210,9 @@ func (in ListKeysInput) Validate() error {
 	if len(in.Name) > maxNameLen {
 		return domain.Invalidf("name filter must be at most %d characters", maxNameLen)
 	}
+	if !validText(in.Name) {
+		return domain.Invalidf("name filter must be valid UTF-8 without NUL")
+	}
 	if in.Cursor != "" {
 		if _, err := decodeKeyCursor(in.Cursor); err != nil {
 			return err
@@ -302,53 +314,102 @@ func (s *Service) UpdateKey(ctx context.Context, in UpdateKeyInput) (domain.APIK
 	if err := in.Validate(); err != nil {
 		return domain.APIKey{}, err
 	}
-	k, err := s.GetKey(ctx, in.ID)
-	if err != nil {
-		return domain.APIKey{}, err
-	}
-	if in.Name != nil {
-		k.Name = *in.Name
-	}
-	if in.Description != nil {
-		k.Description = *in.Description
-	}
-	if in.TokenLimit.Set {
-		k.TokenLimit = in.TokenLimit.Value
-	}
-	if in.RateLimitTier != nil && *in.RateLimitTier != k.RateLimitTier {
-		if err := s.checkTier(ctx, *in.RateLimitTier); err != nil {
-			return domain.APIKey{}, err
-		}
-		k.RateLimitTier = *in.RateLimitTier
-	}
 	if in.ExpiresAt.Set {
 		if err := s.checkExpiry(in.ExpiresAt.Value); err != nil {
 			return domain.APIKey{}, err
 		}
-		k.ExpiresAt = utcPtr(in.ExpiresAt.Value)
 	}
-	if in.AllowedIPs != nil {
-		k.AllowedIPs, _ = parseIPs(*in.AllowedIPs)
-	}
-	if in.AllowedDomains != nil {
-		k.AllowedDomains, _ = ParseDomainPatterns(*in.AllowedDomains)
-	}
-	return s.save(ctx, k)
+	return s.mutate(ctx, in.ID, func(k *domain.APIKey) error {
+		if in.Name != nil {
+			k.Name = *in.Name
+		}
+		if in.Description != nil {
+			k.Description = *in.Description
+		}
+		if in.TokenLimit.Set {
+			k.TokenLimit = in.TokenLimit.Value
+		}
+		if in.RateLimitTier != nil && *in.RateLimitTier != k.RateLimitTier {
+			if err := s.checkTier(ctx, *in.RateLimitTier); err != nil {
+				return err
+			}
+			k.RateLimitTier = *in.RateLimitTier
+		}
+		if in.ExpiresAt.Set {
+			k.ExpiresAt = utcPtr(in.ExpiresAt.Value)
+		}
+		if in.AllowedIPs != nil {
+			k.AllowedIPs, _ = parseIPs(*in.AllowedIPs)
+		}
+		if in.AllowedDomains != nil {
+			k.AllowedDomains, _ = ParseDomainPatterns(*in.AllowedDomains)
+		}
+		return nil
+	})
 }
 
-// save writes k and drops it from the key cache: every field can change
+// maxUpdateAttempts bounds how often mutate re-applies a change after
+// losing a race with another writer of the same key.
+const maxUpdateAttempts = 5
+
+// mutate reads key id, applies change to it and writes it back, but only if
+// nobody changed the key in between: the store compares updated_at with the
+// value read (optimistic concurrency), so a PATCH racing a disable or a
+// rotation cannot silently undo it. On ports.ErrStale it re-reads and
+// re-applies change, which must therefore be safe to run more than once.
+// A successful write drops the key from the cache: every field can change
 // whether, or from where, the key may authenticate.
-func (s *Service) save(ctx context.Context, k domain.APIKey) (domain.APIKey, error) {
-	k.UpdatedAt = s.now()
-	err := s.keys.UpdateKey(ctx, k)
-	if errors.Is(err, domain.ErrNotFound) {
-		return domain.APIKey{}, &domain.Error{Kind: domain.KindNotFound, Message: "API key not found", Err: err}
+func (s *Service) mutate(ctx context.Context, id uuid.UUID, change func(*domain.APIKey) error) (domain.APIKey, error) {
+	var err error
+	for attempt := range maxUpdateAttempts {
+		if attempt > 0 {
+			if err := backoff(ctx, attempt); err != nil {
+				return domain.APIKey{}, err
+			}
+		}
+		var k domain.APIKey
+		if k, err = s.GetKey(ctx, id); err != nil {
+			return domain.APIKey{}, err
+		}
+		prev := k.UpdatedAt
+		if err = change(&k); err != nil {
+			return domain.APIKey{}, err
+		}
+		// Strictly later than prev, so every write changes updated_at and a
+		// writer that read the old row is always refused.
+		k.UpdatedAt = s.now()
+		if !k.UpdatedAt.After(prev) {
+			k.UpdatedAt = prev.Add(time.Microsecond)
+		}
+		err = s.keys.UpdateKey(ctx, k, prev)
+		switch {
+		case err == nil:
+			s.invalidate(k)
+			return k, nil
+		case errors.Is(err, ports.ErrStale):
+			continue
+		case errors.Is(err, domain.ErrNotFound):
+			return domain.APIKey{}, &domain.Error{Kind: domain.KindNotFound, Message: "API key not found", Err: err}
+		default:
+			return domain.APIKey{}, fmt.Errorf("update key: %w", err)
+		}
 	}
-	if err != nil {
-		return domain.APIKey{}, fmt.Errorf("update key: %w", err)
+	// Still losing after several attempts: tell the client to retry (409).
+	return domain.APIKey{}, fmt.Errorf("update key after %d attempts: %w", maxUpdateAttempts, err)
+}
+
+// backoff waits a short random time before the attempt-th retry, so writers
+// that collided do not collide again in lockstep.
+func backoff(ctx context.Context, attempt int) error {
+	d := time.Duration(rand.Int64N(int64(attempt) * int64(2*time.Millisecond)))
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return fmt.Errorf("update key: %w", ctx.Err())
+	case <-t.C:
+		return nil
 	}
-	s.invalidate(k)
-	return k, nil
 }
 
 // DisableKey stops a key from authenticating until it is enabled again.
@@ -362,27 +423,27 @@ func (s *Service) EnableKey(ctx context.Context, id uuid.UUID) (domain.APIKey, e
 }
 
 func (s *Service) setActive(ctx context.Context, id uuid.UUID, active bool) (domain.APIKey, error) {
-	k, err := s.GetKey(ctx, id)
-	if err != nil {
-		return domain.APIKey{}, err
-	}
-	k.IsActive = active
-	return s.save(ctx, k)
+	return s.mutate(ctx, id, func(k *domain.APIKey) error {
+		k.IsActive = active
+		return nil
+	})
 }
 
 // RotateKey gives the key a new secret. The old one stops working at once
 // on this replica (and within the key cache's TTL on others).
 func (s *Service) RotateKey(ctx context.Context, id uuid.UUID) (IssuedKey, error) {
-	k, err := s.GetKey(ctx, id)
-	if err != nil {
-		return IssuedKey{}, err
-	}
-	secret, display, err := domain.NewKeySecret()
-	if err != nil {
-		return IssuedKey{}, fmt.Errorf("generate key secret: %w", err)
-	}
-	k.KeyHash, k.KeyPrefix = s.hasher.Hash(secret), display
-	k, err = s.save(ctx, k)
+	var secret string
+	k, err := s.mutate(ctx, id, func(k *domain.APIKey) error {
+		// A fresh secret per attempt; the one returned is the last one
+		// generated, which is the one that was stored.
+		sec, display, err := domain.NewKeySecret()
+		if err != nil {
+			return fmt.Errorf("generate key secret: %w", err)
+		}
+		secret = sec
+		k.KeyHash, k.KeyPrefix = s.hasher.Hash(sec), display
+		return nil
+	})
 	if err != nil {
 		return IssuedKey{}, err
 	}

@@ -6,8 +6,10 @@ package admin
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 
 	"github.com/alexedwards/argon2id"
 
@@ -113,10 +115,23 @@ func (s *Service) SeedTiers(ctx context.Context, configured []domain.Tier) error
 	if err := s.tiers.SeedTiers(ctx, seed); err != nil {
 		return fmt.Errorf("seed tiers: %w", err)
 	}
-	if _, err := s.tiers.GetTier(ctx, s.defaultTier); err != nil {
-		// Not fatal: keys can still be created with an explicit tier.
-		s.log.Warn("the default rate-limit tier does not exist; keys created without a tier will be refused",
-			slog.String("tier", s.defaultTier), slog.String("error", err.Error()))
+	// Every key created without a tier gets the default one, so a default
+	// tier that does not exist would fail each such creation later with a
+	// confusing 400: refuse to start instead.
+	_, err := s.tiers.GetTier(ctx, s.defaultTier)
+	if errors.Is(err, domain.ErrNotFound) {
+		names := make([]string, 0, len(tiers))
+		if stored, lerr := s.tiers.ListTiers(ctx); lerr == nil {
+			for _, t := range stored {
+				names = append(names, t.Name)
+			}
+		}
+		return fmt.Errorf("rate_limit.default_tier %q is not a rate-limit tier (the stored tiers are %s): "+
+			"add it to rate_limit.by_tier (or, once the database is seeded, with PUT /admin/tiers/%s), "+
+			"or set rate_limit.default_tier to an existing tier", s.defaultTier, strings.Join(names, ", "), s.defaultTier)
+	}
+	if err != nil {
+		return fmt.Errorf("check rate_limit.default_tier %q: %w", s.defaultTier, err)
 	}
 	return nil
 }

@@ -36,8 +36,10 @@ func (in PutTierInput) tier() domain.Tier {
 
 // Validate applies the tier's own rules.
 func (in PutTierInput) Validate() error {
-	if in.PeriodSeconds < 1 || in.PeriodSeconds > 30*24*3600 {
-		return domain.Invalidf("period must be between 1 and %d seconds", 30*24*3600)
+	// Checked before the conversion to a Duration, which a huge value
+	// would overflow.
+	if maxS := int(domain.MaxTierPeriod / time.Second); in.PeriodSeconds < 1 || in.PeriodSeconds > maxS {
+		return domain.Invalidf("period must be between 1 and %d seconds", maxS)
 	}
 	return in.tier().Validate()
 }
@@ -66,8 +68,8 @@ func (s *Service) PutTier(ctx context.Context, in PutTierInput) (domain.Tier, er
 	return stored, nil
 }
 
-// DeleteTier removes a tier no key uses. The default tier cannot be deleted:
-// key creation depends on it.
+// DeleteTier removes a tier no key uses. The default tier and the last
+// remaining tier cannot be deleted: key creation depends on them.
 func (s *Service) DeleteTier(ctx context.Context, name string) error {
 	if !domain.ValidTierName(name) {
 		return domain.Invalidf("%q is not a valid tier name", name)
@@ -80,7 +82,17 @@ func (s *Service) DeleteTier(ctx context.Context, name string) error {
 	} else if err != nil {
 		return fmt.Errorf("get tier: %w", err)
 	}
-	err := s.tiers.DeleteTier(ctx, name)
+	// Keys always need some tier to be created on. The default tier cannot
+	// be deleted, so this only matters when it is missing; the check races
+	// with a concurrent delete, which is acceptable for an operator action.
+	all, err := s.tiers.ListTiers(ctx)
+	if err != nil {
+		return fmt.Errorf("list tiers: %w", err)
+	}
+	if len(all) <= 1 {
+		return domain.Errorf(domain.KindConflict, "tier %q is the last tier and cannot be deleted", name)
+	}
+	err = s.tiers.DeleteTier(ctx, name)
 	switch {
 	case errors.Is(err, domain.ErrConflict):
 		return &domain.Error{Kind: domain.KindConflict, Message: fmt.Sprintf("tier %q is still used by API keys", name), Err: err}

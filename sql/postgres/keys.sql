@@ -26,6 +26,8 @@ ORDER BY created_at DESC, id DESC
 LIMIT sqlc.arg(max_rows);
 
 -- name: UpdateKey :execrows
+-- Optimistic concurrency: the write applies only if the row still carries
+-- the updated_at the caller read (prev_updated_at).
 UPDATE api_keys SET
     name = $2,
     description = $3,
@@ -38,7 +40,7 @@ UPDATE api_keys SET
     allowed_ips = $10,
     allowed_domains = $11,
     updated_at = $12
-WHERE id = $1 AND deleted_at IS NULL;
+WHERE id = $1 AND deleted_at IS NULL AND updated_at = sqlc.arg(prev_updated_at)::timestamptz;
 
 -- name: DeleteKey :execrows
 UPDATE api_keys SET deleted_at = $2, updated_at = $2

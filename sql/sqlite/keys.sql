@@ -27,6 +27,8 @@ ORDER BY created_at DESC, id DESC
 LIMIT sqlc.arg(max_rows);
 
 -- name: UpdateKey :execrows
+-- Optimistic concurrency: the write applies only if the row still carries
+-- the updated_at the caller read (prev_updated_at).
 UPDATE api_keys SET
     name = sqlc.arg(name),
     description = sqlc.arg(description),
@@ -39,7 +41,7 @@ UPDATE api_keys SET
     allowed_ips = sqlc.arg(allowed_ips),
     allowed_domains = sqlc.arg(allowed_domains),
     updated_at = sqlc.arg(updated_at)
-WHERE id = sqlc.arg(id) AND deleted_at IS NULL;
+WHERE id = sqlc.arg(id) AND deleted_at IS NULL AND updated_at = sqlc.arg(prev_updated_at);
 
 -- name: DeleteKey :execrows
 UPDATE api_keys SET deleted_at = sqlc.arg(deleted_at), updated_at = sqlc.arg(deleted_at)

@@ -214,7 +214,7 @@ UPDATE api_keys SET
     allowed_ips = $10,
     allowed_domains = $11,
     updated_at = $12
-WHERE id = $1 AND deleted_at IS NULL
+WHERE id = $1 AND deleted_at IS NULL AND updated_at = $13::timestamptz
 `
 
 type UpdateKeyParams struct {
@@ -230,8 +230,11 @@ type UpdateKeyParams struct {
 	AllowedIps     []string
 	AllowedDomains []string
 	UpdatedAt      time.Time
+	PrevUpdatedAt  time.Time
 }
 
+// Optimistic concurrency: the write applies only if the row still carries
+// the updated_at the caller read (prev_updated_at).
 func (q *Queries) UpdateKey(ctx context.Context, arg UpdateKeyParams) (int64, error) {
 	result, err := q.db.Exec(ctx, updateKey,
 		arg.ID,
@@ -246,6 +249,7 @@ func (q *Queries) UpdateKey(ctx context.Context, arg UpdateKeyParams) (int64, er
 		arg.AllowedIps,
 		arg.AllowedDomains,
 		arg.UpdatedAt,
+		arg.PrevUpdatedAt,
 	)
 	if err != nil {
 		return 0, err

@@ -233,7 +233,7 @@ UPDATE api_keys SET
     allowed_ips = ?9,
     allowed_domains = ?10,
     updated_at = ?11
-WHERE id = ?12 AND deleted_at IS NULL
+WHERE id = ?12 AND deleted_at IS NULL AND updated_at = ?13
 `
 
 type UpdateKeyParams struct {
@@ -249,8 +249,11 @@ type UpdateKeyParams struct {
 	AllowedDomains string
 	UpdatedAt      int64
 	ID             string
+	PrevUpdatedAt  int64
 }
 
+// Optimistic concurrency: the write applies only if the row still carries
+// the updated_at the caller read (prev_updated_at).
 func (q *Queries) UpdateKey(ctx context.Context, arg UpdateKeyParams) (int64, error) {
 	result, err := q.db.ExecContext(ctx, updateKey,
 		arg.Name,
@@ -265,6 +268,7 @@ func (q *Queries) UpdateKey(ctx context.Context, arg UpdateKeyParams) (int64, er
 		arg.AllowedDomains,
 		arg.UpdatedAt,
 		arg.ID,
+		arg.PrevUpdatedAt,
 	)
 	if err != nil {
 		return 0, err
