@@ -185,6 +185,7 @@ func build(ctx context.Context, cfg config.Config, e env, log *slog.Logger) (*ap
 		RatePolicy:       policy(cfg.RateLimit.FailPolicy),
 		DefaultMaxTokens: cfg.Quota.DefaultMaxTokens,
 		ReservationLease: cfg.Quota.Lease,
+		ConcurrencyLease: cfg.Quota.Lease,
 	})
 	if err != nil {
 		return nil, err
