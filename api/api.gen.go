@@ -1466,6 +1466,20 @@ func (response UpdateKey404JSONResponse) VisitUpdateKeyResponse(w http.ResponseW
 	return err
 }
 
+type UpdateKey409JSONResponse Error
+
+func (response UpdateKey409JSONResponse) VisitUpdateKeyResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type UpdateKey413JSONResponse Error
 
 func (response UpdateKey413JSONResponse) VisitUpdateKeyResponse(w http.ResponseWriter) error {
@@ -1575,6 +1589,20 @@ func (response DisableKey404JSONResponse) VisitDisableKeyResponse(w http.Respons
 	return err
 }
 
+type DisableKey409JSONResponse Error
+
+func (response DisableKey409JSONResponse) VisitDisableKeyResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type DisableKeydefaultJSONResponse struct {
 	Body       Error
 	StatusCode int
@@ -1670,6 +1698,20 @@ func (response EnableKey404JSONResponse) VisitEnableKeyResponse(w http.ResponseW
 	return err
 }
 
+type EnableKey409JSONResponse Error
+
+func (response EnableKey409JSONResponse) VisitEnableKeyResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type EnableKeydefaultJSONResponse struct {
 	Body       Error
 	StatusCode int
@@ -1761,6 +1803,20 @@ func (response RotateKey404JSONResponse) VisitRotateKeyResponse(w http.ResponseW
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RotateKey409JSONResponse Error
+
+func (response RotateKey409JSONResponse) VisitRotateKeyResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(409)
 	_, err := buf.WriteTo(w)
 	return err
 }

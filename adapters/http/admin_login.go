@@ -25,12 +25,23 @@ func (h *strictHandlers) AdminLogin(ctx context.Context, _ api.AdminLoginRequest
 	s := h.s
 	creds, _ := ctx.Value(loginCredsKey{}).(loginCreds)
 	ip := ctxClientIP(ctx)
-	if wait, blocked := s.throttle.blocked(ip); blocked {
+	// The attempt is reserved before the slow argon2id check, so parallel
+	// guesses count against the limit while they are being checked.
+	if wait, ok := s.throttle.reserve(ip); !ok {
 		s.obs.LoginFailure()
 		return nil, &domain.Error{Kind: domain.KindRateLimited, Reason: "login", RetryAfter: wait,
 			Message: "too many failed logins; try again later"}
 	}
+	ended := false
+	defer func() {
+		if !ended {
+			// An internal error (or a panic) is neither a success nor a
+			// failure: just free the slot.
+			s.throttle.release(ip)
+		}
+	}()
 	fail := func(err error) (api.AdminLoginResponseObject, error) {
+		ended = true
 		s.throttle.fail(ip)
 		s.obs.LoginFailure()
 		s.obs.AuthFailure("login")
@@ -47,6 +58,7 @@ func (h *strictHandlers) AdminLogin(ctx context.Context, _ api.AdminLoginRequest
 	if err != nil {
 		return nil, err
 	}
+	ended = true
 	s.throttle.succeed(ip)
 	tok, err := s.jwt.issue(sub)
 	if err != nil {

@@ -2,9 +2,13 @@ package httpadapter_test
 
 import (
 	"context"
+	"encoding/base64"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -376,6 +380,22 @@ func TestBadInput(t *testing.T) {
 			{"tier period zero", "PUT", "/admin/tiers/x", `{"requests":1,"period":0}`, adminH, 400, "invalid_request_error"},
 			{"tier bad name", "PUT", "/admin/tiers/Bad.Name", `{"requests":1,"period":1}`, adminH, 400, "invalid_request_error"},
 			{"tier unknown field", "PUT", "/admin/tiers/x", `{"requests":1,"period":1,"burst":3}`, adminH, 400, "invalid_request_error"},
+			{"tier requests past int32", "PUT", "/admin/tiers/gold", `{"requests":4294967297,"period":60}`, adminH, 400, "invalid_request_error"},
+			{"tier requests above max", "PUT", "/admin/tiers/gold", `{"requests":100000001,"period":60}`, adminH, 400, "invalid_request_error"},
+			{"tier concurrency past int32", "PUT", "/admin/tiers/gold", `{"requests":1,"period":60,"max_concurrency":4294967297}`, adminH, 400, "invalid_request_error"},
+			{"tier concurrency above max", "PUT", "/admin/tiers/gold", `{"requests":1,"period":60,"max_concurrency":100000001}`, adminH, 400, "invalid_request_error"},
+			{"tier period above 30 days", "PUT", "/admin/tiers/gold", `{"requests":1,"period":2592001}`, adminH, 400, "invalid_request_error"},
+			{"NUL in name", "POST", "/admin/api-keys", `{"name":"a\u0000b"}`, adminH, 400, "invalid_request_error"},
+			{"NUL in description", "POST", "/admin/api-keys", `{"name":"x","description":"\u0000"}`, adminH, 400, "invalid_request_error"},
+			{"NUL in name on patch", "PATCH", "/admin/api-keys/" + id, `{"name":"a\u0000"}`, adminH, 400, "invalid_request_error"},
+			{"NUL in description on patch", "PATCH", "/admin/api-keys/" + id, `{"description":"d\u0000d"}`, adminH, 400, "invalid_request_error"},
+			{"NUL in name filter", "GET", "/admin/api-keys?name=a%00b", "", adminH, 400, "invalid_request_error"},
+			{"invalid UTF-8 in name filter", "GET", "/admin/api-keys?name=a%FFb", "", adminH, 400, "invalid_request_error"},
+			{"NUL in key log cursor", "GET", "/api/usage/logs?cursor=" + logCursor("req_\x00"), "", keyH, 400, "invalid_request_error"},
+			{"invalid UTF-8 in key log cursor", "GET", "/api/usage/logs?cursor=" + logCursor("req_\xff"), "", keyH, 400, "invalid_request_error"},
+			{"NUL in admin log cursor", "GET", "/admin/usage/logs?cursor=" + logCursor("\x00"), "", adminH, 400, "invalid_request_error"},
+			{"invalid UTF-8 in admin log cursor", "GET", "/admin/usage/logs?cursor=" + logCursor("req\xc3"), "", adminH, 400, "invalid_request_error"},
+			{"long id in admin log cursor", "GET", "/admin/usage/logs?cursor=" + logCursor(strings.Repeat("r", 129)), "", adminH, 400, "invalid_request_error"},
 			{"unknown admin path", "GET", "/admin/nope", "", adminH, 404, "not_found_error"},
 			{"unknown api path", "GET", "/api/nope", "", keyH, 404, "not_found_error"},
 			{"wrong method", "PUT", "/admin/api-keys", `{}`, adminH, 405, "invalid_request_error"},
@@ -395,6 +415,12 @@ func TestBadInput(t *testing.T) {
 			})
 		}
 	})
+}
+
+// logCursor forges a usage-log cursor ("unix-nanos|request-id", base64url)
+// around an arbitrary request id.
+func logCursor(requestID string) string {
+	return base64.RawURLEncoding.EncodeToString([]byte("1741600000000000000|" + requestID))
 }
 
 func trunc(b []byte) string {
@@ -483,6 +509,108 @@ func TestLoginThrottle(t *testing.T) {
 		}
 		if ra := r.HTTPResponse.Header.Get("retry-after"); ra == "" || ra == "0" {
 			t.Errorf("retry-after = %q", ra)
+		}
+	})
+}
+
+// TestLoginThrottleParallel: parallel wrong guesses are counted while the
+// password is being checked, so no more than the maximum get to guess.
+func TestLoginThrottleParallel(t *testing.T) {
+	forEachStore(t, func(t *testing.T, e *testEnv) {
+		ctx := context.Background()
+		const n = 30
+		var wg sync.WaitGroup
+		var unauth, limited atomic.Int64
+		for range n {
+			wg.Go(func() {
+				r, err := e.c.AdminLoginWithResponse(ctx, basic(testAdminUser, "wrong"))
+				switch {
+				case err != nil:
+					t.Errorf("login: %v", err)
+				case r.StatusCode() == 401:
+					unauth.Add(1)
+				case r.StatusCode() == 429:
+					limited.Add(1)
+					if ra := r.HTTPResponse.Header.Get("retry-after"); ra == "" || ra == "0" {
+						t.Errorf("429 without retry-after: %q", ra)
+					}
+				default:
+					t.Errorf("login: %d %s", r.StatusCode(), r.Body)
+				}
+			})
+		}
+		wg.Wait()
+		if unauth.Load() > 5 || unauth.Load() < 1 || unauth.Load()+limited.Load() != n {
+			t.Errorf("%d parallel wrong logins: %d got 401, %d got 429; want at most 5 401s, the rest 429",
+				n, unauth.Load(), limited.Load())
+		}
+		r, _ := e.c.AdminLoginWithResponse(ctx, basic(testAdminUser, testAdminPass))
+		if unauth.Load() == 5 && r.StatusCode() != 429 {
+			t.Errorf("the right password after 5 failures: %d, want 429", r.StatusCode())
+		}
+	})
+}
+
+// TestConcurrentPatchAndDisable: PATCHes racing a disable (or an enable)
+// never undo it, on either engine.
+func TestConcurrentPatchAndDisable(t *testing.T) {
+	forEachStore(t, func(t *testing.T, e *testEnv) {
+		ctx := context.Background()
+		k := e.createKey(client.CreateKeyRequest{Name: "contended"})
+		// retry repeats a request answered 409 (the key kept changing under it).
+		retry := func(what string, do func() (int, []byte)) {
+			for i := 0; ; i++ {
+				code, body := do()
+				if code == 200 {
+					return
+				}
+				if code != 409 || i > 50 {
+					t.Errorf("%s: %d %s", what, code, body)
+					return
+				}
+			}
+		}
+		for round := range 4 {
+			active := round%2 == 1
+			var wg sync.WaitGroup
+			for i := range 8 {
+				wg.Go(func() {
+					name := fmt.Sprintf("contended-%d-%d", round, i)
+					retry("patch", func() (int, []byte) {
+						r, err := e.c.UpdateKeyWithResponse(ctx, k.Id, client.UpdateKeyRequest{Name: &name, Description: &name}, e.admin())
+						if err != nil {
+							return 0, []byte(err.Error())
+						}
+						return r.StatusCode(), r.Body
+					})
+				})
+			}
+			wg.Go(func() {
+				retry("disable/enable", func() (int, []byte) {
+					if active {
+						r, err := e.c.EnableKeyWithResponse(ctx, k.Id, e.admin())
+						if err != nil {
+							return 0, []byte(err.Error())
+						}
+						return r.StatusCode(), r.Body
+					}
+					r, err := e.c.DisableKeyWithResponse(ctx, k.Id, e.admin())
+					if err != nil {
+						return 0, []byte(err.Error())
+					}
+					return r.StatusCode(), r.Body
+				})
+			})
+			wg.Wait()
+			g, _ := e.c.GetKeyWithResponse(ctx, k.Id, e.admin())
+			if g.JSON200 == nil || g.JSON200.IsActive != active {
+				t.Fatalf("round %d: after parallel PATCHes and a %s, the key is %s", round,
+					map[bool]string{true: "enable", false: "disable"}[active], g.Body)
+			}
+			q, _ := e.c.KeyQuotaWithResponse(ctx, bearer(k.ApiKey))
+			if want := map[bool]int{true: 200, false: 401}[active]; q.StatusCode() != want {
+				t.Errorf("round %d: the key authenticates with %d, want %d", round, q.StatusCode(), want)
+			}
 		}
 	})
 }

@@ -610,12 +610,16 @@ type ClientInterface interface {
 
 	// UpdateKeyWithBody Change some of a key's fields; absent fields stay as they are.
 	//
+	// Concurrent changes of one key (PATCH, disable, enable, rotate) never undo each other: each applies on top of the latest stored key. If the key keeps changing under a request, it fails with 409; retry it.
+	//
 	// Takes any type of body and a specified content type.
 	//
 	// Corresponds with PATCH /admin/api-keys/{id} (the `UpdateKey` operationId).
 	UpdateKeyWithBody(ctx context.Context, id KeyID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// UpdateKey Change some of a key's fields; absent fields stay as they are.
+	//
+	// Concurrent changes of one key (PATCH, disable, enable, rotate) never undo each other: each applies on top of the latest stored key. If the key keeps changing under a request, it fails with 409; retry it.
 	//
 	// Takes a body of the `application/json` content type.
 	//
@@ -780,6 +784,8 @@ func (c *Client) GetKey(ctx context.Context, id KeyID, reqEditors ...RequestEdit
 
 // UpdateKeyWithBody Change some of a key's fields; absent fields stay as they are.
 //
+// Concurrent changes of one key (PATCH, disable, enable, rotate) never undo each other: each applies on top of the latest stored key. If the key keeps changing under a request, it fails with 409; retry it.
+//
 // Takes any type of body and a specified content type.
 //
 // Corresponds with PATCH /admin/api-keys/{id} (the `UpdateKey` operationId).
@@ -796,6 +802,8 @@ func (c *Client) UpdateKeyWithBody(ctx context.Context, id KeyID, contentType st
 }
 
 // UpdateKey Change some of a key's fields; absent fields stay as they are.
+//
+// Concurrent changes of one key (PATCH, disable, enable, rotate) never undo each other: each applies on top of the latest stored key. If the key keeps changing under a request, it fails with 409; retry it.
 //
 // Takes a body of the `application/json` content type.
 //
@@ -2082,12 +2090,16 @@ type ClientWithResponsesInterface interface {
 
 	// UpdateKeyWithBodyWithResponse Change some of a key's fields; absent fields stay as they are.
 	//
+	// Concurrent changes of one key (PATCH, disable, enable, rotate) never undo each other: each applies on top of the latest stored key. If the key keeps changing under a request, it fails with 409; retry it.
+	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with PATCH /admin/api-keys/{id} (the `UpdateKey` operationId).
 	UpdateKeyWithBodyWithResponse(ctx context.Context, id KeyID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*UpdateKeyResponse, error)
 
 	// UpdateKeyWithResponse Change some of a key's fields; absent fields stay as they are.
+	//
+	// Concurrent changes of one key (PATCH, disable, enable, rotate) never undo each other: each applies on top of the latest stored key. If the key keeps changing under a request, it fails with 409; retry it.
 	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -2504,6 +2516,8 @@ type UpdateKeyResponse struct {
 	JSON403 *Error
 	// JSON404 the response for an HTTP 404 `application/json` response
 	JSON404 *Error
+	// JSON409 the response for an HTTP 409 `application/json` response
+	JSON409 *Error
 	// JSON413 the response for an HTTP 413 `application/json` response
 	JSON413 *Error
 	// JSONDefault the response for an HTTP default `application/json` response
@@ -2533,6 +2547,11 @@ func (r UpdateKeyResponse) GetJSON403() *Error {
 // GetJSON404 returns the response for an HTTP 404 `application/json` response
 func (r UpdateKeyResponse) GetJSON404() *Error {
 	return r.JSON404
+}
+
+// GetJSON409 returns the response for an HTTP 409 `application/json` response
+func (r UpdateKeyResponse) GetJSON409() *Error {
+	return r.JSON409
 }
 
 // GetJSON413 returns the response for an HTTP 413 `application/json` response
@@ -2587,6 +2606,8 @@ type DisableKeyResponse struct {
 	JSON403 *Error
 	// JSON404 the response for an HTTP 404 `application/json` response
 	JSON404 *Error
+	// JSON409 the response for an HTTP 409 `application/json` response
+	JSON409 *Error
 	// JSONDefault the response for an HTTP default `application/json` response
 	JSONDefault *Error
 }
@@ -2614,6 +2635,11 @@ func (r DisableKeyResponse) GetJSON403() *Error {
 // GetJSON404 returns the response for an HTTP 404 `application/json` response
 func (r DisableKeyResponse) GetJSON404() *Error {
 	return r.JSON404
+}
+
+// GetJSON409 returns the response for an HTTP 409 `application/json` response
+func (r DisableKeyResponse) GetJSON409() *Error {
+	return r.JSON409
 }
 
 // GetJSONDefault returns the response for an HTTP default `application/json` response
@@ -2663,6 +2689,8 @@ type EnableKeyResponse struct {
 	JSON403 *Error
 	// JSON404 the response for an HTTP 404 `application/json` response
 	JSON404 *Error
+	// JSON409 the response for an HTTP 409 `application/json` response
+	JSON409 *Error
 	// JSONDefault the response for an HTTP default `application/json` response
 	JSONDefault *Error
 }
@@ -2690,6 +2718,11 @@ func (r EnableKeyResponse) GetJSON403() *Error {
 // GetJSON404 returns the response for an HTTP 404 `application/json` response
 func (r EnableKeyResponse) GetJSON404() *Error {
 	return r.JSON404
+}
+
+// GetJSON409 returns the response for an HTTP 409 `application/json` response
+func (r EnableKeyResponse) GetJSON409() *Error {
+	return r.JSON409
 }
 
 // GetJSONDefault returns the response for an HTTP default `application/json` response
@@ -2739,6 +2772,8 @@ type RotateKeyResponse struct {
 	JSON403 *Error
 	// JSON404 the response for an HTTP 404 `application/json` response
 	JSON404 *Error
+	// JSON409 the response for an HTTP 409 `application/json` response
+	JSON409 *Error
 	// JSONDefault the response for an HTTP default `application/json` response
 	JSONDefault *Error
 }
@@ -2766,6 +2801,11 @@ func (r RotateKeyResponse) GetJSON403() *Error {
 // GetJSON404 returns the response for an HTTP 404 `application/json` response
 func (r RotateKeyResponse) GetJSON404() *Error {
 	return r.JSON404
+}
+
+// GetJSON409 returns the response for an HTTP 409 `application/json` response
+func (r RotateKeyResponse) GetJSON409() *Error {
+	return r.JSON409
 }
 
 // GetJSONDefault returns the response for an HTTP default `application/json` response
@@ -3660,6 +3700,8 @@ func (c *ClientWithResponses) GetKeyWithResponse(ctx context.Context, id KeyID, 
 
 // UpdateKeyWithBodyWithResponse Change some of a key's fields; absent fields stay as they are.
 //
+// Concurrent changes of one key (PATCH, disable, enable, rotate) never undo each other: each applies on top of the latest stored key. If the key keeps changing under a request, it fails with 409; retry it.
+//
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
 // Corresponds with PATCH /admin/api-keys/{id} (the `UpdateKey` operationId).
@@ -3672,6 +3714,8 @@ func (c *ClientWithResponses) UpdateKeyWithBodyWithResponse(ctx context.Context,
 }
 
 // UpdateKeyWithResponse Change some of a key's fields; absent fields stay as they are.
+//
+// Concurrent changes of one key (PATCH, disable, enable, rotate) never undo each other: each applies on top of the latest stored key. If the key keeps changing under a request, it fails with 409; retry it.
 //
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
@@ -4168,6 +4212,13 @@ func ParseUpdateKeyResponse(rsp *http.Response) (*UpdateKeyResponse, error) {
 		}
 		response.JSON404 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON409 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
 		var dest Error
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -4236,6 +4287,13 @@ func ParseDisableKeyResponse(rsp *http.Response) (*DisableKeyResponse, error) {
 		}
 		response.JSON404 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON409 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
 		var dest Error
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -4297,6 +4355,13 @@ func ParseEnableKeyResponse(rsp *http.Response) (*EnableKeyResponse, error) {
 		}
 		response.JSON404 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON409 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
 		var dest Error
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -4357,6 +4422,13 @@ func ParseRotateKeyResponse(rsp *http.Response) (*RotateKeyResponse, error) {
 			return nil, err
 		}
 		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON409 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
 		var dest Error
