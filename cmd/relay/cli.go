@@ -23,6 +23,7 @@ import (
 
 type cliFlags struct {
 	url, user, password, token string
+	envPassword, envToken      string
 	json                       bool
 }
 
@@ -45,9 +46,23 @@ func (f *cliFlags) register(fs *flag.FlagSet, e env) {
 	}
 	fs.StringVar(&f.url, "url", url, "relay base URL (env RELAY_URL)")
 	fs.StringVar(&f.user, "user", user, "admin username (env RELAY_ADMIN_USERNAME, ADMIN_USERNAME)")
-	fs.StringVar(&f.password, "password", def("RELAY_ADMIN_PASSWORD", "ADMIN_PASSWORD"), "admin password (env RELAY_ADMIN_PASSWORD, ADMIN_PASSWORD)")
-	fs.StringVar(&f.token, "token", def("RELAY_ADMIN_TOKEN"), "admin JWT instead of a password (env RELAY_ADMIN_TOKEN)")
+	// Secrets are not flag defaults: flag prints defaults in its usage text.
+	fs.StringVar(&f.password, "password", "", "admin password (default: env RELAY_ADMIN_PASSWORD or ADMIN_PASSWORD)")
+	fs.StringVar(&f.token, "token", "", "admin JWT instead of a password (default: env RELAY_ADMIN_TOKEN)")
 	fs.BoolVar(&f.json, "json", false, "print JSON")
+	f.envPassword = def("RELAY_ADMIN_PASSWORD", "ADMIN_PASSWORD")
+	f.envToken = def("RELAY_ADMIN_TOKEN")
+}
+
+// credentials fills in the secrets from the environment when no flag gave
+// them; call it after parsing.
+func (f *cliFlags) credentials() {
+	if f.password == "" {
+		f.password = f.envPassword
+	}
+	if f.token == "" {
+		f.token = f.envToken
+	}
 }
 
 // apiError turns a non-2xx response into a readable error without echoing
@@ -63,6 +78,7 @@ func apiError(resp *http.Response, body []byte) error {
 // adminClient logs in (unless a token was given) and returns a client that
 // sends the bearer token.
 func (f *cliFlags) adminClient(ctx context.Context) (*client.ClientWithResponses, error) {
+	f.credentials()
 	hc := &http.Client{Timeout: 30 * time.Second}
 	token := f.token
 	if token == "" {
@@ -144,6 +160,11 @@ func keysCmd(ctx context.Context, args []string, e env) error {
 	if err := fs.Parse(args); err != nil {
 		return usageError{err.Error()}
 	}
+	limitSet := false
+	fs.Visit(func(fl *flag.Flag) { limitSet = limitSet || fl.Name == "token-limit" })
+	if limitSet && tokenLimit < 0 {
+		return usageError{"keys create: --token-limit must be 0 or more (omit it for unlimited)"}
+	}
 	if id == "" && fs.NArg() > 0 {
 		id = fs.Arg(0)
 	}
@@ -167,7 +188,7 @@ func keysCmd(ctx context.Context, args []string, e env) error {
 		if desc != "" {
 			body.Description = &desc
 		}
-		if tokenLimit >= 0 {
+		if limitSet {
 			body.TokenLimit = &tokenLimit
 		}
 		if tier != "" {

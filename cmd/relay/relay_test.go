@@ -534,3 +534,20 @@ func TestLogSinkFlushes(t *testing.T) {
 		t.Fatalf("lines lost or reordered: %d bytes", len(got))
 	}
 }
+
+func TestCLIHelpShowsNoSecrets(t *testing.T) {
+	var out bytes.Buffer
+	e := env{environ: []string{"RELAY_ADMIN_PASSWORD=pw-Secret-123", "RELAY_ADMIN_TOKEN=eyJhbGciOiJIUzI1NiJ9.secret"}, stdin: strings.NewReader(""), stdout: &out, stderr: &out}
+	_ = run(context.Background(), []string{"keys", "list", "--bogus"}, e)
+	_ = run(context.Background(), []string{"usage", "--help"}, e)
+	if strings.Contains(out.String(), "pw-Secret-123") || strings.Contains(out.String(), "eyJhbGciOiJIUzI1NiJ9") {
+		t.Fatalf("usage text shows a secret:\n%s", out.String())
+	}
+	if !strings.Contains(out.String(), "-password") {
+		t.Fatalf("no usage text printed:\n%s", out.String())
+	}
+	err := run(context.Background(), []string{"keys", "create", "--name", "x", "--token-limit", "-5"}, e)
+	if err == nil || !strings.Contains(err.Error(), "token-limit") {
+		t.Fatalf("negative --token-limit: %v", err)
+	}
+}
