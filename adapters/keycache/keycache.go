@@ -6,6 +6,7 @@ package keycache
 
 import (
 	"context"
+	"strconv"
 	"sync"
 	"time"
 
@@ -33,6 +34,11 @@ type Cache struct {
 	mu     sync.RWMutex
 	byHash map[string]entry
 	byID   map[uuid.UUID]string
+	// epoch counts invalidations. A store read that began before an
+	// Invalidate may have seen the row before the change committed, so its
+	// result is not cached (put compares epochs under mu), and later
+	// lookups do not join its flight (the epoch is part of the flight key).
+	epoch uint64
 }
 
 var _ ports.KeyLookup = (*Cache)(nil)
@@ -57,13 +63,16 @@ func (c *Cache) LookupKey(ctx context.Context, hash string) (domain.APIKey, erro
 	if ok && now.Before(e.expires) {
 		return e.key, e.err
 	}
-	v, err, _ := c.group.Do(hash, func() (any, error) {
+	c.mu.RLock()
+	epoch := c.epoch
+	c.mu.RUnlock()
+	v, err, _ := c.group.Do(strconv.FormatUint(epoch, 36)+"|"+hash, func() (any, error) {
 		k, err := c.store.GetKeyByHash(context.WithoutCancel(ctx), hash)
 		switch {
 		case err == nil:
-			c.put(hash, entry{key: k, expires: c.clock.Now().Add(c.ttl)})
+			c.put(hash, epoch, entry{key: k, expires: c.clock.Now().Add(c.ttl)})
 		case domain.KindOf(err) == domain.KindNotFound:
-			c.put(hash, entry{err: err, expires: c.clock.Now().Add(c.neg)})
+			c.put(hash, epoch, entry{err: err, expires: c.clock.Now().Add(c.neg)})
 		}
 		return k, err
 	})
@@ -73,9 +82,14 @@ func (c *Cache) LookupKey(ctx context.Context, hash string) (domain.APIKey, erro
 	return v.(domain.APIKey), nil
 }
 
-func (c *Cache) put(hash string, e entry) {
+// put caches e unless an Invalidate ran since the read that produced it
+// began (at epoch): that read may predate a disable, rotate or delete.
+func (c *Cache) put(hash string, epoch uint64, e entry) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.epoch != epoch {
+		return
+	}
 	if len(c.byHash) > 100_000 {
 		// Bounded memory under a flood of distinct bad keys: start over.
 		c.byHash = make(map[string]entry)
@@ -88,9 +102,11 @@ func (c *Cache) put(hash string, e entry) {
 }
 
 // Invalidate drops the cached entry for key id.
+// Any lookup in flight is then neither cached nor joined.
 func (c *Cache) Invalidate(id uuid.UUID) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.epoch++
 	if h, ok := c.byID[id]; ok {
 		delete(c.byHash, h)
 		delete(c.byID, id)

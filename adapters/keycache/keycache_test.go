@@ -93,3 +93,55 @@ func TestCache(t *testing.T) {
 		t.Fatalf("new key after the negative TTL: %v", err)
 	}
 }
+
+// TestInvalidateDuringLookup: a read that began before a disable committed
+// must not be cached after the disable's Invalidate, nor handed to lookups
+// that start after it.
+func TestInvalidateDuringLookup(t *testing.T) {
+	clock := &fakeClock{}
+	key := domain.APIKey{ID: uuid.New(), Name: "k", IsActive: true}
+	var mu sync.Mutex
+	current := key
+	started, release := make(chan struct{}), make(chan struct{})
+	var first atomic.Bool
+	store := &storeFunc{get: func(string) (domain.APIKey, error) {
+		mu.Lock()
+		k := current
+		mu.Unlock()
+		if first.CompareAndSwap(false, true) {
+			// The row as it was before the disable, returned late.
+			close(started)
+			<-release
+		}
+		return k, nil
+	}}
+	c := New(store, time.Minute, clock)
+	ctx := context.Background()
+
+	stale := make(chan domain.APIKey)
+	go func() {
+		k, _ := c.LookupKey(ctx, "h")
+		stale <- k
+	}()
+	<-started
+	// The disable commits and invalidates while the read is in flight.
+	mu.Lock()
+	current.IsActive = false
+	mu.Unlock()
+	c.Invalidate(key.ID)
+
+	// A lookup after the Invalidate does not join the old flight.
+	if k, err := c.LookupKey(ctx, "h"); err != nil || k.IsActive {
+		t.Fatalf("lookup after Invalidate: active=%v err=%v", k.IsActive, err)
+	}
+	close(release)
+	if k := <-stale; !k.IsActive {
+		t.Fatal("the in-flight read should have seen the row before the disable")
+	}
+	// The late result was not cached over the fresh one.
+	for range 3 {
+		if k, _ := c.LookupKey(ctx, "h"); k.IsActive {
+			t.Fatal("the stale in-flight read was cached after Invalidate")
+		}
+	}
+}

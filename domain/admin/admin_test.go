@@ -155,8 +155,10 @@ func TestRotateAndDeleteInvalidate(t *testing.T) {
 
 func TestDeleteTierInUse(t *testing.T) {
 	st := &fakeStore{
-		getTier:    func(_ context.Context, n string) (domain.Tier, error) { return domain.Tier{Name: n}, nil },
-		listTiers:  func(context.Context) ([]domain.Tier, error) { return []domain.Tier{{Name: "basic"}, {Name: "gold"}}, nil },
+		getTier: func(_ context.Context, n string) (domain.Tier, error) { return domain.Tier{Name: n}, nil },
+		listTiers: func(context.Context) ([]domain.Tier, error) {
+			return []domain.Tier{{Name: "basic"}, {Name: "gold"}}, nil
+		},
 		deleteTier: func(context.Context, string) error { return domain.ErrConflict },
 	}
 	s := newService(t, st, nil, nil)
