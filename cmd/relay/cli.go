@@ -259,28 +259,19 @@ func keysCmd(ctx context.Context, args []string, e env) error {
 		if err != nil {
 			return err
 		}
-		if resp.JSON200 == nil {
-			return apiError(resp.HTTPResponse, resp.Body)
-		}
-		return printKey(e.stdout, f.json, *resp.JSON200)
+		return keyResult(e.stdout, f.json, resp.JSON200, resp.HTTPResponse, resp.Body)
 	case "disable":
 		resp, err := c.DisableKeyWithResponse(ctx, keyID)
 		if err != nil {
 			return err
 		}
-		if resp.JSON200 == nil {
-			return apiError(resp.HTTPResponse, resp.Body)
-		}
-		return printKey(e.stdout, f.json, *resp.JSON200)
+		return keyResult(e.stdout, f.json, resp.JSON200, resp.HTTPResponse, resp.Body)
 	case "enable":
 		resp, err := c.EnableKeyWithResponse(ctx, keyID)
 		if err != nil {
 			return err
 		}
-		if resp.JSON200 == nil {
-			return apiError(resp.HTTPResponse, resp.Body)
-		}
-		return printKey(e.stdout, f.json, *resp.JSON200)
+		return keyResult(e.stdout, f.json, resp.JSON200, resp.HTTPResponse, resp.Body)
 	case "rotate":
 		resp, err := c.RotateKeyWithResponse(ctx, keyID)
 		if err != nil {
@@ -376,6 +367,14 @@ func printKeys(w io.Writer, keys []client.APIKey) {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%t\t%s\t%d\t%s\t%s\n", k.Id, k.Name, k.KeyPrefix, k.IsActive, k.RateLimitTier, k.TokensUsed, limitText(k.TokenLimit), timeText(k.ExpiresAt))
 	}
 	_ = tw.Flush()
+}
+
+// keyResult prints the key of a successful answer, or the API's error.
+func keyResult(w io.Writer, asJSON bool, k *client.APIKey, resp *http.Response, body []byte) error {
+	if k == nil {
+		return apiError(resp, body)
+	}
+	return printKey(w, asJSON, *k)
 }
 
 func printKey(w io.Writer, asJSON bool, k client.APIKey) error {
