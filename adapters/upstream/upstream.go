@@ -298,8 +298,28 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		info.Attempts++
 		info.Upstream = tg.name
 		tried[slot(cur)]++
-		resp, err := tg.rt.RoundTrip(out)
+		// The wait for response headers may not outlast the overall
+		// deadline. The timer is stopped once headers arrive, so it never
+		// cuts a body (a stream) short.
+		actx, acancel := context.WithCancel(ctx)
+		var timedOut atomic.Bool
+		timer := time.AfterFunc(max(deadline.Sub(t.now()), time.Millisecond), func() {
+			timedOut.Store(true)
+			acancel()
+		})
+		resp, err := tg.rt.RoundTrip(out.WithContext(actx))
+		timer.Stop()
+		if err != nil {
+			acancel()
+		}
 		outcome, retryable := classify(resp, err, ctx)
+		if err != nil && timedOut.Load() && ctx.Err() == nil {
+			// Out of time: answer now rather than try another upstream.
+			outcome, retryable = OutcomeTimeout, false
+			t.obs.Attempt(tg.name, outcome)
+			info.Outcome = outcome
+			return t.finish(info, lastResp, err, outcome)
+		}
 		t.obs.Attempt(tg.name, outcome)
 		info.Outcome = outcome
 		if !retryable {
