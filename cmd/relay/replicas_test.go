@@ -24,20 +24,32 @@ func TestTwoReplicasShareQuota(t *testing.T) {
 	testenv.MustRedis(t) // skip (or fail under CI) when Redis is absent
 	dbURL := testenv.MustPostgresDB(t)
 	shared := []string{"DATABASE_URL=" + dbURL, "REDIS_URL=" + testenv.RedisURL()}
-
-	perReq := fakeanthropic.DefaultUsage
-	actual := perReq.InputTokens + perReq.CacheCreationInputTokens + perReq.CacheReadInputTokens + perReq.OutputTokens
-
 	fake := fakeanthropic.New(fakeanthropic.Options{})
 	a := startRelay(t, fake, shared...)
 	b := startRelay(t, fake, shared...)
-	replicas := []*testRelay{a, b}
+	quotaSuite(t, fake, []*testRelay{a, b}, dbURL, t.TempDir())
+}
+
+// TestOneReplicaQuotaOnSQLite runs the same checks on the default setup:
+// one relay, embedded SQLite, the in-process ledger and limiters.
+func TestOneReplicaQuotaOnSQLite(t *testing.T) {
+	fake := fakeanthropic.New(fakeanthropic.Options{})
+	a := startRelay(t, fake)
+	quotaSuite(t, fake, []*testRelay{a}, "", a.cfg.DataDir)
+}
+
+// quotaSuite: 50 concurrent requests of about L/10 never overspend L, and
+// 500 concurrent requests give tokens_used equal to the exact sum.
+func quotaSuite(t *testing.T, fake *fakeanthropic.Server, replicas []*testRelay, dbURL, dataDir string) {
+	perReq := fakeanthropic.DefaultUsage
+	actual := perReq.InputTokens + perReq.CacheCreationInputTokens + perReq.CacheReadInputTokens + perReq.OutputTokens
+	a := replicas[0]
 	token := a.adminToken(t)
 	if resp, body := a.do(t, http.MethodPut, "/admin/tiers/bulk", "Bearer "+token, map[string]any{"requests": 100000, "period": 60}); resp.StatusCode != 200 {
 		t.Fatalf("put tier: %d %s", resp.StatusCode, body)
 	}
 
-	store, err := storage.Open(context.Background(), dbURL, t.TempDir(), slog.New(slog.DiscardHandler))
+	store, err := storage.Open(context.Background(), dbURL, dataDir, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -92,7 +104,7 @@ func TestTwoReplicasShareQuota(t *testing.T) {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				status, msg := send(replicas[i%2], key, 1000)
+				status, msg := send(replicas[i%len(replicas)], key, 1000)
 				switch {
 				case status == 200:
 					admitted.Add(1)
@@ -127,7 +139,7 @@ func TestTwoReplicasShareQuota(t *testing.T) {
 			go func() {
 				defer wg.Done()
 				defer func() { <-sem }()
-				if status, msg := send(replicas[i%2], key, 64); status == 200 {
+				if status, msg := send(replicas[i%len(replicas)], key, 64); status == 200 {
 					ok.Add(1)
 				} else {
 					t.Errorf("request failed: %d %s", status, msg)
