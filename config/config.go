@@ -156,7 +156,7 @@ func Defaults() Config {
 			Cooldown:     30 * time.Second,
 		},
 		RateLimit: RateLimitConfig{DefaultTier: "basic", FailPolicy: "fail_open"},
-		Quota:     QuotaConfig{DefaultMaxTokens: 4096, Lease: 15 * time.Minute, FailPolicy: "fail_closed"},
+		Quota:     QuotaConfig{DefaultMaxTokens: 4096, Lease: 30 * time.Minute, FailPolicy: "fail_closed"},
 		Usage:     UsageConfig{QueueSize: 50_000, BatchSize: 500, FlushInterval: 100 * time.Millisecond},
 		Metrics:   MetricsConfig{MaxKeys: 10_000},
 	}
