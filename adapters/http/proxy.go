@@ -259,7 +259,7 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	c.clientIP = client.String()
 	c.session = r.Header.Get("X-Claude-Code-Session-Id")
 	adm, err := p.svc.Admit(ctx, relay.AdmitInput{
-		RawKey: raw, ClientIP: client, Origin: r.Header.Get("Origin"), Referer: r.Header.Get("Referer"),
+		RawKey: raw, Authenticated: &key, ClientIP: client, Origin: r.Header.Get("Origin"), Referer: r.Header.Get("Referer"),
 		RequestID: reqID, Aux: c.aux, Tokenless: c.tokenless, MaxTokens: c.req.MaxTokens,
 		EstimateInput: func() int64 { return anthropic.EstimateInputTokens(c.body) },
 	})

@@ -193,6 +193,9 @@ const MaxReservableTokens = 1 << 30
 type AdmitInput struct {
 	// RawKey is the presented proxy key (KeyFromHeaders).
 	RawKey string
+	// Authenticated, when set, is the key Service.Authenticate returned for
+	// this request: Admit then skips steps 1-2 instead of repeating them.
+	Authenticated *domain.APIKey
 	// ClientIP is the resolved client address.
 	ClientIP netip.Addr
 	// Origin and Referer are the request's headers, for allowed_domains.
@@ -276,10 +279,16 @@ func (s *Service) Admit(ctx context.Context, in AdmitInput) (*Admission, error) 
 	if err := in.Validate(); err != nil {
 		return nil, err
 	}
-	// 1-2.
-	key, err := s.cfg.Auth.Authenticate(ctx, in.RawKey, in.ClientIP)
-	if err != nil {
-		return nil, s.reject(err)
+	// 1-2, unless the caller already ran them with Authenticate.
+	var key domain.APIKey
+	if in.Authenticated != nil {
+		key = *in.Authenticated
+	} else {
+		k, err := s.cfg.Auth.Authenticate(ctx, in.RawKey, in.ClientIP)
+		if err != nil {
+			return nil, s.reject(err)
+		}
+		key = k
 	}
 	// 3.
 	if !OriginAllowed(key.AllowedDomains, in.Origin, in.Referer) {
@@ -398,7 +407,8 @@ func (s *Service) Admit(ctx context.Context, in AdmitInput) (*Admission, error) 
 
 // Authenticate runs admission's first two steps alone (the key and its IP
 // allow-list), so that the proxy can refuse a bad key before it reads, and
-// buffers, a request body of up to 32 MB. Admit repeats them (a cache hit).
+// buffers, a request body of up to 32 MB. Pass the key to Admit as
+// AdmitInput.Authenticated so they are not repeated.
 func (s *Service) Authenticate(ctx context.Context, raw string, client netip.Addr) (domain.APIKey, error) {
 	k, err := s.cfg.Auth.Authenticate(ctx, raw, client)
 	if err != nil {

@@ -474,3 +474,24 @@ func TestFailedSettleIsRetried(t *testing.T) {
 		t.Fatalf("the failed settlement was not retried (%d calls)", calls.Load())
 	}
 }
+
+func TestAdmitUsesThePreAuthenticatedKey(t *testing.T) {
+	w := newWorld(t)
+	s := w.service(t, nil)
+	in := input()
+	key, err := s.Authenticate(context.Background(), in.RawKey, in.ClientIP)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// With the key given, Admit does not authenticate again: a raw key it
+	// could not resolve does not matter.
+	in.RawKey, in.Authenticated = "", &key
+	adm, err := s.Admit(context.Background(), in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if adm.Key.ID != w.key.ID {
+		t.Fatalf("admitted key %s, want %s", adm.Key.ID, w.key.ID)
+	}
+	adm.Settle(context.Background(), SettleInput{})
+}
