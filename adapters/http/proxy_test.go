@@ -182,7 +182,7 @@ func newProxyEnv(tb testing.TB, o proxyEnvOptions) *proxyEnv {
 		log = o.log
 	}
 	p := httpadapter.NewProxy(httpadapter.ProxyOptions{Service: svc, Transport: tr, Log: log, IdleTimeout: o.idle, MaxBodyBytes: o.maxBody})
-	env.handler = httpadapter.RequestIDMiddleware(false, p)
+	env.handler = httpadapter.RequestIDMiddleware(p)
 	rs := httptest.NewServer(env.handler)
 	tb.Cleanup(rs.Close)
 	env.relayURL = rs.URL
@@ -722,4 +722,18 @@ func TestProxyPanicSettlesOnce(t *testing.T) {
 	}
 	time.Sleep(50 * time.Millisecond)
 	env.waitRecords(1)
+}
+
+func TestRequestIDIsNeverTakenFromTheClient(t *testing.T) {
+	var seen string
+	h := httpadapter.RequestIDMiddleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		seen = httpadapter.RequestIDFrom(r.Context())
+	}))
+	rec := httptest.NewRecorder()
+	req := httptest.NewRequest(http.MethodPost, "/v1/messages", nil)
+	req.Header.Set("x-request-id", "req_chosen_by_the_client_123")
+	h.ServeHTTP(rec, req)
+	if seen == "" || seen == "req_chosen_by_the_client_123" || rec.Header().Get("x-request-id") != seen {
+		t.Fatalf("request id %q (header %q)", seen, rec.Header().Get("x-request-id"))
+	}
 }

@@ -36,35 +36,13 @@ func NewRequestID() string {
 	return string(out)
 }
 
-// validIncomingID accepts a caller-supplied request id only if it is short
-// and plain, so it cannot inject anything into logs or headers.
-func validIncomingID(s string) bool {
-	if len(s) < 8 || len(s) > 128 {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.') {
-			return false
-		}
-	}
-	return true
-}
-
-// RequestIDMiddleware assigns every request an id, or adopts the incoming
-// x-request-id when trustIncoming is set (a trusted front proxy made it), and
-// returns it in the x-request-id response header.
-func RequestIDMiddleware(trustIncoming bool, next http.Handler) http.Handler {
+// RequestIDMiddleware gives every request a fresh id, returned in the
+// x-request-id header. An incoming x-request-id is never adopted: the id is
+// the usage record's idempotency key and the quota reservation's id, so a
+// client that could choose it could replay one and go unbilled.
+func RequestIDMiddleware(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		id := ""
-		if trustIncoming {
-			if in := r.Header.Get(HeaderRequestID); validIncomingID(in) {
-				id = in
-			}
-		}
-		if id == "" {
-			id = NewRequestID()
-		}
+		id := NewRequestID()
 		w.Header().Set(HeaderRequestID, id)
 		next.ServeHTTP(w, r.WithContext(WithRequestID(r.Context(), id)))
 	})

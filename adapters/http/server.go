@@ -43,10 +43,7 @@ type Options struct {
 	AdminUsername string
 	// AdminAllowedIPs restricts /admin/* (login included); empty allows any.
 	AdminAllowedIPs []netip.Prefix
-	// TrustRequestID adopts a valid incoming x-request-id (set it only
-	// behind a front proxy that assigns one).
-	TrustRequestID bool
-	LoginThrottle  LoginThrottleOptions
+	LoginThrottle   LoginThrottleOptions
 	// BodyLimit caps management request bodies; 0 = DefaultManagementBodyLimit.
 	BodyLimit int64
 	Observer  Observer // nil: no-op
@@ -124,7 +121,7 @@ func New(opts Options) (*Server, error) {
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = s.handleError
 	e.Pre(echo.WrapMiddleware(func(h http.Handler) http.Handler {
-		return RequestIDMiddleware(opts.TrustRequestID, h)
+		return RequestIDMiddleware(h)
 	}))
 	e.Use(s.recoverMiddleware)
 	s.e = e

@@ -247,12 +247,8 @@ func build(ctx context.Context, cfg config.Config, e env, log *slog.Logger) (*ap
 		JWT:             httpadapter.JWTOptions{Secret: sec.jwtKey, TTL: cfg.Admin.TokenTTL},
 		AdminUsername:   cfg.Admin.Username,
 		AdminAllowedIPs: adminIPs,
-		// Never adopt an incoming x-request-id: the id is the usage record's
-		// idempotency key and the quota reservation's id, so a client that
-		// could choose it could replay one and go unbilled.
-		TrustRequestID: false,
-		LoginThrottle:  httpadapter.LoginThrottleOptions{MaxFailures: cfg.Admin.LoginFailures, Window: cfg.Admin.LoginWindow},
-		Observer:       serverObserver{m: m},
+		LoginThrottle:   httpadapter.LoginThrottleOptions{MaxFailures: cfg.Admin.LoginFailures, Window: cfg.Admin.LoginWindow},
+		Observer:        serverObserver{m: m},
 	})
 	if err != nil {
 		return nil, err
