@@ -128,10 +128,20 @@ func testSeedOnce(t *testing.T, ls []ports.QuotaLedger) {
 	if s := mustState(t, l, key, 40); s.Used != 40 {
 		t.Fatalf("seeded state = %+v, want used 40", s)
 	}
-	// Seeded already: a different seed is ignored.
-	mustReserve(t, l, key, "a", 10, 100, 99)
+	// Seeded already: a lower seed is ignored (the ledger has settled more
+	// than is persisted yet).
+	mustReserve(t, l, key, "a", 10, 100, 7)
 	if s := mustState(t, ls[len(ls)-1], key, 7); s != (domain.QuotaState{Used: 40, Reserved: 10}) {
 		t.Fatalf("state = %+v, want used 40 reserved 10", s)
+	}
+	// A higher persisted figure is usage the ledger never settled (recorded
+	// while the key had no limit, say): it raises used, and a reservation
+	// that no longer fits is refused.
+	if _, err := l.Reserve(ctxT(t), key, "b", 10, 100, 95, lease); domain.KindOf(err) != domain.KindQuotaExceeded {
+		t.Fatalf("Reserve after persisted usage rose to 95 of 100 with 10 reserved: %v", err)
+	}
+	if s := mustState(t, ls[len(ls)-1], key, 0); s != (domain.QuotaState{Used: 95, Reserved: 10}) {
+		t.Fatalf("state = %+v, want used 95 reserved 10", s)
 	}
 	// A seed at the limit refuses everything.
 	full := uuid.New()

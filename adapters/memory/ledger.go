@@ -101,6 +101,13 @@ func (l *Ledger) lock(keyID uuid.UUID, create bool, seedUsed int64) *account {
 		}
 		a.mu.Lock()
 		if !a.dead {
+			// Persisted usage above the ledger's means usage this ledger did
+			// not settle (recorded while the key had no limit, by the batch
+			// reconciler, or before a restart): the larger figure is never an
+			// undercount, since everything settled here is persisted too.
+			if create && seedUsed > a.used {
+				a.used = seedUsed
+			}
 			return a
 		}
 		a.mu.Unlock()

@@ -47,6 +47,11 @@ local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 redis.call('SET', KEYS[1], ARGV[1], 'NX')
 local used = tonumber(redis.call('GET', KEYS[1]))
+if tonumber(ARGV[1]) > used then
+  -- persisted usage the ledger did not settle: never undercount it
+  used = tonumber(ARGV[1])
+  redis.call('SET', KEYS[1], ARGV[1])
+end
 local expired = redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', now)
 for i = 1, #expired do
   redis.call('HDEL', KEYS[2], expired[i])
