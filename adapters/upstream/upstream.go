@@ -4,7 +4,21 @@
 // cools down upstreams that are overloaded or unreachable.
 //
 // All retrying happens inside RoundTrip, before a response is handed back,
-// so no retry can ever follow a byte that reached the client.
+// so no retry can ever follow a byte that reached the client. As Caddy's
+// reverse proxy does, a request is sent again (to the same upstream or
+// another) only when that is safe: it was never written (the dial, the TLS
+// handshake or the write of the request failed, as net/http/httptrace
+// reports); or the upstream answered with a status saying it did no work
+// (429 with a retry-after and no spend limit named, 529, 500, 502, 503,
+// 504) and not x-should-retry: false; or its method is idempotent (GET,
+// HEAD, OPTIONS). A POST that was written and then timed out or lost its
+// connection is never sent again, to any upstream: the upstream may be
+// doing, and billing, the work. Info.Written tells the caller so.
+//
+// Within one attempt net/http may itself resend a request whose reused
+// keep-alive connection failed: when nothing was written, or after a write
+// when the method is idempotent or the client sent an Idempotency-Key
+// header, declaring the request safe to repeat.
 package upstream
 
 import (
@@ -17,6 +31,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
+	"net/http/httptrace"
 	"net/url"
 	"strconv"
 	"strings"
@@ -37,6 +52,7 @@ type Config struct {
 	APIKey string
 	// Timeout bounds the wait for response headers of one attempt (not the
 	// body: streams are long). Default 10 minutes, as Anthropic's own SDKs.
+	// A written request that reaches it is not retried.
 	Timeout time.Duration
 	// MaxRetries is how many times this upstream may be retried within one
 	// request after a retryable failure. Negative means 0; default 3 is the
@@ -55,8 +71,9 @@ type Options struct {
 	// MaxDelay caps one backoff (default 8s).
 	MaxDelay time.Duration
 	// Deadline bounds the whole retry loop: no attempt or backoff starts
-	// after it (default 2 minutes). A retry-after beyond it is not waited
-	// for; the upstream's answer goes back instead.
+	// after it (default 2 minutes). It never cuts an attempt already
+	// started, which runs until its upstream's Timeout. A retry-after
+	// beyond it is not waited for; the upstream's answer goes back instead.
 	Deadline time.Duration
 	// Cooldown is how long an upstream that answered 429/529 or could not be
 	// reached is passed over, when it sent no retry-after (default 30s).
@@ -64,7 +81,8 @@ type Options struct {
 	// MaxBodyBytes caps the buffered request body (default 32 MB).
 	MaxBodyBytes int64
 	// Transport, when set, replaces the tuned per-upstream transports
-	// (tests). Config.Timeout is then not enforced.
+	// (tests). Config.Timeout is then enforced on the attempt's context
+	// until response headers arrive.
 	Transport http.RoundTripper
 	Observer  Observer
 	Log       *slog.Logger
@@ -81,8 +99,8 @@ const (
 	OutcomeRateLimited  Outcome = "rate_limited"  // 429
 	OutcomeOverloaded   Outcome = "overloaded"    // 529
 	OutcomeServerError  Outcome = "server_error"  // 5xx
-	OutcomeConnectError Outcome = "connect_error" // no response
-	OutcomeTimeout      Outcome = "timeout"       // no response headers in time
+	OutcomeConnectError Outcome = "connect_error" // no response: not reached, or the connection was lost
+	OutcomeTimeout      Outcome = "timeout"       // no connection or response headers in time
 	OutcomeCanceled     Outcome = "canceled"      // the client went away
 )
 
@@ -113,6 +131,11 @@ type Info struct {
 	Failovers int
 	// Outcome of the last attempt.
 	Outcome Outcome
+	// Written reports that some attempt's request reached an upstream: it
+	// was written in full, or answered. When RoundTrip returns an error and
+	// Written is true, the upstream may have done, and billed, the work, so
+	// usage must be settled as estimated rather than as nothing.
+	Written bool
 }
 
 type infoKey struct{}
@@ -136,7 +159,10 @@ type target struct {
 	key        string
 	maxRetries int
 	rt         http.RoundTripper
-	coolUntil  atomic.Int64 // unix nanos
+	// headerTimeout, when not 0, is enforced here on the attempt's context,
+	// because rt is not a transport built with NewHTTPTransport.
+	headerTimeout time.Duration
+	coolUntil     atomic.Int64 // unix nanos
 }
 
 // Transport is the retrying, failing-over RoundTripper.
@@ -156,6 +182,9 @@ var _ http.RoundTripper = (*Transport)(nil)
 
 // DefaultMaxBodyBytes is the default request-body limit.
 const DefaultMaxBodyBytes = 32 << 20
+
+// defaultTimeout is Config.Timeout when unset: Anthropic's SDKs wait as long.
+const defaultTimeout = 10 * time.Minute
 
 // New builds a Transport. An invalid URL is an error; a Transport with no
 // usable upstream is valid, answers every request with ErrNotConfigured, and
@@ -202,14 +231,16 @@ func New(opts Options) (*Transport, error) {
 		if name == "" {
 			name = "upstream" + strconv.Itoa(i)
 		}
+		timeout := c.Timeout
+		if timeout <= 0 {
+			timeout = defaultTimeout
+		}
 		tg := &target{name: name, scheme: u.Scheme, host: u.Host, basePath: NormalizeBasePath(u.Path),
 			key: c.APIKey, maxRetries: max(c.MaxRetries, 0), rt: opts.Transport}
 		if tg.rt == nil {
-			timeout := c.Timeout
-			if timeout <= 0 {
-				timeout = 10 * time.Minute
-			}
 			tg.rt = NewHTTPTransport(timeout)
+		} else {
+			tg.headerTimeout = timeout
 		}
 		t.targets = append(t.targets, tg)
 	}
@@ -256,9 +287,10 @@ var ErrNotConfigured = &domain.Error{Kind: domain.KindUpstream, Reason: "not_con
 
 // RoundTrip sends req to the first available upstream, retrying and failing
 // over as configured. The client's x-api-key and Authorization are replaced
-// by the upstream's key. It returns the first non-retryable response, or the
-// last response when every attempt failed, or an error of kind KindUpstream
-// (502), KindTimeout (504) or KindTooLarge (413).
+// by the upstream's key. It returns the first response that is not retried,
+// or the last response when every attempt failed, or an error of kind
+// KindUpstream (502), KindTimeout (504) or KindTooLarge (413), whose Reason
+// is the last attempt's Outcome.
 func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	info := InfoFrom(req.Context())
 	if info == nil {
@@ -280,7 +312,7 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	slot := func(i int) int { return min(i, len(tried)-1) }
 	cur := t.pick(start)
 	var lastResp *http.Response
-	var lastErr error
+	var last attempt
 	var lastOutcome Outcome
 	var wait time.Duration
 	for {
@@ -298,46 +330,19 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		info.Attempts++
 		info.Upstream = tg.name
 		tried[slot(cur)]++
-		// The wait for response headers may not outlast the overall
-		// deadline. The timer is stopped once headers arrive, so it never
-		// cuts a body (a stream) short.
-		actx, acancel := context.WithCancel(ctx)
-		var timedOut atomic.Bool
-		timer := time.AfterFunc(max(deadline.Sub(t.now()), time.Millisecond), func() {
-			timedOut.Store(true)
-			acancel()
-		})
-		resp, err := tg.rt.RoundTrip(out.WithContext(actx))
-		timer.Stop()
-		if err != nil {
-			acancel()
-		}
-		outcome, retryable := classify(resp, err, ctx)
-		if err != nil && timedOut.Load() && ctx.Err() == nil {
-			// Out of time: answer now rather than try another upstream.
-			outcome, retryable = OutcomeTimeout, false
-			t.obs.Attempt(tg.name, outcome)
-			info.Outcome = outcome
-			return t.finish(info, lastResp, err, outcome)
-		}
+		// The overall deadline does not bound the attempt: once written,
+		// cutting it short would not undo the work upstream, only lose
+		// its answer.
+		a := tg.send(ctx, out)
+		info.Written = info.Written || a.written
+		outcome := a.outcome(ctx)
 		t.obs.Attempt(tg.name, outcome)
 		info.Outcome = outcome
-		if !retryable {
-			if err == nil {
-				return resp, nil
-			}
-			if outcome == OutcomeCanceled {
-				return nil, err
-			}
-			return t.finish(info, lastResp, err, outcome)
+		if outcome == OutcomeCanceled {
+			return nil, a.err
 		}
-		if err == nil {
-			// Kept, in memory, as the answer should every later attempt fail.
-			lastResp = buffered(resp)
-		}
-		lastErr, lastOutcome = err, outcome
 		now := t.now()
-		ra, hasRA := retryAfter(resp)
+		ra, hasRA := retryAfter(a.resp)
 		if outcome == OutcomeRateLimited || outcome == OutcomeOverloaded || outcome == OutcomeConnectError {
 			cd := t.cooldown
 			if hasRA {
@@ -345,14 +350,25 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 			}
 			tg.coolUntil.Store(now.Add(cd).UnixNano())
 		}
-		if resp != nil && strings.EqualFold(resp.Header.Get("x-should-retry"), "false") {
-			return t.finish(info, lastResp, lastErr, lastOutcome)
+		if !a.retryable(req.Method, hasRA) {
+			if a.err == nil {
+				return a.resp, nil
+			}
+			// Written, then lost. An earlier attempt's answer (a 529, say)
+			// is not this request's outcome: the upstream may be doing
+			// the work.
+			return nil, t.fail(info, a, outcome)
 		}
+		if a.resp != nil {
+			// Kept, in memory, as the answer should every later attempt fail.
+			lastResp = buffered(a.resp)
+		}
+		last, lastOutcome = a, outcome
 		// The next upstream: another one that still has attempts left and
 		// is not cooling down, else this one again if it has retries left.
 		next := t.pickNext(cur, &tried, now)
 		if next < 0 {
-			return t.finish(info, lastResp, lastErr, lastOutcome)
+			return t.finish(info, lastResp, last, lastOutcome)
 		}
 		wait = 0
 		if tried[slot(next)] > 0 {
@@ -368,7 +384,7 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 			}
 		}
 		if now.Add(wait).After(deadline) {
-			return t.finish(info, lastResp, lastErr, lastOutcome)
+			return t.finish(info, lastResp, last, lastOutcome)
 		}
 		if next != cur {
 			info.Failovers++
@@ -378,6 +394,182 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		t.obs.Retry(t.targets[next].name)
 		cur = next
 	}
+}
+
+// attempt is what one round trip to one upstream came to.
+type attempt struct {
+	resp *http.Response
+	err  error
+	// conn: a connection was obtained, dial and TLS handshake done.
+	conn bool
+	// written: the request was written in full, or answered, so the
+	// upstream may have acted on it.
+	written bool
+	// timedOut: the target's headerTimeout expired.
+	timedOut bool
+}
+
+// errHeaderTimeout ends an attempt of an injected transport that got no
+// response headers within Config.Timeout.
+var errHeaderTimeout = errors.New("timeout awaiting response headers")
+
+// send makes one attempt, tracing whether its request was written.
+func (tg *target) send(ctx context.Context, out *http.Request) attempt {
+	var conn, wrote atomic.Bool
+	ctx = httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{
+		GotConn: func(httptrace.GotConnInfo) { conn.Store(true) },
+		// Called after each write. A write that failed reached no handler
+		// with a whole request; the transport may then write again, on a
+		// fresh connection.
+		WroteRequest: func(w httptrace.WroteRequestInfo) {
+			if w.Err == nil {
+				wrote.Store(true)
+			}
+		},
+	})
+	var a attempt
+	if tg.headerTimeout <= 0 {
+		// NewHTTPTransport's ResponseHeaderTimeout bounds the wait.
+		a.resp, a.err = tg.rt.RoundTrip(out.WithContext(ctx))
+	} else {
+		a.roundTripWithin(tg.rt, out.WithContext(ctx), tg.headerTimeout)
+	}
+	// After an error, the transport is done writing: the flags are final.
+	a.conn = conn.Load()
+	a.written = a.written || a.err == nil || wrote.Load()
+	return a
+}
+
+// roundTripWithin is rt.RoundTrip with d to get response headers, as
+// http.Transport's ResponseHeaderTimeout, for a RoundTripper that may have
+// none. The timer stops when headers arrive, so it never cuts a stream.
+func (a *attempt) roundTripWithin(rt http.RoundTripper, req *http.Request, d time.Duration) {
+	ctx, cancel := context.WithCancelCause(req.Context())
+	var state atomic.Int32 // 0 waiting, 1 expired, 2 answered
+	timer := time.AfterFunc(d, func() {
+		if state.CompareAndSwap(0, 1) {
+			cancel(errHeaderTimeout)
+		}
+	})
+	resp, err := rt.RoundTrip(req.WithContext(ctx))
+	timer.Stop()
+	if !state.CompareAndSwap(0, 2) {
+		// Expired, perhaps just as headers arrived: the body would be cut.
+		if resp != nil {
+			_ = resp.Body.Close()
+			a.written = true
+		}
+		cancel(nil)
+		a.err, a.timedOut = fmt.Errorf("upstream: %w", errHeaderTimeout), true
+		return
+	}
+	if err != nil {
+		cancel(nil)
+		a.err = err
+		return
+	}
+	resp.Body = &cancelOnClose{ReadCloser: resp.Body, cancel: func() { cancel(nil) }}
+	a.resp = resp
+}
+
+// cancelOnClose releases a response's context once its body is closed.
+type cancelOnClose struct {
+	io.ReadCloser
+	cancel func()
+}
+
+func (b *cancelOnClose) Close() error {
+	err := b.ReadCloser.Close()
+	b.cancel()
+	return err
+}
+
+// outcome labels the attempt; ctx is the caller's.
+func (a attempt) outcome(ctx context.Context) Outcome {
+	if a.err != nil {
+		if ctx.Err() != nil {
+			return OutcomeCanceled
+		}
+		var ne net.Error
+		if a.timedOut || errors.As(a.err, &ne) && ne.Timeout() || errors.Is(a.err, context.DeadlineExceeded) {
+			return OutcomeTimeout
+		}
+		return OutcomeConnectError
+	}
+	switch s := a.resp.StatusCode; {
+	case s < 400:
+		return OutcomeOK
+	case s == http.StatusTooManyRequests:
+		return OutcomeRateLimited
+	case s == 529:
+		return OutcomeOverloaded
+	case s < 500:
+		return OutcomeClientError
+	default:
+		return OutcomeServerError
+	}
+}
+
+// retryable applies Caddy's tryAgain rules: a failure is retried when the
+// request never reached the upstream, or its method is idempotent; an
+// answer, when its status says the upstream did no work and may do it soon.
+// hasRA: the answer carries a retry-after.
+func (a attempt) retryable(method string, hasRA bool) bool {
+	if a.err != nil {
+		return !a.written || idempotent(method)
+	}
+	// x-should-retry: true does not make any other status retryable.
+	if strings.EqualFold(a.resp.Header.Get("x-should-retry"), "false") {
+		return false
+	}
+	switch a.resp.StatusCode {
+	case http.StatusTooManyRequests:
+		// Without retry-after, nothing says when the limit lifts; a spend
+		// limit lifts only when someone raises it.
+		return hasRA && !spendLimit(a.resp)
+	case 529, http.StatusInternalServerError, http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout:
+		return true
+	}
+	return false
+}
+
+// idempotent reports whether sending a request with method twice is safe.
+func idempotent(method string) bool {
+	switch method {
+	case "", http.MethodGet, http.MethodHead, http.MethodOptions:
+		return true
+	}
+	return false
+}
+
+// spendLimit reports whether a 429 names a spend limit in its headers or
+// the first maxErrorBody bytes of its body, which are put back.
+func spendLimit(resp *http.Response) bool {
+	for k, vs := range resp.Header {
+		if namesSpendLimit([]byte(k)) {
+			return true
+		}
+		for _, v := range vs {
+			if namesSpendLimit([]byte(v)) {
+				return true
+			}
+		}
+	}
+	// A read error is met again by whoever reads on.
+	prefix, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
+	resp.Body = &prefixedBody{Reader: io.MultiReader(bytes.NewReader(prefix), resp.Body), Closer: resp.Body}
+	return namesSpendLimit(prefix)
+}
+
+func namesSpendLimit(b []byte) bool {
+	b = bytes.ToLower(b)
+	return bytes.Contains(b, []byte("spend limit")) || bytes.Contains(b, []byte("spend_limit")) || bytes.Contains(b, []byte("spend-limit"))
+}
+
+// prefixedBody is a body whose start was read ahead and put back.
+type prefixedBody struct {
+	io.Reader
+	io.Closer
 }
 
 // pick returns the first target not cooling down, or the one whose
@@ -421,36 +613,48 @@ func (t *Transport) pickNext(cur int, tried *[8]int, now time.Time) int {
 	return -1
 }
 
-// finish ends a request whose last attempt failed: the last upstream
-// response, if any attempt got one, else an error saying what happened.
-func (t *Transport) finish(info *Info, resp *http.Response, err error, outcome Outcome) (*http.Response, error) {
+// finish ends a request whose last attempt failed and could have been
+// retried: the last upstream response, if any attempt got one, else an error
+// saying what happened.
+func (t *Transport) finish(info *Info, resp *http.Response, last attempt, outcome Outcome) (*http.Response, error) {
 	if resp != nil {
 		return resp, nil
 	}
-	switch outcome {
-	case OutcomeTimeout:
-		return nil, &domain.Error{Kind: domain.KindTimeout, Reason: string(outcome), Err: err,
+	return nil, t.fail(info, last, outcome)
+}
+
+// fail is the error for a request whose last attempt a got no response.
+func (t *Transport) fail(info *Info, a attempt, outcome Outcome) error {
+	if outcome == OutcomeTimeout {
+		return &domain.Error{Kind: domain.KindTimeout, Reason: string(outcome), Err: a.err,
 			Message: fmt.Sprintf("upstream %q did not answer in time (%d attempts)", info.Upstream, info.Attempts)}
-	default:
-		return nil, &domain.Error{Kind: domain.KindUpstream, Reason: string(outcome), Err: err,
-			Message: fmt.Sprintf("could not reach upstream %q: %s (%d attempts)", info.Upstream, describe(err), info.Attempts)}
 	}
+	msg := fmt.Sprintf("could not reach upstream %q: %s (%d attempts)", info.Upstream, describe(a), info.Attempts)
+	if a.written {
+		msg = fmt.Sprintf("upstream %q was sent the request but did not answer: %s (%d attempts)", info.Upstream, describe(a), info.Attempts)
+	}
+	return &domain.Error{Kind: domain.KindUpstream, Reason: string(outcome), Err: a.err, Message: msg}
 }
 
 // describe names a connection failure without addresses or URLs.
-func describe(err error) string {
+func describe(a attempt) string {
+	err := a.err
 	var ne *net.OpError
 	switch {
 	case err == nil:
 		return "no response"
-	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
-		return "connection closed before a response"
 	case errors.As(err, &ne) && ne.Op == "dial":
+		return "connection failed"
+	case strings.Contains(err.Error(), "tls"):
+		return "TLS failure"
+	case !a.conn:
 		return "connection failed"
 	case strings.Contains(err.Error(), "connection reset"):
 		return "connection reset"
-	case strings.Contains(err.Error(), "tls"):
-		return "TLS failure"
+	case !a.written:
+		return "connection lost while sending the request"
+	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+		return "connection closed before a response"
 	}
 	return "connection error"
 }
@@ -543,34 +747,6 @@ func (t *Transport) prepare(req *http.Request, tg *target, getBody func() (io.Re
 		out.GetBody = getBody
 	}
 	return out, nil
-}
-
-// classify labels an attempt and says whether it may be retried.
-func classify(resp *http.Response, err error, ctx context.Context) (Outcome, bool) {
-	if err != nil {
-		if ctx.Err() != nil {
-			return OutcomeCanceled, false
-		}
-		var ne net.Error
-		if errors.As(err, &ne) && ne.Timeout() || errors.Is(err, context.DeadlineExceeded) {
-			return OutcomeTimeout, true
-		}
-		return OutcomeConnectError, true
-	}
-	switch s := resp.StatusCode; {
-	case s < 400:
-		return OutcomeOK, false
-	case s == http.StatusTooManyRequests:
-		return OutcomeRateLimited, true
-	case s == 529:
-		return OutcomeOverloaded, true
-	case s < 500:
-		return OutcomeClientError, false
-	case s == 500, s == 502, s == 503, s == 504:
-		return OutcomeServerError, true
-	default:
-		return OutcomeServerError, false
-	}
 }
 
 // retryAfter reads retry-after-ms or retry-after (seconds or an HTTP date).

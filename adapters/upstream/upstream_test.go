@@ -62,8 +62,18 @@ func mustNew(t *testing.T, opts Options) *Transport {
 
 func post(t *testing.T, tr http.RoundTripper, body string) (*http.Response, *Info, error) {
 	t.Helper()
+	return send(t, tr, http.MethodPost, "/v1/messages?beta=true", body)
+}
+
+// send makes a client request through tr, as the proxy does.
+func send(t *testing.T, tr http.RoundTripper, method, target, body string) (*http.Response, *Info, error) {
+	t.Helper()
 	info := &Info{}
-	req := httptest.NewRequest("POST", "/v1/messages?beta=true", strings.NewReader(body))
+	var r io.Reader
+	if body != "" {
+		r = strings.NewReader(body)
+	}
+	req := httptest.NewRequest(method, target, r)
 	req = req.WithContext(WithInfo(context.Background(), info))
 	req.RequestURI = ""
 	req.Header.Set("x-api-key", "sk-proxy-client")
@@ -73,6 +83,7 @@ func post(t *testing.T, tr http.RoundTripper, body string) (*http.Response, *Inf
 }
 
 func TestRewritesURLAndKey(t *testing.T) {
+	t.Parallel()
 	f, url := newFake(t)
 	for _, base := range []string{url, url + "/", url + "/v1", url + "/v1/"} {
 		tr := mustNew(t, Options{Upstreams: []Config{{Name: "primary", URL: base, APIKey: secretKey}}})
@@ -98,19 +109,24 @@ func TestRewritesURLAndKey(t *testing.T) {
 }
 
 func TestRetryCountsPerStatusClass(t *testing.T) {
+	t.Parallel()
+	retryNow := http.Header{"Retry-After": {"0"}}
 	cases := []struct {
 		status       int
+		header       http.Header
 		wantAttempts int
 	}{
-		{429, 4}, {500, 4}, {502, 4}, {503, 4}, {504, 4}, {529, 4},
-		{400, 1}, {401, 1}, {403, 1}, {404, 1}, {413, 1}, {422, 1}, {501, 1},
+		{429, retryNow, 4}, {500, nil, 4}, {502, nil, 4}, {503, nil, 4}, {504, nil, 4}, {529, nil, 4},
+		// A 429 without retry-after does not say the limit lifts soon.
+		{429, nil, 1},
+		{400, nil, 1}, {401, nil, 1}, {403, nil, 1}, {404, nil, 1}, {413, nil, 1}, {422, nil, 1}, {501, nil, 1},
 	}
 	for _, c := range cases {
 		f, url := newFake(t)
 		obs := &recObserver{}
 		tr := mustNew(t, Options{Upstreams: []Config{{Name: "primary", URL: url, APIKey: secretKey, MaxRetries: 3}}, Observer: obs})
 		for range 10 {
-			f.Script(fakeanthropic.Step{Status: c.status})
+			f.Script(fakeanthropic.Step{Status: c.status, Header: c.header})
 		}
 		body := `{"model":"m","messages":[]}`
 		resp, info, err := post(t, tr, body)
@@ -134,6 +150,7 @@ func TestRetryCountsPerStatusClass(t *testing.T) {
 }
 
 func TestRetryThenSuccess(t *testing.T) {
+	t.Parallel()
 	f, url := newFake(t)
 	tr := mustNew(t, Options{Upstreams: []Config{{Name: "primary", URL: url, APIKey: secretKey, MaxRetries: 3}}})
 	f.Script(fakeanthropic.Step{Status: 529}, fakeanthropic.Step{Status: 529})
@@ -148,6 +165,7 @@ func TestRetryThenSuccess(t *testing.T) {
 }
 
 func TestShouldRetryFalseAndRetryAfter(t *testing.T) {
+	t.Parallel()
 	f, url := newFake(t)
 	tr := mustNew(t, Options{Upstreams: []Config{{Name: "primary", URL: url, APIKey: secretKey, MaxRetries: 3}}})
 	f.Script(fakeanthropic.Step{Status: 529, Header: http.Header{"X-Should-Retry": {"false"}}})
@@ -155,6 +173,16 @@ func TestShouldRetryFalseAndRetryAfter(t *testing.T) {
 	_ = resp.Body.Close()
 	if resp.StatusCode != 529 || info.Attempts != 1 {
 		t.Fatalf("x-should-retry false: %d %+v", resp.StatusCode, info)
+	}
+	// x-should-retry: true does not make a 4xx, or a 429 without
+	// retry-after, retryable.
+	for _, status := range []int{400, 409, 429} {
+		f.Script(fakeanthropic.Step{Status: status, Header: http.Header{"X-Should-Retry": {"true"}}})
+		resp, info, _ = post(t, tr, `{}`)
+		_ = resp.Body.Close()
+		if resp.StatusCode != status || info.Attempts != 1 {
+			t.Fatalf("x-should-retry true on %d: %d %+v", status, resp.StatusCode, info)
+		}
 	}
 	// retry-after is waited for.
 	f.Script(fakeanthropic.Step{Status: 429, Header: http.Header{"Retry-After": {"1"}}})
@@ -186,6 +214,7 @@ func deadURL(t *testing.T) string {
 }
 
 func TestFailoverAndCooldown(t *testing.T) {
+	t.Parallel()
 	fPrimary, primaryURL := newFake(t)
 	fBackup, backupURL := newFake(t)
 	obs := &recObserver{}
@@ -224,13 +253,14 @@ func TestFailoverAndCooldown(t *testing.T) {
 }
 
 func TestAllFailingConnection(t *testing.T) {
+	t.Parallel()
 	tr := mustNew(t, Options{Upstreams: []Config{
 		{Name: "primary", URL: deadURL(t), APIKey: secretKey, MaxRetries: 1},
 		{Name: "backup", URL: deadURL(t), APIKey: secretKey, MaxRetries: 1},
 	}})
 	_, info, err := post(t, tr, `{}`)
 	de := domain.AsError(err)
-	if de == nil || de.Kind != domain.KindUpstream || info.Attempts != 4 {
+	if de == nil || de.Kind != domain.KindUpstream || info.Attempts != 4 || info.Written {
 		t.Fatalf("err %v info %+v", err, info)
 	}
 	if strings.Contains(err.Error(), secretKey) || !strings.Contains(de.Message, "connection failed") {
@@ -253,17 +283,23 @@ func TestAllFailingConnection(t *testing.T) {
 	}
 }
 
+// TestTimeoutIs504: a written POST that times out is not sent again.
 func TestTimeoutIs504(t *testing.T) {
+	t.Parallel()
 	f, url := newFake(t)
 	tr := mustNew(t, Options{Upstreams: []Config{{Name: "primary", URL: url, APIKey: secretKey, Timeout: 50 * time.Millisecond, MaxRetries: 1}}})
 	f.Script(fakeanthropic.Step{Stall: time.Second}, fakeanthropic.Step{Stall: time.Second})
 	_, info, err := post(t, tr, `{}`)
-	if domain.KindOf(err) != domain.KindTimeout || info.Attempts != 2 {
-		t.Fatalf("err %v info %+v", err, info)
+	if domain.KindOf(err) != domain.KindTimeout || info.Attempts != 1 || f.Count() != 1 || !info.Written {
+		t.Fatalf("err %v info %+v, upstream saw %d", err, info, f.Count())
+	}
+	if de := domain.AsError(err); de.Reason != string(OutcomeTimeout) {
+		t.Fatalf("reason %q", de.Reason)
 	}
 }
 
 func TestBodyLimitAndNotConfigured(t *testing.T) {
+	t.Parallel()
 	_, url := newFake(t)
 	tr := mustNew(t, Options{MaxBodyBytes: 10, Upstreams: []Config{{Name: "primary", URL: url, APIKey: secretKey}}})
 	_, _, err := post(t, tr, strings.Repeat("x", 11))
@@ -287,6 +323,7 @@ func TestBodyLimitAndNotConfigured(t *testing.T) {
 }
 
 func TestCancelDuringBackoff(t *testing.T) {
+	t.Parallel()
 	f, url := newFake(t)
 	tr := mustNew(t, Options{Upstreams: []Config{{Name: "primary", URL: url, APIKey: secretKey, MaxRetries: 3}}})
 	f.Script(fakeanthropic.Step{Status: 529, Header: http.Header{"Retry-After": {"10"}}})
