@@ -12,33 +12,37 @@ import (
 type Kind uint8
 
 const (
-	KindInternal        Kind = iota // a bug or an infrastructure failure; answered generically
-	KindInvalid                     // the request is malformed or violates a rule
-	KindUnauthenticated             // no, unknown, expired or disabled credential
-	KindForbidden                   // a valid credential that may not do this (IP, origin)
-	KindNotFound                    // the addressed resource does not exist
-	KindConflict                    // the request conflicts with current state
-	KindRateLimited                 // a rate or concurrency limit was hit
-	KindQuotaExceeded               // the key's token quota cannot cover the request
-	KindTooLarge                    // the request body is over the configured limit
-	KindOverloaded                  // the relay cannot take more work right now
-	KindUpstream                    // the upstream failed or is not configured
-	KindTimeout                     // the upstream did not answer within the deadline
+	KindInternal         Kind = iota // a bug or an infrastructure failure; answered generically
+	KindInvalid                      // the request is malformed or violates a rule
+	KindUnauthenticated              // no, unknown, expired or disabled credential
+	KindForbidden                    // a valid credential that may not do this (IP, origin)
+	KindNotFound                     // the addressed resource does not exist
+	KindConflict                     // the request conflicts with current state
+	KindRateLimited                  // a rate or concurrency limit was hit
+	KindQuotaExceeded                // the key's token quota cannot cover the request
+	KindTooLarge                     // the request body is over the configured limit
+	KindOverloaded                   // the relay cannot take more work right now
+	KindUpstream                     // the upstream failed or is not configured
+	KindTimeout                      // the upstream did not answer within the deadline
+	KindMethodNotAllowed             // the endpoint exists but does not take this method
+	KindUnsupportedMedia             // the body's content type or encoding is not accepted
 )
 
 var kindNames = [...]string{
-	KindInternal:        "internal",
-	KindInvalid:         "invalid",
-	KindUnauthenticated: "unauthenticated",
-	KindForbidden:       "forbidden",
-	KindNotFound:        "not_found",
-	KindConflict:        "conflict",
-	KindRateLimited:     "rate_limited",
-	KindQuotaExceeded:   "quota_exceeded",
-	KindTooLarge:        "too_large",
-	KindOverloaded:      "overloaded",
-	KindUpstream:        "upstream",
-	KindTimeout:         "timeout",
+	KindInternal:         "internal",
+	KindInvalid:          "invalid",
+	KindUnauthenticated:  "unauthenticated",
+	KindForbidden:        "forbidden",
+	KindNotFound:         "not_found",
+	KindConflict:         "conflict",
+	KindRateLimited:      "rate_limited",
+	KindQuotaExceeded:    "quota_exceeded",
+	KindTooLarge:         "too_large",
+	KindOverloaded:       "overloaded",
+	KindUpstream:         "upstream",
+	KindTimeout:          "timeout",
+	KindMethodNotAllowed: "method_not_allowed",
+	KindUnsupportedMedia: "unsupported_media",
 }
 
 func (k Kind) String() string {
@@ -72,6 +76,10 @@ type Error struct {
 	Message string
 	// RetryAfter, when set, tells the client when trying again can succeed.
 	RetryAfter time.Duration
+	// NoRetry marks a refusal that no retry can turn into a success (the
+	// quota is spent by settled usage alone): clients are told so with
+	// x-should-retry: false.
+	NoRetry bool
 	// Reason is a short bounded label (for metrics), e.g. "requests", "tokens",
 	// "concurrency", "quota", "ip", "origin".
 	Reason string

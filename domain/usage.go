@@ -35,18 +35,85 @@ func (u Usage) Add(v Usage) Usage {
 	}
 }
 
+// ServerToolUse counts the server-side tool calls of one request, which
+// Anthropic bills per call (web search per 1,000 requests).
+type ServerToolUse struct {
+	WebSearchRequests int64
+	WebFetchRequests  int64
+}
+
+// IsZero reports whether no server tool was used.
+func (s ServerToolUse) IsZero() bool { return s == ServerToolUse{} }
+
+// Iteration is one sampling step of a request that ran several (compaction,
+// advisor): Anthropic bills each step once, and the top-level usage counts
+// only the final "message" step.
+type Iteration struct {
+	// Type is the upstream's iteration type: "message", "compaction",
+	// "advisor_message", ...
+	Type string
+	// Model is the step's model when it differs from the request's (the
+	// advisor's), else "".
+	Model string
+	Usage Usage
+}
+
+// BilledUsage is what a reply with these top-level counts and iterations
+// bills: the sum of the iterations when there are any (the top-level counts
+// are the final "message" iteration and are added only when no iteration of
+// that type is listed), else the top-level counts.
+func BilledUsage(top Usage, its []Iteration) Usage {
+	if len(its) == 0 {
+		return top
+	}
+	var sum Usage
+	sawMessage := false
+	for _, it := range its {
+		sum = sum.Add(it.Usage)
+		if it.Type == "message" {
+			sawMessage = true
+		}
+	}
+	if !sawMessage {
+		sum = sum.Add(top)
+	}
+	return sum
+}
+
 // UsageRecord is one proxied request, as recorded for billing and audit.
 // RequestID is unique: writing the same record twice counts it once.
 type UsageRecord struct {
-	RequestID         string
-	KeyID             uuid.UUID
-	Time              time.Time // when the request arrived
-	Model             string
-	Path              string
-	Status            int
-	Stream            bool
-	Usage             Usage
-	Estimated         bool // some counts were estimated, not reported (interrupted stream)
+	RequestID string
+	KeyID     uuid.UUID
+	Time      time.Time // when the request arrived
+	// Model is the model that served the request (the upstream's answer
+	// names it; after a server-side fallback it differs from the request's).
+	Model string
+	// RequestedModel is the model the client asked for, when it differs
+	// from Model.
+	RequestedModel string
+	Path           string
+	// Endpoint is the catalogue name of the endpoint (relay.Endpoint).
+	Endpoint string
+	Status   int
+	Stream   bool
+	// Usage is what the key is charged: for a reply with iterations, their
+	// sum (BilledUsage).
+	Usage Usage
+	// Iterations are the reply's usage.iterations, when it had any.
+	Iterations []Iteration
+	// ServerTools counts billed server-tool calls (web search, web fetch).
+	ServerTools ServerToolUse
+	// ServiceTier, Speed and InferenceGeo are the reply's usage fields of
+	// the same names ("standard"/"priority"/"batch", "fast", "us"/...).
+	ServiceTier  string
+	Speed        string
+	InferenceGeo string
+	// Estimated: some counts were estimated, not reported (an interrupted
+	// stream, an abandoned call, an unreadable reply).
+	Estimated bool
+	// Batch: usage of a Message Batch request, billed at the batch rate.
+	Batch             bool
 	Latency           time.Duration
 	TTFB              time.Duration
 	UpstreamRequestID string

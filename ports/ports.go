@@ -73,11 +73,33 @@ type UsageStore interface {
 	UsageLogs(ctx context.Context, q domain.LogQuery) ([]domain.UsageRecord, error)
 }
 
+// ObjectStore records which proxy key owns each upstream object (message
+// batch, file) created through the relay.
+type ObjectStore interface {
+	// PutObject records o. Recording the same kind and id again for the
+	// same key is a no-op; for another key it is an ErrConflict (the first
+	// owner stays).
+	PutObject(ctx context.Context, o domain.OwnedObject) error
+	// GetObject returns the object, ErrNotFound if the relay never recorded it.
+	GetObject(ctx context.Context, kind domain.ObjectKind, id string) (domain.OwnedObject, error)
+	// OwnedAmong returns those of ids that keyID owns (for filtering an
+	// upstream listing), in no particular order.
+	OwnedAmong(ctx context.Context, kind domain.ObjectKind, keyID uuid.UUID, ids []string) ([]string, error)
+	// UnsettledBatches returns batches whose SettledAt is unset and whose
+	// PollAfter is not after now, oldest first, at most limit.
+	UnsettledBatches(ctx context.Context, now time.Time, limit int) ([]domain.OwnedObject, error)
+	// SetBatchPollAfter postpones the batch's next reconciliation.
+	SetBatchPollAfter(ctx context.Context, id string, at time.Time) error
+	// MarkBatchSettled sets the batch's SettledAt. ErrNotFound if absent.
+	MarkBatchSettled(ctx context.Context, id string, at time.Time) error
+}
+
 // Store is everything the relay persists, behind one connection.
 type Store interface {
 	KeyStore
 	TierStore
 	UsageStore
+	ObjectStore
 	Ping(ctx context.Context) error
 	io.Closer
 }
@@ -97,7 +119,10 @@ type QuotaLedger interface {
 	// Reserve atomically admits estimate tokens for reservation id if
 	// used+reserved+estimate <= limit. On refusal it returns an error of kind
 	// KindQuotaExceeded and the state it saw. seedUsed is the key's persisted
-	// tokens_used, used to initialise a ledger that has no entry yet.
+	// tokens_used: it initialises a ledger that has no entry yet, and raises
+	// the ledger's used figure when it is higher (usage the ledger did not
+	// settle itself: recorded while the key had no limit, by the batch
+	// reconciler, before a restart). It never lowers it.
 	Reserve(ctx context.Context, keyID uuid.UUID, id string, estimate, limit, seedUsed int64, lease time.Duration) (domain.QuotaState, error)
 	// Settle replaces reservation id with actual used tokens. Settling an
 	// unknown or expired reservation still adds actual. Idempotent per id.
@@ -137,6 +162,38 @@ type UsageRecorder interface {
 	// Saturated reports whether the queue is full; admission refuses new
 	// proxied requests while it is.
 	Saturated() bool
+}
+
+// TokenEstimator bounds the input tokens of a request body the relay
+// accepted (Messages or OpenAI chat format, or one batch request's params).
+type TokenEstimator interface {
+	// InputBound is a cheap bound that never undercounts: it tokenises
+	// nothing, so it is fast and linear, and it is loose (every text byte
+	// may be a token).
+	InputBound(body []byte) int64
+	// InputEstimate is tighter: the text is tokenised (up to a bounded
+	// amount, the rest counted as in InputBound) and a margin for the
+	// tokenizer's difference from Claude's is added. It costs about a
+	// microsecond per 8 bytes of text.
+	InputEstimate(body []byte) int64
+}
+
+// RequestParser reads the fields of a request body that decide a
+// reservation, strictly: a body another parser could read differently
+// (duplicate keys, odd types) is a KindInvalid error.
+type RequestParser interface {
+	ParseRequest(body []byte, f domain.WireFormat) (domain.CallRequest, error)
+	ParseBatch(body []byte) ([]domain.BatchItem, error)
+}
+
+// BatchUpstream reads Message Batches from the upstream, for the
+// reconciler that settles their usage.
+type BatchUpstream interface {
+	// BatchEnded reports whether the batch has finished processing; an
+	// ErrNotFound-kind error when the upstream does not know it.
+	BatchEnded(ctx context.Context, id string) (bool, error)
+	// BatchResults calls fn with each result of an ended batch.
+	BatchResults(ctx context.Context, id string, fn func(domain.BatchResult) error) error
 }
 
 // Clock tells the time; tests substitute a fake one.

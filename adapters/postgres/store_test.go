@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
 
 	"github.com/relaystation/relay/adapters/postgres"
 	"github.com/relaystation/relay/adapters/storetest"
@@ -19,7 +20,12 @@ import (
 // MustOpen returns a store on a fresh, migrated database of its own.
 func MustOpen(tb testing.TB) *postgres.Store {
 	tb.Helper()
-	url := testenv.MustPostgresDB(tb)
+	return MustOpenAt(tb, testenv.MustPostgresDB(tb))
+}
+
+// MustOpenAt returns a store on the database at url.
+func MustOpenAt(tb testing.TB, url string) *postgres.Store {
+	tb.Helper()
 	s, err := postgres.Open(context.Background(), url, slog.New(slog.DiscardHandler))
 	if err != nil {
 		tb.Fatalf("open PostgreSQL store: %v", err)
@@ -71,4 +77,37 @@ func TestInsertUsageAfterFailedBatch(t *testing.T) {
 	if totals[0].Usage.InputTokens != 3 {
 		t.Fatalf("rollup after failed batch = %+v", totals)
 	}
+}
+
+func TestServerToolRollup(t *testing.T) {
+	url := testenv.MustPostgresDB(t)
+	s := MustOpenAt(t, url)
+	storetest.ServerToolRollup(t, s, func(t *testing.T) map[storetest.DailyKey]domain.ServerToolUse {
+		t.Helper()
+		ctx := context.Background()
+		c, err := pgx.Connect(ctx, url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close(ctx)
+		rows, err := c.Query(ctx, `SELECT key_id, to_char(day, 'YYYY-MM-DD'), model, web_search_requests, web_fetch_requests FROM usage_daily`)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := map[storetest.DailyKey]domain.ServerToolUse{}
+		for rows.Next() {
+			var (
+				k storetest.DailyKey
+				u domain.ServerToolUse
+			)
+			if err := rows.Scan(&k.KeyID, &k.Day, &k.Model, &u.WebSearchRequests, &u.WebFetchRequests); err != nil {
+				t.Fatal(err)
+			}
+			out[k] = u
+		}
+		if err := rows.Err(); err != nil {
+			t.Fatal(err)
+		}
+		return out
+	})
 }

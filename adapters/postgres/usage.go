@@ -2,11 +2,11 @@ package postgres
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"math/rand/v2"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5"
 
@@ -42,16 +42,19 @@ WITH ins AS (
     ON CONFLICT (request_id) DO NOTHING
     RETURNING key_id, created_at, model, input_tokens, output_tokens,
         cache_creation_input_tokens, cache_read_input_tokens,
-        cache_creation_5m_tokens, cache_creation_1h_tokens
+        cache_creation_5m_tokens, cache_creation_1h_tokens,
+        web_search_requests, web_fetch_requests
 ), daily AS (
     INSERT INTO usage_daily AS d (
         key_id, day, model, requests, input_tokens, output_tokens,
         cache_creation_input_tokens, cache_read_input_tokens,
-        cache_creation_5m_tokens, cache_creation_1h_tokens)
+        cache_creation_5m_tokens, cache_creation_1h_tokens,
+        web_search_requests, web_fetch_requests)
     SELECT key_id, (created_at AT TIME ZONE 'UTC')::date, model, count(*),
         sum(input_tokens), sum(output_tokens),
         sum(cache_creation_input_tokens), sum(cache_read_input_tokens),
-        sum(cache_creation_5m_tokens), sum(cache_creation_1h_tokens)
+        sum(cache_creation_5m_tokens), sum(cache_creation_1h_tokens),
+        sum(web_search_requests), sum(web_fetch_requests)
     FROM ins
     GROUP BY 1, 2, 3
     ON CONFLICT (key_id, day, model) DO UPDATE SET
@@ -61,7 +64,9 @@ WITH ins AS (
         cache_creation_input_tokens = d.cache_creation_input_tokens + excluded.cache_creation_input_tokens,
         cache_read_input_tokens = d.cache_read_input_tokens + excluded.cache_read_input_tokens,
         cache_creation_5m_tokens = d.cache_creation_5m_tokens + excluded.cache_creation_5m_tokens,
-        cache_creation_1h_tokens = d.cache_creation_1h_tokens + excluded.cache_creation_1h_tokens
+        cache_creation_1h_tokens = d.cache_creation_1h_tokens + excluded.cache_creation_1h_tokens,
+        web_search_requests = d.web_search_requests + excluded.web_search_requests,
+        web_fetch_requests = d.web_fetch_requests + excluded.web_fetch_requests
 ), keys AS (
     UPDATE api_keys AS k SET
         tokens_used = k.tokens_used + s.total,
@@ -84,6 +89,8 @@ var usageColumns = []string{
 	"input_tokens", "output_tokens", "cache_creation_input_tokens", "cache_read_input_tokens",
 	"cache_creation_5m_tokens", "cache_creation_1h_tokens", "estimated", "latency_us", "ttfb_us",
 	"upstream_request_id", "upstream", "session_id", "client_ip", "error_type",
+	"requested_model", "endpoint", "iterations", "web_search_requests", "web_fetch_requests",
+	"service_tier", "speed", "inference_geo", "batch",
 }
 
 // InsertUsage writes recs and their aggregates in one transaction; request
@@ -143,6 +150,8 @@ func (s *Store) insertUsageOnce(ctx context.Context, recs []domain.UsageRecord) 
 				r.Usage.CacheCreation5mTokens, r.Usage.CacheCreation1hTokens, r.Estimated,
 				r.Latency.Microseconds(), r.TTFB.Microseconds(),
 				clean(r.UpstreamRequestID), clean(r.Upstream), clean(r.SessionID), clean(r.ClientIP), clean(r.ErrorType),
+				clean(r.RequestedModel), clean(r.Endpoint), encodeIterations(r.Iterations), r.ServerTools.WebSearchRequests, r.ServerTools.WebFetchRequests,
+				clean(r.ServiceTier), clean(r.Speed), clean(r.InferenceGeo), r.Batch,
 			}, nil
 		}))
 	if err != nil {
@@ -216,14 +225,20 @@ func (s *Store) UsageLogs(ctx context.Context, q domain.LogQuery) ([]domain.Usag
 	}
 	out := make([]domain.UsageRecord, len(rows))
 	for i, r := range rows {
+		its, err := decodeIterations(r.Iterations)
+		if err != nil {
+			return nil, fmt.Errorf("usage record %s: %w", r.RequestID, err)
+		}
 		out[i] = domain.UsageRecord{
-			RequestID: r.RequestID,
-			KeyID:     r.KeyID,
-			Time:      r.CreatedAt.UTC(),
-			Model:     r.Model,
-			Path:      r.Path,
-			Status:    int(r.Status),
-			Stream:    r.Stream,
+			RequestID:      r.RequestID,
+			KeyID:          r.KeyID,
+			Time:           r.CreatedAt.UTC(),
+			Model:          r.Model,
+			RequestedModel: r.RequestedModel,
+			Path:           r.Path,
+			Endpoint:       r.Endpoint,
+			Status:         int(r.Status),
+			Stream:         r.Stream,
 			Usage: domain.Usage{
 				InputTokens:              r.InputTokens,
 				OutputTokens:             r.OutputTokens,
@@ -232,7 +247,16 @@ func (s *Store) UsageLogs(ctx context.Context, q domain.LogQuery) ([]domain.Usag
 				CacheCreation5mTokens:    r.CacheCreation5mTokens,
 				CacheCreation1hTokens:    r.CacheCreation1hTokens,
 			},
+			Iterations: its,
+			ServerTools: domain.ServerToolUse{
+				WebSearchRequests: r.WebSearchRequests,
+				WebFetchRequests:  r.WebFetchRequests,
+			},
+			ServiceTier:       r.ServiceTier,
+			Speed:             r.Speed,
+			InferenceGeo:      r.InferenceGeo,
 			Estimated:         r.Estimated,
+			Batch:             r.Batch,
 			Latency:           time.Duration(r.LatencyUs) * time.Microsecond,
 			TTFB:              time.Duration(r.TtfbUs) * time.Microsecond,
 			UpstreamRequestID: r.UpstreamRequestID,
@@ -249,10 +273,78 @@ func (s *Store) UsageLogs(ctx context.Context, q domain.LogQuery) ([]domain.Usag
 // invalid UTF-8. Usage text comes from clients (a model name in a JSON body)
 // and must never make a batch fail: the writer would retry it forever.
 func clean(s string) string {
-	if utf8.ValidString(s) && strings.IndexByte(s, 0) < 0 {
+	if storable(s) {
 		return s
 	}
 	return strings.ReplaceAll(strings.ToValidUTF8(s, "\uFFFD"), "\x00", "")
+}
+
+// iteration is the stored form of a domain.Iteration, one element of the
+// usage_records.iterations JSON array. The SQLite adapter stores the same
+// shape, so both engines hold the same text.
+type iteration struct {
+	Type                     string `json:"type"`
+	Model                    string `json:"model"`
+	InputTokens              int64  `json:"input_tokens"`
+	OutputTokens             int64  `json:"output_tokens"`
+	CacheCreationInputTokens int64  `json:"cache_creation_input_tokens"`
+	CacheReadInputTokens     int64  `json:"cache_read_input_tokens"`
+	CacheCreation5mTokens    int64  `json:"cache_creation_5m_tokens"`
+	CacheCreation1hTokens    int64  `json:"cache_creation_1h_tokens"`
+}
+
+// encodeIterations returns the stored text of its: the empty string when
+// there are none, which keeps the common record small.
+func encodeIterations(its []domain.Iteration) string {
+	if len(its) == 0 {
+		return ""
+	}
+	out := make([]iteration, len(its))
+	for i, it := range its {
+		out[i] = iteration{
+			Type:                     clean(it.Type),
+			Model:                    clean(it.Model),
+			InputTokens:              it.Usage.InputTokens,
+			OutputTokens:             it.Usage.OutputTokens,
+			CacheCreationInputTokens: it.Usage.CacheCreationInputTokens,
+			CacheReadInputTokens:     it.Usage.CacheReadInputTokens,
+			CacheCreation5mTokens:    it.Usage.CacheCreation5mTokens,
+			CacheCreation1hTokens:    it.Usage.CacheCreation1hTokens,
+		}
+	}
+	b, _ := json.Marshal(out) // cannot fail: only strings and integers
+	return string(b)
+}
+
+// decodeIterations reads what encodeIterations stored; an empty string or
+// an empty array is none.
+func decodeIterations(s string) ([]domain.Iteration, error) {
+	if s == "" {
+		return nil, nil
+	}
+	var in []iteration
+	if err := json.Unmarshal([]byte(s), &in); err != nil {
+		return nil, fmt.Errorf("stored iterations: %w", err)
+	}
+	if len(in) == 0 {
+		return nil, nil
+	}
+	out := make([]domain.Iteration, len(in))
+	for i, it := range in {
+		out[i] = domain.Iteration{
+			Type:  it.Type,
+			Model: it.Model,
+			Usage: domain.Usage{
+				InputTokens:              it.InputTokens,
+				OutputTokens:             it.OutputTokens,
+				CacheCreationInputTokens: it.CacheCreationInputTokens,
+				CacheReadInputTokens:     it.CacheReadInputTokens,
+				CacheCreation5mTokens:    it.CacheCreation5mTokens,
+				CacheCreation1hTokens:    it.CacheCreation1hTokens,
+			},
+		}
+	}
+	return out, nil
 }
 
 // dayAligned reports whether t is unset or a UTC midnight, so that a range

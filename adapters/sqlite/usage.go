@@ -3,12 +3,12 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"fmt"
 	"runtime"
 	"strings"
 	"sync"
 	"time"
-	"unicode/utf8"
 
 	"github.com/google/uuid"
 
@@ -26,9 +26,11 @@ const rowsPerInsert = 16
 const usageColumns = `request_id, key_id, created_at, model, path, status, stream,
 	input_tokens, output_tokens, cache_creation_input_tokens, cache_read_input_tokens,
 	cache_creation_5m_tokens, cache_creation_1h_tokens, estimated, latency_us, ttfb_us,
-	upstream_request_id, upstream, session_id, client_ip, error_type`
+	upstream_request_id, upstream, session_id, client_ip, error_type,
+	requested_model, endpoint, iterations, web_search_requests, web_fetch_requests,
+	service_tier, speed, inference_geo, batch`
 
-const usageColumnCount = 21
+const usageColumnCount = 30
 
 // insertSQL caches the multi-row INSERT text per row count. It is
 // hand-built because sqlc cannot express a VALUES list of variable length.
@@ -52,7 +54,8 @@ func insertUsageSQL(n int) string {
 	b.WriteString(` ON CONFLICT (request_id) DO NOTHING
 		RETURNING key_id, created_at, model, input_tokens, output_tokens,
 		cache_creation_input_tokens, cache_read_input_tokens,
-		cache_creation_5m_tokens, cache_creation_1h_tokens`)
+		cache_creation_5m_tokens, cache_creation_1h_tokens,
+		web_search_requests, web_fetch_requests`)
 	s := b.String()
 	insertSQL.Store(n, s)
 	return s
@@ -85,7 +88,9 @@ func (s *Store) InsertUsage(ctx context.Context, recs []domain.UsageRecord) erro
 					r.Usage.InputTokens, r.Usage.OutputTokens, r.Usage.CacheCreationInputTokens, r.Usage.CacheReadInputTokens,
 					r.Usage.CacheCreation5mTokens, r.Usage.CacheCreation1hTokens, boolInt(r.Estimated),
 					r.Latency.Microseconds(), r.TTFB.Microseconds(),
-					clean(r.UpstreamRequestID), clean(r.Upstream), clean(r.SessionID), clean(r.ClientIP), clean(r.ErrorType))
+					clean(r.UpstreamRequestID), clean(r.Upstream), clean(r.SessionID), clean(r.ClientIP), clean(r.ErrorType),
+					clean(r.RequestedModel), clean(r.Endpoint), encodeIterations(r.Iterations), r.ServerTools.WebSearchRequests, r.ServerTools.WebFetchRequests,
+					clean(r.ServiceTier), clean(r.Speed), clean(r.InferenceGeo), boolInt(r.Batch))
 			}
 			if err := insertChunk(ctx, tx, insertUsageSQL(len(chunk)), args, keys, daily); err != nil {
 				return err
@@ -124,8 +129,9 @@ func insertChunk(ctx context.Context, tx *sql.Tx, query string, args []any, keys
 			keyID, model             string
 			at                       int64
 			in, out, cc, cr, c5, c1h int64
+			search, fetch            int64
 		)
-		if err := rows.Scan(&keyID, &at, &model, &in, &out, &cc, &cr, &c5, &c1h); err != nil {
+		if err := rows.Scan(&keyID, &at, &model, &in, &out, &cc, &cr, &c5, &c1h, &search, &fetch); err != nil {
 			return fmt.Errorf("read inserted usage: %w", err)
 		}
 		a := keys[keyID]
@@ -149,6 +155,8 @@ func insertChunk(ctx context.Context, tx *sql.Tx, query string, args []any, keys
 		d.CacheReadInputTokens += cr
 		d.CacheCreation5mTokens += c5
 		d.CacheCreation1hTokens += c1h
+		d.WebSearchRequests += search
+		d.WebFetchRequests += fetch
 	}
 	if err := rows.Err(); err != nil {
 		return fmt.Errorf("insert usage records: %w", err)
@@ -230,14 +238,20 @@ func (s *Store) UsageLogs(ctx context.Context, q domain.LogQuery) ([]domain.Usag
 		if err != nil {
 			return nil, fmt.Errorf("usage record %s: stored key id %q: %w", r.RequestID, r.KeyID, err)
 		}
+		its, err := decodeIterations(r.Iterations)
+		if err != nil {
+			return nil, fmt.Errorf("usage record %s: %w", r.RequestID, err)
+		}
 		out[i] = domain.UsageRecord{
-			RequestID: r.RequestID,
-			KeyID:     keyID,
-			Time:      fromMicro(r.CreatedAt),
-			Model:     r.Model,
-			Path:      r.Path,
-			Status:    int(r.Status),
-			Stream:    r.Stream != 0,
+			RequestID:      r.RequestID,
+			KeyID:          keyID,
+			Time:           fromMicro(r.CreatedAt),
+			Model:          r.Model,
+			RequestedModel: r.RequestedModel,
+			Path:           r.Path,
+			Endpoint:       r.Endpoint,
+			Status:         int(r.Status),
+			Stream:         r.Stream != 0,
 			Usage: domain.Usage{
 				InputTokens:              r.InputTokens,
 				OutputTokens:             r.OutputTokens,
@@ -246,7 +260,16 @@ func (s *Store) UsageLogs(ctx context.Context, q domain.LogQuery) ([]domain.Usag
 				CacheCreation5mTokens:    r.CacheCreation5mTokens,
 				CacheCreation1hTokens:    r.CacheCreation1hTokens,
 			},
+			Iterations: its,
+			ServerTools: domain.ServerToolUse{
+				WebSearchRequests: r.WebSearchRequests,
+				WebFetchRequests:  r.WebFetchRequests,
+			},
+			ServiceTier:       r.ServiceTier,
+			Speed:             r.Speed,
+			InferenceGeo:      r.InferenceGeo,
 			Estimated:         r.Estimated != 0,
+			Batch:             r.Batch != 0,
 			Latency:           time.Duration(r.LatencyUs) * time.Microsecond,
 			TTFB:              time.Duration(r.TtfbUs) * time.Microsecond,
 			UpstreamRequestID: r.UpstreamRequestID,
@@ -262,10 +285,78 @@ func (s *Store) UsageLogs(ctx context.Context, q domain.LogQuery) ([]domain.Usag
 // clean stores text the way the PostgreSQL adapter must (no NUL, valid
 // UTF-8), so both engines return the same records.
 func clean(s string) string {
-	if utf8.ValidString(s) && strings.IndexByte(s, 0) < 0 {
+	if storable(s) {
 		return s
 	}
 	return strings.ReplaceAll(strings.ToValidUTF8(s, "\uFFFD"), "\x00", "")
+}
+
+// iteration is the stored form of a domain.Iteration, one element of the
+// usage_records.iterations JSON array. The PostgreSQL adapter stores the
+// same shape, so both engines hold the same text.
+type iteration struct {
+	Type                     string `json:"type"`
+	Model                    string `json:"model"`
+	InputTokens              int64  `json:"input_tokens"`
+	OutputTokens             int64  `json:"output_tokens"`
+	CacheCreationInputTokens int64  `json:"cache_creation_input_tokens"`
+	CacheReadInputTokens     int64  `json:"cache_read_input_tokens"`
+	CacheCreation5mTokens    int64  `json:"cache_creation_5m_tokens"`
+	CacheCreation1hTokens    int64  `json:"cache_creation_1h_tokens"`
+}
+
+// encodeIterations returns the stored text of its: the empty string when
+// there are none, which keeps the common record small.
+func encodeIterations(its []domain.Iteration) string {
+	if len(its) == 0 {
+		return ""
+	}
+	out := make([]iteration, len(its))
+	for i, it := range its {
+		out[i] = iteration{
+			Type:                     clean(it.Type),
+			Model:                    clean(it.Model),
+			InputTokens:              it.Usage.InputTokens,
+			OutputTokens:             it.Usage.OutputTokens,
+			CacheCreationInputTokens: it.Usage.CacheCreationInputTokens,
+			CacheReadInputTokens:     it.Usage.CacheReadInputTokens,
+			CacheCreation5mTokens:    it.Usage.CacheCreation5mTokens,
+			CacheCreation1hTokens:    it.Usage.CacheCreation1hTokens,
+		}
+	}
+	b, _ := json.Marshal(out) // cannot fail: only strings and integers
+	return string(b)
+}
+
+// decodeIterations reads what encodeIterations stored; an empty string or
+// an empty array is none.
+func decodeIterations(s string) ([]domain.Iteration, error) {
+	if s == "" {
+		return nil, nil
+	}
+	var in []iteration
+	if err := json.Unmarshal([]byte(s), &in); err != nil {
+		return nil, fmt.Errorf("stored iterations: %w", err)
+	}
+	if len(in) == 0 {
+		return nil, nil
+	}
+	out := make([]domain.Iteration, len(in))
+	for i, it := range in {
+		out[i] = domain.Iteration{
+			Type:  it.Type,
+			Model: it.Model,
+			Usage: domain.Usage{
+				InputTokens:              it.InputTokens,
+				OutputTokens:             it.OutputTokens,
+				CacheCreationInputTokens: it.CacheCreationInputTokens,
+				CacheReadInputTokens:     it.CacheReadInputTokens,
+				CacheCreation5mTokens:    it.CacheCreation5mTokens,
+				CacheCreation1hTokens:    it.CacheCreation1hTokens,
+			},
+		}
+	}
+	return out, nil
 }
 
 // dayAligned reports whether t is unset or a UTC midnight, so that a range

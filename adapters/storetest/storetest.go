@@ -44,6 +44,7 @@ func Run(t *testing.T, newStore func(t *testing.T) ports.Store) {
 		{"TierDeleteConflict", testTierDeleteConflict},
 		{"TierSeedOnlyWhenEmpty", testTierSeed},
 		{"UsageRoundTrip", testUsageRoundTrip},
+		{"UsageDetailsRoundTrip", testUsageDetailsRoundTrip},
 		{"UsageIdempotent", testUsageIdempotent},
 		{"UsageUnknownKey", testUsageUnknownKey},
 		{"UsageHostileText", testUsageHostileText},
@@ -52,6 +53,14 @@ func Run(t *testing.T, newStore func(t *testing.T) ports.Store) {
 		{"UsageLogs", testUsageLogs},
 		{"UsageLogsPagination", testUsageLogsPagination},
 		{"UsageConcurrentInserts", testUsageConcurrent},
+		{"ObjectRoundTrip", testObjectRoundTrip},
+		{"ObjectPutIdempotent", testObjectPutIdempotent},
+		{"ObjectPutConcurrent", testObjectPutConcurrent},
+		{"ObjectNotFound", testObjectNotFound},
+		{"ObjectInvalid", testObjectInvalid},
+		{"ObjectOwnedAmong", testObjectOwnedAmong},
+		{"ObjectUnsettledBatches", testObjectUnsettledBatches},
+		{"ObjectBatchSettlement", testObjectBatchSettlement},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -18,18 +18,27 @@ import (
 
 var recSeq atomic.Int64
 
-// rec returns a record with every field set and small, distinct token counts.
+// rec returns a record with every field set and small, distinct token
+// counts. Every fifth n also carries iterations, as a compacted or advised
+// request does.
 func rec(key uuid.UUID, at time.Time, model string, n int64) domain.UsageRecord {
-	return domain.UsageRecord{
+	r := domain.UsageRecord{
 		RequestID:         fmt.Sprintf("req_%06d_%s", recSeq.Add(1), uuid.NewString()[:8]),
 		KeyID:             key,
 		Time:              at,
 		Model:             model,
+		RequestedModel:    model + "-latest",
 		Path:              "/v1/messages",
+		Endpoint:          "messages",
 		Status:            200,
 		Stream:            true,
 		Usage:             domain.Usage{InputTokens: n, OutputTokens: 2 * n, CacheCreationInputTokens: 3 * n, CacheReadInputTokens: 4 * n, CacheCreation5mTokens: n, CacheCreation1hTokens: 2 * n},
+		ServerTools:       domain.ServerToolUse{WebSearchRequests: n, WebFetchRequests: n % 3},
+		ServiceTier:       "standard",
+		Speed:             "fast",
+		InferenceGeo:      "us",
 		Estimated:         n%2 == 1,
+		Batch:             n%3 == 0,
 		Latency:           1500 * time.Millisecond,
 		TTFB:              250*time.Millisecond + 17*time.Microsecond,
 		UpstreamRequestID: "req_upstream_" + fmt.Sprint(n),
@@ -37,6 +46,19 @@ func rec(key uuid.UUID, at time.Time, model string, n int64) domain.UsageRecord 
 		SessionID:         "session-1",
 		ClientIP:          "203.0.113.9",
 		ErrorType:         "",
+	}
+	if n%5 == 0 {
+		r.Iterations = iterations(n)
+	}
+	return r
+}
+
+// iterations returns a compaction step and the final message step, whose
+// counts are distinct in every field.
+func iterations(n int64) []domain.Iteration {
+	return []domain.Iteration{
+		{Type: "compaction", Model: "claude-haiku-4-5", Usage: domain.Usage{InputTokens: 100 + n, OutputTokens: 7, CacheCreationInputTokens: 3, CacheReadInputTokens: 4, CacheCreation5mTokens: 1, CacheCreation1hTokens: 2}},
+		{Type: "message", Usage: domain.Usage{InputTokens: n, OutputTokens: 2 * n, CacheCreationInputTokens: 3 * n, CacheReadInputTokens: 4 * n, CacheCreation5mTokens: n, CacheCreation1hTokens: 2 * n}},
 	}
 }
 
@@ -74,6 +96,93 @@ func testUsageRoundTrip(t *testing.T, s ports.Store) {
 	}
 	if want := normRec(r); !reflect.DeepEqual(logs[0], want) {
 		t.Fatalf("record:\n got %+v\nwant %+v", logs[0], want)
+	}
+}
+
+func testUsageDetailsRoundTrip(t *testing.T, s ports.Store) {
+	ctx := ctxT(t)
+	key := uuid.New()
+
+	// Every new field set, iterations included.
+	full := rec(key, base.Add(time.Minute), "claude-opus-4-5", 7)
+	full.Iterations = iterations(7)
+	full.Usage = domain.BilledUsage(full.Usage, full.Iterations)
+	full.ServerTools = domain.ServerToolUse{WebSearchRequests: 12, WebFetchRequests: 3}
+	full.ServiceTier, full.Speed, full.InferenceGeo = "priority", "fast", "eu"
+	full.Endpoint, full.Batch = "batches.results", true
+	// One iteration, with a model of its own.
+	one := rec(key, base.Add(2*time.Minute), "claude-sonnet-4-5", 8)
+	one.Iterations = []domain.Iteration{{Type: "advisor_message", Model: "claude-opus-4-5", Usage: domain.Usage{InputTokens: 1 << 40, OutputTokens: 1}}}
+	// None of the new fields: they come back empty, iterations nil.
+	bare := domain.UsageRecord{RequestID: "req_bare_" + uuid.NewString(), KeyID: key, Time: base.Add(3 * time.Minute), Model: "m"}
+	// An empty, non-nil list is no iterations.
+	empty := bare
+	empty.RequestID = "req_empty_" + uuid.NewString()
+	empty.Time = base.Add(4 * time.Minute)
+	empty.Iterations = []domain.Iteration{}
+	must(t, s.InsertUsage(ctx, []domain.UsageRecord{full, one, bare, empty}), "insert")
+
+	logs, err := s.UsageLogs(ctx, domain.LogQuery{KeyID: &key})
+	must(t, err, "logs")
+	empty.Iterations = nil
+	want := []domain.UsageRecord{normRec(empty), normRec(bare), normRec(one), normRec(full)}
+	if len(logs) != len(want) {
+		t.Fatalf("%d logs, want %d", len(logs), len(want))
+	}
+	for i := range want {
+		if !reflect.DeepEqual(logs[i], want[i]) {
+			t.Errorf("record %s:\n got %+v\nwant %+v", want[i].RequestID, logs[i], want[i])
+		}
+	}
+	if logs[0].Iterations != nil || logs[1].Iterations != nil {
+		t.Errorf("records without iterations read back %#v and %#v, want nil", logs[0].Iterations, logs[1].Iterations)
+	}
+}
+
+// DailyKey names one row of the daily rollup.
+type DailyKey struct {
+	KeyID uuid.UUID
+	Day   string // YYYY-MM-DD, UTC
+	Model string
+}
+
+// DailyServerTools reads every row's server-tool sums from the daily
+// rollup. No port answers them yet, so each adapter's test reads its own
+// table.
+type DailyServerTools func(t *testing.T) map[DailyKey]domain.ServerToolUse
+
+// ServerToolRollup checks that InsertUsage sums server-tool calls into the
+// daily rollup in the same transaction as the records, once per request id.
+// s must be empty; read reads s's rollup.
+func ServerToolRollup(t *testing.T, s ports.Store, read DailyServerTools) {
+	t.Helper()
+	ctx := ctxT(t)
+	k1, k2 := uuid.New(), uuid.New()
+	day := 24 * time.Hour
+	recs := []domain.UsageRecord{
+		rec(k1, base.Add(time.Hour), "opus", 1),
+		rec(k1, base.Add(2*time.Hour), "opus", 2),
+		rec(k1, base.Add(3*time.Hour), "sonnet", 3),
+		rec(k2, base.Add(4*time.Hour), "opus", 4),
+		rec(k1, base.Add(day+time.Hour), "opus", 5),
+		rec(k1, base.Add(day+2*time.Hour), "opus", 0), // no server tools
+	}
+	must(t, s.InsertUsage(ctx, recs[:3]), "first batch")
+	// A retry of the first batch with changed counts, plus the rest.
+	retry := slices.Clone(recs[:3])
+	retry[0].ServerTools.WebSearchRequests = 1000
+	must(t, s.InsertUsage(ctx, append(retry, recs[3:]...)), "retried batch")
+
+	want := map[DailyKey]domain.ServerToolUse{}
+	for _, r := range recs {
+		k := DailyKey{r.KeyID, r.Time.UTC().Format(time.DateOnly), r.Model}
+		w := want[k]
+		w.WebSearchRequests += r.ServerTools.WebSearchRequests
+		w.WebFetchRequests += r.ServerTools.WebFetchRequests
+		want[k] = w
+	}
+	if got := read(t); !reflect.DeepEqual(got, want) {
+		t.Fatalf("daily server-tool sums:\n got %v\nwant %v", got, want)
 	}
 }
 
@@ -147,6 +256,12 @@ func testUsageHostileText(t *testing.T, s ports.Store) {
 	r := rec(key, base, "claude\x00-evil\xff", 1)
 	r.SessionID = "\x00"
 	r.Path = "/v1/messages?\xc3"
+	r.RequestedModel = "opus\x00\xfe"
+	r.Endpoint = "\xc3messages"
+	r.ServiceTier = "pri\x00ority"
+	r.Speed = "\xff"
+	r.InferenceGeo = "u\x00s\xc3"
+	r.Iterations = []domain.Iteration{{Type: "advisor\x00_message\xff", Model: "\x00claude\xc3", Usage: domain.Usage{InputTokens: 1}}}
 	good := rec(key, base.Add(time.Second), "fine", 2)
 	must(t, s.InsertUsage(ctx, []domain.UsageRecord{r, good}), "insert hostile text")
 
@@ -158,6 +273,15 @@ func testUsageHostileText(t *testing.T, s ports.Store) {
 	got := logs[1]
 	if got.Model != "claude-evil\uFFFD" || got.SessionID != "" || got.Path != "/v1/messages?\uFFFD" {
 		t.Fatalf("stored text: model=%q session=%q path=%q", got.Model, got.SessionID, got.Path)
+	}
+	if got.RequestedModel != "opus\uFFFD" || got.Endpoint != "\uFFFDmessages" || got.ServiceTier != "priority" ||
+		got.Speed != "\uFFFD" || got.InferenceGeo != "us\uFFFD" {
+		t.Fatalf("stored text: requested_model=%q endpoint=%q service_tier=%q speed=%q inference_geo=%q",
+			got.RequestedModel, got.Endpoint, got.ServiceTier, got.Speed, got.InferenceGeo)
+	}
+	wantIts := []domain.Iteration{{Type: "advisor_message\uFFFD", Model: "claude\uFFFD", Usage: domain.Usage{InputTokens: 1}}}
+	if !reflect.DeepEqual(got.Iterations, wantIts) {
+		t.Fatalf("stored iterations = %+v, want %+v", got.Iterations, wantIts)
 	}
 	totals, err := s.UsageTotals(ctx, domain.UsageQuery{GroupBy: domain.GroupModel})
 	must(t, err, "totals")

@@ -2,9 +2,10 @@
 INSERT INTO usage_daily (
     key_id, day, model, requests, input_tokens, output_tokens,
     cache_creation_input_tokens, cache_read_input_tokens,
-    cache_creation_5m_tokens, cache_creation_1h_tokens
+    cache_creation_5m_tokens, cache_creation_1h_tokens,
+    web_search_requests, web_fetch_requests
 ) VALUES (
-    ?, ?, ?, ?, ?, ?, ?, ?, ?, ?
+    ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?
 )
 ON CONFLICT (key_id, day, model) DO UPDATE SET
     requests = requests + excluded.requests,
@@ -13,7 +14,9 @@ ON CONFLICT (key_id, day, model) DO UPDATE SET
     cache_creation_input_tokens = cache_creation_input_tokens + excluded.cache_creation_input_tokens,
     cache_read_input_tokens = cache_read_input_tokens + excluded.cache_read_input_tokens,
     cache_creation_5m_tokens = cache_creation_5m_tokens + excluded.cache_creation_5m_tokens,
-    cache_creation_1h_tokens = cache_creation_1h_tokens + excluded.cache_creation_1h_tokens;
+    cache_creation_1h_tokens = cache_creation_1h_tokens + excluded.cache_creation_1h_tokens,
+    web_search_requests = web_search_requests + excluded.web_search_requests,
+    web_fetch_requests = web_fetch_requests + excluded.web_fetch_requests;
 
 -- name: UsageLogs :many
 SELECT * FROM usage_records

@@ -29,6 +29,17 @@ type ApiKey struct {
 	DeletedAt      *time.Time
 }
 
+type OwnedObject struct {
+	Kind          string
+	ID            string
+	KeyID         uuid.UUID
+	CreatedAt     time.Time
+	ReservationID string
+	Reserved      int64
+	SettledAt     *time.Time
+	PollAfter     time.Time
+}
+
 type RateLimitTier struct {
 	Name           string
 	Requests       int32
@@ -50,6 +61,8 @@ type UsageDaily struct {
 	CacheReadInputTokens     int64
 	CacheCreation5mTokens    int64
 	CacheCreation1hTokens    int64
+	WebSearchRequests        int64
+	WebFetchRequests         int64
 }
 
 type UsageRecord struct {
@@ -74,4 +87,13 @@ type UsageRecord struct {
 	SessionID                string
 	ClientIp                 string
 	ErrorType                string
+	RequestedModel           string
+	Endpoint                 string
+	Iterations               string
+	WebSearchRequests        int64
+	WebFetchRequests         int64
+	ServiceTier              string
+	Speed                    string
+	InferenceGeo             string
+	Batch                    bool
 }

@@ -13,7 +13,7 @@ import (
 )
 
 const usageLogs = `-- name: UsageLogs :many
-SELECT request_id, key_id, created_at, model, path, status, stream, input_tokens, output_tokens, cache_creation_input_tokens, cache_read_input_tokens, cache_creation_5m_tokens, cache_creation_1h_tokens, estimated, latency_us, ttfb_us, upstream_request_id, upstream, session_id, client_ip, error_type FROM usage_records
+SELECT request_id, key_id, created_at, model, path, status, stream, input_tokens, output_tokens, cache_creation_input_tokens, cache_read_input_tokens, cache_creation_5m_tokens, cache_creation_1h_tokens, estimated, latency_us, ttfb_us, upstream_request_id, upstream, session_id, client_ip, error_type, requested_model, endpoint, iterations, web_search_requests, web_fetch_requests, service_tier, speed, inference_geo, batch FROM usage_records
 WHERE ($1::uuid IS NULL OR key_id = $1)
   AND ($2::timestamptz IS NULL OR created_at >= $2)
   AND ($3::timestamptz IS NULL OR created_at < $3)
@@ -73,6 +73,15 @@ func (q *Queries) UsageLogs(ctx context.Context, arg UsageLogsParams) ([]UsageRe
 			&i.SessionID,
 			&i.ClientIp,
 			&i.ErrorType,
+			&i.RequestedModel,
+			&i.Endpoint,
+			&i.Iterations,
+			&i.WebSearchRequests,
+			&i.WebFetchRequests,
+			&i.ServiceTier,
+			&i.Speed,
+			&i.InferenceGeo,
+			&i.Batch,
 		); err != nil {
 			return nil, err
 		}

@@ -23,6 +23,17 @@ type ApiKey struct {
 	DeletedAt      *int64
 }
 
+type OwnedObject struct {
+	Kind          string
+	ID            string
+	KeyID         string
+	CreatedAt     int64
+	ReservationID string
+	Reserved      int64
+	SettledAt     *int64
+	PollAfter     int64
+}
+
 type RateLimitTier struct {
 	Name           string
 	Requests       int64
@@ -44,6 +55,8 @@ type UsageDaily struct {
 	CacheReadInputTokens     int64
 	CacheCreation5mTokens    int64
 	CacheCreation1hTokens    int64
+	WebSearchRequests        int64
+	WebFetchRequests         int64
 }
 
 type UsageRecord struct {
@@ -68,4 +81,13 @@ type UsageRecord struct {
 	SessionID                string
 	ClientIp                 string
 	ErrorType                string
+	RequestedModel           string
+	Endpoint                 string
+	Iterations               string
+	WebSearchRequests        int64
+	WebFetchRequests         int64
+	ServiceTier              string
+	Speed                    string
+	InferenceGeo             string
+	Batch                    int64
 }

@@ -13,9 +13,10 @@ const upsertUsageDaily = `-- name: UpsertUsageDaily :exec
 INSERT INTO usage_daily (
     key_id, day, model, requests, input_tokens, output_tokens,
     cache_creation_input_tokens, cache_read_input_tokens,
-    cache_creation_5m_tokens, cache_creation_1h_tokens
+    cache_creation_5m_tokens, cache_creation_1h_tokens,
+    web_search_requests, web_fetch_requests
 ) VALUES (
-    ?, ?, ?, ?, ?, ?, ?, ?, ?, ?
+    ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?
 )
 ON CONFLICT (key_id, day, model) DO UPDATE SET
     requests = requests + excluded.requests,
@@ -24,7 +25,9 @@ ON CONFLICT (key_id, day, model) DO UPDATE SET
     cache_creation_input_tokens = cache_creation_input_tokens + excluded.cache_creation_input_tokens,
     cache_read_input_tokens = cache_read_input_tokens + excluded.cache_read_input_tokens,
     cache_creation_5m_tokens = cache_creation_5m_tokens + excluded.cache_creation_5m_tokens,
-    cache_creation_1h_tokens = cache_creation_1h_tokens + excluded.cache_creation_1h_tokens
+    cache_creation_1h_tokens = cache_creation_1h_tokens + excluded.cache_creation_1h_tokens,
+    web_search_requests = web_search_requests + excluded.web_search_requests,
+    web_fetch_requests = web_fetch_requests + excluded.web_fetch_requests
 `
 
 type UpsertUsageDailyParams struct {
@@ -38,6 +41,8 @@ type UpsertUsageDailyParams struct {
 	CacheReadInputTokens     int64
 	CacheCreation5mTokens    int64
 	CacheCreation1hTokens    int64
+	WebSearchRequests        int64
+	WebFetchRequests         int64
 }
 
 func (q *Queries) UpsertUsageDaily(ctx context.Context, arg UpsertUsageDailyParams) error {
@@ -52,12 +57,14 @@ func (q *Queries) UpsertUsageDaily(ctx context.Context, arg UpsertUsageDailyPara
 		arg.CacheReadInputTokens,
 		arg.CacheCreation5mTokens,
 		arg.CacheCreation1hTokens,
+		arg.WebSearchRequests,
+		arg.WebFetchRequests,
 	)
 	return err
 }
 
 const usageLogs = `-- name: UsageLogs :many
-SELECT request_id, key_id, created_at, model, path, status, stream, input_tokens, output_tokens, cache_creation_input_tokens, cache_read_input_tokens, cache_creation_5m_tokens, cache_creation_1h_tokens, estimated, latency_us, ttfb_us, upstream_request_id, upstream, session_id, client_ip, error_type FROM usage_records
+SELECT request_id, key_id, created_at, model, path, status, stream, input_tokens, output_tokens, cache_creation_input_tokens, cache_read_input_tokens, cache_creation_5m_tokens, cache_creation_1h_tokens, estimated, latency_us, ttfb_us, upstream_request_id, upstream, session_id, client_ip, error_type, requested_model, endpoint, iterations, web_search_requests, web_fetch_requests, service_tier, speed, inference_geo, batch FROM usage_records
 WHERE (CAST(?1 AS TEXT) IS NULL OR key_id = ?1)
   AND (CAST(?2 AS INTEGER) IS NULL OR created_at >= ?2)
   AND (CAST(?3 AS INTEGER) IS NULL OR created_at < ?3)
@@ -118,6 +125,15 @@ func (q *Queries) UsageLogs(ctx context.Context, arg UsageLogsParams) ([]UsageRe
 			&i.SessionID,
 			&i.ClientIp,
 			&i.ErrorType,
+			&i.RequestedModel,
+			&i.Endpoint,
+			&i.Iterations,
+			&i.WebSearchRequests,
+			&i.WebFetchRequests,
+			&i.ServiceTier,
+			&i.Speed,
+			&i.InferenceGeo,
+			&i.Batch,
 		); err != nil {
 			return nil, err
 		}

@@ -1,0 +1,49 @@
+package domain
+
+// WireFormat is the body format of a metered endpoint.
+type WireFormat uint8
+
+const (
+	// FormatMessages is Anthropic's Messages API (and a batch request's params).
+	FormatMessages WireFormat = iota
+	// FormatChat is the OpenAI-compatible chat.completions format.
+	FormatChat
+	// FormatComplete is the legacy Text Completions format.
+	FormatComplete
+)
+
+// CallRequest is what admission needs from a metered request body, read
+// strictly: a body whose money-deciding fields are ambiguous is refused
+// before this exists.
+type CallRequest struct {
+	Model  string
+	Stream bool
+	// MaxTokens is the output bound the body names (max_tokens,
+	// max_completion_tokens, max_tokens_to_sample), 0 when absent.
+	MaxTokens int64
+	// IncludeUsage: an OpenAI-format stream asked for the final usage chunk.
+	IncludeUsage bool
+}
+
+// BatchItem is one request of a Message Batch.
+type BatchItem struct {
+	CustomID string
+	Request  CallRequest
+	// Params is the request's params object, a sub-slice of the batch body.
+	Params []byte
+}
+
+// BatchResult is one request's result in an ended Message Batch.
+type BatchResult struct {
+	CustomID string
+	// Type is "succeeded", "errored", "canceled" or "expired"; only
+	// succeeded requests are billed.
+	Type         string
+	Model        string
+	Usage        Usage
+	Iterations   []Iteration
+	ServerTools  ServerToolUse
+	ServiceTier  string
+	Speed        string
+	InferenceGeo string
+}
