@@ -207,9 +207,35 @@ func toAPILogList(p admin.LogPage) api.UsageLogList {
 			SessionId:                r.SessionID,
 			ClientIp:                 r.ClientIP,
 			ErrorType:                r.ErrorType,
+			Endpoint:                 r.Endpoint,
+			RequestedModel:           r.RequestedModel,
+			Batch:                    r.Batch,
+			ServiceTier:              r.ServiceTier,
+			Speed:                    r.Speed,
+			InferenceGeo:             r.InferenceGeo,
+			WebSearchRequests:        r.ServerTools.WebSearchRequests,
+			WebFetchRequests:         r.ServerTools.WebFetchRequests,
+			Iterations:               toAPIIterations(r.Iterations),
 		})
 	}
 	return out
+}
+
+func toAPIIterations(its []domain.Iteration) *[]api.UsageIteration {
+	if len(its) == 0 {
+		return nil
+	}
+	out := make([]api.UsageIteration, 0, len(its))
+	for _, it := range its {
+		v := api.UsageIteration{Type: it.Type, InputTokens: it.Usage.InputTokens, OutputTokens: it.Usage.OutputTokens,
+			CacheCreationInputTokens: it.Usage.CacheCreationInputTokens, CacheReadInputTokens: it.Usage.CacheReadInputTokens}
+		if it.Model != "" {
+			m := it.Model
+			v.Model = &m
+		}
+		out = append(out, v)
+	}
+	return &out
 }
 
 func toAPIBudget(b admin.BudgetStatus) api.BudgetStatus {

@@ -371,16 +371,35 @@ type UsageGroup struct {
 	TotalTokens int64 `json:"total_tokens"`
 }
 
+// UsageIteration defines model for UsageIteration.
+type UsageIteration struct {
+	CacheCreationInputTokens int64   `json:"cache_creation_input_tokens"`
+	CacheReadInputTokens     int64   `json:"cache_read_input_tokens"`
+	InputTokens              int64   `json:"input_tokens"`
+	Model                    *string `json:"model,omitempty"`
+	OutputTokens             int64   `json:"output_tokens"`
+	Type                     string  `json:"type"`
+}
+
 // UsageLog defines model for UsageLog.
 type UsageLog struct {
+	// Batch Usage of a Message Batch request (billed at the batch rate).
+	Batch                    bool   `json:"batch"`
 	CacheCreationInputTokens int64  `json:"cache_creation_input_tokens"`
 	CacheReadInputTokens     int64  `json:"cache_read_input_tokens"`
 	ClientIp                 string `json:"client_ip"`
-	ErrorType                string `json:"error_type"`
+
+	// Endpoint The catalogue endpoint (messages, chat_completions, batch_create, batch_result, count_tokens, ...).
+	Endpoint  string `json:"endpoint"`
+	ErrorType string `json:"error_type"`
 
 	// Estimated Some counts were estimated (an interrupted stream).
-	Estimated    bool               `json:"estimated"`
-	InputTokens  int64              `json:"input_tokens"`
+	Estimated    bool   `json:"estimated"`
+	InferenceGeo string `json:"inference_geo"`
+	InputTokens  int64  `json:"input_tokens"`
+
+	// Iterations The reply's usage.iterations (compaction, advisor); the token counts above are their sum.
+	Iterations   *[]UsageIteration  `json:"iterations,omitempty"`
 	KeyId        openapi_types.UUID `json:"key_id"`
 	LatencyMs    int64              `json:"latency_ms"`
 	Model        string             `json:"model"`
@@ -388,14 +407,21 @@ type UsageLog struct {
 	Path         string             `json:"path"`
 	RequestId    string             `json:"request_id"`
 
+	// RequestedModel The model the client asked for, when the upstream served another one.
+	RequestedModel string `json:"requested_model"`
+	ServiceTier    string `json:"service_tier"`
+
 	// SessionId Claude Code's X-Claude-Code-Session-Id, when sent.
 	SessionId         string    `json:"session_id"`
+	Speed             string    `json:"speed"`
 	Status            int       `json:"status"`
 	Stream            bool      `json:"stream"`
 	Time              time.Time `json:"time"`
 	TotalTokens       int64     `json:"total_tokens"`
 	TtfbMs            int64     `json:"ttfb_ms"`
 	UpstreamRequestId string    `json:"upstream_request_id"`
+	WebFetchRequests  int64     `json:"web_fetch_requests"`
+	WebSearchRequests int64     `json:"web_search_requests"`
 }
 
 // UsageLogList defines model for UsageLogList.
