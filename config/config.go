@@ -41,6 +41,16 @@ type Config struct {
 	Usage     UsageConfig     `koanf:"usage"`
 	Metrics   MetricsConfig   `koanf:"metrics"`
 	CORS      CORSConfig      `koanf:"cors"`
+	Proxy     ProxyConfig     `koanf:"proxy"`
+}
+
+// ProxyConfig shapes what the relay forwards.
+type ProxyConfig struct {
+	// Passthrough lists extra path prefixes relayed unmetered (any of
+	// GET/HEAD/POST/PUT/PATCH/DELETE): the operator's statement that those
+	// endpoints bill nothing. Everything outside the endpoint catalogue and
+	// this list is answered 404 and never leaves the relay.
+	Passthrough []string `koanf:"passthrough"`
 }
 
 type LogConfig struct {
@@ -115,6 +125,16 @@ type QuotaConfig struct {
 	DefaultMaxTokens int64         `koanf:"default_max_tokens"`
 	Lease            time.Duration `koanf:"lease"`
 	FailPolicy       string        `koanf:"fail_policy"`
+	// EstimateMargin multiplies the tokenised (cl100k) input estimate, for
+	// the newer Claude tokenizers that count more tokens.
+	EstimateMargin float64 `koanf:"estimate_margin"`
+	// UnsizedTokens is reserved for a content block the relay cannot size
+	// (a document by file_id or URL that is not a PDF).
+	UnsizedTokens int64 `koanf:"unsized_tokens"`
+	// BatchPoll is how often an unfinished Message Batch is polled, and
+	// BatchLease how long its reservation holds if it is never settled.
+	BatchPoll  time.Duration `koanf:"batch_poll"`
+	BatchLease time.Duration `koanf:"batch_lease"`
 }
 
 type UsageConfig struct {
@@ -148,7 +168,7 @@ func Defaults() Config {
 		},
 		Admin: AdminConfig{Username: "admin", TokenTTL: time.Hour, LoginFailures: 5, LoginWindow: time.Minute},
 		Upstream: UpstreamsConfig{
-			Primary:      UpstreamConfig{Name: "primary", URL: "https://api.anthropic.com", Timeout: 60 * time.Second, MaxRetries: 3},
+			Primary:      UpstreamConfig{Name: "primary", URL: "https://api.anthropic.com", Timeout: 10 * time.Minute, MaxRetries: 3},
 			MaxBodyBytes: 32 << 20,
 			IdleTimeout:  5 * time.Minute,
 			RetryBase:    500 * time.Millisecond,
@@ -156,9 +176,10 @@ func Defaults() Config {
 			Cooldown:     30 * time.Second,
 		},
 		RateLimit: RateLimitConfig{DefaultTier: "basic", FailPolicy: "fail_open"},
-		Quota:     QuotaConfig{DefaultMaxTokens: 4096, Lease: 30 * time.Minute, FailPolicy: "fail_closed"},
-		Usage:     UsageConfig{QueueSize: 50_000, BatchSize: 500, FlushInterval: 100 * time.Millisecond},
-		Metrics:   MetricsConfig{MaxKeys: 10_000},
+		Quota: QuotaConfig{DefaultMaxTokens: 128_000, Lease: 30 * time.Minute, FailPolicy: "fail_closed",
+			EstimateMargin: 1.35, UnsizedTokens: 200_000, BatchPoll: time.Minute, BatchLease: 30 * time.Hour},
+		Usage:   UsageConfig{QueueSize: 50_000, BatchSize: 500, FlushInterval: 100 * time.Millisecond},
+		Metrics: MetricsConfig{MaxKeys: 10_000},
 	}
 }
 
@@ -182,6 +203,7 @@ var envMap = map[string]string{
 	"METRICS_TOKEN":        "metrics.token",
 	"TRUSTED_PROXIES":      "server.trusted_proxies",
 	"CORS_ALLOWED_ORIGINS": "cors.allowed_origins",
+	"PROXY_PASSTHROUGH":    "proxy.passthrough",
 	"PPROF_ADDR":           "server.pprof_addr",
 }
 
@@ -190,6 +212,7 @@ var listKeys = map[string]bool{
 	"admin.allowed_ips":      true,
 	"server.trusted_proxies": true,
 	"cors.allowed_origins":   true,
+	"proxy.passthrough":      true,
 }
 
 // EnvNames returns the environment variables the relay reads.
@@ -474,6 +497,20 @@ func (c *Config) Validate() error {
 	}
 	if c.Quota.DefaultMaxTokens < 1 {
 		bad("quota.default_max_tokens", "must be at least 1")
+	}
+	if c.Quota.EstimateMargin < 1 || c.Quota.EstimateMargin > 10 {
+		bad("quota.estimate_margin", "must be between 1 and 10")
+	}
+	if c.Quota.UnsizedTokens < 1 {
+		bad("quota.unsized_tokens", "must be at least 1")
+	}
+	if c.Quota.BatchPoll < time.Second || c.Quota.BatchLease < time.Hour {
+		bad("quota.batch_poll/batch_lease", "batch_poll must be at least 1s and batch_lease at least 1h")
+	}
+	for _, p := range c.Proxy.Passthrough {
+		if !strings.HasPrefix(p, "/") || strings.ContainsAny(p, "%?#\\ ") {
+			bad("proxy.passthrough (PROXY_PASSTHROUGH)", "%q is not an absolute path prefix", p)
+		}
 	}
 	if c.Quota.Lease < time.Second {
 		bad("quota.lease", "must be at least 1s")

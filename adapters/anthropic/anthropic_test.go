@@ -179,8 +179,8 @@ func TestStreamParserBoundsLongLines(t *testing.T) {
 	if r := p.Result(); r.Usage != realUsage {
 		t.Fatalf("after a long line: %+v", r.Usage)
 	}
-	if cap(p.line) > 2*maxLine {
-		t.Fatalf("line buffer grew to %d", cap(p.line))
+	if cap(p.sse.line) > 2*maxLine {
+		t.Fatalf("line buffer grew to %d", cap(p.sse.line))
 	}
 }
 
@@ -225,12 +225,13 @@ func TestEstimateInputTokens(t *testing.T) {
 	              {"role":"user","content":[{"type":"tool_result","tool_use_id":"toolu_1","content":"15 degrees"},
 	                                        {"type":"image","source":{"type":"base64","media_type":"image/png","data":"iVBORw0KGgo` + strings.Repeat("A", 50000) + `"}}]}]}`)
 	n := EstimateInputTokens(body)
-	// ~60 text tokens + 3 messages + one image.
-	if n < imageTokens+40 || n > imageTokens+120 {
+	// ~100 text tokens with the tool schema as JSON, framing, the tool-use
+	// system prompt and one image.
+	if n < DefaultImageTokens+toolUseSystemTokens+100 || n > DefaultImageTokens+toolUseSystemTokens+600 {
 		t.Fatalf("estimate %d out of range", n)
 	}
 	big := []byte(`{"messages":[{"role":"user","content":"` + strings.Repeat("word ", 200_000) + `"}]}`)
-	if n := EstimateInputTokens(big); n < 200_000 || n > 300_000 {
+	if n := EstimateInputTokens(big); n < 200_000 || n > int64(len(big)) {
 		t.Fatalf("big estimate %d out of range", n)
 	}
 }

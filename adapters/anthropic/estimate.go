@@ -2,31 +2,22 @@ package anthropic
 
 import (
 	"sync"
+	"unicode"
 	"unicode/utf8"
 
-	"github.com/tidwall/gjson"
 	"github.com/tiktoken-go/tokenizer"
 )
 
 // Token estimates use OpenAI's cl100k_base vocabulary: Claude's tokenizer is
-// not public, and cl100k_base is within about 10-20% of it on English text
-// and code, which is what a reservation needs. (Count_tokens upstream would
-// be exact but costs a round trip per request.)
-//
-// Tokenising is a regexp-driven BPE and costs about half a microsecond per
-// token (~120 µs per KB of text), far more than the rest of admission. So it
-// is sampled: at most TokenizeBudget bytes of text per call are tokenised,
-// and the rest is extrapolated at the sample's own tokens-per-byte ratio
-// (ceil(bytes/4), the usual English figure, when the sample is tiny). The
-// result is an estimate for a reservation that settlement later corrects.
-const TokenizeBudget = 512
-
-// imageTokens is charged per image or document block instead of tokenising
-// its base64 data: about what a 1,000x1,000 image costs (w*h/750).
-const imageTokens = 1600
-
-// perMessageTokens is the framing overhead of a message (role, separators).
-const perMessageTokens = 4
+// not public, and cl100k_base is close to it on English text and code,
+// which is what a reservation needs; Estimator.Margin covers the newer
+// Claude tokenizer's difference. (count_tokens upstream would be exact but
+// costs a round trip per request.) Tokenising is a regexp-driven BPE at
+// roughly a microsecond per 8 bytes, so it is bounded: a fixed number of
+// bytes is tokenised exactly and the rest counts one token per byte, an
+// upper bound for any byte-level BPE. Nothing is extrapolated from a sample:
+// the shape of the text (whitespace runs, CJK, random bytes) cannot make a
+// count come out low.
 
 var codec = sync.OnceValue(func() tokenizer.Codec {
 	c, err := tokenizer.Get(tokenizer.Cl100kBase)
@@ -41,125 +32,91 @@ var codec = sync.OnceValue(func() tokenizer.Codec {
 // request does not pay for it. main calls it at start-up.
 func Warm() { _ = codec() }
 
-// CountTokens estimates the tokens in text: tokenised up to TokenizeBudget
-// bytes, extrapolated for the rest.
-func CountTokens(text string) int64 {
-	return countSampled(text, 0)
+// countText is the cl100k_base count of b (invalid UTF-8 is read as
+// U+FFFD, as the tokenizer does), with whitespace runs broken up (see
+// breakSpaceRuns); it falls back to len(b), still an upper bound, should the
+// tokenizer fail.
+func countText(b []byte) int64 {
+	if len(b) == 0 {
+		return 0
+	}
+	n, err := codec().Count(b2s(breakSpaceRuns(b)))
+	if err != nil {
+		return int64(len(b))
+	}
+	return int64(n)
 }
 
-// countSampled counts head (at most TokenizeBudget bytes are tokenised) plus
-// extra bytes of text that were not kept.
-func countSampled(head string, extra int) int64 {
-	if len(head) > TokenizeBudget {
-		cut := TokenizeBudget
-		for cut > 0 && !utf8.RuneStart(head[cut]) {
+// maxSpaceRun is the longest whitespace run handed to the tokenizer whole.
+const maxSpaceRun = 64
+
+// breakSpaceRuns returns b with a NUL after every maxSpaceRun characters of
+// an unbroken whitespace run (b itself when it has none that long). The
+// tokenizer's pre-splitting regexp backtracks across a whitespace run that
+// holds line breaks once per piece it cuts from it, which is quadratic:
+// 60 KB of "\n " takes seconds. A NUL is not whitespace, so the regexp stops
+// there, and it merges with nothing, so a run split in pieces only loses
+// merges: it counts at least the tokens it did whole, plus one per NUL.
+func breakSpaceRuns(b []byte) []byte {
+	var out []byte // nil until a run needs breaking
+	run, from := 0, 0
+	for i := 0; i < len(b); {
+		c := b[i]
+		n, space := 1, false
+		switch {
+		case c == ' ', c >= '\t' && c <= '\r':
+			space = true
+		case c >= utf8.RuneSelf:
+			var r rune
+			r, n = utf8.DecodeRune(b[i:])
+			space = unicode.IsSpace(r) || unicode.Is(unicode.Z, r)
+		}
+		i += n
+		if !space {
+			run = 0
+			continue
+		}
+		if run++; run == maxSpaceRun {
+			if out == nil {
+				out = make([]byte, 0, len(b)+len(b)/maxSpaceRun+1)
+			}
+			out = append(out, b[from:i]...)
+			out = append(out, 0)
+			from, run = i, 0
+		}
+	}
+	if out == nil {
+		return b
+	}
+	return append(out, b[from:]...)
+}
+
+// CountTokens counts the cl100k_base tokens of text: exactly (but for
+// breakSpaceRuns) for its first DefaultTokenizeLimit bytes, one token per
+// byte for the rest.
+func CountTokens(text string) int64 {
+	head := text
+	rest := 0
+	if len(head) > DefaultTokenizeLimit {
+		cut := DefaultTokenizeLimit
+		for cut > 0 && head[cut]&0xC0 == 0x80 {
 			cut--
 		}
-		extra += len(head) - cut
-		head = head[:cut]
+		head, rest = text[:cut], len(text)-cut
 	}
-	if head == "" {
-		return int64((extra + 3) / 4)
-	}
-	n, err := codec().Count(head)
-	if err != nil || n == 0 {
-		n = (len(head) + 3) / 4
-	}
-	if extra == 0 {
-		return int64(n)
-	}
-	if len(head) < 256 {
-		return int64(n) + int64((extra+3)/4)
-	}
-	return int64(n) + (int64(extra)*int64(n)+int64(len(head))-1)/int64(len(head))
+	return countText(s2b(head)) + int64(rest)
 }
 
-// EstimateInputTokens estimates the input tokens of a Messages request from
-// the text of its system prompt, messages and tools. It is only called when
-// an estimate is needed (a quota reservation, or an interrupted stream with
-// no message_start), never on every request.
+var defaultEstimator = sync.OnceValue(func() *Estimator {
+	e, err := NewEstimator(EstimatorConfig{})
+	if err != nil {
+		panic("anthropic: default estimator: " + err.Error())
+	}
+	return e
+})
+
+// EstimateInputTokens is InputEstimate of an Estimator with the default
+// configuration.
 func EstimateInputTokens(body []byte) int64 {
-	root := gjson.Parse(b2s(body))
-	if !root.IsObject() {
-		return int64((len(body) + 3) / 4)
-	}
-	e := estimator{}
-	root.ForEach(func(key, value gjson.Result) bool {
-		switch key.Str {
-		case "system", "tools", "tool_choice":
-			e.walk(value, 0)
-		case "messages":
-			value.ForEach(func(_, m gjson.Result) bool {
-				e.tokens += perMessageTokens
-				e.walk(m.Get("content"), 0)
-				return true
-			})
-		}
-		return true
-	})
-	return e.total()
-}
-
-// estimator gathers text up to the budget and counts the overflow in bytes,
-// then tokenises once.
-type estimator struct {
-	buf      []byte
-	overflow int
-	tokens   int64
-}
-
-func (e *estimator) add(s string) {
-	room := TokenizeBudget - len(e.buf)
-	if room <= 0 {
-		e.overflow += len(s)
-		return
-	}
-	if len(s) > room {
-		e.overflow += len(s) - room
-		s = s[:room]
-	}
-	if e.buf == nil {
-		e.buf = make([]byte, 0, min(TokenizeBudget, 4*len(s)+64))
-	}
-	e.buf = append(e.buf, s...)
-	e.buf = append(e.buf, ' ')
-}
-
-func (e *estimator) total() int64 {
-	return e.tokens + countSampled(b2s(e.buf), e.overflow)
-}
-
-// walk adds every string leaf under v except structural fields; image and
-// document blocks count a flat amount.
-func (e *estimator) walk(v gjson.Result, depth int) {
-	if depth > 32 {
-		e.overflow += len(v.Raw)
-		return
-	}
-	switch v.Type {
-	case gjson.String:
-		e.add(v.Str)
-	case gjson.Number:
-		e.add(v.Raw)
-	case gjson.JSON:
-		if v.IsObject() {
-			switch v.Get("type").Str {
-			case "image", "document":
-				e.tokens += imageTokens
-				return
-			}
-		}
-		v.ForEach(func(k, val gjson.Result) bool {
-			switch k.Str {
-			case "type", "id", "tool_use_id", "media_type", "cache_control", "signature":
-				return true
-			}
-			if k.Exists() && k.Str != "" && val.Type == gjson.JSON {
-				// Property names of tool schemas and tool inputs are text too.
-				e.add(k.Str)
-			}
-			e.walk(val, depth+1)
-			return true
-		})
-	}
+	return defaultEstimator().InputEstimate(body)
 }

@@ -1,11 +1,15 @@
-// Package anthropic knows the shapes of Anthropic's Messages API that the
-// relay must read without re-encoding: the request fields that admission
-// needs (model, stream, max_tokens and an input-token estimate), the usage in
-// a JSON response, and the usage carried by a server-sent event stream.
+// Package anthropic knows the shapes of Anthropic's wire formats (the
+// Messages API, its OpenAI-compatible chat.completions layer, Message
+// Batches) that the relay must read without re-encoding: the request fields
+// that decide a reservation (read strictly by ParseRequest and ParseBatch),
+// bounds and estimates of a request's input tokens (Estimator), and the
+// usage in a JSON reply (JSONScanner, UsageFromJSON), in an event stream
+// (StreamParser, ChatStreamParser) and in batch results (ScanBatchResults).
 //
-// Everything here reads bytes in place with gjson (no unmarshalling of a
-// large prompt into maps) and never panics on malformed input: the fuzz
-// targets in this package pin that.
+// Every reader here decides money and faces hostile bytes: it reads in
+// place (no unmarshalling of a large prompt into maps), never panics, is
+// linear in its input and keeps bounded memory. The fuzz targets in this
+// package pin that.
 package anthropic
 
 import (
@@ -19,16 +23,22 @@ type Request struct {
 	Model string
 	// Stream is the body's "stream": true.
 	Stream bool
-	// MaxTokens is the body's max_tokens, 0 when absent or not a number.
+	// MaxTokens is the body's output bound (max_tokens, or for FormatChat
+	// the larger of max_tokens and max_completion_tokens), 0 when absent.
 	MaxTokens int64
-	// Valid is false when the body is not a JSON object; the relay still
-	// forwards it and lets the upstream answer.
+	// IncludeUsage: a FormatChat body's stream_options.include_usage is true.
+	IncludeUsage bool
+	// Valid is false when Sniff found no JSON object; ParseRequest, which
+	// refuses such a body, always sets it.
 	Valid bool
 }
 
 // b2s views b as a string without copying. The result must not outlive b
 // or be retained after b changes; callers clone what they keep.
 func b2s(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(b)) }
+
+// s2b views s as bytes without copying; the result must never be written.
+func s2b(s string) []byte { return unsafe.Slice(unsafe.StringData(s), len(s)) }
 
 // Sniff reads model, stream and max_tokens from the top level of body in
 // one pass that skips over values it does not need (messages are never

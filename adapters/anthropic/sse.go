@@ -2,6 +2,7 @@ package anthropic
 
 import (
 	"bytes"
+	"unicode/utf8"
 
 	"github.com/tidwall/gjson"
 
@@ -13,20 +14,18 @@ import (
 // events are a few hundred bytes, so only a hostile upstream gets there.
 const maxLine = 1 << 20
 
-// textBudget bounds the streamed text kept for estimating output tokens of
-// an interrupted stream; text past it is counted in bytes and extrapolated.
-// It keeps memory per open stream small.
-const textBudget = 4 * TokenizeBudget
+// textBudget bounds the streamed text kept per stream for estimating the
+// output tokens of an interrupted stream. Kept text is tokenised exactly;
+// text past the budget counts one token per byte (a byte-level BPE never
+// makes more tokens than bytes), so the estimate never undercounts and
+// memory per open stream stays small. Most replies fit whole.
+const textBudget = 16 << 10
 
-// StreamParser extracts usage from a text/event-stream body as it passes
-// through. Feed it every chunk in order; it copies only the bytes of a line
-// that is split across chunks, and never delays or alters the stream.
-//
-// It follows the SSE rules: lines end in \n, \r\n or \r; "event:" names the
-// event, "data:" lines are joined with \n, lines starting with ':' are
-// comments, and an empty line dispatches. Event types are taken from the
-// data's "type" when no event name was sent. Unknown events are ignored.
-type StreamParser struct {
+// sseLines splits a text/event-stream into events, following the SSE rules:
+// lines end in \n, \r\n or \r; "event:" names the event, "data:" lines are
+// joined with \n, lines starting with ':' are comments, and an empty line
+// dispatches. It copies only the bytes of a line split across chunks.
+type sseLines struct {
 	line    []byte // a partial line carried over from the previous chunk
 	skipLF  bool   // the previous chunk ended in \r: a leading \n is part of that line ending
 	tooLong bool   // the current line overflowed maxLine and is being dropped
@@ -34,22 +33,16 @@ type StreamParser struct {
 	event []byte
 	data  []byte
 	nData int
-
-	usage        domain.Usage
-	model        string
-	errType      string
-	sawStart     bool
-	sawDelta     bool // a message_delta with usage.output_tokens
-	sawStop      bool
-	events       int
-	text         []byte
-	textOverflow int
 }
 
-// Feed consumes the next chunk of the stream.
-func (p *StreamParser) Feed(b []byte) {
-	if p.skipLF && len(b) > 0 {
-		p.skipLF = false
+// eventSink receives each complete event.
+type eventSink interface {
+	onEvent(typ, data []byte)
+}
+
+func (s *sseLines) feed(b []byte, sink eventSink) {
+	if s.skipLF && len(b) > 0 {
+		s.skipLF = false
 		if b[0] == '\n' {
 			b = b[1:]
 		}
@@ -57,49 +50,54 @@ func (p *StreamParser) Feed(b []byte) {
 	for len(b) > 0 {
 		i := bytes.IndexAny(b, "\r\n")
 		if i < 0 {
-			p.carry(b)
+			s.carry(b)
 			return
 		}
 		var line []byte
-		if len(p.line) > 0 || p.tooLong {
-			p.carry(b[:i])
-			line = p.line
+		if len(s.line) > 0 || s.tooLong {
+			s.carry(b[:i])
+			line = s.line
 		} else {
 			line = b[:i]
 		}
-		if !p.tooLong {
-			p.processLine(line)
+		if !s.tooLong {
+			s.processLine(line, sink)
 		}
-		p.line = p.line[:0]
-		p.tooLong = false
+		s.line = s.line[:0]
+		s.tooLong = false
 		if b[i] == '\r' {
 			if i+1 < len(b) {
 				if b[i+1] == '\n' {
 					i++
 				}
 			} else {
-				p.skipLF = true
+				s.skipLF = true
 			}
 		}
 		b = b[i+1:]
 	}
 }
 
-func (p *StreamParser) carry(b []byte) {
-	if p.tooLong {
+func (s *sseLines) carry(b []byte) {
+	if s.tooLong {
 		return
 	}
-	if len(p.line)+len(b) > maxLine {
-		p.tooLong = true
-		p.line = p.line[:0]
+	if len(s.line)+len(b) > maxLine {
+		s.tooLong = true
+		s.line = s.line[:0]
 		return
 	}
-	p.line = append(p.line, b...)
+	s.line = append(s.line, b...)
 }
 
-func (p *StreamParser) processLine(line []byte) {
+func (s *sseLines) processLine(line []byte, sink eventSink) {
 	if len(line) == 0 {
-		p.dispatch()
+		if s.nData > 0 {
+			sink.onEvent(s.event, s.data)
+		}
+		s.event = s.event[:0]
+		s.data = s.data[:0]
+		s.nData = 0
 		return
 	}
 	if line[0] == ':' {
@@ -114,31 +112,75 @@ func (p *StreamParser) processLine(line []byte) {
 	}
 	switch string(field) {
 	case "event":
-		p.event = append(p.event[:0], value...)
+		s.event = append(s.event[:0], value...)
 	case "data":
-		if p.nData > 0 {
-			if len(p.data)+1+len(value) > maxLine {
+		if s.nData > 0 {
+			if len(s.data)+1+len(value) > maxLine {
 				return
 			}
-			p.data = append(p.data, '\n')
+			s.data = append(s.data, '\n')
 		}
-		p.data = append(p.data, value...)
-		p.nData++
+		s.data = append(s.data, value...)
+		s.nData++
 	}
 }
 
-func (p *StreamParser) dispatch() {
-	defer func() {
-		p.event = p.event[:0]
-		p.data = p.data[:0]
-		p.nData = 0
-	}()
-	if p.nData == 0 {
-		return
+func (s *sseLines) reset() {
+	*s = sseLines{line: s.line[:0], event: s.event[:0], data: s.data[:0]}
+}
+
+// outputText keeps relayed text for an output estimate, within textBudget.
+type outputText struct {
+	kept     []byte
+	overflow int64 // bytes past the budget
+}
+
+func (t *outputText) add(s string) {
+	room := textBudget - len(t.kept)
+	if len(s) > room {
+		cut := max(room, 0)
+		for cut > 0 && !utf8.RuneStart(s[cut]) {
+			cut--
+		}
+		t.overflow += int64(len(s) - cut)
+		s = s[:cut]
 	}
+	t.kept = append(t.kept, s...)
+}
+
+// estimate is the exact cl100k_base count of the kept text plus one token
+// per byte of the rest: no extrapolation from a sample, so the shape of the
+// text cannot make it undercount.
+func (t *outputText) estimate() int64 {
+	return countText(t.kept) + t.overflow
+}
+
+func (t *outputText) reset() { *t = outputText{kept: t.kept[:0]} }
+
+// StreamParser extracts usage from a Messages text/event-stream body as it
+// passes through. Feed it every chunk in order; it never delays or alters
+// the stream. Event types are taken from the data's "type" when no event
+// name was sent; unknown events are ignored.
+type StreamParser struct {
+	sse sseLines
+
+	fields   usageFields
+	model    string
+	errType  string
+	sawStart bool
+	sawDelta bool // a message_delta with usage.output_tokens
+	sawStop  bool
+	events   int
+	text     outputText
+}
+
+// Feed consumes the next chunk of the stream.
+func (p *StreamParser) Feed(b []byte) { p.sse.feed(b, p) }
+
+func (p *StreamParser) onEvent(event, data []byte) {
 	p.events++
-	js := b2s(p.data)
-	typ := b2s(p.event)
+	js := b2s(data)
+	typ := b2s(event)
 	if typ == "" {
 		typ = gjson.Get(js, "type").Str
 	}
@@ -157,76 +199,44 @@ func (p *StreamParser) dispatch() {
 			return
 		}
 		if t.Type == gjson.String {
-			p.addText(t.Str)
+			p.text.add(t.Str)
 		}
 	case "message_start":
 		p.sawStart = true
 		m := gjson.Get(js, "message")
 		if s := m.Get("model"); s.Type == gjson.String {
-			p.model = clone(s.Str)
+			p.model = clone(cut(s.Str, maxLabel))
 		}
-		p.applyUsage(m.Get("usage"))
+		p.fields.apply(s2b(m.Get("usage").Raw))
 	case "message_delta":
 		u := gjson.Get(js, "usage")
 		if u.Get("output_tokens").Type == gjson.Number {
 			p.sawDelta = true
 		}
-		p.applyUsage(u)
+		p.fields.apply(s2b(u.Raw))
 	case "message_stop":
 		p.sawStop = true
 	case "error":
 		e := gjson.Get(js, "error.type")
 		if e.Type == gjson.String && e.Str != "" {
-			p.errType = clone(e.Str)
+			p.errType = clone(cut(e.Str, maxLabel))
 		} else {
 			p.errType = "api_error"
 		}
 	}
 }
 
-func (p *StreamParser) addText(s string) {
-	room := textBudget - len(p.text)
-	if len(s) > room {
-		p.textOverflow += len(s) - max(room, 0)
-		if room <= 0 {
-			return
-		}
-		s = s[:room]
-	}
-	p.text = append(p.text, s...)
-}
-
-// applyUsage copies every count present in u; absent or null fields keep
-// their earlier value, so the last reported value wins.
-func (p *StreamParser) applyUsage(u gjson.Result) {
-	if !u.IsObject() {
-		return
-	}
-	applyUsage(&p.usage, u)
-}
-
-func applyUsage(dst *domain.Usage, u gjson.Result) {
-	set := func(f *int64, r gjson.Result) {
-		if r.Type == gjson.Number {
-			if v := r.Int(); v >= 0 {
-				*f = v
-			}
-		}
-	}
-	set(&dst.InputTokens, u.Get("input_tokens"))
-	set(&dst.OutputTokens, u.Get("output_tokens"))
-	set(&dst.CacheCreationInputTokens, u.Get("cache_creation_input_tokens"))
-	set(&dst.CacheReadInputTokens, u.Get("cache_read_input_tokens"))
-	if cc := u.Get("cache_creation"); cc.IsObject() {
-		set(&dst.CacheCreation5mTokens, cc.Get("ephemeral_5m_input_tokens"))
-		set(&dst.CacheCreation1hTokens, cc.Get("ephemeral_1h_input_tokens"))
-	}
-}
-
 // StreamResult is what a stream reported, and what had to be estimated.
 type StreamResult struct {
-	Usage domain.Usage
-	Model string
+	// Usage is the stream's top-level counts; with Iterations the caller
+	// bills domain.BilledUsage(Usage, Iterations).
+	Usage        domain.Usage
+	Iterations   []domain.Iteration
+	ServerTools  domain.ServerToolUse
+	ServiceTier  string
+	Speed        string
+	InferenceGeo string
+	Model        string
 	// ErrorType is the error.type of an error event, "" if none.
 	ErrorType string
 	// SawMessageStart: the input and cache counts came from the upstream.
@@ -243,13 +253,19 @@ type StreamResult struct {
 
 // Result reports the usage seen so far. When no final message_delta arrived
 // (the client hung up, the upstream dropped), output tokens are estimated
-// from the relayed text deltas with cl100k_base, and OutputEstimated is set
-// if the estimate exceeds what the upstream had reported. Input counts are
-// whatever message_start said; without it the caller estimates them from the
-// request (see SawMessageStart).
+// from the relayed text deltas (see outputText.estimate), and
+// OutputEstimated is set if the estimate exceeds what the upstream had
+// reported. Input counts are whatever message_start said; without it the
+// caller estimates them from the request (see SawMessageStart).
 func (p *StreamParser) Result() StreamResult {
+	f := p.fields
 	r := StreamResult{
-		Usage:           p.usage,
+		Usage:           f.Usage,
+		Iterations:      f.Iterations,
+		ServerTools:     f.ServerTools,
+		ServiceTier:     f.ServiceTier,
+		Speed:           f.Speed,
+		InferenceGeo:    f.InferenceGeo,
 		Model:           p.model,
 		ErrorType:       p.errType,
 		SawMessageStart: p.sawStart,
@@ -258,8 +274,7 @@ func (p *StreamParser) Result() StreamResult {
 		Events:          p.events,
 	}
 	if !p.sawDelta {
-		est := countSampled(b2s(p.text), p.textOverflow)
-		if est > r.Usage.OutputTokens {
+		if est := p.text.estimate(); est > r.Usage.OutputTokens {
 			r.Usage.OutputTokens = est
 			r.OutputEstimated = true
 		}
@@ -269,5 +284,133 @@ func (p *StreamParser) Result() StreamResult {
 
 // Reset makes p ready for another stream, keeping its buffers.
 func (p *StreamParser) Reset() {
-	*p = StreamParser{line: p.line[:0], event: p.event[:0], data: p.data[:0], text: p.text[:0]}
+	sse, text := p.sse, p.text
+	sse.reset()
+	text.reset()
+	*p = StreamParser{sse: sse, text: text}
+}
+
+// ChatStreamParser extracts usage from an OpenAI-format chat.completions
+// stream (Anthropic's OpenAI SDK compatibility layer): "data: {...}" chunks
+// ending with "data: [DONE]". Usage arrives in a final chunk with empty
+// choices when the request set stream_options.include_usage; the model is
+// named by every chunk. Relayed text (choices[].delta.content and tool-call
+// arguments) is kept as StreamParser keeps it, for an estimate when no usage
+// arrived. Feed it every chunk in order.
+type ChatStreamParser struct {
+	sse sseLines
+
+	counts  chatCounts
+	model   string
+	errType string
+	sawDone bool
+	events  int
+	text    outputText
+}
+
+// ChatStreamResult is what an OpenAI-format stream reported.
+type ChatStreamResult struct {
+	// Usage maps the chunk's usage as chatCounts describes; without a
+	// usage chunk, OutputTokens is the estimate and InputTokens 0 (the
+	// caller estimates input from the request).
+	Usage     domain.Usage
+	Model     string
+	ErrorType string
+	// HasUsage: a chunk carried usage, so every count is the upstream's.
+	HasUsage bool
+	// SawDone: "data: [DONE]" arrived; the stream ended normally.
+	SawDone bool
+	// OutputEstimated: no usage arrived, and the output count was estimated
+	// from the relayed text.
+	OutputEstimated bool
+	Events          int
+}
+
+// Feed consumes the next chunk of the stream.
+func (p *ChatStreamParser) Feed(b []byte) { p.sse.feed(b, p) }
+
+func (p *ChatStreamParser) onEvent(_, data []byte) {
+	p.events++
+	if string(bytes.TrimSpace(data)) == "[DONE]" {
+		p.sawDone = true
+		return
+	}
+	js := b2s(data)
+	root := gjson.Parse(js)
+	if !root.IsObject() {
+		return
+	}
+	root.ForEach(func(key, v gjson.Result) bool {
+		switch key.Str {
+		case "model":
+			if v.Type == gjson.String {
+				p.model = clone(cut(v.Str, maxLabel))
+			}
+		case "usage":
+			p.counts.apply(s2b(v.Raw))
+		case "choices":
+			v.ForEach(func(_, c gjson.Result) bool {
+				d := c.Get("delta")
+				if t := d.Get("content"); t.Type == gjson.String {
+					p.text.add(t.Str)
+				}
+				if t := d.Get("reasoning_content"); t.Type == gjson.String {
+					p.text.add(t.Str)
+				}
+				if t := d.Get("function_call.arguments"); t.Type == gjson.String {
+					p.text.add(t.Str)
+				}
+				d.Get("tool_calls").ForEach(func(_, tc gjson.Result) bool {
+					if t := tc.Get("function.name"); t.Type == gjson.String {
+						p.text.add(t.Str)
+					}
+					if t := tc.Get("function.arguments"); t.Type == gjson.String {
+						p.text.add(t.Str)
+					}
+					return true
+				})
+				return true
+			})
+		case "error":
+			if !v.IsObject() {
+				return true
+			}
+			p.errType = "api_error"
+			if t := v.Get("type"); t.Type == gjson.String && t.Str != "" {
+				p.errType = clone(cut(t.Str, maxLabel))
+			} else if c := v.Get("code"); c.Type == gjson.String && c.Str != "" {
+				p.errType = clone(cut(c.Str, maxLabel))
+			}
+		}
+		return true
+	})
+}
+
+// Result reports the usage seen so far; without a usage chunk the output is
+// estimated from the relayed text (see outputText.estimate).
+func (p *ChatStreamParser) Result() ChatStreamResult {
+	r := ChatStreamResult{
+		Model:     p.model,
+		ErrorType: p.errType,
+		HasUsage:  p.counts.seen,
+		SawDone:   p.sawDone,
+		Events:    p.events,
+	}
+	if p.counts.seen {
+		r.Usage = p.counts.usage()
+		return r
+	}
+	if est := p.text.estimate(); est > 0 {
+		r.Usage.OutputTokens = est
+		r.OutputEstimated = true
+	}
+	return r
+}
+
+// Reset makes p ready for another stream, keeping its buffers.
+func (p *ChatStreamParser) Reset() {
+	sse, text := p.sse, p.text
+	sse.reset()
+	text.reset()
+	*p = ChatStreamParser{sse: sse, text: text}
 }

@@ -17,7 +17,11 @@ type apiKeyCtxKey struct{}
 func (s *Server) keyAuthMiddleware(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		r := c.Request()
-		k, err := s.auth.Authenticate(r.Context(), relay.KeyFromHeaders(r.Header), s.clientIP.Resolve(r))
+		raw, err := relay.KeyFromHeaders(r.Header)
+		var k domain.APIKey
+		if err == nil {
+			k, err = s.auth.Authenticate(r.Context(), raw, s.clientIP.Resolve(r))
+		}
 		if err != nil {
 			if de := domain.AsError(err); de != nil && de.Reason != "" {
 				s.obs.AuthFailure("key_" + de.Reason)

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/relaystation/relay/adapters/httpx"
+
 	"github.com/labstack/echo/v4"
 
 	"github.com/relaystation/relay/api"
@@ -29,7 +31,7 @@ type Options struct {
 	Log      *slog.Logger
 	Admin    *admin.Service
 	Auth     *relay.Authenticator
-	ClientIP *ClientIPResolver // nil: the connection's peer
+	ClientIP *httpx.ClientIPResolver // nil: the connection's peer
 	// Proxy serves every path the management API does not claim (/v1/...).
 	// It is mounted with no body-limit, validation or compression middleware,
 	// so streams pass through unbuffered. nil answers 404.
@@ -58,7 +60,7 @@ type Server struct {
 	log      *slog.Logger
 	admin    *admin.Service
 	auth     *relay.Authenticator
-	clientIP *ClientIPResolver
+	clientIP *httpx.ClientIPResolver
 	proxy    http.Handler
 	ready    func(context.Context) error
 	jwt      *jwtIssuer
@@ -121,7 +123,7 @@ func New(opts Options) (*Server, error) {
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = s.handleError
 	e.Pre(echo.WrapMiddleware(func(h http.Handler) http.Handler {
-		return RequestIDMiddleware(h)
+		return httpx.RequestIDMiddleware(h)
 	}))
 	e.Use(s.recoverMiddleware)
 	s.e = e
@@ -223,7 +225,7 @@ func (s *Server) handleError(err error, c echo.Context) {
 	r, w := c.Request(), c.Response()
 	if w.Committed {
 		s.log.LogAttrs(r.Context(), slog.LevelWarn, "error after the response started",
-			slog.String("request_id", RequestIDFrom(r.Context())), slog.String("error", err.Error()))
+			slog.String("request_id", httpx.RequestIDFrom(r.Context())), slog.String("error", err.Error()))
 		return
 	}
 	var he *echo.HTTPError
@@ -235,7 +237,7 @@ func (s *Server) handleError(err error, c echo.Context) {
 		}
 		if status >= 500 {
 			s.log.LogAttrs(r.Context(), slog.LevelError, "request failed",
-				slog.String("request_id", RequestIDFrom(r.Context())),
+				slog.String("request_id", httpx.RequestIDFrom(r.Context())),
 				slog.Int("status", status), slog.String("error", err.Error()))
 			msg = "internal server error"
 		}
@@ -244,10 +246,10 @@ func (s *Server) handleError(err error, c echo.Context) {
 				w.Header().Set("Allow", allow)
 			}
 		}
-		WriteErrorBody(w, r, status, TypeForStatus(status), msg)
+		httpx.WriteErrorBody(w, r, status, httpx.TypeForStatus(status), msg)
 		return
 	}
-	WriteError(w, r, s.log, err)
+	httpx.WriteError(w, r, s.log, err)
 }
 
 // errorStatus is the status handleError will give err, for the observer.
@@ -256,7 +258,7 @@ func errorStatus(err error) int {
 	if errors.As(err, &he) {
 		return he.Code
 	}
-	st, _ := StatusOf(err)
+	st, _ := httpx.StatusOf(err)
 	return st
 }
 
@@ -274,7 +276,7 @@ func (s *Server) recoverMiddleware(next echo.HandlerFunc) echo.HandlerFunc {
 			}
 			r := c.Request()
 			s.log.LogAttrs(r.Context(), slog.LevelError, "panic serving request",
-				slog.String("request_id", RequestIDFrom(r.Context())),
+				slog.String("request_id", httpx.RequestIDFrom(r.Context())),
 				slog.String("path", r.URL.Path),
 				slog.Any("panic", v), slog.String("stack", string(debug.Stack())))
 			err = fmt.Errorf("panic: %v", v)

@@ -4,6 +4,8 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/relaystation/relay/adapters/httpx"
+
 	"github.com/labstack/echo/v4"
 )
 
@@ -47,7 +49,7 @@ func (s *Server) observeMiddleware(op string) echo.MiddlewareFunc {
 				level = slog.LevelDebug // probes every few seconds
 			}
 			s.log.LogAttrs(r.Context(), level, "api request",
-				slog.String("request_id", RequestIDFrom(r.Context())),
+				slog.String("request_id", httpx.RequestIDFrom(r.Context())),
 				slog.String("op", op),
 				slog.String("method", r.Method),
 				slog.Int("status", status),

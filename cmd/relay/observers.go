@@ -12,6 +12,7 @@ import (
 	"github.com/relaystation/relay/ports"
 
 	httpadapter "github.com/relaystation/relay/adapters/http"
+	"github.com/relaystation/relay/adapters/proxy"
 )
 
 // These small adapters connect each component's Observer port to the one
@@ -62,7 +63,7 @@ func (o proxyObserver) Done(rec *domain.UsageRecord) {
 		Duration: rec.Latency, TTFB: rec.TTFB, Usage: rec.Usage})
 }
 
-var _ httpadapter.ProxyObserver = proxyObserver{}
+var _ proxy.Observer = proxyObserver{}
 
 type upstreamObserver struct{ m *metrics.Metrics }
 

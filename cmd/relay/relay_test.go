@@ -358,6 +358,7 @@ func TestShutdownDrainsStreams(t *testing.T) {
 					defer wg.Done()
 					req, _ := http.NewRequest(http.MethodPost, r.URL+"/v1/messages", strings.NewReader(`{"model":"claude-sonnet-4-5","max_tokens":64,"stream":true,"messages":[{"role":"user","content":"hi"}]}`))
 					req.Header.Set("x-api-key", key)
+					req.Header.Set("content-type", "application/json")
 					resp, err := http.DefaultClient.Do(req)
 					if err != nil {
 						results <- "error: " + err.Error()

@@ -29,6 +29,8 @@ import (
 	"github.com/relaystation/relay/ports"
 
 	httpadapter "github.com/relaystation/relay/adapters/http"
+	"github.com/relaystation/relay/adapters/httpx"
+	"github.com/relaystation/relay/adapters/proxy"
 )
 
 // serve wires the relay explicitly, starts it, and on SIGTERM/SIGINT shuts
@@ -170,27 +172,6 @@ func build(ctx context.Context, cfg config.Config, e env, log *slog.Logger) (*ap
 	// hand the garbage of loading its vocabulary back to the OS at once.
 	anthropic.Warm()
 	debug.FreeOSMemory()
-	auth := relay.NewAuthenticator(hasher, cache, clock)
-	relaySvc, err := relay.NewService(relay.ServiceConfig{
-		Auth:             auth,
-		Tiers:            relay.NewTierResolver(store, 2*time.Second, clock),
-		Ledger:           ledger,
-		Rate:             limiter,
-		Concurrency:      conc,
-		Usage:            a.writer,
-		Clock:            clock,
-		Log:              log,
-		Observer:         relayObserver{m: m, log: log},
-		QuotaPolicy:      policy(cfg.Quota.FailPolicy),
-		RatePolicy:       policy(cfg.RateLimit.FailPolicy),
-		DefaultMaxTokens: cfg.Quota.DefaultMaxTokens,
-		ReservationLease: cfg.Quota.Lease,
-		ConcurrencyLease: cfg.Quota.Lease,
-	})
-	if err != nil {
-		return nil, err
-	}
-
 	ups := make([]upstream.Config, 0, 1+len(cfg.Upstream.Fallbacks))
 	for _, u := range cfg.Upstreams() {
 		ups = append(ups, upstream.Config{Name: u.Name, URL: u.URL, APIKey: u.APIKey, Timeout: u.Timeout, MaxRetries: u.MaxRetries})
@@ -214,6 +195,50 @@ func build(ctx context.Context, cfg config.Config, e env, log *slog.Logger) (*ap
 		log.Warn("UPSTREAM_API_KEY is not set: the management API works, proxied calls answer 503 until it is")
 	}
 
+	auth := relay.NewAuthenticator(hasher, cache, clock)
+	estimator, err := anthropic.NewEstimator(anthropic.EstimatorConfig{
+		Margin: cfg.Quota.EstimateMargin, UnsizedTokens: cfg.Quota.UnsizedTokens,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("quota estimator: %w", err)
+	}
+	relaySvc, err := relay.NewService(relay.ServiceConfig{
+		Auth:             auth,
+		Tiers:            relay.NewTierResolver(store, 2*time.Second, clock),
+		Ledger:           ledger,
+		Rate:             limiter,
+		Concurrency:      conc,
+		Usage:            a.writer,
+		Clock:            clock,
+		Log:              log,
+		Observer:         relayObserver{m: m, log: log},
+		QuotaPolicy:      policy(cfg.Quota.FailPolicy),
+		RatePolicy:       policy(cfg.RateLimit.FailPolicy),
+		DefaultMaxTokens: cfg.Quota.DefaultMaxTokens,
+		ReservationLease: cfg.Quota.Lease,
+		ConcurrencyLease: cfg.Quota.Lease,
+		Parser:           anthropic.Parser{},
+		Estimator:        estimator,
+		Objects:          store,
+		Store:            store,
+		Batches:          anthropic.NewBatchClient(transport),
+		BatchPoll:        cfg.Quota.BatchPoll,
+		BatchLease:       cfg.Quota.BatchLease,
+	})
+	if err != nil {
+		return nil, err
+	}
+	router, err := relay.NewRouter(cfg.Proxy.Passthrough)
+	if err != nil {
+		return nil, err
+	}
+	// The reconciler settles Message Batches in the background until the
+	// relay closes; its state is in the store, so a restart resumes it.
+	rctx, rcancel := context.WithCancel(context.WithoutCancel(ctx))
+	rdone := make(chan struct{})
+	go func() { defer close(rdone); relaySvc.RunBatchReconciler(rctx) }()
+	a.closers = append(a.closers, func() { rcancel(); <-rdone })
+
 	trusted, err := domain.ParsePrefixes(cfg.Server.TrustedProxies)
 	if err != nil {
 		return nil, fmt.Errorf("server.trusted_proxies: %w", err)
@@ -222,8 +247,8 @@ func build(ctx context.Context, cfg config.Config, e env, log *slog.Logger) (*ap
 	if err != nil {
 		return nil, fmt.Errorf("admin.allowed_ips (ADMIN_ALLOWED_IPS): %w", err)
 	}
-	clientIP := httpadapter.NewClientIPResolver(trusted)
-	proxy := httpadapter.NewProxy(httpadapter.ProxyOptions{
+	clientIP := httpx.NewClientIPResolver(trusted)
+	dataPlane := proxy.New(proxy.Options{
 		Service:      relaySvc,
 		Transport:    transport,
 		ClientIP:     clientIP,
@@ -231,6 +256,7 @@ func build(ctx context.Context, cfg config.Config, e env, log *slog.Logger) (*ap
 		MaxBodyBytes: cfg.Upstream.MaxBodyBytes,
 		IdleTimeout:  cfg.Upstream.IdleTimeout,
 		Observer:     proxyObserver{m: m},
+		Router:       router,
 
 		CORSAllowedOrigins: cfg.CORS.AllowedOrigins,
 	})
@@ -241,7 +267,7 @@ func build(ctx context.Context, cfg config.Config, e env, log *slog.Logger) (*ap
 		Admin:           adminSvc,
 		Auth:            auth,
 		ClientIP:        clientIP,
-		Proxy:           proxy,
+		Proxy:           dataPlane,
 		MetricsHandler:  m.Handler(cfg.Metrics.Token),
 		Ready:           a.ready,
 		JWT:             httpadapter.JWTOptions{Secret: sec.jwtKey, TTL: cfg.Admin.TokenTTL},

@@ -8,6 +8,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/relaystation/relay/adapters/anthropic"
 	"github.com/relaystation/relay/adapters/keycache"
 	"github.com/relaystation/relay/adapters/memory"
 	"github.com/relaystation/relay/domain"
@@ -54,23 +55,39 @@ func BenchmarkAdmitSettle(b *testing.B) {
 		Rate:        memory.NewRateLimiter(),
 		Concurrency: memory.NewConcurrencyLimiter(),
 		Usage:       benchUsage{},
+		Parser:      anthropic.Parser{},
+		Estimator:   mustEstimator(b),
 	})
 	if err != nil {
 		b.Fatal(err)
 	}
 	ctx := context.Background()
-	in := relay.AdmitInput{RawKey: raw, ClientIP: netip.MustParseAddr("127.0.0.1"), MaxTokens: 256,
-		EstimateInput: func() int64 { return 20 }}
+	in := relay.Call{Route: relay.Route{Endpoint: relay.EndpointMessages, Path: "/v1/messages"},
+		ClientIP: netip.MustParseAddr("127.0.0.1"), ContentType: "application/json",
+		Body: []byte(`{"model":"claude-sonnet-4-5","max_tokens":256,"messages":[{"role":"user","content":"Hello, Claude"}]}`)}
 	b.ReportAllocs()
 	i := 0
 	for b.Loop() {
 		i++
 		in.RequestID = "req_" + string(rune('a'+i%26)) + uuid.NewString()
-		adm, err := svc.Admit(ctx, in)
+		k, err := svc.Authenticate(ctx, raw, in.ClientIP)
 		if err != nil {
 			b.Fatal(err)
 		}
-		adm.Settle(ctx, relay.SettleInput{Record: domain.UsageRecord{RequestID: in.RequestID, KeyID: key.ID,
-			Status: 200, Usage: domain.Usage{InputTokens: 20, OutputTokens: 100}}})
+		adm, err := svc.Admit(ctx, k, in)
+		if err != nil {
+			b.Fatal(err)
+		}
+		adm.Finish(ctx, relay.Outcome{Status: 200, Answered: true, UpstreamStatus: 200, Written: true,
+			Reply: relay.Reply{Usage: domain.Usage{InputTokens: 20, OutputTokens: 100}, Complete: true, InputReported: true}})
 	}
+}
+
+func mustEstimator(tb testing.TB) *anthropic.Estimator {
+	tb.Helper()
+	e, err := anthropic.NewEstimator(anthropic.EstimatorConfig{})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return e
 }

@@ -37,17 +37,33 @@ const (
 	AuthOrigin   AuthFailure = "origin"
 )
 
-// KeyFromHeaders extracts the presented key: x-api-key first, then
+// KeyFromHeaders extracts the presented key from x-api-key or
 // "Authorization: Bearer". Claude Code sends the former with
-// ANTHROPIC_API_KEY and the latter with ANTHROPIC_AUTH_TOKEN.
-func KeyFromHeaders(h http.Header) string {
-	if k := h.Get("x-api-key"); k != "" {
-		return strings.TrimSpace(k)
-	}
+// ANTHROPIC_API_KEY, the latter with ANTHROPIC_AUTH_TOKEN, and both with an
+// apiKeyHelper. When both are present the one that holds a proxy key is
+// used; two different proxy keys are a KindUnauthenticated error, since
+// the relay cannot tell which one is to be billed.
+func KeyFromHeaders(h http.Header) (string, error) {
+	x := strings.TrimSpace(h.Get("x-api-key"))
+	var b string
 	if a := h.Get("Authorization"); len(a) > 7 && strings.EqualFold(a[:7], "bearer ") {
-		return strings.TrimSpace(a[7:])
+		b = strings.TrimSpace(a[7:])
 	}
-	return ""
+	switch {
+	case b == "" || x == b:
+		return x, nil
+	case x == "":
+		return b, nil
+	}
+	xp, bp := domain.LooksLikeProxyKey(x), domain.LooksLikeProxyKey(b)
+	switch {
+	case xp && bp:
+		return "", &domain.Error{Kind: domain.KindUnauthenticated, Reason: string(AuthUnknown),
+			Message: "x-api-key and Authorization name different API keys; send one"}
+	case bp:
+		return b, nil
+	}
+	return x, nil
 }
 
 // Authenticate checks raw and the client address, returning the key. The
@@ -68,11 +84,13 @@ func (a *Authenticator) Authenticate(ctx context.Context, raw string, client net
 	if err != nil {
 		return domain.APIKey{}, err
 	}
+	// From here on the key is known: it is returned with the refusal, so
+	// that the refusal is recorded against it.
 	if ok, why := k.Usable(a.clock.Now()); !ok {
-		return domain.APIKey{}, &domain.Error{Kind: domain.KindUnauthenticated, Reason: why, Message: "API key is " + why}
+		return k, &domain.Error{Kind: domain.KindUnauthenticated, Reason: why, Message: "API key is " + why}
 	}
 	if !k.AllowsIP(client) {
-		return domain.APIKey{}, &domain.Error{Kind: domain.KindForbidden, Reason: string(AuthIP),
+		return k, &domain.Error{Kind: domain.KindForbidden, Reason: string(AuthIP),
 			Message: "this API key may not be used from your IP address"}
 	}
 	return k, nil

@@ -84,7 +84,33 @@ type tierStoreFake struct {
 
 func (f *tierStoreFake) ListTiers(context.Context) ([]domain.Tier, error) { return f.list() }
 
+// parserFake reads "max_tokens" from a tiny fixed body shape used here;
+// the real parser is adapters/anthropic's, tested there.
+type parserFake struct {
+	req   domain.CallRequest
+	err   error
+	items []domain.BatchItem
+}
+
+func (f *parserFake) ParseRequest([]byte, domain.WireFormat) (domain.CallRequest, error) {
+	return f.req, f.err
+}
+func (f *parserFake) ParseBatch([]byte) ([]domain.BatchItem, error) { return f.items, f.err }
+
+type estimatorFake struct {
+	bound, estimate int64
+	calls           atomic.Int32
+}
+
+func (f *estimatorFake) InputBound([]byte) int64 { f.calls.Add(1); return f.bound }
+func (f *estimatorFake) InputEstimate([]byte) int64 {
+	f.calls.Add(1)
+	return f.estimate
+}
+
 var (
+	_ ports.RequestParser      = (*parserFake)(nil)
+	_ ports.TokenEstimator     = (*estimatorFake)(nil)
 	_ ports.KeyLookup          = (*keyLookupFunc)(nil)
 	_ ports.RateLimiter        = (*rateFake)(nil)
 	_ ports.ConcurrencyLimiter = (*concFake)(nil)
@@ -107,6 +133,8 @@ type world struct {
 	log     []string
 	mu      sync.Mutex
 	records []domain.UsageRecord
+	parser  *parserFake
+	est     *estimatorFake
 }
 
 func (w *world) note(s string) { w.mu.Lock(); w.log = append(w.log, s); w.mu.Unlock() }
@@ -141,6 +169,8 @@ func newWorld(t *testing.T) *world {
 		},
 		settle: func(id string, actual int64) error { w.note("settle"); return nil },
 	}
+	w.parser = &parserFake{req: domain.CallRequest{Model: "claude-x", MaxTokens: 100}}
+	w.est = &estimatorFake{bound: 80, estimate: 50}
 	w.usage = &usageFake{saturated: func() bool { return false }, record: func(r domain.UsageRecord) error {
 		w.mu.Lock()
 		w.records = append(w.records, r)
@@ -162,6 +192,7 @@ func (w *world) service(t *testing.T, mod func(*ServiceConfig)) *Service {
 		Auth:  NewAuthenticator(hasher, keys, ports.SystemClock{}),
 		Tiers: NewTierResolver(&tierStoreFake{list: func() ([]domain.Tier, error) { return w.tiers, nil }}, time.Minute, nil),
 		Rate:  w.rate, Concurrency: w.conc, Ledger: w.ledger, Usage: w.usage,
+		Parser: w.parser, Estimator: w.est,
 	}
 	if mod != nil {
 		mod(&cfg)
@@ -173,9 +204,15 @@ func (w *world) service(t *testing.T, mod func(*ServiceConfig)) *Service {
 	return s
 }
 
-func input() AdmitInput {
-	return AdmitInput{RawKey: rawKey, ClientIP: netip.MustParseAddr("10.0.0.1"), RequestID: "req_1", MaxTokens: 100,
-		EstimateInput: func() int64 { return 50 }}
+func input() Call {
+	return Call{Route: Route{Endpoint: EndpointMessages, Path: "/v1/messages"}, ClientIP: netip.MustParseAddr("10.0.0.1"),
+		RequestID: "req_1", ContentType: "application/json", Body: []byte(`{"max_tokens":100}`)}
+}
+
+// ok is a complete 200 answer that reported u.
+func ok(u domain.Usage) Outcome {
+	return Outcome{Status: 200, Answered: true, UpstreamStatus: 200, Written: true,
+		Reply: Reply{Usage: u, Complete: true, InputReported: true}}
 }
 
 func TestAdmitOrderAndSettle(t *testing.T) {
@@ -191,11 +228,11 @@ func TestAdmitOrderAndSettle(t *testing.T) {
 	var settled int64 = -1
 	w.ledger.settle = func(id string, actual int64) error { w.note("settle"); settled = actual; return nil }
 	s := w.service(t, nil)
-	a, err := s.Admit(context.Background(), input())
+	a, err := s.Admit(context.Background(), w.key, input())
 	if err != nil {
 		t.Fatal(err)
 	}
-	if est != 150 || a.Reserved != 150 || !a.RateChecked || a.Rate.Limit != 10 || a.Tier.Name != "gold" {
+	if est != 180 || a.Reserved != 180 || !a.RateChecked || a.Rate.Limit != 10 || a.Tier.Name != "gold" {
 		t.Fatalf("admission %+v, estimate %d", a, est)
 	}
 	want := []string{"allow req:", "peek tok:", "acquire", "reserve"}
@@ -211,7 +248,7 @@ func TestAdmitOrderAndSettle(t *testing.T) {
 	u := domain.Usage{InputTokens: 10, OutputTokens: 20, CacheReadInputTokens: 5}
 	var wg sync.WaitGroup
 	for range 8 {
-		wg.Go(func() { a.Settle(context.Background(), SettleInput{Record: domain.UsageRecord{Usage: u, Status: 200}}) })
+		wg.Go(func() { a.Finish(context.Background(), ok(u)) })
 	}
 	wg.Wait()
 	if settled != 35 || len(w.records) != 1 || w.records[0].KeyID != w.key.ID || w.records[0].RequestID != "req_1" {
@@ -226,11 +263,9 @@ func TestAdmitRefusals(t *testing.T) {
 	ctx := context.Background()
 	t.Run("unknown key touches nothing", func(t *testing.T) {
 		w := newWorld(t)
-		in := input()
-		in.RawKey = "sk-proxy-unknownunknownunknownunknown"
-		_, err := w.service(t, nil).Admit(ctx, in)
-		if domain.KindOf(err) != domain.KindUnauthenticated || len(w.log) != 0 {
-			t.Fatalf("err %v steps %v", err, w.log)
+		k, err := w.service(t, nil).Authenticate(ctx, "sk-proxy-unknownunknownunknownunknown", netip.MustParseAddr("10.0.0.1"))
+		if domain.KindOf(err) != domain.KindUnauthenticated || len(w.log) != 0 || k.ID != uuid.Nil {
+			t.Fatalf("err %v steps %v key %v", err, w.log, k.ID)
 		}
 	})
 	t.Run("origin", func(t *testing.T) {
@@ -238,7 +273,7 @@ func TestAdmitRefusals(t *testing.T) {
 		w.key.AllowedDomains = []string{"app.example.com"}
 		in := input()
 		in.Origin = "https://evil.example.com"
-		_, err := w.service(t, nil).Admit(ctx, in)
+		_, err := w.service(t, nil).Admit(ctx, w.key, in)
 		if de := domain.AsError(err); de == nil || de.Kind != domain.KindForbidden || de.Reason != "origin" || len(w.log) != 0 {
 			t.Fatalf("err %v", err)
 		}
@@ -246,7 +281,7 @@ func TestAdmitRefusals(t *testing.T) {
 	t.Run("saturated", func(t *testing.T) {
 		w := newWorld(t)
 		w.usage.saturated = func() bool { return true }
-		_, err := w.service(t, nil).Admit(ctx, input())
+		_, err := w.service(t, nil).Admit(ctx, w.key, input())
 		if domain.KindOf(err) != domain.KindOverloaded || len(w.log) != 0 {
 			t.Fatalf("err %v", err)
 		}
@@ -256,7 +291,7 @@ func TestAdmitRefusals(t *testing.T) {
 		w.rate.allow = func(string, domain.Limit, int64) (domain.RateDecision, error) {
 			return domain.RateDecision{RetryAfter: 1500 * time.Millisecond}, nil
 		}
-		_, err := w.service(t, nil).Admit(ctx, input())
+		_, err := w.service(t, nil).Admit(ctx, w.key, input())
 		if de := domain.AsError(err); de == nil || de.Kind != domain.KindRateLimited || de.RetryAfter != 1500*time.Millisecond || de.Reason != "requests" {
 			t.Fatalf("err %v", err)
 		}
@@ -266,7 +301,7 @@ func TestAdmitRefusals(t *testing.T) {
 		w.rate.peek = func(string, domain.Limit) (domain.RateDecision, error) {
 			return domain.RateDecision{RetryAfter: time.Second}, nil
 		}
-		_, err := w.service(t, nil).Admit(ctx, input())
+		_, err := w.service(t, nil).Admit(ctx, w.key, input())
 		if de := domain.AsError(err); de == nil || de.Reason != "tokens" {
 			t.Fatalf("err %v", err)
 		}
@@ -274,7 +309,7 @@ func TestAdmitRefusals(t *testing.T) {
 	t.Run("concurrency", func(t *testing.T) {
 		w := newWorld(t)
 		w.conc.acquire = func(string, int) (func(), bool, error) { return nil, false, nil }
-		_, err := w.service(t, nil).Admit(ctx, input())
+		_, err := w.service(t, nil).Admit(ctx, w.key, input())
 		if de := domain.AsError(err); de == nil || de.Reason != "concurrency" || de.Kind != domain.KindRateLimited {
 			t.Fatalf("err %v", err)
 		}
@@ -286,7 +321,7 @@ func TestAdmitRefusals(t *testing.T) {
 		w.ledger.reserve = func(string, int64, int64, int64) (domain.QuotaState, error) {
 			return domain.QuotaState{Used: 90}, domain.Errorf(domain.KindQuotaExceeded, "token quota exhausted: 10 of 100 tokens remain")
 		}
-		_, err := w.service(t, nil).Admit(ctx, input())
+		_, err := w.service(t, nil).Admit(ctx, w.key, input())
 		if de := domain.AsError(err); de == nil || de.Kind != domain.KindQuotaExceeded || de.Reason != "quota" {
 			t.Fatalf("err %v", err)
 		}
@@ -307,13 +342,15 @@ func TestAuxCallsUseAuxBudgetAndChargeNothing(t *testing.T) {
 		return domain.RateDecision{Allowed: true}, nil
 	}
 	in := input()
-	in.Aux = true
-	in.EstimateInput = func() int64 { t.Fatal("aux call estimated tokens"); return 0 }
-	a, err := w.service(t, nil).Admit(context.Background(), in)
+	in.Route = Route{Endpoint: EndpointCountTokens, Path: "/v1/messages/count_tokens"}
+	a, err := w.service(t, nil).Admit(context.Background(), w.key, in)
 	if err != nil {
 		t.Fatal(err)
 	}
-	a.Settle(context.Background(), SettleInput{Record: domain.UsageRecord{Usage: domain.Usage{InputTokens: 42}}})
+	a.Finish(context.Background(), ok(domain.Usage{InputTokens: 42}))
+	if w.est.calls.Load() != 0 {
+		t.Fatal("aux call estimated tokens")
+	}
 	if limitSeen.Count != 100 || w.log[0] != "allow aux:" {
 		t.Fatalf("aux limit %+v steps %v", limitSeen, w.log)
 	}
@@ -335,7 +372,7 @@ func TestBackendFailurePolicies(t *testing.T) {
 	w.rate.allow = func(string, domain.Limit, int64) (domain.RateDecision, error) { return domain.RateDecision{}, boom }
 	w.ledger.reserve = func(string, int64, int64, int64) (domain.QuotaState, error) { return domain.QuotaState{}, boom }
 	// Defaults: rate fails open, quota fails closed (and frees the slot).
-	_, err := w.service(t, nil).Admit(context.Background(), input())
+	_, err := w.service(t, nil).Admit(context.Background(), w.key, input())
 	if de := domain.AsError(err); de == nil || de.Kind != domain.KindOverloaded || de.Reason != "quota_backend" {
 		t.Fatalf("err %v", err)
 	}
@@ -345,16 +382,16 @@ func TestBackendFailurePolicies(t *testing.T) {
 	// Quota fail open admits, and settle still counts actual usage.
 	var settled atomic.Int64
 	w.ledger.settle = func(_ string, n int64) error { settled.Store(n); return nil }
-	a, err := w.service(t, func(c *ServiceConfig) { c.QuotaPolicy = FailOpen }).Admit(context.Background(), input())
+	a, err := w.service(t, func(c *ServiceConfig) { c.QuotaPolicy = FailOpen }).Admit(context.Background(), w.key, input())
 	if err != nil || a.RateChecked || a.Reserved != 0 {
 		t.Fatalf("fail open: %v %+v", err, a)
 	}
-	a.Settle(context.Background(), SettleInput{Record: domain.UsageRecord{Usage: domain.Usage{OutputTokens: 7}}})
+	a.Finish(context.Background(), ok(domain.Usage{OutputTokens: 7}))
 	if settled.Load() != 7 {
 		t.Fatalf("settled %d", settled.Load())
 	}
 	// Rate fail closed refuses.
-	_, err = w.service(t, func(c *ServiceConfig) { c.RatePolicy = FailClosed }).Admit(context.Background(), input())
+	_, err = w.service(t, func(c *ServiceConfig) { c.RatePolicy = FailClosed }).Admit(context.Background(), w.key, input())
 	if de := domain.AsError(err); de == nil || de.Reason != "requests_backend" {
 		t.Fatalf("err %v", err)
 	}
@@ -429,9 +466,8 @@ func TestHugeMaxTokensIsRefusedNotOverflowed(t *testing.T) {
 	limit := int64(100_000)
 	w.key.TokenLimit = &limit
 	s := w.service(t, nil)
-	in := input()
-	in.MaxTokens = 9_223_372_036_854_775_000
-	_, err := s.Admit(context.Background(), in)
+	w.parser.err = domain.Invalidf("max_tokens must be at most 1073741824")
+	_, err := s.Admit(context.Background(), w.key, input())
 	if domain.KindOf(err) != domain.KindInvalid {
 		t.Fatalf("want a 400-kind error, got %v", err)
 	}
@@ -440,8 +476,8 @@ func TestHugeMaxTokensIsRefusedNotOverflowed(t *testing.T) {
 			t.Fatal("an oversized max_tokens reached the ledger")
 		}
 	}
-	// The concurrency slot taken before step 8 is given back.
-	if got := strings.Join(w.log, ","); !strings.HasSuffix(got, "release") {
+	// Refused at the body, before any slot is taken.
+	if got := strings.Join(w.log, ","); strings.Contains(got, "acquire") {
 		t.Fatalf("steps: %s", got)
 	}
 }
@@ -460,11 +496,11 @@ func TestFailedSettleIsRetried(t *testing.T) {
 		return nil
 	}
 	s := w.service(t, nil)
-	adm, err := s.Admit(context.Background(), input())
+	adm, err := s.Admit(context.Background(), w.key, input())
 	if err != nil {
 		t.Fatal(err)
 	}
-	adm.Settle(context.Background(), SettleInput{Record: domain.UsageRecord{Status: 200, Usage: domain.Usage{InputTokens: 7, OutputTokens: 5}}})
+	adm.Finish(context.Background(), ok(domain.Usage{InputTokens: 7, OutputTokens: 5}))
 	select {
 	case got := <-settled:
 		if got != 12 {
@@ -473,25 +509,4 @@ func TestFailedSettleIsRetried(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatalf("the failed settlement was not retried (%d calls)", calls.Load())
 	}
-}
-
-func TestAdmitUsesThePreAuthenticatedKey(t *testing.T) {
-	w := newWorld(t)
-	s := w.service(t, nil)
-	in := input()
-	key, err := s.Authenticate(context.Background(), in.RawKey, in.ClientIP)
-	if err != nil {
-		t.Fatal(err)
-	}
-	// With the key given, Admit does not authenticate again: a raw key it
-	// could not resolve does not matter.
-	in.RawKey, in.Authenticated = "", &key
-	adm, err := s.Admit(context.Background(), in)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if adm.Key.ID != w.key.ID {
-		t.Fatalf("admitted key %s, want %s", adm.Key.ID, w.key.ID)
-	}
-	adm.Settle(context.Background(), SettleInput{})
 }

@@ -1,4 +1,4 @@
-package httpadapter_test
+package proxy_test
 
 import (
 	"context"

@@ -1,4 +1,10 @@
-package httpadapter
+// Package httpx holds what every HTTP-facing adapter shares and nothing
+// framework-specific: the one table from domain error kinds to HTTP
+// statuses and Anthropic error types, the request id, and the client
+// address resolver. The echo management API (adapters/http) and the
+// net/http proxy (adapters/proxy) both use it, so neither depends on the
+// other and echo stays inside adapters/http.
+package httpx
 
 import (
 	"encoding/json"
@@ -31,18 +37,20 @@ type errorMapping struct {
 // errorTable is the one place domain error kinds become HTTP statuses and
 // Anthropic error types.
 var errorTable = map[domain.Kind]errorMapping{
-	domain.KindInvalid:         {http.StatusBadRequest, "invalid_request_error"},
-	domain.KindUnauthenticated: {http.StatusUnauthorized, "authentication_error"},
-	domain.KindForbidden:       {http.StatusForbidden, "permission_error"},
-	domain.KindNotFound:        {http.StatusNotFound, "not_found_error"},
-	domain.KindConflict:        {http.StatusConflict, "invalid_request_error"},
-	domain.KindRateLimited:     {http.StatusTooManyRequests, "rate_limit_error"},
-	domain.KindQuotaExceeded:   {http.StatusTooManyRequests, "rate_limit_error"},
-	domain.KindTooLarge:        {http.StatusRequestEntityTooLarge, "request_too_large"},
-	domain.KindOverloaded:      {http.StatusServiceUnavailable, "overloaded_error"},
-	domain.KindUpstream:        {http.StatusBadGateway, "api_error"},
-	domain.KindTimeout:         {http.StatusGatewayTimeout, "api_error"},
-	domain.KindInternal:        {http.StatusInternalServerError, "api_error"},
+	domain.KindInvalid:          {http.StatusBadRequest, "invalid_request_error"},
+	domain.KindUnauthenticated:  {http.StatusUnauthorized, "authentication_error"},
+	domain.KindForbidden:        {http.StatusForbidden, "permission_error"},
+	domain.KindNotFound:         {http.StatusNotFound, "not_found_error"},
+	domain.KindConflict:         {http.StatusConflict, "invalid_request_error"},
+	domain.KindRateLimited:      {http.StatusTooManyRequests, "rate_limit_error"},
+	domain.KindQuotaExceeded:    {http.StatusTooManyRequests, "rate_limit_error"},
+	domain.KindTooLarge:         {http.StatusRequestEntityTooLarge, "request_too_large"},
+	domain.KindOverloaded:       {http.StatusServiceUnavailable, "overloaded_error"},
+	domain.KindUpstream:         {http.StatusBadGateway, "api_error"},
+	domain.KindTimeout:          {http.StatusGatewayTimeout, "api_error"},
+	domain.KindInternal:         {http.StatusInternalServerError, "api_error"},
+	domain.KindMethodNotAllowed: {http.StatusMethodNotAllowed, "invalid_request_error"},
+	domain.KindUnsupportedMedia: {http.StatusUnsupportedMediaType, "invalid_request_error"},
 }
 
 // StatusOf maps a domain error to its HTTP status and Anthropic error type.
@@ -87,7 +95,9 @@ func WriteError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err er
 		if de.Kind != domain.KindInternal && de.Message != "" {
 			msg = de.Message
 		}
-		if de.RetryAfter > 0 {
+		if de.NoRetry {
+			w.Header().Set("x-should-retry", "false")
+		} else if de.RetryAfter > 0 {
 			secs := int64((de.RetryAfter + 999_999_999) / 1_000_000_000)
 			w.Header().Set("retry-after", strconv.FormatInt(secs, 10))
 		}

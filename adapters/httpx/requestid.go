@@ -1,4 +1,4 @@
-package httpadapter
+package httpx
 
 import (
 	"context"

@@ -1,4 +1,4 @@
-package httpadapter_test
+package proxy_test
 
 import (
 	"bufio"
@@ -16,9 +16,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/relaystation/relay/adapters/anthropic"
+	"github.com/relaystation/relay/adapters/httpx"
+	"github.com/relaystation/relay/adapters/proxy"
+
 	"github.com/google/uuid"
 
-	httpadapter "github.com/relaystation/relay/adapters/http"
 	"github.com/relaystation/relay/adapters/memory"
 	"github.com/relaystation/relay/adapters/upstream"
 	"github.com/relaystation/relay/domain"
@@ -86,6 +89,18 @@ type proxyEnv struct {
 	good     string
 	logBuf   *syncBuffer
 	handler  http.Handler // the relay, as mounted: request ids, then the proxy
+	mu       sync.Mutex
+	byHash   map[string]domain.APIKey
+}
+
+// setLimit gives the key a token_limit.
+func (e *proxyEnv) setLimit(raw string, limit int64) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	k := e.keys[raw]
+	k.TokenLimit = &limit
+	e.keys[raw] = k
+	e.byHash[k.KeyHash] = k
 }
 
 type syncBuffer struct {
@@ -137,12 +152,14 @@ func newProxyEnv(tb testing.TB, o proxyEnvOptions) *proxyEnv {
 	add(3, func(k *domain.APIKey) { k.AllowedIPs = []netip.Prefix{netip.MustParsePrefix("203.0.113.0/24")} })
 	add(4, func(k *domain.APIKey) { k.DeletedAt = &past })
 	add(5, func(k *domain.APIKey) { k.RateLimitTier = "tiny" })
-	byHash := map[string]domain.APIKey{}
+	env.byHash = map[string]domain.APIKey{}
 	for _, k := range env.keys {
-		byHash[k.KeyHash] = k
+		env.byHash[k.KeyHash] = k
 	}
 	lookup := &proxyKeys{lookup: func(_ context.Context, h string) (domain.APIKey, error) {
-		if k, ok := byHash[h]; ok {
+		env.mu.Lock()
+		defer env.mu.Unlock()
+		if k, ok := env.byHash[h]; ok {
 			return k, nil
 		}
 		return domain.APIKey{}, domain.ErrNotFound
@@ -158,6 +175,8 @@ func newProxyEnv(tb testing.TB, o proxyEnvOptions) *proxyEnv {
 		Rate:        memory.NewRateLimiter(),
 		Concurrency: memory.NewConcurrencyLimiter(),
 		Usage:       usage,
+		Parser:      anthropic.Parser{},
+		Estimator:   mustEstimator(tb),
 	})
 	if err != nil {
 		tb.Fatal(err)
@@ -181,8 +200,8 @@ func newProxyEnv(tb testing.TB, o proxyEnvOptions) *proxyEnv {
 	if o.log != nil {
 		log = o.log
 	}
-	p := httpadapter.NewProxy(httpadapter.ProxyOptions{Service: svc, Transport: tr, Log: log, IdleTimeout: o.idle, MaxBodyBytes: o.maxBody})
-	env.handler = httpadapter.RequestIDMiddleware(p)
+	p := proxy.New(proxy.Options{Service: svc, Transport: tr, Log: log, IdleTimeout: o.idle, MaxBodyBytes: o.maxBody})
+	env.handler = httpx.RequestIDMiddleware(p)
 	rs := httptest.NewServer(env.handler)
 	tb.Cleanup(rs.Close)
 	env.relayURL = rs.URL
@@ -285,10 +304,11 @@ func TestProxyPassthroughNonStreaming(t *testing.T) {
 	}
 	rh := resp.Header
 	if rh.Get("request-id") != "req_fake_1" || rh.Get("anthropic-ratelimit-requests-limit") != "4000" ||
-		rh.Get("anthropic-organization-id") != "org-fake" || rh.Get("x-request-id") == "" {
+		rh.Get("anthropic-organization-id") != "" || rh.Get("x-request-id") == "" {
 		t.Errorf("response headers %v", rh)
 	}
-	if rh.Get("x-ratelimit-limit-requests") != "100000" || rh.Get("x-ratelimit-remaining-requests") != "99999" || rh.Get("x-ratelimit-reset-requests") == "" {
+	if rh.Get("x-relay-ratelimit-limit-requests") != "100000" || rh.Get("x-relay-ratelimit-remaining-requests") != "99999" ||
+		rh.Get("x-relay-ratelimit-reset-requests") == "" || rh.Get("x-ratelimit-limit-requests") != "" {
 		t.Errorf("relay rate headers %v", rh)
 	}
 	for k, vs := range rh {
@@ -355,7 +375,7 @@ func TestProxyAuthFailuresSendNothingUpstream(t *testing.T) {
 				}
 			}
 			resp, b := proxyDo(t, req)
-			var eb httpadapter.ErrorBody
+			var eb httpx.ErrorBody
 			_ = json.Unmarshal(b, &eb)
 			if resp.StatusCode != c.status || eb.Type != "error" || eb.Error.Type != c.typ || eb.RequestID == "" {
 				t.Errorf("key %q: %d %s", c.key, resp.StatusCode, b)
@@ -365,8 +385,13 @@ func TestProxyAuthFailuresSendNothingUpstream(t *testing.T) {
 	if n := env.fake.Count(); n != 0 {
 		t.Fatalf("upstream saw %d requests", n)
 	}
-	if n := len(env.rec.all()); n != 0 {
-		t.Fatalf("%d usage records for refused requests", n)
+	// Refusals of known keys (disabled, expired, deleted, IP) are recorded
+	// with zero tokens, twice each (x-api-key and bearer); unknown keys are not.
+	recs := env.waitRecords(8)
+	for _, r := range recs {
+		if r.Usage.Total() != 0 || (r.Status != 401 && r.Status != 403) || r.ErrorType == "" || r.KeyID == uuid.Nil {
+			t.Fatalf("refusal record %+v", r)
+		}
 	}
 }
 
@@ -389,7 +414,7 @@ func TestProxyUpstreamNotConfigured(t *testing.T) {
 	env := newProxyEnv(t, proxyEnvOptions{upstreams: func(u string) []upstream.Config {
 		return []upstream.Config{{Name: "primary", URL: u}}
 	}})
-	for _, path := range []string{"/v1/messages", "/v1/models", "/v1/whatever"} {
+	for _, path := range []string{"/v1/messages", "/v1/models"} {
 		resp, b := proxyDo(t, env.newRequest(context.Background(), path, proxyReqBody))
 		if resp.StatusCode != 503 || !strings.Contains(string(b), `"api_error"`) || !strings.Contains(string(b), "upstream is not configured") {
 			t.Fatalf("%s: %d %s", path, resp.StatusCode, b)
@@ -726,8 +751,8 @@ func TestProxyPanicSettlesOnce(t *testing.T) {
 
 func TestRequestIDIsNeverTakenFromTheClient(t *testing.T) {
 	var seen string
-	h := httpadapter.RequestIDMiddleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		seen = httpadapter.RequestIDFrom(r.Context())
+	h := httpx.RequestIDMiddleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		seen = httpx.RequestIDFrom(r.Context())
 	}))
 	rec := httptest.NewRecorder()
 	req := httptest.NewRequest(http.MethodPost, "/v1/messages", nil)
@@ -736,4 +761,13 @@ func TestRequestIDIsNeverTakenFromTheClient(t *testing.T) {
 	if seen == "" || seen == "req_chosen_by_the_client_123" || rec.Header().Get("x-request-id") != seen {
 		t.Fatalf("request id %q (header %q)", seen, rec.Header().Get("x-request-id"))
 	}
+}
+
+func mustEstimator(tb testing.TB) *anthropic.Estimator {
+	tb.Helper()
+	e, err := anthropic.NewEstimator(anthropic.EstimatorConfig{})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return e
 }

@@ -1,0 +1,484 @@
+package anthropic
+
+import (
+	"fmt"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/tidwall/gjson"
+
+	"github.com/relaystation/relay/domain"
+	"github.com/relaystation/relay/ports"
+)
+
+// Format is the wire format of a metered request body.
+type Format = domain.WireFormat
+
+const (
+	// FormatMessages is Anthropic's Messages API, and a batch request's params.
+	FormatMessages = domain.FormatMessages
+	// FormatChat is the OpenAI-compatible chat.completions format.
+	FormatChat = domain.FormatChat
+	// FormatComplete is the legacy Text Completions format (max_tokens_to_sample).
+	FormatComplete = domain.FormatComplete
+)
+
+// MaxTokensBound is the largest output bound (max_tokens and its kin) a body
+// may name: 2^30, beyond any model's output, so that a reservation computed
+// from it never overflows.
+const MaxTokensBound = 1 << 30
+
+// maxModelLen bounds the model name: the relay records it, and every model
+// id is a few dozen bytes.
+const maxModelLen = 256
+
+// The fields ParseRequest reads, per format. A key that differs from one of
+// them only in letter case is refused too: Go's encoding/json, among others,
+// matches struct fields case-insensitively and would read it.
+var (
+	messagesFields = []string{"model", "stream", "max_tokens"}
+	chatFields     = []string{"model", "stream", "max_tokens", "max_completion_tokens", "stream_options"}
+	completeFields = []string{"model", "stream", "max_tokens_to_sample"}
+)
+
+// ParseRequest reads the fields of a metered request body that decide its
+// reservation, strictly, so that no other parser (the upstream's, a
+// client's) can read the body differently: the body must be valid JSON and
+// an object with no repeated top-level key (compared unescaped, so
+// "max\u005ftokens" repeats "max_tokens") and no key that differs from a
+// field read here only in letter case; the output bound (max_tokens; for
+// FormatChat also max_completion_tokens, the larger of the two counting;
+// for FormatComplete max_tokens_to_sample) must be a plain integer literal
+// from 1 to MaxTokensBound (no string, fraction, exponent or sign); stream
+// must be a boolean; model, if present, a string. FormatChat also reads
+// stream_options.include_usage, and, as the OpenAI format declares these
+// fields nullable, takes null for an absent value; FormatMessages refuses
+// null. A body nesting deeper than 1000 levels is refused too (no request
+// comes near, and it bounds the validator's recursion). Any violation is a
+// *domain.Error of kind KindInvalid, reason "body", whose message says what
+// is wrong.
+//
+// One pass over the top level after a validity check of the whole body;
+// nothing below the top level is decoded.
+func ParseRequest(body []byte, f Format) (Request, error) {
+	if err := checkBody(body); err != nil {
+		return Request{}, err
+	}
+	return parseTop(body, f, "")
+}
+
+// checkBody refuses a body that is not one valid JSON object.
+func checkBody(body []byte) error {
+	if !nestingWithin(body, maxNesting) {
+		return bodyErr("the body nests deeper than %d levels", maxNesting)
+	}
+	if !gjson.Valid(b2s(body)) {
+		return bodyErr("the body is not valid JSON")
+	}
+	if i := skipWS(body, 0); i >= len(body) || body[i] != '{' {
+		return bodyErr("the body must be a JSON object")
+	}
+	return nil
+}
+
+func bodyErr(format string, args ...any) error {
+	return &domain.Error{Kind: domain.KindInvalid, Reason: "body", Message: fmt.Sprintf(format, args...)}
+}
+
+// parseTop reads obj, a valid JSON object; at prefixes the messages
+// ("requests[3].params: ").
+func parseTop(obj []byte, f Format, at string) (Request, error) {
+	var fields []string
+	switch f {
+	case FormatMessages:
+		fields = messagesFields
+	case FormatChat:
+		fields = chatFields
+	case FormatComplete:
+		fields = completeFields
+	default:
+		return Request{}, &domain.Error{Kind: domain.KindInternal, Message: fmt.Sprintf("anthropic: unknown body format %d", f)}
+	}
+	nullable := f == FormatChat
+	r := Request{Valid: true}
+	var (
+		keys       keySet
+		err        error
+		maxTok     int64
+		scratch    [maxKeyRaw * 2]byte
+		streamOpts []byte
+	)
+	forEachMember(obj, func(key, val []byte) bool {
+		if !keys.add(fullKey(key)) {
+			err = bodyErr("%sthe key %s appears more than once", at, quoteKey(key))
+			return false
+		}
+		name := keyName(key, scratch[:])
+		field := ""
+		for _, fl := range fields {
+			if string(name) == fl {
+				field = fl
+				break
+			}
+			if strings.EqualFold(b2s(name), fl) {
+				err = bodyErr("%sthe key %s differs from %q only in letter case; send it as %q", at, quoteKey(key), fl, fl)
+				return false
+			}
+		}
+		switch field {
+		case "":
+		case "model":
+			c := strContent(val)
+			if c == nil {
+				err = bodyErr("%smodel must be a string, not %s", at, describe(val))
+				return false
+			}
+			m, n := appendUnescaped(make([]byte, 0, min(len(c), maxModelLen)), c, maxModelLen)
+			if n < len(c) {
+				err = bodyErr("%smodel is longer than %d bytes", at, maxModelLen)
+				return false
+			}
+			r.Model = string(m)
+		case "stream":
+			switch {
+			case string(val) == "true":
+				r.Stream = true
+			case string(val) == "false", nullable && string(val) == "null":
+				r.Stream = false
+			default:
+				err = bodyErr("%sstream must be true or false, not %s", at, describe(val))
+				return false
+			}
+		case "max_tokens", "max_completion_tokens", "max_tokens_to_sample":
+			if nullable && string(val) == "null" {
+				return true
+			}
+			n, ok := tokenLiteral(val)
+			if !ok {
+				err = bodyErr("%s%s must be an integer from 1 to %d written as plain digits, not %s", at, field, MaxTokensBound, describe(val))
+				return false
+			}
+			maxTok = max(maxTok, n)
+		case "stream_options":
+			streamOpts = val
+		}
+		return true
+	})
+	if err != nil {
+		return Request{}, err
+	}
+	r.MaxTokens = maxTok
+	if streamOpts != nil {
+		r.IncludeUsage, err = parseStreamOptions(streamOpts, at)
+		if err != nil {
+			return Request{}, err
+		}
+	}
+	return r, nil
+}
+
+// parseStreamOptions reads stream_options (FormatChat) with the same rules
+// as the top level.
+func parseStreamOptions(v []byte, at string) (bool, error) {
+	switch kind(v) {
+	case 'n':
+		return false, nil
+	case '{':
+	default:
+		return false, bodyErr("%sstream_options must be an object, not %s", at, describe(v))
+	}
+	var (
+		keys    keySet
+		err     error
+		inc     bool
+		scratch [maxKeyRaw * 2]byte
+	)
+	forEachMember(v, func(key, val []byte) bool {
+		if !keys.add(fullKey(key)) {
+			err = bodyErr("%sthe key stream_options.%s appears more than once", at, quoteKey(key))
+			return false
+		}
+		name := keyName(key, scratch[:])
+		switch {
+		case string(name) == "include_usage":
+			switch string(val) {
+			case "true":
+				inc = true
+			case "false", "null":
+				inc = false
+			default:
+				err = bodyErr("%sstream_options.include_usage must be true or false, not %s", at, describe(val))
+				return false
+			}
+		case strings.EqualFold(b2s(name), "include_usage"):
+			err = bodyErr("%sthe key stream_options.%s differs from \"include_usage\" only in letter case", at, quoteKey(key))
+			return false
+		}
+		return true
+	})
+	return inc, err
+}
+
+// tokenLiteral reads an output bound: a JSON integer literal from 1 to
+// MaxTokensBound, nothing else (no "1e3", "100.0", "-1", "0", string).
+func tokenLiteral(v []byte) (int64, bool) {
+	if len(v) == 0 || len(v) > 10 || v[0] == '0' {
+		return 0, false
+	}
+	var n int64
+	for _, c := range v {
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		n = n*10 + int64(c-'0')
+	}
+	return n, n <= MaxTokensBound
+}
+
+// describe names a value in an error message: short literals verbatim,
+// anything else by its type.
+func describe(v []byte) string {
+	switch kind(v) {
+	case '"':
+		return "a string"
+	case '{':
+		return "an object"
+	case '[':
+		return "an array"
+	case 0:
+		return "nothing"
+	}
+	if len(v) <= 24 {
+		return string(v)
+	}
+	return "a number of " + fmt.Sprint(len(v)) + " characters"
+}
+
+// quoteKey renders a key for an error message, cut to 64 bytes.
+func quoteKey(key []byte) string {
+	s := fullKey(key)
+	if len(s) > 64 {
+		cut := 64
+		for cut > 0 && !utf8.RuneStart(s[cut]) {
+			cut--
+		}
+		s = s[:cut] + "…"
+	}
+	return fmt.Sprintf("%q", s)
+}
+
+// fullKey is the unescaped text of a raw key token, as encoding/json reads
+// it. Without escapes it points into the body (valid only for the call).
+func fullKey(key []byte) string {
+	c := strContent(key)
+	if c == nil {
+		return ""
+	}
+	for _, b := range c {
+		if b == '\\' || b >= utf8.RuneSelf {
+			out, _ := appendUnescaped(make([]byte, 0, len(c)), c, -1)
+			return string(out)
+		}
+	}
+	return b2s(c)
+}
+
+// keySet detects a repeated key: a linear scan for the usual dozen keys, a
+// map beyond.
+type keySet struct {
+	small [16]string
+	n     int
+	m     map[string]struct{}
+}
+
+func (s *keySet) add(k string) bool {
+	if s.m != nil {
+		if _, ok := s.m[k]; ok {
+			return false
+		}
+		s.m[k] = struct{}{}
+		return true
+	}
+	for _, v := range s.small[:s.n] {
+		if v == k {
+			return false
+		}
+	}
+	if s.n < len(s.small) {
+		s.small[s.n] = k
+		s.n++
+		return true
+	}
+	s.m = make(map[string]struct{}, 2*len(s.small))
+	for _, v := range s.small {
+		s.m[v] = struct{}{}
+	}
+	s.m[k] = struct{}{}
+	return true
+}
+
+// BatchItem is one request of a Message Batch, as ParseBatch read it.
+type BatchItem struct {
+	CustomID string
+	Request  Request
+	// Params is the request's params object: a sub-slice of the batch
+	// body, not a copy.
+	Params []byte
+}
+
+// ParseBatch reads the body of POST /v1/messages/batches as strictly as
+// ParseRequest reads a request: valid JSON, an object without repeated or
+// case-variant keys, whose requests is a non-empty array of objects, each
+// with a string custom_id (unique within the batch, compared unescaped) and
+// an object params read by ParseRequest's FormatMessages rules.
+func ParseBatch(body []byte) ([]BatchItem, error) {
+	if err := checkBody(body); err != nil {
+		return nil, err
+	}
+	var (
+		keys    keySet
+		err     error
+		reqs    []byte
+		scratch [maxKeyRaw * 2]byte
+	)
+	forEachMember(body, func(key, val []byte) bool {
+		if !keys.add(fullKey(key)) {
+			err = bodyErr("the key %s appears more than once", quoteKey(key))
+			return false
+		}
+		name := keyName(key, scratch[:])
+		switch {
+		case string(name) == "requests":
+			reqs = val
+		case strings.EqualFold(b2s(name), "requests"):
+			err = bodyErr("the key %s differs from \"requests\" only in letter case; send it as \"requests\"", quoteKey(key))
+			return false
+		}
+		return true
+	})
+	if err != nil {
+		return nil, err
+	}
+	switch kind(reqs) {
+	case '[':
+	case 0:
+		return nil, bodyErr("requests is required")
+	default:
+		return nil, bodyErr("requests must be an array, not %s", describe(reqs))
+	}
+	var (
+		items []BatchItem
+		ids   = map[string]int{}
+	)
+	forEachElem(reqs, func(e []byte) bool {
+		at := fmt.Sprintf("requests[%d]", len(items))
+		var it BatchItem
+		it, err = parseBatchItem(e, at)
+		if err != nil {
+			return false
+		}
+		if first, ok := ids[it.CustomID]; ok {
+			err = bodyErr("%s.custom_id %q repeats that of requests[%d]", at, it.CustomID, first)
+			return false
+		}
+		ids[it.CustomID] = len(items)
+		items = append(items, it)
+		return true
+	})
+	if err != nil {
+		return nil, err
+	}
+	if len(items) == 0 {
+		return nil, bodyErr("requests must not be empty")
+	}
+	return items, nil
+}
+
+func parseBatchItem(e []byte, at string) (BatchItem, error) {
+	if kind(e) != '{' {
+		return BatchItem{}, bodyErr("%s must be an object, not %s", at, describe(e))
+	}
+	var (
+		keys     keySet
+		err      error
+		id       []byte
+		params   []byte
+		sawID    bool
+		scratch  [maxKeyRaw * 2]byte
+		itemKeys = [...]string{"custom_id", "params"}
+	)
+	forEachMember(e, func(key, val []byte) bool {
+		if !keys.add(fullKey(key)) {
+			err = bodyErr("%s: the key %s appears more than once", at, quoteKey(key))
+			return false
+		}
+		name := keyName(key, scratch[:])
+		for _, k := range itemKeys {
+			if string(name) != k && strings.EqualFold(b2s(name), k) {
+				err = bodyErr("%s: the key %s differs from %q only in letter case; send it as %q", at, quoteKey(key), k, k)
+				return false
+			}
+		}
+		switch string(name) {
+		case "custom_id":
+			id, sawID = strContent(val), true
+			if id == nil {
+				err = bodyErr("%s.custom_id must be a string, not %s", at, describe(val))
+				return false
+			}
+		case "params":
+			params = val
+		}
+		return true
+	})
+	if err != nil {
+		return BatchItem{}, err
+	}
+	if !sawID {
+		return BatchItem{}, bodyErr("%s.custom_id is required", at)
+	}
+	switch kind(params) {
+	case '{':
+	case 0:
+		return BatchItem{}, bodyErr("%s.params is required", at)
+	default:
+		return BatchItem{}, bodyErr("%s.params must be an object, not %s", at, describe(params))
+	}
+	req, err := parseTop(params, FormatMessages, at+".params: ")
+	if err != nil {
+		return BatchItem{}, err
+	}
+	uid, _ := appendUnescaped(make([]byte, 0, len(id)), id, -1)
+	return BatchItem{CustomID: string(uid), Request: req, Params: params}, nil
+}
+
+// Parser is ParseRequest and ParseBatch behind ports.RequestParser.
+type Parser struct{}
+
+var _ ports.RequestParser = Parser{}
+
+// ParseRequest implements ports.RequestParser.
+func (Parser) ParseRequest(body []byte, f domain.WireFormat) (domain.CallRequest, error) {
+	r, err := ParseRequest(body, f)
+	if err != nil {
+		return domain.CallRequest{}, err
+	}
+	return r.toDomain(), nil
+}
+
+// ParseBatch implements ports.RequestParser.
+func (Parser) ParseBatch(body []byte) ([]domain.BatchItem, error) {
+	items, err := ParseBatch(body)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]domain.BatchItem, len(items))
+	for i, it := range items {
+		out[i] = domain.BatchItem{CustomID: it.CustomID, Request: it.Request.toDomain(), Params: it.Params}
+	}
+	return out, nil
+}
+
+func (r Request) toDomain() domain.CallRequest {
+	return domain.CallRequest{Model: r.Model, Stream: r.Stream, MaxTokens: r.MaxTokens, IncludeUsage: r.IncludeUsage}
+}

@@ -1,0 +1,651 @@
+// Package proxy is the relay's data plane: a net/http handler around
+// httputil.ReverseProxy that authenticates the proxy key, classifies the
+// path against the endpoint catalogue, reads the body, and hands the call
+// to the domain (relay.Service.Admit), then meters the answer as it passes
+// through and hands the outcome back (Admission.Finish). Every rule about
+// money is the domain's; this package moves bytes. It knows nothing of echo:
+// the management API only mounts it.
+package proxy
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httputil"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/relaystation/relay/adapters/httpx"
+	"github.com/relaystation/relay/adapters/upstream"
+	"github.com/relaystation/relay/domain"
+	"github.com/relaystation/relay/domain/relay"
+)
+
+// Options wires the proxy. Service and Transport are required.
+type Options struct {
+	// Service runs admission and settlement.
+	Service *relay.Service
+	// Transport sends requests upstream: an *upstream.Transport, which
+	// swaps the key, retries and fails over. If it reports Configured() ==
+	// false, every call is answered 503 "upstream is not configured".
+	Transport http.RoundTripper
+	// ClientIP resolves the client address; nil uses the peer address.
+	ClientIP *httpx.ClientIPResolver
+	// Log gets one Info line per proxied request (never a key or a body)
+	// and errors; nil logs nothing.
+	Log *slog.Logger
+	// MaxBodyBytes caps request bodies (default 32 MB); larger ones get
+	// 413 request_too_large.
+	MaxBodyBytes int64
+	// IdleTimeout ends a response when the upstream sends nothing for this
+	// long (default 5 minutes). There is no overall timeout: streams are long.
+	IdleTimeout time.Duration
+	// Now is the clock (default time.Now).
+	Now func() time.Time
+	// Observer is told about every proxied request, for metrics; nil: no-op.
+	Observer Observer
+	// Router classifies paths against the endpoint catalogue; nil: the
+	// catalogue alone, no passthrough prefixes.
+	Router *relay.Router
+	// CORSAllowedOrigins are origins (scheme://host[:port]) that get CORS
+	// headers on the responses of keys without allowed_domains, and the only
+	// ones a preflight is answered for when non-empty.
+	CORSAllowedOrigins []string
+}
+
+// Observer receives proxy events. Implementations must be cheap: they
+// run on every request.
+type Observer interface {
+	// RequestStarted and RequestFinished bracket every proxied request.
+	RequestStarted()
+	RequestFinished()
+	// StreamOpened and StreamClosed bracket every SSE response.
+	StreamOpened()
+	StreamClosed()
+	// Done reports a finished request: admitted ones with their usage
+	// record, refused ones with only the status (and model when known).
+	Done(rec *domain.UsageRecord)
+}
+
+// NopObserver ignores everything.
+type NopObserver struct{}
+
+func (NopObserver) RequestStarted()          {}
+func (NopObserver) RequestFinished()         {}
+func (NopObserver) StreamOpened()            {}
+func (NopObserver) StreamClosed()            {}
+func (NopObserver) Done(*domain.UsageRecord) {}
+
+// Handler relays every path the management API does not claim to the
+// upstream, with admission before and usage settlement after.
+type Handler struct {
+	rp         *httputil.ReverseProxy
+	svc        *relay.Service
+	configured bool
+	clientIP   *httpx.ClientIPResolver
+	log        *slog.Logger
+	maxBody    int64
+	idle       time.Duration
+	now        func() time.Time
+	obs        Observer
+	cors       map[string]bool
+	router     *relay.Router
+}
+
+// New builds the proxy handler.
+func New(opts Options) *Handler {
+	p := &Handler{svc: opts.Service, clientIP: opts.ClientIP, log: opts.Log, maxBody: opts.MaxBodyBytes,
+		idle: opts.IdleTimeout, now: opts.Now, obs: opts.Observer}
+	if p.obs == nil {
+		p.obs = NopObserver{}
+	}
+	if len(opts.CORSAllowedOrigins) > 0 {
+		p.cors = make(map[string]bool, len(opts.CORSAllowedOrigins))
+		for _, o := range opts.CORSAllowedOrigins {
+			p.cors[strings.ToLower(strings.TrimRight(o, "/"))] = true
+		}
+	}
+	if p.log == nil {
+		p.log = slog.New(slog.DiscardHandler)
+	}
+	p.router = opts.Router
+	if p.router == nil {
+		p.router, _ = relay.NewRouter(nil)
+	}
+	if p.maxBody <= 0 {
+		p.maxBody = upstream.DefaultMaxBodyBytes
+	}
+	if p.idle <= 0 {
+		p.idle = 5 * time.Minute
+	}
+	if p.now == nil {
+		p.now = time.Now
+	}
+	p.configured = opts.Transport != nil && opts.Service != nil
+	if c, ok := opts.Transport.(interface{ Configured() bool }); ok && !c.Configured() {
+		p.configured = false
+	}
+	p.rp = &httputil.ReverseProxy{
+		Rewrite:   proxyRewrite,
+		Transport: opts.Transport,
+		// FlushInterval stays 0: ReverseProxy flushes every write of a
+		// text/event-stream (or unknown-length) response at once anyway, and
+		// flushing a sized JSON body per write would only cost syscalls.
+		ModifyResponse: p.modifyResponse,
+		ErrorHandler:   p.handleError,
+		ErrorLog:       slog.NewLogLogger(p.log.Handler(), slog.LevelDebug),
+		BufferPool:     proxyBufferPool{},
+	}
+	return p
+}
+
+// proxyBufferPool recycles ReverseProxy's 32 KB copy buffers.
+type proxyBufferPool struct{}
+
+var proxyBufs = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
+
+func (proxyBufferPool) Get() []byte  { return *proxyBufs.Get().(*[]byte) }
+func (proxyBufferPool) Put(b []byte) { proxyBufs.Put(&b) }
+
+// proxyCall is one proxied request's state, from admission to settlement.
+// The rules (what is billed, what is estimated, what the record says) are
+// the domain's (relay.Admission.Finish); this only gathers the outcome.
+type proxyCall struct {
+	p        *Handler
+	adm      *relay.Admission
+	info     upstream.Info
+	start    time.Time
+	ttfb     time.Duration
+	route    relay.Route
+	status   int
+	upStatus int
+	answered bool
+	upReqID  string
+	stream   bool
+	cancel   context.CancelCauseFunc
+	causeCtx context.Context
+	errType  string
+	once     sync.Once
+	origin   string
+	w        http.ResponseWriter
+	// streamOpen: StreamOpened was reported and StreamClosed is owed.
+	streamOpen bool
+
+	meter   proxyMeter
+	eof     bool
+	readErr error
+	// capture keeps a create call's small JSON answer, for the new id.
+	capture []byte
+}
+
+type proxyCallKey struct{}
+
+// errProxyIdle cancels an upstream response that went quiet.
+var errProxyIdle = errors.New("upstream idle timeout")
+
+// proxyCaptureLimit bounds the copy of a create call's answer kept for its id.
+const proxyCaptureLimit = 64 << 10
+
+// proxyListLimit bounds a batch or file listing the relay filters.
+const proxyListLimit = 8 << 20
+
+// proxyBodyReadTimeout bounds how long a client may take to send its body.
+const proxyBodyReadTimeout = 2 * time.Minute
+
+// requestPath is the path exactly as the client sent it (before any
+// decoding), which is what gets classified and forwarded.
+func requestPath(r *http.Request) string {
+	if u := r.RequestURI; strings.HasPrefix(u, "/") {
+		if i := strings.IndexByte(u, '?'); i >= 0 {
+			u = u[:i]
+		}
+		return u
+	}
+	return r.URL.EscapedPath()
+}
+
+func (p *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	reqID := httpx.RequestIDFrom(ctx)
+	if reqID == "" {
+		reqID = httpx.NewRequestID()
+		ctx = httpx.WithRequestID(ctx, reqID)
+		w.Header().Set(httpx.HeaderRequestID, reqID)
+	}
+	r = r.WithContext(ctx)
+	if r.Method == http.MethodOptions && r.Header.Get("Access-Control-Request-Method") != "" {
+		p.preflight(w, r)
+		return
+	}
+	p.obs.RequestStarted()
+	defer p.obs.RequestFinished()
+	start := p.now()
+	ref := relay.Refusal{RequestID: reqID, Start: start, Path: requestPath(r), Session: r.Header.Get("X-Claude-Code-Session-Id")}
+	if !p.configured {
+		p.refused(w, r, &ref, &domain.Error{Kind: domain.KindUpstream, Reason: "upstream_not_configured",
+			Message: "upstream is not configured: the relay has no Anthropic API key; set UPSTREAM_API_KEY (upstream.primary.api_key)"}, http.StatusServiceUnavailable)
+		return
+	}
+	ref.ClientIP = p.clientIP.Resolve(r)
+	// The key (and its IP allow-list) is checked before the body is read, so
+	// a client without a valid key cannot make the relay buffer anything.
+	raw, err := relay.KeyFromHeaders(r.Header)
+	var key domain.APIKey
+	if err == nil {
+		key, err = p.svc.Authenticate(ctx, raw, ref.ClientIP)
+	}
+	if key.ID != uuid.Nil {
+		ref.Key = &key
+	}
+	if err != nil {
+		p.refused(w, r, &ref, err, 0)
+		return
+	}
+	route, err := p.router.Classify(r.Method, ref.Path)
+	if err != nil {
+		if domain.KindOf(err) == domain.KindMethodNotAllowed {
+			if allow := p.router.Allow(ref.Path); allow != "" {
+				w.Header().Set("Allow", allow)
+			}
+		}
+		p.refused(w, r, &ref, err, 0)
+		return
+	}
+	ref.Route = route
+	call := relay.Call{Route: route, RequestID: reqID, Start: start, ClientIP: ref.ClientIP,
+		Origin: r.Header.Get("Origin"), Referer: r.Header.Get("Referer"),
+		ContentType: r.Header.Get("Content-Type"), ContentEncoding: r.Header.Get("Content-Encoding"), Session: ref.Session}
+	if r.Body != nil && r.Body != http.NoBody {
+		// A slow sender gets a bounded time to deliver its body; there is
+		// no server-wide ReadTimeout because streams are long.
+		rc := http.NewResponseController(w)
+		_ = rc.SetReadDeadline(time.Now().Add(proxyBodyReadTimeout))
+		body, err := upstream.ReadBody(r.Body, r.ContentLength, p.maxBody)
+		_ = rc.SetReadDeadline(time.Time{})
+		if err != nil {
+			if domain.KindOf(err) != domain.KindTooLarge {
+				err = &domain.Error{Kind: domain.KindInvalid, Message: "could not read the request body", Err: err}
+			}
+			p.refused(w, r, &ref, err, 0)
+			return
+		}
+		call.Body = body
+	}
+	adm, err := p.svc.Admit(ctx, key, call)
+	if err != nil {
+		p.refused(w, r, &ref, err, 0)
+		return
+	}
+	c := &proxyCall{p: p, w: w, start: start, route: route, adm: adm, origin: call.Origin}
+	defer func() {
+		if v := recover(); v != nil {
+			if v != http.ErrAbortHandler {
+				c.status, c.errType = http.StatusInternalServerError, "panic"
+			}
+			c.finish()
+			panic(v)
+		}
+		// Normally settled by the body's Close or the error handler; this
+		// covers any path that reached neither.
+		c.finish()
+	}()
+
+	ctx = context.WithValue(ctx, proxyCallKey{}, c)
+	ctx = upstream.WithInfo(ctx, &c.info)
+	ctx, c.cancel = context.WithCancelCause(ctx)
+	c.causeCtx = ctx
+	defer c.cancel(nil)
+	out := r.WithContext(ctx)
+	// What is forwarded is exactly what was classified: the canonical path
+	// (it holds no escapes), the query as sent.
+	u := *r.URL
+	u.Path, u.RawPath = route.Path, ""
+	out.URL = &u
+	if call.Body != nil {
+		body := call.Body
+		out.Body = io.NopCloser(bytes.NewReader(body))
+		out.ContentLength = int64(len(body))
+		out.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
+	}
+	p.rp.ServeHTTP(w, out)
+}
+
+// refused answers a request that never went upstream, records it against
+// the key when the key is known, and logs it. status overrides the error's
+// mapped status when not zero.
+func (p *Handler) refused(w http.ResponseWriter, r *http.Request, ref *relay.Refusal, err error, status int) {
+	// A browser page may read the refusal (a 429, say) on the same terms
+	// as a success: the key's allowed_domains, else cors.allowed_origins.
+	if origin := r.Header.Get("Origin"); origin != "" {
+		var allowed []string
+		if ref.Key != nil {
+			allowed = ref.Key.AllowedDomains
+		}
+		p.corsHeaders(w.Header(), origin, allowed)
+	}
+	errType := ""
+	if status == 0 {
+		status, errType = httpx.StatusOf(err)
+	}
+	if status == http.StatusServiceUnavailable && domain.KindOf(err) == domain.KindUpstream {
+		errType = "api_error"
+		httpx.WriteErrorBody(w, r, status, errType, domain.AsError(err).Message)
+	} else {
+		httpx.WriteError(w, r, p.log, err)
+	}
+	ref.Status, ref.ErrorType = status, errType
+	rec := p.svc.Refused(r.Context(), *ref)
+	p.logLine(&rec, upstream.Info{})
+	p.obs.Done(&rec)
+}
+
+// proxyDropHeaders never go upstream: credentials and cookies for the
+// relay, headers that could make a gateway rewrite the path or method, and
+// Origin/Referer (already used for allowed_domains; at Anthropic an Origin
+// turns a call into a browser CORS call).
+var proxyDropHeaders = []string{
+	"X-Api-Key", "Authorization", "Cookie", "Proxy-Authorization",
+	"X-Real-Ip", "X-Original-Url", "X-Rewrite-Url", "X-Http-Method-Override", "X-Http-Method", "X-Method-Override",
+	"Forwarded", "Origin", "Referer",
+	// net/http re-sends a written POST on a broken keep-alive connection
+	// when it carries an idempotency key: never let a client ask for that.
+	"Idempotency-Key", "X-Idempotency-Key",
+}
+
+// proxyRewrite applies the header rules to the outbound request: the
+// client's credentials go (the transport sets the upstream key), and the
+// answer is asked for uncompressed so that its usage can be read.
+// Everything else passes through as an open list (anthropic-*,
+// content-type, user-agent, X-Claude-Code-Session-Id, ...). ReverseProxy has
+// already dropped hop-by-hop headers and X-Forwarded-*.
+func proxyRewrite(pr *httputil.ProxyRequest) {
+	h := pr.Out.Header
+	for _, k := range proxyDropHeaders {
+		delete(h, k)
+	}
+	h["Accept-Encoding"] = []string{"identity"}
+	pr.Out.Host = ""
+}
+
+func proxyCallFrom(ctx context.Context) *proxyCall {
+	c, _ := ctx.Value(proxyCallKey{}).(*proxyCall)
+	return c
+}
+
+// Relay rate-limit headers: named so that they never collide with the
+// upstream's anthropic-ratelimit-* or the OpenAI endpoint's x-ratelimit-*.
+const (
+	headerRelayLimit     = "X-Relay-Ratelimit-Limit-Requests"
+	headerRelayRemaining = "X-Relay-Ratelimit-Remaining-Requests"
+	headerRelayReset     = "X-Relay-Ratelimit-Reset-Requests"
+)
+
+func (p *Handler) modifyResponse(resp *http.Response) error {
+	c := proxyCallFrom(resp.Request.Context())
+	if c == nil {
+		return nil
+	}
+	c.ttfb = p.now().Sub(c.start)
+	c.status, c.upStatus, c.answered = resp.StatusCode, resp.StatusCode, true
+	c.upReqID = resp.Header.Get("request-id")
+	c.stream = strings.HasPrefix(resp.Header.Get("content-type"), "text/event-stream")
+	if c.stream {
+		c.streamOpen = true
+		p.obs.StreamOpened()
+	}
+	h := resp.Header
+	// The upstream's own CORS answer (Anthropic allows any origin for direct
+	// browser access) must not override the key's allow-list, and the
+	// operator's organization id is nobody else's business.
+	for k := range h {
+		if strings.HasPrefix(k, "Access-Control-") {
+			delete(h, k)
+		}
+	}
+	delete(h, "Anthropic-Organization-Id")
+	if c.origin != "" {
+		c.p.corsHeaders(h, c.origin, c.adm.Key.AllowedDomains)
+	}
+	if c.adm.RateChecked {
+		d := c.adm.Rate
+		h[headerRelayLimit] = []string{strconv.FormatInt(d.Limit, 10)}
+		h[headerRelayRemaining] = []string{strconv.FormatInt(d.Remaining, 10)}
+		h[headerRelayReset] = []string{c.start.Add(d.ResetAfter).UTC().Format(time.RFC3339)}
+	}
+	ep := c.route.Endpoint
+	ok := resp.StatusCode >= 200 && resp.StatusCode < 300
+	if ok && (ep == relay.EndpointBatchList || ep == relay.EndpointFileList) {
+		if err := p.filterListing(resp, c); err != nil {
+			return err
+		}
+	}
+	c.meter.start(ep, c.stream, resp.Header.Get("Content-Encoding"))
+	resp.Body = &proxyBody{c: c, rc: resp.Body, timer: time.AfterFunc(p.idle, func() { c.cancel(errProxyIdle) })}
+	return nil
+}
+
+// filterListing replaces a batch or file listing with the entries the key
+// owns. A listing is small JSON (a page of at most 1,000 ids), so it is
+// read whole; the page's has_more is kept, first_id/last_id follow the
+// entries kept.
+func (p *Handler) filterListing(resp *http.Response, c *proxyCall) error {
+	body, err := io.ReadAll(io.LimitReader(resp.Body, proxyListLimit+1))
+	_ = resp.Body.Close()
+	if err != nil || len(body) > proxyListLimit {
+		return &domain.Error{Kind: domain.KindUpstream, Reason: "listing", Message: "could not read the upstream listing", Err: err}
+	}
+	kind, _ := c.route.Endpoint.Object()
+	out, err := filterListing(resp.Request.Context(), body, func(ctx context.Context, ids []string) ([]string, error) {
+		return p.svc.OwnedAmong(ctx, c.adm.Key, kind, ids)
+	})
+	if err != nil {
+		return err
+	}
+	resp.Body = io.NopCloser(bytes.NewReader(out))
+	resp.ContentLength = int64(len(out))
+	resp.Header.Set("Content-Length", strconv.Itoa(len(out)))
+	resp.Header.Del("Content-Encoding")
+	return nil
+}
+
+// proxyBody passes the upstream body through untouched while feeding the
+// meter, and finishes the call on Close: ReverseProxy closes it however
+// the copy ends (done, client gone, upstream dropped).
+type proxyBody struct {
+	c     *proxyCall
+	rc    io.ReadCloser
+	timer *time.Timer
+}
+
+func (b *proxyBody) Read(p []byte) (int, error) {
+	n, err := b.rc.Read(p)
+	c := b.c
+	if n > 0 {
+		b.timer.Reset(c.p.idle)
+		c.meter.feed(p[:n])
+		if c.route.Endpoint == relay.EndpointBatchCreate || c.route.Endpoint == relay.EndpointFileUpload {
+			if len(c.capture)+n <= proxyCaptureLimit {
+				c.capture = append(c.capture, p[:n]...)
+			}
+		}
+	}
+	if err == io.EOF {
+		c.eof = true
+	} else if err != nil && c.readErr == nil {
+		c.readErr = err
+	}
+	return n, err
+}
+
+func (b *proxyBody) Close() error {
+	b.timer.Stop()
+	err := b.rc.Close()
+	c := b.c
+	if c.eof && !c.stream && c.w != nil {
+		// The whole body has been copied: send it now, so the client is not
+		// kept waiting while usage is parsed, settled and logged.
+		_ = http.NewResponseController(c.w).Flush()
+	}
+	c.finish()
+	return err
+}
+
+// closeStream reports the end of an SSE response exactly once.
+func (c *proxyCall) closeStream() {
+	if c.streamOpen {
+		c.streamOpen = false
+		c.p.obs.StreamClosed()
+	}
+}
+
+// handleError answers a failure before any response byte was written:
+// the upstream's own errors are never here (they pass through as
+// responses); these are connection failures, timeouts, oversize bodies and
+// the client going away.
+func (p *Handler) handleError(w http.ResponseWriter, r *http.Request, err error) {
+	c := proxyCallFrom(r.Context())
+	if r.Context().Err() != nil && !errors.Is(context.Cause(r.Context()), errProxyIdle) {
+		// The client went away; nobody is listening for an answer.
+		if c != nil {
+			c.status, c.errType = 499, "client_closed"
+			c.finish()
+		}
+		return
+	}
+	if domain.AsError(err) == nil {
+		err = &domain.Error{Kind: domain.KindUpstream, Message: "upstream request failed", Err: err}
+	}
+	status, typ := httpx.StatusOf(err)
+	if c != nil {
+		c.status, c.errType = status, typ
+		c.finish()
+	}
+	httpx.WriteError(w, r, p.log, err)
+}
+
+// finish gathers the outcome and hands it to the domain once.
+func (c *proxyCall) finish() {
+	c.once.Do(func() {
+		c.closeStream()
+		out := relay.Outcome{
+			Status: c.status, Answered: c.answered, UpstreamStatus: c.upStatus,
+			Written: c.info.Written || c.answered, Stream: c.stream, ErrorType: c.errType,
+			TTFB: c.ttfb, End: c.p.now(), Upstream: c.info.Upstream, UpstreamRequestID: c.upReqID,
+		}
+		if c.answered {
+			out.Reply = c.meter.reply(c.eof && c.readErr == nil)
+			if c.capture != nil && c.eof {
+				out.Reply.ObjectID = objectID(c.capture)
+			}
+		}
+		if out.ErrorType == "" && c.causeCtx != nil && (c.readErr != nil || (c.answered && !c.eof && c.status < 300)) {
+			switch cause := context.Cause(c.causeCtx); {
+			case errors.Is(cause, errProxyIdle):
+				out.ErrorType = "idle_timeout"
+			case cause != nil:
+				out.ErrorType = "client_closed"
+			case c.readErr != nil:
+				out.ErrorType = "upstream_disconnected"
+			}
+		}
+		rec := c.adm.Finish(context.Background(), out)
+		c.p.logLine(&rec, c.info)
+		c.p.obs.Done(&rec)
+	})
+}
+
+func (p *Handler) logLine(rec *domain.UsageRecord, info upstream.Info) {
+	log := p.log
+	ctx := context.Background()
+	if !log.Enabled(ctx, slog.LevelInfo) {
+		return
+	}
+	log.LogAttrs(ctx, slog.LevelInfo, "proxied",
+		slog.String("request_id", rec.RequestID),
+		slog.String("key_id", rec.KeyID.String()),
+		slog.String("model", rec.Model),
+		slog.String("path", rec.Path),
+		slog.String("endpoint", rec.Endpoint),
+		slog.Int("status", rec.Status),
+		slog.Bool("stream", rec.Stream),
+		slog.Int64("input_tokens", rec.Usage.InputTokens),
+		slog.Int64("output_tokens", rec.Usage.OutputTokens),
+		slog.Int64("cache_creation_tokens", rec.Usage.CacheCreationInputTokens),
+		slog.Int64("cache_read_tokens", rec.Usage.CacheReadInputTokens),
+		slog.Bool("estimated", rec.Estimated),
+		slog.Duration("latency", rec.Latency),
+		slog.Duration("ttfb", rec.TTFB),
+		slog.Int("retries", info.Retries),
+		slog.String("upstream", rec.Upstream),
+		slog.String("error_type", rec.ErrorType),
+	)
+}
+
+// proxyCORSAllowHeaders are the request headers a browser may send.
+const proxyCORSAllowHeaders = "x-api-key, authorization, anthropic-version, anthropic-beta, anthropic-dangerous-direct-browser-access, content-type"
+
+// proxyCORSExposeHeaders are the response headers a page may read.
+const proxyCORSExposeHeaders = "request-id, x-request-id, retry-after, x-should-retry, anthropic-ratelimit-requests-limit, anthropic-ratelimit-requests-remaining, anthropic-ratelimit-requests-reset, anthropic-ratelimit-tokens-limit, anthropic-ratelimit-tokens-remaining, anthropic-ratelimit-tokens-reset, x-relay-ratelimit-limit-requests, x-relay-ratelimit-remaining-requests, x-relay-ratelimit-reset-requests"
+
+// preflight answers a CORS preflight itself: it carries no key, so it never
+// goes upstream. The key's allowed_domains are enforced on the real request.
+func (p *Handler) preflight(w http.ResponseWriter, r *http.Request) {
+	h := w.Header()
+	h.Add("Vary", "Origin")
+	h.Add("Vary", "Access-Control-Request-Method")
+	h.Add("Vary", "Access-Control-Request-Headers")
+	origin := r.Header.Get("Origin")
+	if origin != "" && (p.cors == nil || p.cors[strings.ToLower(origin)]) {
+		h.Set("Access-Control-Allow-Origin", origin)
+		h.Set("Access-Control-Allow-Methods", "POST, GET")
+		allow := proxyCORSAllowHeaders
+		if req := r.Header.Get("Access-Control-Request-Headers"); req != "" && proxyHeaderList(req) {
+			// The SDKs send more than the documented set (x-stainless-*,
+			// x-claude-code-session-id, other anthropic-*): allow what the
+			// page asks for; the key check happens on the real request.
+			allow += ", " + req
+		}
+		h.Set("Access-Control-Allow-Headers", allow)
+		h.Set("Access-Control-Max-Age", "600")
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// proxyHeaderList reports whether s is a comma-separated list of header
+// names (RFC 9110 tokens), safe to echo back.
+func proxyHeaderList(s string) bool {
+	if len(s) > 2048 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == ',' || c == ' ') {
+			return false
+		}
+	}
+	return true
+}
+
+// corsHeaders lets a browser page read the response when the key's
+// allowed_domains match its origin, or, for a key without allowed_domains,
+// when the origin is in cors.allowed_origins.
+func (p *Handler) corsHeaders(h http.Header, origin string, allowed []string) {
+	ok := false
+	if len(allowed) > 0 {
+		ok = relay.OriginAllowed(allowed, origin, "")
+	} else {
+		ok = p.cors[strings.ToLower(origin)]
+	}
+	h.Add("Vary", "Origin")
+	if ok {
+		h.Set("Access-Control-Allow-Origin", origin)
+		h.Set("Access-Control-Expose-Headers", proxyCORSExposeHeaders)
+	}
+}

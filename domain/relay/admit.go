@@ -1,0 +1,677 @@
+package relay
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"mime"
+	"net/netip"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/relaystation/relay/domain"
+)
+
+// MaxReservableTokens bounds max_tokens and the input estimate of one
+// request (2^30, beyond any model's context), so reservations never overflow.
+const MaxReservableTokens = 1 << 30
+
+// DefaultMaxTokens is reserved for output when a metered request names no
+// output bound: 128,000, the largest output of any current Claude model, so
+// the reservation stays an upper bound. (The Messages API itself requires
+// max_tokens; the OpenAI-compatible endpoint does not.)
+const DefaultMaxTokens = 128_000
+
+// Call is one proxied request, as admission sees it.
+type Call struct {
+	Route Route
+	// RequestID names the quota reservation and the usage record; unique.
+	RequestID string
+	// Start is when the request arrived.
+	Start    time.Time
+	ClientIP netip.Addr
+	// Origin and Referer are the request's headers, for allowed_domains.
+	Origin  string
+	Referer string
+	// ContentType and ContentEncoding are the request's headers.
+	ContentType     string
+	ContentEncoding string
+	// Body is the whole request body.
+	Body []byte
+	// Session is X-Claude-Code-Session-Id.
+	Session string
+}
+
+// Validate checks the call's own fields.
+func (c *Call) Validate() error {
+	if c.RequestID == "" {
+		return domain.Invalidf("admission needs a request id")
+	}
+	if c.Route.Endpoint == EndpointUnknown {
+		return domain.Invalidf("admission needs a classified route")
+	}
+	return nil
+}
+
+// Admission is an admitted request. Finish must be called exactly once
+// when the response has ended (more calls are no-ops).
+type Admission struct {
+	Key  domain.APIKey
+	Tier domain.Tier
+	// Rate is the request-budget decision, for the relay's rate headers.
+	Rate domain.RateDecision
+	// RateChecked is false when the limiter failed open and Rate is empty.
+	RateChecked bool
+	// Request is what the body said (metered and batch endpoints).
+	Request domain.CallRequest
+	// Reserved is the quota reservation, 0 if none was made.
+	Reserved int64
+	// Estimate is the token estimate reserved for, 0 if none was needed.
+	Estimate int64
+
+	svc     *Service
+	call    Call
+	limited bool // a reservation was made: settle it in the ledger
+	release func()
+	once    sync.Once
+	// inputEst caches the tokenised input estimate.
+	inputEst int64
+}
+
+// Endpoint is the admitted call's endpoint.
+func (a *Admission) Endpoint() Endpoint { return a.call.Route.Endpoint }
+
+// Authenticate checks the presented key and the client address: the first
+// step of admission, run before the proxy reads (and buffers) a body of up
+// to 32 MB, so that a client without a valid key costs nothing. On failure
+// the returned key is the zero key when the key is unknown, and the key
+// itself when it is known (disabled, expired, deleted, refused by its IP
+// allow-list), so that the refusal can be recorded against it.
+func (s *Service) Authenticate(ctx context.Context, raw string, client netip.Addr) (domain.APIKey, error) {
+	k, err := s.cfg.Auth.Authenticate(ctx, raw, client)
+	if err != nil {
+		return k, s.reject(err)
+	}
+	return k, nil
+}
+
+// Admit runs admission control for one authenticated call. The steps run
+// in this fixed order, and the first refusal ends admission; any step that
+// took a resource (a concurrency slot, a reservation) gives it back when a
+// later step refuses:
+//
+//  1. Origin allow-list: the key's allowed_domains against the Origin (or
+//     Referer) host; 403 permission_error.
+//  2. Usage-writer saturation: 503 overloaded_error rather than serve
+//     traffic that cannot be accounted.
+//  3. Request rate: the tier's requests per period (auxiliary endpoints use
+//     the separate aux budget); 429 with retry-after.
+//  4. The body, for metered and batch endpoints: JSON content type (415),
+//     identity content encoding (415), and a strict read of the fields
+//     that decide the reservation (400).
+//  5. Ownership, for batch and file ids: another key's object is 404.
+//  6. Tokens per period, when the tier sets one (metered calls): 429 while
+//     the budget is in debt.
+//  7. Concurrency, when the tier sets max_concurrency: 429.
+//  8. Quota, when the key has a token_limit (metered and batch calls): see
+//     reserve.
+//
+// Backend failures in steps 3 and 6-8 follow the configured FailurePolicy.
+func (s *Service) Admit(ctx context.Context, key domain.APIKey, call Call) (*Admission, error) {
+	if err := call.Validate(); err != nil {
+		return nil, err
+	}
+	ep := call.Route.Endpoint
+	// 1.
+	if !OriginAllowed(key.AllowedDomains, call.Origin, call.Referer) {
+		return nil, s.reject(&domain.Error{Kind: domain.KindForbidden, Reason: string(AuthOrigin),
+			Message: "this API key may not be used from this origin"})
+	}
+	// 2.
+	if s.cfg.Usage.Saturated() {
+		return nil, s.reject(&domain.Error{Kind: domain.KindOverloaded, Reason: "usage_queue",
+			Message: "the relay is overloaded: usage accounting is backed up; retry shortly"})
+	}
+	tier, err := s.cfg.Tiers.Tier(ctx, key.RateLimitTier)
+	if err != nil {
+		if domain.KindOf(err) != domain.KindNotFound {
+			return nil, err
+		}
+		s.cfg.Log.LogAttrs(ctx, slog.LevelWarn, "key names an unknown tier; using the fallback tier",
+			slog.String("key_id", key.ID.String()), slog.String("tier", key.RateLimitTier))
+		tier = *s.cfg.FallbackTier
+	}
+	a := &Admission{Key: key, Tier: tier, svc: s, call: call}
+	// 3.
+	rkey, rlimit := domain.RequestsLimiterKey(key.ID), tier.RequestLimit()
+	if ep.Billing() == BillingAux {
+		rkey, rlimit = domain.AuxLimiterKey(key.ID), tier.AuxLimit()
+	}
+	d, err := s.cfg.Rate.Allow(ctx, rkey, rlimit, 1)
+	switch {
+	case err != nil:
+		if err := s.backendFailed(ctx, ConcernRequests, s.cfg.RatePolicy, err); err != nil {
+			return nil, err
+		}
+	case !d.Allowed:
+		return nil, s.reject(&domain.Error{Kind: domain.KindRateLimited, Reason: "requests", RetryAfter: d.RetryAfter,
+			Message: fmt.Sprintf("rate limit exceeded: %d requests per %s", rlimit.Count, rlimit.Period)})
+	default:
+		a.Rate, a.RateChecked = d, true
+	}
+	// 4.
+	var items []domain.BatchItem
+	if ep.NeedsJSON() {
+		if err := checkMedia(call.ContentType, call.ContentEncoding); err != nil {
+			return nil, s.reject(err)
+		}
+		if ep == EndpointBatchCreate {
+			items, err = s.cfg.Parser.ParseBatch(call.Body)
+		} else {
+			a.Request, err = s.cfg.Parser.ParseRequest(call.Body, ep.Format())
+		}
+		if err != nil {
+			return nil, s.reject(err)
+		}
+	}
+	// 5.
+	if err := s.checkOwner(ctx, key, call.Route); err != nil {
+		return nil, s.reject(err)
+	}
+	metered := ep.Billing() == BillingMetered
+	// 6.
+	if tl, ok := tier.TokenLimit(); ok && metered {
+		d, err := s.cfg.Rate.Peek(ctx, domain.TokensLimiterKey(key.ID), tl)
+		switch {
+		case err != nil:
+			if err := s.backendFailed(ctx, ConcernTokens, s.cfg.RatePolicy, err); err != nil {
+				return nil, err
+			}
+		case !d.Allowed:
+			return nil, s.reject(&domain.Error{Kind: domain.KindRateLimited, Reason: "tokens", RetryAfter: d.RetryAfter,
+				Message: fmt.Sprintf("token rate limit exceeded: %d tokens per %s", tl.Count, tl.Period)})
+		}
+	}
+	// 7.
+	if tier.MaxConcurrency != nil {
+		rel, ok, err := s.cfg.Concurrency.Acquire(ctx, domain.ConcurrencyKey(key.ID), *tier.MaxConcurrency, s.cfg.ConcurrencyLease)
+		switch {
+		case err != nil:
+			if err := s.backendFailed(ctx, ConcernConcurrency, s.cfg.RatePolicy, err); err != nil {
+				return nil, err
+			}
+		case !ok:
+			return nil, s.reject(&domain.Error{Kind: domain.KindRateLimited, Reason: "concurrency", RetryAfter: time.Second,
+				Message: fmt.Sprintf("too many concurrent requests for this API key (at most %d)", *tier.MaxConcurrency)})
+		default:
+			a.release = rel
+		}
+	}
+	// 8.
+	if key.TokenLimit != nil && (metered || ep == EndpointBatchCreate) {
+		if err := s.reserve(ctx, a, items); err != nil {
+			a.releaseSlot()
+			return nil, err
+		}
+	}
+	return a, nil
+}
+
+// checkMedia refuses a body that is not plain JSON: the relay must read
+// exactly what the upstream will.
+func checkMedia(contentType, contentEncoding string) error {
+	if enc := strings.TrimSpace(contentEncoding); enc != "" && !strings.EqualFold(enc, "identity") {
+		return &domain.Error{Kind: domain.KindUnsupportedMedia, Reason: "content_encoding",
+			Message: "request bodies must not be compressed (Content-Encoding must be identity)"}
+	}
+	mt, _, err := mime.ParseMediaType(contentType)
+	if err != nil || mt != "application/json" {
+		return &domain.Error{Kind: domain.KindUnsupportedMedia, Reason: "content_type",
+			Message: "the request body must be JSON: send Content-Type: application/json"}
+	}
+	return nil
+}
+
+// checkOwner refuses a call addressing another key's batch or file, as if
+// the object did not exist.
+func (s *Service) checkOwner(ctx context.Context, key domain.APIKey, rt Route) error {
+	kind, owned := rt.Endpoint.Object()
+	if !owned {
+		return nil
+	}
+	if s.cfg.Objects == nil {
+		return &domain.Error{Kind: domain.KindNotFound, Reason: "object", Message: "batches and files are not available on this relay"}
+	}
+	if rt.ObjectID == "" {
+		return nil // create and list: listing is filtered on the way back
+	}
+	o, err := s.cfg.Objects.GetObject(ctx, kind, rt.ObjectID)
+	if errors.Is(err, domain.ErrNotFound) || err == nil && o.KeyID != key.ID {
+		return &domain.Error{Kind: domain.KindNotFound, Reason: "object",
+			Message: fmt.Sprintf("%s %s not found", kind, rt.ObjectID)}
+	}
+	if err != nil {
+		return fmt.Errorf("look up %s owner: %w", kind, err)
+	}
+	if rt.Endpoint == EndpointBatchDelete && o.SettledAt == nil {
+		// A deleted batch's results can no longer be read: settle it first,
+		// so that deleting a batch never makes it free.
+		if s.cfg.Batches == nil || s.cfg.Store == nil {
+			return &domain.Error{Kind: domain.KindOverloaded, Reason: "batch_unsettled", Message: "this batch's usage is not recorded yet; retry later"}
+		}
+		if err := s.ReconcileBatch(ctx, o); err != nil {
+			return &domain.Error{Kind: domain.KindOverloaded, Reason: "batch_unsettled", Err: err,
+				Message: "this batch's usage could not be recorded yet; retry shortly"}
+		}
+	}
+	return nil
+}
+
+// reserve makes the quota reservation of a metered or batch call. It
+// refuses, without tokenising anything, a call whose output bound alone
+// cannot fit in what settled usage leaves. Otherwise it reserves the
+// output bound plus the estimator's cheap input bound (every text byte a
+// token); when that does not fit, it reserves against the tighter,
+// tokenised estimate instead. A refusal that no in-flight request can free
+// room for is marked NoRetry; one caused by in-flight reservations is a
+// retryable 429.
+func (s *Service) reserve(ctx context.Context, a *Admission, items []domain.BatchItem) error {
+	if s.cfg.Ledger == nil {
+		return fmt.Errorf("relay: key %s has a token limit but no quota ledger is configured", a.Key.ID)
+	}
+	limit, persisted := *a.Key.TokenLimit, a.Key.TokensUsed
+	if persisted >= limit {
+		return s.reject(quotaSpent(persisted, limit, 0))
+	}
+	maxTok := s.outputBound(a.Request.MaxTokens)
+	if items != nil {
+		maxTok = 0
+		for _, it := range items {
+			maxTok = min(maxTok+s.outputBound(it.Request.MaxTokens), MaxReservableTokens*64)
+		}
+	}
+	if maxTok > limit-persisted {
+		return s.reject(quotaSpent(persisted, limit, maxTok))
+	}
+	bound := func(tight bool) int64 {
+		f := s.cfg.Estimator.InputBound
+		if tight {
+			f = s.cfg.Estimator.InputEstimate
+		}
+		if items == nil {
+			return min(max(f(a.call.Body), 0), MaxReservableTokens)
+		}
+		var n int64
+		for _, it := range items {
+			n = min(n+min(max(f(it.Params), 0), MaxReservableTokens), MaxReservableTokens*64)
+		}
+		return n
+	}
+	lease := s.cfg.ReservationLease
+	if items != nil {
+		lease = s.cfg.BatchLease
+	}
+	est := maxTok + bound(false)
+	st, err := s.cfg.Ledger.Reserve(ctx, a.Key.ID, a.call.RequestID, est, limit, persisted, lease)
+	if domain.KindOf(err) == domain.KindQuotaExceeded {
+		tight := bound(true)
+		if items == nil {
+			a.inputEst = tight
+		}
+		if t := maxTok + tight; t < est {
+			est = t
+			st, err = s.cfg.Ledger.Reserve(ctx, a.Key.ID, a.call.RequestID, est, limit, persisted, lease)
+		}
+	}
+	switch {
+	case err == nil:
+		a.limited, a.Reserved, a.Estimate = true, est, est
+		return nil
+	case domain.KindOf(err) == domain.KindInvalid:
+		return s.reject(err)
+	case domain.KindOf(err) == domain.KindQuotaExceeded:
+		if est > limit-st.Used {
+			return s.reject(quotaSpent(st.Used, limit, est))
+		}
+		return s.reject(&domain.Error{Kind: domain.KindQuotaExceeded, Reason: "quota", RetryAfter: 5 * time.Second,
+			Message: fmt.Sprintf("token quota busy: this request may need %d tokens; %d of %d remain after the %d held by requests in flight",
+				est, st.Remaining(limit), limit, st.Reserved)})
+	default:
+		if err := s.backendFailed(ctx, ConcernQuota, s.cfg.QuotaPolicy, err); err != nil {
+			return err
+		}
+		return nil
+	}
+}
+
+func (s *Service) outputBound(maxTokens int64) int64 {
+	if maxTokens <= 0 {
+		return s.cfg.DefaultMaxTokens
+	}
+	return min(maxTokens, MaxReservableTokens)
+}
+
+// quotaSpent is the refusal when settled usage alone leaves no room: no
+// retry can succeed until an operator raises the limit.
+func quotaSpent(used, limit, need int64) *domain.Error {
+	msg := fmt.Sprintf("token quota exhausted: %d of %d tokens used", min(used, limit), limit)
+	if need > 0 {
+		msg = fmt.Sprintf("token quota exhausted: this request may need %d tokens but only %d of %d remain", need, max(limit-used, 0), limit)
+	}
+	return &domain.Error{Kind: domain.KindQuotaExceeded, Reason: "quota", NoRetry: true, Message: msg}
+}
+
+func (a *Admission) releaseSlot() {
+	if a.release != nil {
+		a.release()
+		a.release = nil
+	}
+}
+
+// Reply is what an upstream answer reported, as the proxy read it.
+type Reply struct {
+	// Usage is the top-level usage as reported; Iterations, when present,
+	// are what is billed (domain.BilledUsage).
+	Usage        domain.Usage
+	Iterations   []domain.Iteration
+	ServerTools  domain.ServerToolUse
+	ServiceTier  string
+	Speed        string
+	InferenceGeo string
+	// Model is the model the answer names (the serving model).
+	Model string
+	// Complete: the answer arrived whole and carried its final usage (a
+	// JSON body with usage; a stream's final message_delta / usage chunk).
+	Complete bool
+	// InputReported: the input and cache counts are the upstream's (a
+	// stream's message_start; any JSON usage).
+	InputReported bool
+	// OutputEstimate estimates the output relayed so far from its text (a
+	// stream that ended early), 0 if none.
+	OutputEstimate int64
+	// Unreadable: the answer could not be metered (an encoding the relay
+	// cannot decode, a body cut past its limits): bill the reservation.
+	Unreadable bool
+	// ErrorType is the upstream's error type, for an error answer.
+	ErrorType string
+	// ObjectID is the id of the object a create call made (batches, files).
+	ObjectID string
+}
+
+// Outcome is how an admitted call ended.
+type Outcome struct {
+	// Status is the status answered to the client (0: none; 499: the
+	// client went away first).
+	Status int
+	// Answered: the upstream answered with a status line; UpstreamStatus is it.
+	Answered       bool
+	UpstreamStatus int
+	// Written: the request reached the upstream, which may bill it even
+	// without an answer.
+	Written bool
+	// Stream: the answer was an event stream.
+	Stream            bool
+	Reply             Reply
+	ErrorType         string
+	TTFB              time.Duration
+	End               time.Time
+	Upstream          string
+	UpstreamRequestID string
+}
+
+// Finish ends the admission exactly once, whatever path gets here first
+// (the body's Close, an error handler, a recovered panic): it decides what
+// the call is charged, settles the reservation with it, frees the
+// concurrency slot, charges the tokens-per-period budget, records batch
+// and file ownership, and queues the one usage record, which it returns.
+// It never blocks on the usage store and ignores the caller's cancellation.
+func (a *Admission) Finish(ctx context.Context, out Outcome) domain.UsageRecord {
+	if a == nil {
+		return domain.UsageRecord{}
+	}
+	var rec domain.UsageRecord
+	a.once.Do(func() { rec = a.finish(context.WithoutCancel(ctx), out) })
+	return rec
+}
+
+// charge decides what an outcome costs. Metered calls: an upstream error
+// answer bills nothing; a complete answer bills what it reported
+// (iterations included); anything else that reached the upstream (an
+// interrupted stream, a timeout, a dropped connection, a client that hung
+// up first) bills at least the input estimate and what was relayed, and is
+// flagged estimated; an answer the relay cannot read bills the reservation.
+func (a *Admission) charge(out Outcome) (u domain.Usage, estimated bool) {
+	r := out.Reply
+	billed := domain.BilledUsage(r.Usage, r.Iterations)
+	switch a.call.Route.Endpoint.Billing() {
+	case BillingAux:
+		return domain.Usage{}, false
+	case BillingDeferred:
+		// A batch the upstream accepted but whose id the relay could not
+		// read (a compressed or oversized answer) can never be reconciled:
+		// it is billed its reservation rather than run for free.
+		if out.Answered && out.UpstreamStatus >= 200 && out.UpstreamStatus < 300 && r.ObjectID == "" {
+			return domain.Usage{InputTokens: a.Reserved}, true
+		}
+		return domain.Usage{}, false
+	case BillingNone:
+		// Free endpoints bill nothing; should one report usage anyway, it
+		// is the upstream's word and is kept.
+		if out.Answered && out.UpstreamStatus < 400 && r.Complete {
+			return billed, false
+		}
+		return domain.Usage{}, false
+	}
+	if !out.Written {
+		return domain.Usage{}, false
+	}
+	if out.Answered && out.UpstreamStatus >= 400 {
+		return billed, false // errors carry no usage; keep any reported
+	}
+	if out.Answered && r.Complete && !r.Unreadable {
+		return billed, false
+	}
+	if r.Unreadable {
+		u = billed
+		if a.Reserved > u.Total() {
+			u = domain.Usage{InputTokens: a.Reserved}
+		}
+		return u, true
+	}
+	u = billed
+	if !r.InputReported {
+		u.InputTokens = max(u.InputTokens, a.inputEstimate())
+	}
+	u.OutputTokens = max(u.OutputTokens, r.OutputEstimate)
+	return u, true
+}
+
+func (a *Admission) inputEstimate() int64 {
+	if a.inputEst == 0 && len(a.call.Body) > 0 {
+		a.inputEst = min(max(a.svc.cfg.Estimator.InputEstimate(a.call.Body), 0), MaxReservableTokens)
+	}
+	return a.inputEst
+}
+
+func (a *Admission) finish(ctx context.Context, out Outcome) domain.UsageRecord {
+	s := a.svc
+	a.releaseSlot()
+	usage, estimated := a.charge(out)
+	rec := a.baseRecord(out)
+	rec.Usage, rec.Estimated = usage, estimated
+	r := out.Reply
+	if a.call.Route.Endpoint.Billing() != BillingAux {
+		rec.Iterations, rec.ServerTools = r.Iterations, r.ServerTools
+		rec.ServiceTier, rec.Speed, rec.InferenceGeo = r.ServiceTier, r.Speed, r.InferenceGeo
+	}
+	total := usage.Total()
+	ep := a.call.Route.Endpoint
+	created := out.Answered && out.UpstreamStatus >= 200 && out.UpstreamStatus < 300 && r.ObjectID != ""
+	if kind, ok := ep.Object(); ok && created && (ep == EndpointBatchCreate || ep == EndpointFileUpload) {
+		s.own(ctx, a, kind, r.ObjectID)
+	}
+	switch {
+	case ep == EndpointBatchCreate && created && a.limited:
+		// The reservation stays until the reconciler settles the batch.
+	case a.limited:
+		s.settle(ctx, a.Key.ID, a.call.RequestID, total)
+	case a.Key.TokenLimit != nil && total > 0:
+		// Usage on a call that reserved nothing still reaches the ledger.
+		s.settle(ctx, a.Key.ID, a.call.RequestID, total)
+	}
+	if tl, ok := a.Tier.TokenLimit(); ok && total > 0 {
+		if err := s.cfg.Rate.Charge(ctx, domain.TokensLimiterKey(a.Key.ID), tl, total); err != nil {
+			s.cfg.Observer.BackendFailure(ConcernTokens, true)
+			s.cfg.Log.LogAttrs(ctx, slog.LevelWarn, "token budget charge failed",
+				slog.String("request_id", a.call.RequestID), slog.String("error", err.Error()))
+		}
+	}
+	s.record(ctx, rec)
+	return rec
+}
+
+func (a *Admission) baseRecord(out Outcome) domain.UsageRecord {
+	c := &a.call
+	r := out.Reply
+	rec := domain.UsageRecord{
+		RequestID: c.RequestID, KeyID: a.Key.ID, Time: c.Start, Model: a.Request.Model,
+		Path: c.Route.Path, Endpoint: c.Route.Endpoint.String(), Status: out.Status,
+		Stream: out.Stream || a.Request.Stream, TTFB: out.TTFB,
+		UpstreamRequestID: out.UpstreamRequestID, Upstream: out.Upstream,
+		SessionID: c.Session, ClientIP: clientIPString(c.ClientIP), ErrorType: out.ErrorType,
+	}
+	if !out.End.IsZero() && !c.Start.IsZero() {
+		rec.Latency = out.End.Sub(c.Start)
+	}
+	if r.Model != "" && r.Model != rec.Model {
+		rec.RequestedModel, rec.Model = rec.Model, r.Model
+	}
+	if rec.ErrorType == "" {
+		rec.ErrorType = r.ErrorType
+	}
+	return rec
+}
+
+func clientIPString(ip netip.Addr) string {
+	if !ip.IsValid() {
+		return ""
+	}
+	return ip.String()
+}
+
+// own records that the admitted key created object id.
+func (s *Service) own(ctx context.Context, a *Admission, kind domain.ObjectKind, id string) {
+	if s.cfg.Objects == nil {
+		return
+	}
+	o := domain.OwnedObject{Kind: kind, ID: id, KeyID: a.Key.ID, CreatedAt: s.cfg.Clock.Now(), PollAfter: s.cfg.Clock.Now()}
+	if kind == domain.ObjectBatch && a.limited {
+		o.ReservationID, o.Reserved = a.call.RequestID, a.Reserved
+	}
+	if err := s.cfg.Objects.PutObject(ctx, o); err != nil {
+		// The object stays unowned, so no key can reach it through the
+		// relay; a batch's reservation then expires with its lease.
+		s.cfg.Log.LogAttrs(ctx, slog.LevelError, "could not record object ownership",
+			slog.String("kind", string(kind)), slog.String("id", id), slog.String("key_id", a.Key.ID.String()),
+			slog.String("error", err.Error()))
+	}
+}
+
+func (s *Service) settle(ctx context.Context, key uuid.UUID, id string, total int64) {
+	if err := s.cfg.Ledger.Settle(ctx, key, id, total); err != nil {
+		s.cfg.Observer.BackendFailure(ConcernQuota, false)
+		s.cfg.Log.LogAttrs(ctx, slog.LevelWarn, "quota settle failed; retrying in the background",
+			slog.String("request_id", id), slog.String("error", err.Error()))
+		s.retrySettle(pendingSettle{key: key, id: id, actual: total})
+	}
+}
+
+func (s *Service) record(ctx context.Context, rec domain.UsageRecord) {
+	if err := s.cfg.Usage.Record(ctx, rec); err != nil {
+		s.cfg.Observer.BackendFailure(ConcernUsage, false)
+		s.cfg.Log.LogAttrs(ctx, slog.LevelError, "usage record dropped",
+			slog.String("request_id", rec.RequestID), slog.String("key_id", rec.KeyID.String()),
+			slog.Int64("tokens", rec.Usage.Total()), slog.String("error", err.Error()))
+	}
+}
+
+// Refusal is a call refused before it went upstream.
+type Refusal struct {
+	// Key is the presented key when it is known (even disabled or
+	// expired); nil when it is not.
+	Key       *domain.APIKey
+	RequestID string
+	Start     time.Time
+	Route     Route
+	Path      string // the raw path, when the route could not be classified
+	Status    int
+	ErrorType string
+	ClientIP  netip.Addr
+	Session   string
+	Model     string
+}
+
+// Refused builds the usage record of a refused call: zero tokens, its
+// status and error type. It is queued when the key is known and the
+// refusal is a 4xx, so every refusal of a real key is visible in its logs;
+// an unknown key's refusal is only returned (for the log line and metrics).
+func (s *Service) Refused(ctx context.Context, r Refusal) domain.UsageRecord {
+	rec := domain.UsageRecord{
+		RequestID: r.RequestID, Time: r.Start, Model: r.Model, Path: r.Route.Path, Endpoint: r.Route.Endpoint.String(),
+		Status: r.Status, ErrorType: r.ErrorType, ClientIP: clientIPString(r.ClientIP), SessionID: r.Session,
+	}
+	if rec.Path == "" {
+		rec.Path = r.Path
+	}
+	if !r.Start.IsZero() {
+		rec.Latency = s.cfg.Clock.Now().Sub(r.Start)
+	}
+	if r.Key != nil && r.Key.ID != uuid.Nil {
+		rec.KeyID = r.Key.ID
+		// The relay's own 5xx refusals (a full usage queue, a backend that
+		// failed closed) are not the key's doing, and queueing a record
+		// when the queue is what is full would only make it worse.
+		if r.Status < 500 {
+			s.record(context.WithoutCancel(ctx), rec)
+		}
+	}
+	return rec
+}
+func (s *Service) reject(err error) error {
+	reason := domain.KindOf(err).String()
+	if de := domain.AsError(err); de != nil && de.Reason != "" {
+		reason = de.Reason
+	}
+	s.cfg.Observer.Rejected(reason)
+	return err
+}
+
+// backendFailed applies policy to a backend error: nil to go on (fail open),
+// or the 503 to answer (fail closed).
+func (s *Service) backendFailed(ctx context.Context, c Concern, p FailurePolicy, err error) error {
+	open := p == FailOpen
+	s.cfg.Observer.BackendFailure(c, open)
+	s.cfg.Log.LogAttrs(ctx, slog.LevelWarn, "admission backend failed",
+		slog.String("concern", string(c)), slog.Bool("fail_open", open), slog.String("error", err.Error()))
+	if open {
+		return nil
+	}
+	return s.reject(&domain.Error{Kind: domain.KindOverloaded, Reason: string(c) + "_backend", Err: err,
+		Message: "the relay cannot check limits right now; retry shortly"})
+}
+
+// OwnedAmong returns those of ids (from an upstream listing) that key owns.
+func (s *Service) OwnedAmong(ctx context.Context, key domain.APIKey, kind domain.ObjectKind, ids []string) ([]string, error) {
+	if s.cfg.Objects == nil || len(ids) == 0 {
+		return nil, nil
+	}
+	mine, err := s.cfg.Objects.OwnedAmong(ctx, kind, key.ID, ids)
+	if err != nil {
+		return nil, fmt.Errorf("filter %s listing: %w", kind, err)
+	}
+	return mine, nil
+}
