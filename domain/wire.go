@@ -21,6 +21,10 @@ type CallRequest struct {
 	// MaxTokens is the output bound the body names (max_tokens,
 	// max_completion_tokens, max_tokens_to_sample), 0 when absent.
 	MaxTokens int64
+	// MaxTokensSet: the body named one. max_tokens 0 (a Messages call that
+	// only fills the prompt cache) is a real bound of zero; an absent one
+	// reserves the default.
+	MaxTokensSet bool
 	// IncludeUsage: an OpenAI-format stream asked for the final usage chunk.
 	IncludeUsage bool
 }

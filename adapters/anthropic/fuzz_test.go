@@ -118,7 +118,20 @@ func FuzzParseRequest(f *testing.F) {
 		if err := json.Unmarshal(body, &lw); err != nil {
 			t.Fatalf("accepted a body encoding/json cannot decode: %v", err)
 		}
-		want := Request{Valid: true, Stream: string(lw.Stream) == "true", IncludeUsage: r.IncludeUsage}
+		want := Request{Valid: true, Stream: string(lw.Stream) == "true", IncludeUsage: r.IncludeUsage, MaxTokensSet: r.MaxTokensSet}
+		named := func(raw json.RawMessage) bool { return len(raw) > 0 && string(raw) != "null" }
+		set := false
+		switch format {
+		case FormatMessages:
+			set = named(lw.MaxTokens)
+		case FormatChat:
+			set = named(lw.MaxTokens) || named(lw.MaxCompletionTokens)
+		case FormatComplete:
+			set = named(lw.MaxTokensToSample)
+		}
+		if r.MaxTokensSet != set {
+			t.Fatalf("MaxTokensSet %v disagrees with the body %q", r.MaxTokensSet, body)
+		}
 		switch format {
 		case FormatMessages:
 			want.MaxTokens = rawInt(t, lw.MaxTokens)

@@ -153,12 +153,19 @@ func parseTop(obj []byte, f Format, at string) (Request, error) {
 			if nullable && string(val) == "null" {
 				return true
 			}
+			// max_tokens 0 asks the Messages API to fill the prompt cache
+			// without generating: a real output bound of zero.
+			if f == FormatMessages && string(val) == "0" {
+				r.MaxTokensSet = true
+				return true
+			}
 			n, ok := tokenLiteral(val)
 			if !ok {
 				err = bodyErr("%s%s must be an integer from 1 to %d written as plain digits, not %s", at, field, MaxTokensBound, describe(val))
 				return false
 			}
 			maxTok = max(maxTok, n)
+			r.MaxTokensSet = true
 		case "stream_options":
 			streamOpts = val
 		}
@@ -480,5 +487,5 @@ func (Parser) ParseBatch(body []byte) ([]domain.BatchItem, error) {
 }
 
 func (r Request) toDomain() domain.CallRequest {
-	return domain.CallRequest{Model: r.Model, Stream: r.Stream, MaxTokens: r.MaxTokens, IncludeUsage: r.IncludeUsage}
+	return domain.CallRequest{Model: r.Model, Stream: r.Stream, MaxTokens: r.MaxTokens, MaxTokensSet: r.MaxTokensSet, IncludeUsage: r.IncludeUsage}
 }

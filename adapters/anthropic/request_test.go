@@ -33,28 +33,28 @@ func TestParseRequestAccepts(t *testing.T) {
 	}{
 		{"messages", FormatMessages,
 			`{"model":"claude-sonnet-4-5","max_tokens":1024,"stream":true,"messages":[{"role":"user","content":"max_tokens: 9"}]}`,
-			Request{Model: "claude-sonnet-4-5", Stream: true, MaxTokens: 1024, Valid: true}},
+			Request{Model: "claude-sonnet-4-5", Stream: true, MaxTokens: 1024, MaxTokensSet: true, Valid: true}},
 		{"absent fields", FormatMessages, `{"messages":[]}`, Request{Valid: true}},
-		{"escaped model", FormatMessages, `{"model":"claude\u002dhaiku","max_tokens":1}`, Request{Model: "claude-haiku", MaxTokens: 1, Valid: true}},
-		{"bound", FormatMessages, `{"max_tokens":1073741824}`, Request{MaxTokens: MaxTokensBound, Valid: true}},
+		{"escaped model", FormatMessages, `{"model":"claude\u002dhaiku","max_tokens":1}`, Request{Model: "claude-haiku", MaxTokens: 1, MaxTokensSet: true, Valid: true}},
+		{"bound", FormatMessages, `{"max_tokens":1073741824}`, Request{MaxTokens: MaxTokensBound, MaxTokensSet: true, Valid: true}},
 		{"nested keys are not top-level", FormatMessages,
 			`{"max_tokens":5,"metadata":{"max_tokens":"x","stream":3},"tools":[{"max_tokens":1,"max_tokens":2}]}`,
-			Request{MaxTokens: 5, Valid: true}},
+			Request{MaxTokens: 5, MaxTokensSet: true, Valid: true}},
 		{"chat larger bound", FormatChat, `{"model":"m","max_tokens":100,"max_completion_tokens":300}`,
-			Request{Model: "m", MaxTokens: 300, Valid: true}},
+			Request{Model: "m", MaxTokens: 300, MaxTokensSet: true, Valid: true}},
 		{"chat larger bound first", FormatChat, `{"max_completion_tokens":300,"max_tokens":100}`,
-			Request{MaxTokens: 300, Valid: true}},
+			Request{MaxTokens: 300, MaxTokensSet: true, Valid: true}},
 		{"chat nulls", FormatChat, `{"model":"m","stream":null,"max_tokens":null,"max_completion_tokens":7,"stream_options":null}`,
-			Request{Model: "m", MaxTokens: 7, Valid: true}},
+			Request{Model: "m", MaxTokens: 7, MaxTokensSet: true, Valid: true}},
 		{"chat include_usage", FormatChat, `{"stream":true,"stream_options":{"include_usage":true}}`,
 			Request{Stream: true, IncludeUsage: true, Valid: true}},
 		{"chat include_usage false", FormatChat, `{"stream":true,"stream_options":{"include_usage":false,"other":1}}`,
 			Request{Stream: true, Valid: true}},
 		{"messages ignores chat fields", FormatMessages, `{"max_tokens":5,"max_completion_tokens":"x","stream_options":7}`,
-			Request{MaxTokens: 5, Valid: true}},
+			Request{MaxTokens: 5, MaxTokensSet: true, Valid: true}},
 		{"complete", FormatComplete, `{"model":"claude-2.1","max_tokens_to_sample":256,"prompt":"\n\nHuman: hi\n\nAssistant:"}`,
-			Request{Model: "claude-2.1", MaxTokens: 256, Valid: true}},
-		{"whitespace", FormatMessages, " \t\r\n{ \"max_tokens\" : 3 , \"stream\" : false } \n", Request{MaxTokens: 3, Valid: true}},
+			Request{Model: "claude-2.1", MaxTokens: 256, MaxTokensSet: true, Valid: true}},
+		{"whitespace", FormatMessages, " \t\r\n{ \"max_tokens\" : 3 , \"stream\" : false } \n", Request{MaxTokens: 3, MaxTokensSet: true, Valid: true}},
 	}
 	for _, c := range cases {
 		r, err := ParseRequest([]byte(c.body), c.f)
@@ -91,7 +91,8 @@ func TestParseRequestRefuses(t *testing.T) {
 		{"fraction", FormatMessages, `{"max_tokens":1024.0}`, "not 1024.0"},
 		{"exponent", FormatMessages, `{"max_tokens":1e3}`, "not 1e3"},
 		{"negative", FormatMessages, `{"max_tokens":-1}`, "not -1"},
-		{"zero", FormatMessages, `{"max_tokens":0}`, "not 0"},
+		{"zero chat", FormatChat, `{"max_tokens":0}`, "not 0"},
+		{"zero complete", FormatComplete, `{"max_tokens_to_sample":0}`, "not 0"},
 		{"too large", FormatMessages, `{"max_tokens":1073741825}`, "not 1073741825"},
 		{"huge", FormatMessages, `{"max_tokens":99999999999999999999999}`, "not 99999999999999999999999"},
 		{"null tokens messages", FormatMessages, `{"max_tokens":null}`, "not null"},
@@ -131,7 +132,7 @@ func TestParseBatch(t *testing.T) {
 		t.Fatal(err)
 	}
 	if len(items) != 2 || items[0].CustomID != "a" || items[1].CustomID != "b1" ||
-		items[0].Request != (Request{Model: "m", MaxTokens: 10, Valid: true}) || items[1].Request.MaxTokens != 20 {
+		items[0].Request != (Request{Model: "m", MaxTokens: 10, MaxTokensSet: true, Valid: true}) || items[1].Request.MaxTokens != 20 {
 		t.Fatalf("items %+v", items)
 	}
 	for _, it := range items {
@@ -179,7 +180,7 @@ func TestParserPort(t *testing.T) {
 	t.Parallel()
 	var p Parser
 	r, err := p.ParseRequest([]byte(`{"model":"m","max_tokens":3,"stream":true,"stream_options":{"include_usage":true}}`), domain.FormatChat)
-	if err != nil || r != (domain.CallRequest{Model: "m", MaxTokens: 3, Stream: true, IncludeUsage: true}) {
+	if err != nil || r != (domain.CallRequest{Model: "m", MaxTokens: 3, MaxTokensSet: true, Stream: true, IncludeUsage: true}) {
 		t.Fatalf("%+v %v", r, err)
 	}
 	items, err := p.ParseBatch([]byte(`{"requests":[{"custom_id":"x","params":{"max_tokens":4}}]}`))
@@ -210,5 +211,62 @@ func TestAppendUnescaped(t *testing.T) {
 	got, n := appendUnescaped(nil, []byte(`abc\u00e9def`), 4)
 	if string(got) != "abc" || n != 3 {
 		t.Fatalf("limited: %q %d", got, n)
+	}
+}
+
+func TestStringEnd(t *testing.T) {
+	t.Parallel()
+	long := strings.Repeat("a", 100)
+	cases := []struct {
+		s     string
+		end   int // -1: never closes
+		plain bool
+	}{
+		{`"abc"x`, 5, true},
+		{`""`, 2, true},
+		{`"a\"b"x`, 6, false},
+		{`"a\\"x`, 5, false},
+		{`"a\\\"b"x`, 8, false},
+		{`"é"x`, 4, false},
+		{`"` + long + `"x`, 102, false}, // past the plain window: still found
+		{`"` + long + `\"` + `"x`, 104, false},
+		{`"abc`, -1, false},
+		{`"abc\"`, -1, false},
+	}
+	for _, c := range cases {
+		want := c.end
+		if want < 0 {
+			want = len(c.s)
+		}
+		e, plain := stringEndPlain([]byte(c.s), 0)
+		if e != want || plain != c.plain || stringEnd([]byte(c.s), 0) != want {
+			t.Fatalf("%q: end %d plain %v, want %d %v", c.s, e, plain, want, c.plain)
+		}
+	}
+	for _, s := range []string{"abc", "a\"b", "a\\b", "é", strings.Repeat("x", 20) + "\"", strings.Repeat("y", 9) + "é"} {
+		n := plainLen([]byte(s))
+		want := len(s)
+		for k := 0; k < len(s); k++ {
+			if s[k] == '"' || s[k] == '\\' || s[k] >= 0x80 {
+				want = k
+				break
+			}
+		}
+		if n != want {
+			t.Fatalf("plainLen(%q) = %d, want %d", s, n, want)
+		}
+	}
+}
+
+// TestZeroMaxTokensIsACacheWarm: max_tokens 0 on the Messages API fills the
+// prompt cache without generating; it is a real output bound of zero.
+func TestZeroMaxTokensIsACacheWarm(t *testing.T) {
+	r, err := ParseRequest([]byte(`{"model":"m","max_tokens":0,"messages":[]}`), FormatMessages)
+	if err != nil || r.MaxTokens != 0 || !r.MaxTokensSet {
+		t.Fatalf("%+v %v", r, err)
+	}
+	r, err = ParseRequest([]byte(`{"model":"m","messages":[]}`), FormatMessages)
+	if err != nil || r.MaxTokensSet {
+		t.Fatalf("absent: %+v %v", r, err)
 	}
 }

@@ -26,6 +26,9 @@ type Request struct {
 	// MaxTokens is the body's output bound (max_tokens, or for FormatChat
 	// the larger of max_tokens and max_completion_tokens), 0 when absent.
 	MaxTokens int64
+	// MaxTokensSet: the body named an output bound (ParseRequest only);
+	// with MaxTokens 0 it is max_tokens: 0, a cache pre-warm.
+	MaxTokensSet bool
 	// IncludeUsage: a FormatChat body's stream_options.include_usage is true.
 	IncludeUsage bool
 	// Valid is false when Sniff found no JSON object; ParseRequest, which

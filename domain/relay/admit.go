@@ -287,11 +287,11 @@ func (s *Service) reserve(ctx context.Context, a *Admission, items []domain.Batc
 	if persisted >= limit {
 		return s.reject(quotaSpent(persisted, limit, 0))
 	}
-	maxTok := s.outputBound(a.Request.MaxTokens)
+	maxTok := s.outputBound(a.Request)
 	if items != nil {
 		maxTok = 0
 		for _, it := range items {
-			maxTok = min(maxTok+s.outputBound(it.Request.MaxTokens), MaxReservableTokens*64)
+			maxTok = min(maxTok+s.outputBound(it.Request), MaxReservableTokens*64)
 		}
 	}
 	if maxTok > limit-persisted {
@@ -348,11 +348,11 @@ func (s *Service) reserve(ctx context.Context, a *Admission, items []domain.Batc
 	}
 }
 
-func (s *Service) outputBound(maxTokens int64) int64 {
-	if maxTokens <= 0 {
+func (s *Service) outputBound(r domain.CallRequest) int64 {
+	if !r.MaxTokensSet && r.MaxTokens <= 0 {
 		return s.cfg.DefaultMaxTokens
 	}
-	return min(maxTokens, MaxReservableTokens)
+	return min(max(r.MaxTokens, 0), MaxReservableTokens)
 }
 
 // quotaSpent is the refusal when settled usage alone leaves no room: no

@@ -128,6 +128,20 @@ func TestReserveRules(t *testing.T) {
 			t.Fatalf("err %v, asked %v, admission %+v", err, asked, a)
 		}
 	})
+	t.Run("max_tokens 0 (a cache warm) reserves only the input", func(t *testing.T) {
+		w := newWorld(t)
+		limited(w, 1000, 0)
+		w.parser.req = domain.CallRequest{MaxTokens: 0, MaxTokensSet: true}
+		a, err := w.service(t, nil).Admit(ctx, w.key, input())
+		if err != nil || a.Reserved != 80 {
+			t.Fatalf("err %v admission %+v", err, a)
+		}
+		// Absent, it reserves the default output bound.
+		w.parser.req = domain.CallRequest{}
+		if _, err := w.service(t, nil).Admit(ctx, w.key, input()); domain.KindOf(err) != domain.KindQuotaExceeded {
+			t.Fatalf("absent max_tokens on a 1000-token key: %v", err)
+		}
+	})
 	t.Run("in-flight reservations: retryable", func(t *testing.T) {
 		w := newWorld(t)
 		limited(w, 1000, 0)
