@@ -263,12 +263,19 @@ func (p *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		Origin: r.Header.Get("Origin"), Referer: r.Header.Get("Referer"),
 		ContentType: r.Header.Get("Content-Type"), ContentEncoding: r.Header.Get("Content-Encoding"), Session: ref.Session}
 	if r.Body != nil && r.Body != http.NoBody {
-		// A slow sender gets a bounded time to deliver its body; there is
-		// no server-wide ReadTimeout because streams are long.
-		rc := http.NewResponseController(w)
-		_ = rc.SetReadDeadline(time.Now().Add(proxyBodyReadTimeout))
+		// A slow sender gets a bounded time to deliver a large body; there
+		// is no server-wide ReadTimeout because streams are long. (Small
+		// bodies need no timer: they hold at most 64 KB, and only a client
+		// with a valid key gets this far.)
+		var rc *http.ResponseController
+		if r.ContentLength < 0 || r.ContentLength > 64<<10 {
+			rc = http.NewResponseController(w)
+			_ = rc.SetReadDeadline(time.Now().Add(proxyBodyReadTimeout))
+		}
 		body, err := upstream.ReadBody(r.Body, r.ContentLength, p.maxBody)
-		_ = rc.SetReadDeadline(time.Time{})
+		if rc != nil {
+			_ = rc.SetReadDeadline(time.Time{})
+		}
 		if err != nil {
 			if domain.KindOf(err) != domain.KindTooLarge {
 				err = &domain.Error{Kind: domain.KindInvalid, Message: "could not read the request body", Err: err}
