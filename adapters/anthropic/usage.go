@@ -178,9 +178,19 @@ func setLabel(f *string, v []byte) {
 	if c == nil {
 		return
 	}
+	// The common values (service tiers, speeds, regions) are interned, so
+	// reading them allocates nothing.
+	for _, known := range knownLabels {
+		if string(c) == known {
+			*f = known
+			return
+		}
+	}
 	out, _ := appendUnescaped(make([]byte, 0, min(len(c), maxLabel)), c, maxLabel)
 	*f = string(out)
 }
+
+var knownLabels = [...]string{"standard", "priority", "batch", "fast", "us", "global", "eu"}
 
 // cut shortens s to at most n bytes without splitting a character.
 func cut(s string, n int) string {

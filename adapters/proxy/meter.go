@@ -5,6 +5,7 @@ import (
 	"compress/zlib"
 	"io"
 	"strings"
+	"sync"
 
 	"github.com/relaystation/relay/adapters/anthropic"
 	"github.com/relaystation/relay/domain/relay"
@@ -18,11 +19,39 @@ import (
 // bills the reservation.
 type proxyMeter struct {
 	kind       meterKind
-	sse        anthropic.StreamParser
-	chat       anthropic.ChatStreamParser
-	js         anthropic.JSONScanner
+	sse        *anthropic.StreamParser
+	chat       *anthropic.ChatStreamParser
+	js         *anthropic.JSONScanner
 	dec        *meterDecoder
 	unreadable bool
+}
+
+// The parsers keep their buffers across Reset, so they are pooled: a
+// request then allocates none of them.
+var (
+	sseParsers  = sync.Pool{New: func() any { return new(anthropic.StreamParser) }}
+	chatParsers = sync.Pool{New: func() any { return new(anthropic.ChatStreamParser) }}
+	jsonScanner = sync.Pool{New: func() any { return new(anthropic.JSONScanner) }}
+)
+
+// release returns the parsers to their pools; the meter is unusable after.
+func (m *proxyMeter) release() {
+	if m.sse != nil {
+		m.sse.Reset()
+		sseParsers.Put(m.sse)
+		m.sse = nil
+	}
+	if m.chat != nil {
+		m.chat.Reset()
+		chatParsers.Put(m.chat)
+		m.chat = nil
+	}
+	if m.js != nil {
+		m.js.Format = anthropic.FormatMessages
+		m.js.Reset()
+		jsonScanner.Put(m.js)
+		m.js = nil
+	}
 }
 
 type meterKind uint8
@@ -41,10 +70,13 @@ func (m *proxyMeter) start(ep relay.Endpoint, stream bool, encoding string) {
 	switch {
 	case stream && ep == relay.EndpointChatCompletions:
 		m.kind = meterChatSSE
+		m.chat = chatParsers.Get().(*anthropic.ChatStreamParser)
 	case stream:
 		m.kind = meterSSE
+		m.sse = sseParsers.Get().(*anthropic.StreamParser)
 	default:
 		m.kind = meterJSON
+		m.js = jsonScanner.Get().(*anthropic.JSONScanner)
 		if ep == relay.EndpointChatCompletions {
 			m.js.Format = anthropic.FormatChat
 		}

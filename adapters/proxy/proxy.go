@@ -178,9 +178,11 @@ type proxyCall struct {
 	// streamOpen: StreamOpened was reported and StreamClosed is owed.
 	streamOpen bool
 
-	meter   proxyMeter
-	eof     bool
-	readErr error
+	meter proxyMeter
+	// meterStarted: the answer's headers arrived and the meter reads it.
+	meterStarted bool
+	eof          bool
+	readErr      error
 	// capture keeps a create call's small JSON answer, for the new id.
 	capture []byte
 }
@@ -434,6 +436,7 @@ func (p *Handler) modifyResponse(resp *http.Response) error {
 		}
 	}
 	c.meter.start(ep, c.stream, resp.Header.Get("Content-Encoding"))
+	c.meterStarted = true
 	resp.Body = &proxyBody{c: c, rc: resp.Body, timer: time.AfterFunc(p.idle, func() { c.cancel(errProxyIdle) })}
 	return nil
 }
@@ -546,7 +549,7 @@ func (c *proxyCall) finish() {
 			Written: c.info.Written || c.answered, Stream: c.stream, ErrorType: c.errType,
 			TTFB: c.ttfb, End: c.p.now(), Upstream: c.info.Upstream, UpstreamRequestID: c.upReqID,
 		}
-		if c.answered {
+		if c.answered && c.meterStarted {
 			out.Reply = c.meter.reply(c.eof && c.readErr == nil)
 			if c.capture != nil && c.eof {
 				out.Reply.ObjectID = objectID(c.capture)
@@ -562,6 +565,7 @@ func (c *proxyCall) finish() {
 				out.ErrorType = "upstream_disconnected"
 			}
 		}
+		c.meter.release()
 		rec := c.adm.Finish(context.Background(), out)
 		c.p.logLine(&rec, c.info)
 		c.p.obs.Done(&rec)

@@ -342,7 +342,13 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 			return nil, a.err
 		}
 		now := t.now()
-		ra, hasRA := retryAfter(a.resp)
+		var ra time.Duration
+		var hasRA bool
+		if a.resp != nil && a.resp.StatusCode >= 400 {
+			// Only an error answer's retry-after matters; a success skips
+			// the header lookups.
+			ra, hasRA = retryAfter(a.resp)
+		}
 		if outcome == OutcomeRateLimited || outcome == OutcomeOverloaded || outcome == OutcomeConnectError {
 			cd := t.cooldown
 			if hasRA {

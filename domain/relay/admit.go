@@ -228,12 +228,31 @@ func checkMedia(contentType, contentEncoding string) error {
 		return &domain.Error{Kind: domain.KindUnsupportedMedia, Reason: "content_encoding",
 			Message: "request bodies must not be compressed (Content-Encoding must be identity)"}
 	}
-	mt, _, err := mime.ParseMediaType(contentType)
-	if err != nil || mt != "application/json" {
+	if !isJSONMediaType(contentType) {
 		return &domain.Error{Kind: domain.KindUnsupportedMedia, Reason: "content_type",
 			Message: "the request body must be JSON: send Content-Type: application/json"}
 	}
 	return nil
+}
+
+// isJSONMediaType reports whether a Content-Type names application/json,
+// in any letter case, with or without parameters. The common spellings are
+// matched without allocating; anything else goes through mime.
+func isJSONMediaType(ct string) bool {
+	const want = "application/json"
+	if len(ct) >= len(want) && strings.EqualFold(ct[:len(want)], want) {
+		rest := ct[len(want):]
+		if rest == "" {
+			return true
+		}
+		if rest[0] == ';' || rest[0] == ' ' || rest[0] == '\t' {
+			mt, _, err := mime.ParseMediaType(ct)
+			return err == nil && mt == want
+		}
+		return false
+	}
+	mt, _, err := mime.ParseMediaType(ct)
+	return err == nil && mt == want
 }
 
 // checkOwner refuses a call addressing another key's batch or file, as if

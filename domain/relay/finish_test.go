@@ -255,3 +255,15 @@ func TestKeyFromHeaders(t *testing.T) {
 		}
 	}
 }
+
+func TestIsJSONMediaType(t *testing.T) {
+	for ct, want := range map[string]bool{
+		"application/json": true, "Application/JSON": true, "application/json; charset=utf-8": true,
+		"application/json ;charset=utf-8": true, "application/jsonx": false, "application/json; =bad": false,
+		"text/plain": false, "": false, "application/x-www-form-urlencoded": false, " application/json": true,
+	} {
+		if got := isJSONMediaType(ct); got != want {
+			t.Errorf("%q: %v", ct, got)
+		}
+	}
+}
