@@ -156,8 +156,14 @@ func TestProxyStrictBody(t *testing.T) {
 			t.Errorf("%s: %d %s", c.name, resp.StatusCode, b)
 		}
 	}
-	// Case and parameters of the content type do not matter.
+	// A Content-Type sent twice is judged as a whole.
 	req := env.newRequest(context.Background(), "/v1/messages", proxyReqBody)
+	req.Header.Add("content-type", "text/plain")
+	if resp, b := proxyDo(t, req); resp.StatusCode != 415 {
+		t.Fatalf("two content types: %d %s", resp.StatusCode, b)
+	}
+	// Case and parameters of the content type do not matter.
+	req = env.newRequest(context.Background(), "/v1/messages", proxyReqBody)
 	req.Header.Set("content-type", "Application/JSON; charset=utf-8")
 	if resp, b := proxyDo(t, req); resp.StatusCode != 200 {
 		t.Fatalf("JSON with parameters: %d %s", resp.StatusCode, b)

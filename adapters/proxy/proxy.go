@@ -263,7 +263,7 @@ func (p *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	ref.Route = route
 	call := relay.Call{Route: route, RequestID: reqID, Start: start, ClientIP: ref.ClientIP,
 		Origin: r.Header.Get("Origin"), Referer: r.Header.Get("Referer"),
-		ContentType: r.Header.Get("Content-Type"), ContentEncoding: r.Header.Get("Content-Encoding"), Session: ref.Session}
+		ContentType: headerValue(r.Header, "Content-Type"), ContentEncoding: headerValue(r.Header, "Content-Encoding"), Session: ref.Session}
 	if r.Body != nil && r.Body != http.NoBody {
 		// A slow sender gets a bounded time to deliver a large body; there
 		// is no server-wide ReadTimeout because streams are long. (Small
@@ -324,6 +324,20 @@ func (p *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		out.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
 	}
 	p.rp.ServeHTTP(w, out)
+}
+
+// headerValue is every value of a header, joined: a header sent twice is
+// judged as a whole (two Content-Types are not JSON), never by its first
+// value alone while the upstream reads another.
+func headerValue(h http.Header, name string) string {
+	vs := h.Values(name)
+	switch len(vs) {
+	case 0:
+		return ""
+	case 1:
+		return vs[0]
+	}
+	return strings.Join(vs, ", ")
 }
 
 // refused answers a request that never went upstream, records it against

@@ -23,26 +23,46 @@ import (
 // 500, far above what one relay produces).
 const rowsPerInsert = 16
 
-const usageColumns = `request_id, key_id, created_at, model, path, status, stream,
+// usageColumns lists every column of a record. plainColumns are the ones a
+// plain record (no iterations, server tools, speed, region, requested model
+// or batch flag: nearly every record) has values for; its insert binds only
+// those and leaves the rest to their defaults, since each bound value costs
+// CPU in the in-process SQLite engine.
+const (
+	plainColumns = `request_id, key_id, created_at, model, path, status, stream,
 	input_tokens, output_tokens, cache_creation_input_tokens, cache_read_input_tokens,
 	cache_creation_5m_tokens, cache_creation_1h_tokens, estimated, latency_us, ttfb_us,
-	upstream_request_id, upstream, session_id, client_ip, error_type,
-	requested_model, endpoint, iterations, web_search_requests, web_fetch_requests,
-	service_tier, speed, inference_geo, batch`
+	upstream_request_id, upstream, session_id, client_ip, error_type, endpoint, service_tier`
+	usageColumns = plainColumns + `,
+	requested_model, iterations, web_search_requests, web_fetch_requests, speed, inference_geo, batch`
 
-const usageColumnCount = 30
+	plainColumnCount = 23
+	usageColumnCount = 30
+)
+
+// plainRecord reports whether r has nothing beyond the plain columns.
+func plainRecord(r *domain.UsageRecord) bool {
+	return r.RequestedModel == "" && len(r.Iterations) == 0 && r.ServerTools.IsZero() &&
+		r.Speed == "" && r.InferenceGeo == "" && !r.Batch
+}
 
 // insertSQL caches the multi-row INSERT text per row count. It is
 // hand-built because sqlc cannot express a VALUES list of variable length.
 var insertSQL sync.Map // int -> string
 
-func insertUsageSQL(n int) string {
-	if v, ok := insertSQL.Load(n); ok {
+func insertUsageSQL(n int, plain bool) string {
+	cacheKey := 2 * n
+	cols, count := usageColumns, usageColumnCount
+	if plain {
+		cacheKey++
+		cols, count = plainColumns, plainColumnCount
+	}
+	if v, ok := insertSQL.Load(cacheKey); ok {
 		return v.(string)
 	}
-	row := "(" + strings.TrimSuffix(strings.Repeat("?,", usageColumnCount), ",") + ")"
+	row := "(" + strings.TrimSuffix(strings.Repeat("?,", count), ",") + ")"
 	var b strings.Builder
-	b.WriteString("INSERT INTO usage_records (" + usageColumns + ") VALUES ")
+	b.WriteString("INSERT INTO usage_records (" + cols + ") VALUES ")
 	for i := range n {
 		if i > 0 {
 			b.WriteByte(',')
@@ -57,7 +77,7 @@ func insertUsageSQL(n int) string {
 		cache_creation_5m_tokens, cache_creation_1h_tokens,
 		web_search_requests, web_fetch_requests`)
 	s := b.String()
-	insertSQL.Store(n, s)
+	insertSQL.Store(cacheKey, s)
 	return s
 }
 
@@ -77,23 +97,41 @@ func (s *Store) InsertUsage(ctx context.Context, recs []domain.UsageRecord) erro
 	err := s.inTx(ctx, func(tx *sql.Tx, q *sqlitedb.Queries) error {
 		keys := map[string]*keyAgg{}
 		daily := map[dailyKey]*sqlitedb.UpsertUsageDailyParams{}
-		args := make([]any, 0, min(len(recs), rowsPerInsert)*usageColumnCount)
+		plainArgs := make([]any, 0, min(len(recs), rowsPerInsert)*plainColumnCount)
+		fullArgs := make([]any, 0, usageColumnCount)
 		for start := 0; start < len(recs); start += rowsPerInsert {
 			chunk := recs[start:min(start+rowsPerInsert, len(recs))]
-			args = args[:0]
+			plainArgs, fullArgs = plainArgs[:0], fullArgs[:0]
+			nPlain, nFull := 0, 0
 			for i := range chunk {
 				r := &chunk[i]
-				args = append(args,
+				args := &plainArgs
+				if plainRecord(r) {
+					nPlain++
+				} else {
+					args, nFull = &fullArgs, nFull+1
+				}
+				*args = append(*args,
 					clean(r.RequestID), r.KeyID.String(), r.Time.UnixMicro(), clean(r.Model), clean(r.Path), int64(r.Status), boolInt(r.Stream),
 					r.Usage.InputTokens, r.Usage.OutputTokens, r.Usage.CacheCreationInputTokens, r.Usage.CacheReadInputTokens,
 					r.Usage.CacheCreation5mTokens, r.Usage.CacheCreation1hTokens, boolInt(r.Estimated),
 					r.Latency.Microseconds(), r.TTFB.Microseconds(),
 					clean(r.UpstreamRequestID), clean(r.Upstream), clean(r.SessionID), clean(r.ClientIP), clean(r.ErrorType),
-					clean(r.RequestedModel), clean(r.Endpoint), encodeIterations(r.Iterations), r.ServerTools.WebSearchRequests, r.ServerTools.WebFetchRequests,
-					clean(r.ServiceTier), clean(r.Speed), clean(r.InferenceGeo), boolInt(r.Batch))
+					clean(r.Endpoint), clean(r.ServiceTier))
+				if args == &fullArgs {
+					fullArgs = append(fullArgs, clean(r.RequestedModel), encodeIterations(r.Iterations),
+						r.ServerTools.WebSearchRequests, r.ServerTools.WebFetchRequests, clean(r.Speed), clean(r.InferenceGeo), boolInt(r.Batch))
+				}
 			}
-			if err := insertChunk(ctx, tx, insertUsageSQL(len(chunk)), args, keys, daily); err != nil {
-				return err
+			if nPlain > 0 {
+				if err := insertChunk(ctx, tx, insertUsageSQL(nPlain, true), plainArgs, keys, daily); err != nil {
+					return err
+				}
+			}
+			if nFull > 0 {
+				if err := insertChunk(ctx, tx, insertUsageSQL(nFull, false), fullArgs, keys, daily); err != nil {
+					return err
+				}
 			}
 			// SQLite runs on the relay's own CPU: let request handlers in
 			// between chunks, so a large batch never stalls them for

@@ -360,3 +360,44 @@ func isStatus(err error, status int) bool {
 func fakeTotal(u fakeanthropic.Usage) int64 {
 	return u.InputTokens + u.OutputTokens + u.CacheCreationInputTokens + u.CacheReadInputTokens
 }
+
+// TestBatchReconcilerSurvivesRestart: a batch created before a restart is
+// settled by the relay that comes up after it.
+func TestBatchReconcilerSurvivesRestart(t *testing.T) {
+	fake := fakeanthropic.New(fakeanthropic.Options{BatchEndPolls: 1 << 30})
+	dir := t.TempDir()
+	r1 := startRelayWith(t, fake, fastBatches, "DATA_DIR="+dir)
+	token := r1.adminToken(t)
+	keyID, key := r1.createKey(t, token, map[string]any{"name": "restart", "token_limit": 1_000_000})
+	body := map[string]any{"requests": []map[string]any{{"custom_id": "only", "params": map[string]any{
+		"model": "claude-sonnet-4-5", "max_tokens": 300, "messages": []map[string]any{{"role": "user", "content": "hi"}}}}}}
+	resp, b := r1.do(t, http.MethodPost, "/v1/messages/batches", "Bearer "+key, body)
+	if resp.StatusCode != 200 {
+		t.Fatalf("create: %d %s", resp.StatusCode, b)
+	}
+	var batch struct {
+		ID string `json:"id"`
+	}
+	_ = json.Unmarshal(b, &batch)
+	time.Sleep(300 * time.Millisecond) // the reconciler polls; the batch is still running
+	r1.Stop(t)
+	if !fake.EndBatch(batch.ID) {
+		t.Fatalf("unknown batch %q", batch.ID)
+	}
+	r2 := startRelayWith(t, fake, fastBatches, "DATA_DIR="+dir)
+	token = r2.adminToken(t)
+	want := fakeTotal(fake.BatchUsage(300))
+	rows := r2.adminLogs(t, token, "key_id="+keyID, func(rs []logRow) bool {
+		for _, x := range rs {
+			if x.Batch {
+				return true
+			}
+		}
+		return false
+	})
+	for _, x := range rows {
+		if x.Batch && x.Total != want {
+			t.Fatalf("batch row %+v, want %d tokens", x, want)
+		}
+	}
+}
