@@ -53,4 +53,8 @@ for _ in $(seq 1 20); do [ "$used" -gt 0 ] && break; sleep 0.2; used=$(curl -sf 
 echo "smoke: tokens_used recorded for the key: $used"
 [ "$used" -gt 0 ] || fail=1
 if grep -q "$key" "$work/relay.log"; then echo "smoke: the proxy key leaked into the log"; fail=1; fi
+# Paths the clients asked for that the endpoint catalogue refused (an
+# endpoint Claude Code needs would show here).
+refused=$(grep '"msg":"proxied"' "$work/relay.log" | grep -E '"status":(400|404|405|415)' | sed -E 's/.*"path":"([^"]*)".*"status":([0-9]+).*/\2 \1/' | sort | uniq -c || true)
+echo "smoke: Claude Code $("$work/node_modules/.bin/claude" --version 2>/dev/null | head -1); refused by the catalogue: ${refused:-none}"
 exit $fail
