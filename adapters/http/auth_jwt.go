@@ -127,7 +127,10 @@ func (s *Server) adminIPMiddleware(next echo.HandlerFunc) echo.HandlerFunc {
 		if len(s.adminIPs) == 0 {
 			return next(c)
 		}
-		ip := s.clientIP.Resolve(c.Request())
+		ip, err := s.clientIP.Resolve(c.Request())
+		if err != nil {
+			return err
+		}
 		for _, p := range s.adminIPs {
 			if ip.IsValid() && p.Contains(ip) {
 				return next(c)

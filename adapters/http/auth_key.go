@@ -2,6 +2,7 @@ package httpadapter
 
 import (
 	"context"
+	"net/netip"
 
 	"github.com/labstack/echo/v4"
 
@@ -20,7 +21,10 @@ func (s *Server) keyAuthMiddleware(next echo.HandlerFunc) echo.HandlerFunc {
 		raw, err := relay.KeyFromHeaders(r.Header)
 		var k domain.APIKey
 		if err == nil {
-			k, err = s.auth.Authenticate(r.Context(), raw, s.clientIP.Resolve(r))
+			var ip netip.Addr
+			if ip, err = s.clientIP.Resolve(r); err == nil {
+				k, err = s.auth.Authenticate(r.Context(), raw, ip)
+			}
 		}
 		if err != nil {
 			if de := domain.AsError(err); de != nil && de.Reason != "" {

@@ -167,7 +167,11 @@ type clientIPKey struct{}
 func (s *Server) clientIPMiddleware(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		r := c.Request()
-		c.SetRequest(r.WithContext(context.WithValue(r.Context(), clientIPKey{}, s.clientIP.Resolve(r))))
+		ip, err := s.clientIP.Resolve(r)
+		if err != nil {
+			return err
+		}
+		c.SetRequest(r.WithContext(context.WithValue(r.Context(), clientIPKey{}, ip)))
 		return next(c)
 	}
 }

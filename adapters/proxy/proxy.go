@@ -235,7 +235,12 @@ func (p *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			Message: "upstream is not configured: the relay has no Anthropic API key; set UPSTREAM_API_KEY (upstream.primary.api_key)"}, http.StatusServiceUnavailable)
 		return
 	}
-	ref.ClientIP = p.clientIP.Resolve(r)
+	client, err := p.clientIP.Resolve(r)
+	if err != nil {
+		p.refused(w, r, &ref, err, 0)
+		return
+	}
+	ref.ClientIP = client
 	// The key (and its IP allow-list) is checked before the body is read, so
 	// a client without a valid key cannot make the relay buffer anything.
 	raw, err := relay.KeyFromHeaders(r.Header)

@@ -219,3 +219,61 @@ func TestTokenlessPathsReserveNothing(t *testing.T) {
 		t.Fatalf("tokens charged for a token-free call: %s", b)
 	}
 }
+
+// TestForwardedForFailsClosed: behind a trusted proxy, X-Forwarded-For
+// entries with ports are read as their address, and any entry that does
+// not parse is a 400 — never the proxy's own (allowed) address.
+func TestForwardedForFailsClosed(t *testing.T) {
+	r := startRelay(t, fakeanthropic.New(fakeanthropic.Options{}), "TRUSTED_PROXIES=127.0.0.1/32", "ADMIN_ALLOWED_IPS=127.0.0.1/32,203.0.113.7/32")
+	login := func(xff string) int {
+		req, _ := http.NewRequest(http.MethodPost, r.URL+"/admin/login", nil)
+		req.SetBasicAuth("admin", testAdminPassword)
+		if xff != "" {
+			req.Header.Set("X-Forwarded-For", xff)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode >= 400 && !strings.Contains(string(b), `"type":"error"`) {
+			t.Fatalf("%q: not an Anthropic error: %s", xff, b)
+		}
+		return resp.StatusCode
+	}
+	for xff, want := range map[string]int{
+		"":                        200, // the peer itself, allowed
+		"203.0.113.7":             200,
+		"203.0.113.7:51234":       200,
+		"203.0.113.9:51234":       403,
+		"[2001:db8::1]:443":       403,
+		"unknown":                 400,
+		"203.0.113.7, garbage":    400,
+		"garbage, 203.0.113.7":    400,
+		"198.51.100.1, 127.0.0.1": 403, // walked past the trusted hop
+	} {
+		if got := login(xff); got != want {
+			t.Errorf("admin login with X-Forwarded-For %q: %d, want %d", xff, got, want)
+		}
+	}
+	token := r.adminToken(t)
+	_, key := r.createKey(t, token, map[string]any{"name": "ips", "allowed_ips": []string{"203.0.113.0/24"}})
+	call := func(xff string) int {
+		req, _ := http.NewRequest(http.MethodPost, r.URL+"/v1/messages", strings.NewReader(`{"model":"claude-sonnet-4-5","max_tokens":8,"messages":[{"role":"user","content":"hi"}]}`))
+		req.Header.Set("x-api-key", key)
+		req.Header.Set("content-type", "application/json")
+		req.Header.Set("X-Forwarded-For", xff)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	for xff, want := range map[string]int{"203.0.113.9:51234": 200, "198.51.100.1": 403, "unknown": 400, "203.0.113.9, x": 400} {
+		if got := call(xff); got != want {
+			t.Errorf("proxied call with X-Forwarded-For %q: %d, want %d", xff, got, want)
+		}
+	}
+}
