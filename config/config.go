@@ -10,6 +10,7 @@ import (
 	"os"
 	"reflect"
 	"regexp"
+	"runtime"
 	"strconv"
 	"strings"
 	"time"
@@ -82,6 +83,17 @@ type AdminConfig struct {
 	// before 429.
 	LoginFailures int           `koanf:"login_failures"`
 	LoginWindow   time.Duration `koanf:"login_window"`
+	// MaxPasswordChecks bounds concurrent argon2id checks; 0 means two per
+	// core (see PasswordChecks).
+	MaxPasswordChecks int `koanf:"max_password_checks"`
+}
+
+// PasswordChecks is the effective bound on concurrent password checks.
+func (a AdminConfig) PasswordChecks() int {
+	if a.MaxPasswordChecks > 0 {
+		return a.MaxPasswordChecks
+	}
+	return 2 * runtime.NumCPU()
 }
 
 // UpstreamConfig is one Anthropic endpoint. Timeout is seconds when a number.
@@ -497,6 +509,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Quota.DefaultMaxTokens < 1 {
 		bad("quota.default_max_tokens", "must be at least 1")
+	}
+	if c.Admin.MaxPasswordChecks < 0 {
+		bad("admin.max_password_checks", "must not be negative (0 means two per core)")
 	}
 	if c.Quota.EstimateMargin < 1 || c.Quota.EstimateMargin > 10 {
 		bad("quota.estimate_margin", "must be between 1 and 10")

@@ -72,7 +72,7 @@ func newTestEnv(t *testing.T, store ports.Store, opts ...envOption) *testEnv {
 	svc, err := admin.NewService(admin.Deps{
 		Keys: store, Tiers: store, Usage: store, Cache: cache, Ledger: ledger, Limiter: limiter,
 		Concurrency: conc, Clock: clock, Hasher: hasher,
-	}, admin.Config{AdminUsername: testAdminUser, AdminPasswordHash: fastHash})
+	}, admin.Config{AdminUsername: testAdminUser, AdminPasswordHash: fastHash, MaxPasswordChecks: 4})
 	if err != nil {
 		t.Fatalf("admin service: %v", err)
 	}

@@ -160,7 +160,8 @@ func build(ctx context.Context, cfg config.Config, e env, log *slog.Logger) (*ap
 		Keys: store, Tiers: store, Usage: store, Cache: cache,
 		Ledger: ledger, Limiter: limiter, Concurrency: conc,
 		Clock: clock, Hasher: hasher, Log: log,
-	}, admin.Config{AdminUsername: cfg.Admin.Username, AdminPasswordHash: sec.adminHash, DefaultTier: cfg.RateLimit.DefaultTier})
+	}, admin.Config{AdminUsername: cfg.Admin.Username, AdminPasswordHash: sec.adminHash, DefaultTier: cfg.RateLimit.DefaultTier,
+		MaxPasswordChecks: cfg.Admin.PasswordChecks()})
 	if err != nil {
 		return nil, err
 	}

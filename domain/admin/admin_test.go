@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -34,7 +36,7 @@ func newService(t *testing.T, st *fakeStore, cache *fakeCache, ledger *fakeLedge
 	if ledger != nil {
 		d.Ledger = ledger
 	}
-	s, err := admin.NewService(d, admin.Config{AdminUsername: "admin", AdminPasswordHash: testHash})
+	s, err := admin.NewService(d, admin.Config{AdminUsername: "admin", AdminPasswordHash: testHash, MaxPasswordChecks: 4})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -44,7 +46,7 @@ func newService(t *testing.T, st *fakeStore, cache *fakeCache, ledger *fakeLedge
 func TestNewServiceRejectsBadHash(t *testing.T) {
 	st := &fakeStore{}
 	_, err := admin.NewService(admin.Deps{Keys: st, Tiers: st, Usage: st, Clock: fixedClock{testNow}},
-		admin.Config{AdminUsername: "admin", AdminPasswordHash: "plaintext"})
+		admin.Config{AdminUsername: "admin", AdminPasswordHash: "plaintext", MaxPasswordChecks: 4})
 	if err == nil {
 		t.Fatal("a non-argon2id hash was accepted")
 	}
@@ -245,5 +247,46 @@ func TestListKeysCursor(t *testing.T) {
 		if _, err := s.ListKeys(context.Background(), in); !errors.Is(err, domain.ErrInvalid) {
 			t.Errorf("%+v: %v", in, err)
 		}
+	}
+}
+
+// TestPasswordChecksAreBounded: with one check slot, concurrent logins
+// beyond it are refused at once with a retryable 429 kind, never queued,
+// and a login after the burst still succeeds.
+func TestPasswordChecksAreBounded(t *testing.T) {
+	hash, err := argon2id.CreateHash("right", &argon2id.Params{Memory: 8 * 1024, Iterations: 3, Parallelism: 1, SaltLength: 16, KeyLength: 32})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := &fakeStore{}
+	s, err := admin.NewService(admin.Deps{Keys: st, Tiers: st, Usage: st, Clock: fixedClock{testNow}, Hasher: domain.NewKeyHasher([]byte("k"))},
+		admin.Config{AdminUsername: "admin", AdminPasswordHash: hash, MaxPasswordChecks: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var busy, wrong atomic.Int32
+	var wg sync.WaitGroup
+	for range 16 {
+		wg.Go(func() {
+			_, err := s.Login(context.Background(), admin.LoginInput{Username: "admin", Password: "wrong"})
+			switch {
+			case errors.Is(err, admin.ErrPasswordChecksBusy):
+				if de := domain.AsError(err); de.Kind != domain.KindRateLimited || de.RetryAfter <= 0 {
+					t.Errorf("busy refusal %+v", de)
+				}
+				busy.Add(1)
+			case domain.KindOf(err) == domain.KindUnauthenticated:
+				wrong.Add(1)
+			default:
+				t.Errorf("login: %v", err)
+			}
+		})
+	}
+	wg.Wait()
+	if busy.Load() == 0 || wrong.Load() == 0 {
+		t.Fatalf("busy %d, checked %d: the bound did not bite", busy.Load(), wrong.Load())
+	}
+	if sub, err := s.Login(context.Background(), admin.LoginInput{Username: "admin", Password: "right"}); err != nil || sub != "admin" {
+		t.Fatalf("login after the burst: %q %v", sub, err)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/subtle"
 	"fmt"
+	"time"
 
 	"github.com/alexedwards/argon2id"
 
@@ -24,12 +25,25 @@ func (in LoginInput) Validate() error {
 	return nil
 }
 
+// ErrPasswordChecksBusy refuses a login while every password-check slot is
+// taken.
+var ErrPasswordChecksBusy = &domain.Error{Kind: domain.KindRateLimited, Reason: "login_busy", RetryAfter: time.Second,
+	Message: "too many logins are being checked right now; retry shortly"}
+
 // Login checks the admin credential and returns the admin's username (the
 // JWT subject). Both the username and the password are always checked, so
 // the time taken does not tell which one was wrong.
 func (s *Service) Login(_ context.Context, in LoginInput) (string, error) {
 	if err := in.Validate(); err != nil {
 		return "", err
+	}
+	select {
+	case s.passwordChecks <- struct{}{}:
+		defer func() { <-s.passwordChecks }()
+	default:
+		// Memory stays bounded whatever the number of attackers: no check
+		// waits for a slot.
+		return "", ErrPasswordChecksBusy
 	}
 	userOK := subtle.ConstantTimeCompare([]byte(in.Username), []byte(s.adminUser)) == 1
 	passOK, err := argon2id.ComparePasswordAndHash(in.Password, s.adminHash)

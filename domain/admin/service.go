@@ -42,20 +42,26 @@ type Config struct {
 	AdminPasswordHash string
 	// DefaultTier is given to keys created without a tier; "basic" when empty.
 	DefaultTier string
+	// MaxPasswordChecks bounds the argon2id checks running at once (each
+	// costs ~64 MB and tens of ms of CPU); a login that finds them all
+	// busy is refused with 429 at once, never queued. Required (> 0).
+	MaxPasswordChecks int
 }
 
 // Service runs the management use cases.
 type Service struct {
-	keys        ports.KeyStore
-	tiers       ports.TierStore
-	usage       ports.UsageStore
-	cache       ports.KeyLookup
-	ledger      ports.QuotaLedger
-	limiter     ports.RateLimiter
-	concurrency ports.ConcurrencyLimiter
-	clock       ports.Clock
-	hasher      domain.KeyHasher
-	log         *slog.Logger
+	// passwordChecks is a semaphore of argon2id checks in flight.
+	passwordChecks chan struct{}
+	keys           ports.KeyStore
+	tiers          ports.TierStore
+	usage          ports.UsageStore
+	cache          ports.KeyLookup
+	ledger         ports.QuotaLedger
+	limiter        ports.RateLimiter
+	concurrency    ports.ConcurrencyLimiter
+	clock          ports.Clock
+	hasher         domain.KeyHasher
+	log            *slog.Logger
 
 	adminUser   string
 	adminHash   string
@@ -78,6 +84,9 @@ func NewService(d Deps, c Config) (*Service, error) {
 	if c.DefaultTier == "" {
 		c.DefaultTier = "basic"
 	}
+	if c.MaxPasswordChecks <= 0 {
+		return nil, fmt.Errorf("admin: MaxPasswordChecks must be positive")
+	}
 	if !domain.ValidTierName(c.DefaultTier) {
 		return nil, fmt.Errorf("admin: default tier %q is not a valid tier name", c.DefaultTier)
 	}
@@ -89,6 +98,7 @@ func NewService(d Deps, c Config) (*Service, error) {
 		keys: d.Keys, tiers: d.Tiers, usage: d.Usage, cache: d.Cache, ledger: d.Ledger,
 		limiter: d.Limiter, concurrency: d.Concurrency, clock: d.Clock, hasher: d.Hasher, log: log,
 		adminUser: c.AdminUsername, adminHash: c.AdminPasswordHash, defaultTier: c.DefaultTier,
+		passwordChecks: make(chan struct{}, c.MaxPasswordChecks),
 	}, nil
 }
 
