@@ -110,6 +110,8 @@ type UpstreamsConfig struct {
 	Fallbacks []UpstreamConfig `koanf:"fallbacks"`
 	// MaxBodyBytes is the largest request body the relay buffers for replay.
 	MaxBodyBytes int64 `koanf:"max_body_bytes"`
+	// MaxBufferedBytes caps the request bytes all requests together hold.
+	MaxBufferedBytes int64 `koanf:"max_buffered_bytes"`
 	// IdleTimeout is the longest gap allowed between upstream response bytes.
 	IdleTimeout time.Duration `koanf:"idle_timeout"`
 	RetryBase   time.Duration `koanf:"retry_base"`
@@ -180,12 +182,13 @@ func Defaults() Config {
 		},
 		Admin: AdminConfig{Username: "admin", TokenTTL: time.Hour, LoginFailures: 5, LoginWindow: time.Minute},
 		Upstream: UpstreamsConfig{
-			Primary:      UpstreamConfig{Name: "primary", URL: "https://api.anthropic.com", Timeout: 10 * time.Minute, MaxRetries: 3},
-			MaxBodyBytes: 32 << 20,
-			IdleTimeout:  5 * time.Minute,
-			RetryBase:    500 * time.Millisecond,
-			Deadline:     2 * time.Minute,
-			Cooldown:     30 * time.Second,
+			Primary:          UpstreamConfig{Name: "primary", URL: "https://api.anthropic.com", Timeout: 10 * time.Minute, MaxRetries: 3},
+			MaxBodyBytes:     32 << 20,
+			MaxBufferedBytes: 1 << 30,
+			IdleTimeout:      5 * time.Minute,
+			RetryBase:        500 * time.Millisecond,
+			Deadline:         2 * time.Minute,
+			Cooldown:         30 * time.Second,
 		},
 		RateLimit: RateLimitConfig{DefaultTier: "basic", FailPolicy: "fail_open"},
 		Quota: QuotaConfig{DefaultMaxTokens: 128_000, Lease: 30 * time.Minute, FailPolicy: "fail_closed",
@@ -509,6 +512,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Quota.DefaultMaxTokens < 1 {
 		bad("quota.default_max_tokens", "must be at least 1")
+	}
+	if c.Upstream.MaxBufferedBytes < c.Upstream.MaxBodyBytes {
+		bad("upstream.max_buffered_bytes", "must be at least upstream.max_body_bytes")
 	}
 	if c.Admin.MaxPasswordChecks < 0 {
 		bad("admin.max_password_checks", "must not be negative (0 means two per core)")

@@ -410,3 +410,49 @@ func TestProxyChatCompletions(t *testing.T) {
 		t.Fatalf("stream without usage chunk: %+v", r)
 	}
 }
+
+// TestProxyBufferedBytesAreCapped: while stalled senders hold the relay's
+// budget of buffered request bytes, another request that would go past it
+// gets 503 overloaded_error with retry-after, and nothing goes upstream;
+// the budget comes back when they end.
+func TestProxyBufferedBytesAreCapped(t *testing.T) {
+	env := newProxyEnv(t, proxyEnvOptions{maxBody: 96 << 10, maxBuffered: 128 << 10})
+	// A sender announces 96 KB, sends a little, and stalls.
+	c, err := net.Dial("tcp", strings.TrimPrefix(env.relayURL, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	fmt.Fprintf(c, "POST /v1/messages HTTP/1.1\r\nHost: relay\r\nx-api-key: %s\r\ncontent-type: application/json\r\nContent-Length: %d\r\n\r\n{\"model\":", env.good, 96<<10)
+	time.Sleep(200 * time.Millisecond)
+	body := `{"model":"m","max_tokens":5,"messages":[{"role":"user","content":"` + strings.Repeat("x", 40<<10) + `"}]}`
+	resp, b := proxyDo(t, env.newRequest(context.Background(), "/v1/messages", body))
+	if resp.StatusCode != 503 || resp.Header.Get("retry-after") == "" || anthropicError(t, string(b)) != "overloaded_error" {
+		t.Fatalf("over the budget: %d %v %s", resp.StatusCode, resp.Header, b)
+	}
+	// Chunked bodies (no Content-Length) count as their bytes arrive.
+	req := env.newRequest(context.Background(), "/v1/messages", "")
+	req.Body = io.NopCloser(strings.NewReader(body))
+	req.ContentLength = -1
+	if resp, b := proxyDo(t, req); resp.StatusCode != 503 {
+		t.Fatalf("chunked over the budget: %d %s", resp.StatusCode, b)
+	}
+	if n := env.fake.Count(); n != 0 {
+		t.Fatalf("upstream saw %d requests", n)
+	}
+	c.Close()
+	small := `{"model":"m","max_tokens":5,"messages":[{"role":"user","content":"hi"}]}`
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		resp, _ := proxyDo(t, env.newRequest(context.Background(), "/v1/messages", body))
+		if resp.StatusCode == 200 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the budget never came back: %d", resp.StatusCode)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if resp, _ := proxyDo(t, env.newRequest(context.Background(), "/v1/messages", small)); resp.StatusCode != 200 {
+		t.Fatal(resp.StatusCode)
+	}
+}

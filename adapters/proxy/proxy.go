@@ -18,6 +18,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -44,6 +45,10 @@ type Options struct {
 	// MaxBodyBytes caps request bodies (default 32 MB); larger ones get
 	// 413 request_too_large.
 	MaxBodyBytes int64
+	// MaxBufferedBytes caps the request bytes all requests together may
+	// hold in memory (default 1 GiB); a request that would go past it gets
+	// 503 overloaded_error with retry-after, and nothing goes upstream.
+	MaxBufferedBytes int64
 	// IdleTimeout ends a response when the upstream sends nothing for this
 	// long (default 5 minutes). There is no overall timeout: streams are long.
 	IdleTimeout time.Duration
@@ -92,6 +97,7 @@ type Handler struct {
 	clientIP   *httpx.ClientIPResolver
 	log        *slog.Logger
 	maxBody    int64
+	buffered   bodyBudget
 	idle       time.Duration
 	now        func() time.Time
 	obs        Observer
@@ -121,6 +127,10 @@ func New(opts Options) *Handler {
 	}
 	if p.maxBody <= 0 {
 		p.maxBody = upstream.DefaultMaxBodyBytes
+	}
+	p.buffered.limit = opts.MaxBufferedBytes
+	if p.buffered.limit <= 0 {
+		p.buffered.limit = DefaultMaxBufferedBytes
 	}
 	if p.idle <= 0 {
 		p.idle = 5 * time.Minute
@@ -153,6 +163,60 @@ var proxyBufs = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b
 
 func (proxyBufferPool) Get() []byte  { return *proxyBufs.Get().(*[]byte) }
 func (proxyBufferPool) Put(b []byte) { proxyBufs.Put(&b) }
+
+// DefaultMaxBufferedBytes is the default relay-wide cap on buffered
+// request bodies.
+const DefaultMaxBufferedBytes = 1 << 30
+
+// errBuffersFull refuses a body that would take the relay past its cap on
+// buffered request bytes.
+var errBuffersFull = &domain.Error{Kind: domain.KindOverloaded, Reason: "buffers", RetryAfter: time.Second,
+	Message: "the relay is holding as many request bytes as it may; retry shortly"}
+
+// bodyBudget counts the request bytes all requests hold.
+type bodyBudget struct {
+	used  atomic.Int64
+	limit int64
+}
+
+// bodyHold is one request's share of the budget.
+type bodyHold struct {
+	b    *bodyBudget
+	held int64
+}
+
+func (h *bodyHold) take(n int64) bool {
+	if n <= 0 {
+		return true
+	}
+	if h.b.used.Add(n) > h.b.limit {
+		h.b.used.Add(-n)
+		return false
+	}
+	h.held += n
+	return true
+}
+
+func (h *bodyHold) release() {
+	if h.held > 0 {
+		h.b.used.Add(-h.held)
+		h.held = 0
+	}
+}
+
+// budgetReader takes budget for each chunk of a body of unknown length.
+type budgetReader struct {
+	r io.Reader
+	h *bodyHold
+}
+
+func (br *budgetReader) Read(p []byte) (int, error) {
+	n, err := br.r.Read(p)
+	if n > 0 && !br.h.take(int64(n)) {
+		return 0, errBuffersFull
+	}
+	return n, err
+}
 
 // proxyCall is one proxied request's state, from admission to settlement.
 // The rules (what is billed, what is estimated, what the record says) are
@@ -279,9 +343,26 @@ func (p *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			rc = http.NewResponseController(w)
 			_ = rc.SetReadDeadline(time.Now().Add(proxyBodyReadTimeout))
 		}
-		body, err := upstream.ReadBody(r.Body, r.ContentLength, p.maxBody)
+		// Every buffered byte counts against the relay-wide budget while
+		// the request lives: announced bytes up front, others as they come.
+		held := &bodyHold{b: &p.buffered}
+		defer held.release()
+		var src io.Reader = r.Body
+		if r.ContentLength >= 0 && r.ContentLength <= p.maxBody {
+			if !held.take(r.ContentLength) {
+				p.refused(w, r, &ref, errBuffersFull, 0)
+				return
+			}
+		} else {
+			src = &budgetReader{r: r.Body, h: held}
+		}
+		body, err := upstream.ReadBody(src, r.ContentLength, p.maxBody)
 		if rc != nil {
 			_ = rc.SetReadDeadline(time.Time{})
+		}
+		if errors.Is(err, errBuffersFull) {
+			p.refused(w, r, &ref, errBuffersFull, 0)
+			return
 		}
 		if err != nil {
 			if domain.KindOf(err) != domain.KindTooLarge {

@@ -121,9 +121,11 @@ type proxyEnvOptions struct {
 	transport http.RoundTripper
 	idle      time.Duration
 	maxBody   int64
-	noLog     bool
-	log       *slog.Logger        // replaces the captured log
-	recorder  ports.UsageRecorder // replaces the recording one
+	// maxBuffered caps buffered request bytes across requests.
+	maxBuffered int64
+	noLog       bool
+	log         *slog.Logger        // replaces the captured log
+	recorder    ports.UsageRecorder // replaces the recording one
 }
 
 func proxyRawKey(n byte) string {
@@ -200,7 +202,7 @@ func newProxyEnv(tb testing.TB, o proxyEnvOptions) *proxyEnv {
 	if o.log != nil {
 		log = o.log
 	}
-	p := proxy.New(proxy.Options{Service: svc, Transport: tr, Log: log, IdleTimeout: o.idle, MaxBodyBytes: o.maxBody})
+	p := proxy.New(proxy.Options{Service: svc, Transport: tr, Log: log, IdleTimeout: o.idle, MaxBodyBytes: o.maxBody, MaxBufferedBytes: o.maxBuffered})
 	env.handler = httpx.RequestIDMiddleware(p)
 	rs := httptest.NewServer(env.handler)
 	tb.Cleanup(rs.Close)

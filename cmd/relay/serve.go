@@ -250,14 +250,15 @@ func build(ctx context.Context, cfg config.Config, e env, log *slog.Logger) (*ap
 	}
 	clientIP := httpx.NewClientIPResolver(trusted)
 	dataPlane := proxy.New(proxy.Options{
-		Service:      relaySvc,
-		Transport:    transport,
-		ClientIP:     clientIP,
-		Log:          log,
-		MaxBodyBytes: cfg.Upstream.MaxBodyBytes,
-		IdleTimeout:  cfg.Upstream.IdleTimeout,
-		Observer:     proxyObserver{m: m},
-		Router:       router,
+		Service:          relaySvc,
+		Transport:        transport,
+		ClientIP:         clientIP,
+		Log:              log,
+		MaxBodyBytes:     cfg.Upstream.MaxBodyBytes,
+		MaxBufferedBytes: cfg.Upstream.MaxBufferedBytes,
+		IdleTimeout:      cfg.Upstream.IdleTimeout,
+		Observer:         proxyObserver{m: m},
+		Router:           router,
 
 		CORSAllowedOrigins: cfg.CORS.AllowedOrigins,
 	})
