@@ -8,6 +8,7 @@ import (
 	swaggerfiles "github.com/swaggo/files/v2"
 
 	"github.com/relaystation/relay/api"
+	"github.com/relaystation/relay/domain"
 )
 
 // Swagger UI's assets are embedded (swaggo/files), so /docs works offline.
@@ -50,8 +51,19 @@ func (s *Server) registerDocs(e *echo.Echo) {
 	e.GET("/docs", index)
 	e.GET("/docs/", index)
 	e.GET("/docs/index.html", index)
-	assets := http.StripPrefix("/docs/", http.FileServer(http.FS(swaggerAssets())))
-	e.GET("/docs/*", echo.WrapHandler(assets))
+	assetFS := swaggerAssets()
+	assets := http.StripPrefix("/docs/", http.FileServer(http.FS(assetFS)))
+	e.GET("/docs/*", func(c echo.Context) error {
+		// Only files that exist are served; anything else gets the same
+		// Anthropic-shaped 404 as every other route (http.FileServer's own
+		// answers are plain text and list directories).
+		name := c.Param("*")
+		if st, err := fs.Stat(assetFS, name); name == "" || err != nil || st.IsDir() {
+			return &domain.Error{Kind: domain.KindNotFound, Reason: "docs", Message: "not found: no such documentation file"}
+		}
+		assets.ServeHTTP(c.Response(), c.Request())
+		return nil
+	})
 }
 
 func swaggerAssets() fs.FS { return swaggerfiles.FS }

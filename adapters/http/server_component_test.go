@@ -76,6 +76,13 @@ func TestHealthReadyDocs(t *testing.T) {
 				t.Errorf("GET %s: %d, want 200 containing %q", path, resp.StatusCode, want)
 			}
 		}
+		// Unknown documentation files get the Anthropic-shaped 404.
+		for _, path := range []string{"/docs/nope.js", "/docs/../openapi.yaml", "/docs/%2e%2e/x"} {
+			resp, body := e.raw(http.MethodGet, path, "", nil)
+			if resp.StatusCode != 404 || !strings.Contains(string(body), `"not_found_error"`) {
+				t.Errorf("GET %s: %d %s", path, resp.StatusCode, body)
+			}
+		}
 	})
 }
 
