@@ -162,6 +162,8 @@ type MetricsConfig struct {
 	Token string `koanf:"token"`
 	// MaxKeys bounds the per-key quota gauge's cardinality.
 	MaxKeys int `koanf:"max_keys"`
+	// KeyNames adds key names to the per-key quota gauge (off: ids only).
+	KeyNames bool `koanf:"key_names"`
 }
 
 type CORSConfig struct {

@@ -113,6 +113,9 @@ type Options struct {
 	// MaxQuotaKeys caps the keys token_quota_usage_ratio exports (default
 	// DefaultMaxQuotaKeys). Each key is one series.
 	MaxQuotaKeys int
+	// QuotaKeyNames adds the key_name label to token_quota_usage_ratio
+	// (off by default: names identify people).
+	QuotaKeyNames bool
 	// MaxUpstreams caps distinct upstream label values (default 32); later
 	// names are counted as "other".
 	MaxUpstreams int
@@ -206,7 +209,7 @@ func New(opts Options) *Metrics {
 		}
 	})
 
-	m.quota = newQuotaCollector(opts.MaxQuotaKeys,
+	m.quota = newQuotaCollector(opts.MaxQuotaKeys, opts.QuotaKeyNames,
 		m.counter("relay_quota_keys_dropped_total",
 			"Quota updates and source entries not exported because Options.MaxQuotaKeys keys already are."),
 		m.counter("relay_quota_source_errors_total",

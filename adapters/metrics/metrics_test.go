@@ -218,7 +218,7 @@ func TestRequestsByRouteClass(t *testing.T) {
 }
 
 func TestQuotaPushed(t *testing.T) {
-	m := NewMetrics(t, metrics.Options{MaxQuotaKeys: 2})
+	m := NewMetrics(t, metrics.Options{MaxQuotaKeys: 2, QuotaKeyNames: true})
 	a, b, c := uuid.New(), uuid.New(), uuid.New()
 	m.SetKeyQuota(a, "team-a", 800, 1000)
 	m.SetKeyQuota(b, "team-b", 50, 100)
@@ -250,7 +250,7 @@ func TestQuotaPushed(t *testing.T) {
 }
 
 func TestQuotaSource(t *testing.T) {
-	m := NewMetrics(t, metrics.Options{MaxQuotaKeys: 2})
+	m := NewMetrics(t, metrics.Options{MaxQuotaKeys: 2, QuotaKeyNames: true})
 	pushed := uuid.New()
 	m.SetKeyQuota(pushed, "pushed", 1, 2)
 
@@ -635,4 +635,28 @@ func counterFamilySum(tb testing.TB, m *metrics.Metrics, name string) prometheus
 		}
 	}
 	return g
+}
+
+// TestQuotaKeyNamesAreOptIn: by default the per-key gauge carries the key
+// id only; names (people's, teams') appear only when asked for.
+func TestQuotaKeyNamesAreOptIn(t *testing.T) {
+	m := NewMetrics(t, metrics.Options{})
+	a := uuid.New()
+	m.SetKeyQuota(a, "alice-personal", 500, 1000)
+	if got := value(t, m, "token_quota_usage_ratio", "key_id", a.String()); got != 0.5 {
+		t.Fatalf("ratio = %v, want 0.5 with only a key_id label", got)
+	}
+	fams, err := m.Registry().Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range fams {
+		for _, s := range f.GetMetric() {
+			for _, l := range s.GetLabel() {
+				if l.GetValue() == "alice-personal" {
+					t.Fatalf("%s exports the key name", f.GetName())
+				}
+			}
+		}
+	}
 }

@@ -29,7 +29,9 @@ type KeyQuota struct {
 // on each scrape, with a deadline, from the scrape's goroutine.
 type QuotaSource func(ctx context.Context) ([]KeyQuota, error)
 
-// quotaCollector exports token_quota_usage_ratio{key_id,key_name}.
+// quotaCollector exports token_quota_usage_ratio{key_id}, plus key_name
+// when Options.QuotaKeyNames is set (names are people's and teams' names:
+// they stay out of the metrics unless the operator opts in).
 //
 // Values arrive in one of two ways. Pushed: SetKeyQuota after a key's usage
 // changes, DeleteKeyQuota when it is deleted, disabled or loses its limit.
@@ -42,6 +44,7 @@ type QuotaSource func(ctx context.Context) ([]KeyQuota, error)
 // relay_quota_keys_dropped_total, which makes the truncation visible.
 type quotaCollector struct {
 	desc    *prometheus.Desc
+	names   bool
 	max     int
 	dropped prometheus.Counter
 	srcErrs prometheus.Counter
@@ -57,11 +60,16 @@ type quotaEntry struct {
 	used, limit int64
 }
 
-func newQuotaCollector(max int, dropped, srcErrs prometheus.Counter) *quotaCollector {
+func newQuotaCollector(max int, names bool, dropped, srcErrs prometheus.Counter) *quotaCollector {
+	labels := []string{"key_id"}
+	if names {
+		labels = append(labels, "key_name")
+	}
 	return &quotaCollector{
 		desc: prometheus.NewDesc("token_quota_usage_ratio",
 			"Share of its token_limit a key has used (used/limit; above 1 when overspent). Only keys with a limit; at most Options.MaxQuotaKeys keys.",
-			[]string{"key_id", "key_name"}, nil),
+			labels, nil),
+		names:   names,
 		max:     max,
 		dropped: dropped,
 		srcErrs: srcErrs,
@@ -120,7 +128,7 @@ func (c *quotaCollector) Collect(ch chan<- prometheus.Metric) {
 	defer c.mu.Unlock()
 	for _, e := range c.keys {
 		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue,
-			float64(e.used)/float64(e.limit), e.id, e.name)
+			float64(e.used)/float64(e.limit), c.labels(e.id, e.name)...)
 	}
 }
 
@@ -145,8 +153,15 @@ func (c *quotaCollector) collectSource(ch chan<- prometheus.Metric, qs []KeyQuot
 			continue // a duplicate series would fail the whole scrape
 		}
 		seen[q.ID] = struct{}{}
-		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, ratio(q), q.ID.String(), q.Name)
+		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, ratio(q), c.labels(q.ID.String(), q.Name)...)
 	}
+}
+
+func (c *quotaCollector) labels(id, name string) []string {
+	if c.names {
+		return []string{id, name}
+	}
+	return []string{id}
 }
 
 func ratio(q KeyQuota) float64 { return float64(q.Used) / float64(q.Limit) }

@@ -99,7 +99,7 @@ func build(ctx context.Context, cfg config.Config, e env, log *slog.Logger) (*ap
 		}
 	})
 
-	m := metrics.New(metrics.Options{MaxQuotaKeys: cfg.Metrics.MaxKeys, Version: version})
+	m := metrics.New(metrics.Options{MaxQuotaKeys: cfg.Metrics.MaxKeys, QuotaKeyNames: cfg.Metrics.KeyNames, Version: version})
 	a.metrics = m
 	clock := ports.SystemClock{}
 
