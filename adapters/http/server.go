@@ -126,6 +126,7 @@ func New(opts Options) (*Server, error) {
 		return httpx.RequestIDMiddleware(h)
 	}))
 	e.Use(s.recoverMiddleware)
+	e.Use(noBodyMiddleware)
 	s.e = e
 
 	r := &mgmtRouter{s: s, e: e, doc: doc}
@@ -302,4 +303,22 @@ func (h *strictHandlers) Ready(ctx context.Context, _ api.ReadyRequestObject) (a
 		}
 	}
 	return api.Ready200JSONResponse{Status: "ready"}, nil
+}
+
+// noBodyMiddleware refuses a body on methods whose routes take none (GET,
+// HEAD, DELETE, OPTIONS — here and on the proxied endpoints alike): such a
+// body is never read, so a client could only use it to hold a connection
+// or smuggle bytes past what is classified.
+func noBodyMiddleware(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		r := c.Request()
+		switch r.Method {
+		case http.MethodGet, http.MethodHead, http.MethodDelete, http.MethodOptions:
+			if r.ContentLength > 0 || r.ContentLength < 0 && r.Body != nil && r.Body != http.NoBody {
+				return &domain.Error{Kind: domain.KindInvalid, Reason: "body",
+					Message: "this route takes no request body"}
+			}
+		}
+		return next(c)
+	}
 }

@@ -76,6 +76,13 @@ func TestHealthReadyDocs(t *testing.T) {
 				t.Errorf("GET %s: %d, want 200 containing %q", path, resp.StatusCode, want)
 			}
 		}
+		// Routes that take no body refuse one.
+		for _, m := range []string{http.MethodGet, http.MethodDelete} {
+			resp, body := e.raw(m, "/health", `{"x":1}`, nil)
+			if resp.StatusCode != 400 || !strings.Contains(string(body), "takes no request body") {
+				t.Errorf("%s /health with a body: %d %s", m, resp.StatusCode, body)
+			}
+		}
 		// Unknown documentation files get the Anthropic-shaped 404.
 		for _, path := range []string{"/docs/nope.js", "/docs/../openapi.yaml", "/docs/%2e%2e/x"} {
 			resp, body := e.raw(http.MethodGet, path, "", nil)

@@ -277,3 +277,26 @@ func TestForwardedForFailsClosed(t *testing.T) {
 		}
 	}
 }
+
+// TestBodylessRoutesRefuseBodies: a GET or DELETE with a body is refused,
+// on management routes and proxied endpoints alike, and never forwarded.
+func TestBodylessRoutesRefuseBodies(t *testing.T) {
+	fake := fakeanthropic.New(fakeanthropic.Options{})
+	r := startRelay(t, fake)
+	token := r.adminToken(t)
+	_, key := r.createKey(t, token, map[string]any{"name": "b"})
+	for _, c := range []struct{ method, path, auth string }{
+		{http.MethodGet, "/health", ""},
+		{http.MethodGet, "/v1/models", "Bearer " + key},
+		{http.MethodDelete, "/v1/files/file_1", "Bearer " + key},
+		{http.MethodGet, "/admin/api-keys", "Bearer " + token},
+	} {
+		resp, b := r.do(t, c.method, c.path, c.auth, map[string]any{"x": 1})
+		if resp.StatusCode != 400 || !strings.Contains(string(b), "takes no request body") {
+			t.Errorf("%s %s with a body: %d %s", c.method, c.path, resp.StatusCode, b)
+		}
+	}
+	if fake.Count() != 0 {
+		t.Fatalf("upstream saw %d requests", fake.Count())
+	}
+}
