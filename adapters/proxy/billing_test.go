@@ -358,6 +358,21 @@ func TestProxyHeaderHygiene(t *testing.T) {
 	if resp.Header.Get("anthropic-organization-id") != "" {
 		t.Error("the operator's organization id reached the client")
 	}
+	// Trailers never carry headers past these rules.
+	req = env.newRequest(context.Background(), "/v1/messages", "")
+	req.Body = io.NopCloser(strings.NewReader(proxyReqBody))
+	req.ContentLength = -1
+	req.Trailer = http.Header{"X-Api-Key": {env.good}, "Authorization": {"Bearer " + env.good}, "Idempotency-Key": {"k"}}
+	if resp, b := proxyDo(t, req); resp.StatusCode != 200 {
+		t.Fatalf("chunked with trailers: %d %s", resp.StatusCode, b)
+	}
+	last := env.fake.Last()
+	if v := last.Header.Values("X-Api-Key"); len(v) != 1 || v[0] != proxyUpstreamKey || last.Header.Get("Authorization") != "" || last.Header.Get("Idempotency-Key") != "" {
+		t.Errorf("upstream headers after a request with trailers: %v", last.Header)
+	}
+	if len(last.Trailer) != 0 {
+		t.Errorf("trailers reached the upstream: %v", last.Trailer)
+	}
 	// apiKeyHelper sends both headers: the proxy key wins; two different
 	// proxy keys are refused.
 	req = env.newRequest(context.Background(), "/v1/messages", proxyReqBody)

@@ -480,6 +480,10 @@ func proxyRewrite(pr *httputil.ProxyRequest) {
 		delete(h, k)
 	}
 	h["Accept-Encoding"] = []string{"identity"}
+	// Request trailers would carry headers past every rule above (a
+	// trailer named X-Api-Key would send the proxy key upstream). The body
+	// is buffered and sent with a length, so none is ever needed.
+	pr.Out.Trailer = nil
 	pr.Out.Host = ""
 }
 

@@ -153,7 +153,9 @@ type Step struct {
 type Request struct {
 	Method, Path, RawQuery string
 	Header                 http.Header
-	Body                   []byte
+	// Trailer holds the request's trailers (read with the body).
+	Trailer http.Header
+	Body    []byte
 	// Events are the emission times of a stream's deltas.
 	Events []time.Time
 	// Cancelled: the request's context ended before the answer did.
@@ -423,7 +425,7 @@ func (s *Server) capture(r *http.Request, body []byte) *Request {
 	if s.opts.NoCapture {
 		return &Request{}
 	}
-	c := &Request{Method: r.Method, Path: r.URL.Path, RawQuery: r.URL.RawQuery, Header: r.Header.Clone(), Body: body}
+	c := &Request{Method: r.Method, Path: r.URL.Path, RawQuery: r.URL.RawQuery, Header: r.Header.Clone(), Body: body, Trailer: r.Trailer.Clone()}
 	s.mu.Lock()
 	s.requests = append(s.requests, c)
 	s.mu.Unlock()
