@@ -27,6 +27,9 @@ type CallRequest struct {
 	MaxTokensSet bool
 	// IncludeUsage: an OpenAI-format stream asked for the final usage chunk.
 	IncludeUsage bool
+	// FileIDs are the uploaded files the body refers to (file_id values,
+	// at any depth): each must belong to the calling key.
+	FileIDs []string
 }
 
 // BatchItem is one request of a Message Batch.

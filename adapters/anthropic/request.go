@@ -1,6 +1,7 @@
 package anthropic
 
 import (
+	"bytes"
 	"fmt"
 	"strings"
 	"unicode/utf8"
@@ -83,6 +84,34 @@ func checkBody(body []byte) error {
 
 func bodyErr(format string, args ...any) error {
 	return &domain.Error{Kind: domain.KindInvalid, Reason: "body", Message: fmt.Sprintf(format, args...)}
+}
+
+// fileIDs returns every string value of a "file_id" key anywhere in obj
+// (content blocks that name an uploaded file), so that admission can check
+// the key owns each. The walk runs only when the body can contain such a
+// key: the literal name, or any escape that could spell it.
+func fileIDs(obj []byte) []string {
+	if !bytes.Contains(obj, []byte("file_id")) && !bytes.Contains(obj, []byte(`\u`)) {
+		return nil
+	}
+	var ids []string
+	var walk func(v gjson.Result, depth int)
+	walk = func(v gjson.Result, depth int) {
+		if depth > maxNesting || !v.IsObject() && !v.IsArray() {
+			return
+		}
+		v.ForEach(func(k, val gjson.Result) bool {
+			if k.Str == "file_id" && val.Type == gjson.String {
+				ids = append(ids, val.Str)
+			}
+			if val.IsObject() || val.IsArray() {
+				walk(val, depth+1)
+			}
+			return true
+		})
+	}
+	walk(gjson.ParseBytes(obj), 0)
+	return ids
 }
 
 // parseTop reads obj, a valid JSON object; at prefixes the messages
@@ -470,7 +499,9 @@ func (Parser) ParseRequest(body []byte, f domain.WireFormat) (domain.CallRequest
 	if err != nil {
 		return domain.CallRequest{}, err
 	}
-	return r.toDomain(), nil
+	d := r.toDomain()
+	d.FileIDs = fileIDs(body)
+	return d, nil
 }
 
 // ParseBatch implements ports.RequestParser.
@@ -482,10 +513,12 @@ func (Parser) ParseBatch(body []byte) ([]domain.BatchItem, error) {
 	out := make([]domain.BatchItem, len(items))
 	for i, it := range items {
 		out[i] = domain.BatchItem{CustomID: it.CustomID, Request: it.Request.toDomain(), Params: it.Params}
+		out[i].Request.FileIDs = fileIDs(it.Params)
 	}
 	return out, nil
 }
 
 func (r Request) toDomain() domain.CallRequest {
-	return domain.CallRequest{Model: r.Model, Stream: r.Stream, MaxTokens: r.MaxTokens, MaxTokensSet: r.MaxTokensSet, IncludeUsage: r.IncludeUsage}
+	return domain.CallRequest{Model: r.Model, Stream: r.Stream, MaxTokens: r.MaxTokens, MaxTokensSet: r.MaxTokensSet,
+		IncludeUsage: r.IncludeUsage}
 }

@@ -2,6 +2,7 @@ package anthropic
 
 import (
 	"errors"
+	"reflect"
 	"strings"
 	"testing"
 	"unsafe"
@@ -180,7 +181,7 @@ func TestParserPort(t *testing.T) {
 	t.Parallel()
 	var p Parser
 	r, err := p.ParseRequest([]byte(`{"model":"m","max_tokens":3,"stream":true,"stream_options":{"include_usage":true}}`), domain.FormatChat)
-	if err != nil || r != (domain.CallRequest{Model: "m", MaxTokens: 3, MaxTokensSet: true, Stream: true, IncludeUsage: true}) {
+	if err != nil || !reflect.DeepEqual(r, domain.CallRequest{Model: "m", MaxTokens: 3, MaxTokensSet: true, Stream: true, IncludeUsage: true}) {
 		t.Fatalf("%+v %v", r, err)
 	}
 	items, err := p.ParseBatch([]byte(`{"requests":[{"custom_id":"x","params":{"max_tokens":4}}]}`))
@@ -268,5 +269,30 @@ func TestZeroMaxTokensIsACacheWarm(t *testing.T) {
 	r, err = ParseRequest([]byte(`{"model":"m","messages":[]}`), FormatMessages)
 	if err != nil || r.MaxTokensSet {
 		t.Fatalf("absent: %+v %v", r, err)
+	}
+}
+
+// TestParserFindsFileIDs: every file_id a body names, at any depth and in
+// any spelling of the key, is reported for the ownership check.
+func TestParserFindsFileIDs(t *testing.T) {
+	t.Parallel()
+	var p Parser
+	body := `{"model":"m","max_tokens":5,"messages":[{"role":"user","content":[
+	  {"type":"document","source":{"type":"file","file_id":"file_a"}},
+	  {"type":"tool_result","content":[{"type":"image","source":{"type":"file","file\u005fid":"file_b"}}]},
+	  {"type":"document","source":{"type":"file","file_id":"file_c","file_id":"file_d"}}]}]}`
+	r, err := p.ParseRequest([]byte(body), domain.FormatMessages)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(r.FileIDs, ","); got != "file_a,file_b,file_c,file_d" {
+		t.Fatalf("file ids %q", got)
+	}
+	if r, _ := p.ParseRequest([]byte(`{"model":"m","max_tokens":5,"messages":[]}`), domain.FormatMessages); r.FileIDs != nil {
+		t.Fatalf("file ids in a body without any: %v", r.FileIDs)
+	}
+	items, err := p.ParseBatch([]byte(`{"requests":[{"custom_id":"x","params":{"max_tokens":4,"messages":[{"role":"user","content":[{"type":"document","source":{"type":"file","file_id":"file_z"}}]}]}}]}`))
+	if err != nil || len(items) != 1 || len(items[0].Request.FileIDs) != 1 || items[0].Request.FileIDs[0] != "file_z" {
+		t.Fatalf("batch items %+v %v", items, err)
 	}
 }

@@ -308,6 +308,15 @@ func TestFilesAreIsolated(t *testing.T) {
 	if _, err := ca.Beta.Files.GetMetadata(ctx, f.ID, anthropic.BetaFileGetMetadataParams{}); err != nil {
 		t.Fatalf("owner metadata: %v", err)
 	}
+	// A message naming the file: the owner may, another key may not.
+	msg := map[string]any{"model": "claude-sonnet-4-5", "max_tokens": 50, "messages": []map[string]any{{"role": "user", "content": []map[string]any{
+		{"type": "document", "source": map[string]any{"type": "file", "file_id": f.ID}}, {"type": "text", "text": "summarise"}}}}}
+	if resp, body := r.do(t, http.MethodPost, "/v1/messages", "Bearer "+b, msg); resp.StatusCode != 404 || !strings.Contains(string(body), "not_found_error") {
+		t.Fatalf("another key's file in a message: %d %s", resp.StatusCode, body)
+	}
+	if resp, body := r.do(t, http.MethodPost, "/v1/messages", "Bearer "+a, msg); resp.StatusCode != 200 {
+		t.Fatalf("own file in a message: %d %s", resp.StatusCode, body)
+	}
 }
 
 // TestOpenAISDKChatCompletions: the official OpenAI Go SDK, plain and

@@ -182,6 +182,9 @@ func (s *Service) Admit(ctx context.Context, key domain.APIKey, call Call) (*Adm
 	if err := s.checkOwner(ctx, key, call.Route); err != nil {
 		return nil, s.reject(err)
 	}
+	if err := s.checkFileRefs(ctx, key, a.Request, items); err != nil {
+		return nil, s.reject(err)
+	}
 	metered := ep.Billing() == BillingMetered
 	// 6.
 	if tl, ok := tier.TokenLimit(); ok && metered {
@@ -288,6 +291,55 @@ func (s *Service) checkOwner(ctx context.Context, key domain.APIKey, rt Route) e
 		}
 	}
 	return nil
+}
+
+// maxFileRefs bounds the distinct files one request may name (each is a
+// store lookup).
+const maxFileRefs = 100
+
+// checkFileRefs refuses a body that names an uploaded file (a file_id in a
+// content block) that the key does not own, as if it did not exist: the
+// files of every key live in one upstream workspace, and reading another
+// key's file through a message is reading it all the same.
+func (s *Service) checkFileRefs(ctx context.Context, key domain.APIKey, req domain.CallRequest, items []domain.BatchItem) error {
+	ids := req.FileIDs
+	for _, it := range items {
+		ids = append(ids[:len(ids):len(ids)], it.Request.FileIDs...)
+	}
+	if len(ids) == 0 {
+		return nil
+	}
+	seen := make(map[string]struct{}, len(ids))
+	for _, id := range ids {
+		if _, dup := seen[id]; dup {
+			continue
+		}
+		seen[id] = struct{}{}
+		if len(seen) > maxFileRefs {
+			return &domain.Error{Kind: domain.KindInvalid, Reason: "body",
+				Message: fmt.Sprintf("a request may name at most %d distinct files", maxFileRefs)}
+		}
+		notFound := &domain.Error{Kind: domain.KindNotFound, Reason: "object", Message: fmt.Sprintf("file %s not found", safeID(id))}
+		if s.cfg.Objects == nil {
+			return notFound
+		}
+		o, err := s.cfg.Objects.GetObject(ctx, domain.ObjectFile, id)
+		switch {
+		case errors.Is(err, domain.ErrNotFound), err == nil && o.KeyID != key.ID:
+			return notFound
+		case err != nil:
+			return fmt.Errorf("look up file owner: %w", err)
+		}
+	}
+	return nil
+}
+
+// safeID quotes an id from a body in a message only when it looks like one.
+func safeID(id string) string {
+	if validObjectID(id) {
+		return id
+	}
+	return "(invalid id)"
 }
 
 // reserve makes the quota reservation of a metered or batch call. It

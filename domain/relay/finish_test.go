@@ -3,6 +3,7 @@ package relay
 import (
 	"context"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -265,5 +266,32 @@ func TestIsJSONMediaType(t *testing.T) {
 		if got := isJSONMediaType(ct); got != want {
 			t.Errorf("%q: %v", ct, got)
 		}
+	}
+}
+
+// TestFileReferencesAreOwnershipChecked: a body naming another key's file
+// (or one the relay never saw) is refused as not found.
+func TestFileReferencesAreOwnershipChecked(t *testing.T) {
+	ctx := context.Background()
+	w := newWorld(t)
+	objs := &objectsFake{objs: map[string]domain.OwnedObject{}}
+	_ = objs.PutObject(ctx, domain.OwnedObject{Kind: domain.ObjectFile, ID: "file_mine", KeyID: w.key.ID})
+	_ = objs.PutObject(ctx, domain.OwnedObject{Kind: domain.ObjectFile, ID: "file_theirs", KeyID: uuid.New()})
+	s := w.service(t, func(cfg *ServiceConfig) { cfg.Objects = objs })
+	for ids, want := range map[string]domain.Kind{"file_mine": 0, "file_mine,file_theirs": domain.KindNotFound, "file_new": domain.KindNotFound} {
+		w.parser.req = domain.CallRequest{MaxTokens: 10, MaxTokensSet: true, FileIDs: strings.Split(ids, ",")}
+		a, err := s.Admit(ctx, w.key, input())
+		if want == 0 && err != nil || want != 0 && domain.KindOf(err) != want {
+			t.Errorf("%s: %v", ids, err)
+		}
+		a.Finish(ctx, Outcome{})
+	}
+	// In a batch's requests too.
+	w.parser.req = domain.CallRequest{}
+	w.parser.items = []domain.BatchItem{{CustomID: "a", Request: domain.CallRequest{MaxTokens: 1, MaxTokensSet: true, FileIDs: []string{"file_theirs"}}, Params: []byte(`{}`)}}
+	in := input()
+	in.Route = Route{Endpoint: EndpointBatchCreate, Path: "/v1/messages/batches"}
+	if _, err := s.Admit(ctx, w.key, in); domain.KindOf(err) != domain.KindNotFound {
+		t.Fatalf("batch naming another key's file: %v", err)
 	}
 }
