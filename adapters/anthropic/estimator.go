@@ -402,14 +402,21 @@ func (w *walker) tools(v int) int {
 		any = true
 		w.fixed += perToolTokens
 		e := valueEnd(w.b, t)
-		typ := ""
+		typ, types := "", 0
 		forEachMember(w.b[t:e], func(key, val []byte) bool {
 			if w.name(key) == "type" {
-				typ = b2s(keyName(val, w.scratch[:]))
-				return false
+				types++
+				if types == 1 {
+					typ = b2s(keyName(val, w.scratch[:]))
+				}
 			}
 			return true
 		})
+		if types > 1 {
+			// Parsers disagree on which tool this is: the dearest reading.
+			typ = "mcp_toolset"
+			w.fixed += definedToolTokens
+		}
 		switch typ {
 		case "", "custom", "function":
 		case "mcp_toolset":
@@ -655,22 +662,41 @@ func (w *walker) document(v, depth int) int {
 	var typ, mediaType string
 	var data []byte
 	content := -1
+	var seen [4]bool // type, media_type, data, content
+	dup := false
+	mark := func(i int) {
+		dup = dup || seen[i]
+		seen[i] = true
+	}
 	end := members(w.b, v, func(key []byte, val int) int {
 		e := valueEnd(w.b, val)
 		switch w.name(key) {
 		case "type":
+			mark(0)
 			typ = strings.Clone(w.str(val))
 		case "media_type":
+			mark(1)
 			mediaType = strings.Clone(w.str(val))
 		case "data":
+			mark(2)
 			data = w.b[val:e]
 		case "content":
+			mark(3)
 			content = val
 		}
 		return e
 	})
 	if end < 0 {
 		return len(w.b)
+	}
+	if dup {
+		// A source with a repeated field means different things to a
+		// first-wins and a last-wins parser: size it as the worst of all
+		// (its raw bytes, an unsized block, the most PDF pages).
+		w.fixed += w.cfg.UnsizedTokens
+		w.pdfPages += w.cfg.MaxPDFPages
+		w.rawBytes(w.b[v:end])
+		return end
 	}
 	switch typ {
 	case "text":

@@ -427,3 +427,36 @@ func BenchmarkInputEstimate1KB(b *testing.B) {
 		_ = e.InputEstimate(body)
 	}
 }
+
+// TestRepeatedFieldsInSourcesAndToolsAreSizedAtWorst: a document source or
+// a tool with a repeated field is read differently by first-wins and
+// last-wins parsers; the bound must cover both readings.
+func TestRepeatedFieldsInSourcesAndToolsAreSizedAtWorst(t *testing.T) {
+	t.Parallel()
+	e, err := NewEstimator(EstimatorConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg := func(block string) []byte {
+		return []byte(`{"model":"m","max_tokens":5,"messages":[{"role":"user","content":[` + block + `]}]}`)
+	}
+	cases := map[string][2]string{
+		"url then text":  {`{"type":"document","source":{"type":"url","url":"https://x/a.pdf"}}`, `{"type":"document","source":{"type":"url","url":"https://x/a.pdf","type":"text","data":"x"}}`},
+		"file then text": {`{"type":"document","source":{"type":"file","file_id":"file_1"}}`, `{"type":"document","source":{"type":"file","file_id":"file_1","type":"text","data":"x"}}`},
+		"text then url":  {`{"type":"document","source":{"type":"url","url":"https://x/a.pdf"}}`, `{"type":"document","source":{"type":"text","data":"x","type":"url","url":"https://x/a.pdf"}}`},
+	}
+	for name, c := range cases {
+		alone, dup := e.InputBound(msg(c[0])), e.InputBound(msg(c[1]))
+		if dup < alone {
+			t.Errorf("%s: bound %d with a repeated field, %d for the dearer reading alone", name, dup, alone)
+		}
+	}
+	tools := func(tool string) []byte {
+		return []byte(`{"model":"m","max_tokens":5,"tools":[` + tool + `],"messages":[{"role":"user","content":"hi"}]}`)
+	}
+	alone := e.InputBound(tools(`{"type":"mcp_toolset","mcp_server_name":"x"}`))
+	dup := e.InputBound(tools(`{"type":"custom","type":"mcp_toolset","mcp_server_name":"x"}`))
+	if dup < alone {
+		t.Errorf("tool with two types: bound %d, the mcp_toolset reading alone %d", dup, alone)
+	}
+}
