@@ -127,6 +127,11 @@ type QuotaLedger interface {
 	// Settle replaces reservation id with actual used tokens. Settling an
 	// unknown or expired reservation still adds actual. Idempotent per id.
 	Settle(ctx context.Context, keyID uuid.UUID, id string, actual int64) error
+	// Extend moves reservation id's expiry to lease from now, for a
+	// request still running (a long stream) whose reservation must keep
+	// holding quota. An unknown, expired or settled reservation is left
+	// alone (nil error).
+	Extend(ctx context.Context, keyID uuid.UUID, id string, lease time.Duration) error
 	// State reports the key's ledger. seedUsed as for Reserve.
 	State(ctx context.Context, keyID uuid.UUID, seedUsed int64) (domain.QuotaState, error)
 	// Reset forgets the key's ledger (after a key is deleted, or its usage is

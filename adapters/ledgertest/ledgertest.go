@@ -48,6 +48,7 @@ func RunReplicas(t *testing.T, newReplicas func(tb testing.TB) []ports.QuotaLedg
 		{"KeysIndependent", testKeysIndependent},
 		{"RejectsNegative", testRejectsNegative},
 		{"LeaseExpiryFreesCrashedReservation", testLeaseExpiry},
+		{"ExtendKeepsALiveReservation", testExtend},
 		{"ConcurrentReservationsNeverOverspend", testNoOverspend},
 		{"ConcurrentSmallRequestsExactSum", testExactSum},
 	} {
@@ -262,6 +263,35 @@ func eventually(t *testing.T, within time.Duration, what string, cond func() boo
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// testExtend: a reservation extended before its lease ends keeps holding
+// quota past the original lease; extending what is not held changes nothing.
+func testExtend(t *testing.T, ls []ports.QuotaLedger) {
+	t.Parallel()
+	const short = 400 * time.Millisecond
+	l, key := ls[0], uuid.New()
+	if _, err := l.Reserve(ctxT(t), key, "live", 100, 100, 0, short); err != nil {
+		t.Fatalf("Reserve: %v", err)
+	}
+	// Another replica extends it (the stream is still running).
+	if err := ls[len(ls)-1].Extend(ctxT(t), key, "live", time.Minute); err != nil {
+		t.Fatalf("Extend: %v", err)
+	}
+	time.Sleep(2 * short)
+	if _, err := l.Reserve(ctxT(t), key, "other", 1, 100, 0, lease); domain.KindOf(err) != domain.KindQuotaExceeded {
+		t.Fatalf("the extended reservation stopped holding quota: %v", err)
+	}
+	mustSettle(t, l, key, "live", 30)
+	wantState(t, l, key, domain.QuotaState{Used: 30})
+	// Extending a settled or unknown reservation, or an unknown key, is a no-op.
+	if err := l.Extend(ctxT(t), key, "live", time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Extend(ctxT(t), uuid.New(), "nothing", time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	wantState(t, l, key, domain.QuotaState{Used: 30})
 }
 
 func testLeaseExpiry(t *testing.T, ls []ports.QuotaLedger) {

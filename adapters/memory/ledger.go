@@ -203,6 +203,23 @@ func (l *Ledger) Settle(ctx context.Context, keyID uuid.UUID, id string, actual 
 	return nil
 }
 
+// Extend implements ports.QuotaLedger.
+func (l *Ledger) Extend(ctx context.Context, keyID uuid.UUID, id string, lease time.Duration) error {
+	now := l.clock.Now().UnixNano()
+	a := l.lock(keyID, false, 0)
+	if a == nil {
+		return nil
+	}
+	defer a.mu.Unlock()
+	a.prune(now)
+	if r, ok := a.res[id]; ok {
+		// nextExpiry may now be early; prune recomputes it when it passes.
+		r.expires = max(r.expires, now+int64(lease))
+		a.res[id] = r
+	}
+	return nil
+}
+
 // State implements ports.QuotaLedger.
 func (l *Ledger) State(ctx context.Context, keyID uuid.UUID, seedUsed int64) (domain.QuotaState, error) {
 	a := l.lock(keyID, true, seedUsed)

@@ -583,6 +583,7 @@ func (b *proxyBody) Read(p []byte) (int, error) {
 	c := b.c
 	if n > 0 {
 		b.timer.Reset(c.p.idle)
+		c.adm.KeepAlive(c.causeCtx)
 		c.meter.feed(p[:n])
 		if c.route.Endpoint == relay.EndpointBatchCreate || c.route.Endpoint == relay.EndpointFileUpload {
 			if len(c.capture)+n <= proxyCaptureLimit {

@@ -133,6 +133,38 @@ end
 return 1
 `)
 
+// extendScript: KEYS as above; ARGV id, lease_ms. Moves a held
+// reservation's expiry to now+lease (never earlier) and keeps the keys
+// alive at least as long. Returns 1 extended, 0 not held.
+var extendScript = goredis.NewScript(`
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local id = ARGV[1]
+if redis.call('HEXISTS', KEYS[2], id) == 0 then
+  return 0
+end
+local exp = now + tonumber(ARGV[2])
+local cur = tonumber(redis.call('ZSCORE', KEYS[3], id) or 0)
+if exp > cur then
+  redis.call('ZADD', KEYS[3], exp, id)
+end
+for i = 1, 4 do
+  local ttl = redis.call('PTTL', KEYS[i])
+  if ttl >= 0 and ttl < tonumber(ARGV[2]) then
+    redis.call('PEXPIRE', KEYS[i], ARGV[2])
+  end
+end
+return 1
+`)
+
+// Extend implements ports.QuotaLedger.
+func (l *Ledger) Extend(ctx context.Context, keyID uuid.UUID, id string, lease time.Duration) error {
+	if err := extendScript.Run(ctx, l.rdb, l.keys(keyID), id, max(ceilMS(lease), 1)).Err(); err != nil {
+		return fmt.Errorf("redis quota extend: %w", err)
+	}
+	return nil
+}
+
 // Reserve implements ports.QuotaLedger. Reserving an id that is already held
 // or already settled changes nothing and succeeds, so a retried Reserve is
 // safe.

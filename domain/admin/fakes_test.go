@@ -96,6 +96,9 @@ func (f *fakeLedger) State(ctx context.Context, id uuid.UUID, seed int64) (domai
 	return f.state(ctx, id, seed)
 }
 func (f *fakeLedger) Reset(ctx context.Context, id uuid.UUID) error { return f.reset(ctx, id) }
+func (f *fakeLedger) Extend(context.Context, uuid.UUID, string, time.Duration) error {
+	panic("not expected")
+}
 
 type fixedClock struct{ t time.Time }
 

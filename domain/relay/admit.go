@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -80,6 +81,32 @@ type Admission struct {
 	once    sync.Once
 	// inputEst caches the tokenised input estimate.
 	inputEst int64
+	// renewAt is when KeepAlive next extends the reservation (unix nanos).
+	renewAt atomic.Int64
+}
+
+// KeepAlive is called while the answer is still arriving (each chunk of a
+// long stream). A reservation has a lease, so that a crashed replica's
+// holds expire; a request that is alive must keep its hold, or a stream
+// outliving the lease would stop counting against the quota and let other
+// requests overspend it. Every third of a lease the reservation is
+// extended by a lease; between those times this costs one clock read.
+func (a *Admission) KeepAlive(ctx context.Context) {
+	if a == nil || !a.limited {
+		return
+	}
+	s := a.svc
+	now := s.cfg.Clock.Now().UnixNano()
+	at := a.renewAt.Load()
+	if now < at || !a.renewAt.CompareAndSwap(at, now+int64(s.cfg.ReservationLease/3)) {
+		return
+	}
+	if err := s.cfg.Ledger.Extend(context.WithoutCancel(ctx), a.Key.ID, a.call.RequestID, s.cfg.ReservationLease); err != nil {
+		s.cfg.Observer.BackendFailure(ConcernQuota, false)
+		s.cfg.Log.LogAttrs(ctx, slog.LevelWarn, "quota lease extension failed; retrying on the next chunk",
+			slog.String("request_id", a.call.RequestID), slog.String("error", err.Error()))
+		a.renewAt.Store(now)
+	}
 }
 
 // Endpoint is the admitted call's endpoint.
@@ -401,6 +428,7 @@ func (s *Service) reserve(ctx context.Context, a *Admission, items []domain.Batc
 	switch {
 	case err == nil:
 		a.limited, a.Reserved, a.Estimate = true, est, est
+		a.renewAt.Store(s.cfg.Clock.Now().Add(s.cfg.ReservationLease / 3).UnixNano())
 		return nil
 	case domain.KindOf(err) == domain.KindInvalid:
 		return s.reject(err)

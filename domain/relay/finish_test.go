@@ -295,3 +295,46 @@ func TestFileReferencesAreOwnershipChecked(t *testing.T) {
 		t.Fatalf("batch naming another key's file: %v", err)
 	}
 }
+
+// TestKeepAliveExtendsTheReservation: a request still answering extends
+// its reservation every third of a lease, and costs nothing in between.
+func TestKeepAliveExtendsTheReservation(t *testing.T) {
+	w := newWorld(t)
+	limited(w, 1_000_000, 0)
+	clock := &fakeClock{}
+	clock.Advance(time.Hour)
+	var extended []time.Duration
+	w.ledger.extend = func(id string, lease time.Duration) error {
+		if id != "req_1" {
+			t.Errorf("extended %q", id)
+		}
+		extended = append(extended, lease)
+		return nil
+	}
+	s := w.service(t, func(c *ServiceConfig) { c.Clock = clock; c.ReservationLease = 30 * time.Minute })
+	a, err := s.Admit(context.Background(), w.key, input())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 100 { // many chunks within the first third: no extension
+		a.KeepAlive(context.Background())
+	}
+	if len(extended) != 0 {
+		t.Fatalf("extended %d times within the first third of the lease", len(extended))
+	}
+	for range 4 { // two hours of streaming, a chunk every 11 minutes
+		clock.Advance(11 * time.Minute)
+		a.KeepAlive(context.Background())
+		a.KeepAlive(context.Background())
+	}
+	if len(extended) != 4 || extended[0] != 30*time.Minute {
+		t.Fatalf("extensions %v", extended)
+	}
+	// A call that reserved nothing never touches the ledger.
+	w2 := newWorld(t)
+	b, err := w2.service(t, nil).Admit(context.Background(), w2.key, input())
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.KeepAlive(context.Background())
+}

@@ -56,6 +56,11 @@ func (f *concFake) InFlight(context.Context, string) (int, error) { return 0, ni
 type ledgerFake struct {
 	reserve func(id string, est, limit, seed int64) (domain.QuotaState, error)
 	settle  func(id string, actual int64) error
+	extend  func(id string, lease time.Duration) error
+}
+
+func (f *ledgerFake) Extend(_ context.Context, _ uuid.UUID, id string, lease time.Duration) error {
+	return f.extend(id, lease)
 }
 
 func (f *ledgerFake) Reserve(_ context.Context, _ uuid.UUID, id string, est, limit, seed int64, _ time.Duration) (domain.QuotaState, error) {
