@@ -65,6 +65,9 @@ type ServerConfig struct {
 	IdleTimeout       time.Duration `koanf:"idle_timeout"`
 	// TrustedProxies are CIDRs whose X-Forwarded-For is believed.
 	TrustedProxies []string `koanf:"trusted_proxies"`
+	// WriteProgressTimeout closes a proxied response whose client has not
+	// taken a write for this long (it stopped reading).
+	WriteProgressTimeout time.Duration `koanf:"write_progress_timeout"`
 	// KeyCacheTTL bounds how long another replica may honour a key after it
 	// was disabled, deleted or rotated.
 	KeyCacheTTL time.Duration `koanf:"key_cache_ttl"`
@@ -177,10 +180,11 @@ func Defaults() Config {
 		DataDir:    "./data",
 		Log:        LogConfig{Level: "info", Format: "json"},
 		Server: ServerConfig{
-			ShutdownGrace:     30 * time.Second,
-			ReadHeaderTimeout: 10 * time.Second,
-			IdleTimeout:       120 * time.Second,
-			KeyCacheTTL:       5 * time.Second,
+			ShutdownGrace:        30 * time.Second,
+			ReadHeaderTimeout:    10 * time.Second,
+			IdleTimeout:          120 * time.Second,
+			KeyCacheTTL:          5 * time.Second,
+			WriteProgressTimeout: 2 * time.Minute,
 		},
 		Admin: AdminConfig{Username: "admin", TokenTTL: time.Hour, LoginFailures: 5, LoginWindow: time.Minute},
 		Upstream: UpstreamsConfig{
@@ -517,6 +521,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Upstream.MaxBufferedBytes < c.Upstream.MaxBodyBytes {
 		bad("upstream.max_buffered_bytes", "must be at least upstream.max_body_bytes")
+	}
+	if c.Server.WriteProgressTimeout < time.Second {
+		bad("server.write_progress_timeout", "must be at least 1s")
 	}
 	if c.Admin.MaxPasswordChecks < 0 {
 		bad("admin.max_password_checks", "must not be negative (0 means two per core)")

@@ -471,3 +471,34 @@ func TestProxyBufferedBytesAreCapped(t *testing.T) {
 		t.Fatal(resp.StatusCode)
 	}
 }
+
+// TestProxyStreamNobodyReadsIsEnded: a client that stops reading a long
+// stream has it closed after the write-progress timeout, and the call is
+// settled (its slot and reservation given back) with the usage seen.
+func TestProxyStreamNobodyReadsIsEnded(t *testing.T) {
+	env := newProxyEnv(t, proxyEnvOptions{writeTimeout: 300 * time.Millisecond,
+		fake: fakeanthropic.Options{Deltas: 4000, DeltaText: strings.Repeat("x", 4096)}})
+	c, err := net.Dial("tcp", strings.TrimPrefix(env.relayURL, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if tc, ok := c.(*net.TCPConn); ok {
+		_ = tc.SetReadBuffer(4096)
+	}
+	body := streamBody()
+	fmt.Fprintf(c, "POST /v1/messages HTTP/1.1\r\nHost: relay\r\nx-api-key: %s\r\ncontent-type: application/json\r\nContent-Length: %d\r\n\r\n%s", env.good, len(body), body)
+	br := bufio.NewReader(c)
+	if line, err := br.ReadString('\n'); err != nil || !strings.Contains(line, "200") {
+		t.Fatalf("status line %q %v", line, err)
+	}
+	// ...and never read again.
+	start := time.Now()
+	r := env.waitRecords(1)[0]
+	if took := time.Since(start); took > 4*time.Second {
+		t.Fatalf("settled after %v", took)
+	}
+	if !r.Stream || r.Usage.InputTokens == 0 || r.Usage.OutputTokens == 0 {
+		t.Fatalf("record %+v", r)
+	}
+}

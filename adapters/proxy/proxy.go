@@ -52,6 +52,11 @@ type Options struct {
 	// IdleTimeout ends a response when the upstream sends nothing for this
 	// long (default 5 minutes). There is no overall timeout: streams are long.
 	IdleTimeout time.Duration
+	// WriteTimeout closes a response whose client has not taken a write
+	// for this long (default 2 minutes): a client that stops reading would
+	// otherwise hold its concurrency slot and reservation for as long as
+	// the upstream keeps talking.
+	WriteTimeout time.Duration
 	// Now is the clock (default time.Now).
 	Now func() time.Time
 	// Observer is told about every proxied request, for metrics; nil: no-op.
@@ -98,6 +103,7 @@ type Handler struct {
 	log        *slog.Logger
 	maxBody    int64
 	buffered   bodyBudget
+	writeWait  time.Duration
 	idle       time.Duration
 	now        func() time.Time
 	obs        Observer
@@ -127,6 +133,10 @@ func New(opts Options) *Handler {
 	}
 	if p.maxBody <= 0 {
 		p.maxBody = upstream.DefaultMaxBodyBytes
+	}
+	p.writeWait = opts.WriteTimeout
+	if p.writeWait <= 0 {
+		p.writeWait = 2 * time.Minute
 	}
 	p.buffered.limit = opts.MaxBufferedBytes
 	if p.buffered.limit <= 0 {
@@ -249,6 +259,8 @@ type proxyCall struct {
 	readErr      error
 	// capture keeps a create call's small JSON answer, for the new id.
 	capture []byte
+	// pw is the client writer with write-progress deadlines.
+	pw progressWriter
 }
 
 type proxyCallKey struct{}
@@ -409,7 +421,8 @@ func (p *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		out.ContentLength = int64(len(body))
 		out.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
 	}
-	p.rp.ServeHTTP(w, out)
+	c.pw = progressWriter{ResponseWriter: w, rc: http.NewResponseController(w), wait: p.writeWait}
+	p.rp.ServeHTTP(&c.pw, out)
 }
 
 // headerValue is every value of a header, joined: a header sent twice is
@@ -568,6 +581,25 @@ func (p *Handler) filterListing(resp *http.Response, c *proxyCall) error {
 	resp.Header.Del("Content-Encoding")
 	return nil
 }
+
+// progressWriter gives every write to the client a deadline: a client that
+// stops reading makes the write fail after wait, which ends the copy, and
+// the call finishes with the usage seen so far (its slot and reservation
+// are given back). It keeps Flush and Unwrap, so streaming is unchanged.
+type progressWriter struct {
+	http.ResponseWriter
+	rc   *http.ResponseController
+	wait time.Duration
+}
+
+func (pw *progressWriter) Write(b []byte) (int, error) {
+	_ = pw.rc.SetWriteDeadline(time.Now().Add(pw.wait))
+	return pw.ResponseWriter.Write(b)
+}
+
+func (pw *progressWriter) Flush() { _ = pw.rc.Flush() }
+
+func (pw *progressWriter) Unwrap() http.ResponseWriter { return pw.ResponseWriter }
 
 // proxyBody passes the upstream body through untouched while feeding the
 // meter, and finishes the call on Close: ReverseProxy closes it however

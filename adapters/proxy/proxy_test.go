@@ -123,6 +123,8 @@ type proxyEnvOptions struct {
 	maxBody   int64
 	// maxBuffered caps buffered request bytes across requests.
 	maxBuffered int64
+	// writeTimeout is the client write-progress timeout.
+	writeTimeout time.Duration
 	noLog       bool
 	log         *slog.Logger        // replaces the captured log
 	recorder    ports.UsageRecorder // replaces the recording one
@@ -202,7 +204,8 @@ func newProxyEnv(tb testing.TB, o proxyEnvOptions) *proxyEnv {
 	if o.log != nil {
 		log = o.log
 	}
-	p := proxy.New(proxy.Options{Service: svc, Transport: tr, Log: log, IdleTimeout: o.idle, MaxBodyBytes: o.maxBody, MaxBufferedBytes: o.maxBuffered})
+	p := proxy.New(proxy.Options{Service: svc, Transport: tr, Log: log, IdleTimeout: o.idle, MaxBodyBytes: o.maxBody,
+		MaxBufferedBytes: o.maxBuffered, WriteTimeout: o.writeTimeout})
 	env.handler = httpx.RequestIDMiddleware(p)
 	rs := httptest.NewServer(env.handler)
 	tb.Cleanup(rs.Close)

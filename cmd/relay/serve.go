@@ -257,6 +257,7 @@ func build(ctx context.Context, cfg config.Config, e env, log *slog.Logger) (*ap
 		MaxBodyBytes:     cfg.Upstream.MaxBodyBytes,
 		MaxBufferedBytes: cfg.Upstream.MaxBufferedBytes,
 		IdleTimeout:      cfg.Upstream.IdleTimeout,
+		WriteTimeout:     cfg.Server.WriteProgressTimeout,
 		Observer:         proxyObserver{m: m},
 		Router:           router,
 
