@@ -125,9 +125,9 @@ type proxyEnvOptions struct {
 	maxBuffered int64
 	// writeTimeout is the client write-progress timeout.
 	writeTimeout time.Duration
-	noLog       bool
-	log         *slog.Logger        // replaces the captured log
-	recorder    ports.UsageRecorder // replaces the recording one
+	noLog        bool
+	log          *slog.Logger        // replaces the captured log
+	recorder     ports.UsageRecorder // replaces the recording one
 }
 
 func proxyRawKey(n byte) string {
