@@ -502,3 +502,31 @@ func TestProxyStreamNobodyReadsIsEnded(t *testing.T) {
 		t.Fatalf("record %+v", r)
 	}
 }
+
+// TestProxyWriteDeadlineIsNotLeftBehind: the next request on a kept-alive
+// connection is not cut by the previous answer's write deadline. (The proxy
+// clears it itself; this Go version's server also resets deadlines between
+// requests, so the test guards the behaviour rather than the line.)
+func TestProxyWriteDeadlineIsNotLeftBehind(t *testing.T) {
+	env := newProxyEnv(t, proxyEnvOptions{writeTimeout: 200 * time.Millisecond})
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 1}}
+	do := func(key string) int {
+		req := env.newRequest(context.Background(), "/v1/messages", proxyReqBody)
+		req.Header.Set("x-api-key", key)
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatalf("request on a kept-alive connection: %v", err)
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if s := do(env.good); s != 200 {
+		t.Fatal(s)
+	}
+	time.Sleep(500 * time.Millisecond)
+	// A refusal is written without a deadline of its own.
+	if s := do(proxyRawKey(20)); s != 401 {
+		t.Fatalf("second request: %d", s)
+	}
+}

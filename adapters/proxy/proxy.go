@@ -423,6 +423,9 @@ func (p *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	c.pw = progressWriter{ResponseWriter: w, rc: http.NewResponseController(w), wait: p.writeWait}
 	p.rp.ServeHTTP(&c.pw, out)
+	// The connection may serve more requests (keep-alive) that set no
+	// deadline of their own: leave none behind.
+	_ = c.pw.rc.SetWriteDeadline(time.Time{})
 }
 
 // headerValue is every value of a header, joined: a header sent twice is
