@@ -65,6 +65,9 @@ type ServerConfig struct {
 	IdleTimeout       time.Duration `koanf:"idle_timeout"`
 	// TrustedProxies are CIDRs whose X-Forwarded-For is believed.
 	TrustedProxies []string `koanf:"trusted_proxies"`
+	// BodyReadTimeout bounds how long a management request's body may
+	// take to arrive.
+	BodyReadTimeout time.Duration `koanf:"body_read_timeout"`
 	// WriteProgressTimeout closes a proxied response whose client has not
 	// taken a write for this long (it stopped reading).
 	WriteProgressTimeout time.Duration `koanf:"write_progress_timeout"`
@@ -185,6 +188,7 @@ func Defaults() Config {
 			IdleTimeout:          120 * time.Second,
 			KeyCacheTTL:          5 * time.Second,
 			WriteProgressTimeout: 2 * time.Minute,
+			BodyReadTimeout:      30 * time.Second,
 		},
 		Admin: AdminConfig{Username: "admin", TokenTTL: time.Hour, LoginFailures: 5, LoginWindow: time.Minute},
 		Upstream: UpstreamsConfig{
@@ -521,6 +525,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Upstream.MaxBufferedBytes < c.Upstream.MaxBodyBytes {
 		bad("upstream.max_buffered_bytes", "must be at least upstream.max_body_bytes")
+	}
+	if c.Server.BodyReadTimeout <= 0 {
+		bad("server.body_read_timeout", "must be positive")
 	}
 	if c.Server.WriteProgressTimeout < time.Second {
 		bad("server.write_progress_timeout", "must be at least 1s")

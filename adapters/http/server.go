@@ -48,7 +48,10 @@ type Options struct {
 	LoginThrottle   LoginThrottleOptions
 	// BodyLimit caps management request bodies; 0 = DefaultManagementBodyLimit.
 	BodyLimit int64
-	Observer  Observer // nil: no-op
+	// BodyReadTimeout bounds how long a management request's body may take
+	// to arrive (default 30 s); a stalled sender's connection is closed.
+	BodyReadTimeout time.Duration
+	Observer        Observer // nil: no-op
 	// Now is the clock for tokens and the login throttle; nil = time.Now.
 	Now func() time.Time
 }
@@ -68,6 +71,7 @@ type Server struct {
 	obs      Observer
 	adminIPs []netip.Prefix
 	limit    int64
+	bodyWait time.Duration
 	allow    map[string][]string // management path -> its methods, for 405s
 }
 
@@ -104,6 +108,10 @@ func New(opts Options) (*Server, error) {
 		obs:      opts.Observer,
 		adminIPs: opts.AdminAllowedIPs,
 		limit:    opts.BodyLimit,
+		bodyWait: opts.BodyReadTimeout,
+	}
+	if s.bodyWait <= 0 {
+		s.bodyWait = 30 * time.Second
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
@@ -127,6 +135,7 @@ func New(opts Options) (*Server, error) {
 	}))
 	e.Use(s.recoverMiddleware)
 	e.Use(noBodyMiddleware)
+	e.Use(s.bodyDeadlineMiddleware)
 	s.e = e
 
 	r := &mgmtRouter{s: s, e: e, doc: doc}
@@ -319,6 +328,24 @@ func noBodyMiddleware(next echo.HandlerFunc) echo.HandlerFunc {
 					Message: "this route takes no request body"}
 			}
 		}
+		return next(c)
+	}
+}
+
+// bodyDeadlineMiddleware gives a management request's body a deadline to
+// arrive: a client that announces a body and sends nothing would otherwise
+// hold its connection (and descriptor) for ever. The proxy route sets its
+// own.
+func (s *Server) bodyDeadlineMiddleware(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		r := c.Request()
+		if c.Path() == "/*" || r.Body == nil || r.Body == http.NoBody {
+			return next(c)
+		}
+		// Not cleared afterwards: net/http drains an unread body after the
+		// handler, and that read must stay bounded too. The next request on
+		// the connection gets the server's own header and idle deadlines.
+		_ = http.NewResponseController(c.Response().Writer).SetReadDeadline(time.Now().Add(s.bodyWait))
 		return next(c)
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/relaystation/relay/config"
 	"github.com/relaystation/relay/internal/fakeanthropic"
 )
 
@@ -298,5 +299,31 @@ func TestBodylessRoutesRefuseBodies(t *testing.T) {
 	}
 	if fake.Count() != 0 {
 		t.Fatalf("upstream saw %d requests", fake.Count())
+	}
+}
+
+// TestStalledManagementBodyIsCutOff: a client that announces a body on a
+// management route and sends none has its connection closed once the body
+// deadline passes, instead of holding it (and a descriptor) for ever.
+func TestStalledManagementBodyIsCutOff(t *testing.T) {
+	r := startRelayWith(t, fakeanthropic.New(fakeanthropic.Options{}), func(c *config.Config) {
+		c.Server.BodyReadTimeout = 300 * time.Millisecond
+	})
+	for _, path := range []string{"/admin/login", "/admin/api-keys"} {
+		c, err := net.Dial("tcp", strings.TrimPrefix(r.URL, "http://"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		fmt.Fprintf(c, "POST %s HTTP/1.1\r\nHost: relay\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n", path)
+		_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		start := time.Now()
+		_, err = io.Copy(io.Discard, c) // until the relay closes the connection
+		c.Close()
+		if err != nil || time.Since(start) > 4*time.Second {
+			t.Fatalf("%s: the stalled connection was held %v (%v)", path, time.Since(start), err)
+		}
+	}
+	if resp, _ := r.do(t, http.MethodGet, "/health", "", nil); resp.StatusCode != 200 {
+		t.Fatalf("health: %d", resp.StatusCode)
 	}
 }

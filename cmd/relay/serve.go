@@ -274,6 +274,7 @@ func build(ctx context.Context, cfg config.Config, e env, log *slog.Logger) (*ap
 		MetricsHandler:  m.Handler(cfg.Metrics.Token),
 		Ready:           a.ready,
 		JWT:             httpadapter.JWTOptions{Secret: sec.jwtKey, TTL: cfg.Admin.TokenTTL},
+		BodyReadTimeout: cfg.Server.BodyReadTimeout,
 		AdminUsername:   cfg.Admin.Username,
 		AdminAllowedIPs: adminIPs,
 		LoginThrottle:   httpadapter.LoginThrottleOptions{MaxFailures: cfg.Admin.LoginFailures, Window: cfg.Admin.LoginWindow},
