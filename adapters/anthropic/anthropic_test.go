@@ -202,20 +202,6 @@ func TestUsageFromJSON(t *testing.T) {
 	}
 }
 
-func TestSniff(t *testing.T) {
-	body := []byte(`{"messages":[{"role":"user","content":"hi \"model\": x"}],"model":"claude-haiku-4-5","max_tokens":1024,"stream":true}`)
-	r := Sniff(body)
-	if r != (Request{Model: "claude-haiku-4-5", Stream: true, MaxTokens: 1024, Valid: true}) {
-		t.Fatalf("sniff = %+v", r)
-	}
-	if r := Sniff([]byte(`not json`)); r.Valid {
-		t.Fatalf("sniff of garbage = %+v", r)
-	}
-	if r := Sniff([]byte(`{"model":"m","stream":"yes","max_tokens":-5}`)); r.Stream || r.MaxTokens != 0 {
-		t.Fatalf("sniff = %+v", r)
-	}
-}
-
 func TestEstimateInputTokens(t *testing.T) {
 	body := []byte(`{"model":"m","max_tokens":10,
 	  "system":[{"type":"text","text":"You are a helpful assistant.","cache_control":{"type":"ephemeral"}}],
@@ -224,23 +210,19 @@ func TestEstimateInputTokens(t *testing.T) {
 	              {"role":"assistant","content":[{"type":"tool_use","id":"toolu_1","name":"get_weather","input":{"location":"San Francisco, CA"}}]},
 	              {"role":"user","content":[{"type":"tool_result","tool_use_id":"toolu_1","content":"15 degrees"},
 	                                        {"type":"image","source":{"type":"base64","media_type":"image/png","data":"iVBORw0KGgo` + strings.Repeat("A", 50000) + `"}}]}]}`)
-	n := EstimateInputTokens(body)
+	est, err := NewEstimator(EstimatorConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := est.InputEstimate(body)
 	// ~100 text tokens with the tool schema as JSON, framing, the tool-use
 	// system prompt and one image.
 	if n < DefaultImageTokens+toolUseSystemTokens+100 || n > DefaultImageTokens+toolUseSystemTokens+600 {
 		t.Fatalf("estimate %d out of range", n)
 	}
 	big := []byte(`{"messages":[{"role":"user","content":"` + strings.Repeat("word ", 200_000) + `"}]}`)
-	if n := EstimateInputTokens(big); n < 200_000 || n > int64(len(big)) {
+	if n := est.InputEstimate(big); n < 200_000 || n > int64(len(big)) {
 		t.Fatalf("big estimate %d out of range", n)
-	}
-}
-
-func BenchmarkSniff(b *testing.B) {
-	body := []byte(`{"model":"claude-sonnet-4-5","max_tokens":1024,"messages":[{"role":"user","content":"` + strings.Repeat("hello world ", 1000) + `"}],"stream":true}`)
-	b.ReportAllocs()
-	for b.Loop() {
-		_ = Sniff(body)
 	}
 }
 
@@ -256,14 +238,5 @@ func BenchmarkStreamParser(b *testing.B) {
 			p.Feed(c[:n])
 			c = c[n:]
 		}
-	}
-}
-
-func BenchmarkEstimateInputTokens1KB(b *testing.B) {
-	body := []byte(`{"model":"m","max_tokens":10,"messages":[{"role":"user","content":"` + strings.Repeat("The quick brown fox. ", 50) + `"}]}`)
-	Warm()
-	b.ReportAllocs()
-	for b.Loop() {
-		_ = EstimateInputTokens(body)
 	}
 }

@@ -90,33 +90,3 @@ func breakSpaceRuns(b []byte) []byte {
 	}
 	return append(out, b[from:]...)
 }
-
-// CountTokens counts the cl100k_base tokens of text: exactly (but for
-// breakSpaceRuns) for its first DefaultTokenizeLimit bytes, one token per
-// byte for the rest.
-func CountTokens(text string) int64 {
-	head := text
-	rest := 0
-	if len(head) > DefaultTokenizeLimit {
-		cut := DefaultTokenizeLimit
-		for cut > 0 && head[cut]&0xC0 == 0x80 {
-			cut--
-		}
-		head, rest = text[:cut], len(text)-cut
-	}
-	return countText(s2b(head)) + int64(rest)
-}
-
-var defaultEstimator = sync.OnceValue(func() *Estimator {
-	e, err := NewEstimator(EstimatorConfig{})
-	if err != nil {
-		panic("anthropic: default estimator: " + err.Error())
-	}
-	return e
-})
-
-// EstimateInputTokens is InputEstimate of an Estimator with the default
-// configuration.
-func EstimateInputTokens(body []byte) int64 {
-	return defaultEstimator().InputEstimate(body)
-}

@@ -53,8 +53,8 @@ func FuzzUsageFromJSON(f *testing.F) {
 			t.Fatalf("negative usage %+v", r.Usage)
 		}
 		// The request-side readers see the same untrusted bytes.
-		_ = Sniff(body)
-		if n := EstimateInputTokens(body); n < 0 {
+		_, _ = ParseRequest(body, FormatMessages)
+		if n := fuzzEstimator.InputEstimate(body); n < 0 {
 			t.Fatalf("negative estimate %d", n)
 		}
 	})
@@ -366,3 +366,11 @@ func FuzzPDFPages(f *testing.F) {
 		}
 	})
 }
+
+var fuzzEstimator = func() *Estimator {
+	e, err := NewEstimator(EstimatorConfig{})
+	if err != nil {
+		panic(err)
+	}
+	return e
+}()

@@ -71,8 +71,6 @@ type Admission struct {
 	Request domain.CallRequest
 	// Reserved is the quota reservation, 0 if none was made.
 	Reserved int64
-	// Estimate is the token estimate reserved for, 0 if none was needed.
-	Estimate int64
 
 	svc     *Service
 	call    Call
@@ -427,7 +425,7 @@ func (s *Service) reserve(ctx context.Context, a *Admission, items []domain.Batc
 	}
 	switch {
 	case err == nil:
-		a.limited, a.Reserved, a.Estimate = true, est, est
+		a.limited, a.Reserved = true, est
 		a.renewAt.Store(s.cfg.Clock.Now().Add(s.cfg.ReservationLease / 3).UnixNano())
 		return nil
 	case domain.KindOf(err) == domain.KindInvalid:

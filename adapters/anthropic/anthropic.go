@@ -14,8 +14,6 @@ package anthropic
 
 import (
 	"unsafe"
-
-	"github.com/tidwall/gjson"
 )
 
 // Request is what the relay learns from a request body.
@@ -31,8 +29,7 @@ type Request struct {
 	MaxTokensSet bool
 	// IncludeUsage: a FormatChat body's stream_options.include_usage is true.
 	IncludeUsage bool
-	// Valid is false when Sniff found no JSON object; ParseRequest, which
-	// refuses such a body, always sets it.
+	// Valid is set on every Request ParseRequest returns.
 	Valid bool
 }
 
@@ -42,41 +39,6 @@ func b2s(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(b)) }
 
 // s2b views s as bytes without copying; the result must never be written.
 func s2b(s string) []byte { return unsafe.Slice(unsafe.StringData(s), len(s)) }
-
-// Sniff reads model, stream and max_tokens from the top level of body in
-// one pass that skips over values it does not need (messages are never
-// decoded). It allocates only the model string.
-func Sniff(body []byte) Request {
-	var r Request
-	root := gjson.Parse(b2s(body))
-	if !root.IsObject() {
-		return r
-	}
-	r.Valid = true
-	found := 0
-	root.ForEach(func(key, value gjson.Result) bool {
-		switch key.Str {
-		case "model":
-			if value.Type == gjson.String {
-				r.Model = clone(value.Str)
-			}
-			found++
-		case "stream":
-			r.Stream = value.Type == gjson.True
-			found++
-		case "max_tokens":
-			if value.Type == gjson.Number {
-				r.MaxTokens = value.Int()
-				if r.MaxTokens < 0 {
-					r.MaxTokens = 0
-				}
-			}
-			found++
-		}
-		return found < 3
-	})
-	return r
-}
 
 func clone(s string) string {
 	if s == "" {
