@@ -134,7 +134,7 @@ func New(opts Options) (*Server, error) {
 		return httpx.RequestIDMiddleware(h)
 	}))
 	e.Use(s.recoverMiddleware)
-	e.Use(noBodyMiddleware)
+	e.Use(s.noBodyMiddleware)
 	e.Use(s.bodyDeadlineMiddleware)
 	s.e = e
 
@@ -318,12 +318,15 @@ func (h *strictHandlers) Ready(ctx context.Context, _ api.ReadyRequestObject) (a
 // HEAD, DELETE, OPTIONS — here and on the proxied endpoints alike): such a
 // body is never read, so a client could only use it to hold a connection
 // or smuggle bytes past what is classified.
-func noBodyMiddleware(next echo.HandlerFunc) echo.HandlerFunc {
+func (s *Server) noBodyMiddleware(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		r := c.Request()
 		switch r.Method {
 		case http.MethodGet, http.MethodHead, http.MethodDelete, http.MethodOptions:
 			if r.ContentLength > 0 || r.ContentLength < 0 && r.Body != nil && r.Body != http.NoBody {
+				// net/http drains the unread body before answering: bound
+				// that read too, or a sender that stalls holds the socket.
+				_ = http.NewResponseController(c.Response().Writer).SetReadDeadline(time.Now().Add(s.bodyWait))
 				return &domain.Error{Kind: domain.KindInvalid, Reason: "body",
 					Message: "this route takes no request body"}
 			}

@@ -105,6 +105,7 @@ var (
 	backendConcerns = []string{"requests", "tokens", "concurrency", "quota", "usage"}
 	authKinds       = []string{AuthMissing, AuthMalformed, AuthUnknown, AuthDisabled, AuthExpired, AuthDeleted, AuthIP, AuthOrigin, AuthAdminLogin, AuthAdminJWT, AuthAdminIP}
 	// rejectionAliases accept domain.Error.Reason values as they are.
+	connLimits       = []string{ConnLimitGlobal, ConnLimitPerAddress}
 	rejectionAliases = map[string]string{"requests": RejectRateLimitRequests, "tokens": RejectRateLimitTokens}
 )
 
@@ -154,6 +155,8 @@ type Metrics struct {
 
 	inflight    prometheus.Gauge
 	openStreams prometheus.Gauge
+	openConns   prometheus.Gauge
+	connRefused map[string]prometheus.Counter
 	ready       *prometheus.GaugeVec // no labels: exported only after the first SetReady
 
 	usage *UsageWriterObserver
@@ -252,6 +255,9 @@ func New(opts Options) *Metrics {
 
 	m.inflight = m.gauge("relay_inflight_requests", "Proxied requests being handled now.")
 	m.openStreams = m.gauge("relay_open_streams", "Streaming responses being relayed now.")
+	m.openConns = m.gauge("relay_open_connections", "Client connections open now on the public listener.")
+	m.connRefused = m.closedCounters("relay_connections_refused_total",
+		"Client connections refused at accept because a connection limit was full, by limit.", "limit", connLimits)
 	m.ready = m.gaugeVec("relay_ready", "1 when the last readiness check passed, 0 otherwise; absent until the first check.")
 
 	m.usage = &UsageWriterObserver{
@@ -452,6 +458,27 @@ func (m *Metrics) AuthFailed(kind string) {
 		return
 	}
 	lookupOther(m.authFailures, kind).Inc()
+}
+
+// The connection limits a refused connection can name.
+const (
+	ConnLimitGlobal     = "global"
+	ConnLimitPerAddress = "per_address"
+)
+
+// ConnectionRefused counts a connection refused at accept by limit, a
+// ConnLimit* constant.
+func (m *Metrics) ConnectionRefused(limit string) {
+	if m != nil {
+		lookupOther(m.connRefused, limit).Inc()
+	}
+}
+
+// SetOpenConnections publishes the number of open client connections.
+func (m *Metrics) SetOpenConnections(n int64) {
+	if m != nil {
+		m.openConns.Set(float64(n))
+	}
 }
 
 // RequestStarted and RequestFinished bracket a proxied request for

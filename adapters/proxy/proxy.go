@@ -13,6 +13,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httputil"
 	"strconv"
@@ -57,6 +58,12 @@ type Options struct {
 	// otherwise hold its concurrency slot and reservation for as long as
 	// the upstream keeps talking.
 	WriteTimeout time.Duration
+	// BodyReadTimeout and BodyMinRate bound how long a request body may
+	// take to arrive: BodyReadTimeout (default 30 s) plus one second per
+	// BodyMinRate bytes received (default 32 KiB; negative: no extension).
+	// A sender that falls behind has its connection closed.
+	BodyReadTimeout time.Duration
+	BodyMinRate     int64
 	// Now is the clock (default time.Now).
 	Now func() time.Time
 	// Observer is told about every proxied request, for metrics; nil: no-op.
@@ -104,6 +111,8 @@ type Handler struct {
 	maxBody    int64
 	buffered   bodyBudget
 	writeWait  time.Duration
+	bodyWait   time.Duration
+	bodyRate   int64
 	idle       time.Duration
 	now        func() time.Time
 	obs        Observer
@@ -137,6 +146,13 @@ func New(opts Options) *Handler {
 	p.writeWait = opts.WriteTimeout
 	if p.writeWait <= 0 {
 		p.writeWait = 2 * time.Minute
+	}
+	p.bodyWait, p.bodyRate = opts.BodyReadTimeout, opts.BodyMinRate
+	if p.bodyWait <= 0 {
+		p.bodyWait = DefaultBodyReadTimeout
+	}
+	if p.bodyRate == 0 {
+		p.bodyRate = DefaultBodyMinRate
 	}
 	p.buffered.limit = opts.MaxBufferedBytes
 	if p.buffered.limit <= 0 {
@@ -274,8 +290,6 @@ const proxyCaptureLimit = 64 << 10
 // proxyListLimit bounds a batch or file listing the relay filters.
 const proxyListLimit = 8 << 20
 
-// proxyBodyReadTimeout bounds how long a client may take to send its body.
-const proxyBodyReadTimeout = 2 * time.Minute
 
 // requestPath is the path exactly as the client sent it (before any
 // decoding), which is what gets classified and forwarded.
@@ -305,6 +319,13 @@ func (p *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	p.obs.RequestStarted()
 	defer p.obs.RequestFinished()
 	start := p.now()
+	// Every body has a deadline to arrive, set before anything else: even
+	// one the relay refuses unread is drained by net/http after the handler,
+	// and a sender that stalls must not hold its connection for ever.
+	var pace *bodyPace
+	if r.Body != nil && r.Body != http.NoBody {
+		pace = p.paceBody(w, r)
+	}
 	ref := relay.Refusal{RequestID: reqID, Start: start, Path: requestPath(r), Session: r.Header.Get("X-Claude-Code-Session-Id")}
 	if !p.configured {
 		p.refused(w, r, &ref, &domain.Error{Kind: domain.KindUpstream, Reason: "upstream_not_configured",
@@ -345,39 +366,40 @@ func (p *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	call := relay.Call{Route: route, RequestID: reqID, Start: start, ClientIP: ref.ClientIP,
 		Origin: r.Header.Get("Origin"), Referer: r.Header.Get("Referer"),
 		ContentType: headerValue(r.Header, "Content-Type"), ContentEncoding: headerValue(r.Header, "Content-Encoding"), Session: ref.Session}
-	if r.Body != nil && r.Body != http.NoBody {
-		// A slow sender gets a bounded time to deliver a large body; there
-		// is no server-wide ReadTimeout because streams are long. (Small
-		// bodies need no timer: they hold at most 64 KB, and only a client
-		// with a valid key gets this far.)
-		var rc *http.ResponseController
-		if r.ContentLength < 0 || r.ContentLength > 64<<10 {
-			rc = http.NewResponseController(w)
-			_ = rc.SetReadDeadline(time.Now().Add(proxyBodyReadTimeout))
-		}
+	if pace != nil {
 		// Every buffered byte counts against the relay-wide budget while
 		// the request lives: announced bytes up front, others as they come.
 		held := &bodyHold{b: &p.buffered}
 		defer held.release()
-		var src io.Reader = r.Body
+		var src io.Reader = pace
 		if r.ContentLength >= 0 && r.ContentLength <= p.maxBody {
 			if !held.take(r.ContentLength) {
 				p.refused(w, r, &ref, errBuffersFull, 0)
 				return
 			}
 		} else {
-			src = &budgetReader{r: r.Body, h: held}
+			src = &budgetReader{r: pace, h: held}
 		}
 		body, err := upstream.ReadBody(src, r.ContentLength, p.maxBody)
-		if rc != nil {
-			_ = rc.SetReadDeadline(time.Time{})
+		if err == nil {
+			// The answer may stream for an hour: no read deadline may
+			// outlive the body (net/http's background read would cancel
+			// the call). After an error it stays, bounding net/http's
+			// drain of what is left of the body.
+			pace.done()
 		}
 		if errors.Is(err, errBuffersFull) {
 			p.refused(w, r, &ref, errBuffersFull, 0)
 			return
 		}
 		if err != nil {
-			if domain.KindOf(err) != domain.KindTooLarge {
+			var ne net.Error
+			switch {
+			case domain.KindOf(err) == domain.KindTooLarge:
+			case errors.As(err, &ne) && ne.Timeout():
+				err = &domain.Error{Kind: domain.KindInvalid, Reason: "body_timeout", Err: err,
+					Message: "the request body did not arrive in time; the connection is closed"}
+			default:
 				err = &domain.Error{Kind: domain.KindInvalid, Message: "could not read the request body", Err: err}
 			}
 			p.refused(w, r, &ref, err, 0)

@@ -125,6 +125,9 @@ type proxyEnvOptions struct {
 	maxBuffered int64
 	// writeTimeout is the client write-progress timeout.
 	writeTimeout time.Duration
+	// bodyWait and bodyRate are the body deadline and its minimum rate.
+	bodyWait time.Duration
+	bodyRate int64
 	noLog        bool
 	log          *slog.Logger        // replaces the captured log
 	recorder     ports.UsageRecorder // replaces the recording one
@@ -205,7 +208,7 @@ func newProxyEnv(tb testing.TB, o proxyEnvOptions) *proxyEnv {
 		log = o.log
 	}
 	p := proxy.New(proxy.Options{Service: svc, Transport: tr, Log: log, IdleTimeout: o.idle, MaxBodyBytes: o.maxBody,
-		MaxBufferedBytes: o.maxBuffered, WriteTimeout: o.writeTimeout})
+		MaxBufferedBytes: o.maxBuffered, WriteTimeout: o.writeTimeout, BodyReadTimeout: o.bodyWait, BodyMinRate: o.bodyRate})
 	env.handler = httpx.RequestIDMiddleware(p)
 	rs := httptest.NewServer(env.handler)
 	tb.Cleanup(rs.Close)
