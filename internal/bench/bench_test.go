@@ -14,12 +14,12 @@ import (
 
 	"github.com/relaystation/relay/internal/bench"
 	"github.com/relaystation/relay/internal/bench/bareproxy"
-	"github.com/relaystation/relay/internal/bench/fakeupstream"
+	"github.com/relaystation/relay/internal/fakeanthropic"
 )
 
-func MustFake(tb testing.TB) *fakeupstream.Server {
+func MustFake(tb testing.TB) *fakeanthropic.Endpoint {
 	tb.Helper()
-	s, err := fakeupstream.Start("127.0.0.1:0")
+	s, err := bench.StartFake("127.0.0.1:0")
 	if err != nil {
 		tb.Fatal(err)
 	}

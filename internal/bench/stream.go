@@ -14,8 +14,15 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/relaystation/relay/internal/bench/fakeupstream"
+	"github.com/relaystation/relay/internal/fakeanthropic"
 )
+
+// StartFake serves the fake Anthropic API every system is measured against,
+// on its fast path: nothing captured, and each delta's text stamped with the
+// moment it was written, which StreamOnce reads back.
+func StartFake(addr string) (*fakeanthropic.Endpoint, error) {
+	return fakeanthropic.New(fakeanthropic.Options{NoCapture: true, StampDeltas: true}).Start(addr)
+}
 
 // StreamBody is the streaming request the stream phases send.
 const StreamBody = `{"model":"claude-sonnet-4-5-20250929","max_tokens":64,"stream":true,"messages":[{"role":"user","content":"Stream to the benchmark."}]}`
@@ -43,8 +50,8 @@ func newStreamRequest(ctx context.Context, sys System, events int, spacing time.
 	if sys.Key != "" {
 		req.Header.Set("X-Api-Key", sys.Key)
 	}
-	req.Header.Set(fakeupstream.HeaderEvents, strconv.Itoa(events))
-	req.Header.Set(fakeupstream.HeaderSpacingMS, strconv.FormatFloat(float64(spacing)/float64(time.Millisecond), 'f', -1, 64))
+	req.Header.Set(fakeanthropic.HeaderDeltas, strconv.Itoa(events))
+	req.Header.Set(fakeanthropic.HeaderSpacingMS, strconv.FormatFloat(float64(spacing)/float64(time.Millisecond), 'f', -1, 64))
 	return req, nil
 }
 

@@ -100,18 +100,23 @@ func (s *Server) serveChat(k *call) {
 	_, _ = w.Write(chunk(`[{"index":0,"delta":{"role":"assistant","content":""},"finish_reason":null}]`))
 	flush()
 	delta := chunk(`[{"index":0,"delta":{"content":` + string(jsonString(s.opts.DeltaText)) + `},"finish_reason":null}]`)
-	for i := range s.opts.Deltas {
+	sh := s.shapeOf(r.Header)
+	for i := range sh.deltas {
 		if st.DropAfter > 0 && i == st.DropAfter {
 			if st.Stall > 0 && !sleep(r, st.Stall) {
 				s.setCancelled(c)
 			}
 			panic(http.ErrAbortHandler)
 		}
-		if s.opts.Spacing > 0 && !sleep(r, s.opts.Spacing) {
+		if sh.spacing > 0 && !sleep(r, sh.spacing) {
 			s.setCancelled(c)
 			return
 		}
-		s.setEvent(c, time.Now())
+		now := time.Now()
+		s.setEvent(c, now)
+		if s.opts.StampDeltas {
+			delta = chunk(`[{"index":0,"delta":{"content":` + string(appendStamp(nil, now)) + `},"finish_reason":null}]`)
+		}
 		if _, err := w.Write(delta); err != nil {
 			s.setCancelled(c)
 			return

@@ -4,9 +4,14 @@
 // /v1/messages/count_tokens, /v1/models, the OpenAI-compatible
 // /v1/chat/completions, Message Batches (/v1/messages/batches...) and the
 // Files beta (/v1/files...). It plays scripted failures, slow headers,
-// oversized and gzip-compressed replies, and captures what it was sent. It is
-// cheap per request (the default bodies are rendered once) so that it is
-// never the bottleneck of a benchmark.
+// oversized and gzip-compressed replies, and captures what it was sent.
+//
+// A Server is an http.Handler, for httptest.Server. Start serves it on a TCP
+// address of its own instead, with a fast path for what a benchmark sends
+// (see Endpoint), so that the fake is never the bottleneck of a benchmark.
+//
+// A streaming request may choose its shape with headers, which a relay
+// passes on: HeaderDeltas and HeaderSpacingMS.
 package fakeanthropic
 
 import (
@@ -26,6 +31,19 @@ import (
 // Model is the model the fake answers /v1/messages as (unless
 // Options.ServedModel or Step.ServedModel says otherwise).
 const Model = "claude-sonnet-4-5-20250929"
+
+// Request headers that shape one stream (messages or chat completions),
+// overriding Options.Deltas and Options.Spacing; a value that does not parse
+// is ignored.
+const (
+	// HeaderDeltas is the number of content deltas, 0 to 100,000.
+	HeaderDeltas = "x-fake-deltas"
+	// HeaderSpacingMS is the pause before each delta in milliseconds, a
+	// decimal number such as 0.5.
+	HeaderSpacingMS = "x-fake-spacing-ms"
+)
+
+const maxDeltas = 100_000
 
 // Usage is the usage the fake reports.
 type Usage struct {
@@ -63,7 +81,11 @@ type Options struct {
 	Spacing time.Duration
 	// DeltaText is each delta's text (default "tok ").
 	DeltaText string
-	Usage     Usage
+	// StampDeltas makes each delta's text "t<unix-nanos> ", the moment the
+	// fake wrote it, instead of DeltaText, so that a client in the same
+	// process can compute each event's delay.
+	StampDeltas bool
+	Usage       Usage
 	// NoCapture turns request capture off (benchmarks).
 	NoCapture bool
 
@@ -164,13 +186,13 @@ type Request struct {
 
 // Server is the fake upstream; it is an http.Handler.
 type Server struct {
-	opts   Options
-	seq    atomic.Int64
-	json   []byte
-	start  []byte
-	deltas [][]byte
-	final  []byte
-	paths  sync.Map // path → *atomic.Int64
+	opts  Options
+	seq   atomic.Int64
+	rd    rendered // the default replies
+	delta []byte   // a content_block_delta event with DeltaText
+	paths sync.Map // path → *atomic.Int64
+	// pending is len(script), read without the lock by Endpoint's fast path.
+	pending atomic.Int64
 
 	mu       sync.Mutex
 	script   []Step
@@ -206,14 +228,16 @@ func New(opts Options) *Server {
 // Options reports the fake's effective options.
 func (s *Server) Options() Options { return s.opts }
 
-// StreamUsage is the usage a full stream reports.
+// StreamUsage is the usage a full stream reports when the request names no
+// HeaderDeltas.
 func (s *Server) StreamUsage() Usage {
 	u := s.opts.Usage
 	u.OutputTokens = int64(s.opts.Deltas)
 	return u
 }
 
-// StreamText is the text a full stream carries.
+// StreamText is the text a full stream carries when the request names no
+// HeaderDeltas (and StampDeltas is off).
 func (s *Server) StreamText() string {
 	var b bytes.Buffer
 	for range s.opts.Deltas {
@@ -281,8 +305,21 @@ const (
 )
 
 func appendUsage(b []byte, u Usage, output int64, x *extras, part int) []byte {
-	b = fmt.Appendf(b, `{"input_tokens":%d,"cache_creation_input_tokens":%d,"cache_read_input_tokens":%d,"cache_creation":{"ephemeral_5m_input_tokens":%d,"ephemeral_1h_input_tokens":%d},"output_tokens":%d,"service_tier":%q`,
-		u.InputTokens, u.CacheCreationInputTokens, u.CacheReadInputTokens, u.CacheCreation5m, u.CacheCreation1h, output, x.tier)
+	b = appendUsageHead(b, u)
+	b = strconv.AppendInt(b, output, 10)
+	return appendUsageTail(b, x, part)
+}
+
+// appendUsageHead renders a usage object up to the value of output_tokens,
+// which a stream's message_delta fills in per request.
+func appendUsageHead(b []byte, u Usage) []byte {
+	return fmt.Appendf(b, `{"input_tokens":%d,"cache_creation_input_tokens":%d,"cache_read_input_tokens":%d,"cache_creation":{"ephemeral_5m_input_tokens":%d,"ephemeral_1h_input_tokens":%d},"output_tokens":`,
+		u.InputTokens, u.CacheCreationInputTokens, u.CacheReadInputTokens, u.CacheCreation5m, u.CacheCreation1h)
+}
+
+// appendUsageTail renders the rest of a usage object, after output_tokens.
+func appendUsageTail(b []byte, x *extras, part int) []byte {
+	b = fmt.Appendf(b, `,"service_tier":%q`, x.tier)
 	if part != partDelta {
 		if x.speed != "" {
 			b = fmt.Appendf(b, `,"speed":%q`, x.speed)
@@ -333,7 +370,16 @@ func messageJSON(id, model string, text []byte, stop string, u Usage, x *extras)
 	return append(b, '}')
 }
 
-type rendered struct{ json, start, final []byte }
+// rendered holds the parts of the /v1/messages replies that do not change
+// per request. A stream's last events are finalHead, its number of deltas
+// (output_tokens) and finalTail.
+type rendered struct{ json, start, finalHead, finalTail []byte }
+
+func (r *rendered) appendFinal(b []byte, deltas int) []byte {
+	b = append(b, r.finalHead...)
+	b = strconv.AppendInt(b, int64(deltas), 10)
+	return append(b, r.finalTail...)
+}
 
 func (s *Server) build(x *extras) rendered {
 	u := s.opts.Usage
@@ -346,26 +392,72 @@ func (s *Server) build(x *extras) rendered {
 	r.start = fmt.Appendf(nil, "event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"id\":\"msg_01FakeStream\",\"type\":\"message\",\"role\":\"assistant\",\"content\":[],\"model\":%q,\"stop_reason\":null,\"stop_sequence\":null,\"usage\":%s}}\n\n"+
 		"event: content_block_start\ndata: {\"type\":\"content_block_start\",\"index\":0,\"content_block\":{\"type\":\"text\",\"text\":\"\"}}\n\n"+
 		"event: ping\ndata: {\"type\": \"ping\"}\n\n", model, appendUsage(nil, u, 1, x, partStart))
-	r.final = fmt.Appendf(nil, "event: content_block_stop\ndata: {\"type\":\"content_block_stop\",\"index\":0}\n\n"+
-		"event: message_delta\ndata: {\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"end_turn\",\"stop_sequence\":null},\"usage\":%s}\n\n"+
-		"event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n", appendUsage(nil, u, int64(s.opts.Deltas), x, partDelta))
+	r.finalHead = appendUsageHead([]byte("event: content_block_stop\ndata: {\"type\":\"content_block_stop\",\"index\":0}\n\n"+
+		"event: message_delta\ndata: {\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"end_turn\",\"stop_sequence\":null},\"usage\":"), u)
+	r.finalTail = append(appendUsageTail(nil, x, partDelta), "}\n\n"+
+		"event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n"...)
 	return r
 }
 
+const (
+	deltaPrefix = "event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":"
+	deltaSuffix = "}}\n\n"
+)
+
 func (s *Server) render() {
 	x := s.optExtras()
-	r := s.build(&x)
-	s.json, s.start, s.final = r.json, r.start, r.final
-	s.deltas = make([][]byte, s.opts.Deltas)
-	for i := range s.deltas {
-		s.deltas[i] = fmt.Appendf(nil, "event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":%q}}\n\n", s.opts.DeltaText)
+	s.rd = s.build(&x)
+	s.delta = fmt.Appendf([]byte(deltaPrefix), "%q"+deltaSuffix, s.opts.DeltaText)
+}
+
+// appendDelta renders one content_block_delta event written at now.
+func (s *Server) appendDelta(b []byte, now time.Time) []byte {
+	if !s.opts.StampDeltas {
+		return append(b, s.delta...)
 	}
+	return append(appendStamp(append(b, deltaPrefix...), now), deltaSuffix...)
+}
+
+// appendStamp renders the JSON string "t<unix-nanos> " of StampDeltas.
+func appendStamp(b []byte, now time.Time) []byte {
+	b = strconv.AppendInt(append(b, `"t`...), now.UnixNano(), 10)
+	return append(b, ` "`...)
+}
+
+// shape is how one stream is cut: its deltas and the pause before each.
+type shape struct {
+	deltas  int
+	spacing time.Duration
+}
+
+// shapeOf reads HeaderDeltas and HeaderSpacingMS, falling back on Options.
+func (s *Server) shapeOf(h http.Header) shape {
+	sh := shape{s.opts.Deltas, s.opts.Spacing}
+	if n, ok := parseDeltas(h.Get(HeaderDeltas)); ok {
+		sh.deltas = n
+	}
+	if d, ok := parseSpacingMS(h.Get(HeaderSpacingMS)); ok {
+		sh.spacing = d
+	}
+	return sh
+}
+
+func parseDeltas(v string) (int, bool) {
+	n, err := strconv.Atoi(v)
+	return n, err == nil && n >= 0 && n <= maxDeltas
+}
+
+func parseSpacingMS(v string) (time.Duration, bool) {
+	ms, err := strconv.ParseFloat(v, 64)
+	// Under a day: a bench holds streams open with very long pauses.
+	return time.Duration(ms * float64(time.Millisecond)), err == nil && ms >= 0 && ms < 24*60*60*1000
 }
 
 // Script queues steps; see Step for which request uses which.
 func (s *Server) Script(steps ...Step) {
 	s.mu.Lock()
 	s.script = append(s.script, steps...)
+	s.pending.Store(int64(len(s.script)))
 	s.mu.Unlock()
 }
 
@@ -415,6 +507,7 @@ func (s *Server) next(path string) (Step, bool) {
 	for i, st := range s.script {
 		if st.Path == path || (st.Path == "" && path == "/v1/messages") {
 			s.script = slices.Delete(s.script, i, i+1)
+			s.pending.Store(int64(len(s.script)))
 			return st, true
 		}
 	}
@@ -459,6 +552,13 @@ func (s *Server) Snapshot(c *Request) Request {
 
 var streamFlag = []byte(`"stream":true`)
 
+// fixedHeaders are on every reply, with request-id.
+var fixedHeaders = [][2]string{
+	{"anthropic-ratelimit-requests-limit", "4000"},
+	{"anthropic-ratelimit-requests-remaining", "3999"},
+	{"anthropic-organization-id", "org-fake"},
+}
+
 var bodyPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
 
 // call is one request on its way through the fake.
@@ -494,6 +594,9 @@ func route(path string) handler {
 	}
 	if rest, ok := strings.CutPrefix(path, "/v1/files/"); ok && rest != "" {
 		return (*Server).serveFile
+	}
+	if rest, ok := strings.CutPrefix(path, "/v1/models/"); ok && rest != "" {
+		return (*Server).serveModel
 	}
 	return nil
 }
@@ -533,9 +636,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	h := w.Header()
 	h.Set("request-id", "req_fake_"+strconv.FormatInt(n, 10))
-	h.Set("anthropic-ratelimit-requests-limit", "4000")
-	h.Set("anthropic-ratelimit-requests-remaining", "3999")
-	h.Set("anthropic-organization-id", "org-fake")
+	for _, kv := range fixedHeaders {
+		h.Set(kv[0], kv[1])
+	}
 	if r.Header.Get("x-api-key") == "" && !(r.URL.Path == "/v1/chat/completions" && strings.HasPrefix(r.Header.Get("Authorization"), "Bearer ")) {
 		writeError(w, http.StatusUnauthorized, "authentication_error", "x-api-key header is required")
 		return
@@ -579,20 +682,36 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	serve(s, &call{w: w, r: r, c: c, st: st, body: body, n: n})
 }
 
+const (
+	countTokensBody = `{"input_tokens":42}`
+	modelBody       = `{"type":"model","id":"` + Model + `","display_name":"Claude Sonnet 4.5","created_at":"2025-09-29T00:00:00Z"}`
+	modelsBody      = `{"data":[` + modelBody + `],"has_more":false,"first_id":"` + Model + `","last_id":"` + Model + `"}`
+)
+
 func (s *Server) serveCountTokens(k *call) {
 	k.w.Header().Set("content-type", "application/json")
-	_, _ = k.w.Write([]byte(`{"input_tokens":42}`))
+	_, _ = io.WriteString(k.w, countTokensBody)
 }
 
 func (s *Server) serveModels(k *call) {
 	k.w.Header().Set("content-type", "application/json")
-	_, _ = io.WriteString(k.w, `{"data":[{"type":"model","id":"`+Model+`","display_name":"Claude Sonnet 4.5","created_at":"2025-09-29T00:00:00Z"}],"has_more":false,"first_id":"`+Model+`","last_id":"`+Model+`"}`)
+	_, _ = io.WriteString(k.w, modelsBody)
+}
+
+// serveModel answers GET /v1/models/{id} for the one model the fake lists.
+func (s *Server) serveModel(k *call) {
+	if id := strings.TrimPrefix(k.r.URL.Path, "/v1/models/"); id != Model {
+		writeError(k.w, http.StatusNotFound, "not_found_error", "model: "+id)
+		return
+	}
+	k.w.Header().Set("content-type", "application/json")
+	_, _ = io.WriteString(k.w, modelBody)
 }
 
 func (s *Server) serveMessages(k *call) {
 	w, r, c, st := k.w, k.r, k.c, k.st
 	h := w.Header()
-	rd := rendered{json: s.json, start: s.start, final: s.final}
+	rd := s.rd
 	if x, changed := s.extrasFor(st); changed {
 		rd = s.build(&x)
 	}
@@ -611,19 +730,23 @@ func (s *Server) serveMessages(k *call) {
 	w.WriteHeader(http.StatusOK)
 	_, _ = w.Write(rd.start)
 	flush()
-	for i, d := range s.deltas {
+	sh := s.shapeOf(r.Header)
+	var ev []byte
+	for i := range sh.deltas {
 		if st.DropAfter > 0 && i == st.DropAfter {
 			if st.Stall > 0 && !sleep(r, st.Stall) {
 				s.setCancelled(c)
 			}
 			panic(http.ErrAbortHandler)
 		}
-		if s.opts.Spacing > 0 && !sleep(r, s.opts.Spacing) {
+		if sh.spacing > 0 && !sleep(r, sh.spacing) {
 			s.setCancelled(c)
 			return
 		}
-		s.setEvent(c, time.Now())
-		if _, err := w.Write(d); err != nil {
+		now := time.Now()
+		s.setEvent(c, now)
+		ev = s.appendDelta(ev[:0], now)
+		if _, err := w.Write(ev); err != nil {
 			s.setCancelled(c)
 			return
 		}
@@ -632,7 +755,7 @@ func (s *Server) serveMessages(k *call) {
 	if st.NoFinal {
 		return
 	}
-	_, _ = w.Write(rd.final)
+	_, _ = w.Write(rd.appendFinal(ev[:0], sh.deltas))
 	flush()
 }
 

@@ -30,7 +30,7 @@ import (
 	"time"
 
 	"github.com/relaystation/relay/internal/bench"
-	"github.com/relaystation/relay/internal/bench/fakeupstream"
+	"github.com/relaystation/relay/internal/fakeanthropic"
 )
 
 const upstreamKey = "sk-ant-bench-upstream"
@@ -210,7 +210,7 @@ type harness struct {
 	stderr  io.Writer
 	tmp     string
 	procs   []*proc
-	fake    *fakeupstream.Server
+	fake    *fakeanthropic.Endpoint
 	pgAdmin string
 	pgDB    string
 	admins  []*relayAdmin
@@ -247,7 +247,7 @@ func (h *harness) run(ctx context.Context) (*bench.Report, error) {
 	if err != nil {
 		return nil, err
 	}
-	h.fake, err = fakeupstream.Start("127.0.0.1:0")
+	h.fake, err = bench.StartFake("127.0.0.1:0")
 	if err != nil {
 		return nil, err
 	}
@@ -302,6 +302,8 @@ func (h *harness) run(ctx context.Context) (*bench.Report, error) {
 	if len(h.admins) > 0 {
 		time.Sleep(time.Second) // a usage flush interval or more
 	}
+	du := fakeanthropic.DefaultUsage
+	perRequest := du.InputTokens + du.CacheCreationInputTokens + du.CacheReadInputTokens + du.OutputTokens
 	for _, a := range h.admins {
 		used, uerr := a.tokensUsed(context.WithoutCancel(ctx))
 		switch {
@@ -311,7 +313,7 @@ func (h *harness) run(ctx context.Context) (*bench.Report, error) {
 			rep.Problems = append(rep.Problems, a.name+": the bench key's tokens_used is 0 after the run: usage recording did not run")
 		default:
 			rep.Checks = append(rep.Checks, fmt.Sprintf("%s: the bench key's tokens_used is %d after the run (%d per non-streaming request): usage was recorded", a.name, used,
-				fakeupstream.InputTokens+fakeupstream.OutputTokens+fakeupstream.CacheCreationTokens+fakeupstream.CacheReadTokens))
+				perRequest))
 		}
 	}
 	for _, p := range h.procs {
@@ -485,6 +487,9 @@ func (h *harness) startRelay(ctx context.Context, name, dbURL string, pinned boo
 		"ADMIN_PASSWORD="+password,
 		"SECRET_KEY="+randomHex(24),
 		"LOG_LEVEL=info",
+		// The stream test opens 1,000 connections from one address: more
+		// than the default per-address limit, which stays enforced.
+		"MAX_CONNECTIONS_PER_ADDR=4096",
 	)
 	if dbURL != "" {
 		env = append(env, "DATABASE_URL="+dbURL)
