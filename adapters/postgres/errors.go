@@ -2,15 +2,14 @@ package postgres
 
 import (
 	"errors"
-	"fmt"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
-	"github.com/relaystation/relay/domain"
+	"github.com/relaystation/relay/adapters/sqlstore"
 )
 
-// PostgreSQL error codes the store maps to domain kinds.
+// PostgreSQL error codes the store gives a meaning to.
 const (
 	codeUniqueViolation     = "23505"
 	codeForeignKeyViolation = "23503"
@@ -29,22 +28,28 @@ func pgCode(err error) string {
 	return ""
 }
 
-func notFound(what string, err error) error {
-	return &domain.Error{Kind: domain.KindNotFound, Message: what + " not found", Err: err}
-}
+// dialect classifies pgx errors for the Store.
+type dialect struct{}
 
-// wrap maps well-known failures to domain errors; anything else stays an
-// internal error, wrapped with what was being done.
-func wrap(op string, err error) error {
-	if err == nil {
-		return nil
-	}
+func (dialect) Classify(err error) error {
 	if errors.Is(err, pgx.ErrNoRows) {
-		return notFound(op, err)
+		return sqlstore.ErrDBNotFound
 	}
-	return fmt.Errorf("%s: %w", op, err)
+	switch pgCode(err) {
+	case codeUniqueViolation:
+		return sqlstore.ErrDBDuplicatedEntry
+	case codeForeignKeyViolation:
+		return sqlstore.ErrDBForeignKey
+	case codeCheckViolation:
+		return sqlstore.ErrDBCheck
+	case codeBadCharacter, codeUntranslatable:
+		return sqlstore.ErrDBBadText
+	}
+	return nil
 }
 
+// retryable reports whether a usage batch lost a lock race and may simply
+// run again.
 func retryable(err error) bool {
 	switch pgCode(err) {
 	case codeSerialization, codeDeadlock:

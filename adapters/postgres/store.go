@@ -1,5 +1,8 @@
-// Package postgres implements the relay's storage ports on PostgreSQL, with a
-// pgx v5 pool and sqlc-generated queries (package pgdb).
+// Package postgres runs the relay's store (adapters/sqlstore) on PostgreSQL,
+// with a pgx v5 pool and sqlc-generated queries (package pgdb). What is
+// PostgreSQL's own lives here: connecting and migrating, the COPY-based
+// batch insert of usage, the advisory lock that serialises tier seeding and
+// the meaning of its error codes.
 package postgres
 
 import (
@@ -8,36 +11,26 @@ import (
 	"log/slog"
 	"time"
 
-	"github.com/golang-migrate/migrate/v4"
 	pgxmigrate "github.com/golang-migrate/migrate/v4/database/pgx/v5"
-	"github.com/golang-migrate/migrate/v4/source/iofs"
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/jackc/pgx/v5/stdlib"
 
 	"github.com/relaystation/relay/adapters/postgres/pgdb"
+	"github.com/relaystation/relay/adapters/sqlstore"
 	"github.com/relaystation/relay/migrations"
-	"github.com/relaystation/relay/ports"
 )
 
 // connectTimeout bounds the first contact with the server, so an unreachable
 // database fails the start quickly and clearly instead of hanging.
 const connectTimeout = 10 * time.Second
 
-// Store implements ports.Store on PostgreSQL.
-type Store struct {
-	pool *pgxpool.Pool
-	q    *pgdb.Queries
-	log  *slog.Logger
-}
-
-var _ ports.Store = (*Store)(nil)
+// Store is the relay's store on PostgreSQL.
+type Store = sqlstore.Store
 
 // Open connects to the database at url, applies pending migrations and
 // returns the store. The caller must Close it.
 func Open(ctx context.Context, url string, log *slog.Logger) (*Store, error) {
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
-	}
 	pool, err := connect(ctx, url)
 	if err != nil {
 		return nil, err
@@ -54,7 +47,13 @@ func New(pool *pgxpool.Pool, log *slog.Logger) *Store {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Store{pool: pool, q: pgdb.New(pool), log: log}
+	q := bind(pgdb.New(pool))
+	return sqlstore.New(&engine{pool: pool, log: log}, dialect{}, q, q)
+}
+
+// bind binds the queries of one pool or transaction for the Store.
+func bind(q *pgdb.Queries) sqlstore.Queries {
+	return sqlstore.Queries{Keys: sqlstore.BindKeys(q), Tiers: sqlstore.BindTiers(q), Usage: sqlstore.BindUsage(q), Objects: sqlstore.BindObjects(q)}
 }
 
 // Migrate runs `relay migrate <direction>` against the database at url and
@@ -66,20 +65,6 @@ func Migrate(ctx context.Context, url, direction string, log *slog.Logger) (stri
 	}
 	defer pool.Close()
 	return migrateWith(ctx, pool, direction, log)
-}
-
-// Ping checks that the database answers.
-func (s *Store) Ping(ctx context.Context) error {
-	if err := s.pool.Ping(ctx); err != nil {
-		return fmt.Errorf("ping PostgreSQL: %w", err)
-	}
-	return nil
-}
-
-// Close closes the pool.
-func (s *Store) Close() error {
-	s.pool.Close()
-	return nil
 }
 
 func connect(ctx context.Context, url string) (*pgxpool.Pool, error) {
@@ -102,32 +87,51 @@ func connect(ctx context.Context, url string) (*pgxpool.Pool, error) {
 }
 
 func migrateWith(ctx context.Context, pool *pgxpool.Pool, direction string, log *slog.Logger) (string, error) {
-	src, err := iofs.New(migrations.Postgres, "postgres")
-	if err != nil {
-		return "", fmt.Errorf("load embedded PostgreSQL migrations: %w", err)
-	}
 	// Closing this *sql.DB leaves the pool open.
 	db := stdlib.OpenDBFromPool(pool)
 	drv, err := pgxmigrate.WithInstance(db, &pgxmigrate.Config{})
 	if err != nil {
-		_ = src.Close()
 		_ = db.Close()
 		return "", fmt.Errorf("prepare PostgreSQL migrations: %w", err)
 	}
-	m, err := migrate.NewWithInstance("iofs", src, "pgx5", drv)
-	if err != nil {
-		_ = src.Close()
-		_ = drv.Close()
-		return "", fmt.Errorf("prepare PostgreSQL migrations: %w", err)
-	}
-	defer func() {
-		if serr, derr := m.Close(); serr != nil || derr != nil {
-			log.Warn("close migrator", "source_err", serr, "db_err", derr)
+	return sqlstore.Migrate(ctx, "PostgreSQL", migrations.Postgres, "postgres", drv, direction, log)
+}
+
+// engine is PostgreSQL's part of the Store.
+type engine struct {
+	pool *pgxpool.Pool
+	log  *slog.Logger
+}
+
+var _ sqlstore.Engine = (*engine)(nil)
+
+// Tx runs fn in a transaction at the default READ COMMITTED level.
+func (e *engine) Tx(ctx context.Context, fn func(sqlstore.Queries) error) error {
+	return pgx.BeginFunc(ctx, e.pool, func(tx pgx.Tx) error { return fn(bind(pgdb.New(tx))) })
+}
+
+// SeedTx holds a transaction-scoped advisory lock, so replicas that start
+// together take turns: the second sees the tiers the first inserted.
+func (e *engine) SeedTx(ctx context.Context, fn func(sqlstore.Queries) error) error {
+	return pgx.BeginFunc(ctx, e.pool, func(tx pgx.Tx) error {
+		q := pgdb.New(tx)
+		if err := q.LockTierSeeding(ctx); err != nil {
+			return fmt.Errorf("seed tiers: %w", err)
 		}
-	}()
-	out, err := migrations.Apply(ctx, m, direction, log)
-	if err != nil {
-		return "", fmt.Errorf("PostgreSQL migrations: %w", err)
+		return fn(bind(q))
+	})
+}
+
+// Ping checks that the database answers.
+func (e *engine) Ping(ctx context.Context) error {
+	if err := e.pool.Ping(ctx); err != nil {
+		return fmt.Errorf("ping PostgreSQL: %w", err)
 	}
-	return out, nil
+	return nil
+}
+
+// Close closes the pool.
+func (e *engine) Close() error {
+	e.pool.Close()
+	return nil
 }

@@ -2,15 +2,13 @@ package postgres
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"math/rand/v2"
-	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/relaystation/relay/adapters/postgres/pgdb"
+	"github.com/relaystation/relay/adapters/sqlstore"
 	"github.com/relaystation/relay/domain"
 )
 
@@ -93,33 +91,25 @@ var usageColumns = []string{
 	"service_tier", "speed", "inference_geo", "batch",
 }
 
-// InsertUsage writes recs and their aggregates in one transaction; request
-// ids already stored are skipped and counted nowhere.
-func (s *Store) InsertUsage(ctx context.Context, recs []domain.UsageRecord) error {
-	if len(recs) == 0 {
-		return nil
-	}
-	var err error
+// InsertUsage writes recs and their aggregates in one transaction, retrying
+// a batch that lost a lock race to a concurrent one.
+func (e *engine) InsertUsage(ctx context.Context, recs []domain.UsageRecord) error {
 	for attempt := 1; ; attempt++ {
-		err = s.insertUsageOnce(ctx, recs)
+		err := e.insertUsageOnce(ctx, recs)
 		if err == nil || !retryable(err) || attempt == maxTxAttempts {
-			break
+			return err
 		}
-		s.log.Debug("usage batch lost a lock race, retrying", "attempt", attempt, "err", err)
+		e.log.Debug("usage batch lost a lock race, retrying", "attempt", attempt, "err", err)
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("insert usage: %w", ctx.Err())
+			return ctx.Err()
 		case <-time.After(time.Duration(attempt) * time.Duration(1+rand.IntN(5)) * time.Millisecond):
 		}
 	}
-	if err != nil {
-		return fmt.Errorf("insert usage batch of %d: %w", len(recs), err)
-	}
-	return nil
 }
 
-func (s *Store) insertUsageOnce(ctx context.Context, recs []domain.UsageRecord) (err error) {
-	pc, err := s.pool.Acquire(ctx)
+func (e *engine) insertUsageOnce(ctx context.Context, recs []domain.UsageRecord) (err error) {
+	pc, err := e.pool.Acquire(ctx)
 	if err != nil {
 		return fmt.Errorf("acquire connection: %w", err)
 	}
@@ -141,6 +131,7 @@ func (s *Store) insertUsageOnce(ctx context.Context, recs []domain.UsageRecord) 
 			_ = conn.Close(rctx)
 		}
 	}()
+	clean := sqlstore.Clean
 	_, err = conn.CopyFrom(ctx, pgx.Identifier{"usage_in"}, usageColumns,
 		pgx.CopyFromSlice(len(recs), func(i int) ([]any, error) {
 			r := &recs[i]
@@ -150,7 +141,7 @@ func (s *Store) insertUsageOnce(ctx context.Context, recs []domain.UsageRecord) 
 				r.Usage.CacheCreation5mTokens, r.Usage.CacheCreation1hTokens, r.Estimated,
 				r.Latency.Microseconds(), r.TTFB.Microseconds(),
 				clean(r.UpstreamRequestID), clean(r.Upstream), clean(r.SessionID), clean(r.ClientIP), clean(r.ErrorType),
-				clean(r.RequestedModel), clean(r.Endpoint), encodeIterations(r.Iterations), r.ServerTools.WebSearchRequests, r.ServerTools.WebFetchRequests,
+				clean(r.RequestedModel), clean(r.Endpoint), sqlstore.EncodeIterations(r.Iterations), r.ServerTools.WebSearchRequests, r.ServerTools.WebFetchRequests,
 				clean(r.ServiceTier), clean(r.Speed), clean(r.InferenceGeo), r.Batch,
 			}, nil
 		}))
@@ -162,225 +153,4 @@ func (s *Store) insertUsageOnce(ctx context.Context, recs []domain.UsageRecord) 
 	}
 	done = true
 	return nil
-}
-
-// UsageTotals sums usage over [q.From, q.To). A day-aligned range is read
-// from the daily rollup, anything else from the records themselves.
-func (s *Store) UsageTotals(ctx context.Context, q domain.UsageQuery) ([]domain.UsageTotals, error) {
-	switch q.GroupBy {
-	case domain.GroupNone, domain.GroupKey, domain.GroupDay, domain.GroupModel:
-	default:
-		return nil, domain.Invalidf("unknown usage grouping %q", q.GroupBy)
-	}
-	var out []domain.UsageTotals
-	if dayAligned(q.From) && dayAligned(q.To) {
-		rows, err := s.q.UsageTotalsFromDaily(ctx, pgdb.UsageTotalsFromDailyParams{
-			GroupBy: string(q.GroupBy),
-			KeyID:   q.KeyID,
-			FromDay: dayPtr(q.From),
-			ToDay:   dayPtr(q.To),
-		})
-		if err != nil {
-			return nil, fmt.Errorf("usage totals: %w", err)
-		}
-		for _, r := range rows {
-			out = append(out, totals(r.Grp, r.Requests, r.InputTokens, r.OutputTokens, r.CacheCreationInputTokens,
-				r.CacheReadInputTokens, r.CacheCreation5mTokens, r.CacheCreation1hTokens))
-		}
-	} else {
-		rows, err := s.q.UsageTotalsFromRecords(ctx, pgdb.UsageTotalsFromRecordsParams{
-			GroupBy:  string(q.GroupBy),
-			KeyID:    q.KeyID,
-			FromTime: timePtr(q.From),
-			ToTime:   timePtr(q.To),
-		})
-		if err != nil {
-			return nil, fmt.Errorf("usage totals: %w", err)
-		}
-		for _, r := range rows {
-			out = append(out, totals(r.Grp, r.Requests, r.InputTokens, r.OutputTokens, r.CacheCreationInputTokens,
-				r.CacheReadInputTokens, r.CacheCreation5mTokens, r.CacheCreation1hTokens))
-		}
-	}
-	if q.GroupBy == domain.GroupNone && len(out) == 0 {
-		out = append(out, domain.UsageTotals{})
-	}
-	return out, nil
-}
-
-// UsageLogs returns records newest first.
-func (s *Store) UsageLogs(ctx context.Context, q domain.LogQuery) ([]domain.UsageRecord, error) {
-	p := pgdb.UsageLogsParams{KeyID: q.KeyID, FromTime: q.From, ToTime: q.To, MaxRows: limit(q.Limit)}
-	if q.Status != nil {
-		st := int32(*q.Status)
-		p.Status = &st
-	}
-	if q.After != nil {
-		at, id := q.After.Time, q.After.RequestID
-		p.AfterTime, p.AfterRequestID = &at, &id
-	}
-	rows, err := s.q.UsageLogs(ctx, p)
-	if err != nil {
-		return nil, fmt.Errorf("usage logs: %w", err)
-	}
-	out := make([]domain.UsageRecord, len(rows))
-	for i, r := range rows {
-		its, err := decodeIterations(r.Iterations)
-		if err != nil {
-			return nil, fmt.Errorf("usage record %s: %w", r.RequestID, err)
-		}
-		out[i] = domain.UsageRecord{
-			RequestID:      r.RequestID,
-			KeyID:          r.KeyID,
-			Time:           r.CreatedAt.UTC(),
-			Model:          r.Model,
-			RequestedModel: r.RequestedModel,
-			Path:           r.Path,
-			Endpoint:       r.Endpoint,
-			Status:         int(r.Status),
-			Stream:         r.Stream,
-			Usage: domain.Usage{
-				InputTokens:              r.InputTokens,
-				OutputTokens:             r.OutputTokens,
-				CacheCreationInputTokens: r.CacheCreationInputTokens,
-				CacheReadInputTokens:     r.CacheReadInputTokens,
-				CacheCreation5mTokens:    r.CacheCreation5mTokens,
-				CacheCreation1hTokens:    r.CacheCreation1hTokens,
-			},
-			Iterations: its,
-			ServerTools: domain.ServerToolUse{
-				WebSearchRequests: r.WebSearchRequests,
-				WebFetchRequests:  r.WebFetchRequests,
-			},
-			ServiceTier:       r.ServiceTier,
-			Speed:             r.Speed,
-			InferenceGeo:      r.InferenceGeo,
-			Estimated:         r.Estimated,
-			Batch:             r.Batch,
-			Latency:           time.Duration(r.LatencyUs) * time.Microsecond,
-			TTFB:              time.Duration(r.TtfbUs) * time.Microsecond,
-			UpstreamRequestID: r.UpstreamRequestID,
-			Upstream:          r.Upstream,
-			SessionID:         r.SessionID,
-			ClientIP:          r.ClientIp,
-			ErrorType:         r.ErrorType,
-		}
-	}
-	return out, nil
-}
-
-// clean makes s storable as PostgreSQL text, which refuses NUL bytes and
-// invalid UTF-8. Usage text comes from clients (a model name in a JSON body)
-// and must never make a batch fail: the writer would retry it forever.
-func clean(s string) string {
-	if storable(s) {
-		return s
-	}
-	return strings.ReplaceAll(strings.ToValidUTF8(s, "\uFFFD"), "\x00", "")
-}
-
-// iteration is the stored form of a domain.Iteration, one element of the
-// usage_records.iterations JSON array. The SQLite adapter stores the same
-// shape, so both engines hold the same text.
-type iteration struct {
-	Type                     string `json:"type"`
-	Model                    string `json:"model"`
-	InputTokens              int64  `json:"input_tokens"`
-	OutputTokens             int64  `json:"output_tokens"`
-	CacheCreationInputTokens int64  `json:"cache_creation_input_tokens"`
-	CacheReadInputTokens     int64  `json:"cache_read_input_tokens"`
-	CacheCreation5mTokens    int64  `json:"cache_creation_5m_tokens"`
-	CacheCreation1hTokens    int64  `json:"cache_creation_1h_tokens"`
-}
-
-// encodeIterations returns the stored text of its: the empty string when
-// there are none, which keeps the common record small.
-func encodeIterations(its []domain.Iteration) string {
-	if len(its) == 0 {
-		return ""
-	}
-	out := make([]iteration, len(its))
-	for i, it := range its {
-		out[i] = iteration{
-			Type:                     clean(it.Type),
-			Model:                    clean(it.Model),
-			InputTokens:              it.Usage.InputTokens,
-			OutputTokens:             it.Usage.OutputTokens,
-			CacheCreationInputTokens: it.Usage.CacheCreationInputTokens,
-			CacheReadInputTokens:     it.Usage.CacheReadInputTokens,
-			CacheCreation5mTokens:    it.Usage.CacheCreation5mTokens,
-			CacheCreation1hTokens:    it.Usage.CacheCreation1hTokens,
-		}
-	}
-	b, _ := json.Marshal(out) // cannot fail: only strings and integers
-	return string(b)
-}
-
-// decodeIterations reads what encodeIterations stored; an empty string or
-// an empty array is none.
-func decodeIterations(s string) ([]domain.Iteration, error) {
-	if s == "" {
-		return nil, nil
-	}
-	var in []iteration
-	if err := json.Unmarshal([]byte(s), &in); err != nil {
-		return nil, fmt.Errorf("stored iterations: %w", err)
-	}
-	if len(in) == 0 {
-		return nil, nil
-	}
-	out := make([]domain.Iteration, len(in))
-	for i, it := range in {
-		out[i] = domain.Iteration{
-			Type:  it.Type,
-			Model: it.Model,
-			Usage: domain.Usage{
-				InputTokens:              it.InputTokens,
-				OutputTokens:             it.OutputTokens,
-				CacheCreationInputTokens: it.CacheCreationInputTokens,
-				CacheReadInputTokens:     it.CacheReadInputTokens,
-				CacheCreation5mTokens:    it.CacheCreation5mTokens,
-				CacheCreation1hTokens:    it.CacheCreation1hTokens,
-			},
-		}
-	}
-	return out, nil
-}
-
-// dayAligned reports whether t is unset or a UTC midnight, so that a range
-// bounded by it can be answered from the daily rollup.
-func dayAligned(t time.Time) bool {
-	return t.IsZero() || t.Equal(t.Truncate(24*time.Hour))
-}
-
-func timePtr(t time.Time) *time.Time {
-	if t.IsZero() {
-		return nil
-	}
-	return &t
-}
-
-// dayPtr passes a UTC midnight as a date: pgx encodes a date from the
-// value's own zone, which for a non-UTC zone is the wrong day.
-func dayPtr(t time.Time) *time.Time {
-	if t.IsZero() {
-		return nil
-	}
-	d := t.UTC()
-	return &d
-}
-
-func totals(group string, requests, in, out, cc, cr, c5m, c1h int64) domain.UsageTotals {
-	return domain.UsageTotals{
-		Group:    group,
-		Requests: requests,
-		Usage: domain.Usage{
-			InputTokens:              in,
-			OutputTokens:             out,
-			CacheCreationInputTokens: cc,
-			CacheReadInputTokens:     cr,
-			CacheCreation5mTokens:    c5m,
-			CacheCreation1hTokens:    c1h,
-		},
-	}
 }

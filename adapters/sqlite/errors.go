@@ -3,45 +3,32 @@ package sqlite
 import (
 	"database/sql"
 	"errors"
-	"fmt"
 
 	"modernc.org/sqlite"
 	sqlite3 "modernc.org/sqlite/lib"
 
-	"github.com/relaystation/relay/domain"
+	"github.com/relaystation/relay/adapters/sqlstore"
 )
 
-// constraint reports which SQLite constraint err violated, if any: one of
-// the SQLITE_CONSTRAINT_* extended codes, or 0.
-func constraint(err error) int {
-	var se *sqlite.Error
-	if errors.As(err, &se) && se.Code()&0xff == sqlite3.SQLITE_CONSTRAINT {
-		return se.Code()
+// dialect classifies SQLite errors for the Store by their extended codes.
+// SQLite stores any bytes as TEXT, so no error here is sqlstore.ErrDBBadText.
+type dialect struct{}
+
+func (dialect) Classify(err error) error {
+	if errors.Is(err, sql.ErrNoRows) {
+		return sqlstore.ErrDBNotFound
 	}
-	return 0
-}
-
-func isUnique(err error) bool {
-	c := constraint(err)
-	return c == sqlite3.SQLITE_CONSTRAINT_UNIQUE || c == sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY
-}
-
-func isForeignKey(err error) bool { return constraint(err) == sqlite3.SQLITE_CONSTRAINT_FOREIGNKEY }
-
-func isCheck(err error) bool { return constraint(err) == sqlite3.SQLITE_CONSTRAINT_CHECK }
-
-func notFound(what string, err error) error {
-	return &domain.Error{Kind: domain.KindNotFound, Message: what + " not found", Err: err}
-}
-
-// wrap maps a missing row to ErrNotFound; anything else stays an internal
-// error, wrapped with what was being done.
-func wrap(op string, err error) error {
-	if err == nil {
+	var se *sqlite.Error
+	if !errors.As(err, &se) {
 		return nil
 	}
-	if errors.Is(err, sql.ErrNoRows) {
-		return notFound(op, err)
+	switch se.Code() {
+	case sqlite3.SQLITE_CONSTRAINT_UNIQUE, sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY:
+		return sqlstore.ErrDBDuplicatedEntry
+	case sqlite3.SQLITE_CONSTRAINT_FOREIGNKEY:
+		return sqlstore.ErrDBForeignKey
+	case sqlite3.SQLITE_CONSTRAINT_CHECK:
+		return sqlstore.ErrDBCheck
 	}
-	return fmt.Errorf("%s: %w", op, err)
+	return nil
 }

@@ -1,6 +1,8 @@
-// Package sqlite implements the relay's storage ports on an embedded SQLite
-// database (modernc.org/sqlite: pure Go, no cgo) with sqlc-generated queries
-// (package sqlitedb).
+// Package sqlite runs the relay's store (adapters/sqlstore) on an embedded
+// SQLite database (modernc.org/sqlite: pure Go, no cgo) with sqlc-generated
+// queries (package sqlitedb). What is SQLite's own lives here: opening and
+// migrating the file, the pool settings, the batched insert of usage and
+// the meaning of its error codes.
 //
 // Writes go through a pool of exactly one connection whose transactions
 // start with BEGIN IMMEDIATE, so writers queue in Go instead of failing with
@@ -17,37 +19,24 @@ import (
 	"net/url"
 	"strings"
 
-	"github.com/golang-migrate/migrate/v4"
 	sqlitemigrate "github.com/golang-migrate/migrate/v4/database/sqlite"
-	"github.com/golang-migrate/migrate/v4/source/iofs"
 	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
 
 	"github.com/relaystation/relay/adapters/sqlite/sqlitedb"
+	"github.com/relaystation/relay/adapters/sqlstore"
 	"github.com/relaystation/relay/migrations"
-	"github.com/relaystation/relay/ports"
 )
 
 // readConns bounds the read pool; SQLite readers scale with cores, and this
 // box has few.
 const readConns = 4
 
-// Store implements ports.Store on SQLite.
-type Store struct {
-	write *sql.DB
-	read  *sql.DB
-	wq    *sqlitedb.Queries
-	rq    *sqlitedb.Queries
-	log   *slog.Logger
-}
-
-var _ ports.Store = (*Store)(nil)
+// Store is the relay's store on SQLite.
+type Store = sqlstore.Store
 
 // Open opens (creating if needed) the database file at path, applies pending
 // migrations and returns the store. The caller must Close it.
 func Open(ctx context.Context, path string, log *slog.Logger) (*Store, error) {
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
-	}
 	if _, err := Migrate(ctx, path, migrations.Up, log); err != nil {
 		return nil, err
 	}
@@ -60,53 +49,29 @@ func Open(ctx context.Context, path string, log *slog.Logger) (*Store, error) {
 		_ = write.Close()
 		return nil, err
 	}
-	return &Store{
-		write: write,
-		read:  read,
-		wq:    sqlitedb.New(write),
-		rq:    sqlitedb.New(read),
-		log:   log,
-	}, nil
+	e := &engine{write: write, read: read}
+	return sqlstore.New(e, dialect{}, bind(sqlitedb.New(read)), bind(sqlitedb.New(write))), nil
+}
+
+// bind binds the queries of one pool or transaction for the Store.
+func bind(q *sqlitedb.Queries) sqlstore.Queries {
+	return sqlstore.Queries{Keys: sqlstore.BindKeys(q), Tiers: sqlstore.BindTiers(q), Usage: sqlstore.BindUsage(q), Objects: sqlstore.BindObjects(q)}
 }
 
 // Migrate runs `relay migrate <direction>` against the database file at
 // path and describes the outcome.
 func Migrate(ctx context.Context, path, direction string, log *slog.Logger) (string, error) {
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
-	}
 	// The migrate driver closes the *sql.DB it is given, so it gets its own.
 	db, err := openDB(ctx, path, true)
 	if err != nil {
 		return "", err
 	}
-	src, err := iofs.New(migrations.SQLite, "sqlite")
-	if err != nil {
-		_ = db.Close()
-		return "", fmt.Errorf("load embedded SQLite migrations: %w", err)
-	}
 	drv, err := sqlitemigrate.WithInstance(db, &sqlitemigrate.Config{})
 	if err != nil {
-		_ = src.Close()
 		_ = db.Close()
 		return "", fmt.Errorf("prepare SQLite migrations: %w", err)
 	}
-	m, err := migrate.NewWithInstance("iofs", src, "sqlite", drv)
-	if err != nil {
-		_ = src.Close()
-		_ = drv.Close()
-		return "", fmt.Errorf("prepare SQLite migrations: %w", err)
-	}
-	defer func() {
-		if serr, derr := m.Close(); serr != nil || derr != nil {
-			log.Warn("close migrator", "source_err", serr, "db_err", derr)
-		}
-	}()
-	out, err := migrations.Apply(ctx, m, direction, log)
-	if err != nil {
-		return "", fmt.Errorf("SQLite migrations: %w", err)
-	}
-	return out, nil
+	return sqlstore.Migrate(ctx, "SQLite", migrations.SQLite, "sqlite", drv, direction, log)
 }
 
 // openDB opens a pool on path. The writer pool has one connection and
@@ -125,6 +90,9 @@ func openDB(ctx context.Context, path string, writer bool) (*sql.DB, error) {
 	// NORMAL is durable across application crashes in WAL mode; only an OS
 	// crash or power loss can lose the last commits.
 	q.Add("_pragma", "synchronous(NORMAL)")
+	// A time.Time parameter (sqlstore.Time) is bound as the schema stores
+	// times: integer microseconds since the epoch.
+	q.Set("_time_integer_format", "unix_micro")
 	if writer {
 		q.Set("_txlock", "immediate")
 	} else {
@@ -151,29 +119,48 @@ func openDB(ctx context.Context, path string, writer bool) (*sql.DB, error) {
 	return db, nil
 }
 
+// engine is SQLite's part of the Store: the writer pool of one connection
+// and the reader pool.
+type engine struct {
+	write, read *sql.DB
+}
+
+var _ sqlstore.Engine = (*engine)(nil)
+
+// Tx runs fn in an IMMEDIATE transaction on the writer.
+func (e *engine) Tx(ctx context.Context, fn func(sqlstore.Queries) error) error {
+	return e.inTx(ctx, func(_ *sql.Tx, q *sqlitedb.Queries) error { return fn(bind(q)) })
+}
+
+// SeedTx needs no lock of its own: the transaction is IMMEDIATE, so two
+// processes cannot both see an empty table.
+func (e *engine) SeedTx(ctx context.Context, fn func(sqlstore.Queries) error) error {
+	return e.Tx(ctx, fn)
+}
+
 // Ping checks that both pools answer.
-func (s *Store) Ping(ctx context.Context) error {
-	if err := s.read.PingContext(ctx); err != nil {
+func (e *engine) Ping(ctx context.Context) error {
+	if err := e.read.PingContext(ctx); err != nil {
 		return fmt.Errorf("ping SQLite: %w", err)
 	}
-	if err := s.write.PingContext(ctx); err != nil {
+	if err := e.write.PingContext(ctx); err != nil {
 		return fmt.Errorf("ping SQLite: %w", err)
 	}
 	return nil
 }
 
 // Close closes both pools.
-func (s *Store) Close() error {
-	return errors.Join(s.read.Close(), s.write.Close())
+func (e *engine) Close() error {
+	return errors.Join(e.read.Close(), e.write.Close())
 }
 
 // inTx runs fn in one write transaction.
-func (s *Store) inTx(ctx context.Context, fn func(tx *sql.Tx, q *sqlitedb.Queries) error) error {
-	tx, err := s.write.BeginTx(ctx, nil)
+func (e *engine) inTx(ctx context.Context, fn func(tx *sql.Tx, q *sqlitedb.Queries) error) error {
+	tx, err := e.write.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("begin SQLite transaction: %w", err)
 	}
-	if err := fn(tx, s.wq.WithTx(tx)); err != nil {
+	if err := fn(tx, sqlitedb.New(tx)); err != nil {
 		_ = tx.Rollback()
 		return err
 	}

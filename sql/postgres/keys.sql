@@ -21,27 +21,27 @@ WHERE deleted_at IS NULL
   AND (sqlc.narg(is_active)::boolean IS NULL OR is_active = sqlc.narg(is_active))
   AND (sqlc.narg(name_contains)::text IS NULL OR strpos(lower(name), lower(sqlc.narg(name_contains))) > 0)
   AND (sqlc.narg(after_created_at)::timestamptz IS NULL
-       OR (created_at, id) < (sqlc.narg(after_created_at), sqlc.narg(after_id)::uuid))
+       OR (created_at, id) < (sqlc.narg(after_created_at), sqlc.arg(after_id)::uuid))
 ORDER BY created_at DESC, id DESC
-LIMIT sqlc.arg(max_rows);
+LIMIT sqlc.arg(max_rows)::bigint;
 
 -- name: UpdateKey :execrows
 -- Optimistic concurrency: the write applies only if the row still carries
 -- the updated_at the caller read (prev_updated_at).
 UPDATE api_keys SET
-    name = $2,
-    description = $3,
-    key_hash = $4,
-    key_prefix = $5,
-    token_limit = $6,
-    rate_limit_tier = $7,
-    is_active = $8,
-    expires_at = $9,
-    allowed_ips = $10,
-    allowed_domains = $11,
-    updated_at = $12
-WHERE id = $1 AND deleted_at IS NULL AND updated_at = sqlc.arg(prev_updated_at)::timestamptz;
+    name = sqlc.arg(name),
+    description = sqlc.arg(description),
+    key_hash = sqlc.arg(key_hash),
+    key_prefix = sqlc.arg(key_prefix),
+    token_limit = sqlc.narg(token_limit),
+    rate_limit_tier = sqlc.narg(rate_limit_tier),
+    is_active = sqlc.arg(is_active),
+    expires_at = sqlc.narg(expires_at),
+    allowed_ips = sqlc.arg(allowed_ips),
+    allowed_domains = sqlc.arg(allowed_domains),
+    updated_at = sqlc.arg(updated_at)
+WHERE id = sqlc.arg(id) AND deleted_at IS NULL AND updated_at = sqlc.arg(prev_updated_at)::timestamptz;
 
 -- name: DeleteKey :execrows
-UPDATE api_keys SET deleted_at = $2, updated_at = $2
-WHERE id = $1 AND deleted_at IS NULL;
+UPDATE api_keys SET deleted_at = sqlc.arg(deleted_at), updated_at = sqlc.arg(deleted_at)
+WHERE id = sqlc.arg(id) AND deleted_at IS NULL;

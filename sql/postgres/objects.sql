@@ -21,7 +21,7 @@ WHERE kind = sqlc.arg(kind)
 SELECT * FROM owned_objects
 WHERE kind = 'batch' AND settled_at IS NULL AND poll_after <= sqlc.arg(now)
 ORDER BY created_at, id
-LIMIT sqlc.arg(max_rows);
+LIMIT sqlc.arg(max_rows)::bigint;
 
 -- name: SetBatchPollAfter :execrows
 UPDATE owned_objects SET poll_after = sqlc.arg(poll_after)

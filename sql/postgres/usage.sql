@@ -5,9 +5,9 @@ WHERE (sqlc.narg(key_id)::uuid IS NULL OR key_id = sqlc.narg(key_id))
   AND (sqlc.narg(to_time)::timestamptz IS NULL OR created_at < sqlc.narg(to_time))
   AND (sqlc.narg(status)::integer IS NULL OR status = sqlc.narg(status))
   AND (sqlc.narg(after_time)::timestamptz IS NULL
-       OR (created_at, request_id) < (sqlc.narg(after_time), sqlc.narg(after_request_id)::text))
+       OR (created_at, request_id) < (sqlc.narg(after_time), sqlc.arg(after_request_id)::text))
 ORDER BY created_at DESC, request_id DESC
-LIMIT sqlc.arg(max_rows);
+LIMIT sqlc.arg(max_rows)::bigint;
 
 -- UsageTotalsFromRecords sums raw records; used when the range is not
 -- day-aligned.
@@ -51,7 +51,7 @@ SELECT
     sum(cache_creation_1h_tokens)::bigint AS cache_creation_1h_tokens
 FROM usage_daily
 WHERE (sqlc.narg(key_id)::uuid IS NULL OR key_id = sqlc.narg(key_id))
-  AND (sqlc.narg(from_day)::date IS NULL OR day >= sqlc.narg(from_day))
-  AND (sqlc.narg(to_day)::date IS NULL OR day < sqlc.narg(to_day))
+  AND (sqlc.narg(from_day)::text IS NULL OR day >= sqlc.narg(from_day)::text::date)
+  AND (sqlc.narg(to_day)::text IS NULL OR day < sqlc.narg(to_day)::text::date)
 GROUP BY 1
 ORDER BY 1;

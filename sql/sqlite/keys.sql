@@ -18,11 +18,11 @@ WHERE key_hash = ?;
 -- name: ListKeys :many
 SELECT * FROM api_keys
 WHERE deleted_at IS NULL
-  AND (CAST(sqlc.narg(is_active) AS INTEGER) IS NULL OR is_active = sqlc.narg(is_active))
+  AND (CAST(sqlc.narg(is_active) AS BOOLEAN) IS NULL OR is_active = sqlc.narg(is_active))
   AND (CAST(sqlc.narg(name_contains) AS TEXT) IS NULL OR instr(lower(name), lower(sqlc.narg(name_contains))) > 0)
-  AND (CAST(sqlc.narg(after_created_at) AS INTEGER) IS NULL
+  AND (CAST(sqlc.narg(after_created_at) AS TIMESTAMP) IS NULL
        OR created_at < sqlc.narg(after_created_at)
-       OR (created_at = sqlc.narg(after_created_at) AND id < sqlc.narg(after_id)))
+       OR (created_at = sqlc.narg(after_created_at) AND id < sqlc.arg(after_id)))
 ORDER BY created_at DESC, id DESC
 LIMIT sqlc.arg(max_rows);
 

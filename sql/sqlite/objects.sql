@@ -13,11 +13,12 @@ WHERE kind = ? AND id = ?;
 
 -- name: OwnedAmong :many
 -- ids is a JSON array of strings: one parameter however many ids an
--- upstream listing holds.
+-- upstream listing holds. JSON_TEXT has TEXT affinity, so the cast keeps the
+-- string, and it tells sqlc to type ids as sqlstore.JSONList.
 SELECT id FROM owned_objects
 WHERE kind = sqlc.arg(kind)
   AND key_id = sqlc.arg(key_id)
-  AND id IN (SELECT value FROM json_each(CAST(sqlc.arg(ids) AS TEXT)));
+  AND id IN (SELECT value FROM json_each(CAST(sqlc.arg(ids) AS JSON_TEXT)));
 
 -- name: UnsettledBatches :many
 SELECT * FROM owned_objects

@@ -20,13 +20,13 @@ ON CONFLICT (key_id, day, model) DO UPDATE SET
 
 -- name: UsageLogs :many
 SELECT * FROM usage_records
-WHERE (CAST(sqlc.narg(key_id) AS TEXT) IS NULL OR key_id = sqlc.narg(key_id))
-  AND (CAST(sqlc.narg(from_time) AS INTEGER) IS NULL OR created_at >= sqlc.narg(from_time))
-  AND (CAST(sqlc.narg(to_time) AS INTEGER) IS NULL OR created_at < sqlc.narg(to_time))
+WHERE (CAST(sqlc.narg(key_id) AS UUID) IS NULL OR key_id = sqlc.narg(key_id))
+  AND (CAST(sqlc.narg(from_time) AS TIMESTAMP) IS NULL OR created_at >= sqlc.narg(from_time))
+  AND (CAST(sqlc.narg(to_time) AS TIMESTAMP) IS NULL OR created_at < sqlc.narg(to_time))
   AND (CAST(sqlc.narg(status) AS INTEGER) IS NULL OR status = sqlc.narg(status))
-  AND (CAST(sqlc.narg(after_time) AS INTEGER) IS NULL
+  AND (CAST(sqlc.narg(after_time) AS TIMESTAMP) IS NULL
        OR created_at < sqlc.narg(after_time)
-       OR (created_at = sqlc.narg(after_time) AND request_id < sqlc.narg(after_request_id)))
+       OR (created_at = sqlc.narg(after_time) AND request_id < sqlc.arg(after_request_id)))
 ORDER BY created_at DESC, request_id DESC
 LIMIT sqlc.arg(max_rows);
 
@@ -48,9 +48,9 @@ SELECT
     CAST(sum(cache_creation_5m_tokens) AS INTEGER) AS cache_creation_5m_tokens,
     CAST(sum(cache_creation_1h_tokens) AS INTEGER) AS cache_creation_1h_tokens
 FROM usage_records
-WHERE (CAST(sqlc.narg(key_id) AS TEXT) IS NULL OR key_id = sqlc.narg(key_id))
-  AND (CAST(sqlc.narg(from_time) AS INTEGER) IS NULL OR created_at >= sqlc.narg(from_time))
-  AND (CAST(sqlc.narg(to_time) AS INTEGER) IS NULL OR created_at < sqlc.narg(to_time))
+WHERE (CAST(sqlc.narg(key_id) AS UUID) IS NULL OR key_id = sqlc.narg(key_id))
+  AND (CAST(sqlc.narg(from_time) AS TIMESTAMP) IS NULL OR created_at >= sqlc.narg(from_time))
+  AND (CAST(sqlc.narg(to_time) AS TIMESTAMP) IS NULL OR created_at < sqlc.narg(to_time))
 GROUP BY 1
 ORDER BY 1;
 
@@ -71,7 +71,7 @@ SELECT
     CAST(sum(cache_creation_5m_tokens) AS INTEGER) AS cache_creation_5m_tokens,
     CAST(sum(cache_creation_1h_tokens) AS INTEGER) AS cache_creation_1h_tokens
 FROM usage_daily
-WHERE (CAST(sqlc.narg(key_id) AS TEXT) IS NULL OR key_id = sqlc.narg(key_id))
+WHERE (CAST(sqlc.narg(key_id) AS UUID) IS NULL OR key_id = sqlc.narg(key_id))
   AND (CAST(sqlc.narg(from_day) AS TEXT) IS NULL OR day >= sqlc.narg(from_day))
   AND (CAST(sqlc.narg(to_day) AS TEXT) IS NULL OR day < sqlc.narg(to_day))
 GROUP BY 1

@@ -7,9 +7,9 @@ package pgdb
 
 import (
 	"context"
-	"time"
 
 	"github.com/google/uuid"
+	"github.com/relaystation/relay/adapters/sqlstore"
 )
 
 const createKey = `-- name: CreateKey :exec
@@ -32,13 +32,13 @@ type CreateKeyParams struct {
 	TokensUsed     int64
 	RateLimitTier  *string
 	IsActive       bool
-	ExpiresAt      *time.Time
+	ExpiresAt      *sqlstore.Time
 	AllowedIps     []string
 	AllowedDomains []string
-	CreatedAt      time.Time
-	UpdatedAt      time.Time
-	LastUsedAt     *time.Time
-	DeletedAt      *time.Time
+	CreatedAt      sqlstore.Time
+	UpdatedAt      sqlstore.Time
+	LastUsedAt     *sqlstore.Time
+	DeletedAt      *sqlstore.Time
 }
 
 func (q *Queries) CreateKey(ctx context.Context, arg CreateKeyParams) error {
@@ -64,17 +64,17 @@ func (q *Queries) CreateKey(ctx context.Context, arg CreateKeyParams) error {
 }
 
 const deleteKey = `-- name: DeleteKey :execrows
-UPDATE api_keys SET deleted_at = $2, updated_at = $2
-WHERE id = $1 AND deleted_at IS NULL
+UPDATE api_keys SET deleted_at = $1, updated_at = $1
+WHERE id = $2 AND deleted_at IS NULL
 `
 
 type DeleteKeyParams struct {
+	DeletedAt *sqlstore.Time
 	ID        uuid.UUID
-	DeletedAt *time.Time
 }
 
 func (q *Queries) DeleteKey(ctx context.Context, arg DeleteKeyParams) (int64, error) {
-	result, err := q.db.Exec(ctx, deleteKey, arg.ID, arg.DeletedAt)
+	result, err := q.db.Exec(ctx, deleteKey, arg.DeletedAt, arg.ID)
 	if err != nil {
 		return 0, err
 	}
@@ -147,15 +147,15 @@ WHERE deleted_at IS NULL
   AND ($3::timestamptz IS NULL
        OR (created_at, id) < ($3, $4::uuid))
 ORDER BY created_at DESC, id DESC
-LIMIT $5
+LIMIT $5::bigint
 `
 
 type ListKeysParams struct {
 	IsActive       *bool
 	NameContains   *string
-	AfterCreatedAt *time.Time
-	AfterID        *uuid.UUID
-	MaxRows        int32
+	AfterCreatedAt *sqlstore.Time
+	AfterID        uuid.UUID
+	MaxRows        int64
 }
 
 func (q *Queries) ListKeys(ctx context.Context, arg ListKeysParams) ([]ApiKey, error) {
@@ -203,22 +203,21 @@ func (q *Queries) ListKeys(ctx context.Context, arg ListKeysParams) ([]ApiKey, e
 
 const updateKey = `-- name: UpdateKey :execrows
 UPDATE api_keys SET
-    name = $2,
-    description = $3,
-    key_hash = $4,
-    key_prefix = $5,
-    token_limit = $6,
-    rate_limit_tier = $7,
-    is_active = $8,
-    expires_at = $9,
-    allowed_ips = $10,
-    allowed_domains = $11,
-    updated_at = $12
-WHERE id = $1 AND deleted_at IS NULL AND updated_at = $13::timestamptz
+    name = $1,
+    description = $2,
+    key_hash = $3,
+    key_prefix = $4,
+    token_limit = $5,
+    rate_limit_tier = $6,
+    is_active = $7,
+    expires_at = $8,
+    allowed_ips = $9,
+    allowed_domains = $10,
+    updated_at = $11
+WHERE id = $12 AND deleted_at IS NULL AND updated_at = $13::timestamptz
 `
 
 type UpdateKeyParams struct {
-	ID             uuid.UUID
 	Name           string
 	Description    string
 	KeyHash        string
@@ -226,18 +225,18 @@ type UpdateKeyParams struct {
 	TokenLimit     *int64
 	RateLimitTier  *string
 	IsActive       bool
-	ExpiresAt      *time.Time
+	ExpiresAt      *sqlstore.Time
 	AllowedIps     []string
 	AllowedDomains []string
-	UpdatedAt      time.Time
-	PrevUpdatedAt  time.Time
+	UpdatedAt      sqlstore.Time
+	ID             uuid.UUID
+	PrevUpdatedAt  sqlstore.Time
 }
 
 // Optimistic concurrency: the write applies only if the row still carries
 // the updated_at the caller read (prev_updated_at).
 func (q *Queries) UpdateKey(ctx context.Context, arg UpdateKeyParams) (int64, error) {
 	result, err := q.db.Exec(ctx, updateKey,
-		arg.ID,
 		arg.Name,
 		arg.Description,
 		arg.KeyHash,
@@ -249,6 +248,7 @@ func (q *Queries) UpdateKey(ctx context.Context, arg UpdateKeyParams) (int64, er
 		arg.AllowedIps,
 		arg.AllowedDomains,
 		arg.UpdatedAt,
+		arg.ID,
 		arg.PrevUpdatedAt,
 	)
 	if err != nil {

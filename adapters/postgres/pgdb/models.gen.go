@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/relaystation/relay/adapters/sqlstore"
 )
 
 type ApiKey struct {
@@ -20,34 +21,34 @@ type ApiKey struct {
 	TokensUsed     int64
 	RateLimitTier  *string
 	IsActive       bool
-	ExpiresAt      *time.Time
+	ExpiresAt      *sqlstore.Time
 	AllowedIps     []string
 	AllowedDomains []string
-	CreatedAt      time.Time
-	UpdatedAt      time.Time
-	LastUsedAt     *time.Time
-	DeletedAt      *time.Time
+	CreatedAt      sqlstore.Time
+	UpdatedAt      sqlstore.Time
+	LastUsedAt     *sqlstore.Time
+	DeletedAt      *sqlstore.Time
 }
 
 type OwnedObject struct {
 	Kind          string
 	ID            string
 	KeyID         uuid.UUID
-	CreatedAt     time.Time
+	CreatedAt     sqlstore.Time
 	ReservationID string
 	Reserved      int64
-	SettledAt     *time.Time
-	PollAfter     time.Time
+	SettledAt     *sqlstore.Time
+	PollAfter     sqlstore.Time
 }
 
 type RateLimitTier struct {
 	Name           string
-	Requests       int32
-	PeriodSeconds  int32
+	Requests       int64
+	PeriodSeconds  int64
 	Tokens         *int64
-	MaxConcurrency *int32
-	CreatedAt      time.Time
-	UpdatedAt      time.Time
+	MaxConcurrency *int64
+	CreatedAt      sqlstore.Time
+	UpdatedAt      sqlstore.Time
 }
 
 type UsageDaily struct {
@@ -68,10 +69,10 @@ type UsageDaily struct {
 type UsageRecord struct {
 	RequestID                string
 	KeyID                    uuid.UUID
-	CreatedAt                time.Time
+	CreatedAt                sqlstore.Time
 	Model                    string
 	Path                     string
-	Status                   int32
+	Status                   int64
 	Stream                   bool
 	InputTokens              int64
 	OutputTokens             int64

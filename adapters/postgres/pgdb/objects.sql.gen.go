@@ -7,9 +7,9 @@ package pgdb
 
 import (
 	"context"
-	"time"
 
 	"github.com/google/uuid"
+	"github.com/relaystation/relay/adapters/sqlstore"
 )
 
 const getObject = `-- name: GetObject :one
@@ -51,11 +51,11 @@ type InsertObjectParams struct {
 	Kind          string
 	ID            string
 	KeyID         uuid.UUID
-	CreatedAt     time.Time
+	CreatedAt     sqlstore.Time
 	ReservationID string
 	Reserved      int64
-	SettledAt     *time.Time
-	PollAfter     time.Time
+	SettledAt     *sqlstore.Time
+	PollAfter     sqlstore.Time
 }
 
 // A (kind, id) already recorded is left as it is: its first owner stays.
@@ -82,7 +82,7 @@ WHERE kind = 'batch' AND id = $2
 `
 
 type MarkBatchSettledParams struct {
-	SettledAt *time.Time
+	SettledAt *sqlstore.Time
 	ID        string
 }
 
@@ -133,7 +133,7 @@ WHERE kind = 'batch' AND id = $2
 `
 
 type SetBatchPollAfterParams struct {
-	PollAfter time.Time
+	PollAfter sqlstore.Time
 	ID        string
 }
 
@@ -149,12 +149,12 @@ const unsettledBatches = `-- name: UnsettledBatches :many
 SELECT kind, id, key_id, created_at, reservation_id, reserved, settled_at, poll_after FROM owned_objects
 WHERE kind = 'batch' AND settled_at IS NULL AND poll_after <= $1
 ORDER BY created_at, id
-LIMIT $2
+LIMIT $2::bigint
 `
 
 type UnsettledBatchesParams struct {
-	Now     time.Time
-	MaxRows int32
+	Now     sqlstore.Time
+	MaxRows int64
 }
 
 func (q *Queries) UnsettledBatches(ctx context.Context, arg UnsettledBatchesParams) ([]OwnedObject, error) {

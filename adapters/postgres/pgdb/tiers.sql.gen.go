@@ -7,7 +7,8 @@ package pgdb
 
 import (
 	"context"
-	"time"
+
+	"github.com/relaystation/relay/adapters/sqlstore"
 )
 
 const countLiveKeysOnTier = `-- name: CountLiveKeysOnTier :one
@@ -89,12 +90,12 @@ ON CONFLICT (name) DO NOTHING
 
 type InsertTierIfAbsentParams struct {
 	Name           string
-	Requests       int32
-	PeriodSeconds  int32
+	Requests       int64
+	PeriodSeconds  int64
 	Tokens         *int64
-	MaxConcurrency *int32
-	CreatedAt      time.Time
-	UpdatedAt      time.Time
+	MaxConcurrency *int64
+	CreatedAt      sqlstore.Time
+	UpdatedAt      sqlstore.Time
 }
 
 func (q *Queries) InsertTierIfAbsent(ctx context.Context, arg InsertTierIfAbsentParams) error {
@@ -169,12 +170,12 @@ ON CONFLICT (name) DO UPDATE SET
 
 type UpsertTierParams struct {
 	Name           string
-	Requests       int32
-	PeriodSeconds  int32
+	Requests       int64
+	PeriodSeconds  int64
 	Tokens         *int64
-	MaxConcurrency *int32
-	CreatedAt      time.Time
-	UpdatedAt      time.Time
+	MaxConcurrency *int64
+	CreatedAt      sqlstore.Time
+	UpdatedAt      sqlstore.Time
 }
 
 func (q *Queries) UpsertTier(ctx context.Context, arg UpsertTierParams) error {

@@ -7,9 +7,9 @@ package pgdb
 
 import (
 	"context"
-	"time"
 
 	"github.com/google/uuid"
+	"github.com/relaystation/relay/adapters/sqlstore"
 )
 
 const usageLogs = `-- name: UsageLogs :many
@@ -21,17 +21,17 @@ WHERE ($1::uuid IS NULL OR key_id = $1)
   AND ($5::timestamptz IS NULL
        OR (created_at, request_id) < ($5, $6::text))
 ORDER BY created_at DESC, request_id DESC
-LIMIT $7
+LIMIT $7::bigint
 `
 
 type UsageLogsParams struct {
 	KeyID          *uuid.UUID
-	FromTime       *time.Time
-	ToTime         *time.Time
-	Status         *int32
-	AfterTime      *time.Time
-	AfterRequestID *string
-	MaxRows        int32
+	FromTime       *sqlstore.Time
+	ToTime         *sqlstore.Time
+	Status         *int64
+	AfterTime      *sqlstore.Time
+	AfterRequestID string
+	MaxRows        int64
 }
 
 func (q *Queries) UsageLogs(ctx context.Context, arg UsageLogsParams) ([]UsageRecord, error) {
@@ -110,8 +110,8 @@ SELECT
     sum(cache_creation_1h_tokens)::bigint AS cache_creation_1h_tokens
 FROM usage_daily
 WHERE ($2::uuid IS NULL OR key_id = $2)
-  AND ($3::date IS NULL OR day >= $3)
-  AND ($4::date IS NULL OR day < $4)
+  AND ($3::text IS NULL OR day >= $3::text::date)
+  AND ($4::text IS NULL OR day < $4::text::date)
 GROUP BY 1
 ORDER BY 1
 `
@@ -119,8 +119,8 @@ ORDER BY 1
 type UsageTotalsFromDailyParams struct {
 	GroupBy string
 	KeyID   *uuid.UUID
-	FromDay *time.Time
-	ToDay   *time.Time
+	FromDay *string
+	ToDay   *string
 }
 
 type UsageTotalsFromDailyRow struct {
@@ -195,8 +195,8 @@ ORDER BY 1
 type UsageTotalsFromRecordsParams struct {
 	GroupBy  string
 	KeyID    *uuid.UUID
-	FromTime *time.Time
-	ToTime   *time.Time
+	FromTime *sqlstore.Time
+	ToTime   *sqlstore.Time
 }
 
 type UsageTotalsFromRecordsRow struct {

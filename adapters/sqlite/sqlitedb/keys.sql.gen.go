@@ -7,6 +7,9 @@ package sqlitedb
 
 import (
 	"context"
+
+	"github.com/google/uuid"
+	"github.com/relaystation/relay/adapters/sqlstore"
 )
 
 const addKeyUsage = `-- name: AddKeyUsage :exec
@@ -19,7 +22,7 @@ WHERE id = ?3
 type AddKeyUsageParams struct {
 	Tokens     int64
 	LastUsedAt int64
-	ID         string
+	ID         uuid.UUID
 }
 
 func (q *Queries) AddKeyUsage(ctx context.Context, arg AddKeyUsageParams) error {
@@ -38,7 +41,7 @@ INSERT INTO api_keys (
 `
 
 type CreateKeyParams struct {
-	ID             string
+	ID             uuid.UUID
 	Name           string
 	Description    string
 	KeyHash        string
@@ -46,14 +49,14 @@ type CreateKeyParams struct {
 	TokenLimit     *int64
 	TokensUsed     int64
 	RateLimitTier  *string
-	IsActive       int64
-	ExpiresAt      *int64
-	AllowedIps     string
-	AllowedDomains string
-	CreatedAt      int64
-	UpdatedAt      int64
-	LastUsedAt     *int64
-	DeletedAt      *int64
+	IsActive       bool
+	ExpiresAt      *sqlstore.Time
+	AllowedIps     sqlstore.JSONList
+	AllowedDomains sqlstore.JSONList
+	CreatedAt      sqlstore.Time
+	UpdatedAt      sqlstore.Time
+	LastUsedAt     *sqlstore.Time
+	DeletedAt      *sqlstore.Time
 }
 
 func (q *Queries) CreateKey(ctx context.Context, arg CreateKeyParams) error {
@@ -84,8 +87,8 @@ WHERE id = ?2 AND deleted_at IS NULL
 `
 
 type DeleteKeyParams struct {
-	DeletedAt *int64
-	ID        string
+	DeletedAt *sqlstore.Time
+	ID        uuid.UUID
 }
 
 func (q *Queries) DeleteKey(ctx context.Context, arg DeleteKeyParams) (int64, error) {
@@ -101,7 +104,7 @@ SELECT id, name, description, key_hash, key_prefix, token_limit, tokens_used, ra
 WHERE id = ? AND deleted_at IS NULL
 `
 
-func (q *Queries) GetKey(ctx context.Context, id string) (ApiKey, error) {
+func (q *Queries) GetKey(ctx context.Context, id uuid.UUID) (ApiKey, error) {
 	row := q.db.QueryRowContext(ctx, getKey, id)
 	var i ApiKey
 	err := row.Scan(
@@ -157,9 +160,9 @@ func (q *Queries) GetKeyByHash(ctx context.Context, keyHash string) (ApiKey, err
 const listKeys = `-- name: ListKeys :many
 SELECT id, name, description, key_hash, key_prefix, token_limit, tokens_used, rate_limit_tier, is_active, expires_at, allowed_ips, allowed_domains, created_at, updated_at, last_used_at, deleted_at FROM api_keys
 WHERE deleted_at IS NULL
-  AND (CAST(?1 AS INTEGER) IS NULL OR is_active = ?1)
+  AND (CAST(?1 AS BOOLEAN) IS NULL OR is_active = ?1)
   AND (CAST(?2 AS TEXT) IS NULL OR instr(lower(name), lower(?2)) > 0)
-  AND (CAST(?3 AS INTEGER) IS NULL
+  AND (CAST(?3 AS TIMESTAMP) IS NULL
        OR created_at < ?3
        OR (created_at = ?3 AND id < ?4))
 ORDER BY created_at DESC, id DESC
@@ -167,10 +170,10 @@ LIMIT ?5
 `
 
 type ListKeysParams struct {
-	IsActive       *int64
+	IsActive       *bool
 	NameContains   *string
-	AfterCreatedAt *int64
-	AfterID        *string
+	AfterCreatedAt *sqlstore.Time
+	AfterID        uuid.UUID
 	MaxRows        int64
 }
 
@@ -243,13 +246,13 @@ type UpdateKeyParams struct {
 	KeyPrefix      string
 	TokenLimit     *int64
 	RateLimitTier  *string
-	IsActive       int64
-	ExpiresAt      *int64
-	AllowedIps     string
-	AllowedDomains string
-	UpdatedAt      int64
-	ID             string
-	PrevUpdatedAt  int64
+	IsActive       bool
+	ExpiresAt      *sqlstore.Time
+	AllowedIps     sqlstore.JSONList
+	AllowedDomains sqlstore.JSONList
+	UpdatedAt      sqlstore.Time
+	ID             uuid.UUID
+	PrevUpdatedAt  sqlstore.Time
 }
 
 // Optimistic concurrency: the write applies only if the row still carries

@@ -4,8 +4,13 @@
 
 package sqlitedb
 
+import (
+	"github.com/google/uuid"
+	"github.com/relaystation/relay/adapters/sqlstore"
+)
+
 type ApiKey struct {
-	ID             string
+	ID             uuid.UUID
 	Name           string
 	Description    string
 	KeyHash        string
@@ -13,25 +18,25 @@ type ApiKey struct {
 	TokenLimit     *int64
 	TokensUsed     int64
 	RateLimitTier  *string
-	IsActive       int64
-	ExpiresAt      *int64
-	AllowedIps     string
-	AllowedDomains string
-	CreatedAt      int64
-	UpdatedAt      int64
-	LastUsedAt     *int64
-	DeletedAt      *int64
+	IsActive       bool
+	ExpiresAt      *sqlstore.Time
+	AllowedIps     sqlstore.JSONList
+	AllowedDomains sqlstore.JSONList
+	CreatedAt      sqlstore.Time
+	UpdatedAt      sqlstore.Time
+	LastUsedAt     *sqlstore.Time
+	DeletedAt      *sqlstore.Time
 }
 
 type OwnedObject struct {
 	Kind          string
 	ID            string
-	KeyID         string
-	CreatedAt     int64
+	KeyID         uuid.UUID
+	CreatedAt     sqlstore.Time
 	ReservationID string
 	Reserved      int64
-	SettledAt     *int64
-	PollAfter     int64
+	SettledAt     *sqlstore.Time
+	PollAfter     sqlstore.Time
 }
 
 type RateLimitTier struct {
@@ -40,12 +45,12 @@ type RateLimitTier struct {
 	PeriodSeconds  int64
 	Tokens         *int64
 	MaxConcurrency *int64
-	CreatedAt      int64
-	UpdatedAt      int64
+	CreatedAt      sqlstore.Time
+	UpdatedAt      sqlstore.Time
 }
 
 type UsageDaily struct {
-	KeyID                    string
+	KeyID                    uuid.UUID
 	Day                      string
 	Model                    string
 	Requests                 int64
@@ -61,19 +66,19 @@ type UsageDaily struct {
 
 type UsageRecord struct {
 	RequestID                string
-	KeyID                    string
-	CreatedAt                int64
+	KeyID                    uuid.UUID
+	CreatedAt                sqlstore.Time
 	Model                    string
 	Path                     string
 	Status                   int64
-	Stream                   int64
+	Stream                   bool
 	InputTokens              int64
 	OutputTokens             int64
 	CacheCreationInputTokens int64
 	CacheReadInputTokens     int64
 	CacheCreation5mTokens    int64
 	CacheCreation1hTokens    int64
-	Estimated                int64
+	Estimated                bool
 	LatencyUs                int64
 	TtfbUs                   int64
 	UpstreamRequestID        string
@@ -89,5 +94,5 @@ type UsageRecord struct {
 	ServiceTier              string
 	Speed                    string
 	InferenceGeo             string
-	Batch                    int64
+	Batch                    bool
 }

@@ -7,6 +7,9 @@ package sqlitedb
 
 import (
 	"context"
+
+	"github.com/google/uuid"
+	"github.com/relaystation/relay/adapters/sqlstore"
 )
 
 const getObject = `-- name: GetObject :one
@@ -47,12 +50,12 @@ ON CONFLICT (kind, id) DO NOTHING
 type InsertObjectParams struct {
 	Kind          string
 	ID            string
-	KeyID         string
-	CreatedAt     int64
+	KeyID         uuid.UUID
+	CreatedAt     sqlstore.Time
 	ReservationID string
 	Reserved      int64
-	SettledAt     *int64
-	PollAfter     int64
+	SettledAt     *sqlstore.Time
+	PollAfter     sqlstore.Time
 }
 
 // A (kind, id) already recorded is left as it is: its first owner stays.
@@ -79,7 +82,7 @@ WHERE kind = 'batch' AND id = ?2
 `
 
 type MarkBatchSettledParams struct {
-	SettledAt *int64
+	SettledAt *sqlstore.Time
 	ID        string
 }
 
@@ -95,17 +98,18 @@ const ownedAmong = `-- name: OwnedAmong :many
 SELECT id FROM owned_objects
 WHERE kind = ?1
   AND key_id = ?2
-  AND id IN (SELECT value FROM json_each(CAST(?3 AS TEXT)))
+  AND id IN (SELECT value FROM json_each(CAST(?3 AS JSON_TEXT)))
 `
 
 type OwnedAmongParams struct {
 	Kind  string
-	KeyID string
-	Ids   string
+	KeyID uuid.UUID
+	Ids   sqlstore.JSONList
 }
 
 // ids is a JSON array of strings: one parameter however many ids an
-// upstream listing holds.
+// upstream listing holds. JSON_TEXT has TEXT affinity, so the cast keeps the
+// string, and it tells sqlc to type ids as sqlstore.JSONList.
 func (q *Queries) OwnedAmong(ctx context.Context, arg OwnedAmongParams) ([]string, error) {
 	rows, err := q.db.QueryContext(ctx, ownedAmong, arg.Kind, arg.KeyID, arg.Ids)
 	if err != nil {
@@ -135,7 +139,7 @@ WHERE kind = 'batch' AND id = ?2
 `
 
 type SetBatchPollAfterParams struct {
-	PollAfter int64
+	PollAfter sqlstore.Time
 	ID        string
 }
 
@@ -155,7 +159,7 @@ LIMIT ?2
 `
 
 type UnsettledBatchesParams struct {
-	Now     int64
+	Now     sqlstore.Time
 	MaxRows int64
 }
 

@@ -7,6 +7,8 @@ package sqlitedb
 
 import (
 	"context"
+
+	"github.com/relaystation/relay/adapters/sqlstore"
 )
 
 const countLiveKeysOnTier = `-- name: CountLiveKeysOnTier :one
@@ -92,8 +94,8 @@ type InsertTierIfAbsentParams struct {
 	PeriodSeconds  int64
 	Tokens         *int64
 	MaxConcurrency *int64
-	CreatedAt      int64
-	UpdatedAt      int64
+	CreatedAt      sqlstore.Time
+	UpdatedAt      sqlstore.Time
 }
 
 func (q *Queries) InsertTierIfAbsent(ctx context.Context, arg InsertTierIfAbsentParams) error {
@@ -165,8 +167,8 @@ type UpsertTierParams struct {
 	PeriodSeconds  int64
 	Tokens         *int64
 	MaxConcurrency *int64
-	CreatedAt      int64
-	UpdatedAt      int64
+	CreatedAt      sqlstore.Time
+	UpdatedAt      sqlstore.Time
 }
 
 func (q *Queries) UpsertTier(ctx context.Context, arg UpsertTierParams) error {

@@ -7,6 +7,9 @@ package sqlitedb
 
 import (
 	"context"
+
+	"github.com/google/uuid"
+	"github.com/relaystation/relay/adapters/sqlstore"
 )
 
 const upsertUsageDaily = `-- name: UpsertUsageDaily :exec
@@ -31,7 +34,7 @@ ON CONFLICT (key_id, day, model) DO UPDATE SET
 `
 
 type UpsertUsageDailyParams struct {
-	KeyID                    string
+	KeyID                    uuid.UUID
 	Day                      string
 	Model                    string
 	Requests                 int64
@@ -65,11 +68,11 @@ func (q *Queries) UpsertUsageDaily(ctx context.Context, arg UpsertUsageDailyPara
 
 const usageLogs = `-- name: UsageLogs :many
 SELECT request_id, key_id, created_at, model, path, status, stream, input_tokens, output_tokens, cache_creation_input_tokens, cache_read_input_tokens, cache_creation_5m_tokens, cache_creation_1h_tokens, estimated, latency_us, ttfb_us, upstream_request_id, upstream, session_id, client_ip, error_type, requested_model, endpoint, iterations, web_search_requests, web_fetch_requests, service_tier, speed, inference_geo, batch FROM usage_records
-WHERE (CAST(?1 AS TEXT) IS NULL OR key_id = ?1)
-  AND (CAST(?2 AS INTEGER) IS NULL OR created_at >= ?2)
-  AND (CAST(?3 AS INTEGER) IS NULL OR created_at < ?3)
+WHERE (CAST(?1 AS UUID) IS NULL OR key_id = ?1)
+  AND (CAST(?2 AS TIMESTAMP) IS NULL OR created_at >= ?2)
+  AND (CAST(?3 AS TIMESTAMP) IS NULL OR created_at < ?3)
   AND (CAST(?4 AS INTEGER) IS NULL OR status = ?4)
-  AND (CAST(?5 AS INTEGER) IS NULL
+  AND (CAST(?5 AS TIMESTAMP) IS NULL
        OR created_at < ?5
        OR (created_at = ?5 AND request_id < ?6))
 ORDER BY created_at DESC, request_id DESC
@@ -77,12 +80,12 @@ LIMIT ?7
 `
 
 type UsageLogsParams struct {
-	KeyID          *string
-	FromTime       *int64
-	ToTime         *int64
+	KeyID          *uuid.UUID
+	FromTime       *sqlstore.Time
+	ToTime         *sqlstore.Time
 	Status         *int64
-	AfterTime      *int64
-	AfterRequestID *string
+	AfterTime      *sqlstore.Time
+	AfterRequestID string
 	MaxRows        int64
 }
 
@@ -164,7 +167,7 @@ SELECT
     CAST(sum(cache_creation_5m_tokens) AS INTEGER) AS cache_creation_5m_tokens,
     CAST(sum(cache_creation_1h_tokens) AS INTEGER) AS cache_creation_1h_tokens
 FROM usage_daily
-WHERE (CAST(?2 AS TEXT) IS NULL OR key_id = ?2)
+WHERE (CAST(?2 AS UUID) IS NULL OR key_id = ?2)
   AND (CAST(?3 AS TEXT) IS NULL OR day >= ?3)
   AND (CAST(?4 AS TEXT) IS NULL OR day < ?4)
 GROUP BY 1
@@ -173,7 +176,7 @@ ORDER BY 1
 
 type UsageTotalsFromDailyParams struct {
 	GroupBy string
-	KeyID   *string
+	KeyID   *uuid.UUID
 	FromDay *string
 	ToDay   *string
 }
@@ -243,18 +246,18 @@ SELECT
     CAST(sum(cache_creation_5m_tokens) AS INTEGER) AS cache_creation_5m_tokens,
     CAST(sum(cache_creation_1h_tokens) AS INTEGER) AS cache_creation_1h_tokens
 FROM usage_records
-WHERE (CAST(?2 AS TEXT) IS NULL OR key_id = ?2)
-  AND (CAST(?3 AS INTEGER) IS NULL OR created_at >= ?3)
-  AND (CAST(?4 AS INTEGER) IS NULL OR created_at < ?4)
+WHERE (CAST(?2 AS UUID) IS NULL OR key_id = ?2)
+  AND (CAST(?3 AS TIMESTAMP) IS NULL OR created_at >= ?3)
+  AND (CAST(?4 AS TIMESTAMP) IS NULL OR created_at < ?4)
 GROUP BY 1
 ORDER BY 1
 `
 
 type UsageTotalsFromRecordsParams struct {
 	GroupBy  string
-	KeyID    *string
-	FromTime *int64
-	ToTime   *int64
+	KeyID    *uuid.UUID
+	FromTime *sqlstore.Time
+	ToTime   *sqlstore.Time
 }
 
 type UsageTotalsFromRecordsRow struct {
