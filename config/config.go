@@ -65,9 +65,16 @@ type ServerConfig struct {
 	IdleTimeout       time.Duration `koanf:"idle_timeout"`
 	// TrustedProxies are CIDRs whose X-Forwarded-For is believed.
 	TrustedProxies []string `koanf:"trusted_proxies"`
-	// BodyReadTimeout bounds how long a management request's body may
-	// take to arrive.
+	// BodyReadTimeout bounds how long a request body may take to arrive;
+	// on proxied routes a body that keeps arriving at BodyMinRate bytes/s
+	// gets one more second per BodyMinRate bytes.
 	BodyReadTimeout time.Duration `koanf:"body_read_timeout"`
+	BodyMinRate     int64         `koanf:"body_min_rate"`
+	// MaxConnections bounds the client connections open at once (0: derived
+	// from the descriptor limit, see Connections); MaxConnectionsPerAddr
+	// those from one address (IPv6: one /64), trusted proxies exempt.
+	MaxConnections        int `koanf:"max_connections"`
+	MaxConnectionsPerAddr int `koanf:"max_connections_per_addr"`
 	// WriteProgressTimeout closes a proxied response whose client has not
 	// taken a write for this long (it stopped reading).
 	WriteProgressTimeout time.Duration `koanf:"write_progress_timeout"`
@@ -85,13 +92,49 @@ type AdminConfig struct {
 	PasswordHash string        `koanf:"password_hash"`
 	AllowedIPs   []string      `koanf:"allowed_ips"`
 	TokenTTL     time.Duration `koanf:"token_ttl"`
-	// LoginFailures failed logins per client IP per LoginWindow are allowed
-	// before 429.
+	// LoginFailures and LoginWindow are the old per-IP throttle's settings,
+	// replaced by LoginThrottle; kept only to say so when they are set.
 	LoginFailures int           `koanf:"login_failures"`
 	LoginWindow   time.Duration `koanf:"login_window"`
 	// MaxPasswordChecks bounds concurrent argon2id checks; 0 means two per
 	// core (see PasswordChecks).
-	MaxPasswordChecks int `koanf:"max_password_checks"`
+	MaxPasswordChecks int                 `koanf:"max_password_checks"`
+	LoginThrottle     LoginThrottleConfig `koanf:"login_throttle"`
+}
+
+// LoginThrottleConfig is the admin login throttle (README "Login throttle").
+type LoginThrottleConfig struct {
+	// PerAddress failed logins from one address (IPv6: one /64) are free;
+	// each further one doubles its wait, from 1 s up to MaxBackoff.
+	PerAddress int           `koanf:"per_address"`
+	MaxBackoff time.Duration `koanf:"max_backoff"`
+	// PerUsername and Global are failed logins per Window, for one username
+	// and for all; addresses that have not logged in recently are refused
+	// while a budget is spent. Window is also how long an address's
+	// failures are remembered.
+	PerUsername int           `koanf:"per_username"`
+	Global      int           `koanf:"global"`
+	Window      time.Duration `koanf:"window"`
+	// KnownAddressTTL is how long an address that logged in is exempt from
+	// the PerUsername and Global budgets; 0 turns that off.
+	KnownAddressTTL time.Duration `koanf:"known_address_ttl"`
+	// MaxEntries bounds the in-memory store (without Redis, and as the
+	// fallback while Redis is unreachable).
+	MaxEntries int `koanf:"max_entries"`
+}
+
+// Connections is the effective bound on open client connections: the
+// configured one, or else half the descriptor limit less a reserve for
+// the database, Redis and logs (each proxied call holds an upstream
+// connection too).
+func (s ServerConfig) Connections(nofile uint64) int {
+	if s.MaxConnections > 0 {
+		return s.MaxConnections
+	}
+	if nofile == 0 || nofile > 1<<22 {
+		nofile = 1 << 22
+	}
+	return max(64, int(nofile)/2-256)
 }
 
 // PasswordChecks is the effective bound on concurrent password checks.
@@ -151,6 +194,10 @@ type QuotaConfig struct {
 	// UnsizedTokens is reserved for a content block the relay cannot size
 	// (a document by file_id or URL that is not a PDF).
 	UnsizedTokens int64 `koanf:"unsized_tokens"`
+	// MaxConcurrentEstimates bounds the tokenising input estimates running
+	// at once in the process; 0 means one per core (GOMAXPROCS). A request
+	// that finds none free for a second is answered 503 overloaded_error.
+	MaxConcurrentEstimates int `koanf:"max_concurrent_estimates"`
 	// BatchPoll is how often an unfinished Message Batch is polled, and
 	// BatchLease how long its reservation holds if it is never settled.
 	BatchPoll  time.Duration `koanf:"batch_poll"`
@@ -170,6 +217,9 @@ type MetricsConfig struct {
 	MaxKeys int `koanf:"max_keys"`
 	// KeyNames adds key names to the per-key quota gauge (off: ids only).
 	KeyNames bool `koanf:"key_names"`
+	// ListenAddr, when set, serves /metrics on this separate address only
+	// (it is then not served on the public listener).
+	ListenAddr string `koanf:"listen_addr"`
 }
 
 type CORSConfig struct {
@@ -183,14 +233,19 @@ func Defaults() Config {
 		DataDir:    "./data",
 		Log:        LogConfig{Level: "info", Format: "json"},
 		Server: ServerConfig{
-			ShutdownGrace:        30 * time.Second,
-			ReadHeaderTimeout:    10 * time.Second,
-			IdleTimeout:          120 * time.Second,
-			KeyCacheTTL:          5 * time.Second,
-			WriteProgressTimeout: 2 * time.Minute,
-			BodyReadTimeout:      30 * time.Second,
+			ShutdownGrace:         30 * time.Second,
+			ReadHeaderTimeout:     10 * time.Second,
+			IdleTimeout:           120 * time.Second,
+			KeyCacheTTL:           5 * time.Second,
+			WriteProgressTimeout:  2 * time.Minute,
+			BodyReadTimeout:       30 * time.Second,
+			BodyMinRate:           32 << 10,
+			MaxConnectionsPerAddr: 512,
 		},
-		Admin: AdminConfig{Username: "admin", TokenTTL: time.Hour, LoginFailures: 5, LoginWindow: time.Minute},
+		Admin: AdminConfig{Username: "admin", TokenTTL: time.Hour, LoginThrottle: LoginThrottleConfig{
+			PerAddress: 5, MaxBackoff: 15 * time.Minute, PerUsername: 200, Global: 1000, Window: time.Hour,
+			KnownAddressTTL: 30 * 24 * time.Hour, MaxEntries: 100_000,
+		}},
 		Upstream: UpstreamsConfig{
 			Primary:          UpstreamConfig{Name: "primary", URL: "https://api.anthropic.com", Timeout: 10 * time.Minute, MaxRetries: 3},
 			MaxBodyBytes:     32 << 20,
@@ -211,25 +266,28 @@ func Defaults() Config {
 // envMap lists the environment variables the relay reads, unprefixed, and
 // the configuration keys they set.
 var envMap = map[string]string{
-	"LISTEN_ADDR":          "listen_addr",
-	"DATA_DIR":             "data_dir",
-	"DATABASE_URL":         "database_url",
-	"REDIS_URL":            "redis_url",
-	"SECRET_KEY":           "secret_key",
-	"KEY_HASH_SECRET":      "key_hash_secret",
-	"UPSTREAM_URL":         "upstream.primary.url",
-	"UPSTREAM_API_KEY":     "upstream.primary.api_key",
-	"ADMIN_USERNAME":       "admin.username",
-	"ADMIN_PASSWORD":       "admin.password",
-	"ADMIN_PASSWORD_HASH":  "admin.password_hash",
-	"ADMIN_ALLOWED_IPS":    "admin.allowed_ips",
-	"LOG_LEVEL":            "log.level",
-	"LOG_FORMAT":           "log.format",
-	"METRICS_TOKEN":        "metrics.token",
-	"TRUSTED_PROXIES":      "server.trusted_proxies",
-	"CORS_ALLOWED_ORIGINS": "cors.allowed_origins",
-	"PROXY_PASSTHROUGH":    "proxy.passthrough",
-	"PPROF_ADDR":           "server.pprof_addr",
+	"LISTEN_ADDR":              "listen_addr",
+	"DATA_DIR":                 "data_dir",
+	"DATABASE_URL":             "database_url",
+	"REDIS_URL":                "redis_url",
+	"SECRET_KEY":               "secret_key",
+	"KEY_HASH_SECRET":          "key_hash_secret",
+	"UPSTREAM_URL":             "upstream.primary.url",
+	"UPSTREAM_API_KEY":         "upstream.primary.api_key",
+	"ADMIN_USERNAME":           "admin.username",
+	"ADMIN_PASSWORD":           "admin.password",
+	"ADMIN_PASSWORD_HASH":      "admin.password_hash",
+	"ADMIN_ALLOWED_IPS":        "admin.allowed_ips",
+	"LOG_LEVEL":                "log.level",
+	"LOG_FORMAT":               "log.format",
+	"METRICS_TOKEN":            "metrics.token",
+	"TRUSTED_PROXIES":          "server.trusted_proxies",
+	"CORS_ALLOWED_ORIGINS":     "cors.allowed_origins",
+	"PROXY_PASSTHROUGH":        "proxy.passthrough",
+	"PPROF_ADDR":               "server.pprof_addr",
+	"METRICS_LISTEN_ADDR":      "metrics.listen_addr",
+	"MAX_CONNECTIONS":          "server.max_connections",
+	"MAX_CONNECTIONS_PER_ADDR": "server.max_connections_per_addr",
 }
 
 // listKeys are set from comma-separated environment values.
@@ -454,11 +512,20 @@ func (c *Config) Validate() error {
 	if c.Admin.TokenTTL < time.Minute || c.Admin.TokenTTL > 30*24*time.Hour {
 		bad("admin.token_ttl", "must be between 1m and 720h")
 	}
-	if c.Admin.LoginFailures < 1 {
-		bad("admin.login_failures", "must be at least 1")
+	if c.Admin.LoginFailures != 0 || c.Admin.LoginWindow != 0 {
+		bad("admin.login_failures/login_window", "replaced by admin.login_throttle (per_address, per_username, global, window, max_backoff); see the README's \"Login throttle\"")
 	}
-	if c.Admin.LoginWindow <= 0 {
-		bad("admin.login_window", "must be positive")
+	if lt := c.Admin.LoginThrottle; lt.PerAddress < 1 || lt.PerUsername < 1 || lt.Global < 1 {
+		bad("admin.login_throttle", "per_address, per_username and global must be at least 1")
+	}
+	if lt := c.Admin.LoginThrottle; lt.MaxBackoff < time.Second || lt.Window < lt.MaxBackoff {
+		bad("admin.login_throttle", "max_backoff must be at least 1s, and window at least max_backoff")
+	}
+	if c.Admin.LoginThrottle.KnownAddressTTL < 0 {
+		bad("admin.login_throttle.known_address_ttl", "must not be negative (0: no address is exempt)")
+	}
+	if c.Admin.LoginThrottle.MaxEntries < 1000 {
+		bad("admin.login_throttle.max_entries", "must be at least 1000")
 	}
 	if err := checkCIDRs(c.Admin.AllowedIPs); err != nil {
 		bad("admin.allowed_ips (ADMIN_ALLOWED_IPS)", "%v", err)
@@ -529,6 +596,15 @@ func (c *Config) Validate() error {
 	if c.Server.BodyReadTimeout <= 0 {
 		bad("server.body_read_timeout", "must be positive")
 	}
+	if c.Server.BodyMinRate < 0 {
+		bad("server.body_min_rate", "must not be negative (0: no extension, a body gets body_read_timeout)")
+	}
+	if c.Server.MaxConnections < 0 || c.Server.MaxConnectionsPerAddr < 0 {
+		bad("server.max_connections", "limits must not be negative (0: see the README)")
+	}
+	if c.Metrics.ListenAddr != "" && c.Metrics.ListenAddr == c.ListenAddr {
+		bad("metrics.listen_addr", "must differ from listen_addr")
+	}
 	if c.Server.WriteProgressTimeout < time.Second {
 		bad("server.write_progress_timeout", "must be at least 1s")
 	}
@@ -540,6 +616,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Quota.UnsizedTokens < 1 {
 		bad("quota.unsized_tokens", "must be at least 1")
+	}
+	if c.Quota.MaxConcurrentEstimates < 0 || c.Quota.MaxConcurrentEstimates > 1<<16 {
+		bad("quota.max_concurrent_estimates", "must be between 0 (one per core) and 65536")
 	}
 	if c.Quota.BatchPoll < time.Second || c.Quota.BatchLease < time.Hour {
 		bad("quota.batch_poll/batch_lease", "batch_poll must be at least 1s and batch_lease at least 1h")

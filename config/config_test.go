@@ -156,3 +156,29 @@ func TestExampleConfigLoads(t *testing.T) {
 		t.Fatalf("tiers: %+v", cfg.Tiers())
 	}
 }
+
+func TestLoginThrottleSettings(t *testing.T) {
+	p := writeFile(t, "admin:\n  login_throttle: {per_address: 3, per_username: 50, window: 2h, known_address_ttl: 0}\n")
+	cfg, _, err := Load(Source{File: p})
+	if err != nil {
+		t.Fatal(err)
+	}
+	lt := cfg.Admin.LoginThrottle
+	if lt.PerAddress != 3 || lt.PerUsername != 50 || lt.Window != 2*time.Hour || lt.KnownAddressTTL != 0 ||
+		lt.Global != 1000 || lt.MaxBackoff != 15*time.Minute || lt.MaxEntries != 100_000 {
+		t.Fatalf("login_throttle = %+v", lt)
+	}
+	for yaml, wantKey := range map[string]string{
+		// The old per-IP settings point to the new ones.
+		"admin: {login_failures: 5}":                       "admin.login_throttle",
+		"admin: {login_window: 1m}":                        "admin.login_throttle",
+		"admin: {login_throttle: {per_address: 0}}":        "admin.login_throttle",
+		"admin: {login_throttle: {window: 1m}}":            "admin.login_throttle",
+		"admin: {login_throttle: {max_entries: 10}}":       "admin.login_throttle.max_entries",
+		"admin: {login_throttle: {known_address_ttl: -1}}": "admin.login_throttle.known_address_ttl",
+	} {
+		if _, _, err := Load(Source{File: writeFile(t, yaml)}); err == nil || !strings.Contains(err.Error(), wantKey) {
+			t.Errorf("%s: %v, want an error naming %s", yaml, err, wantKey)
+		}
+	}
+}

@@ -179,8 +179,10 @@ type TokenEstimator interface {
 	// InputEstimate is tighter: the text is tokenised (up to a bounded
 	// amount, the rest counted as in InputBound) and a margin for the
 	// tokenizer's difference from Claude's is added. It costs about a
-	// microsecond per 8 bytes of text.
-	InputEstimate(body []byte) int64
+	// microsecond per 8 bytes of text, so the estimates running at once
+	// are bounded relay-wide: one that finds no free slot waits for one
+	// until ctx ends, and then returns an error of kind KindOverloaded.
+	InputEstimate(ctx context.Context, body []byte) (int64, error)
 }
 
 // RequestParser reads the fields of a request body that decide a
@@ -212,3 +214,35 @@ type SystemClock struct{}
 func (SystemClock) Now() time.Time { return time.Now() }
 
 var _ Clock = SystemClock{}
+
+// LoginCounter is one counter of the admin login throttle. Its meaning is
+// the policy's (domain/admin); a LoginThrottle store keeps it as it is.
+type LoginCounter struct {
+	Count    float64   // failures (a budget's count leaks away over time)
+	At       time.Time // when Count last changed
+	InFlight int       // attempts admitted and still being checked
+	Lease    time.Time // InFlight stops counting then (a replica died mid-check)
+}
+
+// LoginCounterUpdate replaces the counter under Key.
+type LoginCounterUpdate struct {
+	Key     string
+	Counter LoginCounter
+	// TTL is how long the counter is kept; zero or less deletes it.
+	TTL time.Duration
+}
+
+// LoginThrottle stores the admin login throttle's counters, for one replica
+// or shared by several. It decides nothing: it makes each of the policy's
+// decisions atomic, and forgets a counter once its TTL has passed. A store
+// with bounded memory may also forget the least recently used counters
+// early.
+type LoginThrottle interface {
+	// Update reads the counters under keys (the zero LoginCounter for an
+	// absent or expired one), calls decide with them and the store's time,
+	// and writes the updates decide returns: all of them or, with an error,
+	// none, and so that no other Update of any of keys falls in between.
+	// decide may be called more than once (a shared store retries after a
+	// conflict), so it must only compute; its updates name keys from keys.
+	Update(ctx context.Context, keys []string, decide func(now time.Time, cur []LoginCounter) []LoginCounterUpdate) error
+}

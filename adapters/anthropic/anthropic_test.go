@@ -214,14 +214,14 @@ func TestEstimateInputTokens(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	n := est.InputEstimate(body)
+	n := est.estimateNow(body)
 	// ~100 text tokens with the tool schema as JSON, framing, the tool-use
 	// system prompt and one image.
 	if n < DefaultImageTokens+toolUseSystemTokens+100 || n > DefaultImageTokens+toolUseSystemTokens+600 {
 		t.Fatalf("estimate %d out of range", n)
 	}
 	big := []byte(`{"messages":[{"role":"user","content":"` + strings.Repeat("word ", 200_000) + `"}]}`)
-	if n := est.InputEstimate(big); n < 200_000 || n > int64(len(big)) {
+	if n := est.estimateNow(big); n < 200_000 || n > int64(len(big)) {
 		t.Fatalf("big estimate %d out of range", n)
 	}
 }

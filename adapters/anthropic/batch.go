@@ -7,8 +7,6 @@ import (
 	"fmt"
 	"io"
 
-	"github.com/tidwall/gjson"
-
 	"github.com/relaystation/relay/domain"
 )
 
@@ -68,7 +66,7 @@ func ScanBatchResults(r io.Reader, fn func(BatchResult) error) error {
 }
 
 func parseBatchResult(line []byte) (BatchResult, error) {
-	if !nestingWithin(line, maxNesting) || !gjson.Valid(b2s(line)) || kind(line) != '{' {
+	if checkJSON(line) != jsonValid || kind(line) != '{' {
 		return BatchResult{}, errors.New("not a JSON object")
 	}
 	var (

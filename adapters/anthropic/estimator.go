@@ -2,12 +2,15 @@ package anthropic
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"math"
+	"runtime"
 	"strings"
 	"sync"
 	"unicode/utf8"
 
+	"github.com/relaystation/relay/domain"
 	"github.com/relaystation/relay/ports"
 )
 
@@ -62,6 +65,13 @@ const (
 	definedToolTokens = 2048
 	// maxWalkDepth: content nested deeper counts its raw bytes.
 	maxWalkDepth = 32
+	// maxDeferred bounds how many values that were skipped over before
+	// being read (a block's content before its type, a document source's
+	// content) may enclose one another: each is read once more, so this
+	// bounds the walk's cost to a few reads of each byte. Blocks SDKs and
+	// people write defer one or two levels; a block or source that would
+	// defer deeper is sized at its dearest instead (see walker.dearest).
+	maxDeferred = 4
 )
 
 // separator joins text leaves for tokenising. Its NUL keeps the tokenizer's
@@ -94,6 +104,12 @@ type EstimatorConfig struct {
 	// TokenizeLimit is the bytes of text InputEstimate tokenises exactly
 	// (DefaultTokenizeLimit).
 	TokenizeLimit int
+	// MaxConcurrent bounds the InputEstimate calls that run at once, in
+	// the whole process (default GOMAXPROCS): a flood of large bodies
+	// whose cheap bound does not fit gets no more of the CPU than that,
+	// and queues (see InputEstimate) instead of slowing every estimate
+	// down together.
+	MaxConcurrent int
 }
 
 // Estimator bounds and estimates the input tokens of a request body:
@@ -121,11 +137,14 @@ type EstimatorConfig struct {
 // walked for the text, images and documents inside. The walk reads each
 // byte once when blocks name their type first (as SDKs write them); a
 // block whose type comes after its content is read once more per level,
-// which the depth limit bounds. Keys are matched ignoring case at the top
-// level (counting a case variant twice is safe), exactly below.
+// for at most 4 such levels: one nested deeper is sized as a block of two
+// types. Keys are matched ignoring case at the top level (counting a case
+// variant twice is safe), exactly below.
 type Estimator struct {
 	cfg  EstimatorConfig
 	bufs sync.Pool
+	// slots holds a token per InputEstimate running.
+	slots chan struct{}
 }
 
 var _ ports.TokenEstimator = (*Estimator)(nil)
@@ -161,7 +180,13 @@ func NewEstimator(cfg EstimatorConfig) (*Estimator, error) {
 	if cfg.TokenizeLimit < 0 || cfg.TokenizeLimit > 64<<20 {
 		return nil, fmt.Errorf("anthropic: estimator tokenize limit %d is not between 1 and 64 MiB", cfg.TokenizeLimit)
 	}
-	return &Estimator{cfg: cfg}, nil
+	if cfg.MaxConcurrent == 0 {
+		cfg.MaxConcurrent = runtime.GOMAXPROCS(0)
+	}
+	if cfg.MaxConcurrent < 0 || cfg.MaxConcurrent > 1<<16 {
+		return nil, fmt.Errorf("anthropic: estimator max concurrent %d is not between 1 and 65536", cfg.MaxConcurrent)
+	}
+	return &Estimator{cfg: cfg, slots: make(chan struct{}, cfg.MaxConcurrent)}, nil
 }
 
 // Config reports the configuration in effect, defaults filled in.
@@ -183,7 +208,32 @@ func (e *Estimator) InputBound(body []byte) int64 {
 // past the limit counts one token per byte, as in InputBound (bytes already
 // bound any tokenizer, so they take no margin). Framing and fixed bounds
 // are added as they are, and the result never exceeds InputBound.
-func (e *Estimator) InputEstimate(body []byte) int64 {
+//
+// At most MaxConcurrent estimates run at once. A call that finds them all
+// taken waits for one to finish, for as long as ctx allows (the caller
+// decides how long a request may queue), and then returns ErrEstimatorBusy
+// wrapping ctx's error.
+func (e *Estimator) InputEstimate(ctx context.Context, body []byte) (int64, error) {
+	select {
+	case e.slots <- struct{}{}:
+	default:
+		select {
+		case e.slots <- struct{}{}:
+		case <-ctx.Done():
+			return 0, fmt.Errorf("%w: %w", ErrEstimatorBusy, context.Cause(ctx))
+		}
+	}
+	defer func() { <-e.slots }()
+	return e.estimate(body), nil
+}
+
+// ErrEstimatorBusy: every estimate slot stayed taken for as long as the
+// caller could wait.
+var ErrEstimatorBusy = &domain.Error{Kind: domain.KindOverloaded, Reason: "estimator",
+	Message: "every input-token estimate slot is busy"}
+
+// estimate is InputEstimate once it holds a slot.
+func (e *Estimator) estimate(body []byte) int64 {
 	w := walker{cfg: &e.cfg, exact: true, limit: e.cfg.TokenizeLimit}
 	if p, ok := e.bufs.Get().(*[]byte); ok {
 		w.buf = (*p)[:0]
@@ -211,6 +261,9 @@ type walker struct {
 	raw      int64 // bytes counted one per token, never tokenised
 	fixed    int64 // framing and fixed bounds
 	pdfPages int64
+	// deferred is how many values skipped over before being read enclose
+	// the one being read (see maxDeferred).
+	deferred int
 
 	scratch [maxKeyRaw * 2]byte
 }
@@ -284,6 +337,15 @@ func (w *walker) rawText(v []byte) {
 // rawBytes counts v one token per byte, without tokenising.
 func (w *walker) rawBytes(v []byte) { w.raw += boundBytes(v) }
 
+// dearest sizes the value b[x:end] as nothing in particular, the dearest
+// of what it could be: its raw bytes, UnsizedTokens, and the most PDF
+// pages a request may carry.
+func (w *walker) dearest(x, end int) {
+	w.fixed += w.cfg.UnsizedTokens
+	w.pdfPages += w.cfg.MaxPDFPages
+	w.rawBytes(w.b[x:end])
+}
+
 func (w *walker) name(key []byte) string { return b2s(keyName(key, w.scratch[:])) }
 
 // is compares a key with a field name ignoring case: a key that differs
@@ -315,13 +377,14 @@ func (w *walker) rawTextAt(v int) int {
 }
 
 // str is the unescaped text of a short JSON string value (a type, a media
-// type) at v, "" for anything else; it may point into w.scratch.
-func (w *walker) str(v int) string {
+// type) at v, "" for anything else, and the value's end; the text may
+// point into w.scratch.
+func (w *walker) str(v int) (string, int) {
 	e := valueEnd(w.b, v)
 	if w.b[v] != '"' || e-v > maxKeyRaw {
-		return ""
+		return "", e
 	}
-	return b2s(keyName(w.b[v:e], w.scratch[:]))
+	return b2s(keyName(w.b[v:e], w.scratch[:])), e
 }
 
 // The walk is a recursive descent over the body, each function taking the
@@ -525,21 +588,23 @@ func (w *walker) block(x, depth int, generic bool) int {
 		conflict bool
 		small    [4]putOff
 		later    = small[:0]
+		nested   bool // a container is among the members put off
 	)
 	end := members(w.b, x, func(key []byte, v int) int {
 		name := w.name(key)
 		if name == "type" {
-			t := w.str(v)
+			t, e := w.str(v)
 			if !sawType {
 				typ, sawType = internType(t), true
 			} else if t != typ {
 				conflict = true
 			}
-			return w.skip(v)
+			return e
 		}
 		if !sawType {
 			e := valueEnd(w.b, v)
 			later = append(later, putOff{key, v, e})
+			nested = nested || w.b[v] == '{' || w.b[v] == '['
 			return e
 		}
 		return w.member(typ, name, v, depth, generic)
@@ -547,19 +612,20 @@ func (w *walker) block(x, depth int, generic bool) int {
 	if end < 0 {
 		return len(w.b)
 	}
-	if conflict {
-		// Two types: parsers disagree on what the block is, so it is
-		// sized as nothing in particular: its raw bytes, UnsizedTokens,
-		// and the most PDF pages a request may carry.
+	if conflict || nested && w.deferred >= maxDeferred {
+		// Two types: parsers disagree on what the block is. Or content
+		// before the type, inside too many others like it to be read
+		// once more. Either way it is sized as nothing in particular.
 		w.restore(start)
-		w.fixed += perBlockTokens + w.cfg.UnsizedTokens
-		w.pdfPages += w.cfg.MaxPDFPages
-		w.rawBytes(w.b[x:end])
+		w.fixed += perBlockTokens
+		w.dearest(x, end)
 		return end
 	}
+	w.deferred++
 	for _, p := range later {
 		w.member(typ, w.name(p.key), p.v, depth, generic)
 	}
+	w.deferred--
 	w.finish(typ, x, end, generic)
 	return end
 }
@@ -668,42 +734,56 @@ func (w *walker) document(v, depth int) int {
 		dup = dup || seen[i]
 		seen[i] = true
 	}
+	// Content after the type "content" is read in place; content before
+	// any type is skipped over, and read once the type is known.
+	start, inPlace := w.snap(), false
 	end := members(w.b, v, func(key []byte, val int) int {
-		e := valueEnd(w.b, val)
 		switch w.name(key) {
 		case "type":
 			mark(0)
-			typ = strings.Clone(w.str(val))
+			t, e := w.str(val)
+			typ = strings.Clone(t)
+			return e
 		case "media_type":
 			mark(1)
-			mediaType = strings.Clone(w.str(val))
+			t, e := w.str(val)
+			mediaType = strings.Clone(t)
+			return e
 		case "data":
 			mark(2)
+			e := valueEnd(w.b, val)
 			data = w.b[val:e]
+			return e
 		case "content":
 			mark(3)
 			content = val
+			if typ == "content" && !dup {
+				inPlace = true
+				return w.content(val, depth+1)
+			}
 		}
-		return e
+		return valueEnd(w.b, val)
 	})
 	if end < 0 {
 		return len(w.b)
 	}
-	if dup {
+	if dup || typ == "content" && !inPlace && content >= 0 && w.b[content] == '[' && w.deferred >= maxDeferred {
 		// A source with a repeated field means different things to a
-		// first-wins and a last-wins parser: size it as the worst of all
-		// (its raw bytes, an unsized block, the most PDF pages).
-		w.fixed += w.cfg.UnsizedTokens
-		w.pdfPages += w.cfg.MaxPDFPages
-		w.rawBytes(w.b[v:end])
+		// first-wins and a last-wins parser; content too deep among
+		// others read twice is not read a third time. Either way the
+		// source is sized at its dearest.
+		w.restore(start)
+		w.dearest(v, end)
 		return end
 	}
 	switch typ {
 	case "text":
 		w.leaf(data)
 	case "content":
-		if content >= 0 {
+		if content >= 0 && !inPlace {
+			w.deferred++
 			w.content(content, depth+1)
+			w.deferred--
 		}
 	case "base64":
 		if strings.HasPrefix(mediaType, "text/") {

@@ -2,6 +2,7 @@ package anthropic
 
 import (
 	"bytes"
+	"context"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
@@ -17,6 +18,15 @@ func MustEstimator(tb testing.TB, cfg EstimatorConfig) *Estimator {
 		tb.Fatal(err)
 	}
 	return e
+}
+
+// estimateNow is InputEstimate for tests, which never wait for a slot.
+func (e *Estimator) estimateNow(body []byte) int64 {
+	n, err := e.InputEstimate(context.Background(), body)
+	if err != nil {
+		panic(err)
+	}
+	return n
 }
 
 func mustJSON(tb testing.TB, v any) []byte {
@@ -54,7 +64,7 @@ func CountTokensExact(s string) int64 {
 // the texts (and that the estimate includes at least fixed).
 func checkEstimates(t *testing.T, e *Estimator, body []byte, fixed int64, texts ...string) (est, bound int64) {
 	t.Helper()
-	est, bound = e.InputEstimate(body), e.InputBound(body)
+	est, bound = e.estimateNow(body), e.InputBound(body)
 	ref := cl100k(texts...)
 	if est < ref+fixed {
 		t.Fatalf("InputEstimate %d < cl100k %d + fixed %d", est, ref, fixed)
@@ -348,7 +358,7 @@ func TestEstimatorHostileShapes(t *testing.T) {
 	checkEstimates(t, e, deep, 0, "deep")
 	for _, b := range []string{``, `[]`, `"x"`, `{`, `{"messages":`, `{"messages":[{"content":[{"type":"document","source":{"type":"base64","data":"%%%"}}]}]}`,
 		`{"messages":[{"content":[[[[[[`, `{"messages":[{"content":"\u"}]}`} {
-		if n, m := e.InputEstimate([]byte(b)), e.InputBound([]byte(b)); n < 0 || m < n {
+		if n, m := e.estimateNow([]byte(b)), e.InputBound([]byte(b)); n < 0 || m < n {
 			t.Fatalf("%q: estimate %d bound %d", b, n, m)
 		}
 	}
@@ -412,7 +422,7 @@ func BenchmarkInputEstimate32MB(b *testing.B) {
 		b.Run(name, func(b *testing.B) {
 			b.SetBytes(int64(len(body)))
 			for b.Loop() {
-				_ = e.InputEstimate(body)
+				_ = e.estimateNow(body)
 			}
 		})
 	}
@@ -424,7 +434,7 @@ func BenchmarkInputEstimate1KB(b *testing.B) {
 	Warm()
 	b.ReportAllocs()
 	for b.Loop() {
-		_ = e.InputEstimate(body)
+		_ = e.estimateNow(body)
 	}
 }
 

@@ -6,9 +6,12 @@ import (
 	"encoding/json"
 	"math/rand/v2"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/tidwall/gjson"
 
 	"github.com/relaystation/relay/domain"
 )
@@ -54,7 +57,7 @@ func FuzzUsageFromJSON(f *testing.F) {
 		}
 		// The request-side readers see the same untrusted bytes.
 		_, _ = ParseRequest(body, FormatMessages)
-		if n := fuzzEstimator.InputEstimate(body); n < 0 {
+		if n := fuzzEstimator.estimateNow(body); n < 0 {
 			t.Fatalf("negative estimate %d", n)
 		}
 	})
@@ -249,7 +252,7 @@ func FuzzEstimator(f *testing.F) {
 		f.Fatal(err)
 	}
 	f.Fuzz(func(t *testing.T, body []byte) {
-		est, bound := e.InputEstimate(body), e.InputBound(body)
+		est, bound := e.estimateNow(body), e.InputBound(body)
 		if est < 0 || bound < est {
 			t.Fatalf("estimate %d, bound %d", est, bound)
 		}
@@ -374,3 +377,98 @@ var fuzzEstimator = func() *Estimator {
 	}
 	return e
 }()
+
+// jsonDepth is the container nesting of valid JSON, read by encoding/json.
+func jsonDepth(b []byte) int {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	depth, deepest := 0, 0
+	for {
+		tok, err := dec.Token()
+		if err != nil {
+			return deepest
+		}
+		switch tok {
+		case json.Delim('{'), json.Delim('['):
+			depth++
+			deepest = max(deepest, depth)
+		case json.Delim('}'), json.Delim(']'):
+			depth--
+		}
+	}
+}
+
+// FuzzCheckJSON: checkJSON agrees with encoding/json.Valid, and with
+// gjson.Valid (the check it replaced) within the nesting limit.
+func FuzzCheckJSON(f *testing.F) {
+	for _, s := range []string{
+		`{}`, `[]`, ` {"a" : [1, -0.5e+3, true, false, null, "x\u00e9\"\\\/\b\f\n\r\t"]} `, `"\ud800"`, "\"\xff\xfe\"",
+		`01`, `-`, `1.`, `.5`, `1e`, `1e+`, `+1`, `[1,]`, `{"a":1,}`, `{"a"}`, `{"a":}`, `{,}`, `[,1]`, `{"a":1 "b":2}`,
+		`tru`, `nul`, `truex`, `[1 2]`, `"a` + "\x1f" + `"`, `"\x"`, `"\u12G4"`, `"\u12"`, `{"a":1}}`, `[[]]]`, `[[]`,
+		strings.Repeat("[", 1000) + strings.Repeat("]", 1000), strings.Repeat("[", 1001) + strings.Repeat("]", 1001),
+		`{"a":` + strings.Repeat(`{"b":`, 999) + `1` + strings.Repeat("}", 1000), "", " ", "\t\n\r 7 \n",
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		got, want := checkJSON(b), json.Valid(b)
+		switch got {
+		case jsonValid:
+			if !want || jsonDepth(b) > maxNesting || !gjson.Valid(string(b)) {
+				t.Fatalf("checkJSON accepts %q; encoding/json.Valid %v", b, want)
+			}
+		case jsonInvalid:
+			if want {
+				t.Fatalf("checkJSON refuses %q, which encoding/json accepts", b)
+			}
+		case jsonTooDeep:
+			if want && jsonDepth(b) <= maxNesting {
+				t.Fatalf("checkJSON finds %q too deep, at depth %d", b, jsonDepth(b))
+			}
+		}
+		if want && got != jsonValid && jsonDepth(b) <= maxNesting {
+			t.Fatalf("checkJSON %d on valid %q", got, b)
+		}
+	})
+}
+
+// gjsonFileIDs is the recursive gjson walk fileIDs replaced, kept as its
+// reference (values unescaped as fileIDs does).
+func gjsonFileIDs(obj []byte) []string {
+	var ids []string
+	var walk func(v gjson.Result)
+	walk = func(v gjson.Result) {
+		v.ForEach(func(k, val gjson.Result) bool {
+			if k.Str == "file_id" && val.Type == gjson.String {
+				id, _ := appendUnescaped(nil, strContent([]byte(val.Raw)), -1)
+				ids = append(ids, string(id))
+			}
+			if val.IsObject() || val.IsArray() {
+				walk(val)
+			}
+			return true
+		})
+	}
+	walk(gjson.ParseBytes(obj))
+	return ids
+}
+
+// FuzzFileIDs: the one-pass scan finds exactly the file ids the recursive
+// walk did, in the same order.
+func FuzzFileIDs(f *testing.F) {
+	for _, s := range []string{
+		`{"a":[{"file_id":"f1"},{"b":{"file\u005fid":"f2","file_id":3}}],"file_id":"f3"}`,
+		`{"x":"\"file_id\":\"no\"","y":["file_id",":"],"z":{"file_id" : "\u0066ile"}}`,
+		`{"file_id":{"file_id":"inner"},"\\":"file_id","k":"\\\"file_id\":"}`,
+		`[{"file_id":"a"},"file_id",{"\u0066\u0069\u006c\u0065\u005f\u0069\u0064":"b"}]`,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if checkJSON(b) != jsonValid {
+			return
+		}
+		if got, want := fileIDs(b), gjsonFileIDs(b); !slices.Equal(got, want) {
+			t.Fatalf("%q: scan %q, walk %q", b, got, want)
+		}
+	})
+}

@@ -15,9 +15,9 @@ import (
 // verdict on validity use checkBody first.
 
 // maxNesting bounds the container nesting of a body the relay accepts: far
-// deeper than any real request (tool schemas nest a few dozen levels), and
-// it bounds gjson.Valid, which recurses once per level, so a body of a
-// million '[' cannot exhaust the stack.
+// deeper than any real request (tool schemas nest a few dozen levels). No
+// reader here recurses per level of JSON, but the other parsers a body
+// meets (the upstream's, a client's) may.
 const maxNesting = 1000
 
 // isWS reports JSON insignificant whitespace.
@@ -64,10 +64,26 @@ func stringEnd(b []byte, i int) int {
 // plain: ASCII without escapes, so its content is its text.
 func stringEndPlain(b []byte, i int) (int, bool) {
 	j := i + 1
+	// Most strings (keys, types, labels) are a few bytes: a plain loop
+	// finds their end before a wider read would start.
+	for n := min(len(b), j+8); j < n; j++ {
+		switch c := b[j]; {
+		case c == '"':
+			return j + 1, true
+		case c == '\\' || c >= utf8.RuneSelf:
+			return stringEndSlow(b, i, j)
+		}
+	}
 	j += plainLen(b[j:min(len(b), j+64)])
 	if j < len(b) && b[j] == '"' {
 		return j + 1, true
 	}
+	return stringEndSlow(b, i, j)
+}
+
+// stringEndSlow is stringEndPlain from j, the first byte of the string
+// opened at b[i] that is not known to be plain.
+func stringEndSlow(b []byte, i, j int) (int, bool) {
 	for j < len(b) {
 		q := bytes.IndexByte(b[j:], '"')
 		if q < 0 {
@@ -238,7 +254,7 @@ func keyName(key []byte, scratch []byte) []byte {
 	if c == nil || len(key) > maxKeyRaw {
 		return nil
 	}
-	if bytes.IndexByte(c, '\\') < 0 && utf8.Valid(c) {
+	if plainLen(c) == len(c) || bytes.IndexByte(c, '\\') < 0 && utf8.Valid(c) {
 		return c
 	}
 	out, _ := appendUnescaped(scratch[:0], c, -1)
@@ -356,29 +372,228 @@ func hex4(s []byte) rune {
 	return r
 }
 
-// nestingWithin reports whether no container in b nests deeper than max,
-// counting brackets outside strings. For valid JSON that is exactly the
-// nesting depth; for any input it bounds the recursion of gjson.Valid, which
-// agrees with this scan on where strings are up to the first error, where it
-// stops.
-func nestingWithin(b []byte, max int) bool {
+// jsonVerdict is what checkJSON found.
+type jsonVerdict uint8
+
+const (
+	jsonValid jsonVerdict = iota
+	jsonInvalid
+	jsonTooDeep // valid up to a container nested deeper than maxNesting
+)
+
+// checkJSON reports whether b is exactly one JSON value, with optional
+// whitespace around it, as RFC 8259 and encoding/json.Valid read it (a
+// string may hold any byte but '"', '\\' and the controls below 0x20,
+// so invalid UTF-8 is valid JSON, as there), with no container nested
+// deeper than maxNesting. It stops at the first error, which is either
+// the nesting or the syntax. One pass, without recursion or allocation:
+// each byte is read once, runs of plain string bytes eight at a time.
+func checkJSON(b []byte) jsonVerdict {
+	// objs has bit d set while the container at depth d is an object.
+	var objs [maxNesting/64 + 1]uint64
 	depth := 0
-	for i := 0; i < len(b); {
-		switch b[i] {
-		case '"':
-			i = stringEnd(b, i)
-			continue
+	i := 0
+	for {
+		// A value starts at i.
+		i = skipWS(b, i)
+		if i >= len(b) {
+			return jsonInvalid
+		}
+		switch c := b[i]; c {
 		case '{', '[':
-			depth++
-			if depth > max {
-				return false
+			if depth == maxNesting {
+				return jsonTooDeep
 			}
-		case '}', ']':
-			depth--
+			w, bit := depth>>6, uint64(1)<<(depth&63)
+			closer := byte(']')
+			if c == '{' {
+				objs[w] |= bit
+				closer = '}'
+			} else {
+				objs[w] &^= bit
+			}
+			depth++
+			i = skipWS(b, i+1)
+			if i < len(b) && b[i] == closer {
+				i++
+				depth--
+				break // an empty container: a value ended
+			}
+			if c == '{' {
+				if i = validKey(b, i); i < 0 {
+					return jsonInvalid
+				}
+			}
+			continue
+		case '"':
+			i = validString(b, i)
+		case 't':
+			i = validLiteral(b, i, "true")
+		case 'f':
+			i = validLiteral(b, i, "false")
+		case 'n':
+			i = validLiteral(b, i, "null")
+		default:
+			i = validNumber(b, i)
+		}
+		if i < 0 {
+			return jsonInvalid
+		}
+		// A value ended at i: close containers up to the next member.
+		for {
+			i = skipWS(b, i)
+			if depth == 0 {
+				if i == len(b) {
+					return jsonValid
+				}
+				return jsonInvalid
+			}
+			if i >= len(b) {
+				return jsonInvalid
+			}
+			d := depth - 1
+			obj := objs[d>>6]>>(d&63)&1 == 1
+			if b[i] == ',' {
+				i++
+				if obj {
+					if i = validKey(b, skipWS(b, i)); i < 0 {
+						return jsonInvalid
+					}
+				}
+				break
+			}
+			if obj && b[i] == '}' || !obj && b[i] == ']' {
+				i++
+				depth--
+				continue
+			}
+			return jsonInvalid
+		}
+	}
+}
+
+// validKey reads an object key and its colon at b[i]: the index after the
+// colon, -1 if they are not there.
+func validKey(b []byte, i int) int {
+	if i >= len(b) || b[i] != '"' {
+		return -1
+	}
+	if i = validString(b, i); i < 0 {
+		return -1
+	}
+	i = skipWS(b, i)
+	if i >= len(b) || b[i] != ':' {
+		return -1
+	}
+	return i + 1
+}
+
+// validString reads the string whose opening quote is b[i]: the index past
+// its closing quote, -1 if it is not a valid JSON string.
+func validString(b []byte, i int) int {
+	j := i + 1
+	for {
+		j += stringRunLen(b[j:])
+		if j >= len(b) {
+			return -1
+		}
+		switch b[j] {
+		case '"':
+			return j + 1
+		case '\\':
+			if j+1 >= len(b) {
+				return -1
+			}
+			switch b[j+1] {
+			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
+				j += 2
+			case 'u':
+				if hex4(b[j+2:]) < 0 {
+					return -1
+				}
+				j += 6
+			default:
+				return -1
+			}
+		default: // a control character
+			return -1
+		}
+	}
+}
+
+// stringRunLen is the length of the longest prefix of b with no '"', no
+// '\\' and no control character (below 0x20), read 8 bytes at a time.
+func stringRunLen(b []byte) int {
+	const ones, highs = 0x0101010101010101, 0x8080808080808080
+	i := 0
+	for ; i+8 <= len(b); i += 8 {
+		x := binary.LittleEndian.Uint64(b[i:])
+		q, bs := x^(0x22*ones), x^(0x5C*ones)
+		if ((q-ones)&^q|(bs-ones)&^bs|(x-0x20*ones)&^x)&highs != 0 {
+			break
+		}
+	}
+	for i < len(b) {
+		if c := b[i]; c == '"' || c == '\\' || c < 0x20 {
+			break
 		}
 		i++
 	}
-	return true
+	return i
+}
+
+// validLiteral reads lit at b[i]: the index past it, -1 if it is not there.
+func validLiteral(b []byte, i int, lit string) int {
+	if len(b)-i < len(lit) || string(b[i:i+len(lit)]) != lit {
+		return -1
+	}
+	return i + len(lit)
+}
+
+// validNumber reads a JSON number at b[i]: -?(0|[1-9][0-9]*)(.[0-9]+)?
+// ([eE][+-]?[0-9]+)?; the index past it, -1 if there is none.
+func validNumber(b []byte, i int) int {
+	if i < len(b) && b[i] == '-' {
+		i++
+	}
+	switch {
+	case i >= len(b):
+		return -1
+	case b[i] == '0':
+		i++
+	case '1' <= b[i] && b[i] <= '9':
+		i = digits(b, i+1)
+	default:
+		return -1
+	}
+	if i < len(b) && b[i] == '.' {
+		j := digits(b, i+1)
+		if j == i+1 {
+			return -1
+		}
+		i = j
+	}
+	if i < len(b) && (b[i] == 'e' || b[i] == 'E') {
+		i++
+		if i < len(b) && (b[i] == '+' || b[i] == '-') {
+			i++
+		}
+		j := digits(b, i)
+		if j == i {
+			return -1
+		}
+		i = j
+	}
+	return i
+}
+
+// digits returns the index of the first byte at or after i that is not a
+// decimal digit.
+func digits(b []byte, i int) int {
+	for i < len(b) && '0' <= b[i] && b[i] <= '9' {
+		i++
+	}
+	return i
 }
 
 // members walks the object whose '{' is b[i], calling fn with each raw key

@@ -6,8 +6,6 @@ import (
 	"strings"
 	"unicode/utf8"
 
-	"github.com/tidwall/gjson"
-
 	"github.com/relaystation/relay/domain"
 	"github.com/relaystation/relay/ports"
 )
@@ -54,13 +52,14 @@ var (
 // must be a boolean; model, if present, a string. FormatChat also reads
 // stream_options.include_usage, and, as the OpenAI format declares these
 // fields nullable, takes null for an absent value; FormatMessages refuses
-// null. A body nesting deeper than 1000 levels is refused too (no request
-// comes near, and it bounds the validator's recursion). Any violation is a
-// *domain.Error of kind KindInvalid, reason "body", whose message says what
-// is wrong.
+// null. A body nesting deeper than 1000 levels, or with more than 1000
+// top-level keys, is refused too (no request comes near either). Any
+// violation is a *domain.Error of kind KindInvalid, reason "body", whose
+// message says what is wrong.
 //
-// One pass over the top level after a validity check of the whole body;
-// nothing below the top level is decoded.
+// One pass over the top level after a validity check of the whole body
+// (checkJSON); nothing below the top level is decoded. Both are linear in
+// the body, whatever its shape.
 func ParseRequest(body []byte, f Format) (Request, error) {
 	if err := checkBody(body); err != nil {
 		return Request{}, err
@@ -70,10 +69,10 @@ func ParseRequest(body []byte, f Format) (Request, error) {
 
 // checkBody refuses a body that is not one valid JSON object.
 func checkBody(body []byte) error {
-	if !nestingWithin(body, maxNesting) {
+	switch checkJSON(body) {
+	case jsonTooDeep:
 		return bodyErr("the body nests deeper than %d levels", maxNesting)
-	}
-	if !gjson.Valid(b2s(body)) {
+	case jsonInvalid:
 		return bodyErr("the body is not valid JSON")
 	}
 	if i := skipWS(body, 0); i >= len(body) || body[i] != '{' {
@@ -88,29 +87,48 @@ func bodyErr(format string, args ...any) error {
 
 // fileIDs returns every string value of a "file_id" key anywhere in obj
 // (content blocks that name an uploaded file), so that admission can check
-// the key owns each. The walk runs only when the body can contain such a
-// key: the literal name, or any escape that could spell it.
+// the key owns each. The scan runs only when the body can contain such a
+// key: the literal name, or a \u escape that could spell it. obj must be
+// valid JSON (checkBody): then a string followed by a colon is a key, and
+// nothing else is, so one pass from quote to quote, without tracking
+// nesting, finds them all; each byte is read a bounded number of times
+// whatever the shape.
 func fileIDs(obj []byte) []string {
 	if !bytes.Contains(obj, []byte("file_id")) && !bytes.Contains(obj, []byte(`\u`)) {
 		return nil
 	}
+	const name = "file_id"
 	var ids []string
-	var walk func(v gjson.Result, depth int)
-	walk = func(v gjson.Result, depth int) {
-		if depth > maxNesting || !v.IsObject() && !v.IsArray() {
-			return
+	var scratch [maxKeyRaw * 2]byte
+	for i := 0; i < len(obj); {
+		q := bytes.IndexByte(obj[i:], '"')
+		if q < 0 {
+			break
 		}
-		v.ForEach(func(k, val gjson.Result) bool {
-			if k.Str == "file_id" && val.Type == gjson.String {
-				ids = append(ids, val.Str)
-			}
-			if val.IsObject() || val.IsArray() {
-				walk(val, depth+1)
-			}
-			return true
-		})
+		k := i + q
+		ke := stringEnd(obj, k)
+		i = ke
+		// A key spelling file_id is 7 to 42 raw bytes (every character
+		// a six-byte escape) between its quotes.
+		if n := ke - k - 2; n < len(name) || n > 6*len(name) {
+			continue
+		}
+		c := skipWS(obj, ke)
+		if c >= len(obj) || obj[c] != ':' {
+			continue
+		}
+		if string(keyName(obj[k:ke], scratch[:])) != name {
+			continue
+		}
+		v := skipWS(obj, c+1)
+		if v >= len(obj) || obj[v] != '"' {
+			continue
+		}
+		ve := stringEnd(obj, v)
+		id, _ := appendUnescaped(nil, strContent(obj[v:ve]), -1)
+		ids = append(ids, string(id))
+		i = ve
 	}
-	walk(gjson.ParseBytes(obj), 0)
 	return ids
 }
 
@@ -138,6 +156,10 @@ func parseTop(obj []byte, f Format, at string) (Request, error) {
 		streamOpts []byte
 	)
 	forEachMember(obj, func(key, val []byte) bool {
+		if keys.full() {
+			err = bodyErr("%sthe body has more than %d top-level keys", at, maxObjectKeys)
+			return false
+		}
 		if !keys.add(fullKey(key)) {
 			err = bodyErr("%sthe key %s appears more than once", at, quoteKey(key))
 			return false
@@ -230,6 +252,10 @@ func parseStreamOptions(v []byte, at string) (bool, error) {
 		scratch [maxKeyRaw * 2]byte
 	)
 	forEachMember(v, func(key, val []byte) bool {
+		if keys.full() {
+			err = bodyErr("%sstream_options has more than %d keys", at, maxObjectKeys)
+			return false
+		}
 		if !keys.add(fullKey(key)) {
 			err = bodyErr("%sthe key stream_options.%s appears more than once", at, quoteKey(key))
 			return false
@@ -319,6 +345,12 @@ func fullKey(key []byte) string {
 	return b2s(c)
 }
 
+// maxObjectKeys bounds the keys of an object whose keys are checked for
+// repeats (a body's top level, stream_options, a batch and each of its
+// requests): the APIs define a few dozen fields, and remembering millions
+// of keys would cost more than reading them.
+const maxObjectKeys = 1000
+
 // keySet detects a repeated key: a linear scan for the usual dozen keys, a
 // map beyond.
 type keySet struct {
@@ -327,6 +359,15 @@ type keySet struct {
 	m     map[string]struct{}
 }
 
+// full reports whether the set holds maxObjectKeys keys.
+func (s *keySet) full() bool {
+	if s.m != nil { // the map holds the small keys too
+		return len(s.m) >= maxObjectKeys
+	}
+	return s.n >= maxObjectKeys
+}
+
+// add records k; false if it was there already.
 func (s *keySet) add(k string) bool {
 	if s.m != nil {
 		if _, ok := s.m[k]; ok {
@@ -362,11 +403,17 @@ type BatchItem struct {
 	Params []byte
 }
 
+// MaxBatchRequests is the most requests one Message Batch may hold, the
+// upstream's limit ("100,000 Message requests or 256 MB"): it also bounds
+// the per-request work of reading and bounding a batch.
+const MaxBatchRequests = 100_000
+
 // ParseBatch reads the body of POST /v1/messages/batches as strictly as
 // ParseRequest reads a request: valid JSON, an object without repeated or
-// case-variant keys, whose requests is a non-empty array of objects, each
-// with a string custom_id (unique within the batch, compared unescaped) and
-// an object params read by ParseRequest's FormatMessages rules.
+// case-variant keys, whose requests is a non-empty array of at most
+// MaxBatchRequests objects, each with a string custom_id (unique within
+// the batch, compared unescaped) and an object params read by
+// ParseRequest's FormatMessages rules.
 func ParseBatch(body []byte) ([]BatchItem, error) {
 	if err := checkBody(body); err != nil {
 		return nil, err
@@ -378,6 +425,10 @@ func ParseBatch(body []byte) ([]BatchItem, error) {
 		scratch [maxKeyRaw * 2]byte
 	)
 	forEachMember(body, func(key, val []byte) bool {
+		if keys.full() {
+			err = bodyErr("the body has more than %d top-level keys", maxObjectKeys)
+			return false
+		}
 		if !keys.add(fullKey(key)) {
 			err = bodyErr("the key %s appears more than once", quoteKey(key))
 			return false
@@ -407,6 +458,10 @@ func ParseBatch(body []byte) ([]BatchItem, error) {
 		ids   = map[string]int{}
 	)
 	forEachElem(reqs, func(e []byte) bool {
+		if len(items) == MaxBatchRequests {
+			err = bodyErr("requests must hold at most %d requests", MaxBatchRequests)
+			return false
+		}
 		at := fmt.Sprintf("requests[%d]", len(items))
 		var it BatchItem
 		it, err = parseBatchItem(e, at)
@@ -444,6 +499,10 @@ func parseBatchItem(e []byte, at string) (BatchItem, error) {
 		itemKeys = [...]string{"custom_id", "params"}
 	)
 	forEachMember(e, func(key, val []byte) bool {
+		if keys.full() {
+			err = bodyErr("%s has more than %d keys", at, maxObjectKeys)
+			return false
+		}
 		if !keys.add(fullKey(key)) {
 			err = bodyErr("%s: the key %s appears more than once", at, quoteKey(key))
 			return false

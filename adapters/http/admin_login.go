@@ -19,47 +19,30 @@ type loginCreds struct {
 	ok         bool
 }
 
-// AdminLogin exchanges HTTP Basic credentials for an admin JWT. Failures
-// are throttled per client IP.
+// AdminLogin exchanges HTTP Basic credentials for an admin JWT. The login
+// use case throttles attempts (per address, per username, globally); this
+// only translates.
 func (h *strictHandlers) AdminLogin(ctx context.Context, _ api.AdminLoginRequestObject) (api.AdminLoginResponseObject, error) {
 	s := h.s
 	creds, _ := ctx.Value(loginCredsKey{}).(loginCreds)
-	ip := ctxClientIP(ctx)
-	// The attempt is reserved before the slow argon2id check, so parallel
-	// guesses count against the limit while they are being checked.
-	if wait, ok := s.throttle.reserve(ip); !ok {
-		s.obs.LoginFailure()
-		return nil, &domain.Error{Kind: domain.KindRateLimited, Reason: "login", RetryAfter: wait,
-			Message: "too many failed logins; try again later"}
-	}
-	ended := false
-	defer func() {
-		if !ended {
-			// An internal error (or a panic) is neither a success nor a
-			// failure: just free the slot.
-			s.throttle.release(ip)
-		}
-	}()
-	fail := func(err error) (api.AdminLoginResponseObject, error) {
-		ended = true
-		s.throttle.fail(ip)
+	if !creds.ok {
+		// Nothing to check, so nothing to throttle.
 		s.obs.LoginFailure()
 		s.obs.AuthFailure("login")
-		return nil, err
+		return nil, &domain.Error{Kind: domain.KindUnauthenticated, Reason: "login",
+			Message: "send the admin credentials with HTTP Basic authentication"}
 	}
-	if !creds.ok {
-		return fail(&domain.Error{Kind: domain.KindUnauthenticated, Reason: "login",
-			Message: "send the admin credentials with HTTP Basic authentication"})
-	}
-	sub, err := s.admin.Login(ctx, admin.LoginInput{Username: creds.user, Password: creds.pass})
-	if errors.Is(err, domain.ErrUnauthenticated) {
-		return fail(err)
+	sub, err := s.admin.Login(ctx, admin.LoginInput{Username: creds.user, Password: creds.pass, ClientIP: ctxClientIP(ctx)})
+	switch {
+	case errors.Is(err, domain.ErrUnauthenticated):
+		s.obs.LoginFailure()
+		s.obs.AuthFailure("login")
+	case errors.Is(err, admin.ErrLoginThrottled):
+		s.obs.LoginFailure()
 	}
 	if err != nil {
 		return nil, err
 	}
-	ended = true
-	s.throttle.succeed(ip)
 	tok, err := s.jwt.issue(sub)
 	if err != nil {
 		return nil, err

@@ -45,14 +45,13 @@ type Options struct {
 	AdminUsername string
 	// AdminAllowedIPs restricts /admin/* (login included); empty allows any.
 	AdminAllowedIPs []netip.Prefix
-	LoginThrottle   LoginThrottleOptions
 	// BodyLimit caps management request bodies; 0 = DefaultManagementBodyLimit.
 	BodyLimit int64
 	// BodyReadTimeout bounds how long a management request's body may take
 	// to arrive (default 30 s); a stalled sender's connection is closed.
 	BodyReadTimeout time.Duration
 	Observer        Observer // nil: no-op
-	// Now is the clock for tokens and the login throttle; nil = time.Now.
+	// Now is the clock for tokens; nil = time.Now.
 	Now func() time.Time
 }
 
@@ -67,7 +66,6 @@ type Server struct {
 	proxy    http.Handler
 	ready    func(context.Context) error
 	jwt      *jwtIssuer
-	throttle *loginThrottle
 	obs      Observer
 	adminIPs []netip.Prefix
 	limit    int64
@@ -104,7 +102,6 @@ func New(opts Options) (*Server, error) {
 		proxy:    opts.Proxy,
 		ready:    opts.Ready,
 		jwt:      jwtIss,
-		throttle: newLoginThrottle(opts.LoginThrottle, now),
 		obs:      opts.Observer,
 		adminIPs: opts.AdminAllowedIPs,
 		limit:    opts.BodyLimit,

@@ -58,6 +58,8 @@ type testEnv struct {
 	proxied  *atomic.Int64
 	proxyLen *atomic.Int64
 	token    string
+	// throttleClock is the login throttle's clock; tests may stop it.
+	throttleClock *testClock
 }
 
 type envOption func(*httpadapter.Options)
@@ -69,10 +71,16 @@ func newTestEnv(t *testing.T, store ports.Store, opts ...envOption) *testEnv {
 	cache := keycache.New(store, 30*time.Second, clock)
 	ledger, limiter, conc := memory.NewLedger(), memory.NewRateLimiter(), memory.NewConcurrencyLimiter()
 	t.Cleanup(func() { _ = ledger.Close(); _ = conc.Close() })
+	throttleClock := &testClock{}
+	throttle, err := memory.NewLoginThrottle(10_000, memory.WithClock(throttleClock))
+	if err != nil {
+		t.Fatal(err)
+	}
 	svc, err := admin.NewService(admin.Deps{
 		Keys: store, Tiers: store, Usage: store, Cache: cache, Ledger: ledger, Limiter: limiter,
-		Concurrency: conc, Clock: clock, Hasher: hasher,
-	}, admin.Config{AdminUsername: testAdminUser, AdminPasswordHash: fastHash, MaxPasswordChecks: 4})
+		Concurrency: conc, Clock: clock, Hasher: hasher, LoginThrottle: throttle,
+	}, admin.Config{AdminUsername: testAdminUser, AdminPasswordHash: fastHash, MaxPasswordChecks: 4,
+		LoginThrottle: testLoginThrottle})
 	if err != nil {
 		t.Fatalf("admin service: %v", err)
 	}
@@ -111,7 +119,8 @@ func newTestEnv(t *testing.T, store ports.Store, opts ...envOption) *testEnv {
 	if err != nil {
 		t.Fatalf("client: %v", err)
 	}
-	return &testEnv{t: t, srv: srv, store: store, svc: svc, c: c, doer: doer, proxied: &proxied, proxyLen: &proxyLen}
+	return &testEnv{t: t, srv: srv, store: store, svc: svc, c: c, doer: doer, proxied: &proxied, proxyLen: &proxyLen,
+		throttleClock: throttleClock}
 }
 
 func bearer(tok string) client.RequestEditorFn {

@@ -290,7 +290,6 @@ const proxyCaptureLimit = 64 << 10
 // proxyListLimit bounds a batch or file listing the relay filters.
 const proxyListLimit = 8 << 20
 
-
 // requestPath is the path exactly as the client sent it (before any
 // decoding), which is what gets classified and forwarded.
 func requestPath(r *http.Request) string {

@@ -128,9 +128,9 @@ type proxyEnvOptions struct {
 	// bodyWait and bodyRate are the body deadline and its minimum rate.
 	bodyWait time.Duration
 	bodyRate int64
-	noLog        bool
-	log          *slog.Logger        // replaces the captured log
-	recorder     ports.UsageRecorder // replaces the recording one
+	noLog    bool
+	log      *slog.Logger        // replaces the captured log
+	recorder ports.UsageRecorder // replaces the recording one
 }
 
 func proxyRawKey(n byte) string {

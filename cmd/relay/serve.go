@@ -10,6 +10,7 @@ import (
 	"net/http/pprof"
 	"runtime/debug"
 	"sync"
+	"syscall"
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
@@ -73,6 +74,7 @@ type app struct {
 	writer             *usagewriter.Writer
 	metrics            *metrics.Metrics
 	handler            http.Handler
+	metricsHandler     http.Handler // for metrics.listen_addr; nil: served on the public listener
 	inflight           sync.WaitGroup
 	upstreamConfigured bool
 	closers            []func()
@@ -107,7 +109,14 @@ func build(ctx context.Context, cfg config.Config, e env, log *slog.Logger) (*ap
 		ledger  ports.QuotaLedger
 		limiter ports.RateLimiter
 		conc    ports.ConcurrencyLimiter
+		// The login throttle's memory store serves alone without Redis, and
+		// as the fallback while Redis is unreachable.
+		logins, loginsFallback ports.LoginThrottle
 	)
+	memLogins, err := memory.NewLoginThrottle(cfg.Admin.LoginThrottle.MaxEntries, memory.WithClock(clock))
+	if err != nil {
+		return nil, err
+	}
 	if cfg.RedisURL != "" {
 		goredis.SetLogger(redisLogger{log})
 		opts, err := goredis.ParseURL(cfg.RedisURL)
@@ -137,12 +146,13 @@ func build(ctx context.Context, cfg config.Config, e env, log *slog.Logger) (*ap
 		ledger = redisadapter.NewLedger(a.rdb, ropts...)
 		limiter = redisadapter.NewRateLimiter(a.rdb, ropts...)
 		conc = redisadapter.NewConcurrencyLimiter(a.rdb, ropts...)
+		logins, loginsFallback = redisadapter.NewLoginThrottle(a.rdb, ropts...), memLogins
 		a.closers = append(a.closers, func() { _ = a.rdb.Close() })
 	} else {
 		ml := memory.NewLedger(memory.WithClock(clock), memory.WithSweepInterval(time.Minute))
 		mr := memory.NewRateLimiter(memory.WithClock(clock), memory.WithSweepInterval(time.Minute))
 		mc := memory.NewConcurrencyLimiter(memory.WithClock(clock), memory.WithSweepInterval(time.Minute))
-		ledger, limiter, conc = ml, mr, mc
+		ledger, limiter, conc, logins = ml, mr, mc, memLogins
 		a.closers = append(a.closers, func() { _ = ml.Close(); mr.Close(); _ = mc.Close() })
 	}
 
@@ -160,8 +170,13 @@ func build(ctx context.Context, cfg config.Config, e env, log *slog.Logger) (*ap
 		Keys: store, Tiers: store, Usage: store, Cache: cache,
 		Ledger: ledger, Limiter: limiter, Concurrency: conc,
 		Clock: clock, Hasher: hasher, Log: log,
+		LoginThrottle: logins, LoginThrottleFallback: loginsFallback,
 	}, admin.Config{AdminUsername: cfg.Admin.Username, AdminPasswordHash: sec.adminHash, DefaultTier: cfg.RateLimit.DefaultTier,
-		MaxPasswordChecks: cfg.Admin.PasswordChecks()})
+		MaxPasswordChecks: cfg.Admin.PasswordChecks(), LoginThrottle: admin.LoginThrottlePolicy{
+			PerAddress: cfg.Admin.LoginThrottle.PerAddress, MaxBackoff: cfg.Admin.LoginThrottle.MaxBackoff,
+			PerUsername: cfg.Admin.LoginThrottle.PerUsername, Global: cfg.Admin.LoginThrottle.Global,
+			Window: cfg.Admin.LoginThrottle.Window, KnownAddressTTL: cfg.Admin.LoginThrottle.KnownAddressTTL,
+		}})
 	if err != nil {
 		return nil, err
 	}
@@ -199,6 +214,7 @@ func build(ctx context.Context, cfg config.Config, e env, log *slog.Logger) (*ap
 	auth := relay.NewAuthenticator(hasher, cache, clock)
 	estimator, err := anthropic.NewEstimator(anthropic.EstimatorConfig{
 		Margin: cfg.Quota.EstimateMargin, UnsizedTokens: cfg.Quota.UnsizedTokens,
+		MaxConcurrent: cfg.Quota.MaxConcurrentEstimates,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("quota estimator: %w", err)
@@ -258,6 +274,8 @@ func build(ctx context.Context, cfg config.Config, e env, log *slog.Logger) (*ap
 		MaxBufferedBytes: cfg.Upstream.MaxBufferedBytes,
 		IdleTimeout:      cfg.Upstream.IdleTimeout,
 		WriteTimeout:     cfg.Server.WriteProgressTimeout,
+		BodyReadTimeout:  cfg.Server.BodyReadTimeout,
+		BodyMinRate:      bodyMinRate(cfg.Server.BodyMinRate),
 		Observer:         proxyObserver{m: m},
 		Router:           router,
 
@@ -265,19 +283,23 @@ func build(ctx context.Context, cfg config.Config, e env, log *slog.Logger) (*ap
 	})
 
 	m.SetQuotaSource(quotaSource(store, cfg.Metrics.MaxKeys))
+	// With a metrics address of its own, /metrics is served there alone.
+	publicMetrics := m.Handler(cfg.Metrics.Token)
+	if cfg.Metrics.ListenAddr != "" {
+		a.metricsHandler, publicMetrics = publicMetrics, nil
+	}
 	srv, err := httpadapter.New(httpadapter.Options{
 		Log:             log,
 		Admin:           adminSvc,
 		Auth:            auth,
 		ClientIP:        clientIP,
 		Proxy:           dataPlane,
-		MetricsHandler:  m.Handler(cfg.Metrics.Token),
+		MetricsHandler:  publicMetrics,
 		Ready:           a.ready,
 		JWT:             httpadapter.JWTOptions{Secret: sec.jwtKey, TTL: cfg.Admin.TokenTTL},
 		BodyReadTimeout: cfg.Server.BodyReadTimeout,
 		AdminUsername:   cfg.Admin.Username,
 		AdminAllowedIPs: adminIPs,
-		LoginThrottle:   httpadapter.LoginThrottleOptions{MaxFailures: cfg.Admin.LoginFailures, Window: cfg.Admin.LoginWindow},
 		Observer:        serverObserver{m: m},
 	})
 	if err != nil {
@@ -329,8 +351,17 @@ func (a *app) run(ctx context.Context, ln net.Listener) error {
 		// timeout between upstream bytes instead.
 		ErrorLog: slog.NewLogLogger(a.log.Handler(), slog.LevelDebug),
 	}
+	ln = httpx.LimitListener(ln, a.connLimits())
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()
+	if a.metricsHandler != nil {
+		ms, err := a.serveMetrics()
+		if err != nil {
+			_ = hs.Close()
+			return err
+		}
+		defer ms.Close()
+	}
 	if addr := a.cfg.Server.PprofAddr; addr != "" {
 		// Profiling on its own listener, never on the public one.
 		mux := http.NewServeMux()
@@ -383,6 +414,49 @@ func (a *app) run(ctx context.Context, ln net.Listener) error {
 	}
 	a.log.Info("shutdown complete: usage flushed")
 	return nil
+}
+
+// connLimits are the public listener's connection limits. Trusted proxies
+// carry many clients' connections, so they count only globally.
+func (a *app) connLimits() httpx.ConnLimits {
+	var nofile syscall.Rlimit
+	_ = syscall.Getrlimit(syscall.RLIMIT_NOFILE, &nofile)
+	trusted, _ := domain.ParsePrefixes(a.cfg.Server.TrustedProxies) // validated by build
+	return httpx.ConnLimits{
+		Max:      a.cfg.Server.Connections(nofile.Cur),
+		PerAddr:  a.cfg.Server.MaxConnectionsPerAddr,
+		Exempt:   trusted,
+		OnRefuse: a.metrics.ConnectionRefused,
+		OnOpen:   a.metrics.SetOpenConnections,
+	}
+}
+
+// serveMetrics serves /metrics on metrics.listen_addr, apart from the
+// public listener (so a firewall, not only METRICS_TOKEN, can guard it).
+func (a *app) serveMetrics() (*http.Server, error) {
+	ln, err := net.Listen("tcp", a.cfg.Metrics.ListenAddr)
+	if err != nil {
+		return nil, fmt.Errorf("metrics.listen_addr %s: %w", a.cfg.Metrics.ListenAddr, err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", a.metricsHandler)
+	ms := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: time.Minute,
+		ErrorLog: slog.NewLogLogger(a.log.Handler(), slog.LevelDebug)}
+	go func() {
+		if err := ms.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			a.log.Error("metrics server", "error", err)
+		}
+	}()
+	a.log.Info("metrics served on their own address", "addr", ln.Addr().String())
+	return ms, nil
+}
+
+// bodyMinRate maps the setting (0: off) to the proxy's option (0: default).
+func bodyMinRate(v int64) int64 {
+	if v == 0 {
+		return -1
+	}
+	return v
 }
 
 func (a *app) close() {

@@ -3,6 +3,7 @@ package admin_test
 import (
 	"context"
 	"errors"
+	"net/netip"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -29,14 +30,16 @@ var (
 
 func newService(t *testing.T, st *fakeStore, cache *fakeCache, ledger *fakeLedger) *admin.Service {
 	t.Helper()
-	d := admin.Deps{Keys: st, Tiers: st, Usage: st, Clock: fixedClock{testNow}, Hasher: domain.NewKeyHasher([]byte("k"))}
+	d := admin.Deps{Keys: st, Tiers: st, Usage: st, Clock: fixedClock{testNow}, Hasher: domain.NewKeyHasher([]byte("k")),
+		LoginThrottle: newFakeThrottleStore()}
 	if cache != nil {
 		d.Cache = cache
 	}
 	if ledger != nil {
 		d.Ledger = ledger
 	}
-	s, err := admin.NewService(d, admin.Config{AdminUsername: "admin", AdminPasswordHash: testHash, MaxPasswordChecks: 4})
+	s, err := admin.NewService(d, admin.Config{AdminUsername: "admin", AdminPasswordHash: testHash, MaxPasswordChecks: 4,
+		LoginThrottle: testPolicy})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -57,7 +60,7 @@ func TestLogin(t *testing.T) {
 	if sub, err := s.Login(context.Background(), admin.LoginInput{Username: "admin", Password: "pw"}); err != nil || sub != "admin" {
 		t.Fatalf("good login: %q %v", sub, err)
 	}
-	for _, in := range []admin.LoginInput{{"admin", "nope"}, {"root", "pw"}, {"", ""}, {"admin", strings.Repeat("p", 5000)}} {
+	for _, in := range []admin.LoginInput{{Username: "admin", Password: "nope"}, {Username: "root", Password: "pw"}, {}, {Username: "admin", Password: strings.Repeat("p", 5000)}} {
 		if _, err := s.Login(context.Background(), in); !errors.Is(err, domain.ErrUnauthenticated) {
 			t.Errorf("login %q: %v, want unauthenticated", in.Username, err)
 		}
@@ -259,16 +262,19 @@ func TestPasswordChecksAreBounded(t *testing.T) {
 		t.Fatal(err)
 	}
 	st := &fakeStore{}
-	s, err := admin.NewService(admin.Deps{Keys: st, Tiers: st, Usage: st, Clock: fixedClock{testNow}, Hasher: domain.NewKeyHasher([]byte("k"))},
-		admin.Config{AdminUsername: "admin", AdminPasswordHash: hash, MaxPasswordChecks: 1})
+	s, err := admin.NewService(admin.Deps{Keys: st, Tiers: st, Usage: st, Clock: fixedClock{testNow}, Hasher: domain.NewKeyHasher([]byte("k")),
+		LoginThrottle: newFakeThrottleStore()},
+		admin.Config{AdminUsername: "admin", AdminPasswordHash: hash, MaxPasswordChecks: 1, LoginThrottle: testPolicy})
 	if err != nil {
 		t.Fatal(err)
 	}
 	var busy, wrong atomic.Int32
 	var wg sync.WaitGroup
-	for range 16 {
+	for i := range 16 {
 		wg.Go(func() {
-			_, err := s.Login(context.Background(), admin.LoginInput{Username: "admin", Password: "wrong"})
+			// One address each, so that only the check slots refuse.
+			ip := netip.AddrFrom4([4]byte{192, 0, 2, byte(i)})
+			_, err := s.Login(context.Background(), admin.LoginInput{Username: "admin", Password: "wrong", ClientIP: ip})
 			switch {
 			case errors.Is(err, admin.ErrPasswordChecksBusy):
 				if de := domain.AsError(err); de.Kind != domain.KindRateLimited || de.RetryAfter <= 0 {

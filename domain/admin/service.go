@@ -33,6 +33,12 @@ type Deps struct {
 	Clock       ports.Clock
 	Hasher      domain.KeyHasher
 	Log         *slog.Logger
+	// LoginThrottle keeps the login throttle's counters; required.
+	// LoginThrottleFallback, when set, takes over while LoginThrottle
+	// fails (a shared store that is unreachable); without it logins are
+	// refused then.
+	LoginThrottle         ports.LoginThrottle
+	LoginThrottleFallback ports.LoginThrottle
 }
 
 // Config is the admin side's own settings.
@@ -46,12 +52,15 @@ type Config struct {
 	// costs ~64 MB and tens of ms of CPU); a login that finds them all
 	// busy is refused with 429 at once, never queued. Required (> 0).
 	MaxPasswordChecks int
+	// LoginThrottle is the login throttle's policy; required.
+	LoginThrottle LoginThrottlePolicy
 }
 
 // Service runs the management use cases.
 type Service struct {
 	// passwordChecks is a semaphore of argon2id checks in flight.
 	passwordChecks chan struct{}
+	throttle       *LoginThrottle
 	keys           ports.KeyStore
 	tiers          ports.TierStore
 	usage          ports.UsageStore
@@ -94,11 +103,15 @@ func NewService(d Deps, c Config) (*Service, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	throttle, err := NewLoginThrottle(d.LoginThrottle, d.LoginThrottleFallback, c.LoginThrottle, log)
+	if err != nil {
+		return nil, fmt.Errorf("admin: %w", err)
+	}
 	return &Service{
 		keys: d.Keys, tiers: d.Tiers, usage: d.Usage, cache: d.Cache, ledger: d.Ledger,
 		limiter: d.Limiter, concurrency: d.Concurrency, clock: d.Clock, hasher: d.Hasher, log: log,
 		adminUser: c.AdminUsername, adminHash: c.AdminPasswordHash, defaultTier: c.DefaultTier,
-		passwordChecks: make(chan struct{}, c.MaxPasswordChecks),
+		passwordChecks: make(chan struct{}, c.MaxPasswordChecks), throttle: throttle,
 	}, nil
 }
 

@@ -127,7 +127,9 @@ func (s *Service) Authenticate(ctx context.Context, raw string, client netip.Add
 // Admit runs admission control for one authenticated call. The steps run
 // in this fixed order, and the first refusal ends admission; any step that
 // took a resource (a concurrency slot, a reservation) gives it back when a
-// later step refuses:
+// later step refuses. Every step that needs nothing from the body comes
+// before the body is parsed, so that refusing a large body costs no more
+// than refusing a small one:
 //
 //  1. Origin allow-list: the key's allowed_domains against the Origin (or
 //     Referer) host; 403 permission_error.
@@ -135,17 +137,21 @@ func (s *Service) Authenticate(ctx context.Context, raw string, client netip.Add
 //     traffic that cannot be accounted.
 //  3. Request rate: the tier's requests per period (auxiliary endpoints use
 //     the separate aux budget); 429 with retry-after.
-//  4. The body, for metered and batch endpoints: JSON content type (415),
+//  4. Tokens per period, when the tier sets one (metered calls): 429 while
+//     the budget is in debt.
+//  5. A spent quota, when the key has a token_limit (metered and batch
+//     calls): settled usage at the limit is a 429 that no retry can turn
+//     into a success (x-should-retry: false).
+//  6. Concurrency, when the tier sets max_concurrency: 429.
+//  7. The body, for metered and batch endpoints: JSON content type (415),
 //     identity content encoding (415), and a strict read of the fields
 //     that decide the reservation (400).
-//  5. Ownership, for batch and file ids: another key's object is 404.
-//  6. Tokens per period, when the tier sets one (metered calls): 429 while
-//     the budget is in debt.
-//  7. Concurrency, when the tier sets max_concurrency: 429.
-//  8. Quota, when the key has a token_limit (metered and batch calls): see
-//     reserve.
+//  8. Ownership, for batch and file ids: another key's object is 404.
+//  9. Quota, when the key has a token_limit (metered and batch calls): see
+//     reserve; only this step may tokenise the body.
 //
-// Backend failures in steps 3 and 6-8 follow the configured FailurePolicy.
+// Backend failures in steps 3, 4, 6 and 9 follow the configured
+// FailurePolicy.
 func (s *Service) Admit(ctx context.Context, key domain.APIKey, call Call) (*Admission, error) {
 	if err := call.Validate(); err != nil {
 		return nil, err
@@ -188,30 +194,8 @@ func (s *Service) Admit(ctx context.Context, key domain.APIKey, call Call) (*Adm
 	default:
 		a.Rate, a.RateChecked = d, true
 	}
-	// 4.
-	var items []domain.BatchItem
-	if ep.NeedsJSON() {
-		if err := checkMedia(call.ContentType, call.ContentEncoding); err != nil {
-			return nil, s.reject(err)
-		}
-		if ep == EndpointBatchCreate {
-			items, err = s.cfg.Parser.ParseBatch(call.Body)
-		} else {
-			a.Request, err = s.cfg.Parser.ParseRequest(call.Body, ep.Format())
-		}
-		if err != nil {
-			return nil, s.reject(err)
-		}
-	}
-	// 5.
-	if err := s.checkOwner(ctx, key, call.Route); err != nil {
-		return nil, s.reject(err)
-	}
-	if err := s.checkFileRefs(ctx, key, a.Request, items); err != nil {
-		return nil, s.reject(err)
-	}
 	metered := ep.Billing() == BillingMetered
-	// 6.
+	// 4.
 	if tl, ok := tier.TokenLimit(); ok && metered {
 		d, err := s.cfg.Rate.Peek(ctx, domain.TokensLimiterKey(key.ID), tl)
 		switch {
@@ -224,7 +208,12 @@ func (s *Service) Admit(ctx context.Context, key domain.APIKey, call Call) (*Adm
 				Message: fmt.Sprintf("token rate limit exceeded: %d tokens per %s", tl.Count, tl.Period)})
 		}
 	}
-	// 7.
+	// 5.
+	reserves := key.TokenLimit != nil && (metered || ep == EndpointBatchCreate)
+	if reserves && key.TokensUsed >= *key.TokenLimit {
+		return nil, s.reject(quotaSpent(key.TokensUsed, *key.TokenLimit, 0))
+	}
+	// 6.
 	if tier.MaxConcurrency != nil {
 		rel, ok, err := s.cfg.Concurrency.Acquire(ctx, domain.ConcurrencyKey(key.ID), *tier.MaxConcurrency, s.cfg.ConcurrencyLease)
 		switch {
@@ -239,14 +228,46 @@ func (s *Service) Admit(ctx context.Context, key domain.APIKey, call Call) (*Adm
 			a.release = rel
 		}
 	}
-	// 8.
-	if key.TokenLimit != nil && (metered || ep == EndpointBatchCreate) {
-		if err := s.reserve(ctx, a, items); err != nil {
-			a.releaseSlot()
-			return nil, err
-		}
+	if err := s.admitBody(ctx, a, reserves); err != nil {
+		a.releaseSlot()
+		return nil, err
 	}
 	return a, nil
+}
+
+// admitBody runs the steps of Admit that read the body (7-9).
+func (s *Service) admitBody(ctx context.Context, a *Admission, reserves bool) error {
+	ep, call := a.call.Route.Endpoint, &a.call
+	// 7.
+	var (
+		items []domain.BatchItem
+		err   error
+	)
+	if ep.NeedsJSON() {
+		if err := checkMedia(call.ContentType, call.ContentEncoding); err != nil {
+			return s.reject(err)
+		}
+		if ep == EndpointBatchCreate {
+			items, err = s.cfg.Parser.ParseBatch(call.Body)
+		} else {
+			a.Request, err = s.cfg.Parser.ParseRequest(call.Body, ep.Format())
+		}
+		if err != nil {
+			return s.reject(err)
+		}
+	}
+	// 8.
+	if err := s.checkOwner(ctx, a.Key, call.Route); err != nil {
+		return s.reject(err)
+	}
+	if err := s.checkFileRefs(ctx, a.Key, a.Request, items); err != nil {
+		return s.reject(err)
+	}
+	// 9.
+	if reserves {
+		return s.reserve(ctx, a, items)
+	}
+	return nil
 }
 
 // checkMedia refuses a body that is not plain JSON: the relay must read
@@ -367,22 +388,34 @@ func safeID(id string) string {
 	return "(invalid id)"
 }
 
-// reserve makes the quota reservation of a metered or batch call. It
-// refuses, without tokenising anything, a call whose output bound alone
-// cannot fit in what settled usage leaves. Otherwise it reserves the
-// output bound plus the estimator's cheap input bound (every text byte a
-// token); when that does not fit, it reserves against the tighter,
-// tokenised estimate instead. A refusal that no in-flight request can free
-// room for is marked NoRetry; one caused by in-flight reservations is a
-// retryable 429.
+// estimateWait is how long admission waits for one of the estimator's
+// slots (ports.TokenEstimator bounds the tokenising estimates running at
+// once) before it answers 503 overloaded_error with retry-after: enough
+// for each slot to finish a few estimates of the largest bodies, short
+// enough that a flood queues for seconds at most.
+const estimateWait = time.Second
+
+// errEstimatorBusy refuses a call whose tight estimate found no free slot.
+func errEstimatorBusy(err error) error {
+	return &domain.Error{Kind: domain.KindOverloaded, Reason: "estimator", RetryAfter: time.Second, Err: err,
+		Message: "the relay is busy estimating the input of other large requests; retry shortly"}
+}
+
+// reserve makes the quota reservation of a metered or batch call, whose
+// key Admit found with room left by settled usage. It refuses, without
+// tokenising anything, a call whose output bound alone cannot fit in what
+// settled usage leaves. Otherwise it reserves the output bound plus the
+// estimator's cheap input bound (every text byte a token); when that does
+// not fit, but the ledger has room for more than the output bound, it
+// reserves against the tighter, tokenised estimate instead, waiting at
+// most estimateWait for the estimator. A refusal that no
+// in-flight request can free room for is marked NoRetry; one caused by
+// in-flight reservations is a retryable 429.
 func (s *Service) reserve(ctx context.Context, a *Admission, items []domain.BatchItem) error {
 	if s.cfg.Ledger == nil {
 		return fmt.Errorf("relay: key %s has a token limit but no quota ledger is configured", a.Key.ID)
 	}
 	limit, persisted := *a.Key.TokenLimit, a.Key.TokensUsed
-	if persisted >= limit {
-		return s.reject(quotaSpent(persisted, limit, 0))
-	}
 	maxTok := s.outputBound(a.Request)
 	if items != nil {
 		maxTok = 0
@@ -393,32 +426,52 @@ func (s *Service) reserve(ctx context.Context, a *Admission, items []domain.Batc
 	if maxTok > limit-persisted {
 		return s.reject(quotaSpent(persisted, limit, maxTok))
 	}
-	bound := func(tight bool) int64 {
-		f := s.cfg.Estimator.InputBound
-		if tight {
-			f = s.cfg.Estimator.InputEstimate
-		}
+	clamp := func(n int64) int64 { return min(max(n, 0), MaxReservableTokens) }
+	loose := func() int64 {
 		if items == nil {
-			return min(max(f(a.call.Body), 0), MaxReservableTokens)
+			return clamp(s.cfg.Estimator.InputBound(a.call.Body))
 		}
 		var n int64
 		for _, it := range items {
-			n = min(n+min(max(f(it.Params), 0), MaxReservableTokens), MaxReservableTokens*64)
+			n = min(n+clamp(s.cfg.Estimator.InputBound(it.Params)), MaxReservableTokens*64)
 		}
 		return n
+	}
+	tight := func() (int64, error) {
+		ctx, cancel := context.WithTimeout(ctx, estimateWait)
+		defer cancel()
+		if items == nil {
+			n, err := s.cfg.Estimator.InputEstimate(ctx, a.call.Body)
+			return clamp(n), err
+		}
+		var sum int64
+		for _, it := range items {
+			n, err := s.cfg.Estimator.InputEstimate(ctx, it.Params)
+			if err != nil {
+				return 0, err
+			}
+			sum = min(sum+clamp(n), MaxReservableTokens*64)
+		}
+		return sum, nil
 	}
 	lease := s.cfg.ReservationLease
 	if items != nil {
 		lease = s.cfg.BatchLease
 	}
-	est := maxTok + bound(false)
+	est := maxTok + loose()
 	st, err := s.cfg.Ledger.Reserve(ctx, a.Key.ID, a.call.RequestID, est, limit, persisted, lease)
-	if domain.KindOf(err) == domain.KindQuotaExceeded {
-		tight := bound(true)
-		if items == nil {
-			a.inputEst = tight
+	// The tight estimate can only help when the ledger's room (which may
+	// know of usage settled since the key was read) holds more than the
+	// output bound.
+	if domain.KindOf(err) == domain.KindQuotaExceeded && maxTok < limit-st.Used-st.Reserved {
+		n, terr := tight()
+		if terr != nil {
+			return s.reject(errEstimatorBusy(terr))
 		}
-		if t := maxTok + tight; t < est {
+		if items == nil {
+			a.inputEst = n
+		}
+		if t := maxTok + n; t < est {
 			est = t
 			st, err = s.cfg.Ledger.Reserve(ctx, a.Key.ID, a.call.RequestID, est, limit, persisted, lease)
 		}
@@ -541,7 +594,7 @@ func (a *Admission) Finish(ctx context.Context, out Outcome) domain.UsageRecord 
 // interrupted stream, a timeout, a dropped connection, a client that hung
 // up first) bills at least the input estimate and what was relayed, and is
 // flagged estimated; an answer the relay cannot read bills the reservation.
-func (a *Admission) charge(out Outcome) (u domain.Usage, estimated bool) {
+func (a *Admission) charge(ctx context.Context, out Outcome) (u domain.Usage, estimated bool) {
 	r := out.Reply
 	billed := domain.BilledUsage(r.Usage, r.Iterations)
 	switch a.call.Route.Endpoint.Billing() {
@@ -581,15 +634,24 @@ func (a *Admission) charge(out Outcome) (u domain.Usage, estimated bool) {
 	}
 	u = billed
 	if !r.InputReported {
-		u.InputTokens = max(u.InputTokens, a.inputEstimate())
+		u.InputTokens = max(u.InputTokens, a.inputEstimate(ctx))
 	}
 	u.OutputTokens = max(u.OutputTokens, r.OutputEstimate)
 	return u, true
 }
 
-func (a *Admission) inputEstimate() int64 {
+// inputEstimate is the tokenised input estimate of the call, for billing
+// an outcome the upstream did not report. It waits for the estimator as
+// long as it takes (ctx carries no deadline: the call must be billed), and
+// should the estimator still fail, bills the cheap bound, which is never
+// below the estimate.
+func (a *Admission) inputEstimate(ctx context.Context) int64 {
 	if a.inputEst == 0 && len(a.call.Body) > 0 {
-		a.inputEst = min(max(a.svc.cfg.Estimator.InputEstimate(a.call.Body), 0), MaxReservableTokens)
+		n, err := a.svc.cfg.Estimator.InputEstimate(ctx, a.call.Body)
+		if err != nil {
+			n = a.svc.cfg.Estimator.InputBound(a.call.Body)
+		}
+		a.inputEst = min(max(n, 0), MaxReservableTokens)
 	}
 	return a.inputEst
 }
@@ -597,7 +659,7 @@ func (a *Admission) inputEstimate() int64 {
 func (a *Admission) finish(ctx context.Context, out Outcome) domain.UsageRecord {
 	s := a.svc
 	a.releaseSlot()
-	usage, estimated := a.charge(out)
+	usage, estimated := a.charge(ctx, out)
 	rec := a.baseRecord(out)
 	rec.Usage, rec.Estimated = usage, estimated
 	r := out.Reply

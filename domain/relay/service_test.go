@@ -105,12 +105,18 @@ func (f *parserFake) ParseBatch([]byte) ([]domain.BatchItem, error) { return f.i
 type estimatorFake struct {
 	bound, estimate int64
 	calls           atomic.Int32
+	// busy: InputEstimate finds no free slot and waits until ctx ends.
+	busy bool
 }
 
 func (f *estimatorFake) InputBound([]byte) int64 { f.calls.Add(1); return f.bound }
-func (f *estimatorFake) InputEstimate([]byte) int64 {
+func (f *estimatorFake) InputEstimate(ctx context.Context, _ []byte) (int64, error) {
 	f.calls.Add(1)
-	return f.estimate
+	if f.busy {
+		<-ctx.Done()
+		return 0, &domain.Error{Kind: domain.KindOverloaded, Err: ctx.Err()}
+	}
+	return f.estimate, nil
 }
 
 var (
@@ -481,8 +487,9 @@ func TestHugeMaxTokensIsRefusedNotOverflowed(t *testing.T) {
 			t.Fatal("an oversized max_tokens reached the ledger")
 		}
 	}
-	// Refused at the body, before any slot is taken.
-	if got := strings.Join(w.log, ","); strings.Contains(got, "acquire") {
+	// Refused at the body, which is read after the concurrency slot is
+	// taken: the slot is given back.
+	if got := strings.Join(w.log, ","); got != "allow req:,peek tok:,acquire,release" {
 		t.Fatalf("steps: %s", got)
 	}
 }
