@@ -7,7 +7,9 @@ LDFLAGS := -s -w -X main.version=$(VERSION)
 TESTFLAGS ?=
 PKGS := ./...
 
-.PHONY: help run build test generate verify lint bench smoke migrate clean
+UI_WEB := adapters/http/ui/web
+
+.PHONY: help run build test generate verify lint bench smoke migrate clean ui ui-deps ui-test ui-screenshots
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -24,11 +26,27 @@ test: ## the whole suite with -race (PostgreSQL/Redis from TEST_DATABASE_URL/TES
 generate: ## regenerate the OpenAPI server/client and the sqlc queries
 	$(GO) generate ./api/... ./sql/...
 
-verify: generate ## fail if generated code or go.mod is stale
-	@git diff --exit-code --stat -- api sql adapters || { echo "generated code is stale: run 'make generate' and commit"; exit 1; }
+verify: generate ui ## fail if generated code, the dashboard bundle or go.mod is stale
+	@git diff --exit-code --stat -- api sql adapters || { echo "generated code or the dashboard bundle is stale: run 'make generate ui' and commit"; exit 1; }
 	@untracked=$$(git ls-files --others --exclude-standard -- api sql adapters); \
 	  if [ -n "$$untracked" ]; then echo "untracked generated files: $$untracked"; exit 1; fi
 	$(GO) mod tidy -diff
+
+ui-deps: $(UI_WEB)/node_modules/.installed ## install the dashboard's pinned node packages (npm ci)
+
+# npm ci only when the lockfile changed since the last install.
+$(UI_WEB)/node_modules/.installed: $(UI_WEB)/package.json $(UI_WEB)/package-lock.json
+	cd $(UI_WEB) && npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+ui: ui-deps ## regenerate the dashboard's API client and rebuild its bundle (adapters/http/ui/dist)
+	cd $(UI_WEB) && npm run --silent generate && npm run --silent build
+
+ui-test: ui-deps ## the dashboard's unit and component tests (Vitest)
+	cd $(UI_WEB) && npm test --silent
+
+ui-screenshots: ui-deps ## run the browser flows and keep their screenshots in adapters/http/ui/screenshots
+	UI_SCREENSHOTS=$(CURDIR)/adapters/http/ui/screenshots $(GO) test -count=1 -run '^TestDashboardE2E$$' -v ./cmd/relay/
 
 lint: ## go vet, gofmt, and the dependency rule (domain imports no adapters)
 	$(GO) vet ./...

@@ -470,6 +470,9 @@ type ListKeysParams struct {
 
 // AdminUsageParams defines parameters for AdminUsage.
 type AdminUsageParams struct {
+	// KeyId Only this key's usage (a deleted key's too).
+	KeyId *openapi_types.UUID `form:"key_id,omitempty" json:"key_id,omitempty"`
+
 	// From Inclusive start (RFC 3339). Default 30 days before `to`.
 	From *From `form:"from,omitempty" json:"from,omitempty"`
 
@@ -800,6 +803,13 @@ func (w *ServerInterfaceWrapper) AdminUsage(ctx echo.Context) error {
 
 	// Parameter object where we will unmarshal all parameters from the context
 	var params AdminUsageParams
+	// ------------- Optional query parameter "key_id" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "key_id", ctx.QueryParams(), &params.KeyId, runtime.BindQueryParameterOptions{Type: "string", Format: "uuid"})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter key_id: %s", err))
+	}
+
 	// ------------- Optional query parameter "from" -------------
 
 	err = runtime.BindQueryParameterWithOptions("form", true, false, "from", ctx.QueryParams(), &params.From, runtime.BindQueryParameterOptions{Type: "string", Format: "date-time"})

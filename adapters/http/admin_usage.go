@@ -9,7 +9,7 @@ import (
 )
 
 func (h *strictHandlers) AdminUsage(ctx context.Context, req api.AdminUsageRequestObject) (api.AdminUsageResponseObject, error) {
-	in := admin.AdminUsageInput{From: req.Params.From, To: req.Params.To}
+	in := admin.AdminUsageInput{KeyID: req.Params.KeyId, From: req.Params.From, To: req.Params.To}
 	if req.Params.GroupBy != nil {
 		in.GroupBy = domain.GroupBy(*req.Params.GroupBy)
 	}

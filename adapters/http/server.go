@@ -172,6 +172,9 @@ func New(opts Options) (*Server, error) {
 	e.Any("/admin/*", s.mgmtFallback, s.adminIPMiddleware)
 	e.Any("/admin", s.mgmtFallback, s.adminIPMiddleware)
 	e.Any("/api/*", s.mgmtFallback)
+	if err := s.mountUI(e); err != nil {
+		return nil, err
+	}
 	e.Any("/*", s.serveProxy)
 	return s, nil
 }

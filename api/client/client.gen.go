@@ -472,6 +472,9 @@ type ListKeysParams struct {
 
 // AdminUsageParams defines parameters for AdminUsage.
 type AdminUsageParams struct {
+	// KeyId Only this key's usage (a deleted key's too).
+	KeyId *openapi_types.UUID `form:"key_id,omitempty" json:"key_id,omitempty"`
+
 	// From Inclusive start (RFC 3339). Default 30 days before `to`.
 	From *From `form:"from,omitempty" json:"from,omitempty"`
 
@@ -691,6 +694,8 @@ type ClientInterface interface {
 	PutTier(ctx context.Context, name string, body PutTierJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// AdminUsage Usage totals across all keys (deleted ones included) over [from, to).
+	//
+	// A range whose ends are both UTC midnights is read from the daily rollup; any other range from the request records.
 	//
 	// Corresponds with GET /admin/usage (the `AdminUsage` operationId).
 	AdminUsage(ctx context.Context, params *AdminUsageParams, reqEditors ...RequestEditorFn) (*http.Response, error)
@@ -965,6 +970,8 @@ func (c *Client) PutTier(ctx context.Context, name string, body PutTierJSONReque
 }
 
 // AdminUsage Usage totals across all keys (deleted ones included) over [from, to).
+//
+// A range whose ends are both UTC midnights is read from the daily rollup; any other range from the request records.
 //
 // Corresponds with GET /admin/usage (the `AdminUsage` operationId).
 func (c *Client) AdminUsage(ctx context.Context, params *AdminUsageParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -1594,6 +1601,18 @@ func NewAdminUsageRequest(server string, params *AdminUsageParams) (*http.Reques
 		// per the OpenAPI spec (e.g. "color=blue,black,brown").
 		var rawQueryFragments []string
 
+		if params.KeyId != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "key_id", *params.KeyId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: "uuid"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
 		if params.From != nil {
 
 			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "from", *params.From, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: "date-time"}); err != nil {
@@ -2183,6 +2202,8 @@ type ClientWithResponsesInterface interface {
 	PutTierWithResponse(ctx context.Context, name string, body PutTierJSONRequestBody, reqEditors ...RequestEditorFn) (*PutTierResponse, error)
 
 	// AdminUsageWithResponse Usage totals across all keys (deleted ones included) over [from, to).
+	//
+	// A range whose ends are both UTC midnights is read from the daily rollup; any other range from the request records.
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -3853,6 +3874,8 @@ func (c *ClientWithResponses) PutTierWithResponse(ctx context.Context, name stri
 }
 
 // AdminUsageWithResponse Usage totals across all keys (deleted ones included) over [from, to).
+//
+// A range whose ends are both UTC midnights is read from the daily rollup; any other range from the request records.
 //
 // Returns a wrapper object for the known response body format(s).
 //

@@ -42,8 +42,10 @@ func (s *Service) window(from, to *time.Time) (time.Time, time.Time) {
 	return start, end
 }
 
-// AdminUsageInput asks for usage totals across all keys.
+// AdminUsageInput asks for usage totals across all keys, or one key's when
+// KeyID is set (a deleted key's too: its usage stays visible to admins).
 type AdminUsageInput struct {
+	KeyID    *uuid.UUID
 	From, To *time.Time
 	GroupBy  domain.GroupBy
 }
@@ -54,6 +56,9 @@ func (in AdminUsageInput) Validate() error {
 	case domain.GroupNone, domain.GroupKey, domain.GroupDay, domain.GroupModel:
 	default:
 		return domain.Invalidf("group_by must be key, day or model")
+	}
+	if in.KeyID != nil && *in.KeyID == uuid.Nil {
+		return domain.Invalidf("key_id must not be the nil UUID")
 	}
 	return checkRange(in.From, in.To)
 }
@@ -73,7 +78,7 @@ func (s *Service) AdminUsage(ctx context.Context, in AdminUsageInput) (UsageRepo
 		return UsageReport{}, err
 	}
 	from, to := s.window(in.From, in.To)
-	return s.report(ctx, domain.UsageQuery{From: from, To: to, GroupBy: in.GroupBy})
+	return s.report(ctx, domain.UsageQuery{KeyID: in.KeyID, From: from, To: to, GroupBy: in.GroupBy})
 }
 
 func (s *Service) report(ctx context.Context, q domain.UsageQuery) (UsageReport, error) {
