@@ -25,7 +25,7 @@ func claudeCodeBody(turns int) []byte {
 	}
 	b, _ := json.Marshal(map[string]any{"model": "claude-sonnet-4-5", "max_tokens": 32000, "stream": true,
 		"system": []map[string]any{{"type": "text", "text": strings.Repeat("You are Claude Code. ", 400), "cache_control": map[string]any{"type": "ephemeral"}}},
-		"tools": tools, "messages": msgs})
+		"tools":  tools, "messages": msgs})
 	return b
 }
 
