@@ -5,7 +5,9 @@ BIN := bin/relay
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X main.version=$(VERSION)
 TESTFLAGS ?=
-PKGS := ./...
+# The system tests (cmd/relay) take longest: listed first, they start first
+# and the other packages run beside them.
+PKGS := ./cmd/relay ./...
 
 UI_WEB := adapters/http/ui/web
 

@@ -6,6 +6,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"net/netip"
 	"net/url"
 	"os"
 	"reflect"
@@ -19,6 +20,16 @@ import (
 	"github.com/knadh/koanf/parsers/yaml"
 	"github.com/knadh/koanf/providers/confmap"
 	"github.com/knadh/koanf/v2"
+
+	"github.com/relaystation/relay/adapters/anthropic"
+	"github.com/relaystation/relay/adapters/httpx"
+	"github.com/relaystation/relay/adapters/metrics"
+	"github.com/relaystation/relay/adapters/proxy"
+	"github.com/relaystation/relay/adapters/upstream"
+	"github.com/relaystation/relay/adapters/usagewriter"
+	"github.com/relaystation/relay/domain"
+	"github.com/relaystation/relay/domain/admin"
+	"github.com/relaystation/relay/domain/relay"
 )
 
 // Config is the whole configuration.
@@ -63,8 +74,9 @@ type ServerConfig struct {
 	ShutdownGrace     time.Duration `koanf:"shutdown_grace"`
 	ReadHeaderTimeout time.Duration `koanf:"read_header_timeout"`
 	IdleTimeout       time.Duration `koanf:"idle_timeout"`
-	// TrustedProxies are CIDRs whose X-Forwarded-For is believed.
-	TrustedProxies []string `koanf:"trusted_proxies"`
+	// TrustedProxies are CIDRs (or bare addresses) whose X-Forwarded-For
+	// is believed.
+	TrustedProxies []netip.Prefix `koanf:"trusted_proxies"`
 	// BodyReadTimeout bounds how long a request body may take to arrive;
 	// on proxied routes a body that keeps arriving at BodyMinRate bytes/s
 	// gets one more second per BodyMinRate bytes.
@@ -87,11 +99,11 @@ type ServerConfig struct {
 }
 
 type AdminConfig struct {
-	Username     string        `koanf:"username"`
-	Password     string        `koanf:"password"`
-	PasswordHash string        `koanf:"password_hash"`
-	AllowedIPs   []string      `koanf:"allowed_ips"`
-	TokenTTL     time.Duration `koanf:"token_ttl"`
+	Username     string         `koanf:"username"`
+	Password     string         `koanf:"password"`
+	PasswordHash string         `koanf:"password_hash"`
+	AllowedIPs   []netip.Prefix `koanf:"allowed_ips"`
+	TokenTTL     time.Duration  `koanf:"token_ttl"`
 	// LoginFailures and LoginWindow are the old per-IP throttle's settings,
 	// replaced by LoginThrottle; kept only to say so when they are set.
 	LoginFailures int           `koanf:"login_failures"`
@@ -137,6 +149,24 @@ func (s ServerConfig) Connections(nofile uint64) int {
 	return max(64, int(nofile)/2-256)
 }
 
+// Policy is the login throttle's policy, as the login use case takes it.
+func (l LoginThrottleConfig) Policy() admin.LoginThrottlePolicy {
+	return admin.LoginThrottlePolicy{
+		PerAddress: l.PerAddress, MaxBackoff: l.MaxBackoff, PerUsername: l.PerUsername, Global: l.Global,
+		Window: l.Window, KnownAddressTTL: l.KnownAddressTTL,
+	}
+}
+
+// Upstreams returns the primary followed by the fallbacks, as the upstream
+// transport takes them.
+func (c UpstreamsConfig) Upstreams() []upstream.Config {
+	out := make([]upstream.Config, 0, 1+len(c.Fallbacks))
+	for _, u := range append([]UpstreamConfig{c.Primary}, c.Fallbacks...) {
+		out = append(out, upstream.Config{Name: u.Name, URL: u.URL, APIKey: u.APIKey, Timeout: u.Timeout, MaxRetries: u.MaxRetries})
+	}
+	return out
+}
+
 // PasswordChecks is the effective bound on concurrent password checks.
 func (a AdminConfig) PasswordChecks() int {
 	if a.MaxPasswordChecks > 0 {
@@ -180,14 +210,14 @@ type RateLimitConfig struct {
 	ByTier      map[string]TierConfig `koanf:"by_tier"`
 	DefaultTier string                `koanf:"default_tier"`
 	// FailPolicy applies when Redis is unreachable: fail_open or fail_closed.
-	FailPolicy string `koanf:"fail_policy"`
+	FailPolicy relay.FailurePolicy `koanf:"fail_policy"`
 }
 
 type QuotaConfig struct {
 	// DefaultMaxTokens is reserved for output when a request names no max_tokens.
-	DefaultMaxTokens int64         `koanf:"default_max_tokens"`
-	Lease            time.Duration `koanf:"lease"`
-	FailPolicy       string        `koanf:"fail_policy"`
+	DefaultMaxTokens int64               `koanf:"default_max_tokens"`
+	Lease            time.Duration       `koanf:"lease"`
+	FailPolicy       relay.FailurePolicy `koanf:"fail_policy"`
 	// EstimateMargin multiplies the tokenised (cl100k) input estimate, for
 	// the newer Claude tokenizers that count more tokens.
 	EstimateMargin float64 `koanf:"estimate_margin"`
@@ -226,7 +256,9 @@ type CORSConfig struct {
 	AllowedOrigins []string `koanf:"allowed_origins"`
 }
 
-// Defaults returns the built-in configuration.
+// Defaults returns the built-in configuration. A default that a component
+// also applies to a zero option is the component's own constant, so each
+// is defined once (README "Design decisions").
 func Defaults() Config {
 	return Config{
 		ListenAddr: ":8000",
@@ -237,29 +269,31 @@ func Defaults() Config {
 			ReadHeaderTimeout:     10 * time.Second,
 			IdleTimeout:           120 * time.Second,
 			KeyCacheTTL:           5 * time.Second,
-			WriteProgressTimeout:  2 * time.Minute,
-			BodyReadTimeout:       30 * time.Second,
-			BodyMinRate:           32 << 10,
+			WriteProgressTimeout:  proxy.DefaultWriteTimeout,
+			BodyReadTimeout:       httpx.DefaultBodyReadTimeout,
+			BodyMinRate:           proxy.DefaultBodyMinRate,
 			MaxConnectionsPerAddr: 512,
 		},
-		Admin: AdminConfig{Username: "admin", TokenTTL: time.Hour, LoginThrottle: LoginThrottleConfig{
+		Admin: AdminConfig{Username: "admin", TokenTTL: admin.DefaultTokenTTL, LoginThrottle: LoginThrottleConfig{
 			PerAddress: 5, MaxBackoff: 15 * time.Minute, PerUsername: 200, Global: 1000, Window: time.Hour,
 			KnownAddressTTL: 30 * 24 * time.Hour, MaxEntries: 100_000,
 		}},
 		Upstream: UpstreamsConfig{
-			Primary:          UpstreamConfig{Name: "primary", URL: "https://api.anthropic.com", Timeout: 10 * time.Minute, MaxRetries: 3},
-			MaxBodyBytes:     32 << 20,
-			MaxBufferedBytes: 1 << 30,
-			IdleTimeout:      5 * time.Minute,
-			RetryBase:        500 * time.Millisecond,
-			Deadline:         2 * time.Minute,
-			Cooldown:         30 * time.Second,
+			Primary:          UpstreamConfig{Name: "primary", URL: "https://api.anthropic.com", Timeout: upstream.DefaultTimeout, MaxRetries: 3},
+			MaxBodyBytes:     upstream.DefaultMaxBodyBytes,
+			MaxBufferedBytes: proxy.DefaultMaxBufferedBytes,
+			IdleTimeout:      proxy.DefaultIdleTimeout,
+			RetryBase:        upstream.DefaultBaseDelay,
+			Deadline:         upstream.DefaultDeadline,
+			Cooldown:         upstream.DefaultCooldown,
 		},
-		RateLimit: RateLimitConfig{DefaultTier: "basic", FailPolicy: "fail_open"},
-		Quota: QuotaConfig{DefaultMaxTokens: 128_000, Lease: 30 * time.Minute, FailPolicy: "fail_closed",
-			EstimateMargin: 1.35, UnsizedTokens: 200_000, BatchPoll: time.Minute, BatchLease: 30 * time.Hour},
-		Usage:   UsageConfig{QueueSize: 50_000, BatchSize: 500, FlushInterval: 100 * time.Millisecond},
-		Metrics: MetricsConfig{MaxKeys: 10_000},
+		RateLimit: RateLimitConfig{DefaultTier: domain.DefaultTierName, FailPolicy: relay.DefaultRatePolicy},
+		Quota: QuotaConfig{DefaultMaxTokens: relay.DefaultMaxTokens, Lease: relay.DefaultLease, FailPolicy: relay.DefaultQuotaPolicy,
+			EstimateMargin: anthropic.DefaultMargin, UnsizedTokens: anthropic.DefaultUnsizedTokens,
+			BatchPoll: relay.DefaultBatchPoll, BatchLease: relay.DefaultBatchLease},
+		Usage: UsageConfig{QueueSize: usagewriter.DefaultCapacity, BatchSize: usagewriter.DefaultBatchSize,
+			FlushInterval: usagewriter.DefaultFlushInterval},
+		Metrics: MetricsConfig{MaxKeys: metrics.DefaultMaxQuotaKeys},
 	}
 }
 
@@ -373,6 +407,8 @@ func Load(src Source) (Config, string, error) {
 		DecodeHook: mapstructure.ComposeDecodeHookFunc(
 			durationHook,
 			mapstructure.StringToSliceHookFunc(","),
+			prefixHook,
+			policyHook,
 		),
 		ErrorUnused:      true,
 		WeaklyTypedInput: true,
@@ -448,8 +484,54 @@ func durationHook(from, to reflect.Type, data any) (any, error) {
 	return data, nil
 }
 
+// prefixHook reads a CIDR or a bare address (taken as /32 or /128) into a
+// masked netip.Prefix.
+func prefixHook(from, to reflect.Type, data any) (any, error) {
+	s, ok := data.(string)
+	if !ok || to != reflect.TypeOf(netip.Prefix{}) {
+		return data, nil
+	}
+	p, err := domain.ParsePrefix(s)
+	if err != nil {
+		return nil, fmt.Errorf("%q is not an IP address or CIDR", strings.TrimSpace(s))
+	}
+	return p, nil
+}
+
+// policyHook reads fail_open or fail_closed, and nothing else (no numbers).
+func policyHook(from, to reflect.Type, data any) (any, error) {
+	if to != reflect.TypeOf(relay.FailurePolicy(0)) {
+		return data, nil
+	}
+	s, ok := data.(string)
+	if !ok {
+		return nil, fmt.Errorf("%v is not fail_open or fail_closed", data)
+	}
+	var p relay.FailurePolicy
+	if err := p.UnmarshalText([]byte(s)); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// decodeKey is how mapstructure names the key of a value it could not
+// decode, 'server.trusted_proxies[1]', before the hook's message.
+var decodeKey = regexp.MustCompile(`'([a-z0-9_.]+(?:\[[0-9]+\][a-z0-9_.]*)*)' `)
+
+// cleanDecodeError drops mapstructure's preamble and writes each key as
+// Validate does, with its environment variable when it has one.
 func cleanDecodeError(err error) string {
-	return strings.ReplaceAll(err.Error(), "decoding failed due to the following error(s):\n\n", "")
+	msg := strings.ReplaceAll(err.Error(), "decoding failed due to the following error(s):\n\n", "")
+	return decodeKey.ReplaceAllStringFunc(msg, func(m string) string {
+		key := decodeKey.FindStringSubmatch(m)[1]
+		base, _, _ := strings.Cut(key, "[")
+		for name, k := range envMap {
+			if k == base {
+				return key + " (" + name + "): "
+			}
+		}
+		return key + ": "
+	})
 }
 
 func (c *Config) normalise() {
@@ -527,12 +609,6 @@ func (c *Config) Validate() error {
 	if c.Admin.LoginThrottle.MaxEntries < 1000 {
 		bad("admin.login_throttle.max_entries", "must be at least 1000")
 	}
-	if err := checkCIDRs(c.Admin.AllowedIPs); err != nil {
-		bad("admin.allowed_ips (ADMIN_ALLOWED_IPS)", "%v", err)
-	}
-	if err := checkCIDRs(c.Server.TrustedProxies); err != nil {
-		bad("server.trusted_proxies (TRUSTED_PROXIES)", "%v", err)
-	}
 	if c.Server.ShutdownGrace <= 0 {
 		bad("server.shutdown_grace", "must be positive")
 	}
@@ -582,9 +658,9 @@ func (c *Config) Validate() error {
 	if c.RateLimit.DefaultTier == "" {
 		bad("rate_limit.default_tier", "must not be empty")
 	}
-	for key, p := range map[string]string{"rate_limit.fail_policy": c.RateLimit.FailPolicy, "quota.fail_policy": c.Quota.FailPolicy} {
-		if p != "fail_open" && p != "fail_closed" {
-			bad(key, "%q is not fail_open or fail_closed", p)
+	for key, p := range map[string]relay.FailurePolicy{"rate_limit.fail_policy": c.RateLimit.FailPolicy, "quota.fail_policy": c.Quota.FailPolicy} {
+		if p != relay.FailOpen && p != relay.FailClosed {
+			bad(key, "must be fail_open or fail_closed")
 		}
 	}
 	if c.Quota.DefaultMaxTokens < 1 {
@@ -638,20 +714,4 @@ func (c *Config) Validate() error {
 		bad("metrics.max_keys", "must not be negative")
 	}
 	return errors.Join(errs...)
-}
-
-func checkCIDRs(items []string) error {
-	for _, s := range items {
-		s = strings.TrimSpace(s)
-		var err error
-		if strings.Contains(s, "/") {
-			_, err = parsePrefix(s)
-		} else {
-			_, err = parseAddr(s)
-		}
-		if err != nil {
-			return fmt.Errorf("%q is not an IP address or CIDR", s)
-		}
-	}
-	return nil
 }

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -63,7 +64,7 @@ func TestPrecedenceDefaultsFileEnv(t *testing.T) {
 	if cfg.Log.Format != "json" {
 		t.Errorf("default lost: %q", cfg.Log.Format)
 	}
-	if len(cfg.Admin.AllowedIPs) != 2 || cfg.Admin.AllowedIPs[1] != "127.0.0.1" {
+	if len(cfg.Admin.AllowedIPs) != 2 || cfg.Admin.AllowedIPs[1] != netip.MustParsePrefix("127.0.0.1/32") {
 		t.Errorf("list env = %q", cfg.Admin.AllowedIPs)
 	}
 	if cfg.Tiers() != nil {

@@ -74,8 +74,3 @@ func (c Config) Tiers() []domain.Tier {
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out
 }
-
-// Upstreams returns the primary followed by the fallbacks.
-func (c Config) Upstreams() []UpstreamConfig {
-	return append([]UpstreamConfig{c.Upstream.Primary}, c.Upstream.Fallbacks...)
-}

@@ -7,7 +7,7 @@ import (
 )
 
 // Kind is the closed set of error kinds the domain can produce. Exactly one
-// table (adapters/http) maps each kind to an HTTP status and an Anthropic
+// table (adapters/httpx) maps each kind to an HTTP status and an Anthropic
 // error type.
 type Kind uint8
 
@@ -22,10 +22,11 @@ const (
 	KindQuotaExceeded                // the key's token quota cannot cover the request
 	KindTooLarge                     // the request body is over the configured limit
 	KindOverloaded                   // the relay cannot take more work right now
-	KindUpstream                     // the upstream failed or is not configured
+	KindUpstream                     // the upstream failed
 	KindTimeout                      // the upstream did not answer within the deadline
 	KindMethodNotAllowed             // the endpoint exists but does not take this method
 	KindUnsupportedMedia             // the body's content type or encoding is not accepted
+	KindUnavailable                  // the relay lacks what it needs to serve this (no upstream key)
 )
 
 var kindNames = [...]string{
@@ -43,6 +44,7 @@ var kindNames = [...]string{
 	KindTimeout:          "timeout",
 	KindMethodNotAllowed: "method_not_allowed",
 	KindUnsupportedMedia: "unsupported_media",
+	KindUnavailable:      "unavailable",
 }
 
 func (k Kind) String() string {
@@ -67,6 +69,7 @@ var (
 	ErrOverloaded      = &Error{Kind: KindOverloaded}
 	ErrUpstream        = &Error{Kind: KindUpstream}
 	ErrTimeout         = &Error{Kind: KindTimeout}
+	ErrUnavailable     = &Error{Kind: KindUnavailable}
 )
 
 // Error is a domain error. Message is safe to show to the caller; Err is the
@@ -80,9 +83,9 @@ type Error struct {
 	// quota is spent by settled usage alone): clients are told so with
 	// x-should-retry: false.
 	NoRetry bool
-	// Reason is a short bounded label (for metrics), e.g. "requests", "tokens",
-	// "concurrency", "quota", "ip", "origin".
-	Reason string
+	// Reason says why, in one of the closed set of Reason values (for
+	// metrics); empty when the kind says enough.
+	Reason Reason
 	Err    error
 }
 
@@ -124,6 +127,15 @@ func KindOf(err error) Kind {
 		return de.Kind
 	}
 	return KindInternal
+}
+
+// ReasonOf reports the reason of the first *Error in err's chain,
+// ReasonNone otherwise.
+func ReasonOf(err error) Reason {
+	if de := AsError(err); de != nil {
+		return de.Reason
+	}
+	return ReasonNone
 }
 
 // AsError returns the first *Error in err's chain, or nil.

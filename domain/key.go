@@ -45,17 +45,24 @@ type APIKey struct {
 }
 
 // Usable reports whether the key may authenticate at time now, and if not,
-// a caller-safe reason.
+// a caller-safe reason: "deleted", "disabled" or "expired".
 func (k *APIKey) Usable(now time.Time) (bool, string) {
+	why := k.Unusable(now)
+	return why == ReasonNone, string(why)
+}
+
+// Unusable is why the key may not authenticate at time now: one of
+// ReasonKeyDeleted, ReasonKeyDisabled and ReasonKeyExpired, or ReasonNone.
+func (k *APIKey) Unusable(now time.Time) Reason {
 	switch {
 	case k.DeletedAt != nil:
-		return false, "deleted"
+		return ReasonKeyDeleted
 	case !k.IsActive:
-		return false, "disabled"
+		return ReasonKeyDisabled
 	case k.ExpiresAt != nil && !now.Before(*k.ExpiresAt):
-		return false, "expired"
+		return ReasonKeyExpired
 	}
-	return true, ""
+	return ReasonNone
 }
 
 // AllowsIP reports whether addr is inside the key's allow-list. An empty

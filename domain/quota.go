@@ -6,6 +6,12 @@ import (
 	"github.com/google/uuid"
 )
 
+// DefaultSettleRetention is how long a quota ledger remembers a settled
+// reservation id, so that a repeated Settle is a no-op: well past the two
+// minutes for which the relay retries a settlement that failed. The memory
+// and Redis ledgers both default to it.
+const DefaultSettleRetention = 10 * time.Minute
+
 // QuotaState is a key's token ledger at one moment.
 type QuotaState struct {
 	Used     int64 // settled tokens

@@ -2,10 +2,14 @@ package domain
 
 import "time"
 
+// DefaultTierName is the tier keys get when none is named, and the first
+// of DefaultTiers.
+const DefaultTierName = "basic"
+
 // DefaultTiers are used when the configuration names none: the seed's example.
 func DefaultTiers() []Tier {
 	return []Tier{
-		{Name: "basic", Requests: 100, Period: 60 * time.Second},
+		{Name: DefaultTierName, Requests: 100, Period: 60 * time.Second},
 		{Name: "premium", Requests: 1000, Period: 60 * time.Second},
 	}
 }

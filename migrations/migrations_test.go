@@ -34,6 +34,7 @@ type engine struct {
 var quiet = slog.New(slog.DiscardHandler)
 
 func TestSQLiteUsageDetailsDownUp(t *testing.T) {
+	t.Parallel()
 	path := filepath.Join(t.TempDir(), "relay.db")
 	probe := func(t *testing.T) *sql.DB {
 		t.Helper()
@@ -75,6 +76,7 @@ func TestSQLiteUsageDetailsDownUp(t *testing.T) {
 }
 
 func TestPostgresUsageDetailsDownUp(t *testing.T) {
+	t.Parallel()
 	url := testenv.MustPostgresDB(t)
 	probe := func(t *testing.T) *pgx.Conn {
 		t.Helper()

@@ -44,7 +44,7 @@ type KeyStore interface {
 // ErrStale is KeyStore.UpdateKey's answer when the key changed after the
 // caller read it: a lost update was prevented, and the caller should re-read
 // and re-apply its change.
-var ErrStale = &domain.Error{Kind: domain.KindConflict, Reason: "stale", Message: "the API key was changed concurrently; retry"}
+var ErrStale = &domain.Error{Kind: domain.KindConflict, Reason: domain.ReasonStale, Message: "the API key was changed concurrently; retry"}
 
 // TierStore persists rate-limit tiers.
 type TierStore interface {

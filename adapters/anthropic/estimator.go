@@ -229,7 +229,7 @@ func (e *Estimator) InputEstimate(ctx context.Context, body []byte) (int64, erro
 
 // ErrEstimatorBusy: every estimate slot stayed taken for as long as the
 // caller could wait.
-var ErrEstimatorBusy = &domain.Error{Kind: domain.KindOverloaded, Reason: "estimator",
+var ErrEstimatorBusy = &domain.Error{Kind: domain.KindOverloaded, Reason: domain.ReasonEstimator,
 	Message: "every input-token estimate slot is busy"}
 
 // estimate is InputEstimate once it holds a slot.

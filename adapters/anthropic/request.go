@@ -82,7 +82,7 @@ func checkBody(body []byte) error {
 }
 
 func bodyErr(format string, args ...any) error {
-	return &domain.Error{Kind: domain.KindInvalid, Reason: "body", Message: fmt.Sprintf(format, args...)}
+	return &domain.Error{Kind: domain.KindInvalid, Reason: domain.ReasonBody, Message: fmt.Sprintf(format, args...)}
 }
 
 // fileIDs returns every string value of a "file_id" key anywhere in obj

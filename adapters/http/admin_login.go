@@ -28,15 +28,15 @@ func (h *strictHandlers) AdminLogin(ctx context.Context, _ api.AdminLoginRequest
 	if !creds.ok {
 		// Nothing to check, so nothing to throttle.
 		s.obs.LoginFailure()
-		s.obs.AuthFailure("login")
-		return nil, &domain.Error{Kind: domain.KindUnauthenticated, Reason: "login",
+		s.obs.AuthFailure(AuthKindLogin)
+		return nil, &domain.Error{Kind: domain.KindUnauthenticated, Reason: domain.ReasonLogin,
 			Message: "send the admin credentials with HTTP Basic authentication"}
 	}
 	sub, err := s.admin.Login(ctx, admin.LoginInput{Username: creds.user, Password: creds.pass, ClientIP: ctxClientIP(ctx)})
 	switch {
 	case errors.Is(err, domain.ErrUnauthenticated):
 		s.obs.LoginFailure()
-		s.obs.AuthFailure("login")
+		s.obs.AuthFailure(AuthKindLogin)
 	case errors.Is(err, admin.ErrLoginThrottled):
 		s.obs.LoginFailure()
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/relaystation/relay/domain"
+	"github.com/relaystation/relay/domain/admin"
 )
 
 // JWTOptions configures admin tokens.
@@ -20,7 +21,7 @@ type JWTOptions struct {
 	Secret   []byte        // HS256 key (SECRET_KEY); at least 16 bytes
 	Issuer   string        // default "relay-station"
 	Audience string        // default "relay-station-admin"
-	TTL      time.Duration // default 1h
+	TTL      time.Duration // default admin.DefaultTokenTTL
 	// Subject is the admin username tokens are issued to; defaults to
 	// Options.AdminUsername.
 	Subject string
@@ -47,7 +48,7 @@ func newJWTIssuer(o JWTOptions, now func() time.Time) (*jwtIssuer, error) {
 		o.Audience = "relay-station-admin"
 	}
 	if o.TTL <= 0 {
-		o.TTL = time.Hour
+		o.TTL = admin.DefaultTokenTTL
 	}
 	o.Secret = append([]byte(nil), o.Secret...)
 	return &jwtIssuer{opts: o, now: now}, nil
@@ -103,18 +104,18 @@ func (s *Server) adminJWTMiddleware(next echo.HandlerFunc) echo.HandlerFunc {
 		r := c.Request()
 		a := r.Header.Get("Authorization")
 		if len(a) < 8 || !strings.EqualFold(a[:7], "bearer ") {
-			s.obs.AuthFailure("admin_token_missing")
-			return &domain.Error{Kind: domain.KindUnauthenticated, Reason: "admin_token",
+			s.obs.AuthFailure(AuthKindAdminTokenMissing)
+			return &domain.Error{Kind: domain.KindUnauthenticated, Reason: domain.ReasonAdminToken,
 				Message: "admin endpoints need Authorization: Bearer <token from POST /admin/login>"}
 		}
 		sub, err := s.jwt.verify(strings.TrimSpace(a[7:]))
 		if err != nil {
-			s.obs.AuthFailure("admin_token_invalid")
+			s.obs.AuthFailure(AuthKindAdminTokenInvalid)
 			msg := "invalid admin token"
 			if errors.Is(err, jwt.ErrTokenExpired) {
 				msg = "admin token has expired; log in again"
 			}
-			return &domain.Error{Kind: domain.KindUnauthenticated, Reason: "admin_token", Message: msg, Err: err}
+			return &domain.Error{Kind: domain.KindUnauthenticated, Reason: domain.ReasonAdminToken, Message: msg, Err: err}
 		}
 		c.SetRequest(r.WithContext(context.WithValue(r.Context(), adminSubjectKey{}, sub)))
 		return next(c)
@@ -136,8 +137,8 @@ func (s *Server) adminIPMiddleware(next echo.HandlerFunc) echo.HandlerFunc {
 				return next(c)
 			}
 		}
-		s.obs.AuthFailure("admin_ip")
-		return &domain.Error{Kind: domain.KindForbidden, Reason: "ip",
+		s.obs.AuthFailure(AuthKindAdminIP)
+		return &domain.Error{Kind: domain.KindForbidden, Reason: domain.ReasonAdminIP,
 			Message: "admin endpoints may not be used from your IP address"}
 	}
 }

@@ -27,8 +27,8 @@ func (s *Server) keyAuthMiddleware(next echo.HandlerFunc) echo.HandlerFunc {
 			}
 		}
 		if err != nil {
-			if de := domain.AsError(err); de != nil && de.Reason != "" {
-				s.obs.AuthFailure("key_" + de.Reason)
+			if r := domain.ReasonOf(err); r != domain.ReasonNone {
+				s.obs.AuthFailure(AuthKindKey(r))
 			}
 			return err
 		}

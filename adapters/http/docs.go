@@ -59,7 +59,7 @@ func (s *Server) registerDocs(e *echo.Echo) {
 		// answers are plain text and list directories).
 		name := c.Param("*")
 		if st, err := fs.Stat(assetFS, name); name == "" || err != nil || st.IsDir() {
-			return &domain.Error{Kind: domain.KindNotFound, Reason: "docs", Message: "not found: no such documentation file"}
+			return &domain.Error{Kind: domain.KindNotFound, Reason: domain.ReasonPath, Message: "not found: no such documentation file"}
 		}
 		assets.ServeHTTP(c.Response(), c.Request())
 		return nil

@@ -48,7 +48,8 @@ type Options struct {
 	// BodyLimit caps management request bodies; 0 = DefaultManagementBodyLimit.
 	BodyLimit int64
 	// BodyReadTimeout bounds how long a management request's body may take
-	// to arrive (default 30 s); a stalled sender's connection is closed.
+	// to arrive (default httpx.DefaultBodyReadTimeout); a stalled sender's
+	// connection is closed.
 	BodyReadTimeout time.Duration
 	Observer        Observer // nil: no-op
 	// Now is the clock for tokens; nil = time.Now.
@@ -108,7 +109,7 @@ func New(opts Options) (*Server, error) {
 		bodyWait: opts.BodyReadTimeout,
 	}
 	if s.bodyWait <= 0 {
-		s.bodyWait = 30 * time.Second
+		s.bodyWait = httpx.DefaultBodyReadTimeout
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
@@ -184,7 +185,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.e.ServeHT
 
 func (s *Server) serveProxy(c echo.Context) error {
 	if s.proxy == nil {
-		return echo.ErrNotFound
+		return &domain.Error{Kind: domain.KindNotFound, Reason: domain.ReasonPath, Message: http.StatusText(http.StatusNotFound)}
 	}
 	// echo's Response supports Flush and Unwrap, so streaming works through it.
 	s.proxy.ServeHTTP(c.Response(), c.Request())
@@ -204,9 +205,10 @@ func (s *Server) mgmtFallback(c echo.Context) error {
 	slices.Sort(allow)
 	if len(allow) > 0 {
 		c.Response().Header().Set("Allow", strings.Join(allow, ", "))
-		return echo.NewHTTPError(http.StatusMethodNotAllowed, fmt.Sprintf("method %s is not allowed on %s", c.Request().Method, path))
+		return &domain.Error{Kind: domain.KindMethodNotAllowed, Reason: domain.ReasonMethod,
+			Message: fmt.Sprintf("method %s is not allowed on %s", c.Request().Method, path)}
 	}
-	return echo.NewHTTPError(http.StatusNotFound, "no such endpoint: "+path)
+	return &domain.Error{Kind: domain.KindNotFound, Reason: domain.ReasonPath, Message: "no such endpoint: " + path}
 }
 
 // routeMatches matches an echo route path ("/a/:id/b") against a request path.
@@ -238,37 +240,56 @@ func (s *Server) handleError(err error, c echo.Context) {
 			slog.String("request_id", httpx.RequestIDFrom(r.Context())), slog.String("error", err.Error()))
 		return
 	}
-	var he *echo.HTTPError
-	if errors.As(err, &he) {
-		status := he.Code
-		msg := http.StatusText(status)
-		if m, ok := he.Message.(string); ok && m != "" {
-			msg = m
+	if he, ok := errors.AsType[*echo.HTTPError](err); ok && he.Code == http.StatusMethodNotAllowed {
+		if allow, ok := c.Get(echo.ContextKeyHeaderAllow).(string); ok && allow != "" {
+			w.Header().Set("Allow", allow)
 		}
-		if status >= 500 {
-			s.log.LogAttrs(r.Context(), slog.LevelError, "request failed",
-				slog.String("request_id", httpx.RequestIDFrom(r.Context())),
-				slog.Int("status", status), slog.String("error", err.Error()))
-			msg = "internal server error"
-		}
-		if status == http.StatusMethodNotAllowed {
-			if allow, ok := c.Get(echo.ContextKeyHeaderAllow).(string); ok && allow != "" {
-				w.Header().Set("Allow", allow)
-			}
-		}
-		httpx.WriteErrorBody(w, r, status, httpx.TypeForStatus(status), msg)
-		return
 	}
-	httpx.WriteError(w, r, s.log, err)
+	httpx.WriteError(w, r, s.log, fromEcho(err))
+}
+
+// fromEcho makes the errors echo raises itself (its router's 404 and 405,
+// the generated code's parameter binding) domain errors, so that they are
+// answered through the one error table like every other. Any other error
+// is returned as it is.
+func fromEcho(err error) error {
+	he, ok := errors.AsType[*echo.HTTPError](err)
+	if !ok || domain.AsError(err) != nil {
+		return err
+	}
+	msg := http.StatusText(he.Code)
+	if m, ok := he.Message.(string); ok && m != "" {
+		msg = m
+	}
+	var kind domain.Kind
+	switch he.Code {
+	case http.StatusBadRequest:
+		kind = domain.KindInvalid
+	case http.StatusUnauthorized:
+		kind = domain.KindUnauthenticated
+	case http.StatusForbidden:
+		kind = domain.KindForbidden
+	case http.StatusNotFound:
+		kind = domain.KindNotFound
+	case http.StatusMethodNotAllowed:
+		kind = domain.KindMethodNotAllowed
+	case http.StatusRequestEntityTooLarge:
+		kind = domain.KindTooLarge
+	case http.StatusUnsupportedMediaType:
+		kind = domain.KindUnsupportedMedia
+	case http.StatusTooManyRequests:
+		kind = domain.KindRateLimited
+	default:
+		// Nothing of echo's that the relay uses raises anything else; a
+		// server error is answered generically, its cause logged.
+		return &domain.Error{Kind: domain.KindInternal, Err: err}
+	}
+	return &domain.Error{Kind: kind, Message: msg, Err: err}
 }
 
 // errorStatus is the status handleError will give err, for the observer.
 func errorStatus(err error) int {
-	var he *echo.HTTPError
-	if errors.As(err, &he) {
-		return he.Code
-	}
-	st, _ := httpx.StatusOf(err)
+	st, _ := httpx.StatusOf(fromEcho(err))
 	return st
 }
 
@@ -327,7 +348,7 @@ func (s *Server) noBodyMiddleware(next echo.HandlerFunc) echo.HandlerFunc {
 				// net/http drains the unread body before answering: bound
 				// that read too, or a sender that stalls holds the socket.
 				_ = http.NewResponseController(c.Response().Writer).SetReadDeadline(time.Now().Add(s.bodyWait))
-				return &domain.Error{Kind: domain.KindInvalid, Reason: "body",
+				return &domain.Error{Kind: domain.KindInvalid, Reason: domain.ReasonBody,
 					Message: "this route takes no request body"}
 			}
 		}

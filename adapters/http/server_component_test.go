@@ -53,6 +53,7 @@ func forEachStore(t *testing.T, f func(t *testing.T, e *testEnv)) {
 func ptr[T any](v T) *T { return &v }
 
 func TestHealthReadyDocs(t *testing.T) {
+	t.Parallel()
 	forEachStore(t, func(t *testing.T, e *testEnv) {
 		ctx := context.Background()
 		h, err := e.c.HealthWithResponse(ctx)
@@ -93,6 +94,7 @@ func TestHealthReadyDocs(t *testing.T) {
 }
 
 func TestKeyLifecycle(t *testing.T) {
+	t.Parallel()
 	forEachStore(t, func(t *testing.T, e *testEnv) {
 		ctx := context.Background()
 		k := e.createKey(client.CreateKeyRequest{
@@ -200,6 +202,7 @@ func TestKeyLifecycle(t *testing.T) {
 }
 
 func TestListKeysPagination(t *testing.T) {
+	t.Parallel()
 	forEachStore(t, func(t *testing.T, e *testEnv) {
 		ctx := context.Background()
 		for i := range 5 {
@@ -236,6 +239,7 @@ func TestListKeysPagination(t *testing.T) {
 }
 
 func TestTiers(t *testing.T) {
+	t.Parallel()
 	forEachStore(t, func(t *testing.T, e *testEnv) {
 		ctx := context.Background()
 		l, _ := e.c.ListTiersWithResponse(ctx, e.admin())
@@ -269,6 +273,7 @@ func TestTiers(t *testing.T) {
 }
 
 func TestKeyHolderUsageViews(t *testing.T) {
+	t.Parallel()
 	forEachStore(t, func(t *testing.T, e *testEnv) {
 		ctx := context.Background()
 		mine := e.createKey(client.CreateKeyRequest{Name: "mine", TokenLimit: ptr[int64](100)})
@@ -339,6 +344,7 @@ func TestKeyHolderUsageViews(t *testing.T) {
 }
 
 func TestBadInput(t *testing.T) {
+	t.Parallel()
 	forEachStore(t, func(t *testing.T, e *testEnv) {
 		k := e.createKey(client.CreateKeyRequest{Name: "victim"})
 		adminH := map[string]string{"Authorization": "Bearer " + e.token}
@@ -444,6 +450,7 @@ func trunc(b []byte) string {
 }
 
 func TestAdminAuth(t *testing.T) {
+	t.Parallel()
 	forEachStore(t, func(t *testing.T, e *testEnv) {
 		ctx := context.Background()
 		k := e.createKey(client.CreateKeyRequest{Name: "holder"})
@@ -510,6 +517,7 @@ func TestAdminAuth(t *testing.T) {
 // TestConcurrentPatchAndDisable: PATCHes racing a disable (or an enable)
 // never undo it, on either engine.
 func TestConcurrentPatchAndDisable(t *testing.T) {
+	t.Parallel()
 	forEachStore(t, func(t *testing.T, e *testEnv) {
 		ctx := context.Background()
 		k := e.createKey(client.CreateKeyRequest{Name: "contended"})
@@ -572,8 +580,10 @@ func TestConcurrentPatchAndDisable(t *testing.T) {
 }
 
 func TestAdminAllowedIPs(t *testing.T) {
+	t.Parallel()
 	for name, open := range stores {
 		t.Run(name, func(t *testing.T) {
+			t.Parallel()
 			e := newTestEnv(t, open(t), withAdminIPs("10.0.0.0/8"))
 			r, _ := e.c.AdminLoginWithResponse(context.Background(), basic(testAdminUser, testAdminPass))
 			if r.StatusCode() != 403 || r.JSON403 == nil || r.JSON403.Error.Type != "permission_error" {
@@ -591,6 +601,7 @@ func TestAdminAllowedIPs(t *testing.T) {
 }
 
 func TestProxyCatchAll(t *testing.T) {
+	t.Parallel()
 	forEachStore(t, func(t *testing.T, e *testEnv) {
 		// Bigger than the management limit: the proxy has no body limit
 		// or validation in front of it.

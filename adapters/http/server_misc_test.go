@@ -39,6 +39,7 @@ func (o *countingObserver) LoginFailure() {
 var _ httpadapter.Observer = (*countingObserver)(nil)
 
 func TestObserverPanicAndNotReady(t *testing.T) {
+	t.Parallel()
 	obs := &countingObserver{requests: map[string]int{}, auth: map[string]int{}}
 	e := newTestEnv(t, mustOpenStore(t, ""), func(o *httpadapter.Options) {
 		o.Observer = obs

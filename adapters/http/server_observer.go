@@ -5,14 +5,14 @@ import (
 	"time"
 
 	"github.com/relaystation/relay/adapters/httpx"
+	"github.com/relaystation/relay/domain"
 
 	"github.com/labstack/echo/v4"
 )
 
 // Observer receives management-API events for metrics. Labels are bounded:
-// op is an OpenAPI operationId, kind one of a fixed set
-// ("admin_ip", "admin_token_missing", "admin_token_invalid", "login",
-// "key_<relay.AuthFailure>").
+// op is an OpenAPI operationId, kind one of the AuthKind* constants or
+// AuthKindKey of a refused key's reason.
 type Observer interface {
 	// AdminRequest counts a finished management request.
 	AdminRequest(op string, status int)
@@ -21,6 +21,18 @@ type Observer interface {
 	// LoginFailure counts a failed or throttled admin login.
 	LoginFailure()
 }
+
+// The kinds of Observer.AuthFailure.
+const (
+	AuthKindLogin             = "login"               // wrong or missing admin credentials
+	AuthKindAdminIP           = "admin_ip"            // a client outside admin.allowed_ips
+	AuthKindAdminTokenMissing = "admin_token_missing" // no admin token
+	AuthKindAdminTokenInvalid = "admin_token_invalid" // an invalid or expired admin token
+)
+
+// AuthKindKey is the kind of a proxy key refused on /api/* for reason r
+// (a domain.ReasonKey* value): "key_" and the reason.
+func AuthKindKey(r domain.Reason) string { return "key_" + string(r) }
 
 // NopObserver discards every event.
 type NopObserver struct{}

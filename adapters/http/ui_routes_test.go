@@ -95,6 +95,7 @@ func TestDashboardAdminAllowList(t *testing.T) {
 }
 
 func TestAdminUsageByKey(t *testing.T) {
+	t.Parallel()
 	forEachStore(t, func(t *testing.T, e *testEnv) {
 		ctx := context.Background()
 		mine := e.createKey(client.CreateKeyRequest{Name: "mine"})

@@ -35,7 +35,7 @@ func (c *ClientIPResolver) isTrusted(a netip.Addr) bool {
 // X-Forwarded-For holds an entry that is not an address: the client cannot
 // be known, and guessing (the proxy's own address, say) could let it
 // through an allow-list.
-var ErrBadForwardedFor = &domain.Error{Kind: domain.KindInvalid, Reason: "forwarded_for",
+var ErrBadForwardedFor = &domain.Error{Kind: domain.KindInvalid, Reason: domain.ReasonForwardedFor,
 	Message: "X-Forwarded-For holds an entry that is not an IP address"}
 
 // Resolve returns the client address: the peer, or, when the peer is a

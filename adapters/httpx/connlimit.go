@@ -2,11 +2,14 @@ package httpx
 
 import (
 	"net"
+	"net/http"
 	"net/netip"
 	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/relaystation/relay/domain"
 )
 
 // ConnLimits bounds the client connections a listener holds open.
@@ -35,8 +38,9 @@ type ConnLimits struct {
 // before the request is read: HTTP/1.1 clients accept an early response.
 func refusedResponse() []byte {
 	id := NewRequestID()
-	body := `{"type":"error","error":{"type":"overloaded_error","message":"too many open connections; retry shortly"},"request_id":"` + id + `"}`
-	return []byte("HTTP/1.1 503 Service Unavailable\r\n" +
+	status, errType := StatusOf(domain.ErrOverloaded)
+	body := `{"type":"error","error":{"type":"` + errType + `","message":"too many open connections; retry shortly"},"request_id":"` + id + `"}`
+	return []byte("HTTP/1.1 " + strconv.Itoa(status) + " " + http.StatusText(status) + "\r\n" +
 		"Content-Type: application/json\r\n" +
 		"Retry-After: 1\r\n" +
 		"X-Should-Retry: true\r\n" +

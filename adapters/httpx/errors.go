@@ -35,7 +35,9 @@ type errorMapping struct {
 }
 
 // errorTable is the one place domain error kinds become HTTP statuses and
-// Anthropic error types.
+// Anthropic error types. Nothing maps a status back to a type: an error
+// that does not come from the domain (echo's router, say) is made a domain
+// error first, where it is met.
 var errorTable = map[domain.Kind]errorMapping{
 	domain.KindInvalid:          {http.StatusBadRequest, "invalid_request_error"},
 	domain.KindUnauthenticated:  {http.StatusUnauthorized, "authentication_error"},
@@ -46,6 +48,7 @@ var errorTable = map[domain.Kind]errorMapping{
 	domain.KindQuotaExceeded:    {http.StatusTooManyRequests, "rate_limit_error"},
 	domain.KindTooLarge:         {http.StatusRequestEntityTooLarge, "request_too_large"},
 	domain.KindOverloaded:       {http.StatusServiceUnavailable, "overloaded_error"},
+	domain.KindUnavailable:      {http.StatusServiceUnavailable, "api_error"},
 	domain.KindUpstream:         {http.StatusBadGateway, "api_error"},
 	domain.KindTimeout:          {http.StatusGatewayTimeout, "api_error"},
 	domain.KindInternal:         {http.StatusInternalServerError, "api_error"},
@@ -60,28 +63,6 @@ func StatusOf(err error) (status int, errType string) {
 		m = errorTable[domain.KindInternal]
 	}
 	return m.status, m.errType
-}
-
-// TypeForStatus is the Anthropic error type for a bare HTTP status, for
-// errors that do not come from the domain (router 404s, 405s, body limits).
-func TypeForStatus(status int) string {
-	switch status {
-	case http.StatusBadRequest, http.StatusMethodNotAllowed, http.StatusUnsupportedMediaType, http.StatusConflict, http.StatusUnprocessableEntity:
-		return "invalid_request_error"
-	case http.StatusUnauthorized:
-		return "authentication_error"
-	case http.StatusForbidden:
-		return "permission_error"
-	case http.StatusNotFound:
-		return "not_found_error"
-	case http.StatusRequestEntityTooLarge:
-		return "request_too_large"
-	case http.StatusTooManyRequests:
-		return "rate_limit_error"
-	case http.StatusServiceUnavailable, 529:
-		return "overloaded_error"
-	}
-	return "api_error"
 }
 
 // WriteError answers err in Anthropic's error shape. Internal errors are
@@ -102,18 +83,20 @@ func WriteError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err er
 			w.Header().Set("retry-after", strconv.FormatInt(secs, 10))
 		}
 	}
-	if status >= 500 && log != nil {
+	// A relay without an upstream key says so once, at start; every call
+	// it then refuses is not a failure worth an error line of its own.
+	if status >= 500 && log != nil && domain.KindOf(err) != domain.KindUnavailable {
 		log.LogAttrs(r.Context(), slog.LevelError, "request failed",
 			slog.String("request_id", RequestIDFrom(r.Context())),
 			slog.Int("status", status),
 			slog.String("error", err.Error()))
 	}
-	WriteErrorBody(w, r, status, errType, msg)
+	writeErrorBody(w, r, status, errType, msg)
 }
 
-// WriteErrorBody writes an Anthropic-shaped error with an explicit status,
-// type and caller-safe message.
-func WriteErrorBody(w http.ResponseWriter, r *http.Request, status int, errType, msg string) {
+// writeErrorBody writes an Anthropic-shaped error with its status, type and
+// caller-safe message.
+func writeErrorBody(w http.ResponseWriter, r *http.Request, status int, errType, msg string) {
 	body, _ := json.Marshal(ErrorBody{
 		Type:      "error",
 		Error:     ErrorDetail{Type: errType, Message: msg},

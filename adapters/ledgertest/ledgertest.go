@@ -19,8 +19,9 @@ import (
 	"github.com/relaystation/relay/ports"
 )
 
-// Run runs the suite against ledgers from newLedger. Each call must return a
-// ledger with no state (or state only for keys no other call uses).
+// Run runs the suite, in parallel, against ledgers from newLedger. Each call
+// must return a ledger with no state (or state only for keys no other call
+// uses).
 func Run(t *testing.T, newLedger func(tb testing.TB) ports.QuotaLedger) {
 	t.Helper()
 	RunReplicas(t, func(tb testing.TB) []ports.QuotaLedger {
@@ -53,6 +54,7 @@ func RunReplicas(t *testing.T, newReplicas func(tb testing.TB) []ports.QuotaLedg
 		{"ConcurrentSmallRequestsExactSum", testExactSum},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
 			ls := newReplicas(t)
 			if len(ls) == 0 {
 				t.Fatal("newReplicas returned no ledgers")
@@ -268,7 +270,6 @@ func eventually(t *testing.T, within time.Duration, what string, cond func() boo
 // testExtend: a reservation extended before its lease ends keeps holding
 // quota past the original lease; extending what is not held changes nothing.
 func testExtend(t *testing.T, ls []ports.QuotaLedger) {
-	t.Parallel()
 	const short = 400 * time.Millisecond
 	l, key := ls[0], uuid.New()
 	if _, err := l.Reserve(ctxT(t), key, "live", 100, 100, 0, short); err != nil {
@@ -295,7 +296,6 @@ func testExtend(t *testing.T, ls []ports.QuotaLedger) {
 }
 
 func testLeaseExpiry(t *testing.T, ls []ports.QuotaLedger) {
-	t.Parallel()
 	const short = 500 * time.Millisecond
 	l, key := ls[0], uuid.New()
 	// A replica reserves the whole quota with a short lease, then crashes.

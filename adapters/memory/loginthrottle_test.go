@@ -23,6 +23,7 @@ func mustLoginThrottle(tb testing.TB, maxEntries int, opts ...memory.Option) *me
 }
 
 func TestLoginThrottleContract(t *testing.T) {
+	t.Parallel()
 	throttletest.Run(t, func(tb testing.TB) ports.LoginThrottle { return mustLoginThrottle(tb, 1000) })
 }
 

@@ -16,6 +16,7 @@ import (
 )
 
 func TestLedgerContract(t *testing.T) {
+	t.Parallel()
 	ledgertest.Run(t, func(tb testing.TB) ports.QuotaLedger {
 		l := memory.NewLedger(memory.WithSweepInterval(50 * time.Millisecond))
 		tb.Cleanup(func() { l.Close() })
@@ -24,12 +25,14 @@ func TestLedgerContract(t *testing.T) {
 }
 
 func TestRateLimiterContract(t *testing.T) {
+	t.Parallel()
 	ratelimittest.Run(t, func(tb testing.TB) ports.RateLimiter {
 		return memory.NewRateLimiter()
 	})
 }
 
 func TestConcurrencyContract(t *testing.T) {
+	t.Parallel()
 	ratelimittest.RunConcurrency(t, func(tb testing.TB) ports.ConcurrencyLimiter {
 		return memory.NewConcurrencyLimiter()
 	})

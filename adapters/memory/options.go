@@ -3,6 +3,7 @@ package memory
 import (
 	"time"
 
+	"github.com/relaystation/relay/domain"
 	"github.com/relaystation/relay/ports"
 )
 
@@ -17,7 +18,7 @@ type options struct {
 }
 
 func buildOptions(opts []Option) options {
-	o := options{clock: ports.SystemClock{}, settleRetention: DefaultSettleRetention}
+	o := options{clock: ports.SystemClock{}, settleRetention: domain.DefaultSettleRetention}
 	for _, opt := range opts {
 		opt(&o)
 	}
@@ -42,12 +43,9 @@ func WithSweepInterval(d time.Duration) Option {
 	return func(o *options) { o.sweepInterval = d }
 }
 
-// DefaultSettleRetention is how long the ledger remembers a settled
-// reservation id, so a repeated Settle is a no-op.
-const DefaultSettleRetention = 10 * time.Minute
-
 // WithSettleRetention sets how long settled reservation ids are remembered
-// for idempotency. A Settle repeated after this is counted again.
+// for idempotency (default domain.DefaultSettleRetention). A Settle repeated
+// after this is counted again.
 func WithSettleRetention(d time.Duration) Option {
 	return func(o *options) {
 		if d > 0 {

@@ -104,10 +104,45 @@ var (
 	// backendConcerns are the admission checks whose backend can fail.
 	backendConcerns = []string{"requests", "tokens", "concurrency", "quota", "usage"}
 	authKinds       = []string{AuthMissing, AuthMalformed, AuthUnknown, AuthDisabled, AuthExpired, AuthDeleted, AuthIP, AuthOrigin, AuthAdminLogin, AuthAdminJWT, AuthAdminIP}
-	// rejectionAliases accept domain.Error.Reason values as they are.
-	connLimits       = []string{ConnLimitGlobal, ConnLimitPerAddress}
-	rejectionAliases = map[string]string{"requests": RejectRateLimitRequests, "tokens": RejectRateLimitTokens}
+	connLimits      = []string{ConnLimitGlobal, ConnLimitPerAddress}
 )
+
+// refusal is where a domain.Reason is counted: a kind of
+// relay_auth_failures_total when auth is set, else a reason of
+// relay_rejections_total.
+type refusal struct {
+	label string
+	auth  bool
+}
+
+// refusals maps the domain's closed set of reasons onto the closed label
+// sets. A reason not listed (a malformed body, an object the key does not
+// own, ...) is counted as a rejection of reason "other".
+var refusals = map[domain.Reason]refusal{
+	domain.ReasonKeyMissing:  {AuthMissing, true},
+	domain.ReasonKeyUnknown:  {AuthUnknown, true},
+	domain.ReasonKeyDisabled: {AuthDisabled, true},
+	domain.ReasonKeyExpired:  {AuthExpired, true},
+	domain.ReasonKeyDeleted:  {AuthDeleted, true},
+	domain.ReasonKeyIP:       {AuthIP, true},
+	domain.ReasonKeyOrigin:   {AuthOrigin, true},
+	domain.ReasonLogin:       {AuthAdminLogin, true},
+	domain.ReasonAdminToken:  {AuthAdminJWT, true},
+	domain.ReasonAdminIP:     {AuthAdminIP, true},
+
+	domain.ReasonRequests:              {RejectRateLimitRequests, false},
+	domain.ReasonTokens:                {RejectRateLimitTokens, false},
+	domain.ReasonConcurrency:           {RejectConcurrency, false},
+	domain.ReasonQuota:                 {RejectQuota, false},
+	domain.ReasonUsageQueue:            {RejectOverloaded, false},
+	domain.ReasonRequestsBackend:       {RejectOverloaded, false},
+	domain.ReasonTokensBackend:         {RejectOverloaded, false},
+	domain.ReasonConcurrencyBackend:    {RejectOverloaded, false},
+	domain.ReasonQuotaBackend:          {RejectOverloaded, false},
+	domain.ReasonEstimator:             {RejectOverloaded, false},
+	domain.ReasonBuffers:               {RejectOverloaded, false},
+	domain.ReasonUpstreamNotConfigured: {RejectUpstreamMissing, false},
+}
 
 // Options tune New. The zero value is ready to use.
 type Options struct {
@@ -439,16 +474,32 @@ func (m *Metrics) BackendFailure(concern string, failOpen bool) {
 }
 
 // Rejected counts a request the relay refused, by reason: a Reject* constant,
-// or a domain.Error Reason ("requests", "tokens", "concurrency", "quota").
-// Unknown reasons are counted as "other".
+// or a domain reason that maps onto a rejection (see Refused). Unknown
+// reasons are counted as "other".
 func (m *Metrics) Rejected(reason string) {
 	if m == nil {
 		return
 	}
-	if a, ok := rejectionAliases[reason]; ok {
-		reason = a
+	if r, ok := refusals[domain.Reason(reason)]; ok && !r.auth {
+		reason = r.label
 	}
 	lookupOther(m.rejections, reason).Inc()
+}
+
+// Refused counts a refusal by its domain reason, through the one mapping of
+// reasons onto labels: a refused key or admin credential is an
+// authentication failure, anything else a rejection ("other" when the
+// reason has no label of its own).
+func (m *Metrics) Refused(r domain.Reason) {
+	if m == nil {
+		return
+	}
+	to := refusals[r]
+	if to.auth {
+		lookupOther(m.authFailures, to.label).Inc()
+		return
+	}
+	lookupOther(m.rejections, to.label).Inc()
 }
 
 // AuthFailed counts an authentication or authorisation failure of kind, an

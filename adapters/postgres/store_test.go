@@ -35,6 +35,7 @@ func MustOpenAt(tb testing.TB, url string) *postgres.Store {
 }
 
 func TestContract(t *testing.T) {
+	t.Parallel()
 	storetest.Run(t, func(t *testing.T) ports.Store { return MustOpen(t) })
 }
 
@@ -45,6 +46,7 @@ func BenchmarkInsertUsage(b *testing.B) {
 // A batch that fails after the staging table was created rolls back on its
 // connection, and the next batch on that same connection still succeeds.
 func TestInsertUsageAfterFailedBatch(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	s, err := postgres.Open(ctx, testenv.MustPostgresDB(t)+"&pool_max_conns=1", slog.New(slog.DiscardHandler))
 	if err != nil {
@@ -80,6 +82,7 @@ func TestInsertUsageAfterFailedBatch(t *testing.T) {
 }
 
 func TestServerToolRollup(t *testing.T) {
+	t.Parallel()
 	url := testenv.MustPostgresDB(t)
 	s := MustOpenAt(t, url)
 	storetest.ServerToolRollup(t, s, func(t *testing.T) map[storetest.DailyKey]domain.ServerToolUse {

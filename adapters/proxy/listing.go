@@ -24,7 +24,7 @@ func objectID(body []byte) string {
 // entries kept are copied byte for byte.
 func filterListing(ctx context.Context, body []byte, owned func(context.Context, []string) ([]string, error)) ([]byte, error) {
 	if !gjson.ValidBytes(body) {
-		return nil, &domain.Error{Kind: domain.KindUpstream, Reason: "listing", Message: "the upstream listing is not valid JSON"}
+		return nil, &domain.Error{Kind: domain.KindUpstream, Reason: domain.ReasonUpstreamListing, Message: "the upstream listing is not valid JSON"}
 	}
 	root := gjson.ParseBytes(body)
 	data := root.Get("data")

@@ -6,14 +6,11 @@ import (
 	"time"
 )
 
-// Defaults for the body deadline: a body must arrive within
-// DefaultBodyReadTimeout, plus one second for every DefaultBodyMinRate
+// DefaultBodyMinRate extends the body deadline: a body must arrive within
+// httpx.DefaultBodyReadTimeout, plus one second for every DefaultBodyMinRate
 // bytes that have arrived, so a large upload on a slow link keeps going as
 // long as it keeps moving, and a sender that stalls is cut off.
-const (
-	DefaultBodyReadTimeout = 30 * time.Second
-	DefaultBodyMinRate     = 32 << 10
-)
+const DefaultBodyMinRate = 32 << 10
 
 // paceStep is how many bytes arrive between two extensions of the
 // deadline: often enough to follow the rate, rarely enough to cost nothing.

@@ -36,31 +36,34 @@ type Options struct {
 	Service *relay.Service
 	// Transport sends requests upstream: an *upstream.Transport, which
 	// swaps the key, retries and fails over. If it reports Configured() ==
-	// false, every call is answered 503 "upstream is not configured".
+	// false, every call is answered with upstream.ErrNotConfigured (503).
 	Transport http.RoundTripper
 	// ClientIP resolves the client address; nil uses the peer address.
 	ClientIP *httpx.ClientIPResolver
 	// Log gets one Info line per proxied request (never a key or a body)
 	// and errors; nil logs nothing.
 	Log *slog.Logger
-	// MaxBodyBytes caps request bodies (default 32 MB); larger ones get
-	// 413 request_too_large.
+	// MaxBodyBytes caps request bodies (default
+	// upstream.DefaultMaxBodyBytes); larger ones get 413 request_too_large.
 	MaxBodyBytes int64
 	// MaxBufferedBytes caps the request bytes all requests together may
-	// hold in memory (default 1 GiB); a request that would go past it gets
-	// 503 overloaded_error with retry-after, and nothing goes upstream.
+	// hold in memory (default DefaultMaxBufferedBytes); a request that
+	// would go past it gets 503 overloaded_error with retry-after, and
+	// nothing goes upstream.
 	MaxBufferedBytes int64
 	// IdleTimeout ends a response when the upstream sends nothing for this
-	// long (default 5 minutes). There is no overall timeout: streams are long.
+	// long (default DefaultIdleTimeout). There is no overall timeout:
+	// streams are long.
 	IdleTimeout time.Duration
 	// WriteTimeout closes a response whose client has not taken a write
-	// for this long (default 2 minutes): a client that stops reading would
-	// otherwise hold its concurrency slot and reservation for as long as
-	// the upstream keeps talking.
+	// for this long (default DefaultWriteTimeout): a client that stops
+	// reading would otherwise hold its concurrency slot and reservation for
+	// as long as the upstream keeps talking.
 	WriteTimeout time.Duration
 	// BodyReadTimeout and BodyMinRate bound how long a request body may
-	// take to arrive: BodyReadTimeout (default 30 s) plus one second per
-	// BodyMinRate bytes received (default 32 KiB; negative: no extension).
+	// take to arrive: BodyReadTimeout (default httpx.DefaultBodyReadTimeout)
+	// plus one second per BodyMinRate bytes received (default
+	// DefaultBodyMinRate; negative: no extension).
 	// A sender that falls behind has its connection closed.
 	BodyReadTimeout time.Duration
 	BodyMinRate     int64
@@ -145,11 +148,11 @@ func New(opts Options) *Handler {
 	}
 	p.writeWait = opts.WriteTimeout
 	if p.writeWait <= 0 {
-		p.writeWait = 2 * time.Minute
+		p.writeWait = DefaultWriteTimeout
 	}
 	p.bodyWait, p.bodyRate = opts.BodyReadTimeout, opts.BodyMinRate
 	if p.bodyWait <= 0 {
-		p.bodyWait = DefaultBodyReadTimeout
+		p.bodyWait = httpx.DefaultBodyReadTimeout
 	}
 	if p.bodyRate == 0 {
 		p.bodyRate = DefaultBodyMinRate
@@ -159,7 +162,7 @@ func New(opts Options) *Handler {
 		p.buffered.limit = DefaultMaxBufferedBytes
 	}
 	if p.idle <= 0 {
-		p.idle = 5 * time.Minute
+		p.idle = DefaultIdleTimeout
 	}
 	if p.now == nil {
 		p.now = time.Now
@@ -190,13 +193,20 @@ var proxyBufs = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b
 func (proxyBufferPool) Get() []byte  { return *proxyBufs.Get().(*[]byte) }
 func (proxyBufferPool) Put(b []byte) { proxyBufs.Put(&b) }
 
-// DefaultMaxBufferedBytes is the default relay-wide cap on buffered
-// request bodies.
-const DefaultMaxBufferedBytes = 1 << 30
+// Defaults of the proxy's options.
+const (
+	// DefaultMaxBufferedBytes is the relay-wide cap on buffered request
+	// bodies.
+	DefaultMaxBufferedBytes = 1 << 30
+	// DefaultIdleTimeout is the longest silence from the upstream mid-answer.
+	DefaultIdleTimeout = 5 * time.Minute
+	// DefaultWriteTimeout is the longest a client may take no write.
+	DefaultWriteTimeout = 2 * time.Minute
+)
 
 // errBuffersFull refuses a body that would take the relay past its cap on
 // buffered request bytes.
-var errBuffersFull = &domain.Error{Kind: domain.KindOverloaded, Reason: "buffers", RetryAfter: time.Second,
+var errBuffersFull = &domain.Error{Kind: domain.KindOverloaded, Reason: domain.ReasonBuffers, RetryAfter: time.Second,
 	Message: "the relay is holding as many request bytes as it may; retry shortly"}
 
 // bodyBudget counts the request bytes all requests hold.
@@ -327,13 +337,12 @@ func (p *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	ref := relay.Refusal{RequestID: reqID, Start: start, Path: requestPath(r), Session: r.Header.Get("X-Claude-Code-Session-Id")}
 	if !p.configured {
-		p.refused(w, r, &ref, &domain.Error{Kind: domain.KindUpstream, Reason: "upstream_not_configured",
-			Message: "upstream is not configured: the relay has no Anthropic API key; set UPSTREAM_API_KEY (upstream.primary.api_key)"}, http.StatusServiceUnavailable)
+		p.refused(w, r, &ref, upstream.ErrNotConfigured)
 		return
 	}
 	client, err := p.clientIP.Resolve(r)
 	if err != nil {
-		p.refused(w, r, &ref, err, 0)
+		p.refused(w, r, &ref, err)
 		return
 	}
 	ref.ClientIP = client
@@ -348,7 +357,7 @@ func (p *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		ref.Key = &key
 	}
 	if err != nil {
-		p.refused(w, r, &ref, err, 0)
+		p.refused(w, r, &ref, err)
 		return
 	}
 	route, err := p.router.Classify(r.Method, ref.Path)
@@ -358,7 +367,7 @@ func (p *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 				w.Header().Set("Allow", allow)
 			}
 		}
-		p.refused(w, r, &ref, err, 0)
+		p.refused(w, r, &ref, err)
 		return
 	}
 	ref.Route = route
@@ -373,7 +382,7 @@ func (p *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		var src io.Reader = pace
 		if r.ContentLength >= 0 && r.ContentLength <= p.maxBody {
 			if !held.take(r.ContentLength) {
-				p.refused(w, r, &ref, errBuffersFull, 0)
+				p.refused(w, r, &ref, errBuffersFull)
 				return
 			}
 		} else {
@@ -388,7 +397,7 @@ func (p *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			pace.done()
 		}
 		if errors.Is(err, errBuffersFull) {
-			p.refused(w, r, &ref, errBuffersFull, 0)
+			p.refused(w, r, &ref, errBuffersFull)
 			return
 		}
 		if err != nil {
@@ -396,19 +405,19 @@ func (p *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			switch {
 			case domain.KindOf(err) == domain.KindTooLarge:
 			case errors.As(err, &ne) && ne.Timeout():
-				err = &domain.Error{Kind: domain.KindInvalid, Reason: "body_timeout", Err: err,
+				err = &domain.Error{Kind: domain.KindInvalid, Reason: domain.ReasonBodyTimeout, Err: err,
 					Message: "the request body did not arrive in time; the connection is closed"}
 			default:
 				err = &domain.Error{Kind: domain.KindInvalid, Message: "could not read the request body", Err: err}
 			}
-			p.refused(w, r, &ref, err, 0)
+			p.refused(w, r, &ref, err)
 			return
 		}
 		call.Body = body
 	}
 	adm, err := p.svc.Admit(ctx, key, call)
 	if err != nil {
-		p.refused(w, r, &ref, err, 0)
+		p.refused(w, r, &ref, err)
 		return
 	}
 	c := &proxyCall{p: p, w: w, start: start, route: route, adm: adm, origin: call.Origin}
@@ -464,9 +473,8 @@ func headerValue(h http.Header, name string) string {
 }
 
 // refused answers a request that never went upstream, records it against
-// the key when the key is known, and logs it. status overrides the error's
-// mapped status when not zero.
-func (p *Handler) refused(w http.ResponseWriter, r *http.Request, ref *relay.Refusal, err error, status int) {
+// the key when the key is known, and logs it.
+func (p *Handler) refused(w http.ResponseWriter, r *http.Request, ref *relay.Refusal, err error) {
 	// A browser page may read the refusal (a 429, say) on the same terms
 	// as a success: the key's allowed_domains, else cors.allowed_origins.
 	if origin := r.Header.Get("Origin"); origin != "" {
@@ -476,17 +484,8 @@ func (p *Handler) refused(w http.ResponseWriter, r *http.Request, ref *relay.Ref
 		}
 		p.corsHeaders(w.Header(), origin, allowed)
 	}
-	errType := ""
-	if status == 0 {
-		status, errType = httpx.StatusOf(err)
-	}
-	if status == http.StatusServiceUnavailable && domain.KindOf(err) == domain.KindUpstream {
-		errType = "api_error"
-		httpx.WriteErrorBody(w, r, status, errType, domain.AsError(err).Message)
-	} else {
-		httpx.WriteError(w, r, p.log, err)
-	}
-	ref.Status, ref.ErrorType = status, errType
+	httpx.WriteError(w, r, p.log, err)
+	ref.Status, ref.ErrorType = httpx.StatusOf(err)
 	rec := p.svc.Refused(r.Context(), *ref)
 	p.logLine(&rec, upstream.Info{})
 	p.obs.Done(&rec)
@@ -590,7 +589,7 @@ func (p *Handler) filterListing(resp *http.Response, c *proxyCall) error {
 	body, err := io.ReadAll(io.LimitReader(resp.Body, proxyListLimit+1))
 	_ = resp.Body.Close()
 	if err != nil || len(body) > proxyListLimit {
-		return &domain.Error{Kind: domain.KindUpstream, Reason: "listing", Message: "could not read the upstream listing", Err: err}
+		return &domain.Error{Kind: domain.KindUpstream, Reason: domain.ReasonUpstreamListing, Message: "could not read the upstream listing", Err: err}
 	}
 	kind, _ := c.route.Endpoint.Object()
 	out, err := filterListing(resp.Request.Context(), body, func(ctx context.Context, ids []string) ([]string, error) {

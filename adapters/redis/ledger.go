@@ -225,6 +225,6 @@ func quotaExceeded(s domain.QuotaState, estimate, limit int64) *domain.Error {
 	e := domain.Errorf(domain.KindQuotaExceeded,
 		"token quota exhausted: %d of %d tokens remain (%d reserved by in-flight requests), this request needs up to %d",
 		s.Remaining(limit), limit, s.Reserved, estimate)
-	e.Reason = "quota"
+	e.Reason = domain.ReasonQuota
 	return e
 }

@@ -20,6 +20,7 @@ import (
 )
 
 func TestLoginThrottleContract(t *testing.T) {
+	t.Parallel()
 	throttletest.Run(t, func(tb testing.TB) ports.LoginThrottle {
 		rdb, prefix := testenv.MustRedis(tb)
 		return redis.NewLoginThrottle(rdb, redis.WithPrefix(prefix))
@@ -29,6 +30,7 @@ func TestLoginThrottleContract(t *testing.T) {
 // TestLoginThrottleTwoReplicas runs the suite with two stores on two
 // clients sharing one prefix, as two replicas with the same REDIS_URL.
 func TestLoginThrottleTwoReplicas(t *testing.T) {
+	t.Parallel()
 	throttletest.RunReplicas(t, func(tb testing.TB) []ports.LoginThrottle {
 		rdb, prefix := testenv.MustRedis(tb)
 		return []ports.LoginThrottle{

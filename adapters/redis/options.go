@@ -3,6 +3,8 @@ package redis
 import (
 	"log/slog"
 	"time"
+
+	"github.com/relaystation/relay/domain"
 )
 
 // Option configures a Ledger, RateLimiter or ConcurrencyLimiter. Options
@@ -19,17 +21,16 @@ type options struct {
 
 // Defaults.
 const (
-	DefaultPrefix          = "relay:"
-	DefaultSettleRetention = 10 * time.Minute
-	DefaultIdleTTL         = 24 * time.Hour
-	DefaultReleaseTimeout  = 2 * time.Second
+	DefaultPrefix         = "relay:"
+	DefaultIdleTTL        = 24 * time.Hour
+	DefaultReleaseTimeout = 2 * time.Second
 )
 
 func buildOptions(opts []Option) options {
 	o := options{
 		prefix:          DefaultPrefix,
 		log:             slog.New(slog.DiscardHandler),
-		settleRetention: DefaultSettleRetention,
+		settleRetention: domain.DefaultSettleRetention,
 		idleTTL:         DefaultIdleTTL,
 		releaseTimeout:  DefaultReleaseTimeout,
 	}
@@ -55,7 +56,8 @@ func WithLogger(log *slog.Logger) Option {
 }
 
 // WithSettleRetention sets how long the ledger remembers a settled
-// reservation id, so a repeated Settle is a no-op.
+// reservation id, so a repeated Settle is a no-op (default
+// domain.DefaultSettleRetention).
 func WithSettleRetention(d time.Duration) Option {
 	return func(o *options) {
 		if d > 0 {

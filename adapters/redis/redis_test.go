@@ -17,6 +17,7 @@ import (
 )
 
 func TestLedgerContract(t *testing.T) {
+	t.Parallel()
 	ledgertest.Run(t, func(tb testing.TB) ports.QuotaLedger {
 		rdb, prefix := testenv.MustRedis(tb)
 		return redis.NewLedger(rdb, redis.WithPrefix(prefix))
@@ -40,6 +41,7 @@ func mustSecondClient(tb testing.TB) *goredis.Client {
 // sharing one prefix: reservations on one replica are settled on the other,
 // and concurrent admission is spread over both.
 func TestLedgerTwoReplicas(t *testing.T) {
+	t.Parallel()
 	ledgertest.RunReplicas(t, func(tb testing.TB) []ports.QuotaLedger {
 		rdb, prefix := testenv.MustRedis(tb)
 		return []ports.QuotaLedger{
@@ -50,6 +52,7 @@ func TestLedgerTwoReplicas(t *testing.T) {
 }
 
 func TestRateLimiterContract(t *testing.T) {
+	t.Parallel()
 	ratelimittest.Run(t, func(tb testing.TB) ports.RateLimiter {
 		rdb, prefix := testenv.MustRedis(tb)
 		return redis.NewRateLimiter(rdb, redis.WithPrefix(prefix))
@@ -57,6 +60,7 @@ func TestRateLimiterContract(t *testing.T) {
 }
 
 func TestConcurrencyContract(t *testing.T) {
+	t.Parallel()
 	ratelimittest.RunConcurrency(t, func(tb testing.TB) ports.ConcurrencyLimiter {
 		rdb, prefix := testenv.MustRedis(tb)
 		return redis.NewConcurrencyLimiter(rdb, redis.WithPrefix(prefix))
@@ -65,6 +69,7 @@ func TestConcurrencyContract(t *testing.T) {
 
 // TestConcurrencyTwoReplicas shares one cap between two replicas.
 func TestConcurrencyTwoReplicas(t *testing.T) {
+	t.Parallel()
 	rdb, prefix := testenv.MustRedis(t)
 	a := redis.NewConcurrencyLimiter(rdb, redis.WithPrefix(prefix))
 	b := redis.NewConcurrencyLimiter(mustSecondClient(t), redis.WithPrefix(prefix))

@@ -33,6 +33,7 @@ func MustOpenAt(tb testing.TB, path string) *sqlite.Store {
 }
 
 func TestContract(t *testing.T) {
+	t.Parallel()
 	storetest.Run(t, func(t *testing.T) ports.Store { return MustOpen(t) })
 }
 
@@ -41,6 +42,7 @@ func BenchmarkInsertUsage(b *testing.B) {
 }
 
 func TestServerToolRollup(t *testing.T) {
+	t.Parallel()
 	path := filepath.Join(t.TempDir(), "relay.db")
 	s := MustOpenAt(t, path)
 	storetest.ServerToolRollup(t, s, func(t *testing.T) map[storetest.DailyKey]domain.ServerToolUse {

@@ -98,6 +98,7 @@ func TestOpenCorruptSQLite(t *testing.T) {
 }
 
 func TestOpenDirtySQLite(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	dir := t.TempDir()
 	if _, err := storage.Migrate(ctx, "", dir, "up", quiet()); err != nil {
@@ -124,6 +125,7 @@ func TestMigrateUnknownDirection(t *testing.T) {
 }
 
 func TestMigrateSQLiteUpDownUp(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	path := filepath.Join(dir, storage.SQLiteFile)
 	exists := func(t *testing.T, table string) bool {
@@ -139,6 +141,7 @@ func TestMigrateSQLiteUpDownUp(t *testing.T) {
 }
 
 func TestMigratePostgresUpDownUp(t *testing.T) {
+	t.Parallel()
 	url := testenv.MustPostgresDB(t)
 	exists := func(t *testing.T, table string) bool {
 		t.Helper()

@@ -22,8 +22,8 @@ import (
 	"github.com/relaystation/relay/ports"
 )
 
-// Run runs every contract test. newStore must return an empty, migrated
-// store that belongs to the calling (sub)test alone.
+// Run runs every contract test, in parallel: newStore must return an
+// empty, migrated store that belongs to the calling (sub)test alone.
 func Run(t *testing.T, newStore func(t *testing.T) ports.Store) {
 	tests := []struct {
 		name string
@@ -64,6 +64,7 @@ func Run(t *testing.T, newStore func(t *testing.T) ports.Store) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
 			s := newStore(t)
 			tc.fn(t, s)
 		})

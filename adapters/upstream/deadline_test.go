@@ -53,7 +53,7 @@ func TestHangingUpstreamTimesOutOnce(t *testing.T) {
 				_ = resp.Body.Close()
 				t.Fatalf("got a response: %d", resp.StatusCode)
 			}
-			if de := domain.AsError(err); de == nil || de.Kind != domain.KindTimeout || de.Reason != string(OutcomeTimeout) {
+			if de := domain.AsError(err); de == nil || de.Kind != domain.KindTimeout || de.Reason != domain.ReasonUpstreamTimeout {
 				t.Fatalf("want a timeout (504), got %v", err)
 			}
 			if hang.Conns() != 1 || hang.Requests() != 1 || f.Count() != 0 {

@@ -114,7 +114,7 @@ func TestWrittenThenDroppedIsNotResent(t *testing.T) {
 				t.Fatalf("got a response: %d", resp.StatusCode)
 			}
 			de := domain.AsError(err)
-			if de == nil || de.Kind != domain.KindUpstream || de.Reason != string(OutcomeConnectError) {
+			if de == nil || de.Kind != domain.KindUpstream || de.Reason != domain.ReasonUpstreamConnection {
 				t.Fatalf("want a 502, got %v", err)
 			}
 			if drop.Requests() != 1 || drop.Conns() != 1 || f.Count() != 0 {

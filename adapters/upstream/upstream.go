@@ -51,7 +51,7 @@ type Config struct {
 	// APIKey is sent as x-api-key. It never appears in errors or logs.
 	APIKey string
 	// Timeout bounds the wait for response headers of one attempt (not the
-	// body: streams are long). Default 10 minutes, as Anthropic's own SDKs.
+	// body: streams are long). Default DefaultTimeout.
 	// A written request that reaches it is not retried.
 	Timeout time.Duration
 	// MaxRetries is how many times this upstream may be retried within one
@@ -65,20 +65,21 @@ type Options struct {
 	// Upstreams in order of preference: primary first, then fallbacks.
 	// Entries without a URL or an API key are ignored.
 	Upstreams []Config
-	// BaseDelay starts the exponential backoff (default 500ms); the delay
+	// BaseDelay starts the exponential backoff (default DefaultBaseDelay); the delay
 	// before retry n is uniform in [0, min(MaxDelay, BaseDelay*2^n)).
 	BaseDelay time.Duration
-	// MaxDelay caps one backoff (default 8s).
+	// MaxDelay caps one backoff (default DefaultMaxDelay).
 	MaxDelay time.Duration
 	// Deadline bounds the whole retry loop: no attempt or backoff starts
-	// after it (default 2 minutes). It never cuts an attempt already
+	// after it (default DefaultDeadline). It never cuts an attempt already
 	// started, which runs until its upstream's Timeout. A retry-after
 	// beyond it is not waited for; the upstream's answer goes back instead.
 	Deadline time.Duration
 	// Cooldown is how long an upstream that answered 429/529 or could not be
-	// reached is passed over, when it sent no retry-after (default 30s).
+	// reached is passed over, when it sent no retry-after (default
+	// DefaultCooldown).
 	Cooldown time.Duration
-	// MaxBodyBytes caps the buffered request body (default 32 MB).
+	// MaxBodyBytes caps the buffered request body (default DefaultMaxBodyBytes).
 	MaxBodyBytes int64
 	// Transport, when set, replaces the tuned per-upstream transports
 	// (tests). Config.Timeout is then enforced on the attempt's context
@@ -180,11 +181,21 @@ type Transport struct {
 
 var _ http.RoundTripper = (*Transport)(nil)
 
-// DefaultMaxBodyBytes is the default request-body limit.
-const DefaultMaxBodyBytes = 32 << 20
-
-// defaultTimeout is Config.Timeout when unset: Anthropic's SDKs wait as long.
-const defaultTimeout = 10 * time.Minute
+// Defaults of the Options and Config fields.
+const (
+	// DefaultMaxBodyBytes is the request-body limit.
+	DefaultMaxBodyBytes = 32 << 20
+	// DefaultTimeout is the wait for one attempt's response headers:
+	// Anthropic's SDKs wait as long.
+	DefaultTimeout = 10 * time.Minute
+	// DefaultBaseDelay is the first backoff step, DefaultMaxDelay the last.
+	DefaultBaseDelay = 500 * time.Millisecond
+	DefaultMaxDelay  = 8 * time.Second
+	// DefaultDeadline bounds the attempts and backoffs of one request.
+	DefaultDeadline = 2 * time.Minute
+	// DefaultCooldown is how long an upstream that refused rests.
+	DefaultCooldown = 30 * time.Second
+)
 
 // New builds a Transport. An invalid URL is an error; a Transport with no
 // usable upstream is valid, answers every request with ErrNotConfigured, and
@@ -195,16 +206,16 @@ func New(opts Options) (*Transport, error) {
 		cooldown: opts.Cooldown, maxBody: opts.MaxBodyBytes, obs: opts.Observer, log: opts.Log, now: opts.Now,
 	}
 	if t.base <= 0 {
-		t.base = 500 * time.Millisecond
+		t.base = DefaultBaseDelay
 	}
 	if t.maxDelay <= 0 {
-		t.maxDelay = 8 * time.Second
+		t.maxDelay = DefaultMaxDelay
 	}
 	if t.deadline <= 0 {
-		t.deadline = 2 * time.Minute
+		t.deadline = DefaultDeadline
 	}
 	if t.cooldown <= 0 {
-		t.cooldown = 30 * time.Second
+		t.cooldown = DefaultCooldown
 	}
 	if t.maxBody <= 0 {
 		t.maxBody = DefaultMaxBodyBytes
@@ -233,7 +244,7 @@ func New(opts Options) (*Transport, error) {
 		}
 		timeout := c.Timeout
 		if timeout <= 0 {
-			timeout = defaultTimeout
+			timeout = DefaultTimeout
 		}
 		tg := &target{name: name, scheme: u.Scheme, host: u.Host, basePath: NormalizeBasePath(u.Path),
 			key: c.APIKey, maxRetries: max(c.MaxRetries, 0), rt: opts.Transport}
@@ -281,16 +292,17 @@ func NewHTTPTransport(timeout time.Duration) *http.Transport {
 // Configured reports whether at least one upstream has a URL and a key.
 func (t *Transport) Configured() bool { return len(t.targets) > 0 }
 
-// ErrNotConfigured is returned for every request when no upstream has a key.
-var ErrNotConfigured = &domain.Error{Kind: domain.KindUpstream, Reason: "not_configured",
-	Message: "upstream is not configured: set an API key for the primary upstream"}
+// ErrNotConfigured is returned for every request when no upstream has a
+// key; the proxy answers it before trying (503 api_error).
+var ErrNotConfigured = &domain.Error{Kind: domain.KindUnavailable, Reason: domain.ReasonUpstreamNotConfigured,
+	Message: "upstream is not configured: the relay has no Anthropic API key; set UPSTREAM_API_KEY (upstream.primary.api_key)"}
 
 // RoundTrip sends req to the first available upstream, retrying and failing
 // over as configured. The client's x-api-key and Authorization are replaced
 // by the upstream's key. It returns the first response that is not retried,
 // or the last response when every attempt failed, or an error of kind
-// KindUpstream (502), KindTimeout (504) or KindTooLarge (413), whose Reason
-// is the last attempt's Outcome.
+// KindUpstream (502, ReasonUpstreamConnection), KindTimeout (504,
+// ReasonUpstreamTimeout) or KindTooLarge (413).
 func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	info := InfoFrom(req.Context())
 	if info == nil {
@@ -632,14 +644,14 @@ func (t *Transport) finish(info *Info, resp *http.Response, last attempt, outcom
 // fail is the error for a request whose last attempt a got no response.
 func (t *Transport) fail(info *Info, a attempt, outcome Outcome) error {
 	if outcome == OutcomeTimeout {
-		return &domain.Error{Kind: domain.KindTimeout, Reason: string(outcome), Err: a.err,
+		return &domain.Error{Kind: domain.KindTimeout, Reason: domain.ReasonUpstreamTimeout, Err: a.err,
 			Message: fmt.Sprintf("upstream %q did not answer in time (%d attempts)", info.Upstream, info.Attempts)}
 	}
 	msg := fmt.Sprintf("could not reach upstream %q: %s (%d attempts)", info.Upstream, describe(a), info.Attempts)
 	if a.written {
 		msg = fmt.Sprintf("upstream %q was sent the request but did not answer: %s (%d attempts)", info.Upstream, describe(a), info.Attempts)
 	}
-	return &domain.Error{Kind: domain.KindUpstream, Reason: string(outcome), Err: a.err, Message: msg}
+	return &domain.Error{Kind: domain.KindUpstream, Reason: domain.ReasonUpstreamConnection, Err: a.err, Message: msg}
 }
 
 // describe names a connection failure without addresses or URLs.
@@ -693,7 +705,7 @@ func (t *Transport) replayable(req *http.Request) (func() (io.ReadCloser, error)
 
 // TooLarge is the error for a body over limit bytes.
 func TooLarge(limit int64) error {
-	return &domain.Error{Kind: domain.KindTooLarge, Reason: "body",
+	return &domain.Error{Kind: domain.KindTooLarge, Reason: domain.ReasonBody,
 		Message: fmt.Sprintf("request body is larger than the relay's limit of %d bytes", limit)}
 }
 

@@ -293,7 +293,7 @@ func TestTimeoutIs504(t *testing.T) {
 	if domain.KindOf(err) != domain.KindTimeout || info.Attempts != 1 || f.Count() != 1 || !info.Written {
 		t.Fatalf("err %v info %+v, upstream saw %d", err, info, f.Count())
 	}
-	if de := domain.AsError(err); de.Reason != string(OutcomeTimeout) {
+	if de := domain.AsError(err); de.Reason != domain.ReasonUpstreamTimeout {
 		t.Fatalf("reason %q", de.Reason)
 	}
 }

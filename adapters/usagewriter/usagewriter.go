@@ -179,7 +179,7 @@ func (w *Writer) Record(ctx context.Context, rec domain.UsageRecord) error {
 	if w.held.Add(1) > int64(w.cfg.Capacity) {
 		w.held.Add(-1)
 		w.obs.Dropped(1)
-		return &domain.Error{Kind: domain.KindOverloaded, Reason: "usage_queue",
+		return &domain.Error{Kind: domain.KindOverloaded, Reason: domain.ReasonUsageQueue,
 			Message: "the relay is overloaded: usage accounting is backed up; retry shortly"}
 	}
 	w.queue <- rec

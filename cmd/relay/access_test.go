@@ -35,6 +35,7 @@ func (r *testRelay) browserCall(t *testing.T, key string, headers map[string]str
 }
 
 func TestDomainAllowListAndCORS(t *testing.T) {
+	t.Parallel()
 	fake := fakeanthropic.New(fakeanthropic.Options{})
 	r := startRelay(t, fake, "CORS_ALLOWED_ORIGINS=https://console.example.net")
 	token := r.adminToken(t)
@@ -146,6 +147,7 @@ func TestDomainAllowListAndCORS(t *testing.T) {
 }
 
 func TestAdminIPAllowList(t *testing.T) {
+	t.Parallel()
 	r := startRelay(t, fakeanthropic.New(fakeanthropic.Options{}), "ADMIN_ALLOWED_IPS=10.0.0.0/8,192.0.2.1")
 	req, _ := http.NewRequest(http.MethodPost, r.URL+"/admin/login", nil)
 	req.SetBasicAuth("admin", testAdminPassword)
@@ -175,6 +177,7 @@ func TestAdminIPAllowList(t *testing.T) {
 // body with a key that merely looks right gets its 401 at once; the relay
 // never waits for, or buffers, the body.
 func TestBadKeyIsRefusedBeforeTheBodyIsRead(t *testing.T) {
+	t.Parallel()
 	fake := fakeanthropic.New(fakeanthropic.Options{})
 	r := startRelay(t, fake)
 	conn, err := net.Dial("tcp", strings.TrimPrefix(r.URL, "http://"))
@@ -200,6 +203,7 @@ func TestBadKeyIsRefusedBeforeTheBodyIsRead(t *testing.T) {
 // TestTokenlessPathsReserveNothing: endpoints other than Messages are relayed
 // under the request budget but neither reserve quota nor get estimated.
 func TestTokenlessPathsReserveNothing(t *testing.T) {
+	t.Parallel()
 	fake := fakeanthropic.New(fakeanthropic.Options{})
 	r := startRelay(t, fake)
 	token := r.adminToken(t)
@@ -225,6 +229,7 @@ func TestTokenlessPathsReserveNothing(t *testing.T) {
 // entries with ports are read as their address, and any entry that does
 // not parse is a 400 — never the proxy's own (allowed) address.
 func TestForwardedForFailsClosed(t *testing.T) {
+	t.Parallel()
 	r := startRelay(t, fakeanthropic.New(fakeanthropic.Options{}), "TRUSTED_PROXIES=127.0.0.1/32", "ADMIN_ALLOWED_IPS=127.0.0.1/32,203.0.113.7/32")
 	login := func(xff string) int {
 		req, _ := http.NewRequest(http.MethodPost, r.URL+"/admin/login", nil)
@@ -282,6 +287,7 @@ func TestForwardedForFailsClosed(t *testing.T) {
 // TestBodylessRoutesRefuseBodies: a GET or DELETE with a body is refused,
 // on management routes and proxied endpoints alike, and never forwarded.
 func TestBodylessRoutesRefuseBodies(t *testing.T) {
+	t.Parallel()
 	fake := fakeanthropic.New(fakeanthropic.Options{})
 	r := startRelay(t, fake)
 	token := r.adminToken(t)
@@ -306,6 +312,7 @@ func TestBodylessRoutesRefuseBodies(t *testing.T) {
 // management route and sends none has its connection closed once the body
 // deadline passes, instead of holding it (and a descriptor) for ever.
 func TestStalledManagementBodyIsCutOff(t *testing.T) {
+	t.Parallel()
 	r := startRelayWith(t, fakeanthropic.New(fakeanthropic.Options{}), func(c *config.Config) {
 		c.Server.BodyReadTimeout = 300 * time.Millisecond
 	})

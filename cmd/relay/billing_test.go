@@ -60,6 +60,7 @@ func (r *testRelay) adminLogs(t *testing.T, token, query string, cond func([]log
 // record, visible in the admin logs (also filtered by status) and in the
 // key holder's own logs.
 func TestRefusalsAreRecorded(t *testing.T) {
+	t.Parallel()
 	fake := fakeanthropic.New(fakeanthropic.Options{})
 	r := startRelay(t, fake)
 	token := r.adminToken(t)
@@ -112,6 +113,7 @@ func TestRefusalsAreRecorded(t *testing.T) {
 // TestLedgerSeesUsageItDidNotSettle: usage recorded while a key had no
 // limit counts once the limit is back.
 func TestLedgerSeesUsageItDidNotSettle(t *testing.T) {
+	t.Parallel()
 	fake := fakeanthropic.New(fakeanthropic.Options{Usage: fakeanthropic.Usage{InputTokens: 5000, OutputTokens: 100}})
 	r := startRelay(t, fake, "KEY_CACHE_TTL=10ms")
 	token := r.adminToken(t)
@@ -145,6 +147,7 @@ func TestLedgerSeesUsageItDidNotSettle(t *testing.T) {
 // fetching the results through the relay bills nothing more, and another
 // key can neither see nor touch the batch. On SQLite and PostgreSQL.
 func TestBatchesAreSettledAndIsolated(t *testing.T) {
+	t.Parallel()
 	t.Run("sqlite", func(t *testing.T) { batchSuite(t) })
 	t.Run("postgres", func(t *testing.T) { batchSuite(t, "DATABASE_URL="+testenv.MustPostgresDB(t)) })
 }
@@ -255,6 +258,7 @@ func batchSuite(t *testing.T, extra ...string) {
 // TestBatchOverQuotaIsRefused: a batch whose requests' bound cannot fit is
 // refused before it leaves.
 func TestBatchOverQuotaIsRefused(t *testing.T) {
+	t.Parallel()
 	fake := fakeanthropic.New(fakeanthropic.Options{})
 	r := startRelayWith(t, fake, fastBatches)
 	token := r.adminToken(t)
@@ -272,6 +276,7 @@ func TestBatchOverQuotaIsRefused(t *testing.T) {
 
 // TestFilesAreIsolated: a file uploaded with one key is invisible to another.
 func TestFilesAreIsolated(t *testing.T) {
+	t.Parallel()
 	fake := fakeanthropic.New(fakeanthropic.Options{})
 	r := startRelay(t, fake)
 	token := r.adminToken(t)
@@ -322,6 +327,7 @@ func TestFilesAreIsolated(t *testing.T) {
 // TestOpenAISDKChatCompletions: the official OpenAI Go SDK, plain and
 // streaming, through the relay's /v1/chat/completions, metered exactly.
 func TestOpenAISDKChatCompletions(t *testing.T) {
+	t.Parallel()
 	fake := fakeanthropic.New(fakeanthropic.Options{Deltas: 6, DeltaText: "chunk "})
 	r := startRelay(t, fake)
 	token := r.adminToken(t)
@@ -373,6 +379,7 @@ func fakeTotal(u fakeanthropic.Usage) int64 {
 // TestBatchReconcilerSurvivesRestart: a batch created before a restart is
 // settled by the relay that comes up after it.
 func TestBatchReconcilerSurvivesRestart(t *testing.T) {
+	t.Parallel()
 	fake := fakeanthropic.New(fakeanthropic.Options{BatchEndPolls: 1 << 30})
 	dir := t.TempDir()
 	r1 := startRelayWith(t, fake, fastBatches, "DATA_DIR="+dir)

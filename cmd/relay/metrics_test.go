@@ -51,6 +51,7 @@ func scrape(t *testing.T, r *testRelay) map[string]float64 {
 // TestMetricsMoveWithTraffic drives known traffic and checks that each
 // counter and histogram moved by exactly the expected amount.
 func TestMetricsMoveWithTraffic(t *testing.T) {
+	t.Parallel()
 	fake := fakeanthropic.New(fakeanthropic.Options{Deltas: 4})
 	r := startRelay(t, fake)
 	token := r.adminToken(t)

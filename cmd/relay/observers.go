@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"log/slog"
 	"strings"
 
 	"github.com/relaystation/relay/adapters/metrics"
@@ -18,38 +17,19 @@ import (
 // These small adapters connect each component's Observer port to the one
 // Prometheus registry, so no component imports the metrics package.
 
-type relayObserver struct {
-	m   *metrics.Metrics
-	log *slog.Logger
-}
+type relayObserver struct{ m *metrics.Metrics }
 
-// Rejected maps admission's bounded reasons onto the metrics' label sets:
-// authentication refusals are auth failures, the rest rejections.
-func (o relayObserver) Rejected(reason string) {
-	switch {
-	case authReasons[reason]:
-		o.m.AuthFailed(reason)
-	case reason == "usage_queue" || strings.HasSuffix(reason, "_backend"):
-		o.m.Rejected(metrics.RejectOverloaded)
-	default:
-		o.m.Rejected(reason)
-	}
-}
+// Rejected counts a refusal under its reason's label (a refused key is an
+// auth failure; the rest are rejections).
+func (o relayObserver) Rejected(reason domain.Reason) { o.m.Refused(reason) }
 
 // BackendFailure: Redis could not answer; counted by concern and by the
-// policy applied, and logged.
+// policy applied. The service logs it, with the request id.
 func (o relayObserver) BackendFailure(c relay.Concern, failOpen bool) {
 	o.m.BackendFailure(string(c), failOpen)
-	o.log.Warn("limiter backend unavailable", "concern", string(c), "fail_open", failOpen)
 }
 
 var _ relay.Observer = relayObserver{}
-
-var authReasons = map[string]bool{
-	string(relay.AuthMissing): true, string(relay.AuthUnknown): true, string(relay.AuthDisabled): true,
-	string(relay.AuthExpired): true, string(relay.AuthDeleted): true, string(relay.AuthIP): true,
-	string(relay.AuthOrigin): true,
-}
 
 // proxyObserver feeds the proxy's per-request events to the metrics.
 type proxyObserver struct{ m *metrics.Metrics }
@@ -92,20 +72,28 @@ func (o serverObserver) AdminRequest(op string, status int) {
 	o.m.ObserveRequest(route, status, "")
 }
 
-// AuthFailure maps the management API's kinds onto the metric's.
+// AuthFailure counts the management API's kinds under their reasons.
 func (o serverObserver) AuthFailure(kind string) {
-	switch {
-	case kind == "login":
-		o.m.AuthFailed(metrics.AuthAdminLogin)
-	case kind == "admin_ip":
-		o.m.AuthFailed(metrics.AuthAdminIP)
-	case strings.HasPrefix(kind, "admin_token"):
-		o.m.AuthFailed(metrics.AuthAdminJWT)
-	case strings.HasPrefix(kind, "key_"):
-		o.m.AuthFailed(strings.TrimPrefix(kind, "key_"))
-	default:
-		o.m.AuthFailed(kind)
+	if r, ok := serverAuthKinds[kind]; ok {
+		o.m.Refused(r)
+		return
 	}
+	o.m.AuthFailed(kind)
+}
+
+// serverAuthKinds are the reasons behind the management API's failure kinds.
+var serverAuthKinds = map[string]domain.Reason{
+	httpadapter.AuthKindLogin:                         domain.ReasonLogin,
+	httpadapter.AuthKindAdminIP:                       domain.ReasonAdminIP,
+	httpadapter.AuthKindAdminTokenMissing:             domain.ReasonAdminToken,
+	httpadapter.AuthKindAdminTokenInvalid:             domain.ReasonAdminToken,
+	httpadapter.AuthKindKey(domain.ReasonKeyMissing):  domain.ReasonKeyMissing,
+	httpadapter.AuthKindKey(domain.ReasonKeyUnknown):  domain.ReasonKeyUnknown,
+	httpadapter.AuthKindKey(domain.ReasonKeyDisabled): domain.ReasonKeyDisabled,
+	httpadapter.AuthKindKey(domain.ReasonKeyExpired):  domain.ReasonKeyExpired,
+	httpadapter.AuthKindKey(domain.ReasonKeyDeleted):  domain.ReasonKeyDeleted,
+	httpadapter.AuthKindKey(domain.ReasonKeyIP):       domain.ReasonKeyIP,
+	httpadapter.AuthKindKey(domain.ReasonKeyOrigin):   domain.ReasonKeyOrigin,
 }
 
 // LoginFailure also fires for throttled attempts, which are not credential

@@ -24,6 +24,7 @@ import (
 // account for. When the database is back, every admitted request's record
 // lands, once.
 func TestFullUsageQueueRefusesAndLosesNothing(t *testing.T) {
+	t.Parallel()
 	dbURL := testenv.MustPostgresDB(t)
 	u, _ := url.Parse(dbURL)
 	proxy := testenv.NewTCPProxy(t, u.Host)
@@ -97,6 +98,7 @@ func TestFullUsageQueueRefusesAndLosesNothing(t *testing.T) {
 // TestQuotaShowsLiveReservations: /api/usage/quota reports tokens_reserved
 // while a request is in flight, and releases it on settlement.
 func TestQuotaShowsLiveReservations(t *testing.T) {
+	t.Parallel()
 	fake := fakeanthropic.New(fakeanthropic.Options{})
 	r := startRelay(t, fake)
 	token := r.adminToken(t)

@@ -212,6 +212,7 @@ func (r *testRelay) waitUsage(t *testing.T, key string, want int64) map[string]a
 }
 
 func TestRelayEndToEndAndCLI(t *testing.T) {
+	t.Parallel()
 	fake := fakeanthropic.New(fakeanthropic.Options{Deltas: 5})
 	r := startRelay(t, fake)
 
@@ -300,6 +301,7 @@ func TestRelayEndToEndAndCLI(t *testing.T) {
 // TestSecretsNeverLogged drives traffic with every kind of secret in use and
 // scans everything the relay wrote.
 func TestSecretsNeverLogged(t *testing.T) {
+	t.Parallel()
 	fake := fakeanthropic.New(fakeanthropic.Options{Deltas: 3})
 	fake.Script(fakeanthropic.Step{Status: 529}, fakeanthropic.Step{Status: 400})
 	r := startRelay(t, fake)
@@ -337,6 +339,7 @@ func TestSecretsNeverLogged(t *testing.T) {
 // TestShutdownDrainsStreams: SIGTERM during 20 open streams lets every one
 // finish, and every usage record lands in the database.
 func TestShutdownDrainsStreams(t *testing.T) {
+	t.Parallel()
 	for _, engine := range []string{"sqlite", "postgres"} {
 		t.Run(engine, func(t *testing.T) {
 			var extra []string
@@ -424,6 +427,7 @@ func TestShutdownDrainsStreams(t *testing.T) {
 
 // TestReadyFlipsWhenPostgresIsDown cuts the connection to PostgreSQL.
 func TestReadyFlipsWhenPostgresIsDown(t *testing.T) {
+	t.Parallel()
 	dbURL := testenv.MustPostgresDB(t)
 	u, _ := url.Parse(dbURL)
 	proxy := testenv.NewTCPProxy(t, u.Host)
@@ -455,6 +459,7 @@ func TestReadyFlipsWhenPostgresIsDown(t *testing.T) {
 }
 
 func TestCommandLineErrors(t *testing.T) {
+	t.Parallel()
 	cases := []struct {
 		args    []string
 		environ []string
@@ -480,6 +485,7 @@ func TestCommandLineErrors(t *testing.T) {
 }
 
 func TestHashPassword(t *testing.T) {
+	t.Parallel()
 	var out bytes.Buffer
 	e := env{stdin: strings.NewReader("correct horse battery\n"), stdout: &out, stderr: io.Discard}
 	if err := run(context.Background(), []string{"hash-password"}, e); err != nil {
@@ -517,6 +523,7 @@ func mustUUID(t *testing.T, s string) uuid.UUID {
 }
 
 func TestLogSinkFlushes(t *testing.T) {
+	t.Parallel()
 	var buf syncBuffer
 	s := newLogSink(&buf, 10*time.Millisecond)
 	_, _ = s.Write([]byte("one\n"))
@@ -537,6 +544,7 @@ func TestLogSinkFlushes(t *testing.T) {
 }
 
 func TestCLIHelpShowsNoSecrets(t *testing.T) {
+	t.Parallel()
 	var out bytes.Buffer
 	e := env{environ: []string{"RELAY_ADMIN_PASSWORD=pw-Secret-123", "RELAY_ADMIN_TOKEN=eyJhbGciOiJIUzI1NiJ9.secret"}, stdin: strings.NewReader(""), stdout: &out, stderr: &out}
 	_ = run(context.Background(), []string{"keys", "list", "--bogus"}, e)

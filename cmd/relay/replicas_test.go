@@ -21,6 +21,7 @@ import (
 // and one Redis, as a multi-replica deployment does, and checks that the
 // quota is never overspent and that no usage update is lost.
 func TestTwoReplicasShareQuota(t *testing.T) {
+	t.Parallel()
 	testenv.MustRedis(t) // skip (or fail under CI) when Redis is absent
 	dbURL := testenv.MustPostgresDB(t)
 	shared := []string{"DATABASE_URL=" + dbURL, "REDIS_URL=" + testenv.RedisURL()}
@@ -33,6 +34,7 @@ func TestTwoReplicasShareQuota(t *testing.T) {
 // TestOneReplicaQuotaOnSQLite runs the same checks on the default setup:
 // one relay, embedded SQLite, the in-process ledger and limiters.
 func TestOneReplicaQuotaOnSQLite(t *testing.T) {
+	t.Parallel()
 	fake := fakeanthropic.New(fakeanthropic.Options{})
 	a := startRelay(t, fake)
 	quotaSuite(t, fake, []*testRelay{a}, "", a.cfg.DataDir)

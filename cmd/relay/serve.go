@@ -16,22 +16,14 @@ import (
 	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/relaystation/relay/adapters/anthropic"
+	"github.com/relaystation/relay/adapters/httpx"
 	"github.com/relaystation/relay/adapters/keycache"
-	"github.com/relaystation/relay/adapters/memory"
 	"github.com/relaystation/relay/adapters/metrics"
-	redisadapter "github.com/relaystation/relay/adapters/redis"
-	"github.com/relaystation/relay/adapters/storage"
-	"github.com/relaystation/relay/adapters/upstream"
 	"github.com/relaystation/relay/adapters/usagewriter"
 	"github.com/relaystation/relay/config"
 	"github.com/relaystation/relay/domain"
-	"github.com/relaystation/relay/domain/admin"
 	"github.com/relaystation/relay/domain/relay"
 	"github.com/relaystation/relay/ports"
-
-	httpadapter "github.com/relaystation/relay/adapters/http"
-	"github.com/relaystation/relay/adapters/httpx"
-	"github.com/relaystation/relay/adapters/proxy"
 )
 
 // serve wires the relay explicitly, starts it, and on SIGTERM/SIGINT shuts
@@ -68,6 +60,7 @@ func serve(ctx context.Context, args []string, e env) error {
 type app struct {
 	cfg                config.Config
 	log                *slog.Logger
+	clock              ports.Clock
 	store              ports.Store
 	storeKind          string
 	rdb                *goredis.Client
@@ -80,232 +73,62 @@ type app struct {
 	closers            []func()
 }
 
-func build(ctx context.Context, cfg config.Config, e env, log *slog.Logger) (*app, error) {
-	a := &app{cfg: cfg, log: log}
+// build wires the relay from cfg; the constructors it calls are in
+// wiring.go. On an error, whatever it had opened is closed again.
+func build(ctx context.Context, cfg config.Config, e env, log *slog.Logger) (_ *app, err error) {
+	a := &app{cfg: cfg, log: log, clock: ports.SystemClock{}}
+	defer func() {
+		if err != nil {
+			a.close()
+		}
+	}()
 	sec, err := bootstrapSecrets(cfg, e.stderr)
 	if err != nil {
 		return nil, err
 	}
-	store, err := storage.Open(ctx, cfg.DatabaseURL, cfg.DataDir, log)
-	if err != nil {
-		return nil, fmt.Errorf("database: %w", err)
+	if err := a.openStore(ctx); err != nil {
+		return nil, err
 	}
-	a.store = store
-	a.storeKind = "sqlite"
-	if cfg.DatabaseURL != "" {
-		a.storeKind = "postgres"
-	}
-	a.closers = append(a.closers, func() {
-		if err := store.Close(); err != nil {
-			log.Error("closing the database", "error", err)
-		}
-	})
-
-	m := metrics.New(metrics.Options{MaxQuotaKeys: cfg.Metrics.MaxKeys, QuotaKeyNames: cfg.Metrics.KeyNames, Version: version})
-	a.metrics = m
-	clock := ports.SystemClock{}
-
-	var (
-		ledger  ports.QuotaLedger
-		limiter ports.RateLimiter
-		conc    ports.ConcurrencyLimiter
-		// The login throttle's memory store serves alone without Redis, and
-		// as the fallback while Redis is unreachable.
-		logins, loginsFallback ports.LoginThrottle
-	)
-	memLogins, err := memory.NewLoginThrottle(cfg.Admin.LoginThrottle.MaxEntries, memory.WithClock(clock))
+	a.metrics = metrics.New(metrics.Options{MaxQuotaKeys: cfg.Metrics.MaxKeys, QuotaKeyNames: cfg.Metrics.KeyNames, Version: version})
+	lim, err := a.newLimiters(ctx)
 	if err != nil {
 		return nil, err
 	}
-	if cfg.RedisURL != "" {
-		goredis.SetLogger(redisLogger{log})
-		opts, err := goredis.ParseURL(cfg.RedisURL)
-		if err != nil {
-			return nil, fmt.Errorf("redis_url: %w", err)
-		}
-		// Admission waits on Redis: keep its worst case short, so that when
-		// Redis is away the failure policy applies within about a second
-		// instead of after go-redis's default timeouts and retries.
-		opts.DialTimeout = time.Second
-		opts.ReadTimeout = 500 * time.Millisecond
-		opts.WriteTimeout = 500 * time.Millisecond
-		opts.PoolTimeout = time.Second
-		opts.MaxRetries = 1
-		opts.DialerRetries = 1
-		a.rdb = goredis.NewClient(opts)
-		// After a connection failure, fail Redis calls at once for a second.
-		a.rdb.AddHook(redisadapter.NewBreaker(time.Second))
-		pctx, cancel := context.WithTimeout(ctx, 3*time.Second)
-		if err := a.rdb.Ping(pctx).Err(); err != nil {
-			// Not fatal: the fail_open/fail_closed policies decide what
-			// happens while Redis is away, and it may come back.
-			log.Warn("redis is not reachable at start; the failure policies apply until it is", "error", err)
-		}
-		cancel()
-		ropts := []redisadapter.Option{redisadapter.WithPrefix("relay:"), redisadapter.WithLogger(log)}
-		ledger = redisadapter.NewLedger(a.rdb, ropts...)
-		limiter = redisadapter.NewRateLimiter(a.rdb, ropts...)
-		conc = redisadapter.NewConcurrencyLimiter(a.rdb, ropts...)
-		logins, loginsFallback = redisadapter.NewLoginThrottle(a.rdb, ropts...), memLogins
-		a.closers = append(a.closers, func() { _ = a.rdb.Close() })
-	} else {
-		ml := memory.NewLedger(memory.WithClock(clock), memory.WithSweepInterval(time.Minute))
-		mr := memory.NewRateLimiter(memory.WithClock(clock), memory.WithSweepInterval(time.Minute))
-		mc := memory.NewConcurrencyLimiter(memory.WithClock(clock), memory.WithSweepInterval(time.Minute))
-		ledger, limiter, conc, logins = ml, mr, mc, memLogins
-		a.closers = append(a.closers, func() { _ = ml.Close(); mr.Close(); _ = mc.Close() })
-	}
-
-	a.writer = usagewriter.New(store, usagewriter.Config{
-		Capacity:      cfg.Usage.QueueSize,
-		BatchSize:     cfg.Usage.BatchSize,
-		FlushInterval: cfg.Usage.FlushInterval,
-		Logger:        log,
-		Observer:      m.UsageWriter(),
+	a.writer = usagewriter.New(a.store, usagewriter.Config{
+		Capacity: cfg.Usage.QueueSize, BatchSize: cfg.Usage.BatchSize, FlushInterval: cfg.Usage.FlushInterval,
+		Logger: log, Observer: a.metrics.UsageWriter(),
 	})
 
 	hasher := domain.NewKeyHasher(sec.keyHashSecret)
-	cache := keycache.New(store, cfg.Server.KeyCacheTTL, clock)
-	adminSvc, err := admin.NewService(admin.Deps{
-		Keys: store, Tiers: store, Usage: store, Cache: cache,
-		Ledger: ledger, Limiter: limiter, Concurrency: conc,
-		Clock: clock, Hasher: hasher, Log: log,
-		LoginThrottle: logins, LoginThrottleFallback: loginsFallback,
-	}, admin.Config{AdminUsername: cfg.Admin.Username, AdminPasswordHash: sec.adminHash, DefaultTier: cfg.RateLimit.DefaultTier,
-		MaxPasswordChecks: cfg.Admin.PasswordChecks(), LoginThrottle: admin.LoginThrottlePolicy{
-			PerAddress: cfg.Admin.LoginThrottle.PerAddress, MaxBackoff: cfg.Admin.LoginThrottle.MaxBackoff,
-			PerUsername: cfg.Admin.LoginThrottle.PerUsername, Global: cfg.Admin.LoginThrottle.Global,
-			Window: cfg.Admin.LoginThrottle.Window, KnownAddressTTL: cfg.Admin.LoginThrottle.KnownAddressTTL,
-		}})
+	cache := keycache.New(a.store, cfg.Server.KeyCacheTTL, a.clock)
+	adminSvc, err := a.newAdmin(ctx, lim, cache, hasher, sec.adminHash)
 	if err != nil {
 		return nil, err
 	}
-	if err := adminSvc.SeedTiers(ctx, cfg.Tiers()); err != nil {
-		return nil, fmt.Errorf("seeding rate-limit tiers: %w", err)
-	}
-
 	// Load the tokenizer now rather than on the first limited request, and
 	// hand the garbage of loading its vocabulary back to the OS at once.
 	anthropic.Warm()
 	debug.FreeOSMemory()
-	ups := make([]upstream.Config, 0, 1+len(cfg.Upstream.Fallbacks))
-	for _, u := range cfg.Upstreams() {
-		ups = append(ups, upstream.Config{Name: u.Name, URL: u.URL, APIKey: u.APIKey, Timeout: u.Timeout, MaxRetries: u.MaxRetries})
-		if u.APIKey != "" {
-			a.upstreamConfigured = true
-		}
-	}
-	transport, err := upstream.New(upstream.Options{
-		Upstreams:    ups,
-		BaseDelay:    cfg.Upstream.RetryBase,
-		Deadline:     cfg.Upstream.Deadline,
-		Cooldown:     cfg.Upstream.Cooldown,
-		MaxBodyBytes: cfg.Upstream.MaxBodyBytes,
-		Observer:     upstreamObserver{m: m},
-		Log:          log,
-	})
-	if err != nil {
-		return nil, fmt.Errorf("upstream: %w", err)
-	}
-	if !a.upstreamConfigured {
-		log.Warn("UPSTREAM_API_KEY is not set: the management API works, proxied calls answer 503 until it is")
-	}
-
-	auth := relay.NewAuthenticator(hasher, cache, clock)
-	estimator, err := anthropic.NewEstimator(anthropic.EstimatorConfig{
-		Margin: cfg.Quota.EstimateMargin, UnsizedTokens: cfg.Quota.UnsizedTokens,
-		MaxConcurrent: cfg.Quota.MaxConcurrentEstimates,
-	})
-	if err != nil {
-		return nil, fmt.Errorf("quota estimator: %w", err)
-	}
-	relaySvc, err := relay.NewService(relay.ServiceConfig{
-		Auth:             auth,
-		Tiers:            relay.NewTierResolver(store, 2*time.Second, clock),
-		Ledger:           ledger,
-		Rate:             limiter,
-		Concurrency:      conc,
-		Usage:            a.writer,
-		Clock:            clock,
-		Log:              log,
-		Observer:         relayObserver{m: m, log: log},
-		QuotaPolicy:      policy(cfg.Quota.FailPolicy),
-		RatePolicy:       policy(cfg.RateLimit.FailPolicy),
-		DefaultMaxTokens: cfg.Quota.DefaultMaxTokens,
-		ReservationLease: cfg.Quota.Lease,
-		ConcurrencyLease: cfg.Quota.Lease,
-		Parser:           anthropic.Parser{},
-		Estimator:        estimator,
-		Objects:          store,
-		Store:            store,
-		Batches:          anthropic.NewBatchClient(transport),
-		BatchPoll:        cfg.Quota.BatchPoll,
-		BatchLease:       cfg.Quota.BatchLease,
-	})
+	transport, err := a.newTransport()
 	if err != nil {
 		return nil, err
 	}
-	router, err := relay.NewRouter(cfg.Proxy.Passthrough)
+	auth := relay.NewAuthenticator(hasher, cache, a.clock)
+	relaySvc, err := a.newRelay(auth, lim, transport)
 	if err != nil {
 		return nil, err
 	}
-	// The reconciler settles Message Batches in the background until the
-	// relay closes; its state is in the store, so a restart resumes it.
-	rctx, rcancel := context.WithCancel(context.WithoutCancel(ctx))
-	rdone := make(chan struct{})
-	go func() { defer close(rdone); relaySvc.RunBatchReconciler(rctx) }()
-	a.closers = append(a.closers, func() { rcancel(); <-rdone })
-
-	trusted, err := domain.ParsePrefixes(cfg.Server.TrustedProxies)
+	clientIP := httpx.NewClientIPResolver(cfg.Server.TrustedProxies)
+	dataPlane, err := a.newDataPlane(relaySvc, transport, clientIP)
 	if err != nil {
-		return nil, fmt.Errorf("server.trusted_proxies: %w", err)
+		return nil, err
 	}
-	adminIPs, err := domain.ParsePrefixes(cfg.Admin.AllowedIPs)
-	if err != nil {
-		return nil, fmt.Errorf("admin.allowed_ips (ADMIN_ALLOWED_IPS): %w", err)
-	}
-	clientIP := httpx.NewClientIPResolver(trusted)
-	dataPlane := proxy.New(proxy.Options{
-		Service:          relaySvc,
-		Transport:        transport,
-		ClientIP:         clientIP,
-		Log:              log,
-		MaxBodyBytes:     cfg.Upstream.MaxBodyBytes,
-		MaxBufferedBytes: cfg.Upstream.MaxBufferedBytes,
-		IdleTimeout:      cfg.Upstream.IdleTimeout,
-		WriteTimeout:     cfg.Server.WriteProgressTimeout,
-		BodyReadTimeout:  cfg.Server.BodyReadTimeout,
-		BodyMinRate:      bodyMinRate(cfg.Server.BodyMinRate),
-		Observer:         proxyObserver{m: m},
-		Router:           router,
-
-		CORSAllowedOrigins: cfg.CORS.AllowedOrigins,
-	})
-
-	m.SetQuotaSource(quotaSource(store, cfg.Metrics.MaxKeys))
-	// With a metrics address of its own, /metrics is served there alone.
-	publicMetrics := m.Handler(cfg.Metrics.Token)
-	if cfg.Metrics.ListenAddr != "" {
-		a.metricsHandler, publicMetrics = publicMetrics, nil
-	}
-	srv, err := httpadapter.New(httpadapter.Options{
-		Log:             log,
-		Admin:           adminSvc,
-		Auth:            auth,
-		ClientIP:        clientIP,
-		Proxy:           dataPlane,
-		MetricsHandler:  publicMetrics,
-		Ready:           a.ready,
-		JWT:             httpadapter.JWTOptions{Secret: sec.jwtKey, TTL: cfg.Admin.TokenTTL},
-		BodyReadTimeout: cfg.Server.BodyReadTimeout,
-		AdminUsername:   cfg.Admin.Username,
-		AdminAllowedIPs: adminIPs,
-		Observer:        serverObserver{m: m},
-	})
+	srv, err := a.newServer(adminSvc, auth, clientIP, dataPlane, sec.jwtKey)
 	if err != nil {
 		return nil, err
 	}
 	a.handler = a.track(srv)
+	a.startReconciler(ctx, relaySvc)
 	return a, nil
 }
 
@@ -421,11 +244,10 @@ func (a *app) run(ctx context.Context, ln net.Listener) error {
 func (a *app) connLimits() httpx.ConnLimits {
 	var nofile syscall.Rlimit
 	_ = syscall.Getrlimit(syscall.RLIMIT_NOFILE, &nofile)
-	trusted, _ := domain.ParsePrefixes(a.cfg.Server.TrustedProxies) // validated by build
 	return httpx.ConnLimits{
 		Max:      a.cfg.Server.Connections(nofile.Cur),
 		PerAddr:  a.cfg.Server.MaxConnectionsPerAddr,
-		Exempt:   trusted,
+		Exempt:   a.cfg.Server.TrustedProxies,
 		OnRefuse: a.metrics.ConnectionRefused,
 		OnOpen:   a.metrics.SetOpenConnections,
 	}
@@ -451,31 +273,8 @@ func (a *app) serveMetrics() (*http.Server, error) {
 	return ms, nil
 }
 
-// bodyMinRate maps the setting (0: off) to the proxy's option (0: default).
-func bodyMinRate(v int64) int64 {
-	if v == 0 {
-		return -1
-	}
-	return v
-}
-
 func (a *app) close() {
 	for i := len(a.closers) - 1; i >= 0; i-- {
 		a.closers[i]()
 	}
-}
-
-func policy(s string) relay.FailurePolicy {
-	if s == "fail_open" {
-		return relay.FailOpen
-	}
-	return relay.FailClosed
-}
-
-// redisLogger sends go-redis's own messages (dial retries, pool notes) to
-// the structured log at debug level instead of stderr.
-type redisLogger struct{ log *slog.Logger }
-
-func (l redisLogger) Printf(ctx context.Context, format string, v ...any) {
-	l.log.Log(ctx, slog.LevelDebug, "redis: "+fmt.Sprintf(format, v...))
 }

@@ -34,6 +34,7 @@ func needFor(t *testing.T, what string, err error) {
 // SQLite with the fake upstream. UI_SCREENSHOTS=dir keeps the screenshots
 // (make ui-screenshots); otherwise they go to a temporary directory.
 func TestDashboardE2E(t *testing.T) {
+	t.Parallel()
 	node, err := exec.LookPath("node")
 	needFor(t, "node", err)
 	browser := os.Getenv("CHROMIUM")

@@ -31,7 +31,7 @@ func (in LoginInput) Validate() error {
 
 // ErrPasswordChecksBusy refuses a login while every password-check slot is
 // taken.
-var ErrPasswordChecksBusy = &domain.Error{Kind: domain.KindRateLimited, Reason: "login_busy", RetryAfter: time.Second,
+var ErrPasswordChecksBusy = &domain.Error{Kind: domain.KindRateLimited, Reason: domain.ReasonLoginBusy, RetryAfter: time.Second,
 	Message: "too many logins are being checked right now; retry shortly"}
 
 // Login checks the admin credential and returns the admin's username (the
@@ -57,7 +57,7 @@ func (s *Service) Login(ctx context.Context, in LoginInput) (string, error) {
 	}
 	if !ok {
 		att.Failed(ctx)
-		return "", &domain.Error{Kind: domain.KindUnauthenticated, Reason: "login", Message: "invalid credentials"}
+		return "", &domain.Error{Kind: domain.KindUnauthenticated, Reason: domain.ReasonLogin, Message: "invalid credentials"}
 	}
 	att.Succeeded(ctx)
 	return s.adminUser, nil

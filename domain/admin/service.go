@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"time"
 
 	"github.com/alexedwards/argon2id"
 
@@ -46,7 +47,8 @@ type Config struct {
 	AdminUsername string
 	// AdminPasswordHash is an argon2id PHC string ($argon2id$v=19$...).
 	AdminPasswordHash string
-	// DefaultTier is given to keys created without a tier; "basic" when empty.
+	// DefaultTier is given to keys created without a tier
+	// (default domain.DefaultTierName).
 	DefaultTier string
 	// MaxPasswordChecks bounds the argon2id checks running at once (each
 	// costs ~64 MB and tens of ms of CPU); a login that finds them all
@@ -55,6 +57,10 @@ type Config struct {
 	// LoginThrottle is the login throttle's policy; required.
 	LoginThrottle LoginThrottlePolicy
 }
+
+// DefaultTokenTTL is how long an admin login lasts: the lifetime of the
+// token the HTTP adapter issues for it.
+const DefaultTokenTTL = time.Hour
 
 // Service runs the management use cases.
 type Service struct {
@@ -91,7 +97,7 @@ func NewService(d Deps, c Config) (*Service, error) {
 		return nil, fmt.Errorf("admin: the admin password hash is not an argon2id hash: %w", err)
 	}
 	if c.DefaultTier == "" {
-		c.DefaultTier = "basic"
+		c.DefaultTier = domain.DefaultTierName
 	}
 	if c.MaxPasswordChecks <= 0 {
 		return nil, fmt.Errorf("admin: MaxPasswordChecks must be positive")

@@ -167,7 +167,7 @@ func (t *LoginThrottle) Reserve(ctx context.Context, addr netip.Addr, username s
 		return nil, err
 	}
 	if wait > 0 {
-		return nil, &domain.Error{Kind: domain.KindRateLimited, Reason: "login", RetryAfter: wait,
+		return nil, &domain.Error{Kind: domain.KindRateLimited, Reason: domain.ReasonLoginThrottled, RetryAfter: wait,
 			Message: "too many failed logins; try again later", Err: ErrLoginThrottled}
 	}
 	return &LoginAttempt{t: t, store: store, keys: keys[1 : 1+charged], rules: rules[:charged], knownKey: keys[0]}, nil
@@ -190,7 +190,7 @@ func (t *LoginThrottle) update(ctx context.Context, keys []string,
 			return t.fallback, nil
 		}
 	}
-	return nil, &domain.Error{Kind: domain.KindOverloaded, Reason: "login_throttle", RetryAfter: time.Second,
+	return nil, &domain.Error{Kind: domain.KindOverloaded, Reason: domain.ReasonLoginBackend, RetryAfter: time.Second,
 		Message: "logins cannot be checked right now; retry shortly", Err: err}
 }
 

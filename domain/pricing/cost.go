@@ -235,7 +235,7 @@ func (t *Table) Price(r Request, p Policy) (Cost, error) {
 	}
 	c.Unpriced, c.Fallback, c.UnpricedModifiers = unpriced.sorted(), fallback.sorted(), ignored.sorted()
 	if unpricedErr != nil && len(unpriced) > 1 {
-		unpricedErr = &domain.Error{Kind: domain.KindInvalid, Reason: "unpriced", Err: ErrUnpriced,
+		unpricedErr = &domain.Error{Kind: domain.KindInvalid, Reason: domain.ReasonUnpriced, Err: ErrUnpriced,
 			Message: fmt.Sprintf("models %q have no price in price table %s", c.Unpriced, t.Version)}
 	}
 	return c, unpricedErr
@@ -416,7 +416,7 @@ func addInt[T ~int64](a, b T) (T, bool) {
 }
 
 func outOfRange(what string) error {
-	return &domain.Error{Kind: domain.KindInvalid, Reason: "cost_range", Message: "cost out of range: " + what, Err: ErrOutOfRange}
+	return &domain.Error{Kind: domain.KindInvalid, Reason: domain.ReasonCostRange, Message: "cost out of range: " + what, Err: ErrOutOfRange}
 }
 
 type set map[string]struct{}

@@ -136,6 +136,6 @@ func (t *Table) Resolve(model string, p Policy) (Match, error) {
 			return Match{Entry: m.Entry, By: ByFallback}, nil
 		}
 	}
-	return Match{}, &domain.Error{Kind: domain.KindInvalid, Reason: "unpriced",
+	return Match{}, &domain.Error{Kind: domain.KindInvalid, Reason: domain.ReasonUnpriced,
 		Message: fmt.Sprintf("model %q has no price in price table %s", model, t.Version), Err: ErrUnpriced}
 }

@@ -61,7 +61,7 @@ func ParseMultiplier(s string) (Multiplier, error) {
 }
 
 func amountErr(s, why string) error {
-	return &domain.Error{Kind: domain.KindInvalid, Message: fmt.Sprintf("amount %q: %s", s, why), Reason: "amount", Err: ErrAmount}
+	return &domain.Error{Kind: domain.KindInvalid, Message: fmt.Sprintf("amount %q: %s", s, why), Reason: domain.ReasonAmount, Err: ErrAmount}
 }
 
 // parseDecimal reads s as a non-negative decimal with at most scale

@@ -193,7 +193,7 @@ func tableErr(problems ...error) error {
 	for i, p := range problems {
 		msgs[i] = p.Error()
 	}
-	return &domain.Error{Kind: domain.KindInvalid, Reason: "price_table",
+	return &domain.Error{Kind: domain.KindInvalid, Reason: domain.ReasonPriceTable,
 		Message: "price table: " + strings.Join(msgs, "; "), Err: ErrInvalidTable}
 }
 

@@ -159,12 +159,12 @@ func (s *Service) Admit(ctx context.Context, key domain.APIKey, call Call) (*Adm
 	ep := call.Route.Endpoint
 	// 1.
 	if !OriginAllowed(key.AllowedDomains, call.Origin, call.Referer) {
-		return nil, s.reject(&domain.Error{Kind: domain.KindForbidden, Reason: string(AuthOrigin),
+		return nil, s.reject(&domain.Error{Kind: domain.KindForbidden, Reason: domain.ReasonKeyOrigin,
 			Message: "this API key may not be used from this origin"})
 	}
 	// 2.
 	if s.cfg.Usage.Saturated() {
-		return nil, s.reject(&domain.Error{Kind: domain.KindOverloaded, Reason: "usage_queue",
+		return nil, s.reject(&domain.Error{Kind: domain.KindOverloaded, Reason: domain.ReasonUsageQueue,
 			Message: "the relay is overloaded: usage accounting is backed up; retry shortly"})
 	}
 	tier, err := s.cfg.Tiers.Tier(ctx, key.RateLimitTier)
@@ -185,11 +185,11 @@ func (s *Service) Admit(ctx context.Context, key domain.APIKey, call Call) (*Adm
 	d, err := s.cfg.Rate.Allow(ctx, rkey, rlimit, 1)
 	switch {
 	case err != nil:
-		if err := s.backendFailed(ctx, ConcernRequests, s.cfg.RatePolicy, err); err != nil {
+		if err := s.backendFailed(ctx, call.RequestID, ConcernRequests, s.cfg.RatePolicy, err); err != nil {
 			return nil, err
 		}
 	case !d.Allowed:
-		return nil, s.reject(&domain.Error{Kind: domain.KindRateLimited, Reason: "requests", RetryAfter: d.RetryAfter,
+		return nil, s.reject(&domain.Error{Kind: domain.KindRateLimited, Reason: domain.ReasonRequests, RetryAfter: d.RetryAfter,
 			Message: fmt.Sprintf("rate limit exceeded: %d requests per %s", rlimit.Count, rlimit.Period)})
 	default:
 		a.Rate, a.RateChecked = d, true
@@ -200,11 +200,11 @@ func (s *Service) Admit(ctx context.Context, key domain.APIKey, call Call) (*Adm
 		d, err := s.cfg.Rate.Peek(ctx, domain.TokensLimiterKey(key.ID), tl)
 		switch {
 		case err != nil:
-			if err := s.backendFailed(ctx, ConcernTokens, s.cfg.RatePolicy, err); err != nil {
+			if err := s.backendFailed(ctx, call.RequestID, ConcernTokens, s.cfg.RatePolicy, err); err != nil {
 				return nil, err
 			}
 		case !d.Allowed:
-			return nil, s.reject(&domain.Error{Kind: domain.KindRateLimited, Reason: "tokens", RetryAfter: d.RetryAfter,
+			return nil, s.reject(&domain.Error{Kind: domain.KindRateLimited, Reason: domain.ReasonTokens, RetryAfter: d.RetryAfter,
 				Message: fmt.Sprintf("token rate limit exceeded: %d tokens per %s", tl.Count, tl.Period)})
 		}
 	}
@@ -218,11 +218,11 @@ func (s *Service) Admit(ctx context.Context, key domain.APIKey, call Call) (*Adm
 		rel, ok, err := s.cfg.Concurrency.Acquire(ctx, domain.ConcurrencyKey(key.ID), *tier.MaxConcurrency, s.cfg.ConcurrencyLease)
 		switch {
 		case err != nil:
-			if err := s.backendFailed(ctx, ConcernConcurrency, s.cfg.RatePolicy, err); err != nil {
+			if err := s.backendFailed(ctx, call.RequestID, ConcernConcurrency, s.cfg.RatePolicy, err); err != nil {
 				return nil, err
 			}
 		case !ok:
-			return nil, s.reject(&domain.Error{Kind: domain.KindRateLimited, Reason: "concurrency", RetryAfter: time.Second,
+			return nil, s.reject(&domain.Error{Kind: domain.KindRateLimited, Reason: domain.ReasonConcurrency, RetryAfter: time.Second,
 				Message: fmt.Sprintf("too many concurrent requests for this API key (at most %d)", *tier.MaxConcurrency)})
 		default:
 			a.release = rel
@@ -274,11 +274,11 @@ func (s *Service) admitBody(ctx context.Context, a *Admission, reserves bool) er
 // exactly what the upstream will.
 func checkMedia(contentType, contentEncoding string) error {
 	if enc := strings.TrimSpace(contentEncoding); enc != "" && !strings.EqualFold(enc, "identity") {
-		return &domain.Error{Kind: domain.KindUnsupportedMedia, Reason: "content_encoding",
+		return &domain.Error{Kind: domain.KindUnsupportedMedia, Reason: domain.ReasonContentEncoding,
 			Message: "request bodies must not be compressed (Content-Encoding must be identity)"}
 	}
 	if !isJSONMediaType(contentType) {
-		return &domain.Error{Kind: domain.KindUnsupportedMedia, Reason: "content_type",
+		return &domain.Error{Kind: domain.KindUnsupportedMedia, Reason: domain.ReasonContentType,
 			Message: "the request body must be JSON: send Content-Type: application/json"}
 	}
 	return nil
@@ -312,14 +312,14 @@ func (s *Service) checkOwner(ctx context.Context, key domain.APIKey, rt Route) e
 		return nil
 	}
 	if s.cfg.Objects == nil {
-		return &domain.Error{Kind: domain.KindNotFound, Reason: "object", Message: "batches and files are not available on this relay"}
+		return &domain.Error{Kind: domain.KindNotFound, Reason: domain.ReasonObject, Message: "batches and files are not available on this relay"}
 	}
 	if rt.ObjectID == "" {
 		return nil // create and list: listing is filtered on the way back
 	}
 	o, err := s.cfg.Objects.GetObject(ctx, kind, rt.ObjectID)
 	if errors.Is(err, domain.ErrNotFound) || err == nil && o.KeyID != key.ID {
-		return &domain.Error{Kind: domain.KindNotFound, Reason: "object",
+		return &domain.Error{Kind: domain.KindNotFound, Reason: domain.ReasonObject,
 			Message: fmt.Sprintf("%s %s not found", kind, rt.ObjectID)}
 	}
 	if err != nil {
@@ -329,10 +329,10 @@ func (s *Service) checkOwner(ctx context.Context, key domain.APIKey, rt Route) e
 		// A deleted batch's results can no longer be read: settle it first,
 		// so that deleting a batch never makes it free.
 		if s.cfg.Batches == nil || s.cfg.Store == nil {
-			return &domain.Error{Kind: domain.KindOverloaded, Reason: "batch_unsettled", Message: "this batch's usage is not recorded yet; retry later"}
+			return &domain.Error{Kind: domain.KindOverloaded, Reason: domain.ReasonBatchUnsettled, Message: "this batch's usage is not recorded yet; retry later"}
 		}
 		if err := s.ReconcileBatch(ctx, o); err != nil {
-			return &domain.Error{Kind: domain.KindOverloaded, Reason: "batch_unsettled", Err: err,
+			return &domain.Error{Kind: domain.KindOverloaded, Reason: domain.ReasonBatchUnsettled, Err: err,
 				Message: "this batch's usage could not be recorded yet; retry shortly"}
 		}
 	}
@@ -362,10 +362,10 @@ func (s *Service) checkFileRefs(ctx context.Context, key domain.APIKey, req doma
 		}
 		seen[id] = struct{}{}
 		if len(seen) > maxFileRefs {
-			return &domain.Error{Kind: domain.KindInvalid, Reason: "body",
+			return &domain.Error{Kind: domain.KindInvalid, Reason: domain.ReasonBody,
 				Message: fmt.Sprintf("a request may name at most %d distinct files", maxFileRefs)}
 		}
-		notFound := &domain.Error{Kind: domain.KindNotFound, Reason: "object", Message: fmt.Sprintf("file %s not found", safeID(id))}
+		notFound := &domain.Error{Kind: domain.KindNotFound, Reason: domain.ReasonObject, Message: fmt.Sprintf("file %s not found", safeID(id))}
 		if s.cfg.Objects == nil {
 			return notFound
 		}
@@ -397,7 +397,7 @@ const estimateWait = time.Second
 
 // errEstimatorBusy refuses a call whose tight estimate found no free slot.
 func errEstimatorBusy(err error) error {
-	return &domain.Error{Kind: domain.KindOverloaded, Reason: "estimator", RetryAfter: time.Second, Err: err,
+	return &domain.Error{Kind: domain.KindOverloaded, Reason: domain.ReasonEstimator, RetryAfter: time.Second, Err: err,
 		Message: "the relay is busy estimating the input of other large requests; retry shortly"}
 }
 
@@ -487,11 +487,11 @@ func (s *Service) reserve(ctx context.Context, a *Admission, items []domain.Batc
 		if est > limit-st.Used {
 			return s.reject(quotaSpent(st.Used, limit, est))
 		}
-		return s.reject(&domain.Error{Kind: domain.KindQuotaExceeded, Reason: "quota", RetryAfter: 5 * time.Second,
+		return s.reject(&domain.Error{Kind: domain.KindQuotaExceeded, Reason: domain.ReasonQuota, RetryAfter: 5 * time.Second,
 			Message: fmt.Sprintf("token quota busy: this request may need %d tokens; %d of %d remain after the %d held by requests in flight",
 				est, st.Remaining(limit), limit, st.Reserved)})
 	default:
-		if err := s.backendFailed(ctx, ConcernQuota, s.cfg.QuotaPolicy, err); err != nil {
+		if err := s.backendFailed(ctx, a.call.RequestID, ConcernQuota, s.cfg.QuotaPolicy, err); err != nil {
 			return err
 		}
 		return nil
@@ -512,7 +512,7 @@ func quotaSpent(used, limit, need int64) *domain.Error {
 	if need > 0 {
 		msg = fmt.Sprintf("token quota exhausted: this request may need %d tokens but only %d of %d remain", need, max(limit-used, 0), limit)
 	}
-	return &domain.Error{Kind: domain.KindQuotaExceeded, Reason: "quota", NoRetry: true, Message: msg}
+	return &domain.Error{Kind: domain.KindQuotaExceeded, Reason: domain.ReasonQuota, NoRetry: true, Message: msg}
 }
 
 func (a *Admission) releaseSlot() {
@@ -801,25 +801,22 @@ func (s *Service) Refused(ctx context.Context, r Refusal) domain.UsageRecord {
 	return rec
 }
 func (s *Service) reject(err error) error {
-	reason := domain.KindOf(err).String()
-	if de := domain.AsError(err); de != nil && de.Reason != "" {
-		reason = de.Reason
-	}
-	s.cfg.Observer.Rejected(reason)
+	s.cfg.Observer.Rejected(domain.ReasonOf(err))
 	return err
 }
 
 // backendFailed applies policy to a backend error: nil to go on (fail open),
-// or the 503 to answer (fail closed).
-func (s *Service) backendFailed(ctx context.Context, c Concern, p FailurePolicy, err error) error {
+// or the 503 to answer (fail closed). It is the one log line of the failure.
+func (s *Service) backendFailed(ctx context.Context, requestID string, c Concern, p FailurePolicy, err error) error {
 	open := p == FailOpen
 	s.cfg.Observer.BackendFailure(c, open)
 	s.cfg.Log.LogAttrs(ctx, slog.LevelWarn, "admission backend failed",
-		slog.String("concern", string(c)), slog.Bool("fail_open", open), slog.String("error", err.Error()))
+		slog.String("request_id", requestID), slog.String("concern", string(c)), slog.Bool("fail_open", open),
+		slog.String("error", err.Error()))
 	if open {
 		return nil
 	}
-	return s.reject(&domain.Error{Kind: domain.KindOverloaded, Reason: string(c) + "_backend", Err: err,
+	return s.reject(&domain.Error{Kind: domain.KindOverloaded, Reason: c.backendReason(), Err: err,
 		Message: "the relay cannot check limits right now; retry shortly"})
 }
 

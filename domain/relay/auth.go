@@ -24,19 +24,6 @@ func NewAuthenticator(h domain.KeyHasher, keys ports.KeyLookup, clock ports.Cloc
 	return &Authenticator{hasher: h, keys: keys, clock: clock}
 }
 
-// AuthFailure labels why authentication failed, for metrics. It is bounded.
-type AuthFailure string
-
-const (
-	AuthMissing  AuthFailure = "missing"
-	AuthUnknown  AuthFailure = "unknown"
-	AuthDisabled AuthFailure = "disabled"
-	AuthExpired  AuthFailure = "expired"
-	AuthDeleted  AuthFailure = "deleted"
-	AuthIP       AuthFailure = "ip"
-	AuthOrigin   AuthFailure = "origin"
-)
-
 // KeyFromHeaders extracts the presented key from x-api-key or
 // "Authorization: Bearer". Claude Code sends the former with
 // ANTHROPIC_API_KEY, the latter with ANTHROPIC_AUTH_TOKEN, and both with an
@@ -58,7 +45,7 @@ func KeyFromHeaders(h http.Header) (string, error) {
 	xp, bp := domain.LooksLikeProxyKey(x), domain.LooksLikeProxyKey(b)
 	switch {
 	case xp && bp:
-		return "", &domain.Error{Kind: domain.KindUnauthenticated, Reason: string(AuthUnknown),
+		return "", &domain.Error{Kind: domain.KindUnauthenticated, Reason: domain.ReasonKeyUnknown,
 			Message: "x-api-key and Authorization name different API keys; send one"}
 	case bp:
 		return b, nil
@@ -68,29 +55,29 @@ func KeyFromHeaders(h http.Header) (string, error) {
 
 // Authenticate checks raw and the client address, returning the key. The
 // error is KindUnauthenticated (401) or KindForbidden (403, IP allow-list);
-// its Reason is an AuthFailure.
+// its Reason is one of the domain.ReasonKey* values.
 func (a *Authenticator) Authenticate(ctx context.Context, raw string, client netip.Addr) (domain.APIKey, error) {
 	if raw == "" {
-		return domain.APIKey{}, &domain.Error{Kind: domain.KindUnauthenticated, Reason: string(AuthMissing),
+		return domain.APIKey{}, &domain.Error{Kind: domain.KindUnauthenticated, Reason: domain.ReasonKeyMissing,
 			Message: "missing API key: send it as x-api-key or Authorization: Bearer"}
 	}
 	if !domain.LooksLikeProxyKey(raw) {
-		return domain.APIKey{}, &domain.Error{Kind: domain.KindUnauthenticated, Reason: string(AuthUnknown), Message: "invalid API key"}
+		return domain.APIKey{}, &domain.Error{Kind: domain.KindUnauthenticated, Reason: domain.ReasonKeyUnknown, Message: "invalid API key"}
 	}
 	k, err := a.keys.LookupKey(ctx, a.hasher.Hash(raw))
 	if errors.Is(err, domain.ErrNotFound) {
-		return domain.APIKey{}, &domain.Error{Kind: domain.KindUnauthenticated, Reason: string(AuthUnknown), Message: "invalid API key"}
+		return domain.APIKey{}, &domain.Error{Kind: domain.KindUnauthenticated, Reason: domain.ReasonKeyUnknown, Message: "invalid API key"}
 	}
 	if err != nil {
 		return domain.APIKey{}, err
 	}
 	// From here on the key is known: it is returned with the refusal, so
 	// that the refusal is recorded against it.
-	if ok, why := k.Usable(a.clock.Now()); !ok {
-		return k, &domain.Error{Kind: domain.KindUnauthenticated, Reason: why, Message: "API key is " + why}
+	if why := k.Unusable(a.clock.Now()); why != domain.ReasonNone {
+		return k, &domain.Error{Kind: domain.KindUnauthenticated, Reason: why, Message: "API key is " + string(why)}
 	}
 	if !k.AllowsIP(client) {
-		return k, &domain.Error{Kind: domain.KindForbidden, Reason: string(AuthIP),
+		return k, &domain.Error{Kind: domain.KindForbidden, Reason: domain.ReasonKeyIP,
 			Message: "this API key may not be used from your IP address"}
 	}
 	return k, nil

@@ -209,7 +209,7 @@ func (r *Router) Classify(method, escapedPath string) (Route, error) {
 		rt := &catalogue[i]
 		id, ok, caseOnly := rt.match(segs)
 		if caseOnly {
-			return Route{}, &domain.Error{Kind: domain.KindInvalid, Reason: "path",
+			return Route{}, &domain.Error{Kind: domain.KindInvalid, Reason: domain.ReasonPath,
 				Message: "path must be written in lower case, as " + "/" + strings.Join(rt.segs, "/")}
 		}
 		if !ok {
@@ -217,7 +217,7 @@ func (r *Router) Classify(method, escapedPath string) (Route, error) {
 		}
 		ep, ok := rt.methods[method]
 		if !ok {
-			return Route{}, &domain.Error{Kind: domain.KindMethodNotAllowed, Reason: "method",
+			return Route{}, &domain.Error{Kind: domain.KindMethodNotAllowed, Reason: domain.ReasonMethod,
 				Message: "method " + safeMethod(method) + " is not allowed on " + escapedPath + "; allowed: " + rt.allow()}
 		}
 		return Route{Endpoint: ep, Path: escapedPath, ObjectID: id}, nil
@@ -225,13 +225,13 @@ func (r *Router) Classify(method, escapedPath string) (Route, error) {
 	for _, p := range r.passthrough {
 		if escapedPath == p || strings.HasPrefix(escapedPath, p) && escapedPath[len(p)] == '/' {
 			if !passthroughMethods[method] {
-				return Route{}, &domain.Error{Kind: domain.KindMethodNotAllowed, Reason: "method",
+				return Route{}, &domain.Error{Kind: domain.KindMethodNotAllowed, Reason: domain.ReasonMethod,
 					Message: "method " + safeMethod(method) + " is not relayed"}
 			}
 			return Route{Endpoint: EndpointPassthrough, Path: escapedPath}, nil
 		}
 	}
-	return Route{}, &domain.Error{Kind: domain.KindNotFound, Reason: "path",
+	return Route{}, &domain.Error{Kind: domain.KindNotFound, Reason: domain.ReasonPath,
 		Message: "not found: " + escapedPath + " is not an endpoint this relay forwards"}
 }
 
@@ -309,7 +309,7 @@ func validObjectID(s string) bool {
 // that two servers might resolve differently.
 func canonical(p string) ([]string, error) {
 	bad := func(why string) error {
-		return &domain.Error{Kind: domain.KindInvalid, Reason: "path", Message: "invalid request path: " + why}
+		return &domain.Error{Kind: domain.KindInvalid, Reason: domain.ReasonPath, Message: "invalid request path: " + why}
 	}
 	switch {
 	case p == "" || p[0] != '/':
@@ -317,7 +317,7 @@ func canonical(p string) ([]string, error) {
 	case len(p) > maxPathLen:
 		return nil, bad("it is too long")
 	case p == "/":
-		return nil, &domain.Error{Kind: domain.KindNotFound, Reason: "path", Message: "not found: / is not an endpoint this relay forwards"}
+		return nil, &domain.Error{Kind: domain.KindNotFound, Reason: domain.ReasonPath, Message: "not found: / is not an endpoint this relay forwards"}
 	case p[len(p)-1] == '/':
 		return nil, bad("a trailing slash is not allowed")
 	}

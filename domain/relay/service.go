@@ -15,18 +15,63 @@ import (
 )
 
 // FailurePolicy says what admission does when a limiter or ledger backend
-// (Redis) cannot answer.
+// (Redis) cannot answer. Its text form is "fail_open" or "fail_closed".
 type FailurePolicy uint8
 
 const (
-	// FailDefault takes the concern's default: closed for the quota, open
-	// for rate limits and concurrency.
+	// FailDefault takes the concern's default: DefaultQuotaPolicy for the
+	// quota, DefaultRatePolicy for rate limits and concurrency.
 	FailDefault FailurePolicy = iota
 	// FailOpen admits the request without the check.
 	FailOpen
 	// FailClosed refuses the request with 503 overloaded_error.
 	FailClosed
 )
+
+// The defaults of a Service: the relay's configuration defaults are these.
+const (
+	// DefaultQuotaPolicy: a quota that cannot be checked could be overspent.
+	DefaultQuotaPolicy = FailClosed
+	// DefaultRatePolicy: availability over strictness.
+	DefaultRatePolicy = FailOpen
+	// DefaultLease bounds how long a crashed replica's reservations and
+	// concurrency slots hold: longer than a 64k-token stream takes.
+	DefaultLease = 30 * time.Minute
+	// DefaultBatchPoll is how often an unfinished batch is polled.
+	DefaultBatchPoll = time.Minute
+	// DefaultBatchLease is how long a batch's reservation holds if it is
+	// never settled: batches end within 24 hours.
+	DefaultBatchLease = 30 * time.Hour
+	// DefaultTierTTL is how stale a TierResolver's snapshot may be: a tier
+	// changed through the admin API applies within it, on every replica.
+	DefaultTierTTL = 2 * time.Second
+)
+
+func (p FailurePolicy) String() string {
+	switch p {
+	case FailOpen:
+		return "fail_open"
+	case FailClosed:
+		return "fail_closed"
+	}
+	return "default"
+}
+
+// MarshalText writes the policy as fail_open or fail_closed.
+func (p FailurePolicy) MarshalText() ([]byte, error) { return []byte(p.String()), nil }
+
+// UnmarshalText reads fail_open or fail_closed.
+func (p *FailurePolicy) UnmarshalText(b []byte) error {
+	switch string(b) {
+	case "fail_open":
+		*p = FailOpen
+	case "fail_closed":
+		*p = FailClosed
+	default:
+		return fmt.Errorf("%q is not fail_open or fail_closed", b)
+	}
+	return nil
+}
 
 // Concern names an admission check whose backend can fail. Bounded, for
 // metrics labels.
@@ -40,12 +85,27 @@ const (
 	ConcernUsage       Concern = "usage"
 )
 
+// backendReason is the reason of a refusal because c's backend failed closed.
+func (c Concern) backendReason() domain.Reason {
+	switch c {
+	case ConcernRequests:
+		return domain.ReasonRequestsBackend
+	case ConcernTokens:
+		return domain.ReasonTokensBackend
+	case ConcernConcurrency:
+		return domain.ReasonConcurrencyBackend
+	case ConcernQuota:
+		return domain.ReasonQuotaBackend
+	}
+	return domain.ReasonNone
+}
+
 // Observer is told what admission and settlement do, for metrics. The
 // default does nothing.
 type Observer interface {
 	// Rejected: admission refused a request; reason is the domain error's
-	// bounded Reason (or its kind).
-	Rejected(reason string)
+	// Reason (ReasonNone for an error without one, such as an internal one).
+	Rejected(reason domain.Reason)
 	// BackendFailure: a backend could not answer; failOpen says whether the
 	// request went on without the check.
 	BackendFailure(c Concern, failOpen bool)
@@ -54,7 +114,7 @@ type Observer interface {
 // NopObserver ignores everything.
 type NopObserver struct{}
 
-func (NopObserver) Rejected(string)              {}
+func (NopObserver) Rejected(domain.Reason)       {}
 func (NopObserver) BackendFailure(Concern, bool) {}
 
 // ServiceConfig wires a Service. Auth, Tiers, Rate, Concurrency and Usage
@@ -70,18 +130,18 @@ type ServiceConfig struct {
 	Log         *slog.Logger
 	Observer    Observer
 
-	// QuotaPolicy applies when the ledger fails (default FailClosed: a
-	// quota that cannot be checked could be overspent).
+	// QuotaPolicy applies when the ledger fails (default
+	// DefaultQuotaPolicy).
 	QuotaPolicy FailurePolicy
 	// RatePolicy applies when the rate or concurrency limiter fails
-	// (default FailOpen: availability over strictness).
+	// (default DefaultRatePolicy).
 	RatePolicy FailurePolicy
 	// DefaultMaxTokens is reserved for output when a request names no
 	// max_tokens (default DefaultMaxTokens).
 	DefaultMaxTokens int64
 	// ReservationLease bounds how long a reservation of a crashed replica
-	// holds quota (default 15 minutes). ConcurrencyLease likewise for
-	// in-flight slots (default 15 minutes).
+	// holds quota (default DefaultLease). ConcurrencyLease likewise for
+	// in-flight slots (default DefaultLease).
 	ReservationLease time.Duration
 	ConcurrencyLease time.Duration
 	// FallbackTier is used when a key names a tier the store does not have
@@ -96,15 +156,16 @@ type ServiceConfig struct {
 	// and file endpoints (without it they are refused).
 	Objects ports.ObjectStore
 	// BatchLease is how long a batch's reservation holds quota before the
-	// ledger lets it go if the reconciler never settles it (default 30
-	// hours: batches end within 24).
+	// ledger lets it go if the reconciler never settles it (default
+	// DefaultBatchLease).
 	BatchLease time.Duration
 	// Batches reads batch results upstream, and Store takes their usage
 	// records directly (synchronously, idempotent per request id); both
 	// are required for the batch reconciler.
 	Batches ports.BatchUpstream
 	Store   ports.UsageStore
-	// BatchPoll is how often an unfinished batch is polled (default 1 minute).
+	// BatchPoll is how often an unfinished batch is polled (default
+	// DefaultBatchPoll).
 	BatchPoll time.Duration
 }
 
@@ -174,10 +235,10 @@ func NewService(cfg ServiceConfig) (*Service, error) {
 		return nil, fmt.Errorf("relay: ServiceConfig needs Auth, Tiers, Rate, Concurrency, Usage, Parser and Estimator")
 	}
 	if cfg.BatchPoll <= 0 {
-		cfg.BatchPoll = time.Minute
+		cfg.BatchPoll = DefaultBatchPoll
 	}
 	if cfg.BatchLease <= 0 {
-		cfg.BatchLease = 30 * time.Hour
+		cfg.BatchLease = DefaultBatchLease
 	}
 	if cfg.Clock == nil {
 		cfg.Clock = ports.SystemClock{}
@@ -189,19 +250,19 @@ func NewService(cfg ServiceConfig) (*Service, error) {
 		cfg.Observer = NopObserver{}
 	}
 	if cfg.QuotaPolicy == FailDefault {
-		cfg.QuotaPolicy = FailClosed
+		cfg.QuotaPolicy = DefaultQuotaPolicy
 	}
 	if cfg.RatePolicy == FailDefault {
-		cfg.RatePolicy = FailOpen
+		cfg.RatePolicy = DefaultRatePolicy
 	}
 	if cfg.DefaultMaxTokens <= 0 {
 		cfg.DefaultMaxTokens = DefaultMaxTokens
 	}
 	if cfg.ReservationLease <= 0 {
-		cfg.ReservationLease = 15 * time.Minute
+		cfg.ReservationLease = DefaultLease
 	}
 	if cfg.ConcurrencyLease <= 0 {
-		cfg.ConcurrencyLease = 15 * time.Minute
+		cfg.ConcurrencyLease = DefaultLease
 	}
 	if cfg.FallbackTier == nil {
 		t := domain.DefaultTiers()[0]

@@ -28,10 +28,10 @@ type tierSnapshot struct {
 	expires time.Time
 }
 
-// NewTierResolver caches store's tiers for ttl (default 5s).
+// NewTierResolver caches store's tiers for ttl (default DefaultTierTTL).
 func NewTierResolver(store ports.TierStore, ttl time.Duration, clock ports.Clock) *TierResolver {
 	if ttl <= 0 {
-		ttl = 5 * time.Second
+		ttl = DefaultTierTTL
 	}
 	if clock == nil {
 		clock = ports.SystemClock{}

@@ -26,6 +26,7 @@ import (
 	"strings"
 
 	"github.com/relaystation/relay/adapters/httpx"
+	"github.com/relaystation/relay/domain"
 )
 
 //go:embed all:dist
@@ -128,8 +129,8 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	SetSecurityHeaders(hdr)
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		hdr.Set("Allow", "GET, HEAD")
-		httpx.WriteErrorBody(w, r, http.StatusMethodNotAllowed, "invalid_request_error",
-			fmt.Sprintf("method %s is not allowed on %s", r.Method, r.URL.Path))
+		httpx.WriteError(w, r, nil, &domain.Error{Kind: domain.KindMethodNotAllowed, Reason: domain.ReasonMethod,
+			Message: fmt.Sprintf("method %s is not allowed on %s", r.Method, r.URL.Path)})
 		return
 	}
 	p := r.URL.Path
@@ -186,7 +187,8 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, f *file) {
 }
 
 func (h *Handler) notFound(w http.ResponseWriter, r *http.Request) {
-	httpx.WriteErrorBody(w, r, http.StatusNotFound, "not_found_error", "no such dashboard file: "+r.URL.Path)
+	httpx.WriteError(w, r, nil, &domain.Error{Kind: domain.KindNotFound, Reason: domain.ReasonPath,
+		Message: "no such dashboard file: " + r.URL.Path})
 }
 
 func etagMatches(header, etag string) bool {

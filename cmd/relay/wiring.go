@@ -1,0 +1,193 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/relaystation/relay/adapters/anthropic"
+	"github.com/relaystation/relay/adapters/httpx"
+	"github.com/relaystation/relay/adapters/memory"
+	"github.com/relaystation/relay/adapters/proxy"
+	redisadapter "github.com/relaystation/relay/adapters/redis"
+	"github.com/relaystation/relay/adapters/storage"
+	"github.com/relaystation/relay/adapters/upstream"
+	"github.com/relaystation/relay/domain"
+	"github.com/relaystation/relay/domain/admin"
+	"github.com/relaystation/relay/domain/relay"
+	"github.com/relaystation/relay/ports"
+
+	httpadapter "github.com/relaystation/relay/adapters/http"
+)
+
+// The constructors build() wires together, one concern each. Each takes its
+// settings from a.cfg and registers what must be closed in a.closers.
+
+// openStore opens and migrates the database: SQLite, or PostgreSQL when
+// database_url is set.
+func (a *app) openStore(ctx context.Context) error {
+	store, err := storage.Open(ctx, a.cfg.DatabaseURL, a.cfg.DataDir, a.log)
+	if err != nil {
+		return fmt.Errorf("database: %w", err)
+	}
+	a.store = store
+	a.storeKind = "sqlite"
+	if a.cfg.DatabaseURL != "" {
+		a.storeKind = "postgres"
+	}
+	a.closers = append(a.closers, func() {
+		if err := store.Close(); err != nil {
+			a.log.Error("closing the database", "error", err)
+		}
+	})
+	return nil
+}
+
+// limiters are the admission backends: in memory for one replica, or in
+// Redis, shared by every replica, when redis_url is set.
+type limiters struct {
+	ledger      ports.QuotaLedger
+	rate        ports.RateLimiter
+	concurrency ports.ConcurrencyLimiter
+	// logins keeps the login throttle's counters; loginsFallback takes
+	// over while they cannot be reached.
+	logins, loginsFallback ports.LoginThrottle
+}
+
+func (a *app) newLimiters(ctx context.Context) (limiters, error) {
+	// The login throttle's memory store serves alone without Redis, and
+	// as the fallback while Redis is unreachable.
+	memLogins, err := memory.NewLoginThrottle(a.cfg.Admin.LoginThrottle.MaxEntries, memory.WithClock(a.clock))
+	if err != nil {
+		return limiters{}, err
+	}
+	if a.cfg.RedisURL == "" {
+		clock, sweep := memory.WithClock(a.clock), memory.WithSweepInterval(time.Minute)
+		ml, mr, mc := memory.NewLedger(clock, sweep), memory.NewRateLimiter(clock, sweep), memory.NewConcurrencyLimiter(clock, sweep)
+		a.closers = append(a.closers, func() { _ = ml.Close(); mr.Close(); _ = mc.Close() })
+		return limiters{ledger: ml, rate: mr, concurrency: mc, logins: memLogins}, nil
+	}
+	rdb, err := redisadapter.NewClient(ctx, a.cfg.RedisURL, a.log)
+	if err != nil {
+		return limiters{}, err
+	}
+	a.rdb = rdb
+	a.closers = append(a.closers, func() { _ = rdb.Close() })
+	logs := redisadapter.WithLogger(a.log)
+	return limiters{
+		ledger:      redisadapter.NewLedger(rdb, logs),
+		rate:        redisadapter.NewRateLimiter(rdb, logs),
+		concurrency: redisadapter.NewConcurrencyLimiter(rdb, logs),
+		logins:      redisadapter.NewLoginThrottle(rdb, logs), loginsFallback: memLogins,
+	}, nil
+}
+
+// newAdmin builds the management use cases and seeds the rate-limit tiers.
+func (a *app) newAdmin(ctx context.Context, lim limiters, cache ports.KeyLookup, hasher domain.KeyHasher, adminHash string) (*admin.Service, error) {
+	cfg := a.cfg
+	svc, err := admin.NewService(admin.Deps{
+		Keys: a.store, Tiers: a.store, Usage: a.store, Cache: cache,
+		Ledger: lim.ledger, Limiter: lim.rate, Concurrency: lim.concurrency,
+		Clock: a.clock, Hasher: hasher, Log: a.log,
+		LoginThrottle: lim.logins, LoginThrottleFallback: lim.loginsFallback,
+	}, admin.Config{
+		AdminUsername: cfg.Admin.Username, AdminPasswordHash: adminHash, DefaultTier: cfg.RateLimit.DefaultTier,
+		MaxPasswordChecks: cfg.Admin.PasswordChecks(), LoginThrottle: cfg.Admin.LoginThrottle.Policy(),
+	})
+	if err != nil {
+		return nil, err
+	}
+	if err := svc.SeedTiers(ctx, cfg.Tiers()); err != nil {
+		return nil, fmt.Errorf("seeding rate-limit tiers: %w", err)
+	}
+	return svc, nil
+}
+
+// newTransport builds the retrying, failing-over transport to the upstreams.
+func (a *app) newTransport() (*upstream.Transport, error) {
+	u := a.cfg.Upstream
+	t, err := upstream.New(upstream.Options{
+		Upstreams: u.Upstreams(), BaseDelay: u.RetryBase, Deadline: u.Deadline, Cooldown: u.Cooldown,
+		MaxBodyBytes: u.MaxBodyBytes, Observer: upstreamObserver{m: a.metrics}, Log: a.log,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("upstream: %w", err)
+	}
+	a.upstreamConfigured = t.Configured()
+	if !a.upstreamConfigured {
+		a.log.Warn("UPSTREAM_API_KEY is not set: the management API works, proxied calls answer 503 until it is")
+	}
+	return t, nil
+}
+
+// newRelay builds the ForwardRequest use case: admission and settlement.
+func (a *app) newRelay(auth *relay.Authenticator, lim limiters, transport http.RoundTripper) (*relay.Service, error) {
+	q := a.cfg.Quota
+	estimator, err := anthropic.NewEstimator(anthropic.EstimatorConfig{
+		Margin: q.EstimateMargin, UnsizedTokens: q.UnsizedTokens, MaxConcurrent: q.MaxConcurrentEstimates,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("quota estimator: %w", err)
+	}
+	return relay.NewService(relay.ServiceConfig{
+		Auth: auth, Tiers: relay.NewTierResolver(a.store, relay.DefaultTierTTL, a.clock),
+		Ledger: lim.ledger, Rate: lim.rate, Concurrency: lim.concurrency, Usage: a.writer,
+		Clock: a.clock, Log: a.log, Observer: relayObserver{m: a.metrics},
+		QuotaPolicy: q.FailPolicy, RatePolicy: a.cfg.RateLimit.FailPolicy,
+		DefaultMaxTokens: q.DefaultMaxTokens, ReservationLease: q.Lease, ConcurrencyLease: q.Lease,
+		Parser: anthropic.Parser{}, Estimator: estimator, Objects: a.store,
+		Store: a.store, Batches: anthropic.NewBatchClient(transport), BatchPoll: q.BatchPoll, BatchLease: q.BatchLease,
+	})
+}
+
+// newDataPlane builds the proxy handler.
+func (a *app) newDataPlane(svc *relay.Service, transport http.RoundTripper, clientIP *httpx.ClientIPResolver) (http.Handler, error) {
+	router, err := relay.NewRouter(a.cfg.Proxy.Passthrough)
+	if err != nil {
+		return nil, err
+	}
+	s, u := a.cfg.Server, a.cfg.Upstream
+	return proxy.New(proxy.Options{
+		Service: svc, Transport: transport, ClientIP: clientIP, Log: a.log, Router: router,
+		MaxBodyBytes: u.MaxBodyBytes, MaxBufferedBytes: u.MaxBufferedBytes, IdleTimeout: u.IdleTimeout,
+		WriteTimeout: s.WriteProgressTimeout, BodyReadTimeout: s.BodyReadTimeout, BodyMinRate: bodyMinRate(s.BodyMinRate),
+		Observer: proxyObserver{m: a.metrics}, CORSAllowedOrigins: a.cfg.CORS.AllowedOrigins,
+	}), nil
+}
+
+// bodyMinRate maps the setting (0: off) to the proxy's option (0: default).
+func bodyMinRate(v int64) int64 {
+	if v == 0 {
+		return -1
+	}
+	return v
+}
+
+// newServer builds the HTTP front: the management API, the dashboard and
+// metrics, with the proxy behind them.
+func (a *app) newServer(adminSvc *admin.Service, auth *relay.Authenticator, clientIP *httpx.ClientIPResolver,
+	dataPlane http.Handler, jwtKey []byte) (http.Handler, error) {
+	a.metrics.SetQuotaSource(quotaSource(a.store, a.cfg.Metrics.MaxKeys))
+	// With a metrics address of its own, /metrics is served there alone.
+	publicMetrics := a.metrics.Handler(a.cfg.Metrics.Token)
+	if a.cfg.Metrics.ListenAddr != "" {
+		a.metricsHandler, publicMetrics = publicMetrics, nil
+	}
+	return httpadapter.New(httpadapter.Options{
+		Log: a.log, Admin: adminSvc, Auth: auth, ClientIP: clientIP, Proxy: dataPlane,
+		MetricsHandler: publicMetrics, Ready: a.ready, Observer: serverObserver{m: a.metrics},
+		JWT:           httpadapter.JWTOptions{Secret: jwtKey, TTL: a.cfg.Admin.TokenTTL},
+		AdminUsername: a.cfg.Admin.Username, AdminAllowedIPs: a.cfg.Admin.AllowedIPs,
+		BodyReadTimeout: a.cfg.Server.BodyReadTimeout,
+	})
+}
+
+// startReconciler settles Message Batches in the background until the
+// relay closes; its state is in the store, so a restart resumes it.
+func (a *app) startReconciler(ctx context.Context, svc *relay.Service) {
+	rctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	done := make(chan struct{})
+	go func() { defer close(done); svc.RunBatchReconciler(rctx) }()
+	a.closers = append(a.closers, func() { cancel(); <-done })
+}
