@@ -26,12 +26,7 @@ func MustOpen(tb testing.TB) *postgres.Store {
 // MustOpenAt returns a store on the database at url.
 func MustOpenAt(tb testing.TB, url string) *postgres.Store {
 	tb.Helper()
-	s, err := postgres.Open(context.Background(), url, slog.New(slog.DiscardHandler))
-	if err != nil {
-		tb.Fatalf("open PostgreSQL store: %v", err)
-	}
-	tb.Cleanup(func() { _ = s.Close() })
-	return s
+	return storetest.MustOpen(tb, postgres.Open, url)
 }
 
 func TestContract(t *testing.T) {

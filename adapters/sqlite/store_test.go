@@ -1,9 +1,7 @@
 package sqlite_test
 
 import (
-	"context"
 	"database/sql"
-	"log/slog"
 	"path/filepath"
 	"testing"
 
@@ -24,12 +22,7 @@ func MustOpen(tb testing.TB) *sqlite.Store {
 // MustOpenAt returns a store on the database file at path.
 func MustOpenAt(tb testing.TB, path string) *sqlite.Store {
 	tb.Helper()
-	s, err := sqlite.Open(context.Background(), path, slog.New(slog.DiscardHandler))
-	if err != nil {
-		tb.Fatalf("open SQLite store: %v", err)
-	}
-	tb.Cleanup(func() { _ = s.Close() })
-	return s
+	return storetest.MustOpen(tb, sqlite.Open, path)
 }
 
 func TestContract(t *testing.T) {
