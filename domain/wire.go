@@ -12,6 +12,12 @@ const (
 	FormatComplete
 )
 
+// MaxTokens bounds every token count one request may name or be reserved
+// for (max_tokens and its kin, an input estimate): 2^30, beyond any model's
+// context, so that reservations computed from it never overflow. A body
+// naming more is refused.
+const MaxTokens = 1 << 30
+
 // CallRequest is what admission needs from a metered request body, read
 // strictly: a body whose money-deciding fields are ambiguous is refused
 // before this exists.

@@ -23,9 +23,8 @@ const (
 )
 
 // MaxTokensBound is the largest output bound (max_tokens and its kin) a body
-// may name: 2^30, beyond any model's output, so that a reservation computed
-// from it never overflows.
-const MaxTokensBound = 1 << 30
+// may name: the domain's bound on reservations.
+const MaxTokensBound = domain.MaxTokens
 
 // maxModelLen bounds the model name: the relay records it, and every model
 // id is a few dozen bytes.

@@ -18,8 +18,8 @@ import (
 )
 
 // MaxReservableTokens bounds max_tokens and the input estimate of one
-// request (2^30, beyond any model's context), so reservations never overflow.
-const MaxReservableTokens = 1 << 30
+// request, so reservations never overflow.
+const MaxReservableTokens = domain.MaxTokens
 
 // DefaultMaxTokens is reserved for output when a metered request names no
 // output bound: 128,000, the largest output of any current Claude model, so
