@@ -28,9 +28,9 @@ type bodyPace struct {
 	next     int64 // received count at which the deadline is extended next
 }
 
-func (p *Handler) paceBody(w http.ResponseWriter, r *http.Request) *bodyPace {
+func (p *Handler) paceBody(rc *http.ResponseController, r *http.Request) *bodyPace {
 	// The wall clock, not p.now: deadlines are the kernel's time.
-	b := &bodyPace{r: r.Body, rc: http.NewResponseController(w), start: time.Now(),
+	b := &bodyPace{r: r.Body, rc: rc, start: time.Now(),
 		timeout: p.bodyWait, minRate: p.bodyRate, next: paceStep}
 	_ = b.rc.SetReadDeadline(b.start.Add(b.timeout))
 	return b

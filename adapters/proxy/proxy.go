@@ -331,9 +331,12 @@ func (p *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// Every body has a deadline to arrive, set before anything else: even
 	// one the relay refuses unread is drained by net/http after the handler,
 	// and a sender that stalls must not hold its connection for ever.
+	// One controller serves the body deadline, the write deadlines and the
+	// final flush.
+	rc := http.NewResponseController(w)
 	var pace *bodyPace
 	if r.Body != nil && r.Body != http.NoBody {
-		pace = p.paceBody(w, r)
+		pace = p.paceBody(rc, r)
 	}
 	ref := relay.Refusal{RequestID: reqID, Start: start, Path: requestPath(r), Session: r.Header.Get("X-Claude-Code-Session-Id")}
 	if !p.configured {
@@ -451,7 +454,7 @@ func (p *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		out.ContentLength = int64(len(body))
 		out.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
 	}
-	c.pw = progressWriter{ResponseWriter: w, rc: http.NewResponseController(w), wait: p.writeWait}
+	c.pw = progressWriter{ResponseWriter: w, rc: rc, wait: p.writeWait}
 	p.rp.ServeHTTP(&c.pw, out)
 	// The connection may serve more requests (keep-alive) that set no
 	// deadline of their own: leave none behind.
@@ -661,7 +664,7 @@ func (b *proxyBody) Close() error {
 	if c.eof && !c.stream && c.w != nil {
 		// The whole body has been copied: send it now, so the client is not
 		// kept waiting while usage is parsed, settled and logged.
-		_ = http.NewResponseController(c.w).Flush()
+		_ = c.pw.rc.Flush()
 	}
 	c.finish()
 	return err
