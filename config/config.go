@@ -29,6 +29,9 @@ import (
 	"github.com/relaystation/relay/adapters/usagewriter"
 	"github.com/relaystation/relay/domain"
 	"github.com/relaystation/relay/domain/admin"
+	"github.com/relaystation/relay/domain/billing"
+	"github.com/relaystation/relay/domain/budget"
+	"github.com/relaystation/relay/domain/pricing"
 	"github.com/relaystation/relay/domain/relay"
 )
 
@@ -54,6 +57,34 @@ type Config struct {
 	Metrics   MetricsConfig   `koanf:"metrics"`
 	CORS      CORSConfig      `koanf:"cors"`
 	Proxy     ProxyConfig     `koanf:"proxy"`
+	Pricing   PricingConfig   `koanf:"pricing"`
+	Budgets   BudgetsConfig   `koanf:"budgets"`
+}
+
+// PricingConfig is the price table's policy. The table itself is data: the
+// embedded seed, then the versions stored through the admin API.
+type PricingConfig struct {
+	// Unpriced is what a request for a model the table does not price
+	// gets: "refuse" (keys with a money budget are refused; others are
+	// served and their records flagged unpriced) or "fallback" (priced at
+	// FallbackModel).
+	Unpriced pricing.Unpriced `koanf:"unpriced"`
+	// FallbackModel prices unpriced models under "fallback".
+	FallbackModel string `koanf:"fallback_model"`
+	// Refresh is how often each replica reloads the newest stored version.
+	Refresh time.Duration `koanf:"refresh"`
+}
+
+// Policy is the pricing policy the domain applies.
+func (p PricingConfig) Policy() pricing.Policy {
+	return pricing.Policy{Unpriced: p.Unpriced, FallbackModel: p.FallbackModel}
+}
+
+// BudgetsConfig sets the money budgets' defaults.
+type BudgetsConfig struct {
+	// DefaultTimeZone is the IANA zone of day, week and month budgets that
+	// name none.
+	DefaultTimeZone string `koanf:"default_time_zone"`
 }
 
 // ProxyConfig shapes what the relay forwards.
@@ -294,34 +325,38 @@ func Defaults() Config {
 		Usage: UsageConfig{QueueSize: usagewriter.DefaultCapacity, BatchSize: usagewriter.DefaultBatchSize,
 			FlushInterval: usagewriter.DefaultFlushInterval},
 		Metrics: MetricsConfig{MaxKeys: metrics.DefaultMaxQuotaKeys},
+		Pricing: PricingConfig{Unpriced: pricing.UnpricedRefuse, Refresh: billing.DefaultPriceRefresh},
+		Budgets: BudgetsConfig{DefaultTimeZone: "UTC"},
 	}
 }
 
 // envMap lists the environment variables the relay reads, unprefixed, and
 // the configuration keys they set.
 var envMap = map[string]string{
-	"LISTEN_ADDR":              "listen_addr",
-	"DATA_DIR":                 "data_dir",
-	"DATABASE_URL":             "database_url",
-	"REDIS_URL":                "redis_url",
-	"SECRET_KEY":               "secret_key",
-	"KEY_HASH_SECRET":          "key_hash_secret",
-	"UPSTREAM_URL":             "upstream.primary.url",
-	"UPSTREAM_API_KEY":         "upstream.primary.api_key",
-	"ADMIN_USERNAME":           "admin.username",
-	"ADMIN_PASSWORD":           "admin.password",
-	"ADMIN_PASSWORD_HASH":      "admin.password_hash",
-	"ADMIN_ALLOWED_IPS":        "admin.allowed_ips",
-	"LOG_LEVEL":                "log.level",
-	"LOG_FORMAT":               "log.format",
-	"METRICS_TOKEN":            "metrics.token",
-	"TRUSTED_PROXIES":          "server.trusted_proxies",
-	"CORS_ALLOWED_ORIGINS":     "cors.allowed_origins",
-	"PROXY_PASSTHROUGH":        "proxy.passthrough",
-	"PPROF_ADDR":               "server.pprof_addr",
-	"METRICS_LISTEN_ADDR":      "metrics.listen_addr",
-	"MAX_CONNECTIONS":          "server.max_connections",
-	"MAX_CONNECTIONS_PER_ADDR": "server.max_connections_per_addr",
+	"LISTEN_ADDR":               "listen_addr",
+	"DATA_DIR":                  "data_dir",
+	"DATABASE_URL":              "database_url",
+	"REDIS_URL":                 "redis_url",
+	"SECRET_KEY":                "secret_key",
+	"KEY_HASH_SECRET":           "key_hash_secret",
+	"UPSTREAM_URL":              "upstream.primary.url",
+	"UPSTREAM_API_KEY":          "upstream.primary.api_key",
+	"ADMIN_USERNAME":            "admin.username",
+	"ADMIN_PASSWORD":            "admin.password",
+	"ADMIN_PASSWORD_HASH":       "admin.password_hash",
+	"ADMIN_ALLOWED_IPS":         "admin.allowed_ips",
+	"LOG_LEVEL":                 "log.level",
+	"LOG_FORMAT":                "log.format",
+	"METRICS_TOKEN":             "metrics.token",
+	"TRUSTED_PROXIES":           "server.trusted_proxies",
+	"CORS_ALLOWED_ORIGINS":      "cors.allowed_origins",
+	"PROXY_PASSTHROUGH":         "proxy.passthrough",
+	"PRICING_UNPRICED":          "pricing.unpriced",
+	"BUDGETS_DEFAULT_TIME_ZONE": "budgets.default_time_zone",
+	"PPROF_ADDR":                "server.pprof_addr",
+	"METRICS_LISTEN_ADDR":       "metrics.listen_addr",
+	"MAX_CONNECTIONS":           "server.max_connections",
+	"MAX_CONNECTIONS_PER_ADDR":  "server.max_connections_per_addr",
 }
 
 // listKeys are set from comma-separated environment values.
@@ -695,6 +730,22 @@ func (c *Config) Validate() error {
 	}
 	if c.Quota.MaxConcurrentEstimates < 0 || c.Quota.MaxConcurrentEstimates > 1<<16 {
 		bad("quota.max_concurrent_estimates", "must be between 0 (one per core) and 65536")
+	}
+	if c.Pricing.Unpriced != pricing.UnpricedRefuse && c.Pricing.Unpriced != pricing.UnpricedFallback {
+		bad("pricing.unpriced", "must be refuse or fallback")
+	}
+	if c.Pricing.Unpriced == pricing.UnpricedFallback {
+		if t, err := pricing.Seed(); err == nil {
+			if err := c.Pricing.Policy().Validate(t); err != nil {
+				bad("pricing.fallback_model", "%s", err.Error())
+			}
+		}
+	}
+	if c.Pricing.Refresh < time.Second {
+		bad("pricing.refresh", "must be at least 1s")
+	}
+	if _, err := budget.LoadZone(c.Budgets.DefaultTimeZone); err != nil {
+		bad("budgets.default_time_zone", "must be an IANA zone name such as Europe/Paris")
 	}
 	if c.Quota.BatchPoll < time.Second || c.Quota.BatchLease < time.Hour {
 		bad("quota.batch_poll/batch_lease", "batch_poll must be at least 1s and batch_lease at least 1h")

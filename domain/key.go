@@ -38,6 +38,12 @@ type APIKey struct {
 	ExpiresAt      *time.Time
 	AllowedIPs     []netip.Prefix // empty = any address
 	AllowedDomains []string       // empty = any origin
+	// AllowedModels are model ids or path.Match globs the key may use;
+	// empty = any model.
+	AllowedModels []string
+	// Budgets are the key's money budgets (at most 8; domain/budget
+	// measures and enforces them).
+	Budgets []KeyBudget
 	CreatedAt      time.Time
 	UpdatedAt      time.Time
 	LastUsedAt     *time.Time
@@ -152,6 +158,18 @@ func encodeBase62(b []byte) string {
 		out[i] = base62[rem]
 	}
 	return string(out)
+}
+
+// KeyBudget is one money budget of a key as it is stored: a limit over a
+// window. domain/budget gives it meaning (budget.FromKey); it is spelled
+// here because a key carries it and domain/budget imports this package.
+type KeyBudget struct {
+	// Window is "5h", "day", "week", "month" or "total".
+	Window string
+	Limit  Nanodollars
+	// TimeZone is the IANA zone of a day, week or month window; "" means
+	// the relay's default.
+	TimeZone string
 }
 
 // KeyFilter selects keys for the admin list. Cursor pagination is by

@@ -32,7 +32,9 @@ type OwnedObject struct {
 	// batch's actual usage and settled the reservation.
 	ReservationID string
 	Reserved      int64
-	SettledAt     *time.Time
+	// ReservedCost is the batch's money reservation (keys with budgets).
+	ReservedCost Nanodollars
+	SettledAt    *time.Time
 	// PollAfter: the reconciler does not look at the batch again before.
 	PollAfter time.Time
 }

@@ -19,6 +19,7 @@ const (
 	ReasonKeyDeleted  Reason = "deleted"  // the key is deleted
 	ReasonKeyIP       Reason = "ip"       // the client address is outside the key's allowed_ips
 	ReasonKeyOrigin   Reason = "origin"   // the Origin/Referer is outside the key's allowed_domains
+	ReasonKeyModel    Reason = "model"    // the model is outside the key's allowed_models (403)
 )
 
 // The admin side: credentials, the login throttle and the admin allow-list.
@@ -37,6 +38,7 @@ const (
 	ReasonTokens      Reason = "tokens"      // the tier's tokens per period
 	ReasonConcurrency Reason = "concurrency" // the tier's in-flight requests
 	ReasonQuota       Reason = "quota"       // the key's token_limit
+	ReasonBudget      Reason = "budget"      // one of the key's money budgets
 )
 
 // The relay cannot take the request right now (503 overloaded_error).
@@ -46,6 +48,7 @@ const (
 	ReasonTokensBackend      Reason = "tokens_backend"      // the token budget failed closed
 	ReasonConcurrencyBackend Reason = "concurrency_backend" // the concurrency limiter failed closed
 	ReasonQuotaBackend       Reason = "quota_backend"       // the quota ledger failed closed
+	ReasonBudgetBackend      Reason = "budget_backend"      // the budget ledger failed closed
 	ReasonEstimator          Reason = "estimator"           // no input-estimate slot came free in time
 	ReasonBuffers            Reason = "buffers"             // the relay holds as many request bytes as it may
 	ReasonBatchUnsettled     Reason = "batch_unsettled"     // a batch to delete is not settled yet

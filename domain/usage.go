@@ -121,6 +121,9 @@ type UsageRecord struct {
 	SessionID         string // X-Claude-Code-Session-Id
 	ClientIP          string
 	ErrorType         string
+	// Cost is what the record cost, priced when it was recorded (or
+	// repriced since); PriceVersion "" when it never was.
+	Cost RecordCost
 }
 
 // GroupBy selects how usage totals are grouped.
@@ -147,6 +150,9 @@ type UsageTotals struct {
 	Group    string
 	Requests int64
 	Usage    Usage
+	// Cost sums the records' costs per class; CostTotal is their total.
+	Cost      CostBreakdown
+	CostTotal Nanodollars
 }
 
 // LogQuery selects request logs, newest first, with cursor pagination.
@@ -155,8 +161,14 @@ type LogQuery struct {
 	From   *time.Time
 	To     *time.Time
 	Status *int
-	After  *LogCursor
-	Limit  int
+	// Model and Upstream match exactly when set.
+	Model    *string
+	Upstream *string
+	// RefusalsOnly keeps the requests the relay refused itself: a status
+	// of 400 or more that no upstream answered (Upstream is empty).
+	RefusalsOnly bool
+	After        *LogCursor
+	Limit        int
 }
 
 // LogCursor is the position after which a log listing continues.

@@ -33,9 +33,33 @@ type CallRequest struct {
 	MaxTokensSet bool
 	// IncludeUsage: an OpenAI-format stream asked for the final usage chunk.
 	IncludeUsage bool
+	// Speed is the body's speed ("fast" asks for fast mode), "" if absent.
+	Speed string
+	// InferenceGeo is the body's inference_geo, "" if absent (the
+	// workspace's default geo applies, which the relay cannot see).
+	InferenceGeo string
+	// WebSearch bounds the body's web_search server tools: how many such
+	// tools it declares, and the sum of their max_uses.
+	WebSearch ToolBound
 	// FileIDs are the uploaded files the body refers to (file_id values,
 	// at any depth): each must belong to the calling key.
 	FileIDs []string
+}
+
+// ToolBound describes the server tools of one type a request declares.
+type ToolBound struct {
+	// Tools is how many tools of the type the request declares.
+	Tools int
+	// Unbounded is how many of them set no max_uses.
+	Unbounded int
+	// MaxUses sums the max_uses of the others.
+	MaxUses int64
+}
+
+// Bound is the most calls the tools may make: their max_uses, plus
+// perUnbounded for each tool without one.
+func (b ToolBound) Bound(perUnbounded int64) int64 {
+	return min(b.MaxUses+int64(b.Unbounded)*perUnbounded, MaxTokens)
 }
 
 // BatchItem is one request of a Message Batch.

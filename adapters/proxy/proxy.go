@@ -573,7 +573,8 @@ func (p *Handler) modifyResponse(resp *http.Response) error {
 	}
 	ep := c.route.Endpoint
 	ok := resp.StatusCode >= 200 && resp.StatusCode < 300
-	if ok && (ep == relay.EndpointBatchList || ep == relay.EndpointFileList) {
+	if ok && (ep == relay.EndpointBatchList || ep == relay.EndpointFileList ||
+		ep == relay.EndpointModels && len(c.adm.Key.AllowedModels) > 0) {
 		if err := p.filterListing(resp, c); err != nil {
 			return err
 		}
@@ -585,7 +586,7 @@ func (p *Handler) modifyResponse(resp *http.Response) error {
 }
 
 // filterListing replaces a batch or file listing with the entries the key
-// owns. A listing is small JSON (a page of at most 1,000 ids), so it is
+// owns, and a model listing with the models the key may use. A listing is small JSON (a page of at most 1,000 ids), so it is
 // read whole; the page's has_more is kept, first_id/last_id follow the
 // entries kept.
 func (p *Handler) filterListing(resp *http.Response, c *proxyCall) error {
@@ -594,10 +595,23 @@ func (p *Handler) filterListing(resp *http.Response, c *proxyCall) error {
 	if err != nil || len(body) > proxyListLimit {
 		return &domain.Error{Kind: domain.KindUpstream, Reason: domain.ReasonUpstreamListing, Message: "could not read the upstream listing", Err: err}
 	}
-	kind, _ := c.route.Endpoint.Object()
-	out, err := filterListing(resp.Request.Context(), body, func(ctx context.Context, ids []string) ([]string, error) {
+	keep := func(ctx context.Context, ids []string) ([]string, error) {
+		kind, _ := c.route.Endpoint.Object()
 		return p.svc.OwnedAmong(ctx, c.adm.Key, kind, ids)
-	})
+	}
+	if c.route.Endpoint == relay.EndpointModels {
+		// A key with allowed_models sees only the models it may use.
+		keep = func(_ context.Context, ids []string) ([]string, error) {
+			out := ids[:0:0]
+			for _, id := range ids {
+				if relay.ModelAllowed(c.adm.Key.AllowedModels, id) {
+					out = append(out, id)
+				}
+			}
+			return out, nil
+		}
+	}
+	out, err := filterListing(resp.Request.Context(), body, keep)
 	if err != nil {
 		return err
 	}

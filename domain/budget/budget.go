@@ -193,3 +193,34 @@ func (b Budget) location() *time.Location {
 
 // FormatUSD writes an amount for messages: "$1.250000".
 func FormatUSD(n pricing.Nanodollars) string { return "$" + pricing.FormatUSD(n) }
+
+// FromKey is a key's stored budgets as Budgets, with zone filled in for
+// calendar budgets that name none. A stored budget whose window is unknown
+// (a row written by a newer relay) is kept as it is: Validate refuses it,
+// and ledgers measure nothing against it, so admission refuses the key
+// rather than ignore a limit.
+func FromKey(kb []domain.KeyBudget, zone string) []Budget {
+	if len(kb) == 0 {
+		return nil
+	}
+	out := make([]Budget, len(kb))
+	for i, b := range kb {
+		out[i] = Budget{Window: Window(b.Window), Limit: b.Limit, TimeZone: b.TimeZone}
+		if out[i].Window.Calendar() && out[i].TimeZone == "" {
+			out[i].TimeZone = zone
+		}
+	}
+	return out
+}
+
+// ToKey is bs as a key stores them.
+func ToKey(bs []Budget) []domain.KeyBudget {
+	if len(bs) == 0 {
+		return nil
+	}
+	out := make([]domain.KeyBudget, len(bs))
+	for i, b := range bs {
+		out[i] = domain.KeyBudget{Window: string(b.Window), Limit: b.Limit, TimeZone: b.TimeZone}
+	}
+	return out
+}

@@ -181,7 +181,7 @@ func (r *Refusal) Binding() Shortfall {
 func Refuse(at time.Time, shortfalls []Shortfall) *domain.Error {
 	r := &Refusal{At: at, Shortfalls: shortfalls}
 	b := r.Binding()
-	e := &domain.Error{Kind: domain.KindQuotaExceeded, NoRetry: b.NoRetry, Err: r}
+	e := &domain.Error{Kind: domain.KindQuotaExceeded, Reason: domain.ReasonBudget, NoRetry: b.NoRetry, Err: r}
 	if !b.RetryAt.IsZero() {
 		// Whole seconds, rounded up: retry-after is in seconds, and early
 		// is wrong.

@@ -1,6 +1,7 @@
 package pricing
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math/big"
@@ -66,46 +67,20 @@ func FromRecord(r domain.UsageRecord) Request {
 }
 
 // Breakdown is a cost per price class, in nanodollars.
-type Breakdown struct {
-	Input        Nanodollars `json:"input"`
-	Output       Nanodollars `json:"output"`
-	CacheWrite5m Nanodollars `json:"cache_write_5m"`
-	CacheWrite1h Nanodollars `json:"cache_write_1h"`
-	CacheRead    Nanodollars `json:"cache_read"`
-	WebSearch    Nanodollars `json:"web_search"`
-	WebFetch     Nanodollars `json:"web_fetch"`
-}
+type Breakdown = domain.CostBreakdown
 
-func (b Breakdown) classes() []Nanodollars {
-	return []Nanodollars{b.Input, b.Output, b.CacheWrite5m, b.CacheWrite1h, b.CacheRead, b.WebSearch, b.WebFetch}
-}
-
-// sum is the total of b; it fails when the total leaves int64.
-func (b Breakdown) sum() (Nanodollars, error) {
-	var t Nanodollars
-	for _, c := range b.classes() {
-		var ok bool
-		if t, ok = addInt(t, c); !ok {
-			return 0, outOfRange("total")
-		}
+func sumOf(b Breakdown) (Nanodollars, error) {
+	t, ok := b.Sum()
+	if !ok {
+		return 0, outOfRange("total")
 	}
 	return t, nil
 }
 
-func (b Breakdown) add(o Breakdown) (Breakdown, error) {
-	var ok [7]bool
-	r := Breakdown{}
-	r.Input, ok[0] = addInt(b.Input, o.Input)
-	r.Output, ok[1] = addInt(b.Output, o.Output)
-	r.CacheWrite5m, ok[2] = addInt(b.CacheWrite5m, o.CacheWrite5m)
-	r.CacheWrite1h, ok[3] = addInt(b.CacheWrite1h, o.CacheWrite1h)
-	r.CacheRead, ok[4] = addInt(b.CacheRead, o.CacheRead)
-	r.WebSearch, ok[5] = addInt(b.WebSearch, o.WebSearch)
-	r.WebFetch, ok[6] = addInt(b.WebFetch, o.WebFetch)
-	for _, k := range ok {
-		if !k {
-			return Breakdown{}, outOfRange("total")
-		}
+func addTo(b, o Breakdown) (Breakdown, error) {
+	r, ok := b.Add(o)
+	if !ok {
+		return Breakdown{}, outOfRange("total")
 	}
 	return r, nil
 }
@@ -213,7 +188,7 @@ func (t *Table) Price(r Request, p Policy) (Cost, error) {
 				return Cost{}, err
 			}
 		}
-		if c.Breakdown, err = c.Breakdown.add(part.Breakdown); err != nil {
+		if c.Breakdown, err = addTo(c.Breakdown, part.Breakdown); err != nil {
 			return Cost{}, err
 		}
 		c.LongContext = c.LongContext || part.LongContext
@@ -227,10 +202,10 @@ func (t *Table) Price(r Request, p Policy) (Cost, error) {
 	if err != nil {
 		return Cost{}, err
 	}
-	if c.Breakdown, err = c.Breakdown.add(tools); err != nil {
+	if c.Breakdown, err = addTo(c.Breakdown, tools); err != nil {
 		return Cost{}, err
 	}
-	if c.Total, err = c.Breakdown.sum(); err != nil {
+	if c.Total, err = sumOf(c.Breakdown); err != nil {
 		return Cost{}, err
 	}
 	c.Unpriced, c.Fallback, c.UnpricedModifiers = unpriced.sorted(), fallback.sorted(), ignored.sorted()
@@ -334,7 +309,7 @@ func priceStep(part *Part, e *Entry, u domain.Usage, mods modifiers, ignored set
 			return err
 		}
 	}
-	part.Total, err = part.Breakdown.sum()
+	part.Total, err = sumOf(part.Breakdown)
 	return err
 }
 
@@ -528,4 +503,20 @@ func UpperBound(e *Entry, inputTokens, outputTokens int64, m Modifiers) (Nanodol
 		return 0, outOfRange("bound")
 	}
 	return total, nil
+}
+
+// RecordCostOf is c as a usage record stores it. The columns hold the
+// classes, total, version and flags; Detail keeps the whole Cost when it
+// says more (steps with their own models, fallback or unpriced models,
+// unpriced modifiers, the long-context tier), so a drill-down can show it.
+func RecordCostOf(c Cost) domain.RecordCost {
+	rc := domain.RecordCost{
+		CostBreakdown: c.Breakdown, Total: c.Total, PriceVersion: c.PriceVersion,
+		Fallback5m: c.Fallback5m, Unpriced: len(c.Unpriced) > 0,
+	}
+	if len(c.Parts) > 0 || len(c.Unpriced) > 0 || len(c.Fallback) > 0 || len(c.UnpricedModifiers) > 0 || c.LongContext {
+		// Cost's encoding cannot fail: fixed types, no maps of interfaces.
+		rc.Detail, _ = json.Marshal(c)
+	}
+	return rc
 }

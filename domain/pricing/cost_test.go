@@ -245,7 +245,7 @@ func TestPriceGolden(t *testing.T) {
 				wb, _ := json.Marshal(want)
 				t.Fatalf("got  %s\nwant %s", gb, wb)
 			}
-			if s, _ := got.Breakdown.sum(); s != got.Total {
+			if s, _ := got.Breakdown.Sum(); s != got.Total {
 				t.Fatalf("classes sum to %d, total %d", s, got.Total)
 			}
 		})

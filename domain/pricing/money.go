@@ -2,20 +2,16 @@ package pricing
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
-	"strconv"
-	"strings"
 
 	"github.com/relaystation/relay/domain"
 )
 
-// Nanodollars is an exact amount of US dollars in units of 10⁻⁹ USD. It
-// encodes to JSON as an integer, so a stored cost reads back bit for bit.
-type Nanodollars int64
+// Nanodollars is the domain's exact money unit (10⁻⁹ USD).
+type Nanodollars = domain.Nanodollars
 
 // NanosPerUSD is the number of nanodollars in one dollar.
-const NanosPerUSD = 1_000_000_000
+const NanosPerUSD = domain.NanosPerUSD
 
 // USDPerMTok is a token price in nanodollars per million tokens: the unit
 // Anthropic quotes prices in, held exactly. $0.30/MTok is 300_000_000. It
@@ -39,19 +35,11 @@ const (
 	multDecimals = 6
 )
 
-// ErrAmount marks a decimal amount that cannot be read exactly: malformed,
-// negative, finer than the unit, or out of range.
-var ErrAmount = errors.New("invalid amount")
+// ErrAmount marks a decimal amount that cannot be read exactly.
+var ErrAmount = domain.ErrAmount
 
-// ParseUSD reads a non-negative decimal USD amount ("10", "10.5", "0.30")
-// into nanodollars exactly. It refuses a sign, an exponent, spaces, a bare
-// or trailing point, digits finer than a nanodollar (trailing zeros past the
-// ninth decimal are accepted: they add no precision) and amounts past
-// math.MaxInt64 nanodollars.
-func ParseUSD(s string) (Nanodollars, error) {
-	v, err := parseDecimal(s, usdDecimals)
-	return Nanodollars(v), err
-}
+// ParseUSD reads a non-negative decimal USD amount exactly (domain.ParseUSD).
+func ParseUSD(s string) (Nanodollars, error) { return domain.ParseUSD(s) }
 
 // ParseMultiplier reads a non-negative decimal factor ("0.5", "1.1", "6")
 // exactly, to a millionth.
@@ -60,98 +48,12 @@ func ParseMultiplier(s string) (Multiplier, error) {
 	return Multiplier(v), err
 }
 
-func amountErr(s, why string) error {
-	return &domain.Error{Kind: domain.KindInvalid, Message: fmt.Sprintf("amount %q: %s", s, why), Reason: domain.ReasonAmount, Err: ErrAmount}
-}
+func parseDecimal(s string, scale int) (int64, error) { return domain.ParseFixed(s, scale) }
 
-// parseDecimal reads s as a non-negative decimal with at most scale
-// significant fractional digits and returns it times 10^scale.
-func parseDecimal(s string, scale int) (int64, error) {
-	if s == "" {
-		return 0, amountErr(s, "empty")
-	}
-	if s[0] == '-' {
-		return 0, amountErr(s, "negative")
-	}
-	whole, frac, dot := strings.Cut(s, ".")
-	if whole == "" || (dot && frac == "") {
-		return 0, amountErr(s, "want digits on both sides of the point")
-	}
-	if !allDigits(whole) || !allDigits(frac) {
-		return 0, amountErr(s, "want only decimal digits and one point")
-	}
-	if len(frac) > scale {
-		if strings.TrimRight(frac[scale:], "0") != "" {
-			return 0, amountErr(s, fmt.Sprintf("more than %d decimal places", scale))
-		}
-		frac = frac[:scale]
-	}
-	frac += strings.Repeat("0", scale-len(frac))
-	// Leading zeros are harmless, and trimming them keeps long-but-small
-	// inputs ("000…01") from tripping the range check.
-	digits := strings.TrimLeft(whole+frac, "0")
-	if digits == "" {
-		return 0, nil
-	}
-	v, err := strconv.ParseInt(digits, 10, 64)
-	if err != nil {
-		return 0, amountErr(s, "out of range")
-	}
-	return v, nil
-}
+func formatDecimal(v int64, scale, minFrac int) string { return domain.FormatFixed(v, scale, minFrac) }
 
-func allDigits(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if s[i] < '0' || s[i] > '9' {
-			return false
-		}
-	}
-	return true
-}
-
-// formatDecimal writes v / 10^scale exactly, with at least minFrac and at
-// most scale fractional digits (trailing zeros trimmed down to minFrac).
-func formatDecimal(v int64, scale, minFrac int) string {
-	neg := v < 0
-	// uint64 holds |math.MinInt64|, which int64 cannot.
-	u := uint64(v)
-	if neg {
-		u = -u
-	}
-	p := uint64(1)
-	for range scale {
-		p *= 10
-	}
-	whole, frac := u/p, u%p
-	fs := fmt.Sprintf("%0*d", scale, frac)
-	end := len(fs)
-	for end > minFrac && fs[end-1] == '0' {
-		end--
-	}
-	var b strings.Builder
-	if neg {
-		b.WriteByte('-')
-	}
-	b.WriteString(strconv.FormatUint(whole, 10))
-	if end > 0 {
-		b.WriteByte('.')
-		b.WriteString(fs[:end])
-	}
-	return b.String()
-}
-
-// FormatUSD writes n as decimal USD, exactly, with at least six decimal
-// places and up to nine: 3_750_000 is "0.003750", 1 is "0.000000001".
-// Every amount has exactly one such form, and ParseUSD reads it back
-// (negative amounts, which ParseUSD refuses, are written with a minus).
-func FormatUSD(n Nanodollars) string { return formatDecimal(int64(n), usdDecimals, 6) }
-
-// String is FormatUSD.
-func (n Nanodollars) String() string { return FormatUSD(n) }
-
-// USD is n as a JSON number in dollars ("0.003750"), for APIs that show
-// money as a decimal number rather than integer nanodollars.
-func (n Nanodollars) USD() json.Number { return json.Number(FormatUSD(n)) }
+// FormatUSD writes n as decimal USD exactly (domain.FormatUSD).
+func FormatUSD(n Nanodollars) string { return domain.FormatUSD(n) }
 
 // String writes the price in USD per MTok with no trailing zeros ("3.75").
 func (r USDPerMTok) String() string { return formatDecimal(int64(r), usdDecimals, 0) }

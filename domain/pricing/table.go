@@ -267,6 +267,10 @@ func (e *Entry) validate() []error {
 			bad("pattern %q: %v", p, err)
 		}
 	}
+	if e.Rates == (Rates{}) {
+		// No Anthropic model is free: all zeros is a missing "rates".
+		bad("rates are required (every class zero would price the model at $0)")
+	}
 	for _, err := range e.Rates.validate() {
 		bad("rates.%v", err)
 	}

@@ -71,10 +71,14 @@ type Admission struct {
 	Request domain.CallRequest
 	// Reserved is the quota reservation, 0 if none was made.
 	Reserved int64
+	// ReservedCost is the money reservation, 0 if none was made.
+	ReservedCost domain.Nanodollars
 
 	svc     *Service
 	call    Call
 	limited bool // a reservation was made: settle it in the ledger
+	// costLimited: a money reservation was made: settle it in the budgets.
+	costLimited bool
 	release func()
 	once    sync.Once
 	// inputEst caches the tokenised input estimate.
@@ -90,7 +94,7 @@ type Admission struct {
 // requests overspend it. Every third of a lease the reservation is
 // extended by a lease; between those times this costs one clock read.
 func (a *Admission) KeepAlive(ctx context.Context) {
-	if a == nil || !a.limited {
+	if a == nil || !a.limited && !a.costLimited {
 		return
 	}
 	s := a.svc
@@ -99,7 +103,12 @@ func (a *Admission) KeepAlive(ctx context.Context) {
 	if now < at || !a.renewAt.CompareAndSwap(at, now+int64(s.cfg.ReservationLease/3)) {
 		return
 	}
-	if err := s.cfg.Ledger.Extend(context.WithoutCancel(ctx), a.Key.ID, a.call.RequestID, s.cfg.ReservationLease); err != nil {
+	ctx = context.WithoutCancel(ctx)
+	err := s.extendMoney(ctx, a, s.cfg.ReservationLease)
+	if a.limited {
+		err = errors.Join(err, s.cfg.Ledger.Extend(ctx, a.Key.ID, a.call.RequestID, s.cfg.ReservationLease))
+	}
+	if err != nil {
 		s.cfg.Observer.BackendFailure(ConcernQuota, false)
 		s.cfg.Log.LogAttrs(ctx, slog.LevelWarn, "quota lease extension failed; retrying on the next chunk",
 			slog.String("request_id", a.call.RequestID), slog.String("error", err.Error()))
@@ -146,11 +155,19 @@ func (s *Service) Authenticate(ctx context.Context, raw string, client netip.Add
 //  7. The body, for metered and batch endpoints: JSON content type (415),
 //     identity content encoding (415), and a strict read of the fields
 //     that decide the reservation (400).
-//  8. Ownership, for batch and file ids: another key's object is 404.
-//  9. Quota, when the key has a token_limit (metered and batch calls): see
-//     reserve; only this step may tokenise the body.
+//  8. Models, when the key has allowed_models: the body's model, every
+//     model of a batch, the model of GET /v1/models/{id}; 403
+//     permission_error naming the model.
+//  9. Ownership, for batch and file ids: another key's object is 404.
+//  10. Quota, when the key has a token_limit (metered and batch calls): see
+//     reserve.
+//  11. Money budgets, when the key has any (metered and batch calls): the
+//     request's upper-bound cost is held in every window at once (see
+//     reserveMoney); a model the price table does not price is refused
+//     (400). A refusal names the window and when it resets. Only steps 10
+//     and 11 may tokenise the body.
 //
-// Backend failures in steps 3, 4, 6 and 9 follow the configured
+// Backend failures in steps 3, 4, 6, 10 and 11 follow the configured
 // FailurePolicy.
 func (s *Service) Admit(ctx context.Context, key domain.APIKey, call Call) (*Admission, error) {
 	if err := call.Validate(); err != nil {
@@ -228,22 +245,25 @@ func (s *Service) Admit(ctx context.Context, key domain.APIKey, call Call) (*Adm
 			a.release = rel
 		}
 	}
-	if err := s.admitBody(ctx, a, reserves); err != nil {
+	budgeted := len(key.Budgets) > 0 && (metered || ep == EndpointBatchCreate)
+	if err := s.admitBody(ctx, a, reserves, budgeted); err != nil {
 		a.releaseSlot()
 		return nil, err
 	}
 	return a, nil
 }
 
-// admitBody runs the steps of Admit that read the body (7-9).
-func (s *Service) admitBody(ctx context.Context, a *Admission, reserves bool) error {
+// admitBody runs the steps of Admit that read the body (7-11).
+func (s *Service) admitBody(ctx context.Context, a *Admission, reserves, budgeted bool) error {
 	ep, call := a.call.Route.Endpoint, &a.call
 	// 7.
 	var (
 		items []domain.BatchItem
 		err   error
 	)
-	if ep.NeedsJSON() {
+	// count_tokens bills nothing, but its model is checked against the
+	// key's allow-list, read as strictly as a metered body's.
+	if ep.NeedsJSON() || ep == EndpointCountTokens && len(a.Key.AllowedModels) > 0 {
 		if err := checkMedia(call.ContentType, call.ContentEncoding); err != nil {
 			return s.reject(err)
 		}
@@ -257,15 +277,31 @@ func (s *Service) admitBody(ctx context.Context, a *Admission, reserves bool) er
 		}
 	}
 	// 8.
+	if err := s.checkModels(a, items); err != nil {
+		return s.reject(err)
+	}
+	// 9.
 	if err := s.checkOwner(ctx, a.Key, call.Route); err != nil {
 		return s.reject(err)
 	}
 	if err := s.checkFileRefs(ctx, a.Key, a.Request, items); err != nil {
 		return s.reject(err)
 	}
-	// 9.
+	// 10.
 	if reserves {
-		return s.reserve(ctx, a, items)
+		if err := s.reserve(ctx, a, items); err != nil {
+			return err
+		}
+	}
+	// 11.
+	if budgeted {
+		if err := s.reserveMoney(ctx, a, items); err != nil {
+			if a.limited {
+				s.settle(ctx, a.Key.ID, call.RequestID, 0)
+				a.limited, a.Reserved = false, 0
+			}
+			return err
+		}
 	}
 	return nil
 }
@@ -667,8 +703,17 @@ func (a *Admission) finish(ctx context.Context, out Outcome) domain.UsageRecord 
 		rec.Iterations, rec.ServerTools = r.Iterations, r.ServerTools
 		rec.ServiceTier, rec.Speed, rec.InferenceGeo = r.ServiceTier, r.Speed, r.InferenceGeo
 	}
-	total := usage.Total()
 	ep := a.call.Route.Endpoint
+	if ep == EndpointBatchCreate && estimated {
+		// A batch whose id could not be read is billed its reservations.
+		rec.Cost = domain.RecordCost{CostBreakdown: domain.CostBreakdown{Input: a.ReservedCost}, Total: a.ReservedCost}
+		if s.cfg.Prices != nil {
+			rec.Cost.PriceVersion = s.cfg.Prices.Table().Version
+		}
+	} else {
+		s.price(ctx, &rec)
+	}
+	total := usage.Total()
 	created := out.Answered && out.UpstreamStatus >= 200 && out.UpstreamStatus < 300 && r.ObjectID != ""
 	if kind, ok := ep.Object(); ok && created && (ep == EndpointBatchCreate || ep == EndpointFileUpload) {
 		s.own(ctx, a, kind, r.ObjectID)
@@ -681,6 +726,12 @@ func (a *Admission) finish(ctx context.Context, out Outcome) domain.UsageRecord 
 	case a.Key.TokenLimit != nil && total > 0:
 		// Usage on a call that reserved nothing still reaches the ledger.
 		s.settle(ctx, a.Key.ID, a.call.RequestID, total)
+	}
+	switch {
+	case ep == EndpointBatchCreate && created && a.costLimited:
+		// Held until the reconciler settles the batch.
+	case a.costLimited, len(a.Key.Budgets) > 0 && rec.Cost.Total > 0:
+		s.settleMoney(ctx, a, rec.Cost.Total)
 	}
 	if tl, ok := a.Tier.TokenLimit(); ok && total > 0 {
 		if err := s.cfg.Rate.Charge(ctx, domain.TokensLimiterKey(a.Key.ID), tl, total); err != nil {
@@ -728,8 +779,8 @@ func (s *Service) own(ctx context.Context, a *Admission, kind domain.ObjectKind,
 		return
 	}
 	o := domain.OwnedObject{Kind: kind, ID: id, KeyID: a.Key.ID, CreatedAt: s.cfg.Clock.Now(), PollAfter: s.cfg.Clock.Now()}
-	if kind == domain.ObjectBatch && a.limited {
-		o.ReservationID, o.Reserved = a.call.RequestID, a.Reserved
+	if kind == domain.ObjectBatch && (a.limited || a.costLimited) {
+		o.ReservationID, o.Reserved, o.ReservedCost = a.call.RequestID, a.Reserved, a.ReservedCost
 	}
 	if err := s.cfg.Objects.PutObject(ctx, o); err != nil {
 		// The object stays unowned, so no key can reach it through the

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/relaystation/relay/domain"
+	"github.com/relaystation/relay/domain/budget"
 )
 
 // Message Batches are billed when they end, not when they are created: the
@@ -46,7 +47,7 @@ func (s *Service) RunBatchReconciler(ctx context.Context) {
 }
 
 func (s *Service) rehold(ctx context.Context) {
-	if s.cfg.Ledger == nil {
+	if s.cfg.Ledger == nil && s.cfg.Budgets == nil {
 		return
 	}
 	far := s.cfg.Clock.Now().Add(100 * 365 * 24 * time.Hour)
@@ -56,12 +57,17 @@ func (s *Service) rehold(ctx context.Context) {
 		return
 	}
 	for _, b := range bs {
-		if b.ReservationID == "" || b.Reserved <= 0 {
+		if b.ReservationID == "" {
 			continue
 		}
 		// A hold, not an admission: the batch was admitted already.
-		if _, err := s.cfg.Ledger.Reserve(ctx, b.KeyID, b.ReservationID, b.Reserved, math.MaxInt64/4, 0, s.cfg.BatchLease); err != nil {
-			s.cfg.Log.LogAttrs(ctx, slog.LevelWarn, "could not hold a batch reservation", slog.String("batch", b.ID), slog.String("error", err.Error()))
+		if b.Reserved > 0 && s.cfg.Ledger != nil {
+			if _, err := s.cfg.Ledger.Reserve(ctx, b.KeyID, b.ReservationID, b.Reserved, math.MaxInt64/4, 0, s.cfg.BatchLease); err != nil {
+				s.cfg.Log.LogAttrs(ctx, slog.LevelWarn, "could not hold a batch reservation", slog.String("batch", b.ID), slog.String("error", err.Error()))
+			}
+		}
+		if b.ReservedCost > 0 && s.cfg.Budgets != nil {
+			s.reholdMoney(ctx, b)
 		}
 	}
 }
@@ -94,17 +100,24 @@ func (s *Service) ReconcileBatch(ctx context.Context, b domain.OwnedObject) erro
 	case errors.Is(err, domain.ErrNotFound):
 		rec := s.batchRecord(b, domain.BatchResult{CustomID: "unreadable"}, now)
 		rec.Usage, rec.Estimated, rec.ErrorType = domain.Usage{InputTokens: b.Reserved}, true, "batch_unreadable"
+		rec.Cost = domain.RecordCost{CostBreakdown: domain.CostBreakdown{Input: b.ReservedCost}, Total: b.ReservedCost}
+		if s.cfg.Prices != nil {
+			rec.Cost.PriceVersion = s.cfg.Prices.Table().Version
+		}
 		if err := s.cfg.Store.InsertUsage(ctx, []domain.UsageRecord{rec}); err != nil {
 			return fmt.Errorf("record unreadable batch %s: %w", b.ID, err)
 		}
-		return s.settleBatch(ctx, b, b.Reserved, now)
+		return s.settleBatch(ctx, b, b.Reserved, b.ReservedCost, now)
 	case err != nil:
 		_ = s.cfg.Objects.SetBatchPollAfter(ctx, b.ID, now.Add(s.cfg.BatchPoll))
 		return fmt.Errorf("poll batch %s: %w", b.ID, err)
 	case !ended:
 		return s.cfg.Objects.SetBatchPollAfter(ctx, b.ID, now.Add(s.cfg.BatchPoll))
 	}
-	var total int64
+	var (
+		total int64
+		cost  domain.Nanodollars
+	)
 	recs := make([]domain.UsageRecord, 0, 64)
 	flush := func() error {
 		if len(recs) == 0 {
@@ -121,7 +134,9 @@ func (s *Service) ReconcileBatch(ctx context.Context, b domain.OwnedObject) erro
 			return nil
 		}
 		rec := s.batchRecord(b, r, now)
+		s.price(ctx, &rec)
 		total += rec.Usage.Total()
+		cost += rec.Cost.Total
 		recs = append(recs, rec)
 		if len(recs) >= batchRecordsPerInsert {
 			return flush()
@@ -135,7 +150,7 @@ func (s *Service) ReconcileBatch(ctx context.Context, b domain.OwnedObject) erro
 		_ = s.cfg.Objects.SetBatchPollAfter(ctx, b.ID, now.Add(s.cfg.BatchPoll))
 		return fmt.Errorf("read results of batch %s: %w", b.ID, err)
 	}
-	return s.settleBatch(ctx, b, total, now)
+	return s.settleBatch(ctx, b, total, cost, now)
 }
 
 func (s *Service) batchRecord(b domain.OwnedObject, r domain.BatchResult, now time.Time) domain.UsageRecord {
@@ -147,18 +162,36 @@ func (s *Service) batchRecord(b domain.OwnedObject, r domain.BatchResult, now ti
 	}
 }
 
-func (s *Service) settleBatch(ctx context.Context, b domain.OwnedObject, total int64, now time.Time) error {
+func (s *Service) settleBatch(ctx context.Context, b domain.OwnedObject, total int64, cost domain.Nanodollars, now time.Time) error {
+	id := b.ReservationID
+	if id == "" {
+		id = "batch:" + b.ID
+	}
 	if s.cfg.Ledger != nil {
-		id := b.ReservationID
-		if id == "" {
-			id = "batch:" + b.ID
-		}
 		if err := s.cfg.Ledger.Settle(ctx, b.KeyID, id, total); err != nil {
 			return fmt.Errorf("settle batch %s: %w", b.ID, err)
+		}
+	}
+	if s.cfg.Budgets != nil && (b.ReservedCost > 0 || cost > 0) {
+		// The batch's records are stored with the reconciliation's time,
+		// so its spend is settled in the windows holding now.
+		if err := s.cfg.Budgets.Settle(ctx, b.KeyID, id, cost, now); err != nil {
+			return fmt.Errorf("settle batch %s budgets: %w", b.ID, err)
 		}
 	}
 	if err := s.cfg.Objects.MarkBatchSettled(ctx, b.ID, now); err != nil {
 		return fmt.Errorf("mark batch %s settled: %w", b.ID, err)
 	}
 	return nil
+}
+
+// reholdMoney holds an unsettled batch's money reservation again. A
+// ledger holds a reservation in the buckets of its time whatever budgets
+// it was checked against, so the hold is checked against one window it
+// always fits: the batch was admitted already.
+func (s *Service) reholdMoney(ctx context.Context, b domain.OwnedObject) {
+	always := []budget.Budget{{Window: budget.Total, Limit: budget.MaxLimit}}
+	if _, err := s.cfg.Budgets.Reserve(ctx, b.KeyID, b.ReservationID, always, b.ReservedCost, b.CreatedAt, s.cfg.BatchLease); err != nil {
+		s.cfg.Log.LogAttrs(ctx, slog.LevelWarn, "could not hold a batch's money reservation", slog.String("batch", b.ID), slog.String("error", err.Error()))
+	}
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/relaystation/relay/domain"
+	"github.com/relaystation/relay/domain/billing"
 	"github.com/relaystation/relay/ports"
 )
 
@@ -82,6 +83,7 @@ const (
 	ConcernTokens      Concern = "tokens"
 	ConcernConcurrency Concern = "concurrency"
 	ConcernQuota       Concern = "quota"
+	ConcernBudget      Concern = "budget"
 	ConcernUsage       Concern = "usage"
 )
 
@@ -96,6 +98,8 @@ func (c Concern) backendReason() domain.Reason {
 		return domain.ReasonConcurrencyBackend
 	case ConcernQuota:
 		return domain.ReasonQuotaBackend
+	case ConcernBudget:
+		return domain.ReasonBudgetBackend
 	}
 	return domain.ReasonNone
 }
@@ -167,6 +171,13 @@ type ServiceConfig struct {
 	// BatchPoll is how often an unfinished batch is polled (default
 	// DefaultBatchPoll).
 	BatchPoll time.Duration
+
+	// Prices prices every usage record; without it records carry no cost
+	// and keys with money budgets are refused. Budgets is the money-budget
+	// ledger, required for keys with budgets (its backend failures follow
+	// QuotaPolicy).
+	Prices  *billing.Prices
+	Budgets *billing.Budgets
 }
 
 // Service is the ForwardRequest use case's admission control and
@@ -185,6 +196,17 @@ type pendingSettle struct {
 	key    uuid.UUID
 	id     string
 	actual int64
+	// money: a budget settlement of cost at time at, not a token one.
+	money bool
+	cost  domain.Nanodollars
+	at    time.Time
+}
+
+func (s *Service) settleOnce(ctx context.Context, p pendingSettle) error {
+	if p.money {
+		return s.cfg.Budgets.Settle(ctx, p.key, p.id, p.cost, p.at)
+	}
+	return s.cfg.Ledger.Settle(ctx, p.key, p.id, p.actual)
 }
 
 // maxPendingSettles bounds the retry queue (about 2 MB).
@@ -212,7 +234,7 @@ func (s *Service) settleRetrier() {
 		deadline := s.cfg.Clock.Now().Add(2 * time.Minute)
 		for {
 			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-			err := s.cfg.Ledger.Settle(ctx, p.key, p.id, p.actual)
+			err := s.settleOnce(ctx, p)
 			cancel()
 			if err == nil {
 				break
