@@ -14,6 +14,8 @@ package anthropic
 
 import (
 	"unsafe"
+
+	"github.com/relaystation/relay/domain"
 )
 
 // Request is what the relay learns from a request body.
@@ -29,6 +31,13 @@ type Request struct {
 	MaxTokensSet bool
 	// IncludeUsage: a FormatChat body's stream_options.include_usage is true.
 	IncludeUsage bool
+	// Speed and InferenceGeo are a FormatMessages body's speed and
+	// inference_geo, unescaped; "" when absent.
+	Speed        string
+	InferenceGeo string
+	// WebSearch counts a FormatMessages body's web_search server tools
+	// (tools whose type starts with "web_search_") and sums their max_uses.
+	WebSearch domain.ToolBound
 	// Valid is set on every Request ParseRequest returns.
 	Valid bool
 }

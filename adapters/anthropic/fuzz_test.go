@@ -71,6 +71,41 @@ type lastWins struct {
 	MaxTokens           json.RawMessage `json:"max_tokens"`
 	MaxCompletionTokens json.RawMessage `json:"max_completion_tokens"`
 	MaxTokensToSample   json.RawMessage `json:"max_tokens_to_sample"`
+	Speed               json.RawMessage `json:"speed"`
+	InferenceGeo        json.RawMessage `json:"inference_geo"`
+	Tools               json.RawMessage `json:"tools"`
+}
+
+// lastWinsTools is what a last-wins decoder reads as the web_search tools
+// of a Messages body's tools.
+func lastWinsTools(t *testing.T, raw json.RawMessage) domain.ToolBound {
+	var b domain.ToolBound
+	var elems []json.RawMessage
+	if len(raw) == 0 || json.Unmarshal(raw, &elems) != nil {
+		return b
+	}
+	for _, e := range elems {
+		var tool struct {
+			Type    json.RawMessage `json:"type"`
+			MaxUses json.RawMessage `json:"max_uses"`
+		}
+		var typ string
+		if e[0] != '{' || json.Unmarshal(e, &tool) != nil || json.Unmarshal(tool.Type, &typ) != nil ||
+			!strings.HasPrefix(typ, "web_search_") {
+			continue
+		}
+		b.Tools++
+		if len(tool.MaxUses) == 0 {
+			b.Unbounded++
+			continue
+		}
+		n := rawInt(t, tool.MaxUses)
+		if n < 0 || n > MaxTokensBound || string(tool.MaxUses) == "null" {
+			t.Fatalf("accepted max_uses %s", tool.MaxUses)
+		}
+		b.MaxUses += n
+	}
+	return b
 }
 
 func rawInt(t *testing.T, raw json.RawMessage) int64 {
@@ -99,6 +134,12 @@ func FuzzParseRequest(f *testing.F) {
 		`{"max_tokens_to_sample":7,"prompt":"\n\nHuman: hi\n\nAssistant:"}`,
 		`{"a":{"max_tokens":1,"max_tokens":2}}`,
 		`{"\ud800":1,"\ufffd":2}`, "{\"a\xff\":1,\"a\xfe\":2}",
+		`{"speed":"fast","inference_geo":"us","tools":[{"type":"web_search_20250305","name":"web_search","max_uses":5},{"type":"web_search_20260209"}]}`,
+		`{"speed":"fast","sp\u0065ed":"standard"}`, `{"Speed":"fast"}`, `{"inference_geo":null}`, `{"speed":"\u00e9\ud83d\ude00"}`,
+		`{"tools":[{"type":"custom","type":"web_search_20250305"}]}`, `{"tools":[{"type":"web_search_1","Type":"custom"}]}`,
+		`{"tools":[{"type":"web\u005fsearch_2","max_uses":1,"max\u005fuses":9}]}`, `{"tools":[{"max_uses":0,"type":"web_search_x"}]}`,
+		`{"tools":[{"type":"web_search_x","max_uses":"5"}]}`, `{"tools":[{"type":"web_search_x","max_u\u017fe\u017f":5}]}`,
+		`{"tools":[7,null,[],{"name":"a","name":"b","max_uses":"x"}]}`, `{"tools":null}`, `{"TOOLS":[]}`,
 		` {"max_tokens" : 3 } `, `[]`, `{`, `{"x":[[[[[[[[]]]]]]]]}`,
 	} {
 		for fm := range 3 {
@@ -148,6 +189,20 @@ func FuzzParseRequest(f *testing.F) {
 				t.Fatalf("accepted model %s: %v", lw.Model, err)
 			}
 		}
+		if format == FormatMessages {
+			for _, f := range []struct {
+				raw json.RawMessage
+				dst *string
+			}{{lw.Speed, &want.Speed}, {lw.InferenceGeo, &want.InferenceGeo}} {
+				if len(f.raw) > 0 && (json.Unmarshal(f.raw, f.dst) != nil || string(f.raw) == "null" || len(*f.dst) > maxLabelLen) {
+					t.Fatalf("accepted speed or inference_geo %s", f.raw)
+				}
+			}
+			if string(lw.Tools) == "null" {
+				t.Fatalf("accepted tools null")
+			}
+			want.WebSearch = lastWinsTools(t, lw.Tools)
+		}
 		if r != want {
 			t.Fatalf("ParseRequest read %+v, a last-wins decoder %+v, from %q", r, want, body)
 		}
@@ -163,6 +218,8 @@ func FuzzParseBatch(f *testing.F) {
 		`{"requests":[{"custom_id":"a","params":{"max_tokens":1}},{"custom_id":"\u0061","params":{"max_tokens":1}}]}`,
 		`{"requests":[{"custom_id":"a","params":{"max_tokens":1,"max_tokens":2}}]}`,
 		`{"requests":[]}`, `{"requests":[1]}`, `{"Requests":[]}`,
+		`{"requests":[{"custom_id":"a","params":{"speed":"fast","tools":[{"type":"web_search_20250305","max_uses":3},{"type":"web_search_20260209"}]}}]}`,
+		`{"requests":[{"custom_id":"a","params":{"tools":[{"type":"web_search_20250305","max_uses":3,"max\u005fuses":30}]}}]}`,
 	} {
 		f.Add([]byte(s))
 	}

@@ -100,7 +100,52 @@ func hostileShapes(size int) map[string][]byte {
 		"top_level_keys":    topLevelKeys(size, false),
 		"top_level_escaped": topLevelKeys(size, true),
 	}
+	// The tools walk reads the top-level keys of every element of tools
+	// (and every key of a web_search tool); maxTools of them fill size.
+	per := size / maxTools
+	keyed := func(n int, escaped bool, last string) string {
+		var b strings.Builder
+		b.WriteString(`{"name":"t"`)
+		for i := range n {
+			b.WriteString(`,"`)
+			if escaped {
+				b.WriteString(`\u006b`)
+			} else {
+				b.WriteByte('k')
+			}
+			b.WriteString(strconv.Itoa(i) + `":0`)
+		}
+		b.WriteString(`,"type":"` + last + `"}`)
+		return b.String()
+	}
+	nkeys := min(maxObjectKeys-2, per/10)
+	const deepSchema = maxNesting - 3 // a tool's input_schema is level 4
+	deepTool := `{"name":"t","input_schema":` + strings.Repeat(`{"a":`, deepSchema) + "1" + strings.Repeat("}", deepSchema) + "}"
+	shapes["many_tools"] = toolsBody(100_000, `{"name":"t","input_schema":{}}`)
+	shapes["max_tools"] = toolsBody(maxTools, `{"name":"t","description":"`+strings.Repeat("d", max(per-60, 1))+`","input_schema":{"type":"object"}}`)
+	shapes["tool_keys"] = toolsBody(maxTools, keyed(nkeys, false, "custom"))
+	shapes["deep_tools"] = toolsBody(max(1, min(maxTools, size/len(deepTool))), deepTool)
+	shapes["web_search_tools"] = toolsBody(maxTools, `{"name":"web_search","allowed_domains":["`+
+		strings.Repeat(`a.example.com","`, max(per/16, 1))+`z.example.com"],"max_uses":5,"type":"web_search_20250305"}`)
+	// A web_search tool has at most maxToolKeys keys, name and type among them.
+	shapes["web_search_keys"] = toolsBody(maxTools, keyed(min(nkeys, maxToolKeys-2), false, "web_search_20250305"))
+	shapes["web_search_escaped"] = toolsBody(maxTools, keyed(min(nkeys, maxToolKeys-2), true, "web_search_20250305"))
 	return shapes
+}
+
+// toolsBody is a Messages body whose tools array holds n copies of tool.
+func toolsBody(n int, tool string) []byte {
+	var b bytes.Buffer
+	b.Grow(n*(len(tool)+1) + 256)
+	b.WriteString(`{"model":"claude-sonnet-4-5","max_tokens":1024,"messages":[{"role":"user","content":"hi"}],"tools":[`)
+	for i := range n {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(tool)
+	}
+	b.WriteString(`]}`)
+	return b.Bytes()
 }
 
 // topLevelKeys is a body of many distinct tiny top-level keys, each of
@@ -183,6 +228,7 @@ func TestHostileShapesParse(t *testing.T) {
 		"too_deep":          "nests deeper than 1000 levels",
 		"top_level_keys":    "more than 1000 top-level keys",
 		"top_level_escaped": "more than 1000 top-level keys",
+		"many_tools":        "tools must hold at most 10000 tools",
 	}
 	for name, body := range hostileShapes(64 << 10) {
 		_, err := Parser{}.ParseRequest(body, FormatMessages)

@@ -43,3 +43,18 @@ func BenchmarkParseClaudeCode(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkParseTools: the tools walk is linear in the number of tools,
+// and a tools array past maxTools is refused after maxTools of them.
+func BenchmarkParseTools(b *testing.B) {
+	for _, n := range []int{1_000, maxTools, 100_000} {
+		body := toolsBody(n, `{"name":"t","input_schema":{"type":"object"}}`)
+		b.Run(fmt.Sprintf("%d", n), func(b *testing.B) {
+			b.SetBytes(int64(len(body)))
+			b.ReportAllocs()
+			for b.Loop() {
+				_, _ = (Parser{}).ParseRequest(body, domain.FormatMessages)
+			}
+		})
+	}
+}

@@ -30,11 +30,28 @@ const MaxTokensBound = domain.MaxTokens
 // id is a few dozen bytes.
 const maxModelLen = 256
 
+// maxLabelLen bounds speed and inference_geo: each names one of a few short
+// values ("fast", "us", "global").
+const maxLabelLen = 64
+
+// maxTools bounds the elements of a Messages body's tools array, and so the
+// tools counted: real requests declare a few dozen, and every element is
+// walked.
+const maxTools = 10_000
+
+// maxToolKeys bounds the keys of a web_search tool, all of which are
+// checked for repeats: the tool defines about ten fields.
+const maxToolKeys = 64
+
+// webSearchPrefix starts the type of every version of the web search
+// server tool ("web_search_20250305", "web_search_20260209").
+const webSearchPrefix = "web_search_"
+
 // The fields ParseRequest reads, per format. A key that differs from one of
 // them only in letter case is refused too: Go's encoding/json, among others,
 // matches struct fields case-insensitively and would read it.
 var (
-	messagesFields = []string{"model", "stream", "max_tokens"}
+	messagesFields = []string{"model", "stream", "max_tokens", "speed", "inference_geo", "tools"}
 	chatFields     = []string{"model", "stream", "max_tokens", "max_completion_tokens", "stream_options"}
 	completeFields = []string{"model", "stream", "max_tokens_to_sample"}
 )
@@ -56,9 +73,20 @@ var (
 // violation is a *domain.Error of kind KindInvalid, reason "body", whose
 // message says what is wrong.
 //
-// One pass over the top level after a validity check of the whole body
-// (checkJSON); nothing below the top level is decoded. Both are linear in
-// the body, whatever its shape.
+// FormatMessages also reads what changes a request's price: speed and
+// inference_geo, each, if present, a string of at most 64 bytes
+// unescaped; and tools, if present, an array of at most 10,000 elements,
+// whose web_search server tools (objects whose type is a string starting
+// with "web_search_") it counts, with their max_uses, which if present must
+// be a plain integer literal from 0 to MaxTokensBound. In every object in
+// tools, "type" and "max_uses" may appear once (compared unescaped) and
+// not in another letter case; a web_search tool may have at most 64 keys,
+// none repeated.
+// Nothing else in tools is inspected.
+//
+// One pass over the top level, and the top level of each element of
+// tools, after a validity check of the whole body (checkJSON); nothing
+// deeper is decoded. Both are linear in the body, whatever its shape.
 func ParseRequest(body []byte, f Format) (Request, error) {
 	if err := checkBody(body); err != nil {
 		return Request{}, err
@@ -154,14 +182,17 @@ func parseTop(obj []byte, f Format, at string) (Request, error) {
 		scratch    [maxKeyRaw * 2]byte
 		streamOpts []byte
 	)
-	forEachMember(obj, func(key, val []byte) bool {
+	// The walk returns the index of each value's end; on an error it
+	// returns len(obj), which ends it.
+	stop := len(obj)
+	members(obj, skipWS(obj, 0), func(key []byte, v int) int {
 		if keys.full() {
 			err = bodyErr("%sthe body has more than %d top-level keys", at, maxObjectKeys)
-			return false
+			return stop
 		}
 		if !keys.add(fullKey(key)) {
 			err = bodyErr("%sthe key %s appears more than once", at, quoteKey(key))
-			return false
+			return stop
 		}
 		name := keyName(key, scratch[:])
 		field := ""
@@ -172,23 +203,44 @@ func parseTop(obj []byte, f Format, at string) (Request, error) {
 			}
 			if strings.EqualFold(b2s(name), fl) {
 				err = bodyErr("%sthe key %s differs from %q only in letter case; send it as %q", at, quoteKey(key), fl, fl)
-				return false
+				return stop
 			}
 		}
+		if field == "tools" {
+			// Read in place, so that a large tools array is walked once.
+			var end int
+			r.WebSearch, end, err = parseTools(obj, v, at)
+			if err != nil {
+				return stop
+			}
+			return end
+		}
+		end := valueEnd(obj, v)
+		val := obj[v:end]
 		switch field {
 		case "":
 		case "model":
 			c := strContent(val)
 			if c == nil {
 				err = bodyErr("%smodel must be a string, not %s", at, describe(val))
-				return false
+				return stop
 			}
 			m, n := appendUnescaped(make([]byte, 0, min(len(c), maxModelLen)), c, maxModelLen)
 			if n < len(c) {
 				err = bodyErr("%smodel is longer than %d bytes", at, maxModelLen)
-				return false
+				return stop
 			}
 			r.Model = string(m)
+		case "speed", "inference_geo":
+			var s string
+			if s, err = labelString(val, field, at); err != nil {
+				return stop
+			}
+			if field == "speed" {
+				r.Speed = s
+			} else {
+				r.InferenceGeo = s
+			}
 		case "stream":
 			switch {
 			case string(val) == "true":
@@ -197,29 +249,29 @@ func parseTop(obj []byte, f Format, at string) (Request, error) {
 				r.Stream = false
 			default:
 				err = bodyErr("%sstream must be true or false, not %s", at, describe(val))
-				return false
+				return stop
 			}
 		case "max_tokens", "max_completion_tokens", "max_tokens_to_sample":
 			if nullable && string(val) == "null" {
-				return true
+				return end
 			}
 			// max_tokens 0 asks the Messages API to fill the prompt cache
 			// without generating: a real output bound of zero.
 			if f == FormatMessages && string(val) == "0" {
 				r.MaxTokensSet = true
-				return true
+				return end
 			}
 			n, ok := tokenLiteral(val)
 			if !ok {
 				err = bodyErr("%s%s must be an integer from 1 to %d written as plain digits, not %s", at, field, MaxTokensBound, describe(val))
-				return false
+				return stop
 			}
 			maxTok = max(maxTok, n)
 			r.MaxTokensSet = true
 		case "stream_options":
 			streamOpts = val
 		}
-		return true
+		return end
 	})
 	if err != nil {
 		return Request{}, err
@@ -232,6 +284,151 @@ func parseTop(obj []byte, f Format, at string) (Request, error) {
 		}
 	}
 	return r, nil
+}
+
+// labelString reads speed or inference_geo: a string of at most
+// maxLabelLen bytes unescaped.
+func labelString(val []byte, field, at string) (string, error) {
+	c := strContent(val)
+	if c == nil {
+		return "", bodyErr("%s%s must be a string, not %s", at, field, describe(val))
+	}
+	var buf [maxLabelLen]byte
+	s, n := appendUnescaped(buf[:0], c, maxLabelLen)
+	if n < len(c) {
+		return "", bodyErr("%s%s is longer than %d bytes", at, field, maxLabelLen)
+	}
+	return string(s), nil
+}
+
+// parseTools reads the tools array of a Messages body, whose value starts
+// at b[i]: the web_search tools it declares, and the index just past it.
+// Each element is walked once, its top-level keys read and its values
+// skipped, so the work is linear in the array however its tools are built.
+func parseTools(b []byte, i int, at string) (domain.ToolBound, int, error) {
+	if kind(b[i:]) != '[' {
+		return domain.ToolBound{}, 0, bodyErr("%stools must be an array, not %s", at, describe(b[i:valueEnd(b, i)]))
+	}
+	var (
+		ws  domain.ToolBound
+		n   int
+		err error
+	)
+	end := elems(b, i, func(e int) int {
+		if n == maxTools {
+			err = bodyErr("%stools must hold at most %d tools", at, maxTools)
+			return len(b)
+		}
+		var next int
+		next, err = parseTool(b, e, n, at, &ws)
+		n++
+		if err != nil {
+			return len(b)
+		}
+		return next
+	})
+	return ws, end, err
+}
+
+// parseTool reads the element of tools (number idx) at b[i] and adds it to
+// ws if it is a web_search tool. It returns the index just past the
+// element, or -1 when it is not an object (which elems then skips).
+func parseTool(b []byte, i, idx int, at string, ws *domain.ToolBound) (int, error) {
+	if b[i] != '{' {
+		return -1, nil
+	}
+	var (
+		err       error
+		typ, uses []byte
+		scratch   [maxKeyRaw * 2]byte
+	)
+	end := members(b, i, func(key []byte, v int) int {
+		e := valueEnd(b, v)
+		name := keyName(key, scratch[:])
+		var slot *[]byte
+		switch string(name) {
+		case "type":
+			slot = &typ
+		case "max_uses":
+			slot = &uses
+		default:
+			for _, k := range [...]string{"type", "max_uses"} {
+				if strings.EqualFold(b2s(name), k) {
+					err = bodyErr("%stools[%d]: the key %s differs from %q only in letter case; send it as %q", at, idx, quoteKey(key), k, k)
+					return len(b)
+				}
+			}
+			return e
+		}
+		if *slot != nil {
+			err = bodyErr("%stools[%d]: the key %s appears more than once", at, idx, quoteKey(key))
+			return len(b)
+		}
+		*slot = b[v:e]
+		return e
+	})
+	if err != nil {
+		return 0, err
+	}
+	if end < 0 || !isWebSearch(typ) { // end < 0: malformed, which checkBody rules out
+		return end, nil
+	}
+	// A web_search tool is small: check all its keys for repeats.
+	var (
+		keys keySet
+		n    int
+	)
+	forEachMember(b[i:end], func(key, _ []byte) bool {
+		if n == maxToolKeys {
+			err = bodyErr("%stools[%d] has more than %d keys", at, idx, maxToolKeys)
+			return false
+		}
+		n++
+		if !keys.add(fullKey(key)) {
+			err = bodyErr("%stools[%d]: the key %s appears more than once", at, idx, quoteKey(key))
+			return false
+		}
+		return true
+	})
+	if err != nil {
+		return 0, err
+	}
+	ws.Tools++
+	if uses == nil {
+		ws.Unbounded++
+		return end, nil
+	}
+	u, ok := int64(0), string(uses) == "0"
+	if !ok {
+		u, ok = tokenLiteral(uses)
+	}
+	if !ok {
+		return 0, bodyErr("%stools[%d].max_uses must be an integer from 0 to %d written as plain digits, not %s", at, idx, MaxTokensBound, describe(uses))
+	}
+	// At most maxTools tools of at most MaxTokensBound each: no overflow.
+	ws.MaxUses += u
+	return end, nil
+}
+
+// isWebSearch reports whether typ, a raw value, is a string whose
+// unescaped text starts with webSearchPrefix.
+func isWebSearch(typ []byte) bool {
+	c := strContent(typ)
+	if c == nil {
+		return false
+	}
+	if bytes.HasPrefix(c, []byte(webSearchPrefix)) {
+		return true
+	}
+	// The prefix is ASCII: spelt with escapes, each of its characters
+	// takes at most six raw bytes.
+	c = c[:min(len(c), 6*len(webSearchPrefix))]
+	if bytes.IndexByte(c, '\\') < 0 {
+		return false
+	}
+	var buf [len(webSearchPrefix)]byte
+	p, _ := appendUnescaped(buf[:0], c, len(webSearchPrefix))
+	return string(p) == webSearchPrefix
 }
 
 // parseStreamOptions reads stream_options (FormatChat) with the same rules
@@ -578,5 +775,5 @@ func (Parser) ParseBatch(body []byte) ([]domain.BatchItem, error) {
 
 func (r Request) toDomain() domain.CallRequest {
 	return domain.CallRequest{Model: r.Model, Stream: r.Stream, MaxTokens: r.MaxTokens, MaxTokensSet: r.MaxTokensSet,
-		IncludeUsage: r.IncludeUsage}
+		IncludeUsage: r.IncludeUsage, Speed: r.Speed, InferenceGeo: r.InferenceGeo, WebSearch: r.WebSearch}
 }

@@ -3,6 +3,7 @@ package anthropic
 import (
 	"errors"
 	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 	"unsafe"
@@ -184,6 +185,11 @@ func TestParserPort(t *testing.T) {
 	if err != nil || !reflect.DeepEqual(r, domain.CallRequest{Model: "m", MaxTokens: 3, MaxTokensSet: true, Stream: true, IncludeUsage: true}) {
 		t.Fatalf("%+v %v", r, err)
 	}
+	r, err = p.ParseRequest([]byte(`{"model":"m","max_tokens":3,"speed":"fast","inference_geo":"us","tools":[{"type":"web_search_20250305","name":"web_search","max_uses":5}]}`), domain.FormatMessages)
+	if err != nil || !reflect.DeepEqual(r, domain.CallRequest{Model: "m", MaxTokens: 3, MaxTokensSet: true, Speed: "fast", InferenceGeo: "us",
+		WebSearch: domain.ToolBound{Tools: 1, MaxUses: 5}}) {
+		t.Fatalf("%+v %v", r, err)
+	}
 	items, err := p.ParseBatch([]byte(`{"requests":[{"custom_id":"x","params":{"max_tokens":4}}]}`))
 	if err != nil || len(items) != 1 || items[0].CustomID != "x" || items[0].Request.MaxTokens != 4 || string(items[0].Params) != `{"max_tokens":4}` {
 		t.Fatalf("%+v %v", items, err)
@@ -294,5 +300,195 @@ func TestParserFindsFileIDs(t *testing.T) {
 	items, err := p.ParseBatch([]byte(`{"requests":[{"custom_id":"x","params":{"max_tokens":4,"messages":[{"role":"user","content":[{"type":"document","source":{"type":"file","file_id":"file_z"}}]}]}}]}`))
 	if err != nil || len(items) != 1 || len(items[0].Request.FileIDs) != 1 || items[0].Request.FileIDs[0] != "file_z" {
 		t.Fatalf("batch items %+v %v", items, err)
+	}
+}
+
+// TestParsePriceFields: a Messages body's speed, inference_geo and
+// web_search tools, which change its price, are read as strictly as its
+// output bound.
+func TestParsePriceFields(t *testing.T) {
+	t.Parallel()
+	const ws = `"type":"web_search_20250305","name":"web_search"`
+	label64 := strings.Repeat("s", maxLabelLen)
+	accepted := []struct {
+		name string
+		f    Format
+		body string
+		want Request
+	}{
+		{"speed", FormatMessages, `{"speed":"fast"}`, Request{Speed: "fast", Valid: true}},
+		{"escaped speed", FormatMessages, `{"speed":"f\u0061st"}`, Request{Speed: "fast", Valid: true}},
+		{"escaped speed key", FormatMessages, `{"sp\u0065ed":"fast"}`, Request{Speed: "fast", Valid: true}},
+		{"inference_geo", FormatMessages, `{"inference_geo":"us","speed":"standard"}`, Request{InferenceGeo: "us", Speed: "standard", Valid: true}},
+		{"labels at the bound", FormatMessages, `{"speed":"` + label64 + `","inference_geo":"` + strings.Repeat(`\u00e9`, maxLabelLen/2) + `"}`,
+			Request{Speed: label64, InferenceGeo: strings.Repeat("é", maxLabelLen/2), Valid: true}},
+		{"absent", FormatMessages, `{"model":"m","max_tokens":5}`, Request{Model: "m", MaxTokens: 5, MaxTokensSet: true, Valid: true}},
+		{"empty tools", FormatMessages, `{"tools":[]}`, Request{Valid: true}},
+		{"custom tools", FormatMessages,
+			`{"tools":[{"name":"a","input_schema":{"type":"object"}},{"type":"custom","name":"b","name":"c","max_uses":"x","input_schema":{"type":"web_search_20250305","max_uses":1}},{"type":"bash_20250124","name":"bash"}]}`,
+			Request{Valid: true}},
+		{"bounded", FormatMessages, `{"tools":[{` + ws + `,"max_uses":5}]}`,
+			Request{WebSearch: domain.ToolBound{Tools: 1, MaxUses: 5}, Valid: true}},
+		{"unbounded", FormatMessages, `{"tools":[{` + ws + `}]}`,
+			Request{WebSearch: domain.ToolBound{Tools: 1, Unbounded: 1}, Valid: true}},
+		{"max_uses zero", FormatMessages, `{"tools":[{` + ws + `,"max_uses":0}]}`,
+			Request{WebSearch: domain.ToolBound{Tools: 1}, Valid: true}},
+		{"max_uses at the bound", FormatMessages, `{"tools":[{` + ws + `,"max_uses":1073741824}]}`,
+			Request{WebSearch: domain.ToolBound{Tools: 1, MaxUses: MaxTokensBound}, Valid: true}},
+		{"versions and other tools", FormatMessages,
+			`{"tools":[{"name":"a","input_schema":{}},{"type":"web_search_20260209","name":"s1","max_uses":3},{"type":"web_fetch_20250910","name":"f","max_uses":9},{` + ws + `},{"max_uses":4,"name":"s2","type":"web_search_20250305"}]}`,
+			Request{WebSearch: domain.ToolBound{Tools: 3, Unbounded: 1, MaxUses: 7}, Valid: true}},
+		{"escaped type and key", FormatMessages, `{"tools":[{"type":"web\u005fsearch_20250305","max\u005fuses":2}]}`,
+			Request{WebSearch: domain.ToolBound{Tools: 1, MaxUses: 2}, Valid: true}},
+		{"not web_search types", FormatMessages, `{"tools":[{"type":"web_search"},{"type":"Web_search_20250305"},{"type":7,"max_uses":"x"},{"type":null}]}`,
+			Request{Valid: true}},
+		{"elements that are not objects", FormatMessages, `{"tools":[7,"web_search_20250305",null,[{` + ws + `}]]}`, Request{Valid: true}},
+		{"nested tools are not tools", FormatMessages, `{"metadata":{"tools":[{` + ws + `,"max_uses":"x"}]},"messages":[{"role":"user","content":[{"type":"text","text":"x","tools":null}]}]}`,
+			Request{Valid: true}},
+		{"chat ignores them", FormatChat, `{"speed":7,"inference_geo":null,"tools":null,"Speed":1}`, Request{Valid: true}},
+		{"chat tools", FormatChat, `{"tools":[{"type":"web_search_20250305","max_uses":"x","type":1}]}`, Request{Valid: true}},
+		{"complete ignores them", FormatComplete, `{"speed":[],"tools":{},"INFERENCE_GEO":1}`, Request{Valid: true}},
+	}
+	for _, c := range accepted {
+		r, err := ParseRequest([]byte(c.body), c.f)
+		if err != nil {
+			t.Fatalf("%s: %v", c.name, err)
+		}
+		if r != c.want {
+			t.Fatalf("%s: got %+v, want %+v", c.name, r, c.want)
+		}
+	}
+
+	badUses := "tools[0].max_uses must be an integer from 0 to 1073741824 written as plain digits, not "
+	refused := []struct{ name, body, want string }{
+		{"speed number", `{"speed":7}`, "speed must be a string, not 7"},
+		{"speed null", `{"speed":null}`, "speed must be a string, not null"},
+		{"speed object", `{"speed":{"mode":"fast"}}`, "speed must be a string, not an object"},
+		{"speed long", `{"speed":"` + label64 + `s"}`, "speed is longer than 64 bytes"},
+		{"speed long escaped", `{"speed":"` + strings.Repeat(`\u00e9`, maxLabelLen/2+1) + `"}`, "speed is longer than 64 bytes"},
+		{"speed duplicate", `{"speed":"standard","speed":"fast"}`, `the key "speed" appears more than once`},
+		{"speed escaped duplicate", `{"speed":"standard","sp\u0065ed":"fast"}`, `the key "speed" appears more than once`},
+		{"speed variant", `{"Speed":"fast"}`, `differs from "speed" only in letter case`},
+		{"geo bool", `{"inference_geo":true}`, "inference_geo must be a string, not true"},
+		{"geo null", `{"inference_geo":null}`, "inference_geo must be a string, not null"},
+		{"geo long", `{"inference_geo":"` + label64 + `g"}`, "inference_geo is longer than 64 bytes"},
+		{"geo duplicate", `{"inference_geo":"us","inference\u005fgeo":"eu"}`, `the key "inference_geo" appears more than once`},
+		{"geo variant", `{"Inference_Geo":"us"}`, `differs from "inference_geo" only in letter case`},
+		{"tools null", `{"tools":null}`, "tools must be an array, not null"},
+		{"tools object", `{"tools":{"type":"web_search_20250305"}}`, "tools must be an array, not an object"},
+		{"tools string", `{"tools":"web_search_20250305"}`, "tools must be an array, not a string"},
+		{"tools duplicate", `{"tools":[],"tools":[{` + ws + `}]}`, `the key "tools" appears more than once`},
+		{"tools escaped duplicate", `{"tools":[],"tool\u0073":[]}`, `the key "tools" appears more than once`},
+		{"tools variant", `{"TOOLS":[{` + ws + `}]}`, `differs from "tools" only in letter case`},
+		{"type duplicate", `{"tools":[{"type":"custom","name":"s","type":"web_search_20250305"}]}`, `tools[0]: the key "type" appears more than once`},
+		{"type escaped duplicate", `{"tools":[{"type":"web_search_20250305","typ\u0065":"custom"}]}`, `tools[0]: the key "type" appears more than once`},
+		{"type variant", `{"tools":[{"type":"custom","Type":"web_search_20250305"}]}`, `tools[0]: the key "Type" differs from "type" only in letter case`},
+		{"type variant second tool", `{"tools":[{"name":"a"},{"TYPE":"web_search_20250305"}]}`, `tools[1]: the key "TYPE" differs from "type"`},
+		{"max_uses duplicate", `{"tools":[{` + ws + `,"max_uses":1,"max_uses":50}]}`, `tools[0]: the key "max_uses" appears more than once`},
+		{"max_uses escaped duplicate", `{"tools":[{` + ws + `,"max_uses":1,"max\u005fuses":50}]}`, `tools[0]: the key "max_uses" appears more than once`},
+		{"max_uses duplicate in another tool", `{"tools":[{"name":"a","max_uses":1,"max_uses":2}]}`, `tools[0]: the key "max_uses" appears more than once`},
+		{"max_uses variant", `{"tools":[{` + ws + `,"max_uses":1,"Max_Uses":50}]}`, `differs from "max_uses" only in letter case`},
+		{"max_uses long-s variant", `{"tools":[{` + ws + `,"max_u\u017fe\u017f":50}]}`, `differs from "max_uses" only in letter case`},
+		{"web_search key duplicate", `{"tools":[{` + ws + `,"name":"again"}]}`, `tools[0]: the key "name" appears more than once`},
+		{"web_search escaped key duplicate", `{"tools":[{` + ws + `,"n\u0061me":"again"}]}`, `tools[0]: the key "name" appears more than once`},
+		{"max_uses string", `{"tools":[{` + ws + `,"max_uses":"5"}]}`, badUses + "a string"},
+		{"max_uses fraction", `{"tools":[{` + ws + `,"max_uses":5.0}]}`, badUses + "5.0"},
+		{"max_uses exponent", `{"tools":[{` + ws + `,"max_uses":5e0}]}`, badUses + "5e0"},
+		{"max_uses negative", `{"tools":[{` + ws + `,"max_uses":-1}]}`, badUses + "-1"},
+		{"max_uses negative zero", `{"tools":[{` + ws + `,"max_uses":-0}]}`, badUses + "-0"},
+		{"max_uses null", `{"tools":[{` + ws + `,"max_uses":null}]}`, badUses + "null"},
+		{"max_uses bool", `{"tools":[{` + ws + `,"max_uses":true}]}`, badUses + "true"},
+		{"max_uses array", `{"tools":[{` + ws + `,"max_uses":[5]}]}`, badUses + "an array"},
+		{"max_uses too large", `{"tools":[{` + ws + `,"max_uses":1073741825}]}`, badUses + "1073741825"},
+		{"max_uses huge", `{"tools":[{` + ws + `,"max_uses":99999999999999999999}]}`, badUses + "99999999999999999999"},
+		{"max_uses before type", `{"tools":[{"max_uses":1e3,"type":"web_search_20260209"}]}`, badUses + "1e3"},
+		{"second tool", `{"tools":[{` + ws + `},{"max_uses":"x","type":"web\u005fsearch_20250305"}]}`, "tools[1].max_uses must be"},
+	}
+	for _, c := range refused {
+		_, err := ParseRequest([]byte(c.body), FormatMessages)
+		if err == nil {
+			t.Fatalf("%s: accepted %s", c.name, c.body)
+		}
+		mustInvalid(t, err, c.want)
+	}
+}
+
+// TestToolsAreBounded: tools holds at most maxTools elements, of any kind.
+func TestToolsAreBounded(t *testing.T) {
+	t.Parallel()
+	tools := func(n int, tool string) []byte {
+		var b strings.Builder
+		b.WriteString(`{"model":"m","max_tokens":5,"tools":[`)
+		for i := range n {
+			if i > 0 {
+				b.WriteByte(',')
+			}
+			b.WriteString(tool)
+		}
+		b.WriteString(`]}`)
+		return []byte(b.String())
+	}
+	r, err := ParseRequest(tools(maxTools, `{"type":"web_search_20250305","name":"s","max_uses":1073741824}`), FormatMessages)
+	if err != nil || r.WebSearch != (domain.ToolBound{Tools: maxTools, MaxUses: maxTools * MaxTokensBound}) {
+		t.Fatalf("%d web_search tools: %+v %v", maxTools, r.WebSearch, err)
+	}
+	keyed := func(n int, typ string) string {
+		var b strings.Builder
+		b.WriteString(`{"type":"` + typ + `"`)
+		for i := 1; i < n; i++ {
+			b.WriteString(`,"k` + strconv.Itoa(i) + `":0`)
+		}
+		b.WriteString("}")
+		return b.String()
+	}
+	if r, err := ParseRequest(tools(2, keyed(maxToolKeys, "web_search_20250305")), FormatMessages); err != nil || r.WebSearch.Unbounded != 2 {
+		t.Fatalf("web_search tools of %d keys: %+v %v", maxToolKeys, r.WebSearch, err)
+	}
+	_, err = ParseRequest(tools(2, keyed(maxToolKeys+1, "web_search_20250305")), FormatMessages)
+	mustInvalid(t, err, "tools[0] has more than 64 keys")
+	if _, err := ParseRequest(tools(2, keyed(2*maxObjectKeys, "custom")), FormatMessages); err != nil {
+		t.Fatalf("custom tools of %d keys: %v", 2*maxObjectKeys, err)
+	}
+	_, err = ParseRequest(tools(maxTools+1, `7`), FormatMessages)
+	mustInvalid(t, err, "tools must hold at most 10000 tools")
+	_, err = ParseBatch([]byte(`{"requests":[{"custom_id":"a","params":` + string(tools(maxTools+1, `{}`)) + `}]}`))
+	mustInvalid(t, err, "requests[0].params: tools must hold at most 10000 tools")
+}
+
+// TestBatchPriceFields: each batch request's params are read by the same
+// rules, and the port hands what they say to the domain.
+func TestBatchPriceFields(t *testing.T) {
+	t.Parallel()
+	body := `{"requests":[
+	  {"custom_id":"a","params":{"model":"m","max_tokens":10,"speed":"fast","inference_geo":"us","tools":[{"type":"web_search_20250305","name":"web_search","max_uses":4},{"type":"web_search_20260209","name":"s2"}]}},
+	  {"custom_id":"b","params":{"max_tokens":20,"tools":[{"name":"t","input_schema":{"type":"object"}}]}}]}`
+	want := domain.CallRequest{Model: "m", MaxTokens: 10, MaxTokensSet: true, Speed: "fast", InferenceGeo: "us",
+		WebSearch: domain.ToolBound{Tools: 2, Unbounded: 1, MaxUses: 4}}
+	items, err := Parser{}.ParseBatch([]byte(body))
+	if err != nil || len(items) != 2 {
+		t.Fatalf("%+v %v", items, err)
+	}
+	if !reflect.DeepEqual(items[0].Request, want) {
+		t.Fatalf("requests[0]: %+v, want %+v", items[0].Request, want)
+	}
+	if items[1].Request.WebSearch != (domain.ToolBound{}) || items[1].Request.Speed != "" {
+		t.Fatalf("requests[1]: %+v", items[1].Request)
+	}
+	refused := []struct{ body, want string }{
+		{`{"requests":[{"custom_id":"a","params":{"tools":[{"type":"web_search_20250305","max_uses":"9"}]}}]}`,
+			"requests[0].params: tools[0].max_uses must be an integer"},
+		{`{"requests":[{"custom_id":"a","params":{}},{"custom_id":"b","params":{"tools":[{},{"type":"web_search_20250305","max_uses":1,"max\u005fuses":90}]}}]}`,
+			`requests[1].params: tools[1]: the key "max_uses" appears more than once`},
+		{`{"requests":[{"custom_id":"a","params":{"speed":"fast","Speed":"standard"}}]}`,
+			`requests[0].params: the key "Speed" differs from "speed" only in letter case`},
+		{`{"requests":[{"custom_id":"a","params":{"inference_geo":7}}]}`, "requests[0].params: inference_geo must be a string"},
+		{`{"requests":[{"custom_id":"a","params":{"tools":null}}]}`, "requests[0].params: tools must be an array, not null"},
+	}
+	for _, c := range refused {
+		_, err := ParseBatch([]byte(c.body))
+		if err == nil {
+			t.Fatalf("accepted %s", c.body)
+		}
+		mustInvalid(t, err, c.want)
 	}
 }
