@@ -8,7 +8,9 @@
 //   - model goes through NormalizeModel;
 //   - upstream names come from configuration and are capped
 //     (Options.MaxUpstreams) in case they do not;
-//   - token_quota_usage_ratio exports at most Options.MaxQuotaKeys keys.
+//   - token_quota_usage_ratio exports at most Options.MaxQuotaKeys keys, and
+//     relay_budget_usage_ratio at most Options.MaxQuotaKeys key and window
+//     series; window and cost class are closed sets.
 //
 // Hot-path methods resolve label children once and cache them, so a proxied
 // request's observations cost no allocation (see BenchmarkObserveProxy).
@@ -76,6 +78,9 @@ const (
 	RejectRateLimitTokens   = "rate_limit_tokens"
 	RejectConcurrency       = "concurrency"
 	RejectQuota             = "quota"
+	RejectBudget            = "budget"     // one of the key's money budgets
+	RejectModel             = "model"      // a model outside the key's allowed_models
+	RejectUnpriced          = "unpriced"   // a model without a price, on a key with a budget
 	RejectOverloaded        = "overloaded" // relay-wide: usage queue saturated, too many in flight
 	RejectTooLarge          = "too_large"
 	RejectInvalid           = "invalid"
@@ -100,9 +105,9 @@ const (
 var (
 	outcomes     = []string{OutcomeSuccess, OutcomeClientError, OutcomeRateLimited, OutcomeOverloaded, OutcomeServerError, OutcomeTimeout, OutcomeNetwork, OutcomeCanceled}
 	retryReasons = []string{RetryRateLimited, RetryOverloaded, RetryServerError, RetryTimeout, RetryNetwork}
-	rejections   = []string{RejectRateLimitRequests, RejectRateLimitTokens, RejectConcurrency, RejectQuota, RejectOverloaded, RejectTooLarge, RejectInvalid, RejectUpstreamMissing}
+	rejections   = []string{RejectRateLimitRequests, RejectRateLimitTokens, RejectConcurrency, RejectQuota, RejectBudget, RejectModel, RejectUnpriced, RejectOverloaded, RejectTooLarge, RejectInvalid, RejectUpstreamMissing}
 	// backendConcerns are the admission checks whose backend can fail.
-	backendConcerns = []string{"requests", "tokens", "concurrency", "quota", "usage"}
+	backendConcerns = []string{"requests", "tokens", "concurrency", "quota", "budget", "usage"}
 	authKinds       = []string{AuthMissing, AuthMalformed, AuthUnknown, AuthDisabled, AuthExpired, AuthDeleted, AuthIP, AuthOrigin, AuthAdminLogin, AuthAdminJWT, AuthAdminIP}
 	connLimits      = []string{ConnLimitGlobal, ConnLimitPerAddress}
 )
@@ -134,6 +139,10 @@ var refusals = map[domain.Reason]refusal{
 	domain.ReasonTokens:                {RejectRateLimitTokens, false},
 	domain.ReasonConcurrency:           {RejectConcurrency, false},
 	domain.ReasonQuota:                 {RejectQuota, false},
+	domain.ReasonBudget:                {RejectBudget, false},
+	domain.ReasonKeyModel:              {RejectModel, false},
+	domain.ReasonUnpriced:              {RejectUnpriced, false},
+	domain.ReasonBudgetBackend:         {RejectOverloaded, false},
 	domain.ReasonUsageQueue:            {RejectOverloaded, false},
 	domain.ReasonRequestsBackend:       {RejectOverloaded, false},
 	domain.ReasonTokensBackend:         {RejectOverloaded, false},
@@ -147,10 +156,12 @@ var refusals = map[domain.Reason]refusal{
 // Options tune New. The zero value is ready to use.
 type Options struct {
 	// MaxQuotaKeys caps the keys token_quota_usage_ratio exports (default
-	// DefaultMaxQuotaKeys). Each key is one series.
+	// DefaultMaxQuotaKeys). Each key is one series. It caps
+	// relay_budget_usage_ratio separately, where each key and window is one
+	// series.
 	MaxQuotaKeys int
-	// QuotaKeyNames adds the key_name label to token_quota_usage_ratio
-	// (off by default: names identify people).
+	// QuotaKeyNames adds the key_name label to token_quota_usage_ratio and
+	// relay_budget_usage_ratio (off by default: names identify people).
 	QuotaKeyNames bool
 	// MaxUpstreams caps distinct upstream label values (default 32); later
 	// names are counted as "other".
@@ -176,7 +187,11 @@ type Metrics struct {
 	tokens    *prometheus.CounterVec
 	tokenKids *childCache[string, *[4]prometheus.Counter] // by model label
 
-	quota *quotaCollector
+	quota  *quotaCollector
+	budget *budgetCollector
+
+	costRows    *childCache[string, *costRow] // by model label
+	costClasses [len(costClasses)]prometheus.Counter
 
 	upstreams        *nameSet
 	upstreamRows     *childCache[string, *upstreamRow] // by canonical upstream name
@@ -253,6 +268,29 @@ func New(opts Options) *Metrics {
 		m.counter("relay_quota_source_errors_total",
 			"Scrapes whose QuotaSource failed; pushed values were exported instead."))
 	m.register("token_quota_usage_ratio", m.quota)
+
+	m.budget = newBudgetCollector(opts.MaxQuotaKeys, opts.QuotaKeyNames,
+		m.counter("relay_budget_keys_dropped_total",
+			"Budget series (key and window) not exported because Options.MaxQuotaKeys already are, counted on each scrape."),
+		m.counter("relay_budget_source_errors_total",
+			"Scrapes whose BudgetSource failed; the previous scrape's values were exported instead."))
+	m.register("relay_budget_usage_ratio", m.budget)
+
+	cost := m.counterVec("relay_cost_usd_total",
+		"What requests cost in USD at the price table's rates, by normalised model. Tokens without a price are not in it (see relay_unpriced_requests_total).",
+		"model")
+	unpriced := m.counterVec("relay_unpriced_requests_total",
+		"Requests with tokens of a model the price table has no price for (their cost is missing from relay_cost_usd_total), by normalised model.",
+		"model")
+	m.costRows = newChildCache(func(model string) *costRow {
+		return &costRow{usd: cost.WithLabelValues(model), unpriced: unpriced.WithLabelValues(model)}
+	})
+	byClass := m.counterVec("relay_cost_usd_by_class_total",
+		"What requests cost in USD, by price class (input, output, cache writes of 5m and 1h, cache reads, web search, web fetch).",
+		"class")
+	for i, class := range costClasses {
+		m.costClasses[i] = byClass.WithLabelValues(class)
+	}
 
 	m.upstreams = newNameSet(opts.MaxUpstreams)
 	attempts := m.counterVec("relay_upstream_attempts_total",
@@ -432,6 +470,15 @@ func (m *Metrics) SetQuotaSource(src QuotaSource) {
 		return
 	}
 	m.quota.setSource(src)
+}
+
+// SetBudgetSource makes every scrape ask src for current budget use, for
+// relay_budget_usage_ratio (nil stops exporting it). See budgetCollector.
+func (m *Metrics) SetBudgetSource(src BudgetSource) {
+	if m == nil {
+		return
+	}
+	m.budget.setSource(src)
 }
 
 // UpstreamAttempt counts one attempt against upstream (the first try or a

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -17,6 +18,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
 
 	"github.com/relaystation/relay/adapters/metrics"
 	"github.com/relaystation/relay/domain"
@@ -433,6 +436,8 @@ func TestNilMetricsIsANoop(t *testing.T) {
 	m.SetKeyQuota(uuid.New(), "k", 1, 2)
 	m.DeleteKeyQuota(uuid.New())
 	m.SetQuotaSource(nil)
+	m.Priced("x", domain.RecordCost{Total: 1, Unpriced: true})
+	m.SetBudgetSource(nil)
 	m.UpstreamAttempt("a", "b")
 	m.UpstreamRetry("a", "b")
 	m.UpstreamFailover("a", "b")
@@ -483,6 +488,8 @@ func TestMetricNamesMatchTheRegistry(t *testing.T) {
 		"relay_usage_queue_depth", "relay_usage_flush_duration_seconds",
 		"relay_usage_write_errors_total", "relay_usage_records_written_total",
 		"relay_ready", "relay_build_info",
+		"relay_cost_usd_total", "relay_cost_usd_by_class_total", "relay_unpriced_requests_total",
+		"relay_budget_usage_ratio", "relay_budget_keys_dropped_total", "relay_budget_source_errors_total",
 	}
 	for _, n := range required {
 		if !slices.Contains(names, n) {
@@ -516,6 +523,11 @@ func goVersion(fams []*dto.MetricFamily) string {
 func touchAll(m *metrics.Metrics) {
 	m.ObserveProxy(metrics.ProxyResult{Status: 200, Model: "claude-sonnet-4-5", TTFB: time.Millisecond, Usage: domain.Usage{InputTokens: 1}})
 	m.SetKeyQuota(uuid.New(), "k", 1, 2)
+	m.Priced("claude-sonnet-4-5", domain.RecordCost{CostBreakdown: domain.CostBreakdown{Input: 1}, Total: 1})
+	key := uuid.New()
+	m.SetBudgetSource(func(context.Context) ([]metrics.KeyBudgetUse, error) {
+		return []metrics.KeyBudgetUse{{ID: key, Window: "day", Used: 1, Limit: 2}}, nil
+	})
 	m.UpstreamAttempt("primary", metrics.OutcomeSuccess)
 	m.UpstreamRetry("primary", metrics.RetryTimeout)
 	m.UpstreamFailover("primary", "backup")
@@ -601,6 +613,7 @@ func TestConcurrentObservations(t *testing.T) {
 			for i := range each {
 				m.ObserveProxy(metrics.ProxyResult{Status: 200 + 100*(i%4), Model: models[(w+i)%len(models)], Usage: domain.Usage{OutputTokens: 1}})
 				m.UpstreamAttempt(fmt.Sprintf("up%d", i%3), metrics.OutcomeSuccess)
+				m.Priced(models[(w+i)%len(models)], domain.RecordCost{CostBreakdown: domain.CostBreakdown{Output: 1_000_000}, Total: 1_000_000})
 			}
 		}()
 	}
@@ -616,6 +629,9 @@ func TestConcurrentObservations(t *testing.T) {
 	}
 	if got := testutil.ToFloat64(counterFamilySum(t, m, "tokens_used_total")); got != workers*each {
 		t.Errorf("output tokens %v, want %d", got, workers*each)
+	}
+	if got, want := testutil.ToFloat64(counterFamilySum(t, m, "relay_cost_usd_total")), float64(workers*each)*0.001; !near(got, want) {
+		t.Errorf("cost %v USD, want %v", got, want)
 	}
 }
 
@@ -658,5 +674,221 @@ func TestQuotaKeyNamesAreOptIn(t *testing.T) {
 				}
 			}
 		}
+	}
+}
+
+// scrape GETs /metrics through the handler and parses the exposition, as
+// Prometheus would read it.
+func scrape(tb testing.TB, m *metrics.Metrics) map[string]*dto.MetricFamily {
+	tb.Helper()
+	srv := httptest.NewServer(m.Handler(""))
+	defer srv.Close()
+	p := expfmt.NewTextParser(model.UTF8Validation)
+	fams, err := p.TextToMetricFamilies(strings.NewReader(get(tb, srv.URL, "", http.StatusOK)))
+	if err != nil {
+		tb.Fatalf("parse exposition: %v", err)
+	}
+	return fams
+}
+
+// scraped returns the value of the series of family name with exactly
+// these labels, and whether it exists.
+func scraped(fams map[string]*dto.MetricFamily, name string, labels ...string) (float64, bool) {
+	f, ok := fams[name]
+	if !ok {
+		return 0, false
+	}
+series:
+	for _, s := range f.GetMetric() {
+		if len(s.GetLabel()) != len(labels)/2 {
+			continue
+		}
+		for i := 0; i < len(labels); i += 2 {
+			if labelOf(s, labels[i]) != labels[i+1] {
+				continue series
+			}
+		}
+		switch {
+		case s.Counter != nil:
+			return s.GetCounter().GetValue(), true
+		case s.Gauge != nil:
+			return s.GetGauge().GetValue(), true
+		case s.Untyped != nil:
+			return s.GetUntyped().GetValue(), true
+		}
+	}
+	return 0, false
+}
+
+// labelValues lists the values label takes across family name.
+func labelValues(fams map[string]*dto.MetricFamily, name, label string) []string {
+	var out []string
+	for _, s := range fams[name].GetMetric() {
+		out = append(out, labelOf(s, label))
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
+}
+
+// near compares dollar amounts summed in float64.
+func near(got, want float64) bool { return math.Abs(got-want) <= 1e-9*math.Max(1, math.Abs(want)) }
+
+func TestPriced(t *testing.T) {
+	t.Parallel()
+	m := NewMetrics(t, metrics.Options{NoRuntimeCollectors: true})
+	sonnet := domain.RecordCost{
+		CostBreakdown: domain.CostBreakdown{Input: 3_000_000, Output: 15_000_000, CacheWrite5m: 3_750_000, CacheWrite1h: 6_000_000, CacheRead: 300_000, WebSearch: 10_000_000, WebFetch: 1},
+		Total:         38_050_001, PriceVersion: "2026-01-01",
+	}
+	m.Priced("claude-sonnet-4-5-20250929", sonnet)
+	m.Priced("claude-sonnet-4-5", domain.RecordCost{CostBreakdown: domain.CostBreakdown{Input: 2_000_000_000}, Total: 2_000_000_000})
+	// Partly priced: a newer model whose web fetches have no price.
+	m.Priced("claude-opus-5-20270101", domain.RecordCost{CostBreakdown: domain.CostBreakdown{Output: 75_000_000}, Total: 75_000_000, Unpriced: true})
+	// Not priced at all, under the fallback policy.
+	for i := range 50 {
+		m.Priced(fmt.Sprintf("my-finetune-%d", i), domain.RecordCost{Unpriced: true})
+	}
+	m.Priced("", domain.RecordCost{})
+	// A negative amount (never from pricing) must neither panic nor count.
+	m.Priced("claude-haiku-4-5", domain.RecordCost{CostBreakdown: domain.CostBreakdown{Input: -5}, Total: -5})
+
+	fams := scrape(t, m)
+	for _, c := range []struct {
+		name   string
+		labels []string
+		want   float64
+	}{
+		{"relay_cost_usd_total", []string{"model", "claude-sonnet-4-5"}, 2.038050001},
+		{"relay_cost_usd_total", []string{"model", "claude-opus-5"}, 0.075},
+		{"relay_cost_usd_total", []string{"model", "other"}, 0},
+		{"relay_cost_usd_total", []string{"model", "claude-haiku-4-5"}, 0},
+		{"relay_unpriced_requests_total", []string{"model", "other"}, 50},
+		{"relay_unpriced_requests_total", []string{"model", "claude-opus-5"}, 1},
+		// Exported at 0 once the model was priced, so increase() sees the
+		// first unpriced request.
+		{"relay_unpriced_requests_total", []string{"model", "claude-sonnet-4-5"}, 0},
+		{"relay_cost_usd_by_class_total", []string{"class", "input"}, 2.003},
+		{"relay_cost_usd_by_class_total", []string{"class", "output"}, 0.09},
+		{"relay_cost_usd_by_class_total", []string{"class", "cache_write_5m"}, 0.00375},
+		{"relay_cost_usd_by_class_total", []string{"class", "cache_write_1h"}, 0.006},
+		{"relay_cost_usd_by_class_total", []string{"class", "cache_read"}, 0.0003},
+		{"relay_cost_usd_by_class_total", []string{"class", "web_search"}, 0.01},
+		{"relay_cost_usd_by_class_total", []string{"class", "web_fetch"}, 0.000000001},
+	} {
+		got, ok := scraped(fams, c.name, c.labels...)
+		if !ok || !near(got, c.want) {
+			t.Errorf("%s%v = %v (exported %v), want %v", c.name, c.labels, got, ok, c.want)
+		}
+	}
+	// The model label is NormalizeModel's, whatever was requested.
+	wantModels := []string{"claude-haiku-4-5", "claude-opus-5", "claude-sonnet-4-5", "none", "other"}
+	for _, name := range []string{"relay_cost_usd_total", "relay_unpriced_requests_total"} {
+		if got := labelValues(fams, name, "model"); !slices.Equal(got, wantModels) {
+			t.Errorf("%s models = %q, want %q", name, got, wantModels)
+		}
+	}
+	// Every class is exported from the start, and no class is invented.
+	if got := len(fams["relay_cost_usd_by_class_total"].GetMetric()); got != 7 {
+		t.Errorf("%d class series, want 7", got)
+	}
+	fresh := scrape(t, NewMetrics(t, metrics.Options{NoRuntimeCollectors: true}))
+	if got := len(fresh["relay_cost_usd_by_class_total"].GetMetric()); got != 7 {
+		t.Errorf("%d class series before any request, want 7", got)
+	}
+}
+
+func TestBudgetSource(t *testing.T) {
+	t.Parallel()
+	m := NewMetrics(t, metrics.Options{MaxQuotaKeys: 3, NoRuntimeCollectors: true})
+	if _, ok := scrape(t, m)["relay_budget_usage_ratio"]; ok {
+		t.Error("relay_budget_usage_ratio exported without a source")
+	}
+
+	a, b, c, d := uuid.New(), uuid.New(), uuid.New(), uuid.New()
+	var mu sync.Mutex
+	var fail bool
+	calls := 0
+	m.SetBudgetSource(func(ctx context.Context) ([]metrics.KeyBudgetUse, error) {
+		if _, ok := ctx.Deadline(); !ok {
+			t.Error("source called without a deadline")
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		calls++
+		if fail {
+			return nil, errors.New("ledger down")
+		}
+		return []metrics.KeyBudgetUse{
+			// Reserved is left out of the ratio: 0.8, not 1.3.
+			{ID: a, Name: "team-a", Window: "day", Used: 80, Reserved: 50, Limit: 100},
+			{ID: a, Name: "team-a", Window: "5h", Used: 3}, // no limit: not exported
+			// A second day budget in another zone: same labels, the
+			// higher ratio is exported.
+			{ID: a, Name: "team-a", Window: "day", Used: 95, Limit: 100},
+			{ID: b, Name: "team-b", Window: "month", Used: 120, Limit: 100},
+			{ID: b, Name: "team-b", Window: "total", Used: 10, Limit: 1000},
+			{ID: c, Name: "team-c", Window: "week", Used: 50, Limit: 100},
+			{ID: d, Name: "team-d", Window: "fortnight", Used: 40, Limit: 100},
+		}, nil
+	})
+
+	// Five series, cap three: the three closest to their limit stay.
+	fams := scrape(t, m)
+	for _, s := range []struct {
+		id     uuid.UUID
+		window string
+		want   float64
+	}{
+		{b, "month", 1.2},
+		{a, "day", 0.95},
+		{c, "week", 0.5},
+	} {
+		if got, ok := scraped(fams, "relay_budget_usage_ratio", "key_id", s.id.String(), "window", s.window); !ok || got != s.want {
+			t.Errorf("ratio %s/%s = %v (exported %v), want %v", s.id, s.window, got, ok, s.want)
+		}
+	}
+	if got := len(fams["relay_budget_usage_ratio"].GetMetric()); got != 3 {
+		t.Errorf("%d budget series, want 3 (the cap)", got)
+	}
+	if got, _ := scraped(fams, "relay_budget_keys_dropped_total"); got != 2 {
+		t.Errorf("dropped = %v after one scrape, want 2", got)
+	}
+	if got := labelValues(fams, "relay_budget_usage_ratio", "key_name"); !slices.Equal(got, []string{""}) {
+		t.Errorf("key names %q exported without Options.QuotaKeyNames", got)
+	}
+
+	// With room for all, an unknown window is exported as "other".
+	wide := NewMetrics(t, metrics.Options{QuotaKeyNames: true, NoRuntimeCollectors: true})
+	wide.SetBudgetSource(func(context.Context) ([]metrics.KeyBudgetUse, error) {
+		return []metrics.KeyBudgetUse{{ID: d, Name: "team-d", Window: "fortnight", Used: 40, Limit: 100}}, nil
+	})
+	wf := scrape(t, wide)
+	if got, ok := scraped(wf, "relay_budget_usage_ratio", "key_id", d.String(), "window", "other", "key_name", "team-d"); !ok || got != 0.4 {
+		t.Errorf("unknown window ratio = %v (exported %v), want 0.4 as window=other with key_name", got, ok)
+	}
+
+	// The source fails: the last good values stay, and the error is counted.
+	mu.Lock()
+	fail = true
+	mu.Unlock()
+	fams = scrape(t, m)
+	if got, ok := scraped(fams, "relay_budget_usage_ratio", "key_id", b.String(), "window", "month"); !ok || got != 1.2 {
+		t.Errorf("fallback ratio = %v (exported %v), want the last good 1.2", got, ok)
+	}
+	if got, _ := scraped(fams, "relay_budget_source_errors_total"); got != 1 {
+		t.Errorf("source errors = %v, want 1", got)
+	}
+	if got, _ := scraped(fams, "relay_budget_keys_dropped_total"); got != 2 {
+		t.Errorf("dropped = %v, want 2: a fallback scrape drops nothing new", got)
+	}
+
+	m.SetBudgetSource(nil)
+	if _, ok := scrape(t, m)["relay_budget_usage_ratio"]; ok {
+		t.Error("relay_budget_usage_ratio still exported after SetBudgetSource(nil)")
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if calls != 2 {
+		t.Errorf("source called %d times for two scrapes, want 2", calls)
 	}
 }
