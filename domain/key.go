@@ -43,11 +43,11 @@ type APIKey struct {
 	AllowedModels []string
 	// Budgets are the key's money budgets (at most 8; domain/budget
 	// measures and enforces them).
-	Budgets []KeyBudget
-	CreatedAt      time.Time
-	UpdatedAt      time.Time
-	LastUsedAt     *time.Time
-	DeletedAt      *time.Time
+	Budgets    []KeyBudget
+	CreatedAt  time.Time
+	UpdatedAt  time.Time
+	LastUsedAt *time.Time
+	DeletedAt  *time.Time
 }
 
 // Usable reports whether the key may authenticate at time now, and if not,

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"log/slog"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -36,13 +37,13 @@ var quiet = slog.New(slog.DiscardHandler)
 func TestSQLiteUsageDetailsDownUp(t *testing.T) {
 	t.Parallel()
 	path := filepath.Join(t.TempDir(), "relay.db")
+	// probe opens the database for one query; the caller closes it.
 	probe := func(t *testing.T) *sql.DB {
 		t.Helper()
 		db, err := sql.Open("sqlite", path)
 		if err != nil {
 			t.Fatal(err)
 		}
-		t.Cleanup(func() { _ = db.Close() })
 		return db
 	}
 	usageDetailsDownUp(t, engine{
@@ -59,7 +60,9 @@ func TestSQLiteUsageDetailsDownUp(t *testing.T) {
 		scalar: func(t *testing.T, query string, args ...any) int64 {
 			t.Helper()
 			var n int64
-			if err := probe(t).QueryRow(query, args...).Scan(&n); err != nil {
+			db := probe(t)
+			defer db.Close()
+			if err := db.QueryRow(query, args...).Scan(&n); err != nil {
 				t.Fatalf("%s: %v", query, err)
 			}
 			return n
@@ -67,7 +70,9 @@ func TestSQLiteUsageDetailsDownUp(t *testing.T) {
 		hasColumn: func(t *testing.T, table, column string) bool {
 			t.Helper()
 			var n int
-			if err := probe(t).QueryRow(`SELECT count(*) FROM pragma_table_info(?) WHERE name = ?`, table, column).Scan(&n); err != nil {
+			db := probe(t)
+			defer db.Close()
+			if err := db.QueryRow(`SELECT count(*) FROM pragma_table_info(?) WHERE name = ?`, table, column).Scan(&n); err != nil {
 				t.Fatal(err)
 			}
 			return n == 1
@@ -78,13 +83,13 @@ func TestSQLiteUsageDetailsDownUp(t *testing.T) {
 func TestPostgresUsageDetailsDownUp(t *testing.T) {
 	t.Parallel()
 	url := testenv.MustPostgresDB(t)
+	// probe connects for one query; the caller closes the connection.
 	probe := func(t *testing.T) *pgx.Conn {
 		t.Helper()
 		c, err := pgx.Connect(context.Background(), url)
 		if err != nil {
 			t.Fatal(err)
 		}
-		t.Cleanup(func() { _ = c.Close(context.Background()) })
 		return c
 	}
 	usageDetailsDownUp(t, engine{
@@ -101,7 +106,9 @@ func TestPostgresUsageDetailsDownUp(t *testing.T) {
 		scalar: func(t *testing.T, query string, args ...any) int64 {
 			t.Helper()
 			var n int64
-			if err := probe(t).QueryRow(context.Background(), query, args...).Scan(&n); err != nil {
+			c := probe(t)
+			defer c.Close(context.Background())
+			if err := c.QueryRow(context.Background(), query, args...).Scan(&n); err != nil {
 				t.Fatalf("%s: %v", query, err)
 			}
 			return n
@@ -109,7 +116,9 @@ func TestPostgresUsageDetailsDownUp(t *testing.T) {
 		hasColumn: func(t *testing.T, table, column string) bool {
 			t.Helper()
 			var n int
-			err := probe(t).QueryRow(context.Background(),
+			c := probe(t)
+			defer c.Close(context.Background())
+			err := c.QueryRow(context.Background(),
 				`SELECT count(*) FROM information_schema.columns WHERE table_schema = current_schema() AND table_name = $1 AND column_name = $2`,
 				table, column).Scan(&n)
 			if err != nil {
@@ -120,16 +129,28 @@ func TestPostgresUsageDetailsDownUp(t *testing.T) {
 	})
 }
 
-// newColumns are the columns migration 2 adds, per table.
-var newColumns = map[string][]string{
-	"usage_records": {"requested_model", "endpoint", "iterations", "web_search_requests", "web_fetch_requests", "service_tier", "speed", "inference_geo", "batch"},
-	"usage_daily":   {"web_search_requests", "web_fetch_requests"},
-	"owned_objects": {"kind", "id", "key_id", "created_at", "reservation_id", "reserved", "settled_at", "poll_after"},
+// newColumns are the columns each migration after the first adds, per
+// table (a table a migration creates lists all of its columns).
+var newColumns = map[int]map[string][]string{
+	2: {
+		"usage_records": {"requested_model", "endpoint", "iterations", "web_search_requests", "web_fetch_requests", "service_tier", "speed", "inference_geo", "batch"},
+		"usage_daily":   {"web_search_requests", "web_fetch_requests"},
+		"owned_objects": {"kind", "id", "key_id", "created_at", "reservation_id", "reserved", "settled_at", "poll_after"},
+	},
+	3: {
+		"api_keys": {"allowed_models", "budgets"},
+		"usage_records": {"cost_total", "cost_input", "cost_output", "cost_cache_write_5m", "cost_cache_write_1h", "cost_cache_read",
+			"cost_web_search", "cost_web_fetch", "price_version", "cost_fallback_5m", "cost_unpriced", "cost_detail"},
+		"usage_daily": {"cost_total", "cost_input", "cost_output", "cost_cache_write_5m", "cost_cache_write_1h", "cost_cache_read",
+			"cost_web_search", "cost_web_fetch"},
+		"price_tables": {"version", "seq", "body", "created_at", "created_by", "comment"},
+	},
 }
 
 // usageDetailsDownUp migrates to the latest version, writes through every
-// new column, rolls migration 2 back and checks that the records written
-// before survive in the columns migration 1 made, then migrates up again.
+// column migrations 2 and 3 added, rolls them back one at a time and checks
+// that the records written before survive in the columns migration 1 made,
+// then migrates up again.
 func usageDetailsDownUp(t *testing.T, e engine) {
 	ctx := context.Background()
 	migrate := func(direction, want string) {
@@ -142,77 +163,126 @@ func usageDetailsDownUp(t *testing.T, e engine) {
 			t.Fatalf("migrate %s: %q, want it to say %q", direction, out, want)
 		}
 	}
-	columns := func(want bool) {
+	// columns checks that the columns of migrations 2 up to `through`
+	// exist and those of later ones do not.
+	columns := func(through int) {
 		t.Helper()
-		for table, cols := range newColumns {
-			for _, c := range cols {
-				if got := e.hasColumn(t, table, c); got != want {
-					t.Fatalf("%s.%s exists = %v, want %v", table, c, got, want)
+		for version, tables := range newColumns {
+			for table, cols := range tables {
+				for _, c := range cols {
+					if got, want := e.hasColumn(t, table, c), version <= through; got != want {
+						t.Fatalf("at version %d: %s.%s exists = %v, want %v", through, table, c, got, want)
+					}
 				}
 			}
 		}
 	}
 
-	migrate(migrations.Up, "to 2")
-	columns(true)
+	migrate(migrations.Up, "to 3")
+	columns(3)
 	s := e.open(t)
-	key := uuid.New()
+	key := domain.APIKey{
+		ID: uuid.New(), Name: "k", KeyHash: "h", KeyPrefix: "p", IsActive: true, CreatedAt: time.Now(), UpdatedAt: time.Now(),
+		AllowedModels: []string{"claude-*"}, Budgets: []domain.KeyBudget{{Window: "day", Limit: 5_000_000_000}},
+	}
+	if err := s.CreateKey(ctx, key); err != nil {
+		t.Fatal(err)
+	}
 	at := time.Date(2025, 3, 10, 12, 0, 0, 0, time.UTC)
 	rec := domain.UsageRecord{
-		RequestID: "req_1", KeyID: key, Time: at, Model: "claude-opus-4-5", RequestedModel: "claude-opus-4",
+		RequestID: "req_1", KeyID: key.ID, Time: at, Model: "claude-opus-4-5", RequestedModel: "claude-opus-4",
 		Endpoint: "messages", Status: 200, Usage: domain.Usage{InputTokens: 10, OutputTokens: 5},
 		Iterations:  []domain.Iteration{{Type: "message", Usage: domain.Usage{InputTokens: 10, OutputTokens: 5}}},
 		ServerTools: domain.ServerToolUse{WebSearchRequests: 2, WebFetchRequests: 1},
 		ServiceTier: "standard", Speed: "fast", InferenceGeo: "us", Batch: true,
+		Cost: domain.RecordCost{
+			CostBreakdown: domain.CostBreakdown{Input: 50_000, Output: 125_000, WebSearch: 20_000_000},
+			Total:         20_175_000, PriceVersion: "2025-11-24", Fallback5m: true, Detail: []byte(`{"parts":[]}`),
+		},
 	}
 	if err := s.InsertUsage(ctx, []domain.UsageRecord{rec}); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.PutObject(ctx, domain.OwnedObject{Kind: domain.ObjectBatch, ID: "msgbatch_1", KeyID: key, CreatedAt: at, PollAfter: at}); err != nil {
+	if err := s.PutObject(ctx, domain.OwnedObject{Kind: domain.ObjectBatch, ID: "msgbatch_1", KeyID: key.ID, CreatedAt: at, PollAfter: at}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.PutPriceTable(ctx, ports.PriceTableVersion{Version: "2025-11-24", Table: []byte(`{}`), CreatedAt: at}); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
 
+	survived := func(version int) {
+		t.Helper()
+		if n := e.scalar(t, `SELECT count(*) FROM usage_records WHERE input_tokens = 10 AND output_tokens = 5`); n != 1 {
+			t.Fatalf("%d usage records at version %d, want 1", n, version)
+		}
+		if n := e.scalar(t, `SELECT sum(requests) FROM usage_daily`); n != 1 {
+			t.Fatalf("daily rollup counts %d requests at version %d, want 1", n, version)
+		}
+		if n := e.scalar(t, `SELECT count(*) FROM api_keys`); n != 1 {
+			t.Fatalf("%d keys at version %d, want 1", n, version)
+		}
+	}
+	migrate(migrations.Down, "from version 3 to 2")
+	columns(2)
+	survived(2)
+	if n := e.scalar(t, `SELECT sum(web_search_requests) FROM usage_daily`); n != 2 {
+		t.Fatalf("daily web searches = %d after rolling back migration 3, want 2", n)
+	}
 	migrate(migrations.Down, "from version 2 to 1")
-	columns(false)
-	if n := e.scalar(t, `SELECT count(*) FROM usage_records WHERE input_tokens = 10 AND output_tokens = 5`); n != 1 {
-		t.Fatalf("%d usage records after rolling back migration 2, want 1", n)
-	}
-	if n := e.scalar(t, `SELECT sum(requests) FROM usage_daily`); n != 1 {
-		t.Fatalf("daily rollup counts %d requests after rolling back migration 2, want 1", n)
-	}
+	columns(1)
+	survived(1)
 
-	migrate(migrations.Up, "from version 1 to 2")
-	columns(true)
+	migrate(migrations.Up, "from version 1 to 3")
+	columns(3)
 	s = e.open(t)
 	logs, err := s.UsageLogs(ctx, domain.LogQuery{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	// The details went with the rolled-back columns; the record stayed.
+	// The details and the cost went with the rolled-back columns; the
+	// record stayed.
 	if len(logs) != 1 || logs[0].RequestID != rec.RequestID || logs[0].Usage != rec.Usage ||
-		logs[0].Iterations != nil || !logs[0].ServerTools.IsZero() || logs[0].Endpoint != "" || logs[0].Batch {
+		logs[0].Iterations != nil || !logs[0].ServerTools.IsZero() || logs[0].Endpoint != "" || logs[0].Batch ||
+		!reflect.DeepEqual(logs[0].Cost, domain.RecordCost{}) {
 		t.Fatalf("after down and up: %+v", logs)
+	}
+	got, err := s.GetKey(ctx, key.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.AllowedModels != nil || got.Budgets != nil {
+		t.Fatalf("key after down and up: models %v, budgets %v; want none", got.AllowedModels, got.Budgets)
 	}
 	if _, err := s.GetObject(ctx, domain.ObjectBatch, "msgbatch_1"); domain.KindOf(err) != domain.KindNotFound {
 		t.Fatalf("owned object after down and up: err = %v, want not found", err)
 	}
-	if err := s.InsertUsage(ctx, []domain.UsageRecord{{RequestID: "req_2", KeyID: key, Time: at, ServerTools: domain.ServerToolUse{WebSearchRequests: 4}}}); err != nil {
+	if _, err := s.CurrentPriceTable(ctx); domain.KindOf(err) != domain.KindNotFound {
+		t.Fatalf("price table after down and up: err = %v, want not found", err)
+	}
+	if err := s.InsertUsage(ctx, []domain.UsageRecord{{RequestID: "req_2", KeyID: key.ID, Time: at,
+		ServerTools: domain.ServerToolUse{WebSearchRequests: 4},
+		Cost:        domain.RecordCost{CostBreakdown: domain.CostBreakdown{WebSearch: 40_000_000}, Total: 40_000_000, PriceVersion: "v"},
+	}}); err != nil {
 		t.Fatal(err)
 	}
 	if n := e.scalar(t, `SELECT sum(web_search_requests) FROM usage_daily`); n != 4 {
 		t.Fatalf("daily web searches = %d after re-migrating, want 4", n)
+	}
+	if n := e.scalar(t, `SELECT sum(cost_total) FROM usage_daily`); n != 40_000_000 {
+		t.Fatalf("daily cost = %d after re-migrating, want 40000000", n)
 	}
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
 
 	// All the way down and up again.
+	migrate(migrations.Down, "from version 3 to 2")
 	migrate(migrations.Down, "from version 2 to 1")
 	migrate(migrations.Down, "from version 1 to 0")
-	columns(false)
-	migrate(migrations.Up, "from version 0 to 2")
-	columns(true)
+	columns(1)
+	migrate(migrations.Up, "from version 0 to 3")
+	columns(3)
 }

@@ -29,9 +29,10 @@ type KeyStore interface {
 	ListKeys(ctx context.Context, f domain.KeyFilter) ([]domain.APIKey, error)
 	// UpdateKey writes every mutable field of k (name, description, hash,
 	// prefix, token_limit, tier, is_active, expires_at, allowed_ips,
-	// allowed_domains, updated_at), but only if the stored key's updated_at
-	// still equals prevUpdatedAt (compared at microsecond precision), i.e.
-	// nobody changed it since the caller read it. Otherwise it writes
+	// allowed_domains, allowed_models, budgets, updated_at), but only if the
+	// stored key's updated_at still equals prevUpdatedAt (compared at
+	// microsecond precision), i.e. nobody changed it since the caller read
+	// it. Otherwise it writes
 	// nothing and returns ErrStale (errors.Is works) if the key still
 	// exists, an ErrNotFound-kind error if it is absent or deleted. Callers
 	// re-read and retry on ErrStale; k.UpdatedAt should be later than
@@ -100,6 +101,9 @@ type Store interface {
 	TierStore
 	UsageStore
 	ObjectStore
+	SpendStore
+	PriceStore
+	UsageRepricer
 	Ping(ctx context.Context) error
 	io.Closer
 }

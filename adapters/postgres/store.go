@@ -53,7 +53,10 @@ func New(pool *pgxpool.Pool, log *slog.Logger) *Store {
 
 // bind binds the queries of one pool or transaction for the Store.
 func bind(q *pgdb.Queries) sqlstore.Queries {
-	return sqlstore.Queries{Keys: sqlstore.BindKeys(q), Tiers: sqlstore.BindTiers(q), Usage: sqlstore.BindUsage(q), Objects: sqlstore.BindObjects(q)}
+	return sqlstore.Queries{
+		Keys: sqlstore.BindKeys(q), Tiers: sqlstore.BindTiers(q), Usage: sqlstore.BindUsage(q),
+		Costs: sqlstore.BindCosts(q), Objects: sqlstore.BindObjects(q), Prices: sqlstore.BindPrices(q),
+	}
 }
 
 // Migrate runs `relay migrate <direction>` against the database at url and
@@ -117,6 +120,20 @@ func (e *engine) SeedTx(ctx context.Context, fn func(sqlstore.Queries) error) er
 		q := pgdb.New(tx)
 		if err := q.LockTierSeeding(ctx); err != nil {
 			return fmt.Errorf("seed tiers: %w", err)
+		}
+		return fn(bind(q))
+	})
+}
+
+// UsageTx takes the row locks of the records' keys first, in id order, as
+// applyUsageBatch does: a usage batch then waits for the whole rewrite of
+// its keys' usage or goes first, and the two never hold rollup rows the
+// other wants.
+func (e *engine) UsageTx(ctx context.Context, requestIDs []string, fn func(sqlstore.Queries) error) error {
+	return pgx.BeginFunc(ctx, e.pool, func(tx pgx.Tx) error {
+		q := pgdb.New(tx)
+		if err := q.LockKeysOfUsage(ctx, requestIDs); err != nil {
+			return fmt.Errorf("lock the keys of usage records: %w", err)
 		}
 		return fn(bind(q))
 	})

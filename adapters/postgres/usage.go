@@ -41,18 +41,24 @@ WITH ins AS (
     RETURNING key_id, created_at, model, input_tokens, output_tokens,
         cache_creation_input_tokens, cache_read_input_tokens,
         cache_creation_5m_tokens, cache_creation_1h_tokens,
-        web_search_requests, web_fetch_requests
+        web_search_requests, web_fetch_requests,
+        cost_total, cost_input, cost_output, cost_cache_write_5m,
+        cost_cache_write_1h, cost_cache_read, cost_web_search, cost_web_fetch
 ), daily AS (
     INSERT INTO usage_daily AS d (
         key_id, day, model, requests, input_tokens, output_tokens,
         cache_creation_input_tokens, cache_read_input_tokens,
         cache_creation_5m_tokens, cache_creation_1h_tokens,
-        web_search_requests, web_fetch_requests)
+        web_search_requests, web_fetch_requests,
+        cost_total, cost_input, cost_output, cost_cache_write_5m,
+        cost_cache_write_1h, cost_cache_read, cost_web_search, cost_web_fetch)
     SELECT key_id, (created_at AT TIME ZONE 'UTC')::date, model, count(*),
         sum(input_tokens), sum(output_tokens),
         sum(cache_creation_input_tokens), sum(cache_read_input_tokens),
         sum(cache_creation_5m_tokens), sum(cache_creation_1h_tokens),
-        sum(web_search_requests), sum(web_fetch_requests)
+        sum(web_search_requests), sum(web_fetch_requests),
+        sum(cost_total), sum(cost_input), sum(cost_output), sum(cost_cache_write_5m),
+        sum(cost_cache_write_1h), sum(cost_cache_read), sum(cost_web_search), sum(cost_web_fetch)
     FROM ins
     GROUP BY 1, 2, 3
     ON CONFLICT (key_id, day, model) DO UPDATE SET
@@ -64,7 +70,15 @@ WITH ins AS (
         cache_creation_5m_tokens = d.cache_creation_5m_tokens + excluded.cache_creation_5m_tokens,
         cache_creation_1h_tokens = d.cache_creation_1h_tokens + excluded.cache_creation_1h_tokens,
         web_search_requests = d.web_search_requests + excluded.web_search_requests,
-        web_fetch_requests = d.web_fetch_requests + excluded.web_fetch_requests
+        web_fetch_requests = d.web_fetch_requests + excluded.web_fetch_requests,
+        cost_total = d.cost_total + excluded.cost_total,
+        cost_input = d.cost_input + excluded.cost_input,
+        cost_output = d.cost_output + excluded.cost_output,
+        cost_cache_write_5m = d.cost_cache_write_5m + excluded.cost_cache_write_5m,
+        cost_cache_write_1h = d.cost_cache_write_1h + excluded.cost_cache_write_1h,
+        cost_cache_read = d.cost_cache_read + excluded.cost_cache_read,
+        cost_web_search = d.cost_web_search + excluded.cost_web_search,
+        cost_web_fetch = d.cost_web_fetch + excluded.cost_web_fetch
 ), keys AS (
     UPDATE api_keys AS k SET
         tokens_used = k.tokens_used + s.total,
@@ -89,6 +103,8 @@ var usageColumns = []string{
 	"upstream_request_id", "upstream", "session_id", "client_ip", "error_type",
 	"requested_model", "endpoint", "iterations", "web_search_requests", "web_fetch_requests",
 	"service_tier", "speed", "inference_geo", "batch",
+	"cost_total", "cost_input", "cost_output", "cost_cache_write_5m", "cost_cache_write_1h", "cost_cache_read",
+	"cost_web_search", "cost_web_fetch", "price_version", "cost_fallback_5m", "cost_unpriced", "cost_detail",
 }
 
 // InsertUsage writes recs and their aggregates in one transaction, retrying
@@ -135,6 +151,7 @@ func (e *engine) insertUsageOnce(ctx context.Context, recs []domain.UsageRecord)
 	_, err = conn.CopyFrom(ctx, pgx.Identifier{"usage_in"}, usageColumns,
 		pgx.CopyFromSlice(len(recs), func(i int) ([]any, error) {
 			r := &recs[i]
+			c := &r.Cost
 			return []any{
 				clean(r.RequestID), r.KeyID, r.Time, clean(r.Model), clean(r.Path), int32(r.Status), r.Stream,
 				r.Usage.InputTokens, r.Usage.OutputTokens, r.Usage.CacheCreationInputTokens, r.Usage.CacheReadInputTokens,
@@ -143,6 +160,8 @@ func (e *engine) insertUsageOnce(ctx context.Context, recs []domain.UsageRecord)
 				clean(r.UpstreamRequestID), clean(r.Upstream), clean(r.SessionID), clean(r.ClientIP), clean(r.ErrorType),
 				clean(r.RequestedModel), clean(r.Endpoint), sqlstore.EncodeIterations(r.Iterations), r.ServerTools.WebSearchRequests, r.ServerTools.WebFetchRequests,
 				clean(r.ServiceTier), clean(r.Speed), clean(r.InferenceGeo), r.Batch,
+				int64(c.Total), int64(c.Input), int64(c.Output), int64(c.CacheWrite5m), int64(c.CacheWrite1h), int64(c.CacheRead),
+				int64(c.WebSearch), int64(c.WebFetch), clean(c.PriceVersion), c.Fallback5m, c.Unpriced, sqlstore.EncodeCostDetail(c.Detail),
 			}, nil
 		}))
 	if err != nil {

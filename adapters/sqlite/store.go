@@ -55,7 +55,10 @@ func Open(ctx context.Context, path string, log *slog.Logger) (*Store, error) {
 
 // bind binds the queries of one pool or transaction for the Store.
 func bind(q *sqlitedb.Queries) sqlstore.Queries {
-	return sqlstore.Queries{Keys: sqlstore.BindKeys(q), Tiers: sqlstore.BindTiers(q), Usage: sqlstore.BindUsage(q), Objects: sqlstore.BindObjects(q)}
+	return sqlstore.Queries{
+		Keys: sqlstore.BindKeys(q), Tiers: sqlstore.BindTiers(q), Usage: sqlstore.BindUsage(q),
+		Costs: sqlstore.BindCosts(q), Objects: sqlstore.BindObjects(q), Prices: sqlstore.BindPrices(q),
+	}
 }
 
 // Migrate runs `relay migrate <direction>` against the database file at
@@ -135,6 +138,12 @@ func (e *engine) Tx(ctx context.Context, fn func(sqlstore.Queries) error) error 
 // SeedTx needs no lock of its own: the transaction is IMMEDIATE, so two
 // processes cannot both see an empty table.
 func (e *engine) SeedTx(ctx context.Context, fn func(sqlstore.Queries) error) error {
+	return e.Tx(ctx, fn)
+}
+
+// UsageTx needs no locks of its own either: an IMMEDIATE transaction holds
+// the database's one write lock, which every usage batch takes too.
+func (e *engine) UsageTx(ctx context.Context, _ []string, fn func(sqlstore.Queries) error) error {
 	return e.Tx(ctx, fn)
 }
 

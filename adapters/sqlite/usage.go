@@ -24,26 +24,31 @@ import (
 const rowsPerInsert = 16
 
 // usageColumns lists every column of a record. plainColumns are the ones a
-// plain record (no iterations, server tools, speed, region, requested model
-// or batch flag: nearly every record) has values for; its insert binds only
-// those and leaves the rest to their defaults, since each bound value costs
-// CPU in the in-process SQLite engine.
+// plain record (no iterations, server tools, speed, region, requested model,
+// batch flag, 1-hour cache writes or cost flags and detail: nearly every
+// record) has values for; its insert binds only those and leaves the rest to
+// their defaults, since each bound value costs CPU in the in-process SQLite
+// engine.
 const (
 	plainColumns = `request_id, key_id, created_at, model, path, status, stream,
 	input_tokens, output_tokens, cache_creation_input_tokens, cache_read_input_tokens,
 	cache_creation_5m_tokens, cache_creation_1h_tokens, estimated, latency_us, ttfb_us,
-	upstream_request_id, upstream, session_id, client_ip, error_type, endpoint, service_tier`
+	upstream_request_id, upstream, session_id, client_ip, error_type, endpoint, service_tier,
+	cost_total, cost_input, cost_output, cost_cache_write_5m, cost_cache_read, price_version`
 	usageColumns = plainColumns + `,
-	requested_model, iterations, web_search_requests, web_fetch_requests, speed, inference_geo, batch`
+	requested_model, iterations, web_search_requests, web_fetch_requests, speed, inference_geo, batch,
+	cost_cache_write_1h, cost_web_search, cost_web_fetch, cost_fallback_5m, cost_unpriced, cost_detail`
 
-	plainColumnCount = 23
-	usageColumnCount = 30
+	plainColumnCount = 29
+	usageColumnCount = 42
 )
 
 // plainRecord reports whether r has nothing beyond the plain columns.
 func plainRecord(r *domain.UsageRecord) bool {
+	c := &r.Cost
 	return r.RequestedModel == "" && len(r.Iterations) == 0 && r.ServerTools.IsZero() &&
-		r.Speed == "" && r.InferenceGeo == "" && !r.Batch
+		r.Speed == "" && r.InferenceGeo == "" && !r.Batch &&
+		c.CacheWrite1h == 0 && c.WebSearch == 0 && c.WebFetch == 0 && !c.Fallback5m && !c.Unpriced && len(c.Detail) == 0
 }
 
 // insertSQL caches the multi-row INSERT text per row count. It is
@@ -75,7 +80,9 @@ func insertUsageSQL(n int, plain bool) string {
 		RETURNING key_id, created_at, model, input_tokens, output_tokens,
 		cache_creation_input_tokens, cache_read_input_tokens,
 		cache_creation_5m_tokens, cache_creation_1h_tokens,
-		web_search_requests, web_fetch_requests`)
+		web_search_requests, web_fetch_requests,
+		cost_total, cost_input, cost_output, cost_cache_write_5m,
+		cost_cache_write_1h, cost_cache_read, cost_web_search, cost_web_fetch`)
 	s := b.String()
 	insertSQL.Store(cacheKey, s)
 	return s
@@ -105,6 +112,7 @@ func (e *engine) InsertUsage(ctx context.Context, recs []domain.UsageRecord) err
 			nPlain, nFull := 0, 0
 			for i := range chunk {
 				r := &chunk[i]
+				c := &r.Cost
 				args := &plainArgs
 				if plainRecord(r) {
 					nPlain++
@@ -117,10 +125,12 @@ func (e *engine) InsertUsage(ctx context.Context, recs []domain.UsageRecord) err
 					r.Usage.CacheCreation5mTokens, r.Usage.CacheCreation1hTokens, r.Estimated,
 					r.Latency.Microseconds(), r.TTFB.Microseconds(),
 					clean(r.UpstreamRequestID), clean(r.Upstream), clean(r.SessionID), clean(r.ClientIP), clean(r.ErrorType),
-					clean(r.Endpoint), clean(r.ServiceTier))
+					clean(r.Endpoint), clean(r.ServiceTier),
+					int64(c.Total), int64(c.Input), int64(c.Output), int64(c.CacheWrite5m), int64(c.CacheRead), clean(c.PriceVersion))
 				if args == &fullArgs {
 					fullArgs = append(fullArgs, clean(r.RequestedModel), sqlstore.EncodeIterations(r.Iterations),
-						r.ServerTools.WebSearchRequests, r.ServerTools.WebFetchRequests, clean(r.Speed), clean(r.InferenceGeo), r.Batch)
+						r.ServerTools.WebSearchRequests, r.ServerTools.WebFetchRequests, clean(r.Speed), clean(r.InferenceGeo), r.Batch,
+						int64(c.CacheWrite1h), int64(c.WebSearch), int64(c.WebFetch), c.Fallback5m, c.Unpriced, sqlstore.EncodeCostDetail(c.Detail))
 				}
 			}
 			if nPlain > 0 {
@@ -165,8 +175,10 @@ func insertChunk(ctx context.Context, tx *sql.Tx, query string, args []any, keys
 			at                       int64
 			in, out, cc, cr, c5, c1h int64
 			search, fetch            int64
+			cost                     [8]int64 // total, input, output, 5m, 1h, read, search, fetch
 		)
-		if err := rows.Scan(&keyID, &at, &model, &in, &out, &cc, &cr, &c5, &c1h, &search, &fetch); err != nil {
+		if err := rows.Scan(&keyID, &at, &model, &in, &out, &cc, &cr, &c5, &c1h, &search, &fetch,
+			&cost[0], &cost[1], &cost[2], &cost[3], &cost[4], &cost[5], &cost[6], &cost[7]); err != nil {
 			return fmt.Errorf("read inserted usage: %w", err)
 		}
 		a := keys[keyID]
@@ -192,6 +204,14 @@ func insertChunk(ctx context.Context, tx *sql.Tx, query string, args []any, keys
 		d.CacheCreation1hTokens += c1h
 		d.WebSearchRequests += search
 		d.WebFetchRequests += fetch
+		d.CostTotal += cost[0]
+		d.CostInput += cost[1]
+		d.CostOutput += cost[2]
+		d.CostCacheWrite5m += cost[3]
+		d.CostCacheWrite1h += cost[4]
+		d.CostCacheRead += cost[5]
+		d.CostWebSearch += cost[6]
+		d.CostWebFetch += cost[7]
 	}
 	if err := rows.Err(); err != nil {
 		return fmt.Errorf("insert usage records: %w", err)

@@ -2,6 +2,7 @@ package sqlstore
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/netip"
 	"time"
@@ -31,6 +32,8 @@ type keyRow[L ~[]string] = struct {
 	UpdatedAt      Time
 	LastUsedAt     *Time
 	DeletedAt      *Time
+	AllowedModels  L
+	Budgets        string // JSON, see encodeBudgets
 }
 
 type listKeysParams = struct {
@@ -52,6 +55,8 @@ type updateKeyParams[L ~[]string] = struct {
 	ExpiresAt      *Time
 	AllowedIps     L
 	AllowedDomains L
+	AllowedModels  L
+	Budgets        string
 	UpdatedAt      Time
 	ID             uuid.UUID
 	PrevUpdatedAt  Time
@@ -215,6 +220,10 @@ func keyFromRow[L ~[]string](r keyRow[L]) (domain.APIKey, error) {
 	if err != nil {
 		return domain.APIKey{}, fmt.Errorf("api key %s: %w", r.ID, err)
 	}
+	budgets, err := decodeBudgets(r.Budgets)
+	if err != nil {
+		return domain.APIKey{}, fmt.Errorf("api key %s: %w", r.ID, err)
+	}
 	k := domain.APIKey{
 		ID:             r.ID,
 		Name:           r.Name,
@@ -227,6 +236,8 @@ func keyFromRow[L ~[]string](r keyRow[L]) (domain.APIKey, error) {
 		ExpiresAt:      (*time.Time)(r.ExpiresAt),
 		AllowedIPs:     ips,
 		AllowedDomains: nilIfEmpty(r.AllowedDomains),
+		AllowedModels:  nilIfEmpty(r.AllowedModels),
+		Budgets:        budgets,
 		CreatedAt:      time.Time(r.CreatedAt),
 		UpdatedAt:      time.Time(r.UpdatedAt),
 		LastUsedAt:     (*time.Time)(r.LastUsedAt),
@@ -257,6 +268,8 @@ func keyArgs[L ~[]string](k domain.APIKey) keyRow[L] {
 		UpdatedAt:      Time(k.UpdatedAt),
 		LastUsedAt:     (*Time)(k.LastUsedAt),
 		DeletedAt:      (*Time)(k.DeletedAt),
+		AllowedModels:  nonNil[L](k.AllowedModels),
+		Budgets:        encodeBudgets(k.Budgets),
 	}
 }
 
@@ -267,8 +280,8 @@ func updateArgs[L ~[]string](k domain.APIKey, prev time.Time) updateKeyParams[L]
 	return updateKeyParams[L]{
 		Name: r.Name, Description: r.Description, KeyHash: r.KeyHash, KeyPrefix: r.KeyPrefix,
 		TokenLimit: r.TokenLimit, RateLimitTier: r.RateLimitTier, IsActive: r.IsActive, ExpiresAt: r.ExpiresAt,
-		AllowedIps: r.AllowedIps, AllowedDomains: r.AllowedDomains, UpdatedAt: r.UpdatedAt,
-		ID: r.ID, PrevUpdatedAt: Time(prev),
+		AllowedIps: r.AllowedIps, AllowedDomains: r.AllowedDomains, AllowedModels: r.AllowedModels, Budgets: r.Budgets,
+		UpdatedAt: r.UpdatedAt, ID: r.ID, PrevUpdatedAt: Time(prev),
 	}
 }
 
@@ -332,4 +345,47 @@ func nilIfEmpty[L ~[]string](ss L) []string {
 		return nil
 	}
 	return []string(ss)
+}
+
+// keyBudget is the stored form of a domain.KeyBudget, one element of the
+// api_keys.budgets JSON array. The limit is integer nanodollars: a float
+// would round money.
+type keyBudget struct {
+	Window     string `json:"window"`
+	LimitNanos int64  `json:"limit_nanos"`
+	TimeZone   string `json:"time_zone"`
+}
+
+// encodeBudgets returns the stored text of bs: "[]" when there are none
+// (the column is NOT NULL).
+func encodeBudgets(bs []domain.KeyBudget) string {
+	out := make([]keyBudget, len(bs))
+	for i, b := range bs {
+		out[i] = keyBudget{Window: b.Window, LimitNanos: int64(b.Limit), TimeZone: b.TimeZone}
+	}
+	j, _ := json.Marshal(out) // cannot fail: only strings and integers
+	return string(j)
+}
+
+// decodeBudgets reads what encodeBudgets stored; an empty array (or an
+// empty string) is none. A row that does not parse is corrupt: an internal
+// error, the parse error formatted in, not wrapped.
+func decodeBudgets(s string) ([]domain.KeyBudget, error) {
+	if s == "" {
+		return nil, nil
+	}
+	// Unknown fields are ignored, so a relay reads what a newer one wrote
+	// during a rolling upgrade; a limit that is not an integer fails.
+	var in []keyBudget
+	if err := json.Unmarshal([]byte(s), &in); err != nil {
+		return nil, fmt.Errorf("stored budgets %q: %v", s, err)
+	}
+	if len(in) == 0 {
+		return nil, nil
+	}
+	out := make([]domain.KeyBudget, len(in))
+	for i, b := range in {
+		out[i] = domain.KeyBudget{Window: b.Window, Limit: domain.Nanodollars(b.LimitNanos), TimeZone: b.TimeZone}
+	}
+	return out, nil
 }

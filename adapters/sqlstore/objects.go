@@ -21,6 +21,7 @@ type objectRow = struct {
 	Reserved      int64
 	SettledAt     *Time
 	PollAfter     Time
+	ReservedCost  int64
 }
 
 type objectKeyParams = struct {
@@ -82,6 +83,7 @@ func BindObjects[L ~[]string, Row, Insert ~objectRow, Get ~objectKeyParams, Amon
 				CreatedAt:     Time(o.CreatedAt),
 				ReservationID: Clean(o.ReservationID),
 				Reserved:      o.Reserved,
+				ReservedCost:  int64(o.ReservedCost),
 				SettledAt:     (*Time)(o.SettledAt),
 				PollAfter:     Time(o.PollAfter),
 			})
@@ -227,6 +229,7 @@ func objectFromRow(r objectRow) domain.OwnedObject {
 		CreatedAt:     time.Time(r.CreatedAt),
 		ReservationID: r.ReservationID,
 		Reserved:      r.Reserved,
+		ReservedCost:  domain.Nanodollars(r.ReservedCost),
 		SettledAt:     (*time.Time)(r.SettledAt),
 		PollAfter:     time.Time(r.PollAfter),
 	}

@@ -7,15 +7,15 @@
 // rules, tier semantics, the routing of totals queries and the validation of
 // what gets stored.
 //
-// Each engine's sqlc code is bound with BindKeys, BindTiers, BindUsage and
-// BindObjects. Their type parameters are inferred from the engine's
-// generated *Queries, and each is constrained to a shape, such as keyRow:
-// an unnamed struct type listing the fields that both engines' sqlc code
-// generates (sql/sqlc.yaml's overrides give both the same Go types; the one
-// difference left, how a list column is held, is the type parameter L).
-// Being unnamed, a shape converts to and from each engine's generated
-// struct, and an engine whose generated code drifts from it fails to
-// compile where it binds. A new table is therefore its two SQL files, one
+// Each engine's sqlc code is bound with BindKeys, BindTiers, BindUsage,
+// BindCosts, BindObjects and BindPrices. Their type parameters are inferred
+// from the engine's generated *Queries, and each is constrained to a shape,
+// such as keyRow: an unnamed struct type listing the fields that both
+// engines' sqlc code generates (sql/sqlc.yaml's overrides give both the same
+// Go types; the one difference left, how a list column is held, is the type
+// parameter L). Being unnamed, a shape converts to and from each engine's
+// generated struct, and an engine whose generated code drifts from it fails
+// to compile where it binds. A new table is therefore its two SQL files, one
 // file here and its Bind call in each engine's bind function.
 package sqlstore
 
@@ -34,9 +34,15 @@ type Engine interface {
 	// SeedTx is Tx for seeding tiers: no two run at once, across processes,
 	// so that replicas starting together seed an empty table once.
 	SeedTx(ctx context.Context, fn func(Queries) error) error
-	// InsertUsage writes a non-empty batch and its aggregates; see
-	// ports.UsageStore. Stored text goes through Clean, iterations through
-	// EncodeIterations.
+	// UsageTx is Tx for rewriting stored usage (the records named by
+	// requestIDs, and their rollup rows): it first takes the locks a usage
+	// batch of the records' keys takes, in the same order, so that it
+	// queues behind concurrent batches instead of deadlocking with them.
+	UsageTx(ctx context.Context, requestIDs []string, fn func(Queries) error) error
+	// InsertUsage writes a non-empty batch and its aggregates, cost sums
+	// included; see ports.UsageStore. Stored text goes through Clean,
+	// iterations through EncodeIterations, cost detail through
+	// EncodeCostDetail.
 	InsertUsage(ctx context.Context, recs []domain.UsageRecord) error
 	Ping(ctx context.Context) error
 	Close() error
@@ -47,7 +53,9 @@ type Queries struct {
 	Keys    KeyQueries
 	Tiers   TierQueries
 	Usage   UsageQueries
+	Costs   CostQueries
 	Objects ObjectQueries
+	Prices  PriceQueries
 }
 
 // Store implements ports.Store over an Engine.

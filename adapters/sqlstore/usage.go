@@ -44,16 +44,33 @@ type usageRow = struct {
 	Speed                    string
 	InferenceGeo             string
 	Batch                    bool
+	CostTotal                int64
+	CostInput                int64
+	CostOutput               int64
+	CostCacheWrite5m         int64
+	CostCacheWrite1h         int64
+	CostCacheRead            int64
+	CostWebSearch            int64
+	CostWebFetch             int64
+	PriceVersion             string
+	CostFallback5m           bool
+	CostUnpriced             bool
+	CostDetail               string // JSON or "", see EncodeCostDetail
 }
 
+// usageLogsParams select a page of records: the optional filters, then
+// the range [FromTime, (BeforeTime, BeforeRequestID)) in (time, request id)
+// order, always bound (see logsArgs).
 type usageLogsParams = struct {
-	KeyID          *uuid.UUID
-	FromTime       *Time
-	ToTime         *Time
-	Status         *int64
-	AfterTime      *Time
-	AfterRequestID string
-	MaxRows        int64
+	KeyID           *uuid.UUID
+	Status          *int64
+	Model           *string
+	Upstream        *string
+	RefusalsOnly    bool
+	FromTime        Time
+	BeforeTime      Time
+	BeforeRequestID string
+	MaxRows         int64
 }
 
 // recordTotalsParams select raw records by time; dailyTotalsParams select
@@ -82,11 +99,25 @@ type totalsRow = struct {
 	CacheReadInputTokens     int64
 	CacheCreation5mTokens    int64
 	CacheCreation1hTokens    int64
+	CostTotal                int64
+	CostInput                int64
+	CostOutput               int64
+	CostCacheWrite5m         int64
+	CostCacheWrite1h         int64
+	CostCacheRead            int64
+	CostWebSearch            int64
+	CostWebFetch             int64
 }
 
 // usageSQL is an engine's sqlc queries on usage_records and usage_daily.
-type usageSQL[Row ~usageRow, Logs ~usageLogsParams, Records ~recordTotalsParams, RecordsRow ~totalsRow, Daily ~dailyTotalsParams, DailyRow ~totalsRow] interface {
+// The UsageLogs variants take the same parameters and differ in the index
+// they scan (see logsVariant).
+type usageSQL[Row ~usageRow, Logs, ByKey, ByModel, ByUpstream, Refusals ~usageLogsParams, Records ~recordTotalsParams, RecordsRow ~totalsRow, Daily ~dailyTotalsParams, DailyRow ~totalsRow] interface {
 	UsageLogs(ctx context.Context, arg Logs) ([]Row, error)
+	UsageLogsByKey(ctx context.Context, arg ByKey) ([]Row, error)
+	UsageLogsByModel(ctx context.Context, arg ByModel) ([]Row, error)
+	UsageLogsByUpstream(ctx context.Context, arg ByUpstream) ([]Row, error)
+	UsageLogsRefusals(ctx context.Context, arg Refusals) ([]Row, error)
 	UsageTotalsFromRecords(ctx context.Context, arg Records) ([]RecordsRow, error)
 	UsageTotalsFromDaily(ctx context.Context, arg Daily) ([]DailyRow, error)
 }
@@ -99,12 +130,32 @@ type UsageQueries struct {
 }
 
 // BindUsage binds an engine's sqlc queries on usage.
-func BindUsage[Row ~usageRow, Logs ~usageLogsParams, Records ~recordTotalsParams, RecordsRow ~totalsRow, Daily ~dailyTotalsParams, DailyRow ~totalsRow](
-	q usageSQL[Row, Logs, Records, RecordsRow, Daily, DailyRow],
+func BindUsage[Row ~usageRow, Logs, ByKey, ByModel, ByUpstream, Refusals ~usageLogsParams, Records ~recordTotalsParams, RecordsRow ~totalsRow, Daily ~dailyTotalsParams, DailyRow ~totalsRow](
+	q usageSQL[Row, Logs, ByKey, ByModel, ByUpstream, Refusals, Records, RecordsRow, Daily, DailyRow],
 ) UsageQueries {
 	return UsageQueries{
 		logs: func(ctx context.Context, lq domain.LogQuery) ([]domain.UsageRecord, error) {
-			rows, err := q.UsageLogs(ctx, logsArgs(lq))
+			if !storableFilter(lq.Model) || !storableFilter(lq.Upstream) {
+				// Stored text is always storable (Clean): nothing matches.
+				return []domain.UsageRecord{}, nil
+			}
+			p := logsArgs(lq)
+			var (
+				rows []Row
+				err  error
+			)
+			switch logsVariant(lq) {
+			case byKey:
+				rows, err = q.UsageLogsByKey(ctx, ByKey(p))
+			case byRefusal:
+				rows, err = q.UsageLogsRefusals(ctx, Refusals(p))
+			case byModel:
+				rows, err = q.UsageLogsByModel(ctx, ByModel(p))
+			case byUpstream:
+				rows, err = q.UsageLogsByUpstream(ctx, ByUpstream(p))
+			default:
+				rows, err = q.UsageLogs(ctx, Logs(p))
+			}
 			return mapRows(rows, err, func(r Row) (domain.UsageRecord, error) { return usageFromRow(r) })
 		},
 		recordTotals: func(ctx context.Context, uq domain.UsageQuery) ([]domain.UsageTotals, error) {
@@ -162,7 +213,9 @@ func (s *Store) UsageTotals(ctx context.Context, q domain.UsageQuery) ([]domain.
 	return out, nil
 }
 
-// UsageLogs returns records newest first.
+// UsageLogs returns records newest first. Model and Upstream match the
+// stored (cleaned) text exactly; RefusalsOnly keeps the records with a
+// status of 400 or more and no upstream.
 func (s *Store) UsageLogs(ctx context.Context, q domain.LogQuery) ([]domain.UsageRecord, error) {
 	recs, err := s.read.Usage.logs(ctx, q)
 	if err != nil {
@@ -170,6 +223,10 @@ func (s *Store) UsageLogs(ctx context.Context, q domain.LogQuery) ([]domain.Usag
 	}
 	return recs, nil
 }
+
+// storableFilter reports whether an optional text filter can match stored
+// text at all.
+func storableFilter(s *string) bool { return s == nil || storable(*s) }
 
 // dayAligned reports whether t is unset or a UTC midnight, so that a range
 // bounded by it can be answered from the daily rollup.
@@ -195,16 +252,76 @@ func dayOrNil(t time.Time) *string {
 	return &d
 }
 
+// logIndex is the index a page of logs is read by.
+type logIndex int
+
+const (
+	byTime logIndex = iota
+	byKey
+	byRefusal
+	byModel
+	byUpstream
+)
+
+// logsVariant picks the index for q: the first filter q sets of the key,
+// refusals only, the model and the upstream, which is roughly the most
+// selective first (a key has a share of the traffic, refusals are few, a
+// model and an upstream each serve a large part of it), else time alone.
+// The other filters are checked on the rows that index yields.
+func logsVariant(q domain.LogQuery) logIndex {
+	switch {
+	case q.KeyID != nil:
+		return byKey
+	case q.RefusalsOnly:
+		return byRefusal
+	case q.Model != nil:
+		return byModel
+	case q.Upstream != nil:
+		return byUpstream
+	}
+	return byTime
+}
+
+// The widest range of logs: every stored time is inside it.
+var (
+	logsFrom   = time.Date(1, 1, 1, 0, 0, 0, 0, time.UTC)
+	logsBefore = time.Date(9999, 12, 31, 0, 0, 0, 0, time.UTC)
+)
+
+// logsArgs are q's parameters. The range is always bound, the widest when
+// q sets none. From (inclusive), To (exclusive) and the cursor (after which
+// the page starts, exclusive) become one range in (time, request id) order:
+// To is the position before the first record at To, and the upper bound is
+// the lower of To and the cursor. A time finer than the stored microsecond
+// is rounded up, which keeps every comparison exact.
 func logsArgs(q domain.LogQuery) usageLogsParams {
-	p := usageLogsParams{KeyID: q.KeyID, FromTime: (*Time)(q.From), ToTime: (*Time)(q.To), MaxRows: limit(q.Limit)}
+	p := usageLogsParams{
+		KeyID: q.KeyID, Model: q.Model, Upstream: q.Upstream, RefusalsOnly: q.RefusalsOnly,
+		FromTime: Time(logsFrom), BeforeTime: Time(logsBefore), MaxRows: limit(q.Limit),
+	}
 	if q.Status != nil {
 		st := int64(*q.Status)
 		p.Status = &st
 	}
-	if q.After != nil {
-		at := Time(q.After.Time)
-		p.AfterTime, p.AfterRequestID = &at, q.After.RequestID
+	if q.From != nil {
+		p.FromTime = Time(ceilMicro(*q.From))
 	}
+	before, beforeID := logsBefore, ""
+	if q.To != nil {
+		before = ceilMicro(*q.To)
+	}
+	if q.After != nil {
+		at, id := q.After.Time, q.After.RequestID
+		if c := ceilMicro(at); !c.Equal(at) {
+			// No stored time lies between at and c: after (at, id) is
+			// after (c, "").
+			at, id = c, ""
+		}
+		if at.Before(before) || at.Equal(before) && id < beforeID {
+			before, beforeID = at, id
+		}
+	}
+	p.BeforeTime, p.BeforeRequestID = Time(before), beforeID
 	return p
 }
 
@@ -248,6 +365,22 @@ func usageFromRow(r usageRow) (domain.UsageRecord, error) {
 		SessionID:         r.SessionID,
 		ClientIP:          r.ClientIp,
 		ErrorType:         r.ErrorType,
+		Cost: domain.RecordCost{
+			CostBreakdown: domain.CostBreakdown{
+				Input:        domain.Nanodollars(r.CostInput),
+				Output:       domain.Nanodollars(r.CostOutput),
+				CacheWrite5m: domain.Nanodollars(r.CostCacheWrite5m),
+				CacheWrite1h: domain.Nanodollars(r.CostCacheWrite1h),
+				CacheRead:    domain.Nanodollars(r.CostCacheRead),
+				WebSearch:    domain.Nanodollars(r.CostWebSearch),
+				WebFetch:     domain.Nanodollars(r.CostWebFetch),
+			},
+			Total:        domain.Nanodollars(r.CostTotal),
+			PriceVersion: r.PriceVersion,
+			Fallback5m:   r.CostFallback5m,
+			Unpriced:     r.CostUnpriced,
+			Detail:       decodeCostDetail(r.CostDetail),
+		},
 	}, nil
 }
 
@@ -270,6 +403,16 @@ func totalsFromRows[R ~totalsRow](rows []R, err error) ([]domain.UsageTotals, er
 				CacheCreation5mTokens:    r.CacheCreation5mTokens,
 				CacheCreation1hTokens:    r.CacheCreation1hTokens,
 			},
+			Cost: domain.CostBreakdown{
+				Input:        domain.Nanodollars(r.CostInput),
+				Output:       domain.Nanodollars(r.CostOutput),
+				CacheWrite5m: domain.Nanodollars(r.CostCacheWrite5m),
+				CacheWrite1h: domain.Nanodollars(r.CostCacheWrite1h),
+				CacheRead:    domain.Nanodollars(r.CostCacheRead),
+				WebSearch:    domain.Nanodollars(r.CostWebSearch),
+				WebFetch:     domain.Nanodollars(r.CostWebFetch),
+			},
+			CostTotal: domain.Nanodollars(r.CostTotal),
 		})
 	}
 	return out, nil
@@ -340,4 +483,24 @@ func decodeIterations(s string) ([]domain.Iteration, error) {
 		}
 	}
 	return out, nil
+}
+
+// EncodeCostDetail returns the stored text of a record's cost detail: ""
+// when there is none. Detail that is not JSON is dropped rather than
+// stored (a batch must never fail, and a reader must be able to pass the
+// column on as JSON); JSON is made storable as Clean does, which keeps it
+// JSON.
+func EncodeCostDetail(d json.RawMessage) string {
+	if len(d) == 0 || !json.Valid(d) {
+		return ""
+	}
+	return Clean(string(d))
+}
+
+// decodeCostDetail reads what EncodeCostDetail stored: nil when empty.
+func decodeCostDetail(s string) json.RawMessage {
+	if s == "" {
+		return nil
+	}
+	return json.RawMessage(s)
 }

@@ -48,7 +48,8 @@ func testKeyRoundTrip(t *testing.T, s ports.Store) {
 	gotM, err := s.GetKey(ctx, m.ID)
 	must(t, err, "get minimal key")
 	equalKey(t, gotM, m, "minimal key")
-	if gotM.TokenLimit != nil || gotM.ExpiresAt != nil || gotM.AllowedIPs != nil || gotM.AllowedDomains != nil {
+	if gotM.TokenLimit != nil || gotM.ExpiresAt != nil || gotM.AllowedIPs != nil || gotM.AllowedDomains != nil ||
+		gotM.AllowedModels != nil || gotM.Budgets != nil {
 		t.Fatalf("minimal key grew optional fields: %s", fmtKey(gotM))
 	}
 }
@@ -122,6 +123,8 @@ func testKeyUpdate(t *testing.T, s ports.Store) {
 	u.ExpiresAt = nil
 	u.AllowedIPs = []netip.Prefix{netip.MustParsePrefix("192.168.1.7/32")}
 	u.AllowedDomains = nil
+	u.AllowedModels = []string{"claude-opus-*"}
+	u.Budgets = []domain.KeyBudget{{Window: "month", Limit: 1, TimeZone: "America/New_York"}, {Window: "week", Limit: 7_000_000_000}}
 	u.UpdatedAt = base.Add(time.Hour)
 	// Fields UpdateKey must not touch.
 	u.TokensUsed = 999
@@ -137,6 +140,24 @@ func testKeyUpdate(t *testing.T, s ports.Store) {
 
 	if _, err := s.GetKeyByHash(ctx, k.KeyHash); !isErr(err, domain.ErrNotFound) {
 		t.Fatalf("old hash still resolves after rotation: %v", err)
+	}
+	listed, err := s.ListKeys(ctx, domain.KeyFilter{NameContains: "after"})
+	must(t, err, "list updated")
+	if len(listed) != 1 {
+		t.Fatalf("list updated: %d keys", len(listed))
+	}
+	equalKey(t, listed[0], want, "listed updated key")
+
+	// Clearing the model list and the budgets stores none.
+	cleared := got
+	cleared.AllowedModels, cleared.Budgets = nil, []domain.KeyBudget{}
+	cleared.UpdatedAt = got.UpdatedAt.Add(time.Second)
+	must(t, s.UpdateKey(ctx, cleared, got.UpdatedAt), "clear models and budgets")
+	got, err = s.GetKey(ctx, k.ID)
+	must(t, err, "get cleared")
+	equalKey(t, got, cleared, "cleared key")
+	if got.AllowedModels != nil || got.Budgets != nil {
+		t.Fatalf("cleared key reads back models %#v, budgets %#v; want nil", got.AllowedModels, got.Budgets)
 	}
 
 	dup := got

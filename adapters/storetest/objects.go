@@ -24,6 +24,7 @@ func batch(key uuid.UUID, id string, at time.Time) domain.OwnedObject {
 		CreatedAt:     at,
 		ReservationID: "batch-res-" + id,
 		Reserved:      250_000,
+		ReservedCost:  1_234_567_891,
 		PollAfter:     at,
 	}
 }

@@ -53,6 +53,19 @@ func Run(t *testing.T, newStore func(t *testing.T) ports.Store) {
 		{"UsageLogs", testUsageLogs},
 		{"UsageLogsPagination", testUsageLogsPagination},
 		{"UsageConcurrentInserts", testUsageConcurrent},
+		{"UsageCostRoundTrip", testUsageCostRoundTrip},
+		{"UsageTotalsCost", testUsageTotalsCost},
+		{"UsageLogsFilters", testUsageLogsFilters},
+		{"UsageLogsFilterPagination", testUsageLogsFilterPagination},
+		{"UsageLogsTimeBounds", testUsageLogsTimeBounds},
+		{"SpendHistory", testSpendHistory},
+		{"SpendHistoryEmpty", testSpendHistoryEmpty},
+		{"PriceTables", testPriceTables},
+		{"PriceTablesInvalid", testPriceTablesInvalid},
+		{"RepriceApplies", testRepriceApplies},
+		{"RepriceSkipsStale", testRepriceSkipsStale},
+		{"RepriceInvalid", testRepriceInvalid},
+		{"RepriceConcurrent", testRepriceConcurrent},
 		{"ObjectRoundTrip", testObjectRoundTrip},
 		{"ObjectPutIdempotent", testObjectPutIdempotent},
 		{"ObjectPutConcurrent", testObjectPutConcurrent},
@@ -125,8 +138,15 @@ func newKey(name string, at time.Time) domain.APIKey {
 		ExpiresAt:      &exp,
 		AllowedIPs:     []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("2001:db8::/32")},
 		AllowedDomains: []string{"example.com", "claude.ai"},
-		CreatedAt:      at,
-		UpdatedAt:      at,
+		AllowedModels:  []string{"claude-sonnet-4-5", "claude-haiku-*"},
+		Budgets: []domain.KeyBudget{
+			{Window: "5h", Limit: 2_500_000_000},
+			{Window: "day", Limit: 10_000_000_001, TimeZone: "Europe/Berlin"},
+			// Past 2⁵³ nanodollars: a float would round it.
+			{Window: "total", Limit: 1<<53 + 1},
+		},
+		CreatedAt: at,
+		UpdatedAt: at,
 	}
 }
 
@@ -148,6 +168,12 @@ func normKey(k domain.APIKey) domain.APIKey {
 	}
 	if len(k.AllowedDomains) == 0 {
 		k.AllowedDomains = nil
+	}
+	if len(k.AllowedModels) == 0 {
+		k.AllowedModels = nil
+	}
+	if len(k.Budgets) == 0 {
+		k.Budgets = nil
 	}
 	return k
 }
@@ -181,9 +207,9 @@ func fmtKey(k domain.APIKey) string {
 	if k.TokenLimit != nil {
 		lim = fmt.Sprint(*k.TokenLimit)
 	}
-	return fmt.Sprintf("{id=%s name=%q desc=%q hash=%q prefix=%q limit=%s used=%d tier=%q active=%v exp=%s ips=%v domains=%v created=%s updated=%s last=%s deleted=%s}",
+	return fmt.Sprintf("{id=%s name=%q desc=%q hash=%q prefix=%q limit=%s used=%d tier=%q active=%v exp=%s ips=%v domains=%v models=%q budgets=%+v created=%s updated=%s last=%s deleted=%s}",
 		k.ID, k.Name, k.Description, k.KeyHash, k.KeyPrefix, lim, k.TokensUsed, k.RateLimitTier, k.IsActive,
-		ptr(k.ExpiresAt), k.AllowedIPs, k.AllowedDomains, k.CreatedAt.Format(time.RFC3339Nano),
+		ptr(k.ExpiresAt), k.AllowedIPs, k.AllowedDomains, k.AllowedModels, k.Budgets, k.CreatedAt.Format(time.RFC3339Nano),
 		k.UpdatedAt.Format(time.RFC3339Nano), ptr(k.LastUsedAt), ptr(k.DeletedAt))
 }
 

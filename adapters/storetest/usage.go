@@ -1,6 +1,7 @@
 package storetest
 
 import (
+	"encoding/json"
 	"fmt"
 	"reflect"
 	"slices"
@@ -50,7 +51,31 @@ func rec(key uuid.UUID, at time.Time, model string, n int64) domain.UsageRecord 
 	if n%5 == 0 {
 		r.Iterations = iterations(n)
 	}
+	r.Cost = cost(n)
 	return r
+}
+
+// cost returns a priced cost with every class distinct, so a swapped column
+// shows; every second n is priced with the 5-minute fallback, every seventh
+// has unpriced tokens, and every fifth carries a detail, as a request with
+// iterations does.
+func cost(n int64) domain.RecordCost {
+	c := domain.RecordCost{
+		CostBreakdown: domain.CostBreakdown{
+			Input: domain.Nanodollars(3_000 * n), Output: domain.Nanodollars(15_000 * n),
+			CacheWrite5m: domain.Nanodollars(3_750 * n), CacheWrite1h: domain.Nanodollars(6_001 * n),
+			CacheRead: domain.Nanodollars(307 * n), WebSearch: domain.Nanodollars(10_000_000 * n),
+			WebFetch: domain.Nanodollars(11 * n),
+		},
+		PriceVersion: "2025-03-01",
+		Fallback5m:   n%2 == 0,
+		Unpriced:     n%7 == 0,
+	}
+	c.Total, _ = c.Sum()
+	if n%5 == 0 {
+		c.Detail = json.RawMessage(fmt.Sprintf(`{"price_version":"2025-03-01","parts":[{"type":"compaction","model":"claude-haiku-4-5","total":%d}],"total":%d}`, n, c.Total))
+	}
+	return c
 }
 
 // iterations returns a compaction step and the final message step, whose
@@ -227,7 +252,7 @@ func testUsageIdempotent(t *testing.T, s ports.Store) {
 	}
 	totals, err := s.UsageTotals(ctx, domain.UsageQuery{})
 	must(t, err, "totals")
-	want := []domain.UsageTotals{{Requests: 3, Usage: sumUsage(stored)}}
+	want := totalsOf(stored, func(domain.UsageRecord) string { return "" })
 	if !reflect.DeepEqual(totals, want) {
 		t.Fatalf("totals = %+v, want %+v", totals, want)
 	}
@@ -322,6 +347,8 @@ func totalsOf(recs []domain.UsageRecord, group func(domain.UsageRecord) string) 
 		}
 		m[g].Requests++
 		m[g].Usage = m[g].Usage.Add(r.Usage)
+		m[g].Cost, _ = m[g].Cost.Add(r.Cost.CostBreakdown)
+		m[g].CostTotal += r.Cost.Total
 	}
 	out := make([]domain.UsageTotals, 0, len(m))
 	for _, v := range m {

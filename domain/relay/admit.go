@@ -79,8 +79,8 @@ type Admission struct {
 	limited bool // a reservation was made: settle it in the ledger
 	// costLimited: a money reservation was made: settle it in the budgets.
 	costLimited bool
-	release func()
-	once    sync.Once
+	release     func()
+	once        sync.Once
 	// inputEst caches the tokenised input estimate.
 	inputEst int64
 	// renewAt is when KeepAlive next extends the reservation (unix nanos).

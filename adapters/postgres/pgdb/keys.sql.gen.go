@@ -16,9 +16,9 @@ const createKey = `-- name: CreateKey :exec
 INSERT INTO api_keys (
     id, name, description, key_hash, key_prefix, token_limit, tokens_used,
     rate_limit_tier, is_active, expires_at, allowed_ips, allowed_domains,
-    created_at, updated_at, last_used_at, deleted_at
+    created_at, updated_at, last_used_at, deleted_at, allowed_models, budgets
 ) VALUES (
-    $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16
+    $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18
 )
 `
 
@@ -39,6 +39,8 @@ type CreateKeyParams struct {
 	UpdatedAt      sqlstore.Time
 	LastUsedAt     *sqlstore.Time
 	DeletedAt      *sqlstore.Time
+	AllowedModels  []string
+	Budgets        string
 }
 
 func (q *Queries) CreateKey(ctx context.Context, arg CreateKeyParams) error {
@@ -59,6 +61,8 @@ func (q *Queries) CreateKey(ctx context.Context, arg CreateKeyParams) error {
 		arg.UpdatedAt,
 		arg.LastUsedAt,
 		arg.DeletedAt,
+		arg.AllowedModels,
+		arg.Budgets,
 	)
 	return err
 }
@@ -82,7 +86,7 @@ func (q *Queries) DeleteKey(ctx context.Context, arg DeleteKeyParams) (int64, er
 }
 
 const getKey = `-- name: GetKey :one
-SELECT id, name, description, key_hash, key_prefix, token_limit, tokens_used, rate_limit_tier, is_active, expires_at, allowed_ips, allowed_domains, created_at, updated_at, last_used_at, deleted_at FROM api_keys
+SELECT id, name, description, key_hash, key_prefix, token_limit, tokens_used, rate_limit_tier, is_active, expires_at, allowed_ips, allowed_domains, created_at, updated_at, last_used_at, deleted_at, allowed_models, budgets FROM api_keys
 WHERE id = $1 AND deleted_at IS NULL
 `
 
@@ -106,12 +110,14 @@ func (q *Queries) GetKey(ctx context.Context, id uuid.UUID) (ApiKey, error) {
 		&i.UpdatedAt,
 		&i.LastUsedAt,
 		&i.DeletedAt,
+		&i.AllowedModels,
+		&i.Budgets,
 	)
 	return i, err
 }
 
 const getKeyByHash = `-- name: GetKeyByHash :one
-SELECT id, name, description, key_hash, key_prefix, token_limit, tokens_used, rate_limit_tier, is_active, expires_at, allowed_ips, allowed_domains, created_at, updated_at, last_used_at, deleted_at FROM api_keys
+SELECT id, name, description, key_hash, key_prefix, token_limit, tokens_used, rate_limit_tier, is_active, expires_at, allowed_ips, allowed_domains, created_at, updated_at, last_used_at, deleted_at, allowed_models, budgets FROM api_keys
 WHERE key_hash = $1
 `
 
@@ -135,12 +141,14 @@ func (q *Queries) GetKeyByHash(ctx context.Context, keyHash string) (ApiKey, err
 		&i.UpdatedAt,
 		&i.LastUsedAt,
 		&i.DeletedAt,
+		&i.AllowedModels,
+		&i.Budgets,
 	)
 	return i, err
 }
 
 const listKeys = `-- name: ListKeys :many
-SELECT id, name, description, key_hash, key_prefix, token_limit, tokens_used, rate_limit_tier, is_active, expires_at, allowed_ips, allowed_domains, created_at, updated_at, last_used_at, deleted_at FROM api_keys
+SELECT id, name, description, key_hash, key_prefix, token_limit, tokens_used, rate_limit_tier, is_active, expires_at, allowed_ips, allowed_domains, created_at, updated_at, last_used_at, deleted_at, allowed_models, budgets FROM api_keys
 WHERE deleted_at IS NULL
   AND ($1::boolean IS NULL OR is_active = $1)
   AND ($2::text IS NULL OR strpos(lower(name), lower($2)) > 0)
@@ -190,6 +198,8 @@ func (q *Queries) ListKeys(ctx context.Context, arg ListKeysParams) ([]ApiKey, e
 			&i.UpdatedAt,
 			&i.LastUsedAt,
 			&i.DeletedAt,
+			&i.AllowedModels,
+			&i.Budgets,
 		); err != nil {
 			return nil, err
 		}
@@ -213,8 +223,10 @@ UPDATE api_keys SET
     expires_at = $8,
     allowed_ips = $9,
     allowed_domains = $10,
-    updated_at = $11
-WHERE id = $12 AND deleted_at IS NULL AND updated_at = $13::timestamptz
+    allowed_models = $11,
+    budgets = $12,
+    updated_at = $13
+WHERE id = $14 AND deleted_at IS NULL AND updated_at = $15::timestamptz
 `
 
 type UpdateKeyParams struct {
@@ -228,6 +240,8 @@ type UpdateKeyParams struct {
 	ExpiresAt      *sqlstore.Time
 	AllowedIps     []string
 	AllowedDomains []string
+	AllowedModels  []string
+	Budgets        string
 	UpdatedAt      sqlstore.Time
 	ID             uuid.UUID
 	PrevUpdatedAt  sqlstore.Time
@@ -247,6 +261,8 @@ func (q *Queries) UpdateKey(ctx context.Context, arg UpdateKeyParams) (int64, er
 		arg.ExpiresAt,
 		arg.AllowedIps,
 		arg.AllowedDomains,
+		arg.AllowedModels,
+		arg.Budgets,
 		arg.UpdatedAt,
 		arg.ID,
 		arg.PrevUpdatedAt,

@@ -12,36 +12,266 @@ import (
 	"github.com/relaystation/relay/adapters/sqlstore"
 )
 
+const addUsageDailyCost = `-- name: AddUsageDailyCost :execrows
+UPDATE usage_daily SET
+    cost_total = cost_total + $1::bigint,
+    cost_input = cost_input + $2::bigint,
+    cost_output = cost_output + $3::bigint,
+    cost_cache_write_5m = cost_cache_write_5m + $4::bigint,
+    cost_cache_write_1h = cost_cache_write_1h + $5::bigint,
+    cost_cache_read = cost_cache_read + $6::bigint,
+    cost_web_search = cost_web_search + $7::bigint,
+    cost_web_fetch = cost_web_fetch + $8::bigint
+WHERE key_id = $9 AND day = $10::text::date AND model = $11
+`
+
+type AddUsageDailyCostParams struct {
+	CostTotal        int64
+	CostInput        int64
+	CostOutput       int64
+	CostCacheWrite5m int64
+	CostCacheWrite1h int64
+	CostCacheRead    int64
+	CostWebSearch    int64
+	CostWebFetch     int64
+	KeyID            uuid.UUID
+	Day              string
+	Model            string
+}
+
+// AddUsageDailyCost moves one rollup row's cost sums by a repricing's
+// difference.
+func (q *Queries) AddUsageDailyCost(ctx context.Context, arg AddUsageDailyCostParams) (int64, error) {
+	result, err := q.db.Exec(ctx, addUsageDailyCost,
+		arg.CostTotal,
+		arg.CostInput,
+		arg.CostOutput,
+		arg.CostCacheWrite5m,
+		arg.CostCacheWrite1h,
+		arg.CostCacheRead,
+		arg.CostWebSearch,
+		arg.CostWebFetch,
+		arg.KeyID,
+		arg.Day,
+		arg.Model,
+	)
+	if err != nil {
+		return 0, err
+	}
+	return result.RowsAffected(), nil
+}
+
+const lockKeysOfUsage = `-- name: LockKeysOfUsage :exec
+SELECT 1 FROM api_keys
+WHERE id IN (SELECT key_id FROM usage_records WHERE request_id = ANY($1::text[]))
+ORDER BY id
+FOR NO KEY UPDATE
+`
+
+// LockKeysOfUsage takes the row locks of the records' keys in id order,
+// the locks a usage batch takes first: a repricing queues behind batches of
+// the same keys instead of deadlocking with them over rollup rows.
+func (q *Queries) LockKeysOfUsage(ctx context.Context, requestIds []string) error {
+	_, err := q.db.Exec(ctx, lockKeysOfUsage, requestIds)
+	return err
+}
+
+const setUsageCost = `-- name: SetUsageCost :exec
+UPDATE usage_records SET
+    cost_total = $1,
+    cost_input = $2,
+    cost_output = $3,
+    cost_cache_write_5m = $4,
+    cost_cache_write_1h = $5,
+    cost_cache_read = $6,
+    cost_web_search = $7,
+    cost_web_fetch = $8,
+    price_version = $9,
+    cost_fallback_5m = $10,
+    cost_unpriced = $11,
+    cost_detail = $12
+WHERE request_id = $13
+`
+
+type SetUsageCostParams struct {
+	CostTotal        int64
+	CostInput        int64
+	CostOutput       int64
+	CostCacheWrite5m int64
+	CostCacheWrite1h int64
+	CostCacheRead    int64
+	CostWebSearch    int64
+	CostWebFetch     int64
+	PriceVersion     string
+	CostFallback5m   bool
+	CostUnpriced     bool
+	CostDetail       string
+	RequestID        string
+}
+
+func (q *Queries) SetUsageCost(ctx context.Context, arg SetUsageCostParams) error {
+	_, err := q.db.Exec(ctx, setUsageCost,
+		arg.CostTotal,
+		arg.CostInput,
+		arg.CostOutput,
+		arg.CostCacheWrite5m,
+		arg.CostCacheWrite1h,
+		arg.CostCacheRead,
+		arg.CostWebSearch,
+		arg.CostWebFetch,
+		arg.PriceVersion,
+		arg.CostFallback5m,
+		arg.CostUnpriced,
+		arg.CostDetail,
+		arg.RequestID,
+	)
+	return err
+}
+
+const spendHistory = `-- name: SpendHistory :many
+SELECT false AS all_time,
+    (floor(extract(epoch FROM created_at) / 300) * 300)::bigint AS bucket_start,
+    sum(cost_total)::bigint AS amount
+FROM usage_records
+WHERE usage_records.key_id = $1 AND created_at >= $2::timestamptz AND cost_total <> 0
+GROUP BY 2
+UNION ALL
+SELECT true, 0, coalesce(sum(cost_total), 0)::bigint
+FROM usage_daily
+WHERE usage_daily.key_id = $1
+ORDER BY 1, 2
+`
+
+type SpendHistoryParams struct {
+	KeyID uuid.UUID
+	Since sqlstore.Time
+}
+
+type SpendHistoryRow struct {
+	AllTime     bool
+	BucketStart int64
+	Amount      int64
+}
+
+// SpendHistory is a key's spend per 5-minute bucket (its start in Unix
+// seconds) since a time, and its all-time spend from the rollup (the row
+// with all_time set). One statement reads one snapshot, so the buckets and
+// the total never disagree about a record written meanwhile.
+func (q *Queries) SpendHistory(ctx context.Context, arg SpendHistoryParams) ([]SpendHistoryRow, error) {
+	rows, err := q.db.Query(ctx, spendHistory, arg.KeyID, arg.Since)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []SpendHistoryRow
+	for rows.Next() {
+		var i SpendHistoryRow
+		if err := rows.Scan(&i.AllTime, &i.BucketStart, &i.Amount); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
+const usageCostForUpdate = `-- name: UsageCostForUpdate :one
+SELECT key_id, created_at, model, cost_total, cost_input, cost_output,
+    cost_cache_write_5m, cost_cache_write_1h, cost_cache_read,
+    cost_web_search, cost_web_fetch
+FROM usage_records
+WHERE request_id = $1
+  AND cost_total = $2
+  AND price_version = $3
+FOR UPDATE
+`
+
+type UsageCostForUpdateParams struct {
+	RequestID       string
+	OldTotal        int64
+	OldPriceVersion string
+}
+
+type UsageCostForUpdateRow struct {
+	KeyID            uuid.UUID
+	CreatedAt        sqlstore.Time
+	Model            string
+	CostTotal        int64
+	CostInput        int64
+	CostOutput       int64
+	CostCacheWrite5m int64
+	CostCacheWrite1h int64
+	CostCacheRead    int64
+	CostWebSearch    int64
+	CostWebFetch     int64
+}
+
+// UsageCostForUpdate reads and locks a record's stored cost if it still
+// carries the total and price version the repricer read.
+func (q *Queries) UsageCostForUpdate(ctx context.Context, arg UsageCostForUpdateParams) (UsageCostForUpdateRow, error) {
+	row := q.db.QueryRow(ctx, usageCostForUpdate, arg.RequestID, arg.OldTotal, arg.OldPriceVersion)
+	var i UsageCostForUpdateRow
+	err := row.Scan(
+		&i.KeyID,
+		&i.CreatedAt,
+		&i.Model,
+		&i.CostTotal,
+		&i.CostInput,
+		&i.CostOutput,
+		&i.CostCacheWrite5m,
+		&i.CostCacheWrite1h,
+		&i.CostCacheRead,
+		&i.CostWebSearch,
+		&i.CostWebFetch,
+	)
+	return i, err
+}
+
 const usageLogs = `-- name: UsageLogs :many
-SELECT request_id, key_id, created_at, model, path, status, stream, input_tokens, output_tokens, cache_creation_input_tokens, cache_read_input_tokens, cache_creation_5m_tokens, cache_creation_1h_tokens, estimated, latency_us, ttfb_us, upstream_request_id, upstream, session_id, client_ip, error_type, requested_model, endpoint, iterations, web_search_requests, web_fetch_requests, service_tier, speed, inference_geo, batch FROM usage_records
+SELECT request_id, key_id, created_at, model, path, status, stream, input_tokens, output_tokens, cache_creation_input_tokens, cache_read_input_tokens, cache_creation_5m_tokens, cache_creation_1h_tokens, estimated, latency_us, ttfb_us, upstream_request_id, upstream, session_id, client_ip, error_type, requested_model, endpoint, iterations, web_search_requests, web_fetch_requests, service_tier, speed, inference_geo, batch, cost_total, cost_input, cost_output, cost_cache_write_5m, cost_cache_write_1h, cost_cache_read, cost_web_search, cost_web_fetch, price_version, cost_fallback_5m, cost_unpriced, cost_detail FROM usage_records
 WHERE ($1::uuid IS NULL OR key_id = $1)
-  AND ($2::timestamptz IS NULL OR created_at >= $2)
-  AND ($3::timestamptz IS NULL OR created_at < $3)
-  AND ($4::integer IS NULL OR status = $4)
-  AND ($5::timestamptz IS NULL
-       OR (created_at, request_id) < ($5, $6::text))
+  AND ($2::integer IS NULL OR status = $2)
+  AND ($3::text IS NULL OR model = $3)
+  AND ($4::text IS NULL OR upstream = $4)
+  AND (NOT $5::boolean OR (status >= 400 AND upstream = ''))
+  AND created_at >= $6::timestamptz
+  AND (created_at, request_id) < ($7::timestamptz, $8::text)
 ORDER BY created_at DESC, request_id DESC
-LIMIT $7::bigint
+LIMIT $9::bigint
 `
 
 type UsageLogsParams struct {
-	KeyID          *uuid.UUID
-	FromTime       *sqlstore.Time
-	ToTime         *sqlstore.Time
-	Status         *int64
-	AfterTime      *sqlstore.Time
-	AfterRequestID string
-	MaxRows        int64
+	KeyID           *uuid.UUID
+	Status          *int64
+	Model           *string
+	Upstream        *string
+	RefusalsOnly    bool
+	FromTime        sqlstore.Time
+	BeforeTime      sqlstore.Time
+	BeforeRequestID string
+	MaxRows         int64
 }
 
+// UsageLogs and its variants return a page of records, newest first. The
+// time range and the cursor are always bound (the store passes the widest
+// ones when the caller sets none), so they are ranges of the index a
+// variant scans. The variants differ only in the one condition they repeat
+// as a plain equality, which names the index that drives them: SQLite plans
+// a statement once, and cannot use an index for a condition that is
+// written `x IS NULL OR ...`. The store picks the variant (see
+// sqlstore.UsageQueries). This one scans usage_records_time_idx.
 func (q *Queries) UsageLogs(ctx context.Context, arg UsageLogsParams) ([]UsageRecord, error) {
 	rows, err := q.db.Query(ctx, usageLogs,
 		arg.KeyID,
-		arg.FromTime,
-		arg.ToTime,
 		arg.Status,
-		arg.AfterTime,
-		arg.AfterRequestID,
+		arg.Model,
+		arg.Upstream,
+		arg.RefusalsOnly,
+		arg.FromTime,
+		arg.BeforeTime,
+		arg.BeforeRequestID,
 		arg.MaxRows,
 	)
 	if err != nil {
@@ -82,6 +312,418 @@ func (q *Queries) UsageLogs(ctx context.Context, arg UsageLogsParams) ([]UsageRe
 			&i.Speed,
 			&i.InferenceGeo,
 			&i.Batch,
+			&i.CostTotal,
+			&i.CostInput,
+			&i.CostOutput,
+			&i.CostCacheWrite5m,
+			&i.CostCacheWrite1h,
+			&i.CostCacheRead,
+			&i.CostWebSearch,
+			&i.CostWebFetch,
+			&i.PriceVersion,
+			&i.CostFallback5m,
+			&i.CostUnpriced,
+			&i.CostDetail,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
+const usageLogsByKey = `-- name: UsageLogsByKey :many
+SELECT request_id, key_id, created_at, model, path, status, stream, input_tokens, output_tokens, cache_creation_input_tokens, cache_read_input_tokens, cache_creation_5m_tokens, cache_creation_1h_tokens, estimated, latency_us, ttfb_us, upstream_request_id, upstream, session_id, client_ip, error_type, requested_model, endpoint, iterations, web_search_requests, web_fetch_requests, service_tier, speed, inference_geo, batch, cost_total, cost_input, cost_output, cost_cache_write_5m, cost_cache_write_1h, cost_cache_read, cost_web_search, cost_web_fetch, price_version, cost_fallback_5m, cost_unpriced, cost_detail FROM usage_records
+WHERE ($1::uuid IS NULL OR key_id = $1)
+  AND ($2::integer IS NULL OR status = $2)
+  AND ($3::text IS NULL OR model = $3)
+  AND ($4::text IS NULL OR upstream = $4)
+  AND (NOT $5::boolean OR (status >= 400 AND upstream = ''))
+  AND created_at >= $6::timestamptz
+  AND (created_at, request_id) < ($7::timestamptz, $8::text)
+  AND key_id = $1
+ORDER BY created_at DESC, request_id DESC
+LIMIT $9::bigint
+`
+
+type UsageLogsByKeyParams struct {
+	KeyID           *uuid.UUID
+	Status          *int64
+	Model           *string
+	Upstream        *string
+	RefusalsOnly    bool
+	FromTime        sqlstore.Time
+	BeforeTime      sqlstore.Time
+	BeforeRequestID string
+	MaxRows         int64
+}
+
+// UsageLogsByKey scans usage_records_key_time_idx.
+func (q *Queries) UsageLogsByKey(ctx context.Context, arg UsageLogsByKeyParams) ([]UsageRecord, error) {
+	rows, err := q.db.Query(ctx, usageLogsByKey,
+		arg.KeyID,
+		arg.Status,
+		arg.Model,
+		arg.Upstream,
+		arg.RefusalsOnly,
+		arg.FromTime,
+		arg.BeforeTime,
+		arg.BeforeRequestID,
+		arg.MaxRows,
+	)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []UsageRecord
+	for rows.Next() {
+		var i UsageRecord
+		if err := rows.Scan(
+			&i.RequestID,
+			&i.KeyID,
+			&i.CreatedAt,
+			&i.Model,
+			&i.Path,
+			&i.Status,
+			&i.Stream,
+			&i.InputTokens,
+			&i.OutputTokens,
+			&i.CacheCreationInputTokens,
+			&i.CacheReadInputTokens,
+			&i.CacheCreation5mTokens,
+			&i.CacheCreation1hTokens,
+			&i.Estimated,
+			&i.LatencyUs,
+			&i.TtfbUs,
+			&i.UpstreamRequestID,
+			&i.Upstream,
+			&i.SessionID,
+			&i.ClientIp,
+			&i.ErrorType,
+			&i.RequestedModel,
+			&i.Endpoint,
+			&i.Iterations,
+			&i.WebSearchRequests,
+			&i.WebFetchRequests,
+			&i.ServiceTier,
+			&i.Speed,
+			&i.InferenceGeo,
+			&i.Batch,
+			&i.CostTotal,
+			&i.CostInput,
+			&i.CostOutput,
+			&i.CostCacheWrite5m,
+			&i.CostCacheWrite1h,
+			&i.CostCacheRead,
+			&i.CostWebSearch,
+			&i.CostWebFetch,
+			&i.PriceVersion,
+			&i.CostFallback5m,
+			&i.CostUnpriced,
+			&i.CostDetail,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
+const usageLogsByModel = `-- name: UsageLogsByModel :many
+SELECT request_id, key_id, created_at, model, path, status, stream, input_tokens, output_tokens, cache_creation_input_tokens, cache_read_input_tokens, cache_creation_5m_tokens, cache_creation_1h_tokens, estimated, latency_us, ttfb_us, upstream_request_id, upstream, session_id, client_ip, error_type, requested_model, endpoint, iterations, web_search_requests, web_fetch_requests, service_tier, speed, inference_geo, batch, cost_total, cost_input, cost_output, cost_cache_write_5m, cost_cache_write_1h, cost_cache_read, cost_web_search, cost_web_fetch, price_version, cost_fallback_5m, cost_unpriced, cost_detail FROM usage_records
+WHERE ($1::uuid IS NULL OR key_id = $1)
+  AND ($2::integer IS NULL OR status = $2)
+  AND ($3::text IS NULL OR model = $3)
+  AND ($4::text IS NULL OR upstream = $4)
+  AND (NOT $5::boolean OR (status >= 400 AND upstream = ''))
+  AND created_at >= $6::timestamptz
+  AND (created_at, request_id) < ($7::timestamptz, $8::text)
+  AND model = $3
+ORDER BY created_at DESC, request_id DESC
+LIMIT $9::bigint
+`
+
+type UsageLogsByModelParams struct {
+	KeyID           *uuid.UUID
+	Status          *int64
+	Model           *string
+	Upstream        *string
+	RefusalsOnly    bool
+	FromTime        sqlstore.Time
+	BeforeTime      sqlstore.Time
+	BeforeRequestID string
+	MaxRows         int64
+}
+
+// UsageLogsByModel scans usage_records_model_time_idx.
+func (q *Queries) UsageLogsByModel(ctx context.Context, arg UsageLogsByModelParams) ([]UsageRecord, error) {
+	rows, err := q.db.Query(ctx, usageLogsByModel,
+		arg.KeyID,
+		arg.Status,
+		arg.Model,
+		arg.Upstream,
+		arg.RefusalsOnly,
+		arg.FromTime,
+		arg.BeforeTime,
+		arg.BeforeRequestID,
+		arg.MaxRows,
+	)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []UsageRecord
+	for rows.Next() {
+		var i UsageRecord
+		if err := rows.Scan(
+			&i.RequestID,
+			&i.KeyID,
+			&i.CreatedAt,
+			&i.Model,
+			&i.Path,
+			&i.Status,
+			&i.Stream,
+			&i.InputTokens,
+			&i.OutputTokens,
+			&i.CacheCreationInputTokens,
+			&i.CacheReadInputTokens,
+			&i.CacheCreation5mTokens,
+			&i.CacheCreation1hTokens,
+			&i.Estimated,
+			&i.LatencyUs,
+			&i.TtfbUs,
+			&i.UpstreamRequestID,
+			&i.Upstream,
+			&i.SessionID,
+			&i.ClientIp,
+			&i.ErrorType,
+			&i.RequestedModel,
+			&i.Endpoint,
+			&i.Iterations,
+			&i.WebSearchRequests,
+			&i.WebFetchRequests,
+			&i.ServiceTier,
+			&i.Speed,
+			&i.InferenceGeo,
+			&i.Batch,
+			&i.CostTotal,
+			&i.CostInput,
+			&i.CostOutput,
+			&i.CostCacheWrite5m,
+			&i.CostCacheWrite1h,
+			&i.CostCacheRead,
+			&i.CostWebSearch,
+			&i.CostWebFetch,
+			&i.PriceVersion,
+			&i.CostFallback5m,
+			&i.CostUnpriced,
+			&i.CostDetail,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
+const usageLogsByUpstream = `-- name: UsageLogsByUpstream :many
+SELECT request_id, key_id, created_at, model, path, status, stream, input_tokens, output_tokens, cache_creation_input_tokens, cache_read_input_tokens, cache_creation_5m_tokens, cache_creation_1h_tokens, estimated, latency_us, ttfb_us, upstream_request_id, upstream, session_id, client_ip, error_type, requested_model, endpoint, iterations, web_search_requests, web_fetch_requests, service_tier, speed, inference_geo, batch, cost_total, cost_input, cost_output, cost_cache_write_5m, cost_cache_write_1h, cost_cache_read, cost_web_search, cost_web_fetch, price_version, cost_fallback_5m, cost_unpriced, cost_detail FROM usage_records
+WHERE ($1::uuid IS NULL OR key_id = $1)
+  AND ($2::integer IS NULL OR status = $2)
+  AND ($3::text IS NULL OR model = $3)
+  AND ($4::text IS NULL OR upstream = $4)
+  AND (NOT $5::boolean OR (status >= 400 AND upstream = ''))
+  AND created_at >= $6::timestamptz
+  AND (created_at, request_id) < ($7::timestamptz, $8::text)
+  AND upstream = $4
+ORDER BY created_at DESC, request_id DESC
+LIMIT $9::bigint
+`
+
+type UsageLogsByUpstreamParams struct {
+	KeyID           *uuid.UUID
+	Status          *int64
+	Model           *string
+	Upstream        *string
+	RefusalsOnly    bool
+	FromTime        sqlstore.Time
+	BeforeTime      sqlstore.Time
+	BeforeRequestID string
+	MaxRows         int64
+}
+
+// UsageLogsByUpstream scans usage_records_upstream_time_idx.
+func (q *Queries) UsageLogsByUpstream(ctx context.Context, arg UsageLogsByUpstreamParams) ([]UsageRecord, error) {
+	rows, err := q.db.Query(ctx, usageLogsByUpstream,
+		arg.KeyID,
+		arg.Status,
+		arg.Model,
+		arg.Upstream,
+		arg.RefusalsOnly,
+		arg.FromTime,
+		arg.BeforeTime,
+		arg.BeforeRequestID,
+		arg.MaxRows,
+	)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []UsageRecord
+	for rows.Next() {
+		var i UsageRecord
+		if err := rows.Scan(
+			&i.RequestID,
+			&i.KeyID,
+			&i.CreatedAt,
+			&i.Model,
+			&i.Path,
+			&i.Status,
+			&i.Stream,
+			&i.InputTokens,
+			&i.OutputTokens,
+			&i.CacheCreationInputTokens,
+			&i.CacheReadInputTokens,
+			&i.CacheCreation5mTokens,
+			&i.CacheCreation1hTokens,
+			&i.Estimated,
+			&i.LatencyUs,
+			&i.TtfbUs,
+			&i.UpstreamRequestID,
+			&i.Upstream,
+			&i.SessionID,
+			&i.ClientIp,
+			&i.ErrorType,
+			&i.RequestedModel,
+			&i.Endpoint,
+			&i.Iterations,
+			&i.WebSearchRequests,
+			&i.WebFetchRequests,
+			&i.ServiceTier,
+			&i.Speed,
+			&i.InferenceGeo,
+			&i.Batch,
+			&i.CostTotal,
+			&i.CostInput,
+			&i.CostOutput,
+			&i.CostCacheWrite5m,
+			&i.CostCacheWrite1h,
+			&i.CostCacheRead,
+			&i.CostWebSearch,
+			&i.CostWebFetch,
+			&i.PriceVersion,
+			&i.CostFallback5m,
+			&i.CostUnpriced,
+			&i.CostDetail,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
+const usageLogsRefusals = `-- name: UsageLogsRefusals :many
+SELECT request_id, key_id, created_at, model, path, status, stream, input_tokens, output_tokens, cache_creation_input_tokens, cache_read_input_tokens, cache_creation_5m_tokens, cache_creation_1h_tokens, estimated, latency_us, ttfb_us, upstream_request_id, upstream, session_id, client_ip, error_type, requested_model, endpoint, iterations, web_search_requests, web_fetch_requests, service_tier, speed, inference_geo, batch, cost_total, cost_input, cost_output, cost_cache_write_5m, cost_cache_write_1h, cost_cache_read, cost_web_search, cost_web_fetch, price_version, cost_fallback_5m, cost_unpriced, cost_detail FROM usage_records
+WHERE ($1::uuid IS NULL OR key_id = $1)
+  AND ($2::integer IS NULL OR status = $2)
+  AND ($3::text IS NULL OR model = $3)
+  AND ($4::text IS NULL OR upstream = $4)
+  AND (NOT $5::boolean OR (status >= 400 AND upstream = ''))
+  AND created_at >= $6::timestamptz
+  AND (created_at, request_id) < ($7::timestamptz, $8::text)
+  AND status >= 400 AND upstream = ''
+ORDER BY created_at DESC, request_id DESC
+LIMIT $9::bigint
+`
+
+type UsageLogsRefusalsParams struct {
+	KeyID           *uuid.UUID
+	Status          *int64
+	Model           *string
+	Upstream        *string
+	RefusalsOnly    bool
+	FromTime        sqlstore.Time
+	BeforeTime      sqlstore.Time
+	BeforeRequestID string
+	MaxRows         int64
+}
+
+// UsageLogsRefusals scans the partial usage_records_refused_time_idx.
+func (q *Queries) UsageLogsRefusals(ctx context.Context, arg UsageLogsRefusalsParams) ([]UsageRecord, error) {
+	rows, err := q.db.Query(ctx, usageLogsRefusals,
+		arg.KeyID,
+		arg.Status,
+		arg.Model,
+		arg.Upstream,
+		arg.RefusalsOnly,
+		arg.FromTime,
+		arg.BeforeTime,
+		arg.BeforeRequestID,
+		arg.MaxRows,
+	)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []UsageRecord
+	for rows.Next() {
+		var i UsageRecord
+		if err := rows.Scan(
+			&i.RequestID,
+			&i.KeyID,
+			&i.CreatedAt,
+			&i.Model,
+			&i.Path,
+			&i.Status,
+			&i.Stream,
+			&i.InputTokens,
+			&i.OutputTokens,
+			&i.CacheCreationInputTokens,
+			&i.CacheReadInputTokens,
+			&i.CacheCreation5mTokens,
+			&i.CacheCreation1hTokens,
+			&i.Estimated,
+			&i.LatencyUs,
+			&i.TtfbUs,
+			&i.UpstreamRequestID,
+			&i.Upstream,
+			&i.SessionID,
+			&i.ClientIp,
+			&i.ErrorType,
+			&i.RequestedModel,
+			&i.Endpoint,
+			&i.Iterations,
+			&i.WebSearchRequests,
+			&i.WebFetchRequests,
+			&i.ServiceTier,
+			&i.Speed,
+			&i.InferenceGeo,
+			&i.Batch,
+			&i.CostTotal,
+			&i.CostInput,
+			&i.CostOutput,
+			&i.CostCacheWrite5m,
+			&i.CostCacheWrite1h,
+			&i.CostCacheRead,
+			&i.CostWebSearch,
+			&i.CostWebFetch,
+			&i.PriceVersion,
+			&i.CostFallback5m,
+			&i.CostUnpriced,
+			&i.CostDetail,
 		); err != nil {
 			return nil, err
 		}
@@ -107,7 +749,15 @@ SELECT
     sum(cache_creation_input_tokens)::bigint AS cache_creation_input_tokens,
     sum(cache_read_input_tokens)::bigint AS cache_read_input_tokens,
     sum(cache_creation_5m_tokens)::bigint AS cache_creation_5m_tokens,
-    sum(cache_creation_1h_tokens)::bigint AS cache_creation_1h_tokens
+    sum(cache_creation_1h_tokens)::bigint AS cache_creation_1h_tokens,
+    sum(cost_total)::bigint AS cost_total,
+    sum(cost_input)::bigint AS cost_input,
+    sum(cost_output)::bigint AS cost_output,
+    sum(cost_cache_write_5m)::bigint AS cost_cache_write_5m,
+    sum(cost_cache_write_1h)::bigint AS cost_cache_write_1h,
+    sum(cost_cache_read)::bigint AS cost_cache_read,
+    sum(cost_web_search)::bigint AS cost_web_search,
+    sum(cost_web_fetch)::bigint AS cost_web_fetch
 FROM usage_daily
 WHERE ($2::uuid IS NULL OR key_id = $2)
   AND ($3::text IS NULL OR day >= $3::text::date)
@@ -132,6 +782,14 @@ type UsageTotalsFromDailyRow struct {
 	CacheReadInputTokens     int64
 	CacheCreation5mTokens    int64
 	CacheCreation1hTokens    int64
+	CostTotal                int64
+	CostInput                int64
+	CostOutput               int64
+	CostCacheWrite5m         int64
+	CostCacheWrite1h         int64
+	CostCacheRead            int64
+	CostWebSearch            int64
+	CostWebFetch             int64
 }
 
 // UsageTotalsFromDaily answers day-aligned ranges from the rollup.
@@ -158,6 +816,14 @@ func (q *Queries) UsageTotalsFromDaily(ctx context.Context, arg UsageTotalsFromD
 			&i.CacheReadInputTokens,
 			&i.CacheCreation5mTokens,
 			&i.CacheCreation1hTokens,
+			&i.CostTotal,
+			&i.CostInput,
+			&i.CostOutput,
+			&i.CostCacheWrite5m,
+			&i.CostCacheWrite1h,
+			&i.CostCacheRead,
+			&i.CostWebSearch,
+			&i.CostWebFetch,
 		); err != nil {
 			return nil, err
 		}
@@ -183,7 +849,15 @@ SELECT
     sum(cache_creation_input_tokens)::bigint AS cache_creation_input_tokens,
     sum(cache_read_input_tokens)::bigint AS cache_read_input_tokens,
     sum(cache_creation_5m_tokens)::bigint AS cache_creation_5m_tokens,
-    sum(cache_creation_1h_tokens)::bigint AS cache_creation_1h_tokens
+    sum(cache_creation_1h_tokens)::bigint AS cache_creation_1h_tokens,
+    sum(cost_total)::bigint AS cost_total,
+    sum(cost_input)::bigint AS cost_input,
+    sum(cost_output)::bigint AS cost_output,
+    sum(cost_cache_write_5m)::bigint AS cost_cache_write_5m,
+    sum(cost_cache_write_1h)::bigint AS cost_cache_write_1h,
+    sum(cost_cache_read)::bigint AS cost_cache_read,
+    sum(cost_web_search)::bigint AS cost_web_search,
+    sum(cost_web_fetch)::bigint AS cost_web_fetch
 FROM usage_records
 WHERE ($2::uuid IS NULL OR key_id = $2)
   AND ($3::timestamptz IS NULL OR created_at >= $3)
@@ -208,6 +882,14 @@ type UsageTotalsFromRecordsRow struct {
 	CacheReadInputTokens     int64
 	CacheCreation5mTokens    int64
 	CacheCreation1hTokens    int64
+	CostTotal                int64
+	CostInput                int64
+	CostOutput               int64
+	CostCacheWrite5m         int64
+	CostCacheWrite1h         int64
+	CostCacheRead            int64
+	CostWebSearch            int64
+	CostWebFetch             int64
 }
 
 // UsageTotalsFromRecords sums raw records; used when the range is not
@@ -235,6 +917,14 @@ func (q *Queries) UsageTotalsFromRecords(ctx context.Context, arg UsageTotalsFro
 			&i.CacheReadInputTokens,
 			&i.CacheCreation5mTokens,
 			&i.CacheCreation1hTokens,
+			&i.CostTotal,
+			&i.CostInput,
+			&i.CostOutput,
+			&i.CostCacheWrite5m,
+			&i.CostCacheWrite1h,
+			&i.CostCacheRead,
+			&i.CostWebSearch,
+			&i.CostWebFetch,
 		); err != nil {
 			return nil, err
 		}

@@ -26,6 +26,8 @@ type ApiKey struct {
 	UpdatedAt      sqlstore.Time
 	LastUsedAt     *sqlstore.Time
 	DeletedAt      *sqlstore.Time
+	AllowedModels  sqlstore.JSONList
+	Budgets        string
 }
 
 type OwnedObject struct {
@@ -37,6 +39,16 @@ type OwnedObject struct {
 	Reserved      int64
 	SettledAt     *sqlstore.Time
 	PollAfter     sqlstore.Time
+	ReservedCost  int64
+}
+
+type PriceTable struct {
+	Version   string
+	Seq       int64
+	Body      string
+	CreatedAt sqlstore.Time
+	CreatedBy string
+	Comment   string
 }
 
 type RateLimitTier struct {
@@ -62,6 +74,14 @@ type UsageDaily struct {
 	CacheCreation1hTokens    int64
 	WebSearchRequests        int64
 	WebFetchRequests         int64
+	CostTotal                int64
+	CostInput                int64
+	CostOutput               int64
+	CostCacheWrite5m         int64
+	CostCacheWrite1h         int64
+	CostCacheRead            int64
+	CostWebSearch            int64
+	CostWebFetch             int64
 }
 
 type UsageRecord struct {
@@ -95,4 +115,16 @@ type UsageRecord struct {
 	Speed                    string
 	InferenceGeo             string
 	Batch                    bool
+	CostTotal                int64
+	CostInput                int64
+	CostOutput               int64
+	CostCacheWrite5m         int64
+	CostCacheWrite1h         int64
+	CostCacheRead            int64
+	CostWebSearch            int64
+	CostWebFetch             int64
+	PriceVersion             string
+	CostFallback5m           bool
+	CostUnpriced             bool
+	CostDetail               string
 }

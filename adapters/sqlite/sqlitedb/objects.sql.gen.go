@@ -13,7 +13,7 @@ import (
 )
 
 const getObject = `-- name: GetObject :one
-SELECT kind, id, key_id, created_at, reservation_id, reserved, settled_at, poll_after FROM owned_objects
+SELECT kind, id, key_id, created_at, reservation_id, reserved, settled_at, poll_after, reserved_cost FROM owned_objects
 WHERE kind = ? AND id = ?
 `
 
@@ -34,15 +34,16 @@ func (q *Queries) GetObject(ctx context.Context, arg GetObjectParams) (OwnedObje
 		&i.Reserved,
 		&i.SettledAt,
 		&i.PollAfter,
+		&i.ReservedCost,
 	)
 	return i, err
 }
 
 const insertObject = `-- name: InsertObject :execrows
 INSERT INTO owned_objects (
-    kind, id, key_id, created_at, reservation_id, reserved, settled_at, poll_after
+    kind, id, key_id, created_at, reservation_id, reserved, settled_at, poll_after, reserved_cost
 ) VALUES (
-    ?, ?, ?, ?, ?, ?, ?, ?
+    ?, ?, ?, ?, ?, ?, ?, ?, ?
 )
 ON CONFLICT (kind, id) DO NOTHING
 `
@@ -56,6 +57,7 @@ type InsertObjectParams struct {
 	Reserved      int64
 	SettledAt     *sqlstore.Time
 	PollAfter     sqlstore.Time
+	ReservedCost  int64
 }
 
 // A (kind, id) already recorded is left as it is: its first owner stays.
@@ -69,6 +71,7 @@ func (q *Queries) InsertObject(ctx context.Context, arg InsertObjectParams) (int
 		arg.Reserved,
 		arg.SettledAt,
 		arg.PollAfter,
+		arg.ReservedCost,
 	)
 	if err != nil {
 		return 0, err
@@ -152,7 +155,7 @@ func (q *Queries) SetBatchPollAfter(ctx context.Context, arg SetBatchPollAfterPa
 }
 
 const unsettledBatches = `-- name: UnsettledBatches :many
-SELECT kind, id, key_id, created_at, reservation_id, reserved, settled_at, poll_after FROM owned_objects
+SELECT kind, id, key_id, created_at, reservation_id, reserved, settled_at, poll_after, reserved_cost FROM owned_objects
 WHERE kind = 'batch' AND settled_at IS NULL AND poll_after <= ?1
 ORDER BY created_at, id
 LIMIT ?2
@@ -181,6 +184,7 @@ func (q *Queries) UnsettledBatches(ctx context.Context, arg UnsettledBatchesPara
 			&i.Reserved,
 			&i.SettledAt,
 			&i.PollAfter,
+			&i.ReservedCost,
 		); err != nil {
 			return nil, err
 		}

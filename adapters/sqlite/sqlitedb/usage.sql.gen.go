@@ -12,14 +12,170 @@ import (
 	"github.com/relaystation/relay/adapters/sqlstore"
 )
 
+const addUsageDailyCost = `-- name: AddUsageDailyCost :execrows
+UPDATE usage_daily SET
+    cost_total = cost_total + CAST(?1 AS INTEGER),
+    cost_input = cost_input + CAST(?2 AS INTEGER),
+    cost_output = cost_output + CAST(?3 AS INTEGER),
+    cost_cache_write_5m = cost_cache_write_5m + CAST(?4 AS INTEGER),
+    cost_cache_write_1h = cost_cache_write_1h + CAST(?5 AS INTEGER),
+    cost_cache_read = cost_cache_read + CAST(?6 AS INTEGER),
+    cost_web_search = cost_web_search + CAST(?7 AS INTEGER),
+    cost_web_fetch = cost_web_fetch + CAST(?8 AS INTEGER)
+WHERE key_id = ?9 AND day = CAST(?10 AS TEXT) AND model = ?11
+`
+
+type AddUsageDailyCostParams struct {
+	CostTotal        int64
+	CostInput        int64
+	CostOutput       int64
+	CostCacheWrite5m int64
+	CostCacheWrite1h int64
+	CostCacheRead    int64
+	CostWebSearch    int64
+	CostWebFetch     int64
+	KeyID            uuid.UUID
+	Day              string
+	Model            string
+}
+
+// AddUsageDailyCost moves one rollup row's cost sums by a repricing's
+// difference.
+func (q *Queries) AddUsageDailyCost(ctx context.Context, arg AddUsageDailyCostParams) (int64, error) {
+	result, err := q.db.ExecContext(ctx, addUsageDailyCost,
+		arg.CostTotal,
+		arg.CostInput,
+		arg.CostOutput,
+		arg.CostCacheWrite5m,
+		arg.CostCacheWrite1h,
+		arg.CostCacheRead,
+		arg.CostWebSearch,
+		arg.CostWebFetch,
+		arg.KeyID,
+		arg.Day,
+		arg.Model,
+	)
+	if err != nil {
+		return 0, err
+	}
+	return result.RowsAffected()
+}
+
+const setUsageCost = `-- name: SetUsageCost :exec
+UPDATE usage_records SET
+    cost_total = ?1,
+    cost_input = ?2,
+    cost_output = ?3,
+    cost_cache_write_5m = ?4,
+    cost_cache_write_1h = ?5,
+    cost_cache_read = ?6,
+    cost_web_search = ?7,
+    cost_web_fetch = ?8,
+    price_version = ?9,
+    cost_fallback_5m = ?10,
+    cost_unpriced = ?11,
+    cost_detail = ?12
+WHERE request_id = ?13
+`
+
+type SetUsageCostParams struct {
+	CostTotal        int64
+	CostInput        int64
+	CostOutput       int64
+	CostCacheWrite5m int64
+	CostCacheWrite1h int64
+	CostCacheRead    int64
+	CostWebSearch    int64
+	CostWebFetch     int64
+	PriceVersion     string
+	CostFallback5m   bool
+	CostUnpriced     bool
+	CostDetail       string
+	RequestID        string
+}
+
+func (q *Queries) SetUsageCost(ctx context.Context, arg SetUsageCostParams) error {
+	_, err := q.db.ExecContext(ctx, setUsageCost,
+		arg.CostTotal,
+		arg.CostInput,
+		arg.CostOutput,
+		arg.CostCacheWrite5m,
+		arg.CostCacheWrite1h,
+		arg.CostCacheRead,
+		arg.CostWebSearch,
+		arg.CostWebFetch,
+		arg.PriceVersion,
+		arg.CostFallback5m,
+		arg.CostUnpriced,
+		arg.CostDetail,
+		arg.RequestID,
+	)
+	return err
+}
+
+const spendHistory = `-- name: SpendHistory :many
+SELECT CAST(0 AS BOOLEAN) AS all_time,
+    CAST((created_at - ((created_at % 300000000) + 300000000) % 300000000) / 1000000 AS INTEGER) AS bucket_start,
+    CAST(sum(cost_total) AS INTEGER) AS amount
+FROM usage_records
+WHERE usage_records.key_id = ?1 AND created_at >= CAST(?2 AS TIMESTAMP) AND cost_total <> 0
+GROUP BY 2
+UNION ALL
+SELECT CAST(1 AS BOOLEAN), 0, CAST(coalesce(sum(cost_total), 0) AS INTEGER)
+FROM usage_daily
+WHERE usage_daily.key_id = ?1
+ORDER BY 1, 2
+`
+
+type SpendHistoryParams struct {
+	KeyID uuid.UUID
+	Since sqlstore.Time
+}
+
+type SpendHistoryRow struct {
+	AllTime     bool
+	BucketStart int64
+	Amount      int64
+}
+
+// SpendHistory is a key's spend per 5-minute bucket (its start in Unix
+// seconds) since a time, and its all-time spend from the rollup (the row
+// with all_time set). One statement reads one snapshot, so the buckets and
+// the total never disagree about a record written meanwhile. created_at is
+// in microseconds; the bucket is floored even before the epoch.
+func (q *Queries) SpendHistory(ctx context.Context, arg SpendHistoryParams) ([]SpendHistoryRow, error) {
+	rows, err := q.db.QueryContext(ctx, spendHistory, arg.KeyID, arg.Since)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []SpendHistoryRow
+	for rows.Next() {
+		var i SpendHistoryRow
+		if err := rows.Scan(&i.AllTime, &i.BucketStart, &i.Amount); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Close(); err != nil {
+		return nil, err
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
 const upsertUsageDaily = `-- name: UpsertUsageDaily :exec
 INSERT INTO usage_daily (
     key_id, day, model, requests, input_tokens, output_tokens,
     cache_creation_input_tokens, cache_read_input_tokens,
     cache_creation_5m_tokens, cache_creation_1h_tokens,
-    web_search_requests, web_fetch_requests
+    web_search_requests, web_fetch_requests,
+    cost_total, cost_input, cost_output, cost_cache_write_5m,
+    cost_cache_write_1h, cost_cache_read, cost_web_search, cost_web_fetch
 ) VALUES (
-    ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?
+    ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?
 )
 ON CONFLICT (key_id, day, model) DO UPDATE SET
     requests = requests + excluded.requests,
@@ -30,7 +186,15 @@ ON CONFLICT (key_id, day, model) DO UPDATE SET
     cache_creation_5m_tokens = cache_creation_5m_tokens + excluded.cache_creation_5m_tokens,
     cache_creation_1h_tokens = cache_creation_1h_tokens + excluded.cache_creation_1h_tokens,
     web_search_requests = web_search_requests + excluded.web_search_requests,
-    web_fetch_requests = web_fetch_requests + excluded.web_fetch_requests
+    web_fetch_requests = web_fetch_requests + excluded.web_fetch_requests,
+    cost_total = cost_total + excluded.cost_total,
+    cost_input = cost_input + excluded.cost_input,
+    cost_output = cost_output + excluded.cost_output,
+    cost_cache_write_5m = cost_cache_write_5m + excluded.cost_cache_write_5m,
+    cost_cache_write_1h = cost_cache_write_1h + excluded.cost_cache_write_1h,
+    cost_cache_read = cost_cache_read + excluded.cost_cache_read,
+    cost_web_search = cost_web_search + excluded.cost_web_search,
+    cost_web_fetch = cost_web_fetch + excluded.cost_web_fetch
 `
 
 type UpsertUsageDailyParams struct {
@@ -46,6 +210,14 @@ type UpsertUsageDailyParams struct {
 	CacheCreation1hTokens    int64
 	WebSearchRequests        int64
 	WebFetchRequests         int64
+	CostTotal                int64
+	CostInput                int64
+	CostOutput               int64
+	CostCacheWrite5m         int64
+	CostCacheWrite1h         int64
+	CostCacheRead            int64
+	CostWebSearch            int64
+	CostWebFetch             int64
 }
 
 func (q *Queries) UpsertUsageDaily(ctx context.Context, arg UpsertUsageDailyParams) error {
@@ -62,41 +234,113 @@ func (q *Queries) UpsertUsageDaily(ctx context.Context, arg UpsertUsageDailyPara
 		arg.CacheCreation1hTokens,
 		arg.WebSearchRequests,
 		arg.WebFetchRequests,
+		arg.CostTotal,
+		arg.CostInput,
+		arg.CostOutput,
+		arg.CostCacheWrite5m,
+		arg.CostCacheWrite1h,
+		arg.CostCacheRead,
+		arg.CostWebSearch,
+		arg.CostWebFetch,
 	)
 	return err
 }
 
+const usageCostForUpdate = `-- name: UsageCostForUpdate :one
+SELECT key_id, created_at, model, cost_total, cost_input, cost_output,
+    cost_cache_write_5m, cost_cache_write_1h, cost_cache_read,
+    cost_web_search, cost_web_fetch
+FROM usage_records
+WHERE request_id = ?1
+  AND cost_total = ?2
+  AND price_version = ?3
+`
+
+type UsageCostForUpdateParams struct {
+	RequestID       string
+	OldTotal        int64
+	OldPriceVersion string
+}
+
+type UsageCostForUpdateRow struct {
+	KeyID            uuid.UUID
+	CreatedAt        sqlstore.Time
+	Model            string
+	CostTotal        int64
+	CostInput        int64
+	CostOutput       int64
+	CostCacheWrite5m int64
+	CostCacheWrite1h int64
+	CostCacheRead    int64
+	CostWebSearch    int64
+	CostWebFetch     int64
+}
+
+// UsageCostForUpdate reads a record's stored cost if it still carries the
+// total and price version the repricer read. (The write transaction holds
+// the database's one write lock, so nothing changes it before the update.)
+func (q *Queries) UsageCostForUpdate(ctx context.Context, arg UsageCostForUpdateParams) (UsageCostForUpdateRow, error) {
+	row := q.db.QueryRowContext(ctx, usageCostForUpdate, arg.RequestID, arg.OldTotal, arg.OldPriceVersion)
+	var i UsageCostForUpdateRow
+	err := row.Scan(
+		&i.KeyID,
+		&i.CreatedAt,
+		&i.Model,
+		&i.CostTotal,
+		&i.CostInput,
+		&i.CostOutput,
+		&i.CostCacheWrite5m,
+		&i.CostCacheWrite1h,
+		&i.CostCacheRead,
+		&i.CostWebSearch,
+		&i.CostWebFetch,
+	)
+	return i, err
+}
+
 const usageLogs = `-- name: UsageLogs :many
-SELECT request_id, key_id, created_at, model, path, status, stream, input_tokens, output_tokens, cache_creation_input_tokens, cache_read_input_tokens, cache_creation_5m_tokens, cache_creation_1h_tokens, estimated, latency_us, ttfb_us, upstream_request_id, upstream, session_id, client_ip, error_type, requested_model, endpoint, iterations, web_search_requests, web_fetch_requests, service_tier, speed, inference_geo, batch FROM usage_records
+SELECT request_id, key_id, created_at, model, path, status, stream, input_tokens, output_tokens, cache_creation_input_tokens, cache_read_input_tokens, cache_creation_5m_tokens, cache_creation_1h_tokens, estimated, latency_us, ttfb_us, upstream_request_id, upstream, session_id, client_ip, error_type, requested_model, endpoint, iterations, web_search_requests, web_fetch_requests, service_tier, speed, inference_geo, batch, cost_total, cost_input, cost_output, cost_cache_write_5m, cost_cache_write_1h, cost_cache_read, cost_web_search, cost_web_fetch, price_version, cost_fallback_5m, cost_unpriced, cost_detail FROM usage_records
 WHERE (CAST(?1 AS UUID) IS NULL OR key_id = ?1)
-  AND (CAST(?2 AS TIMESTAMP) IS NULL OR created_at >= ?2)
-  AND (CAST(?3 AS TIMESTAMP) IS NULL OR created_at < ?3)
-  AND (CAST(?4 AS INTEGER) IS NULL OR status = ?4)
-  AND (CAST(?5 AS TIMESTAMP) IS NULL
-       OR created_at < ?5
-       OR (created_at = ?5 AND request_id < ?6))
+  AND (CAST(?2 AS INTEGER) IS NULL OR status = ?2)
+  AND (CAST(?3 AS TEXT) IS NULL OR model = ?3)
+  AND (CAST(?4 AS TEXT) IS NULL OR upstream = ?4)
+  AND (NOT CAST(?5 AS BOOLEAN) OR (status >= 400 AND upstream = ''))
+  AND created_at >= CAST(?6 AS TIMESTAMP)
+  AND (created_at, request_id) < (CAST(?7 AS TIMESTAMP), CAST(?8 AS TEXT))
 ORDER BY created_at DESC, request_id DESC
-LIMIT ?7
+LIMIT ?9
 `
 
 type UsageLogsParams struct {
-	KeyID          *uuid.UUID
-	FromTime       *sqlstore.Time
-	ToTime         *sqlstore.Time
-	Status         *int64
-	AfterTime      *sqlstore.Time
-	AfterRequestID string
-	MaxRows        int64
+	KeyID           *uuid.UUID
+	Status          *int64
+	Model           *string
+	Upstream        *string
+	RefusalsOnly    bool
+	FromTime        sqlstore.Time
+	BeforeTime      sqlstore.Time
+	BeforeRequestID string
+	MaxRows         int64
 }
 
+// UsageLogs and its variants return a page of records, newest first. The
+// time range and the cursor are always bound (the store passes the widest
+// ones when the caller sets none), so they are ranges of the index a
+// variant scans. The variants differ only in the one condition they repeat
+// as a plain equality, which names the index that drives them: SQLite plans
+// a statement once, and cannot use an index for a condition that is
+// written `x IS NULL OR ...`. The store picks the variant (see
+// sqlstore.UsageQueries). This one scans usage_records_time_idx.
 func (q *Queries) UsageLogs(ctx context.Context, arg UsageLogsParams) ([]UsageRecord, error) {
 	rows, err := q.db.QueryContext(ctx, usageLogs,
 		arg.KeyID,
-		arg.FromTime,
-		arg.ToTime,
 		arg.Status,
-		arg.AfterTime,
-		arg.AfterRequestID,
+		arg.Model,
+		arg.Upstream,
+		arg.RefusalsOnly,
+		arg.FromTime,
+		arg.BeforeTime,
+		arg.BeforeRequestID,
 		arg.MaxRows,
 	)
 	if err != nil {
@@ -137,6 +381,430 @@ func (q *Queries) UsageLogs(ctx context.Context, arg UsageLogsParams) ([]UsageRe
 			&i.Speed,
 			&i.InferenceGeo,
 			&i.Batch,
+			&i.CostTotal,
+			&i.CostInput,
+			&i.CostOutput,
+			&i.CostCacheWrite5m,
+			&i.CostCacheWrite1h,
+			&i.CostCacheRead,
+			&i.CostWebSearch,
+			&i.CostWebFetch,
+			&i.PriceVersion,
+			&i.CostFallback5m,
+			&i.CostUnpriced,
+			&i.CostDetail,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Close(); err != nil {
+		return nil, err
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
+const usageLogsByKey = `-- name: UsageLogsByKey :many
+SELECT request_id, key_id, created_at, model, path, status, stream, input_tokens, output_tokens, cache_creation_input_tokens, cache_read_input_tokens, cache_creation_5m_tokens, cache_creation_1h_tokens, estimated, latency_us, ttfb_us, upstream_request_id, upstream, session_id, client_ip, error_type, requested_model, endpoint, iterations, web_search_requests, web_fetch_requests, service_tier, speed, inference_geo, batch, cost_total, cost_input, cost_output, cost_cache_write_5m, cost_cache_write_1h, cost_cache_read, cost_web_search, cost_web_fetch, price_version, cost_fallback_5m, cost_unpriced, cost_detail FROM usage_records
+WHERE (CAST(?1 AS UUID) IS NULL OR key_id = ?1)
+  AND (CAST(?2 AS INTEGER) IS NULL OR status = ?2)
+  AND (CAST(?3 AS TEXT) IS NULL OR model = ?3)
+  AND (CAST(?4 AS TEXT) IS NULL OR upstream = ?4)
+  AND (NOT CAST(?5 AS BOOLEAN) OR (status >= 400 AND upstream = ''))
+  AND created_at >= CAST(?6 AS TIMESTAMP)
+  AND (created_at, request_id) < (CAST(?7 AS TIMESTAMP), CAST(?8 AS TEXT))
+  AND key_id = ?1
+ORDER BY created_at DESC, request_id DESC
+LIMIT ?9
+`
+
+type UsageLogsByKeyParams struct {
+	KeyID           *uuid.UUID
+	Status          *int64
+	Model           *string
+	Upstream        *string
+	RefusalsOnly    bool
+	FromTime        sqlstore.Time
+	BeforeTime      sqlstore.Time
+	BeforeRequestID string
+	MaxRows         int64
+}
+
+// UsageLogsByKey scans usage_records_key_time_idx.
+func (q *Queries) UsageLogsByKey(ctx context.Context, arg UsageLogsByKeyParams) ([]UsageRecord, error) {
+	rows, err := q.db.QueryContext(ctx, usageLogsByKey,
+		arg.KeyID,
+		arg.Status,
+		arg.Model,
+		arg.Upstream,
+		arg.RefusalsOnly,
+		arg.FromTime,
+		arg.BeforeTime,
+		arg.BeforeRequestID,
+		arg.MaxRows,
+	)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []UsageRecord
+	for rows.Next() {
+		var i UsageRecord
+		if err := rows.Scan(
+			&i.RequestID,
+			&i.KeyID,
+			&i.CreatedAt,
+			&i.Model,
+			&i.Path,
+			&i.Status,
+			&i.Stream,
+			&i.InputTokens,
+			&i.OutputTokens,
+			&i.CacheCreationInputTokens,
+			&i.CacheReadInputTokens,
+			&i.CacheCreation5mTokens,
+			&i.CacheCreation1hTokens,
+			&i.Estimated,
+			&i.LatencyUs,
+			&i.TtfbUs,
+			&i.UpstreamRequestID,
+			&i.Upstream,
+			&i.SessionID,
+			&i.ClientIp,
+			&i.ErrorType,
+			&i.RequestedModel,
+			&i.Endpoint,
+			&i.Iterations,
+			&i.WebSearchRequests,
+			&i.WebFetchRequests,
+			&i.ServiceTier,
+			&i.Speed,
+			&i.InferenceGeo,
+			&i.Batch,
+			&i.CostTotal,
+			&i.CostInput,
+			&i.CostOutput,
+			&i.CostCacheWrite5m,
+			&i.CostCacheWrite1h,
+			&i.CostCacheRead,
+			&i.CostWebSearch,
+			&i.CostWebFetch,
+			&i.PriceVersion,
+			&i.CostFallback5m,
+			&i.CostUnpriced,
+			&i.CostDetail,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Close(); err != nil {
+		return nil, err
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
+const usageLogsByModel = `-- name: UsageLogsByModel :many
+SELECT request_id, key_id, created_at, model, path, status, stream, input_tokens, output_tokens, cache_creation_input_tokens, cache_read_input_tokens, cache_creation_5m_tokens, cache_creation_1h_tokens, estimated, latency_us, ttfb_us, upstream_request_id, upstream, session_id, client_ip, error_type, requested_model, endpoint, iterations, web_search_requests, web_fetch_requests, service_tier, speed, inference_geo, batch, cost_total, cost_input, cost_output, cost_cache_write_5m, cost_cache_write_1h, cost_cache_read, cost_web_search, cost_web_fetch, price_version, cost_fallback_5m, cost_unpriced, cost_detail FROM usage_records
+WHERE (CAST(?1 AS UUID) IS NULL OR key_id = ?1)
+  AND (CAST(?2 AS INTEGER) IS NULL OR status = ?2)
+  AND (CAST(?3 AS TEXT) IS NULL OR model = ?3)
+  AND (CAST(?4 AS TEXT) IS NULL OR upstream = ?4)
+  AND (NOT CAST(?5 AS BOOLEAN) OR (status >= 400 AND upstream = ''))
+  AND created_at >= CAST(?6 AS TIMESTAMP)
+  AND (created_at, request_id) < (CAST(?7 AS TIMESTAMP), CAST(?8 AS TEXT))
+  AND model = ?3
+ORDER BY created_at DESC, request_id DESC
+LIMIT ?9
+`
+
+type UsageLogsByModelParams struct {
+	KeyID           *uuid.UUID
+	Status          *int64
+	Model           *string
+	Upstream        *string
+	RefusalsOnly    bool
+	FromTime        sqlstore.Time
+	BeforeTime      sqlstore.Time
+	BeforeRequestID string
+	MaxRows         int64
+}
+
+// UsageLogsByModel scans usage_records_model_time_idx.
+func (q *Queries) UsageLogsByModel(ctx context.Context, arg UsageLogsByModelParams) ([]UsageRecord, error) {
+	rows, err := q.db.QueryContext(ctx, usageLogsByModel,
+		arg.KeyID,
+		arg.Status,
+		arg.Model,
+		arg.Upstream,
+		arg.RefusalsOnly,
+		arg.FromTime,
+		arg.BeforeTime,
+		arg.BeforeRequestID,
+		arg.MaxRows,
+	)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []UsageRecord
+	for rows.Next() {
+		var i UsageRecord
+		if err := rows.Scan(
+			&i.RequestID,
+			&i.KeyID,
+			&i.CreatedAt,
+			&i.Model,
+			&i.Path,
+			&i.Status,
+			&i.Stream,
+			&i.InputTokens,
+			&i.OutputTokens,
+			&i.CacheCreationInputTokens,
+			&i.CacheReadInputTokens,
+			&i.CacheCreation5mTokens,
+			&i.CacheCreation1hTokens,
+			&i.Estimated,
+			&i.LatencyUs,
+			&i.TtfbUs,
+			&i.UpstreamRequestID,
+			&i.Upstream,
+			&i.SessionID,
+			&i.ClientIp,
+			&i.ErrorType,
+			&i.RequestedModel,
+			&i.Endpoint,
+			&i.Iterations,
+			&i.WebSearchRequests,
+			&i.WebFetchRequests,
+			&i.ServiceTier,
+			&i.Speed,
+			&i.InferenceGeo,
+			&i.Batch,
+			&i.CostTotal,
+			&i.CostInput,
+			&i.CostOutput,
+			&i.CostCacheWrite5m,
+			&i.CostCacheWrite1h,
+			&i.CostCacheRead,
+			&i.CostWebSearch,
+			&i.CostWebFetch,
+			&i.PriceVersion,
+			&i.CostFallback5m,
+			&i.CostUnpriced,
+			&i.CostDetail,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Close(); err != nil {
+		return nil, err
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
+const usageLogsByUpstream = `-- name: UsageLogsByUpstream :many
+SELECT request_id, key_id, created_at, model, path, status, stream, input_tokens, output_tokens, cache_creation_input_tokens, cache_read_input_tokens, cache_creation_5m_tokens, cache_creation_1h_tokens, estimated, latency_us, ttfb_us, upstream_request_id, upstream, session_id, client_ip, error_type, requested_model, endpoint, iterations, web_search_requests, web_fetch_requests, service_tier, speed, inference_geo, batch, cost_total, cost_input, cost_output, cost_cache_write_5m, cost_cache_write_1h, cost_cache_read, cost_web_search, cost_web_fetch, price_version, cost_fallback_5m, cost_unpriced, cost_detail FROM usage_records
+WHERE (CAST(?1 AS UUID) IS NULL OR key_id = ?1)
+  AND (CAST(?2 AS INTEGER) IS NULL OR status = ?2)
+  AND (CAST(?3 AS TEXT) IS NULL OR model = ?3)
+  AND (CAST(?4 AS TEXT) IS NULL OR upstream = ?4)
+  AND (NOT CAST(?5 AS BOOLEAN) OR (status >= 400 AND upstream = ''))
+  AND created_at >= CAST(?6 AS TIMESTAMP)
+  AND (created_at, request_id) < (CAST(?7 AS TIMESTAMP), CAST(?8 AS TEXT))
+  AND upstream = ?4
+ORDER BY created_at DESC, request_id DESC
+LIMIT ?9
+`
+
+type UsageLogsByUpstreamParams struct {
+	KeyID           *uuid.UUID
+	Status          *int64
+	Model           *string
+	Upstream        *string
+	RefusalsOnly    bool
+	FromTime        sqlstore.Time
+	BeforeTime      sqlstore.Time
+	BeforeRequestID string
+	MaxRows         int64
+}
+
+// UsageLogsByUpstream scans usage_records_upstream_time_idx.
+func (q *Queries) UsageLogsByUpstream(ctx context.Context, arg UsageLogsByUpstreamParams) ([]UsageRecord, error) {
+	rows, err := q.db.QueryContext(ctx, usageLogsByUpstream,
+		arg.KeyID,
+		arg.Status,
+		arg.Model,
+		arg.Upstream,
+		arg.RefusalsOnly,
+		arg.FromTime,
+		arg.BeforeTime,
+		arg.BeforeRequestID,
+		arg.MaxRows,
+	)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []UsageRecord
+	for rows.Next() {
+		var i UsageRecord
+		if err := rows.Scan(
+			&i.RequestID,
+			&i.KeyID,
+			&i.CreatedAt,
+			&i.Model,
+			&i.Path,
+			&i.Status,
+			&i.Stream,
+			&i.InputTokens,
+			&i.OutputTokens,
+			&i.CacheCreationInputTokens,
+			&i.CacheReadInputTokens,
+			&i.CacheCreation5mTokens,
+			&i.CacheCreation1hTokens,
+			&i.Estimated,
+			&i.LatencyUs,
+			&i.TtfbUs,
+			&i.UpstreamRequestID,
+			&i.Upstream,
+			&i.SessionID,
+			&i.ClientIp,
+			&i.ErrorType,
+			&i.RequestedModel,
+			&i.Endpoint,
+			&i.Iterations,
+			&i.WebSearchRequests,
+			&i.WebFetchRequests,
+			&i.ServiceTier,
+			&i.Speed,
+			&i.InferenceGeo,
+			&i.Batch,
+			&i.CostTotal,
+			&i.CostInput,
+			&i.CostOutput,
+			&i.CostCacheWrite5m,
+			&i.CostCacheWrite1h,
+			&i.CostCacheRead,
+			&i.CostWebSearch,
+			&i.CostWebFetch,
+			&i.PriceVersion,
+			&i.CostFallback5m,
+			&i.CostUnpriced,
+			&i.CostDetail,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Close(); err != nil {
+		return nil, err
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
+const usageLogsRefusals = `-- name: UsageLogsRefusals :many
+SELECT request_id, key_id, created_at, model, path, status, stream, input_tokens, output_tokens, cache_creation_input_tokens, cache_read_input_tokens, cache_creation_5m_tokens, cache_creation_1h_tokens, estimated, latency_us, ttfb_us, upstream_request_id, upstream, session_id, client_ip, error_type, requested_model, endpoint, iterations, web_search_requests, web_fetch_requests, service_tier, speed, inference_geo, batch, cost_total, cost_input, cost_output, cost_cache_write_5m, cost_cache_write_1h, cost_cache_read, cost_web_search, cost_web_fetch, price_version, cost_fallback_5m, cost_unpriced, cost_detail FROM usage_records
+WHERE (CAST(?1 AS UUID) IS NULL OR key_id = ?1)
+  AND (CAST(?2 AS INTEGER) IS NULL OR status = ?2)
+  AND (CAST(?3 AS TEXT) IS NULL OR model = ?3)
+  AND (CAST(?4 AS TEXT) IS NULL OR upstream = ?4)
+  AND (NOT CAST(?5 AS BOOLEAN) OR (status >= 400 AND upstream = ''))
+  AND created_at >= CAST(?6 AS TIMESTAMP)
+  AND (created_at, request_id) < (CAST(?7 AS TIMESTAMP), CAST(?8 AS TEXT))
+  AND status >= 400 AND upstream = ''
+ORDER BY created_at DESC, request_id DESC
+LIMIT ?9
+`
+
+type UsageLogsRefusalsParams struct {
+	KeyID           *uuid.UUID
+	Status          *int64
+	Model           *string
+	Upstream        *string
+	RefusalsOnly    bool
+	FromTime        sqlstore.Time
+	BeforeTime      sqlstore.Time
+	BeforeRequestID string
+	MaxRows         int64
+}
+
+// UsageLogsRefusals scans the partial usage_records_refused_time_idx.
+func (q *Queries) UsageLogsRefusals(ctx context.Context, arg UsageLogsRefusalsParams) ([]UsageRecord, error) {
+	rows, err := q.db.QueryContext(ctx, usageLogsRefusals,
+		arg.KeyID,
+		arg.Status,
+		arg.Model,
+		arg.Upstream,
+		arg.RefusalsOnly,
+		arg.FromTime,
+		arg.BeforeTime,
+		arg.BeforeRequestID,
+		arg.MaxRows,
+	)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []UsageRecord
+	for rows.Next() {
+		var i UsageRecord
+		if err := rows.Scan(
+			&i.RequestID,
+			&i.KeyID,
+			&i.CreatedAt,
+			&i.Model,
+			&i.Path,
+			&i.Status,
+			&i.Stream,
+			&i.InputTokens,
+			&i.OutputTokens,
+			&i.CacheCreationInputTokens,
+			&i.CacheReadInputTokens,
+			&i.CacheCreation5mTokens,
+			&i.CacheCreation1hTokens,
+			&i.Estimated,
+			&i.LatencyUs,
+			&i.TtfbUs,
+			&i.UpstreamRequestID,
+			&i.Upstream,
+			&i.SessionID,
+			&i.ClientIp,
+			&i.ErrorType,
+			&i.RequestedModel,
+			&i.Endpoint,
+			&i.Iterations,
+			&i.WebSearchRequests,
+			&i.WebFetchRequests,
+			&i.ServiceTier,
+			&i.Speed,
+			&i.InferenceGeo,
+			&i.Batch,
+			&i.CostTotal,
+			&i.CostInput,
+			&i.CostOutput,
+			&i.CostCacheWrite5m,
+			&i.CostCacheWrite1h,
+			&i.CostCacheRead,
+			&i.CostWebSearch,
+			&i.CostWebFetch,
+			&i.PriceVersion,
+			&i.CostFallback5m,
+			&i.CostUnpriced,
+			&i.CostDetail,
 		); err != nil {
 			return nil, err
 		}
@@ -165,7 +833,15 @@ SELECT
     CAST(sum(cache_creation_input_tokens) AS INTEGER) AS cache_creation_input_tokens,
     CAST(sum(cache_read_input_tokens) AS INTEGER) AS cache_read_input_tokens,
     CAST(sum(cache_creation_5m_tokens) AS INTEGER) AS cache_creation_5m_tokens,
-    CAST(sum(cache_creation_1h_tokens) AS INTEGER) AS cache_creation_1h_tokens
+    CAST(sum(cache_creation_1h_tokens) AS INTEGER) AS cache_creation_1h_tokens,
+    CAST(sum(cost_total) AS INTEGER) AS cost_total,
+    CAST(sum(cost_input) AS INTEGER) AS cost_input,
+    CAST(sum(cost_output) AS INTEGER) AS cost_output,
+    CAST(sum(cost_cache_write_5m) AS INTEGER) AS cost_cache_write_5m,
+    CAST(sum(cost_cache_write_1h) AS INTEGER) AS cost_cache_write_1h,
+    CAST(sum(cost_cache_read) AS INTEGER) AS cost_cache_read,
+    CAST(sum(cost_web_search) AS INTEGER) AS cost_web_search,
+    CAST(sum(cost_web_fetch) AS INTEGER) AS cost_web_fetch
 FROM usage_daily
 WHERE (CAST(?2 AS UUID) IS NULL OR key_id = ?2)
   AND (CAST(?3 AS TEXT) IS NULL OR day >= ?3)
@@ -190,6 +866,14 @@ type UsageTotalsFromDailyRow struct {
 	CacheReadInputTokens     int64
 	CacheCreation5mTokens    int64
 	CacheCreation1hTokens    int64
+	CostTotal                int64
+	CostInput                int64
+	CostOutput               int64
+	CostCacheWrite5m         int64
+	CostCacheWrite1h         int64
+	CostCacheRead            int64
+	CostWebSearch            int64
+	CostWebFetch             int64
 }
 
 // UsageTotalsFromDaily answers day-aligned ranges from the rollup.
@@ -216,6 +900,14 @@ func (q *Queries) UsageTotalsFromDaily(ctx context.Context, arg UsageTotalsFromD
 			&i.CacheReadInputTokens,
 			&i.CacheCreation5mTokens,
 			&i.CacheCreation1hTokens,
+			&i.CostTotal,
+			&i.CostInput,
+			&i.CostOutput,
+			&i.CostCacheWrite5m,
+			&i.CostCacheWrite1h,
+			&i.CostCacheRead,
+			&i.CostWebSearch,
+			&i.CostWebFetch,
 		); err != nil {
 			return nil, err
 		}
@@ -244,7 +936,15 @@ SELECT
     CAST(sum(cache_creation_input_tokens) AS INTEGER) AS cache_creation_input_tokens,
     CAST(sum(cache_read_input_tokens) AS INTEGER) AS cache_read_input_tokens,
     CAST(sum(cache_creation_5m_tokens) AS INTEGER) AS cache_creation_5m_tokens,
-    CAST(sum(cache_creation_1h_tokens) AS INTEGER) AS cache_creation_1h_tokens
+    CAST(sum(cache_creation_1h_tokens) AS INTEGER) AS cache_creation_1h_tokens,
+    CAST(sum(cost_total) AS INTEGER) AS cost_total,
+    CAST(sum(cost_input) AS INTEGER) AS cost_input,
+    CAST(sum(cost_output) AS INTEGER) AS cost_output,
+    CAST(sum(cost_cache_write_5m) AS INTEGER) AS cost_cache_write_5m,
+    CAST(sum(cost_cache_write_1h) AS INTEGER) AS cost_cache_write_1h,
+    CAST(sum(cost_cache_read) AS INTEGER) AS cost_cache_read,
+    CAST(sum(cost_web_search) AS INTEGER) AS cost_web_search,
+    CAST(sum(cost_web_fetch) AS INTEGER) AS cost_web_fetch
 FROM usage_records
 WHERE (CAST(?2 AS UUID) IS NULL OR key_id = ?2)
   AND (CAST(?3 AS TIMESTAMP) IS NULL OR created_at >= ?3)
@@ -269,6 +969,14 @@ type UsageTotalsFromRecordsRow struct {
 	CacheReadInputTokens     int64
 	CacheCreation5mTokens    int64
 	CacheCreation1hTokens    int64
+	CostTotal                int64
+	CostInput                int64
+	CostOutput               int64
+	CostCacheWrite5m         int64
+	CostCacheWrite1h         int64
+	CostCacheRead            int64
+	CostWebSearch            int64
+	CostWebFetch             int64
 }
 
 // UsageTotalsFromRecords sums raw records; used when the range is not
@@ -296,6 +1004,14 @@ func (q *Queries) UsageTotalsFromRecords(ctx context.Context, arg UsageTotalsFro
 			&i.CacheReadInputTokens,
 			&i.CacheCreation5mTokens,
 			&i.CacheCreation1hTokens,
+			&i.CostTotal,
+			&i.CostInput,
+			&i.CostOutput,
+			&i.CostCacheWrite5m,
+			&i.CostCacheWrite1h,
+			&i.CostCacheRead,
+			&i.CostWebSearch,
+			&i.CostWebFetch,
 		); err != nil {
 			return nil, err
 		}
