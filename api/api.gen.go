@@ -37,6 +37,33 @@ func (e AdminUsageGroupBy) Valid() bool {
 	}
 }
 
+// Defines values for BudgetWindow.
+const (
+	BudgetWindowDay   BudgetWindow = "day"
+	BudgetWindowMonth BudgetWindow = "month"
+	BudgetWindowN5h   BudgetWindow = "5h"
+	BudgetWindowTotal BudgetWindow = "total"
+	BudgetWindowWeek  BudgetWindow = "week"
+)
+
+// Valid indicates whether the value is a known member of the BudgetWindow enum.
+func (e BudgetWindow) Valid() bool {
+	switch e {
+	case BudgetWindowDay:
+		return true
+	case BudgetWindowMonth:
+		return true
+	case BudgetWindowN5h:
+		return true
+	case BudgetWindowTotal:
+		return true
+	case BudgetWindowWeek:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for ErrorType.
 const (
 	ErrorTypeError ErrorType = "error"
@@ -61,6 +88,24 @@ const (
 func (e LoginResponseTokenType) Valid() bool {
 	switch e {
 	case Bearer:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for PricingPolicyUnpriced.
+const (
+	Fallback PricingPolicyUnpriced = "fallback"
+	Refuse   PricingPolicyUnpriced = "refuse"
+)
+
+// Valid indicates whether the value is a known member of the PricingPolicyUnpriced enum.
+func (e PricingPolicyUnpriced) Valid() bool {
+	switch e {
+	case Fallback:
+		return true
+	case Refuse:
 		return true
 	default:
 		return false
@@ -94,7 +139,13 @@ type APIKey struct {
 	AllowedDomains []string `json:"allowed_domains"`
 
 	// AllowedIps CIDRs or addresses allowed to use the key; empty = any.
-	AllowedIps  []string           `json:"allowed_ips"`
+	AllowedIps []string `json:"allowed_ips"`
+
+	// AllowedModels Model ids or globs (`claude-sonnet-*`) the key may use; empty = any.
+	AllowedModels []string `json:"allowed_models"`
+
+	// Budgets The key's money budgets; empty = none. Their live state is in the quota views.
+	Budgets     []Budget           `json:"budgets"`
 	CreatedAt   time.Time          `json:"created_at"`
 	Description string             `json:"description"`
 	ExpiresAt   *time.Time         `json:"expires_at"`
@@ -133,6 +184,30 @@ type AdminUsage struct {
 // AdminUsageGroupBy defines model for AdminUsage.GroupBy.
 type AdminUsageGroupBy string
 
+// Budget defines model for Budget.
+type Budget struct {
+	// LimitUsd The limit in USD, exactly.
+	LimitUsd json.Number `json:"limit_usd"`
+
+	// TimeZone The zone it was set with; absent = the relay's default.
+	TimeZone *string `json:"time_zone,omitempty"`
+
+	// Window `5h` is rolling (5-minute steps); `day`, `week` (from Monday) and `month` are calendar windows in the budget's time zone; `total` never resets.
+	Window BudgetWindow `json:"window"`
+}
+
+// BudgetInput defines model for BudgetInput.
+type BudgetInput struct {
+	// LimitUsd The limit in USD, more than 0 and at most 9007199.254740991, read exactly: a plain decimal with at most 9 decimals, as a JSON number (`10.5`) or a string (`"10.5"`); no sign or exponent.
+	LimitUsd json.Number `json:"limit_usd"`
+
+	// TimeZone IANA zone of a day, week or month window (default the relay's); not allowed on 5h and total.
+	TimeZone *string `json:"time_zone,omitempty"`
+
+	// Window `5h` is rolling (5-minute steps); `day`, `week` (from Monday) and `month` are calendar windows in the budget's time zone; `total` never resets.
+	Window BudgetWindow `json:"window"`
+}
+
 // BudgetStatus defines model for BudgetStatus.
 type BudgetStatus struct {
 	Limit int64 `json:"limit"`
@@ -145,6 +220,9 @@ type BudgetStatus struct {
 	ResetAfterSeconds float64 `json:"reset_after_seconds"`
 }
 
+// BudgetWindow `5h` is rolling (5-minute steps); `day`, `week` (from Monday) and `month` are calendar windows in the budget's time zone; `total` never resets.
+type BudgetWindow string
+
 // ConcurrencyStatus defines model for ConcurrencyStatus.
 type ConcurrencyStatus struct {
 	InFlight  int `json:"in_flight"`
@@ -152,13 +230,30 @@ type ConcurrencyStatus struct {
 	Remaining int `json:"remaining"`
 }
 
+// CostBreakdown Cost per price class in USD, exactly.
+type CostBreakdown struct {
+	CacheRead    json.Number `json:"cache_read"`
+	CacheWrite1h json.Number `json:"cache_write_1h"`
+	CacheWrite5m json.Number `json:"cache_write_5m"`
+	Input        json.Number `json:"input"`
+	Output       json.Number `json:"output"`
+	WebFetch     json.Number `json:"web_fetch"`
+	WebSearch    json.Number `json:"web_search"`
+}
+
 // CreateKeyRequest defines model for CreateKeyRequest.
 type CreateKeyRequest struct {
-	AllowedDomains *[]string  `json:"allowed_domains,omitempty"`
-	AllowedIps     *[]string  `json:"allowed_ips,omitempty"`
-	Description    *string    `json:"description,omitempty"`
-	ExpiresAt      *time.Time `json:"expires_at,omitempty"`
-	Name           string     `json:"name"`
+	AllowedDomains *[]string `json:"allowed_domains,omitempty"`
+	AllowedIps     *[]string `json:"allowed_ips,omitempty"`
+
+	// AllowedModels Model ids or path.Match globs (`claude-sonnet-*`) the key may use; empty = any model. A request for another model is refused with 403.
+	AllowedModels *[]string `json:"allowed_models,omitempty"`
+
+	// Budgets Money budgets, at most one per window and time zone. A request that could cost more than any budget has left is refused with 429.
+	Budgets     *[]BudgetInput `json:"budgets,omitempty"`
+	Description *string        `json:"description,omitempty"`
+	ExpiresAt   *time.Time     `json:"expires_at,omitempty"`
+	Name        string         `json:"name"`
 
 	// RateLimitTier Absent = the configured default tier.
 	RateLimitTier *string `json:"rate_limit_tier,omitempty"`
@@ -175,8 +270,14 @@ type CreatedAPIKey struct {
 	// AllowedIps CIDRs or addresses allowed to use the key; empty = any.
 	AllowedIps []string `json:"allowed_ips"`
 
+	// AllowedModels Model ids or globs (`claude-sonnet-*`) the key may use; empty = any.
+	AllowedModels []string `json:"allowed_models"`
+
 	// ApiKey The full key. It is never shown again.
-	ApiKey      string             `json:"api_key"`
+	ApiKey string `json:"api_key"`
+
+	// Budgets The key's money budgets; empty = none. Their live state is in the quota views.
+	Budgets     []Budget           `json:"budgets"`
 	CreatedAt   time.Time          `json:"created_at"`
 	Description string             `json:"description"`
 	ExpiresAt   *time.Time         `json:"expires_at"`
@@ -209,6 +310,12 @@ type DayUsage struct {
 	CacheCreationInputTokens int64 `json:"cache_creation_input_tokens"`
 	CacheReadInputTokens     int64 `json:"cache_read_input_tokens"`
 
+	// Cost Cost per price class in USD, exactly.
+	Cost CostBreakdown `json:"cost"`
+
+	// CostUsd What the requests cost in USD, exactly (up to 9 decimals), as priced when recorded or repriced since.
+	CostUsd json.Number `json:"cost_usd"`
+
 	// Date UTC day, YYYY-MM-DD.
 	Date         string `json:"date"`
 	InputTokens  int64  `json:"input_tokens"`
@@ -218,6 +325,17 @@ type DayUsage struct {
 	// TotalTokens input + output + cache_creation + cache_read.
 	TotalTokens int64 `json:"total_tokens"`
 }
+
+// Decimal An exact decimal: a string (`"3.75"`, as the relay writes it) or, in a table an operator stored so, a JSON number.
+type Decimal struct {
+	union json.RawMessage
+}
+
+// Decimal0 defines model for Decimal.0.
+type Decimal0 = string
+
+// Decimal1 defines model for Decimal.1.
+type Decimal1 = float32
 
 // Error defines model for Error.
 type Error struct {
@@ -234,16 +352,35 @@ type Error struct {
 // ErrorType defines model for Error.Type.
 type ErrorType string
 
+// ExtendPricingRequest defines model for ExtendPricingRequest.
+type ExtendPricingRequest struct {
+	// BaseVersion When set, refuse (409) unless this is still the current version.
+	BaseVersion *string `json:"base_version,omitempty"`
+	Comment     *string `json:"comment,omitempty"`
+
+	// Models Entries (see the PriceEntry schema) to add, or to replace the entries of the same id.
+	Models json.RawMessage `json:"models"`
+
+	// Version The version of the new table.
+	Version string `json:"version"`
+}
+
 // KeyUsage defines model for KeyUsage.
 type KeyUsage struct {
 	ByModel                  []ModelUsage `json:"by_model"`
 	CacheCreationInputTokens int64        `json:"cache_creation_input_tokens"`
 	CacheReadInputTokens     int64        `json:"cache_read_input_tokens"`
-	From                     time.Time    `json:"from"`
-	InputTokens              int64        `json:"input_tokens"`
-	OutputTokens             int64        `json:"output_tokens"`
-	Requests                 int64        `json:"requests"`
-	To                       time.Time    `json:"to"`
+
+	// Cost Cost per price class in USD, exactly.
+	Cost CostBreakdown `json:"cost"`
+
+	// CostUsd What the requests cost in USD, exactly (up to 9 decimals), as priced when recorded or repriced since.
+	CostUsd      json.Number `json:"cost_usd"`
+	From         time.Time   `json:"from"`
+	InputTokens  int64       `json:"input_tokens"`
+	OutputTokens int64       `json:"output_tokens"`
+	Requests     int64       `json:"requests"`
+	To           time.Time   `json:"to"`
 
 	// TotalTokens input + output + cache_creation + cache_read.
 	TotalTokens int64 `json:"total_tokens"`
@@ -263,15 +400,172 @@ type LoginResponseTokenType string
 
 // ModelUsage defines model for ModelUsage.
 type ModelUsage struct {
-	CacheCreationInputTokens int64  `json:"cache_creation_input_tokens"`
-	CacheReadInputTokens     int64  `json:"cache_read_input_tokens"`
-	InputTokens              int64  `json:"input_tokens"`
-	Model                    string `json:"model"`
-	OutputTokens             int64  `json:"output_tokens"`
-	Requests                 int64  `json:"requests"`
+	CacheCreationInputTokens int64 `json:"cache_creation_input_tokens"`
+	CacheReadInputTokens     int64 `json:"cache_read_input_tokens"`
+
+	// Cost Cost per price class in USD, exactly.
+	Cost CostBreakdown `json:"cost"`
+
+	// CostUsd What the requests cost in USD, exactly (up to 9 decimals), as priced when recorded or repriced since.
+	CostUsd      json.Number `json:"cost_usd"`
+	InputTokens  int64       `json:"input_tokens"`
+	Model        string      `json:"model"`
+	OutputTokens int64       `json:"output_tokens"`
+	Requests     int64       `json:"requests"`
 
 	// TotalTokens input + output + cache_creation + cache_read.
 	TotalTokens int64 `json:"total_tokens"`
+}
+
+// MoneyBudgetStatus defines model for MoneyBudgetStatus.
+type MoneyBudgetStatus struct {
+	LimitUsd json.Number `json:"limit_usd"`
+
+	// RemainingUsd limit − used − reserved, never below 0.
+	RemainingUsd json.Number `json:"remaining_usd"`
+
+	// ReservedUsd Held by requests in flight.
+	ReservedUsd json.Number `json:"reserved_usd"`
+
+	// ResetsAt When spend next leaves the window: the end of a calendar window; for 5h when the oldest spend in it leaves (null while it holds none); null for total, which never resets.
+	ResetsAt *time.Time `json:"resets_at"`
+
+	// TimeZone The zone of a calendar window (the relay's default when the budget names none).
+	TimeZone *string `json:"time_zone,omitempty"`
+
+	// UsedUsd Settled spend in the current window.
+	UsedUsd json.Number `json:"used_usd"`
+
+	// Window `5h` is rolling (5-minute steps); `day`, `week` (from Monday) and `month` are calendar windows in the budget's time zone; `total` never resets.
+	Window BudgetWindow `json:"window"`
+}
+
+// PriceEntry The price card of one model, as the price table JSON holds it.
+type PriceEntry struct {
+	Aliases *[]string `json:"aliases,omitempty"`
+
+	// Batch Multiplier of every token price of a Message Batches request (default 0.5).
+	Batch   *Decimal `json:"batch,omitempty"`
+	Comment *string  `json:"comment,omitempty"`
+
+	// Fast Multiplier of a speed "fast" reply; absent = no fast mode.
+	Fast *Decimal `json:"fast,omitempty"`
+
+	// Geo Multiplier per inference_geo.
+	Geo         *map[string]Decimal `json:"geo,omitempty"`
+	Id          string              `json:"id"`
+	LongContext *struct {
+		AbovePromptTokens int64 `json:"above_prompt_tokens"`
+
+		// Rates USD per million tokens of each class.
+		Rates PriceRates `json:"rates"`
+	} `json:"long_context,omitempty"`
+	Name *string `json:"name,omitempty"`
+
+	// Patterns path.Match globs for names not listed.
+	Patterns *[]string `json:"patterns,omitempty"`
+
+	// Rates USD per million tokens of each class.
+	Rates  PriceRates `json:"rates"`
+	Status *string    `json:"status,omitempty"`
+
+	// WebFetchPer1000 USD per 1,000 web fetches.
+	WebFetchPer1000 *Decimal `json:"web_fetch_per_1000,omitempty"`
+
+	// WebSearchPer1000 USD per 1,000 web searches.
+	WebSearchPer1000 *Decimal `json:"web_search_per_1000,omitempty"`
+}
+
+// PriceRates USD per million tokens of each class.
+type PriceRates struct {
+	// CacheRead An exact decimal: a string (`"3.75"`, as the relay writes it) or, in a table an operator stored so, a JSON number.
+	CacheRead Decimal `json:"cache_read"`
+
+	// CacheWrite1h An exact decimal: a string (`"3.75"`, as the relay writes it) or, in a table an operator stored so, a JSON number.
+	CacheWrite1h Decimal `json:"cache_write_1h"`
+
+	// CacheWrite5m An exact decimal: a string (`"3.75"`, as the relay writes it) or, in a table an operator stored so, a JSON number.
+	CacheWrite5m Decimal `json:"cache_write_5m"`
+
+	// Input An exact decimal: a string (`"3.75"`, as the relay writes it) or, in a table an operator stored so, a JSON number.
+	Input Decimal `json:"input"`
+
+	// Output An exact decimal: a string (`"3.75"`, as the relay writes it) or, in a table an operator stored so, a JSON number.
+	Output Decimal `json:"output"`
+}
+
+// PriceTable A whole price table, in the relay's price table format (domain/pricing).
+type PriceTable struct {
+	Comment *string      `json:"comment,omitempty"`
+	Models  []PriceEntry `json:"models"`
+
+	// Retrieved The day the prices were read, YYYY-MM-DD.
+	Retrieved *string   `json:"retrieved,omitempty"`
+	Source    *string   `json:"source,omitempty"`
+	Sources   *[]string `json:"sources,omitempty"`
+	Version   string    `json:"version"`
+}
+
+// PriceVersion defines model for PriceVersion.
+type PriceVersion struct {
+	Comment string `json:"comment"`
+
+	// CreatedAt null for the embedded seed of a relay without a price store.
+	CreatedAt *time.Time `json:"created_at"`
+
+	// CreatedBy The admin who stored it; `seed` for the embedded table.
+	CreatedBy string `json:"created_by"`
+	Version   string `json:"version"`
+}
+
+// PriceVersionList defines model for PriceVersionList.
+type PriceVersionList struct {
+	Data []PriceVersion `json:"data"`
+}
+
+// PriceVersionTable defines model for PriceVersionTable.
+type PriceVersionTable struct {
+	Comment   string     `json:"comment"`
+	CreatedAt *time.Time `json:"created_at"`
+	CreatedBy string     `json:"created_by"`
+
+	// Table The table exactly as it was stored.
+	Table   json.RawMessage `json:"table"`
+	Version string          `json:"version"`
+}
+
+// Pricing defines model for Pricing.
+type Pricing struct {
+	Comment string          `json:"comment"`
+	Models  json.RawMessage `json:"models"`
+
+	// Policy What the relay does with a model the table does not price.
+	Policy struct {
+		// FallbackModel The entry that prices unknown models under `fallback`.
+		FallbackModel *string               `json:"fallback_model"`
+		Unpriced      PricingPolicyUnpriced `json:"unpriced"`
+	} `json:"policy"`
+	Retrieved string    `json:"retrieved"`
+	Source    string    `json:"source"`
+	Sources   *[]string `json:"sources,omitempty"`
+
+	// UnpricedModels Models requested on this replica that the table does not price, most recent first (bounded).
+	UnpricedModels []UnpricedModel `json:"unpriced_models"`
+
+	// Version The current version; every cost priced with it records it.
+	Version string `json:"version"`
+}
+
+// PricingPolicyUnpriced defines model for Pricing.Policy.Unpriced.
+type PricingPolicyUnpriced string
+
+// PutPricingRequest defines model for PutPricingRequest.
+type PutPricingRequest struct {
+	// Comment Why it changed, kept with the version.
+	Comment *string `json:"comment,omitempty"`
+
+	// Table The whole table (see the PriceTable schema), with a new `version`. The relay validates it and lists every problem in the 400.
+	Table json.RawMessage `json:"table"`
 }
 
 // PutTierRequest defines model for PutTierRequest.
@@ -288,9 +582,11 @@ type PutTierRequest struct {
 
 // Quota defines model for Quota.
 type Quota struct {
-	ExpiresAt *time.Time `json:"expires_at"`
-	IsActive  bool       `json:"is_active"`
-	Tier      TierStatus `json:"tier"`
+	// Budgets The key's money budgets with what their windows hold now; empty when it has none.
+	Budgets   []MoneyBudgetStatus `json:"budgets"`
+	ExpiresAt *time.Time          `json:"expires_at"`
+	IsActive  bool                `json:"is_active"`
+	Tier      TierStatus          `json:"tier"`
 
 	// TokenLimit null = unlimited.
 	TokenLimit *int64 `json:"token_limit"`
@@ -304,6 +600,69 @@ type Quota struct {
 
 	// UsageRatio tokens_used / token_limit; null = unlimited.
 	UsageRatio *float64 `json:"usage_ratio"`
+}
+
+// RepriceModel defines model for RepriceModel.
+type RepriceModel struct {
+	Changed       int64       `json:"changed"`
+	DifferenceUsd json.Number `json:"difference_usd"`
+	Model         string      `json:"model"`
+	NewUsd        json.Number `json:"new_usd"`
+	OldUsd        json.Number `json:"old_usd"`
+}
+
+// RepriceReport defines model for RepriceReport.
+type RepriceReport struct {
+	// Applied Changes written (0 on a dry run; fewer than changed when records were repriced meanwhile).
+	Applied int64 `json:"applied"`
+	Apply   bool  `json:"apply"`
+
+	// ByModel The models with changed records, largest difference first (at most 100).
+	ByModel []RepriceModel `json:"by_model"`
+
+	// Changed Records whose stored cost (amounts, version or flags) differs from the new one.
+	Changed int64 `json:"changed"`
+
+	// DifferenceUsd new_total_usd − old_total_usd.
+	DifferenceUsd json.Number `json:"difference_usd"`
+
+	// Examined Records in the range.
+	Examined int64     `json:"examined"`
+	From     time.Time `json:"from"`
+
+	// KeysReset Keys whose budget ledger was reset to re-seed from storage.
+	KeysReset int `json:"keys_reset"`
+
+	// ModelsOmitted Models with changed records left out of by_model.
+	ModelsOmitted int `json:"models_omitted"`
+
+	// NewTotalUsd Their cost with the current table.
+	NewTotalUsd json.Number `json:"new_total_usd"`
+
+	// OldTotalUsd The stored cost of every record examined.
+	OldTotalUsd json.Number `json:"old_total_usd"`
+
+	// PriceVersion The table version the records were priced with.
+	PriceVersion string `json:"price_version"`
+
+	// Skipped Records that keep their cost (no usage and no server tools, or an unreadable batch result).
+	Skipped int64     `json:"skipped"`
+	To      time.Time `json:"to"`
+
+	// Unpriced Records the current table cannot fully price.
+	Unpriced int64 `json:"unpriced"`
+}
+
+// RepriceRequest defines model for RepriceRequest.
+type RepriceRequest struct {
+	// Apply Write the changes; false (the default) only reports them.
+	Apply *bool `json:"apply,omitempty"`
+
+	// From Inclusive start.
+	From time.Time `json:"from"`
+
+	// To Exclusive end; at most 400 days after from.
+	To time.Time `json:"to"`
 }
 
 // Status defines model for Status.
@@ -343,21 +702,41 @@ type TierStatus struct {
 	Tokens      *BudgetStatus      `json:"tokens,omitempty"`
 }
 
-// UpdateKeyRequest Absent fields are left as they are. token_limit and expires_at take null to mean unlimited / never.
+// UnpricedModel defines model for UnpricedModel.
+type UnpricedModel struct {
+	FirstSeen time.Time `json:"first_seen"`
+	LastSeen  time.Time `json:"last_seen"`
+	Model     string    `json:"model"`
+	Requests  int64     `json:"requests"`
+}
+
+// UpdateKeyRequest Absent fields are left as they are. token_limit and expires_at take null to mean unlimited / never; an empty allowed_ips, allowed_domains, allowed_models or budgets list clears it.
 type UpdateKeyRequest struct {
-	AllowedDomains *[]string       `json:"allowed_domains,omitempty"`
-	AllowedIps     *[]string       `json:"allowed_ips,omitempty"`
-	Description    *string         `json:"description,omitempty"`
-	ExpiresAt      json.RawMessage `json:"expires_at,omitempty"`
-	Name           *string         `json:"name,omitempty"`
-	RateLimitTier  *string         `json:"rate_limit_tier,omitempty"`
-	TokenLimit     json.RawMessage `json:"token_limit,omitempty"`
+	AllowedDomains *[]string `json:"allowed_domains,omitempty"`
+	AllowedIps     *[]string `json:"allowed_ips,omitempty"`
+
+	// AllowedModels Model ids or path.Match globs (`claude-sonnet-*`) the key may use; empty = any model. A request for another model is refused with 403.
+	AllowedModels *[]string `json:"allowed_models,omitempty"`
+
+	// Budgets Money budgets, at most one per window and time zone. A request that could cost more than any budget has left is refused with 429.
+	Budgets       *[]BudgetInput  `json:"budgets,omitempty"`
+	Description   *string         `json:"description,omitempty"`
+	ExpiresAt     json.RawMessage `json:"expires_at,omitempty"`
+	Name          *string         `json:"name,omitempty"`
+	RateLimitTier *string         `json:"rate_limit_tier,omitempty"`
+	TokenLimit    json.RawMessage `json:"token_limit,omitempty"`
 }
 
 // UsageGroup defines model for UsageGroup.
 type UsageGroup struct {
 	CacheCreationInputTokens int64 `json:"cache_creation_input_tokens"`
 	CacheReadInputTokens     int64 `json:"cache_read_input_tokens"`
+
+	// Cost Cost per price class in USD, exactly.
+	Cost CostBreakdown `json:"cost"`
+
+	// CostUsd What the requests cost in USD, exactly (up to 9 decimals), as priced when recorded or repriced since.
+	CostUsd json.Number `json:"cost_usd"`
 
 	// Group The key id, the UTC day (YYYY-MM-DD) or the model.
 	Group        string `json:"group"`
@@ -387,6 +766,21 @@ type UsageLog struct {
 	CacheReadInputTokens     int64  `json:"cache_read_input_tokens"`
 	ClientIp                 string `json:"client_ip"`
 
+	// Cost Cost per price class in USD, exactly.
+	Cost CostBreakdown `json:"cost"`
+
+	// CostDetail The full priced cost, as stored, when it says more than the fields above (per-step parts of a request with iterations, models priced at a fallback or not at all, modifiers without a price, the long-context tier). Its amounts are integer nanodollars (10⁻⁹ USD).
+	CostDetail *json.RawMessage `json:"cost_detail"`
+
+	// CostFallback5m Cache writes without a 5-minute/1-hour split were priced at the 5-minute rate.
+	CostFallback5m bool `json:"cost_fallback_5m"`
+
+	// CostUnpriced Some tokens had no price (an unpriced model, or a record that could not be priced); cost_usd leaves them out.
+	CostUnpriced bool `json:"cost_unpriced"`
+
+	// CostUsd What the request cost in USD, exactly; 0 when it was never priced (price_version null).
+	CostUsd json.Number `json:"cost_usd"`
+
 	// Endpoint The catalogue endpoint (messages, chat_completions, batch_create, batch_result, count_tokens, ...).
 	Endpoint  string `json:"endpoint"`
 	ErrorType string `json:"error_type"`
@@ -403,23 +797,29 @@ type UsageLog struct {
 	Model        string             `json:"model"`
 	OutputTokens int64              `json:"output_tokens"`
 	Path         string             `json:"path"`
-	RequestId    string             `json:"request_id"`
+
+	// PriceVersion The price table version that priced the request; null when it never was.
+	PriceVersion *string `json:"price_version"`
+	RequestId    string  `json:"request_id"`
 
 	// RequestedModel The model the client asked for, when the upstream served another one.
 	RequestedModel string `json:"requested_model"`
 	ServiceTier    string `json:"service_tier"`
 
 	// SessionId Claude Code's X-Claude-Code-Session-Id, when sent.
-	SessionId         string    `json:"session_id"`
-	Speed             string    `json:"speed"`
-	Status            int       `json:"status"`
-	Stream            bool      `json:"stream"`
-	Time              time.Time `json:"time"`
-	TotalTokens       int64     `json:"total_tokens"`
-	TtfbMs            int64     `json:"ttfb_ms"`
-	UpstreamRequestId string    `json:"upstream_request_id"`
-	WebFetchRequests  int64     `json:"web_fetch_requests"`
-	WebSearchRequests int64     `json:"web_search_requests"`
+	SessionId   string    `json:"session_id"`
+	Speed       string    `json:"speed"`
+	Status      int       `json:"status"`
+	Stream      bool      `json:"stream"`
+	Time        time.Time `json:"time"`
+	TotalTokens int64     `json:"total_tokens"`
+	TtfbMs      int64     `json:"ttfb_ms"`
+
+	// Upstream The upstream that answered (its configured name); empty when none did.
+	Upstream          string `json:"upstream"`
+	UpstreamRequestId string `json:"upstream_request_id"`
+	WebFetchRequests  int64  `json:"web_fetch_requests"`
+	WebSearchRequests int64  `json:"web_search_requests"`
 }
 
 // UsageLogList defines model for UsageLogList.
@@ -432,9 +832,15 @@ type UsageLogList struct {
 type UsageTotals struct {
 	CacheCreationInputTokens int64 `json:"cache_creation_input_tokens"`
 	CacheReadInputTokens     int64 `json:"cache_read_input_tokens"`
-	InputTokens              int64 `json:"input_tokens"`
-	OutputTokens             int64 `json:"output_tokens"`
-	Requests                 int64 `json:"requests"`
+
+	// Cost Cost per price class in USD, exactly.
+	Cost CostBreakdown `json:"cost"`
+
+	// CostUsd What the requests cost in USD, exactly (up to 9 decimals), as priced when recorded or repriced since.
+	CostUsd      json.Number `json:"cost_usd"`
+	InputTokens  int64       `json:"input_tokens"`
+	OutputTokens int64       `json:"output_tokens"`
+	Requests     int64       `json:"requests"`
 
 	// TotalTokens input + output + cache_creation + cache_read.
 	TotalTokens int64 `json:"total_tokens"`
@@ -495,6 +901,15 @@ type AdminUsageLogsParams struct {
 	To     *To  `form:"to,omitempty" json:"to,omitempty"`
 	Status *int `form:"status,omitempty" json:"status,omitempty"`
 
+	// Model Only requests served by this model (exact).
+	Model *string `form:"model,omitempty" json:"model,omitempty"`
+
+	// Upstream Only requests sent to this upstream (its name, exact).
+	Upstream *string `form:"upstream,omitempty" json:"upstream,omitempty"`
+
+	// RefusalsOnly Only the requests the relay refused itself (a status of 400 or more that no upstream answered).
+	RefusalsOnly *bool `form:"refusals_only,omitempty" json:"refusals_only,omitempty"`
+
 	// Cursor The next_cursor of the previous page.
 	Cursor *Cursor   `form:"cursor,omitempty" json:"cursor,omitempty"`
 	Limit  *LogLimit `form:"limit,omitempty" json:"limit,omitempty"`
@@ -531,8 +946,79 @@ type CreateKeyJSONRequestBody = CreateKeyRequest
 // UpdateKeyJSONRequestBody defines body for UpdateKey for application/json ContentType.
 type UpdateKeyJSONRequestBody = UpdateKeyRequest
 
+// PutPricingJSONRequestBody defines body for PutPricing for application/json ContentType.
+type PutPricingJSONRequestBody = PutPricingRequest
+
+// ExtendPricingJSONRequestBody defines body for ExtendPricing for application/json ContentType.
+type ExtendPricingJSONRequestBody = ExtendPricingRequest
+
 // PutTierJSONRequestBody defines body for PutTier for application/json ContentType.
 type PutTierJSONRequestBody = PutTierRequest
+
+// RepriceUsageJSONRequestBody defines body for RepriceUsage for application/json ContentType.
+type RepriceUsageJSONRequestBody = RepriceRequest
+
+// AsDecimal0 returns the union data inside the Decimal as a Decimal0
+func (t Decimal) AsDecimal0() (Decimal0, error) {
+	var body Decimal0
+	err := json.Unmarshal(t.union, &body)
+	return body, err
+}
+
+// FromDecimal0 overwrites any union data inside the Decimal as the provided Decimal0
+func (t *Decimal) FromDecimal0(v Decimal0) error {
+	b, err := json.Marshal(v)
+	t.union = b
+	return err
+}
+
+// MergeDecimal0 performs a merge with any union data inside the Decimal, using the provided Decimal0
+func (t *Decimal) MergeDecimal0(v Decimal0) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+
+	merged, err := runtime.JSONMerge(t.union, b)
+	t.union = merged
+	return err
+}
+
+// AsDecimal1 returns the union data inside the Decimal as a Decimal1
+func (t Decimal) AsDecimal1() (Decimal1, error) {
+	var body Decimal1
+	err := json.Unmarshal(t.union, &body)
+	return body, err
+}
+
+// FromDecimal1 overwrites any union data inside the Decimal as the provided Decimal1
+func (t *Decimal) FromDecimal1(v Decimal1) error {
+	b, err := json.Marshal(v)
+	t.union = b
+	return err
+}
+
+// MergeDecimal1 performs a merge with any union data inside the Decimal, using the provided Decimal1
+func (t *Decimal) MergeDecimal1(v Decimal1) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+
+	merged, err := runtime.JSONMerge(t.union, b)
+	t.union = merged
+	return err
+}
+
+func (t Decimal) MarshalJSON() ([]byte, error) {
+	b, err := t.union.MarshalJSON()
+	return b, err
+}
+
+func (t *Decimal) UnmarshalJSON(b []byte) error {
+	err := t.union.UnmarshalJSON(b)
+	return err
+}
 
 // ServerInterface represents all server handlers.
 type ServerInterface interface {
@@ -557,12 +1043,30 @@ type ServerInterface interface {
 
 	// (POST /admin/api-keys/{id}/enable)
 	EnableKey(ctx echo.Context, id KeyID) error
+	// GetKeyQuota The key's quota as its holder sees it at /api/usage/quota, money budgets included.
+	// (GET /admin/api-keys/{id}/quota)
+	GetKeyQuota(ctx echo.Context, id KeyID) error
 	// RotateKey Issue a new secret for the key; the old one stops working at once.
 	// (POST /admin/api-keys/{id}/rotate)
 	RotateKey(ctx echo.Context, id KeyID) error
 	// AdminLogin Exchange the admin's HTTP Basic credentials for a JWT.
 	// (POST /admin/login)
 	AdminLogin(ctx echo.Context) error
+	// GetPricing The current price table, the policy for unpriced models, and the models seen without a price.
+	// (GET /admin/pricing)
+	GetPricing(ctx echo.Context) error
+	// PutPricing Store a whole new price table; it becomes current at once (on other replicas within seconds).
+	// (PUT /admin/pricing)
+	PutPricing(ctx echo.Context) error
+	// ExtendPricing Add or replace model entries (by id) in the current table, stored as a new version.
+	// (POST /admin/pricing/models)
+	ExtendPricing(ctx echo.Context) error
+	// ListPricingVersions Every stored version of the price table, newest first.
+	// (GET /admin/pricing/versions)
+	ListPricingVersions(ctx echo.Context) error
+	// GetPricingVersion One stored version with its whole table, as it was stored.
+	// (GET /admin/pricing/versions/{version})
+	GetPricingVersion(ctx echo.Context, version string) error
 
 	// (GET /admin/tiers)
 	ListTiers(ctx echo.Context) error
@@ -578,6 +1082,9 @@ type ServerInterface interface {
 	// AdminUsageLogs Request logs across keys, newest first.
 	// (GET /admin/usage/logs)
 	AdminUsageLogs(ctx echo.Context, params AdminUsageLogsParams) error
+	// RepriceUsage Reprice stored usage over [from, to) with the current price table.
+	// (POST /admin/usage/reprice)
+	RepriceUsage(ctx echo.Context) error
 	// KeyUsage This key's usage totals over [from, to), with a per-model breakdown.
 	// (GET /api/usage)
 	KeyUsage(ctx echo.Context, params KeyUsageParams) error
@@ -587,7 +1094,7 @@ type ServerInterface interface {
 	// KeyUsageLogs This key's request logs, newest first, without bodies.
 	// (GET /api/usage/logs)
 	KeyUsageLogs(ctx echo.Context, params KeyUsageLogsParams) error
-	// KeyQuota This key's token quota and what is left of its tier's limits now.
+	// KeyQuota This key's token quota, money budgets and what is left of its tier's limits now.
 	// (GET /api/usage/quota)
 	KeyQuota(ctx echo.Context) error
 	// Health Liveness; answers as long as the process serves HTTP.
@@ -731,6 +1238,22 @@ func (w *ServerInterfaceWrapper) EnableKey(ctx echo.Context) error {
 	return err
 }
 
+// GetKeyQuota converts echo context to params.
+func (w *ServerInterfaceWrapper) GetKeyQuota(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "id" -------------
+	var id KeyID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", ctx.Param("id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "uuid", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.GetKeyQuota(ctx, id)
+	return err
+}
+
 // RotateKey converts echo context to params.
 func (w *ServerInterfaceWrapper) RotateKey(ctx echo.Context) error {
 	var err error
@@ -753,6 +1276,58 @@ func (w *ServerInterfaceWrapper) AdminLogin(ctx echo.Context) error {
 
 	// Invoke the callback with all the unmarshaled arguments
 	err = w.Handler.AdminLogin(ctx)
+	return err
+}
+
+// GetPricing converts echo context to params.
+func (w *ServerInterfaceWrapper) GetPricing(ctx echo.Context) error {
+	var err error
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.GetPricing(ctx)
+	return err
+}
+
+// PutPricing converts echo context to params.
+func (w *ServerInterfaceWrapper) PutPricing(ctx echo.Context) error {
+	var err error
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.PutPricing(ctx)
+	return err
+}
+
+// ExtendPricing converts echo context to params.
+func (w *ServerInterfaceWrapper) ExtendPricing(ctx echo.Context) error {
+	var err error
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.ExtendPricing(ctx)
+	return err
+}
+
+// ListPricingVersions converts echo context to params.
+func (w *ServerInterfaceWrapper) ListPricingVersions(ctx echo.Context) error {
+	var err error
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.ListPricingVersions(ctx)
+	return err
+}
+
+// GetPricingVersion converts echo context to params.
+func (w *ServerInterfaceWrapper) GetPricingVersion(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "version" -------------
+	var version string
+
+	err = runtime.BindStyledParameterWithOptions("simple", "version", ctx.Param("version"), &version, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter version: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.GetPricingVersion(ctx, version)
 	return err
 }
 
@@ -870,6 +1445,27 @@ func (w *ServerInterfaceWrapper) AdminUsageLogs(ctx echo.Context) error {
 		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter status: %s", err))
 	}
 
+	// ------------- Optional query parameter "model" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "model", ctx.QueryParams(), &params.Model, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter model: %s", err))
+	}
+
+	// ------------- Optional query parameter "upstream" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "upstream", ctx.QueryParams(), &params.Upstream, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter upstream: %s", err))
+	}
+
+	// ------------- Optional query parameter "refusals_only" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "refusals_only", ctx.QueryParams(), &params.RefusalsOnly, runtime.BindQueryParameterOptions{Type: "boolean", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter refusals_only: %s", err))
+	}
+
 	// ------------- Optional query parameter "cursor" -------------
 
 	err = runtime.BindQueryParameterWithOptions("form", true, false, "cursor", ctx.QueryParams(), &params.Cursor, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
@@ -886,6 +1482,15 @@ func (w *ServerInterfaceWrapper) AdminUsageLogs(ctx echo.Context) error {
 
 	// Invoke the callback with all the unmarshaled arguments
 	err = w.Handler.AdminUsageLogs(ctx, params)
+	return err
+}
+
+// RepriceUsage converts echo context to params.
+func (w *ServerInterfaceWrapper) RepriceUsage(ctx echo.Context) error {
+	var err error
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.RepriceUsage(ctx)
 	return err
 }
 
@@ -1049,11 +1654,18 @@ func RegisterHandlersWithOptions(router EchoRouter, si ServerInterface, options 
 	router.POST(options.BaseURL+"/admin/api-keys/:id/disable", wrapper.DisableKey, options.OperationMiddlewares["disableKey"]...)
 	router.POST(options.BaseURL+"/admin/api-keys/:id/enable", wrapper.EnableKey, options.OperationMiddlewares["enableKey"]...)
 	router.POST(options.BaseURL+"/admin/api-keys/:id/rotate", wrapper.RotateKey, options.OperationMiddlewares["rotateKey"]...)
+	router.GET(options.BaseURL+"/admin/api-keys/:id/quota", wrapper.GetKeyQuota, options.OperationMiddlewares["getKeyQuota"]...)
 	router.GET(options.BaseURL+"/admin/tiers", wrapper.ListTiers, options.OperationMiddlewares["listTiers"]...)
 	router.DELETE(options.BaseURL+"/admin/tiers/:name", wrapper.DeleteTier, options.OperationMiddlewares["deleteTier"]...)
 	router.PUT(options.BaseURL+"/admin/tiers/:name", wrapper.PutTier, options.OperationMiddlewares["putTier"]...)
 	router.GET(options.BaseURL+"/admin/usage", wrapper.AdminUsage, options.OperationMiddlewares["adminUsage"]...)
 	router.GET(options.BaseURL+"/admin/usage/logs", wrapper.AdminUsageLogs, options.OperationMiddlewares["adminUsageLogs"]...)
+	router.POST(options.BaseURL+"/admin/usage/reprice", wrapper.RepriceUsage, options.OperationMiddlewares["repriceUsage"]...)
+	router.GET(options.BaseURL+"/admin/pricing", wrapper.GetPricing, options.OperationMiddlewares["getPricing"]...)
+	router.PUT(options.BaseURL+"/admin/pricing", wrapper.PutPricing, options.OperationMiddlewares["putPricing"]...)
+	router.POST(options.BaseURL+"/admin/pricing/models", wrapper.ExtendPricing, options.OperationMiddlewares["extendPricing"]...)
+	router.GET(options.BaseURL+"/admin/pricing/versions", wrapper.ListPricingVersions, options.OperationMiddlewares["listPricingVersions"]...)
+	router.GET(options.BaseURL+"/admin/pricing/versions/:version", wrapper.GetPricingVersion, options.OperationMiddlewares["getPricingVersion"]...)
 	router.GET(options.BaseURL+"/api/usage", wrapper.KeyUsage, options.OperationMiddlewares["keyUsage"]...)
 	router.GET(options.BaseURL+"/api/usage/daily", wrapper.KeyUsageDaily, options.OperationMiddlewares["keyUsageDaily"]...)
 	router.GET(options.BaseURL+"/api/usage/logs", wrapper.KeyUsageLogs, options.OperationMiddlewares["keyUsageLogs"]...)
@@ -1765,6 +2377,101 @@ func (response EnableKeydefaultJSONResponse) VisitEnableKeyResponse(w http.Respo
 	return err
 }
 
+type GetKeyQuotaRequestObject struct {
+	Id KeyID `json:"id"`
+}
+
+type GetKeyQuotaResponseObject interface {
+	VisitGetKeyQuotaResponse(w http.ResponseWriter) error
+}
+
+type GetKeyQuota200JSONResponse Quota
+
+func (response GetKeyQuota200JSONResponse) VisitGetKeyQuotaResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetKeyQuota400JSONResponse struct{ ErrorJSONResponse }
+
+func (response GetKeyQuota400JSONResponse) VisitGetKeyQuotaResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetKeyQuota401JSONResponse Error
+
+func (response GetKeyQuota401JSONResponse) VisitGetKeyQuotaResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetKeyQuota403JSONResponse Error
+
+func (response GetKeyQuota403JSONResponse) VisitGetKeyQuotaResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetKeyQuota404JSONResponse Error
+
+func (response GetKeyQuota404JSONResponse) VisitGetKeyQuotaResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetKeyQuotadefaultJSONResponse struct {
+	Body       Error
+	StatusCode int
+}
+
+func (response GetKeyQuotadefaultJSONResponse) VisitGetKeyQuotaResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type RotateKeyRequestObject struct {
 	Id KeyID `json:"id"`
 }
@@ -1943,6 +2650,521 @@ type AdminLogindefaultJSONResponse struct {
 }
 
 func (response AdminLogindefaultJSONResponse) VisitAdminLoginResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetPricingRequestObject struct {
+}
+
+type GetPricingResponseObject interface {
+	VisitGetPricingResponse(w http.ResponseWriter) error
+}
+
+type GetPricing200JSONResponse Pricing
+
+func (response GetPricing200JSONResponse) VisitGetPricingResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetPricing401JSONResponse struct{ ErrorJSONResponse }
+
+func (response GetPricing401JSONResponse) VisitGetPricingResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetPricing403JSONResponse Error
+
+func (response GetPricing403JSONResponse) VisitGetPricingResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetPricing503JSONResponse Error
+
+func (response GetPricing503JSONResponse) VisitGetPricingResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetPricingdefaultJSONResponse struct {
+	Body       Error
+	StatusCode int
+}
+
+func (response GetPricingdefaultJSONResponse) VisitGetPricingResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type PutPricingRequestObject struct {
+	Body *PutPricingJSONRequestBody
+}
+
+type PutPricingResponseObject interface {
+	VisitPutPricingResponse(w http.ResponseWriter) error
+}
+
+type PutPricing200JSONResponse Pricing
+
+func (response PutPricing200JSONResponse) VisitPutPricingResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type PutPricing400JSONResponse struct{ ErrorJSONResponse }
+
+func (response PutPricing400JSONResponse) VisitPutPricingResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type PutPricing401JSONResponse Error
+
+func (response PutPricing401JSONResponse) VisitPutPricingResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type PutPricing403JSONResponse Error
+
+func (response PutPricing403JSONResponse) VisitPutPricingResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type PutPricing409JSONResponse Error
+
+func (response PutPricing409JSONResponse) VisitPutPricingResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type PutPricing413JSONResponse Error
+
+func (response PutPricing413JSONResponse) VisitPutPricingResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(413)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type PutPricing503JSONResponse Error
+
+func (response PutPricing503JSONResponse) VisitPutPricingResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type PutPricingdefaultJSONResponse struct {
+	Body       Error
+	StatusCode int
+}
+
+func (response PutPricingdefaultJSONResponse) VisitPutPricingResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ExtendPricingRequestObject struct {
+	Body *ExtendPricingJSONRequestBody
+}
+
+type ExtendPricingResponseObject interface {
+	VisitExtendPricingResponse(w http.ResponseWriter) error
+}
+
+type ExtendPricing200JSONResponse Pricing
+
+func (response ExtendPricing200JSONResponse) VisitExtendPricingResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ExtendPricing400JSONResponse struct{ ErrorJSONResponse }
+
+func (response ExtendPricing400JSONResponse) VisitExtendPricingResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ExtendPricing401JSONResponse Error
+
+func (response ExtendPricing401JSONResponse) VisitExtendPricingResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ExtendPricing403JSONResponse Error
+
+func (response ExtendPricing403JSONResponse) VisitExtendPricingResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ExtendPricing409JSONResponse Error
+
+func (response ExtendPricing409JSONResponse) VisitExtendPricingResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ExtendPricing413JSONResponse Error
+
+func (response ExtendPricing413JSONResponse) VisitExtendPricingResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(413)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ExtendPricing503JSONResponse Error
+
+func (response ExtendPricing503JSONResponse) VisitExtendPricingResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ExtendPricingdefaultJSONResponse struct {
+	Body       Error
+	StatusCode int
+}
+
+func (response ExtendPricingdefaultJSONResponse) VisitExtendPricingResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListPricingVersionsRequestObject struct {
+}
+
+type ListPricingVersionsResponseObject interface {
+	VisitListPricingVersionsResponse(w http.ResponseWriter) error
+}
+
+type ListPricingVersions200JSONResponse PriceVersionList
+
+func (response ListPricingVersions200JSONResponse) VisitListPricingVersionsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListPricingVersions401JSONResponse struct{ ErrorJSONResponse }
+
+func (response ListPricingVersions401JSONResponse) VisitListPricingVersionsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListPricingVersions403JSONResponse Error
+
+func (response ListPricingVersions403JSONResponse) VisitListPricingVersionsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListPricingVersions503JSONResponse Error
+
+func (response ListPricingVersions503JSONResponse) VisitListPricingVersionsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListPricingVersionsdefaultJSONResponse struct {
+	Body       Error
+	StatusCode int
+}
+
+func (response ListPricingVersionsdefaultJSONResponse) VisitListPricingVersionsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetPricingVersionRequestObject struct {
+	Version string `json:"version"`
+}
+
+type GetPricingVersionResponseObject interface {
+	VisitGetPricingVersionResponse(w http.ResponseWriter) error
+}
+
+type GetPricingVersion200JSONResponse PriceVersionTable
+
+func (response GetPricingVersion200JSONResponse) VisitGetPricingVersionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetPricingVersion400JSONResponse struct{ ErrorJSONResponse }
+
+func (response GetPricingVersion400JSONResponse) VisitGetPricingVersionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetPricingVersion401JSONResponse Error
+
+func (response GetPricingVersion401JSONResponse) VisitGetPricingVersionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetPricingVersion403JSONResponse Error
+
+func (response GetPricingVersion403JSONResponse) VisitGetPricingVersionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetPricingVersion404JSONResponse Error
+
+func (response GetPricingVersion404JSONResponse) VisitGetPricingVersionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetPricingVersion503JSONResponse Error
+
+func (response GetPricingVersion503JSONResponse) VisitGetPricingVersionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetPricingVersiondefaultJSONResponse struct {
+	Body       Error
+	StatusCode int
+}
+
+func (response GetPricingVersiondefaultJSONResponse) VisitGetPricingVersionResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
 	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
@@ -2381,6 +3603,115 @@ func (response AdminUsageLogsdefaultJSONResponse) VisitAdminUsageLogsResponse(w 
 	return err
 }
 
+type RepriceUsageRequestObject struct {
+	Body *RepriceUsageJSONRequestBody
+}
+
+type RepriceUsageResponseObject interface {
+	VisitRepriceUsageResponse(w http.ResponseWriter) error
+}
+
+type RepriceUsage200JSONResponse RepriceReport
+
+func (response RepriceUsage200JSONResponse) VisitRepriceUsageResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RepriceUsage400JSONResponse struct{ ErrorJSONResponse }
+
+func (response RepriceUsage400JSONResponse) VisitRepriceUsageResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RepriceUsage401JSONResponse Error
+
+func (response RepriceUsage401JSONResponse) VisitRepriceUsageResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RepriceUsage403JSONResponse Error
+
+func (response RepriceUsage403JSONResponse) VisitRepriceUsageResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RepriceUsage413JSONResponse Error
+
+func (response RepriceUsage413JSONResponse) VisitRepriceUsageResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(413)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RepriceUsage503JSONResponse Error
+
+func (response RepriceUsage503JSONResponse) VisitRepriceUsageResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RepriceUsagedefaultJSONResponse struct {
+	Body       Error
+	StatusCode int
+}
+
+func (response RepriceUsagedefaultJSONResponse) VisitRepriceUsageResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type KeyUsageRequestObject struct {
 	Params KeyUsageParams
 }
@@ -2803,12 +4134,30 @@ type StrictServerInterface interface {
 
 	// (POST /admin/api-keys/{id}/enable)
 	EnableKey(ctx context.Context, request EnableKeyRequestObject) (EnableKeyResponseObject, error)
+	// GetKeyQuota The key's quota as its holder sees it at /api/usage/quota, money budgets included.
+	// (GET /admin/api-keys/{id}/quota)
+	GetKeyQuota(ctx context.Context, request GetKeyQuotaRequestObject) (GetKeyQuotaResponseObject, error)
 	// RotateKey Issue a new secret for the key; the old one stops working at once.
 	// (POST /admin/api-keys/{id}/rotate)
 	RotateKey(ctx context.Context, request RotateKeyRequestObject) (RotateKeyResponseObject, error)
 	// AdminLogin Exchange the admin's HTTP Basic credentials for a JWT.
 	// (POST /admin/login)
 	AdminLogin(ctx context.Context, request AdminLoginRequestObject) (AdminLoginResponseObject, error)
+	// GetPricing The current price table, the policy for unpriced models, and the models seen without a price.
+	// (GET /admin/pricing)
+	GetPricing(ctx context.Context, request GetPricingRequestObject) (GetPricingResponseObject, error)
+	// PutPricing Store a whole new price table; it becomes current at once (on other replicas within seconds).
+	// (PUT /admin/pricing)
+	PutPricing(ctx context.Context, request PutPricingRequestObject) (PutPricingResponseObject, error)
+	// ExtendPricing Add or replace model entries (by id) in the current table, stored as a new version.
+	// (POST /admin/pricing/models)
+	ExtendPricing(ctx context.Context, request ExtendPricingRequestObject) (ExtendPricingResponseObject, error)
+	// ListPricingVersions Every stored version of the price table, newest first.
+	// (GET /admin/pricing/versions)
+	ListPricingVersions(ctx context.Context, request ListPricingVersionsRequestObject) (ListPricingVersionsResponseObject, error)
+	// GetPricingVersion One stored version with its whole table, as it was stored.
+	// (GET /admin/pricing/versions/{version})
+	GetPricingVersion(ctx context.Context, request GetPricingVersionRequestObject) (GetPricingVersionResponseObject, error)
 
 	// (GET /admin/tiers)
 	ListTiers(ctx context.Context, request ListTiersRequestObject) (ListTiersResponseObject, error)
@@ -2824,6 +4173,9 @@ type StrictServerInterface interface {
 	// AdminUsageLogs Request logs across keys, newest first.
 	// (GET /admin/usage/logs)
 	AdminUsageLogs(ctx context.Context, request AdminUsageLogsRequestObject) (AdminUsageLogsResponseObject, error)
+	// RepriceUsage Reprice stored usage over [from, to) with the current price table.
+	// (POST /admin/usage/reprice)
+	RepriceUsage(ctx context.Context, request RepriceUsageRequestObject) (RepriceUsageResponseObject, error)
 	// KeyUsage This key's usage totals over [from, to), with a per-model breakdown.
 	// (GET /api/usage)
 	KeyUsage(ctx context.Context, request KeyUsageRequestObject) (KeyUsageResponseObject, error)
@@ -2833,7 +4185,7 @@ type StrictServerInterface interface {
 	// KeyUsageLogs This key's request logs, newest first, without bodies.
 	// (GET /api/usage/logs)
 	KeyUsageLogs(ctx context.Context, request KeyUsageLogsRequestObject) (KeyUsageLogsResponseObject, error)
-	// KeyQuota This key's token quota and what is left of its tier's limits now.
+	// KeyQuota This key's token quota, money budgets and what is left of its tier's limits now.
 	// (GET /api/usage/quota)
 	KeyQuota(ctx context.Context, request KeyQuotaRequestObject) (KeyQuotaResponseObject, error)
 	// Health Liveness; answers as long as the process serves HTTP.
@@ -3075,6 +4427,31 @@ func (sh *strictHandler) EnableKey(ctx echo.Context, id KeyID) error {
 	return nil
 }
 
+// GetKeyQuota operation middleware
+func (sh *strictHandler) GetKeyQuota(ctx echo.Context, id KeyID) error {
+	var request GetKeyQuotaRequestObject
+
+	request.Id = id
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.GetKeyQuota(ctx.Request().Context(), request.(GetKeyQuotaRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "GetKeyQuota")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(GetKeyQuotaResponseObject); ok {
+		return validResponse.VisitGetKeyQuotaResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
 // RotateKey operation middleware
 func (sh *strictHandler) RotateKey(ctx echo.Context, id KeyID) error {
 	var request RotateKeyRequestObject
@@ -3117,6 +4494,169 @@ func (sh *strictHandler) AdminLogin(ctx echo.Context) error {
 		return err
 	} else if validResponse, ok := response.(AdminLoginResponseObject); ok {
 		return validResponse.VisitAdminLoginResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// GetPricing operation middleware
+func (sh *strictHandler) GetPricing(ctx echo.Context) error {
+	var request GetPricingRequestObject
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.GetPricing(ctx.Request().Context(), request.(GetPricingRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "GetPricing")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(GetPricingResponseObject); ok {
+		return validResponse.VisitGetPricingResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// PutPricing operation middleware
+func (sh *strictHandler) PutPricing(ctx echo.Context) error {
+	var request PutPricingRequestObject
+
+	var body PutPricingJSONRequestBody
+	var err error
+	if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+		// A request validator built on kin-openapi's openapi3filter with
+		// KeepValidatedValue leaves the value it validated on the body. Bind
+		// that value, matching member names exactly, so the handler receives
+		// what was validated instead of a second, case-insensitive decode.
+		// Otherwise bind only the request body, so that path and query
+		// parameters are not also bound into the body struct.
+		if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+			err = binder.BindBody(ctx, &body)
+		}
+	} else {
+		// A custom binder is installed on the Echo instance; defer to it
+		// entirely, since echo.Binder does not expose body-only binding and
+		// the binder may do more than decode (for example call ctx.Validate).
+		err = ctx.Bind(&body)
+	}
+	if err != nil {
+		return err
+	}
+	request.Body = &body
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.PutPricing(ctx.Request().Context(), request.(PutPricingRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "PutPricing")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(PutPricingResponseObject); ok {
+		return validResponse.VisitPutPricingResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// ExtendPricing operation middleware
+func (sh *strictHandler) ExtendPricing(ctx echo.Context) error {
+	var request ExtendPricingRequestObject
+
+	var body ExtendPricingJSONRequestBody
+	var err error
+	if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+		// A request validator built on kin-openapi's openapi3filter with
+		// KeepValidatedValue leaves the value it validated on the body. Bind
+		// that value, matching member names exactly, so the handler receives
+		// what was validated instead of a second, case-insensitive decode.
+		// Otherwise bind only the request body, so that path and query
+		// parameters are not also bound into the body struct.
+		if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+			err = binder.BindBody(ctx, &body)
+		}
+	} else {
+		// A custom binder is installed on the Echo instance; defer to it
+		// entirely, since echo.Binder does not expose body-only binding and
+		// the binder may do more than decode (for example call ctx.Validate).
+		err = ctx.Bind(&body)
+	}
+	if err != nil {
+		return err
+	}
+	request.Body = &body
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.ExtendPricing(ctx.Request().Context(), request.(ExtendPricingRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "ExtendPricing")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(ExtendPricingResponseObject); ok {
+		return validResponse.VisitExtendPricingResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// ListPricingVersions operation middleware
+func (sh *strictHandler) ListPricingVersions(ctx echo.Context) error {
+	var request ListPricingVersionsRequestObject
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.ListPricingVersions(ctx.Request().Context(), request.(ListPricingVersionsRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "ListPricingVersions")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(ListPricingVersionsResponseObject); ok {
+		return validResponse.VisitListPricingVersionsResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// GetPricingVersion operation middleware
+func (sh *strictHandler) GetPricingVersion(ctx echo.Context, version string) error {
+	var request GetPricingVersionRequestObject
+
+	request.Version = version
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.GetPricingVersion(ctx.Request().Context(), request.(GetPricingVersionRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "GetPricingVersion")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(GetPricingVersionResponseObject); ok {
+		return validResponse.VisitGetPricingVersionResponse(ctx.Response())
 	} else if response != nil {
 		return fmt.Errorf("unexpected response type: %T", response)
 	}
@@ -3263,6 +4803,52 @@ func (sh *strictHandler) AdminUsageLogs(ctx echo.Context, params AdminUsageLogsP
 		return err
 	} else if validResponse, ok := response.(AdminUsageLogsResponseObject); ok {
 		return validResponse.VisitAdminUsageLogsResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// RepriceUsage operation middleware
+func (sh *strictHandler) RepriceUsage(ctx echo.Context) error {
+	var request RepriceUsageRequestObject
+
+	var body RepriceUsageJSONRequestBody
+	var err error
+	if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+		// A request validator built on kin-openapi's openapi3filter with
+		// KeepValidatedValue leaves the value it validated on the body. Bind
+		// that value, matching member names exactly, so the handler receives
+		// what was validated instead of a second, case-insensitive decode.
+		// Otherwise bind only the request body, so that path and query
+		// parameters are not also bound into the body struct.
+		if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+			err = binder.BindBody(ctx, &body)
+		}
+	} else {
+		// A custom binder is installed on the Echo instance; defer to it
+		// entirely, since echo.Binder does not expose body-only binding and
+		// the binder may do more than decode (for example call ctx.Validate).
+		err = ctx.Bind(&body)
+	}
+	if err != nil {
+		return err
+	}
+	request.Body = &body
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.RepriceUsage(ctx.Request().Context(), request.(RepriceUsageRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "RepriceUsage")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(RepriceUsageResponseObject); ok {
+		return validResponse.VisitRepriceUsageResponse(ctx.Response())
 	} else if response != nil {
 		return fmt.Errorf("unexpected response type: %T", response)
 	}

@@ -92,6 +92,14 @@ func (h *strictHandlers) RotateKey(ctx context.Context, req api.RotateKeyRequest
 	return api.RotateKey200JSONResponse(toAPICreatedKey(k)), nil
 }
 
+func (h *strictHandlers) GetKeyQuota(ctx context.Context, req api.GetKeyQuotaRequestObject) (api.GetKeyQuotaResponseObject, error) {
+	q, err := h.s.admin.KeyQuota(ctx, req.Id)
+	if err != nil {
+		return nil, err
+	}
+	return api.GetKeyQuota200JSONResponse(toAPIQuota(q)), nil
+}
+
 func (h *strictHandlers) DeleteKey(ctx context.Context, req api.DeleteKeyRequestObject) (api.DeleteKeyResponseObject, error) {
 	if err := h.s.admin.DeleteKey(ctx, req.Id); err != nil {
 		return nil, err

@@ -22,7 +22,8 @@ func (h *strictHandlers) AdminUsage(ctx context.Context, req api.AdminUsageReque
 
 func (h *strictHandlers) AdminUsageLogs(ctx context.Context, req api.AdminUsageLogsRequestObject) (api.AdminUsageLogsResponseObject, error) {
 	p := req.Params
-	in := admin.LogsInput{KeyID: p.KeyId, From: p.From, To: p.To, Status: p.Status}
+	in := admin.LogsInput{KeyID: p.KeyId, From: p.From, To: p.To, Status: p.Status, Model: p.Model, Upstream: p.Upstream,
+		RefusalsOnly: p.RefusalsOnly != nil && *p.RefusalsOnly}
 	if p.Cursor != nil {
 		in.Cursor = *p.Cursor
 	}
@@ -34,4 +35,31 @@ func (h *strictHandlers) AdminUsageLogs(ctx context.Context, req api.AdminUsageL
 		return nil, err
 	}
 	return api.AdminUsageLogs200JSONResponse(toAPILogList(page)), nil
+}
+
+func (h *strictHandlers) RepriceUsage(ctx context.Context, req api.RepriceUsageRequestObject) (api.RepriceUsageResponseObject, error) {
+	if req.Body == nil {
+		return nil, errMissingBody
+	}
+	b := req.Body
+	r, err := h.s.admin.Reprice(ctx, admin.RepriceInput{From: b.From, To: b.To, Apply: b.Apply != nil && *b.Apply})
+	if err != nil {
+		return nil, err
+	}
+	return api.RepriceUsage200JSONResponse(toAPIRepriceReport(r)), nil
+}
+
+func toAPIRepriceReport(r admin.RepriceReport) api.RepriceReport {
+	out := api.RepriceReport{
+		From: r.From.UTC(), To: r.To.UTC(), PriceVersion: r.PriceVersion, Apply: r.Apply,
+		Examined: r.Examined, Skipped: r.Skipped, Changed: r.Changed, Applied: r.Applied, Unpriced: r.Unpriced,
+		KeysReset: r.KeysReset, OldTotalUsd: r.OldTotal.USD(), NewTotalUsd: r.NewTotal.USD(),
+		DifferenceUsd: r.Difference().USD(), ByModel: make([]api.RepriceModel, 0, len(r.ByModel)),
+		ModelsOmitted: r.ModelsOmitted,
+	}
+	for _, m := range r.ByModel {
+		out.ByModel = append(out.ByModel, api.RepriceModel{Model: m.Model, Changed: m.Changed,
+			OldUsd: m.Old.USD(), NewUsd: m.New.USD(), DifferenceUsd: m.Difference().USD()})
+	}
+	return out
 }

@@ -122,6 +122,13 @@ func (s *Server) adminJWTMiddleware(next echo.HandlerFunc) echo.HandlerFunc {
 	}
 }
 
+// adminFrom is the admin a request was authenticated as (the token's
+// subject), for what the use cases record as its actor.
+func adminFrom(ctx context.Context) string {
+	sub, _ := ctx.Value(adminSubjectKey{}).(string)
+	return sub
+}
+
 // adminIPMiddleware refuses /admin/* to clients outside AdminAllowedIPs.
 func (s *Server) adminIPMiddleware(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {

@@ -10,6 +10,7 @@ import (
 	"github.com/relaystation/relay/api"
 	"github.com/relaystation/relay/domain"
 	"github.com/relaystation/relay/domain/admin"
+	"github.com/relaystation/relay/domain/budget"
 )
 
 // Conversions between the generated API types and the domain. Generated
@@ -28,6 +29,8 @@ func toAPIKey(k domain.APIKey) api.APIKey {
 		ExpiresAt:      utcTime(k.ExpiresAt),
 		AllowedIps:     domain.FormatPrefixes(k.AllowedIPs),
 		AllowedDomains: nonNil(k.AllowedDomains),
+		AllowedModels:  nonNil(k.AllowedModels),
+		Budgets:        toAPIBudgets(k.Budgets),
 		CreatedAt:      k.CreatedAt.UTC(),
 		UpdatedAt:      k.UpdatedAt.UTC(),
 		LastUsedAt:     utcTime(k.LastUsedAt),
@@ -49,6 +52,8 @@ func toAPICreatedKey(ik admin.IssuedKey) api.CreatedAPIKey {
 		ExpiresAt:      k.ExpiresAt,
 		AllowedIps:     k.AllowedIps,
 		AllowedDomains: k.AllowedDomains,
+		AllowedModels:  k.AllowedModels,
+		Budgets:        k.Budgets,
 		CreatedAt:      k.CreatedAt,
 		UpdatedAt:      k.UpdatedAt,
 		LastUsedAt:     k.LastUsedAt,
@@ -69,13 +74,63 @@ func toIssueKeyInput(b api.CreateKeyRequest) admin.IssueKeyInput {
 	if b.AllowedDomains != nil {
 		in.AllowedDomains = *b.AllowedDomains
 	}
+	if b.AllowedModels != nil {
+		in.AllowedModels = *b.AllowedModels
+	}
+	if b.Budgets != nil {
+		in.Budgets = toBudgetInputs(*b.Budgets)
+	}
 	return in
+}
+
+// toBudgetInputs passes each limit on as the decimal text it arrived as
+// (a JSON number or string, never a float): the domain reads it exactly.
+func toBudgetInputs(bs []api.BudgetInput) []admin.BudgetInput {
+	out := make([]admin.BudgetInput, len(bs))
+	for i, b := range bs {
+		out[i] = admin.BudgetInput{Window: string(b.Window), LimitUSD: b.LimitUsd.String()}
+		if b.TimeZone != nil {
+			out[i].TimeZone = *b.TimeZone
+		}
+	}
+	return out
+}
+
+func toAPIBudgets(bs []domain.KeyBudget) []api.Budget {
+	out := make([]api.Budget, len(bs))
+	for i, b := range bs {
+		out[i] = api.Budget{Window: api.BudgetWindow(b.Window), LimitUsd: b.Limit.USD(), TimeZone: nonEmpty(b.TimeZone)}
+	}
+	return out
+}
+
+func toAPIMoneyBudgets(st []budget.Status) []api.MoneyBudgetStatus {
+	out := make([]api.MoneyBudgetStatus, len(st))
+	for i, s := range st {
+		out[i] = api.MoneyBudgetStatus{
+			Window: api.BudgetWindow(s.Budget.Window), TimeZone: nonEmpty(s.Budget.TimeZone),
+			LimitUsd: s.Budget.Limit.USD(), UsedUsd: s.Used.USD(), ReservedUsd: s.Reserved.USD(),
+			RemainingUsd: s.Remaining().USD(), ResetsAt: nonZeroTime(s.ResetsAt),
+		}
+	}
+	return out
+}
+
+func toAPICost(b domain.CostBreakdown) api.CostBreakdown {
+	return api.CostBreakdown{
+		Input: b.Input.USD(), Output: b.Output.USD(), CacheWrite5m: b.CacheWrite5m.USD(), CacheWrite1h: b.CacheWrite1h.USD(),
+		CacheRead: b.CacheRead.USD(), WebSearch: b.WebSearch.USD(), WebFetch: b.WebFetch.USD(),
+	}
 }
 
 func toUpdateKeyInput(id uuid.UUID, b api.UpdateKeyRequest) (admin.UpdateKeyInput, error) {
 	in := admin.UpdateKeyInput{
 		ID: id, Name: b.Name, Description: b.Description, RateLimitTier: b.RateLimitTier,
-		AllowedIPs: b.AllowedIps, AllowedDomains: b.AllowedDomains,
+		AllowedIPs: b.AllowedIps, AllowedDomains: b.AllowedDomains, AllowedModels: b.AllowedModels,
+	}
+	if b.Budgets != nil {
+		bs := toBudgetInputs(*b.Budgets)
+		in.Budgets = &bs
 	}
 	var err error
 	if in.TokenLimit, err = decodeNullable[int64](b.TokenLimit, "token_limit must be an integer of at least 0, or null"); err != nil {
@@ -128,6 +183,8 @@ func toAPITotals(t domain.UsageTotals) api.UsageTotals {
 		CacheCreationInputTokens: t.Usage.CacheCreationInputTokens,
 		CacheReadInputTokens:     t.Usage.CacheReadInputTokens,
 		TotalTokens:              t.Usage.Total(),
+		CostUsd:                  t.CostTotal.USD(),
+		Cost:                     toAPICost(t.Cost),
 	}
 }
 
@@ -142,7 +199,7 @@ func toAPIAdminUsage(r admin.UsageReport) api.AdminUsage {
 		out.Groups = append(out.Groups, api.UsageGroup{
 			Group: g.Group, Requests: t.Requests, InputTokens: t.InputTokens, OutputTokens: t.OutputTokens,
 			CacheCreationInputTokens: t.CacheCreationInputTokens, CacheReadInputTokens: t.CacheReadInputTokens,
-			TotalTokens: t.TotalTokens,
+			TotalTokens: t.TotalTokens, CostUsd: t.CostUsd, Cost: t.Cost,
 		})
 	}
 	return out
@@ -154,14 +211,14 @@ func toAPIKeyUsage(r admin.UsageReport) api.KeyUsage {
 		From: r.From.UTC(), To: r.To.UTC(), ByModel: []api.ModelUsage{},
 		Requests: t.Requests, InputTokens: t.InputTokens, OutputTokens: t.OutputTokens,
 		CacheCreationInputTokens: t.CacheCreationInputTokens, CacheReadInputTokens: t.CacheReadInputTokens,
-		TotalTokens: t.TotalTokens,
+		TotalTokens: t.TotalTokens, CostUsd: t.CostUsd, Cost: t.Cost,
 	}
 	for _, g := range r.Groups {
 		m := toAPITotals(g)
 		out.ByModel = append(out.ByModel, api.ModelUsage{
 			Model: g.Group, Requests: m.Requests, InputTokens: m.InputTokens, OutputTokens: m.OutputTokens,
 			CacheCreationInputTokens: m.CacheCreationInputTokens, CacheReadInputTokens: m.CacheReadInputTokens,
-			TotalTokens: m.TotalTokens,
+			TotalTokens: m.TotalTokens, CostUsd: m.CostUsd, Cost: m.Cost,
 		})
 	}
 	return out
@@ -174,7 +231,7 @@ func toAPIDailyUsage(r admin.UsageReport) api.DailyUsage {
 		out.Data = append(out.Data, api.DayUsage{
 			Date: g.Group, Requests: d.Requests, InputTokens: d.InputTokens, OutputTokens: d.OutputTokens,
 			CacheCreationInputTokens: d.CacheCreationInputTokens, CacheReadInputTokens: d.CacheReadInputTokens,
-			TotalTokens: d.TotalTokens,
+			TotalTokens: d.TotalTokens, CostUsd: d.CostUsd, Cost: d.Cost,
 		})
 	}
 	return out
@@ -216,6 +273,13 @@ func toAPILogList(p admin.LogPage) api.UsageLogList {
 			WebSearchRequests:        r.ServerTools.WebSearchRequests,
 			WebFetchRequests:         r.ServerTools.WebFetchRequests,
 			Iterations:               toAPIIterations(r.Iterations),
+			Upstream:                 r.Upstream,
+			CostUsd:                  r.Cost.Total.USD(),
+			Cost:                     toAPICost(r.Cost.CostBreakdown),
+			PriceVersion:             nonEmpty(r.Cost.PriceVersion),
+			CostFallback5m:           r.Cost.Fallback5m,
+			CostUnpriced:             r.Cost.Unpriced,
+			CostDetail:               costDetail(r.Cost.Detail),
 		})
 	}
 	return out
@@ -255,6 +319,7 @@ func toAPIQuota(q admin.Quota) api.Quota {
 		IsActive:        q.Key.IsActive,
 		ExpiresAt:       utcTime(q.Key.ExpiresAt),
 		Tier:            api.TierStatus{Name: q.Tier.Name, Requests: toAPIBudget(q.Tier.Requests)},
+		Budgets:         toAPIMoneyBudgets(q.Budgets),
 	}
 	if q.Tier.Tokens != nil {
 		b := toAPIBudget(*q.Tier.Tokens)
@@ -279,4 +344,30 @@ func nonNil(s []string) []string {
 		return []string{}
 	}
 	return s
+}
+
+func nonEmpty(s string) *string {
+	if s == "" {
+		return nil
+	}
+	return &s
+}
+
+func nonZeroTime(t time.Time) *time.Time {
+	if t.IsZero() {
+		return nil
+	}
+	u := t.UTC()
+	return &u
+}
+
+// costDetail is a record's stored cost detail for the log view: null when
+// there is none, and when what is stored is not a JSON object (which would
+// break the whole page).
+func costDetail(d json.RawMessage) *json.RawMessage {
+	d = bytes.TrimSpace(d)
+	if len(d) == 0 || d[0] != '{' || !json.Valid(d) {
+		return nil
+	}
+	return &d
 }

@@ -39,6 +39,33 @@ func (e AdminUsageGroupBy) Valid() bool {
 	}
 }
 
+// Defines values for BudgetWindow.
+const (
+	BudgetWindowDay   BudgetWindow = "day"
+	BudgetWindowMonth BudgetWindow = "month"
+	BudgetWindowN5h   BudgetWindow = "5h"
+	BudgetWindowTotal BudgetWindow = "total"
+	BudgetWindowWeek  BudgetWindow = "week"
+)
+
+// Valid indicates whether the value is a known member of the BudgetWindow enum.
+func (e BudgetWindow) Valid() bool {
+	switch e {
+	case BudgetWindowDay:
+		return true
+	case BudgetWindowMonth:
+		return true
+	case BudgetWindowN5h:
+		return true
+	case BudgetWindowTotal:
+		return true
+	case BudgetWindowWeek:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for ErrorType.
 const (
 	ErrorTypeError ErrorType = "error"
@@ -63,6 +90,24 @@ const (
 func (e LoginResponseTokenType) Valid() bool {
 	switch e {
 	case Bearer:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for PricingPolicyUnpriced.
+const (
+	Fallback PricingPolicyUnpriced = "fallback"
+	Refuse   PricingPolicyUnpriced = "refuse"
+)
+
+// Valid indicates whether the value is a known member of the PricingPolicyUnpriced enum.
+func (e PricingPolicyUnpriced) Valid() bool {
+	switch e {
+	case Fallback:
+		return true
+	case Refuse:
 		return true
 	default:
 		return false
@@ -96,7 +141,13 @@ type APIKey struct {
 	AllowedDomains []string `json:"allowed_domains"`
 
 	// AllowedIps CIDRs or addresses allowed to use the key; empty = any.
-	AllowedIps  []string           `json:"allowed_ips"`
+	AllowedIps []string `json:"allowed_ips"`
+
+	// AllowedModels Model ids or globs (`claude-sonnet-*`) the key may use; empty = any.
+	AllowedModels []string `json:"allowed_models"`
+
+	// Budgets The key's money budgets; empty = none. Their live state is in the quota views.
+	Budgets     []Budget           `json:"budgets"`
 	CreatedAt   time.Time          `json:"created_at"`
 	Description string             `json:"description"`
 	ExpiresAt   *time.Time         `json:"expires_at"`
@@ -135,6 +186,30 @@ type AdminUsage struct {
 // AdminUsageGroupBy defines model for AdminUsage.GroupBy.
 type AdminUsageGroupBy string
 
+// Budget defines model for Budget.
+type Budget struct {
+	// LimitUsd The limit in USD, exactly.
+	LimitUsd json.Number `json:"limit_usd"`
+
+	// TimeZone The zone it was set with; absent = the relay's default.
+	TimeZone *string `json:"time_zone,omitempty"`
+
+	// Window `5h` is rolling (5-minute steps); `day`, `week` (from Monday) and `month` are calendar windows in the budget's time zone; `total` never resets.
+	Window BudgetWindow `json:"window"`
+}
+
+// BudgetInput defines model for BudgetInput.
+type BudgetInput struct {
+	// LimitUsd The limit in USD, more than 0 and at most 9007199.254740991, read exactly: a plain decimal with at most 9 decimals, as a JSON number (`10.5`) or a string (`"10.5"`); no sign or exponent.
+	LimitUsd json.Number `json:"limit_usd"`
+
+	// TimeZone IANA zone of a day, week or month window (default the relay's); not allowed on 5h and total.
+	TimeZone *string `json:"time_zone,omitempty"`
+
+	// Window `5h` is rolling (5-minute steps); `day`, `week` (from Monday) and `month` are calendar windows in the budget's time zone; `total` never resets.
+	Window BudgetWindow `json:"window"`
+}
+
 // BudgetStatus defines model for BudgetStatus.
 type BudgetStatus struct {
 	Limit int64 `json:"limit"`
@@ -147,6 +222,9 @@ type BudgetStatus struct {
 	ResetAfterSeconds float64 `json:"reset_after_seconds"`
 }
 
+// BudgetWindow `5h` is rolling (5-minute steps); `day`, `week` (from Monday) and `month` are calendar windows in the budget's time zone; `total` never resets.
+type BudgetWindow string
+
 // ConcurrencyStatus defines model for ConcurrencyStatus.
 type ConcurrencyStatus struct {
 	InFlight  int `json:"in_flight"`
@@ -154,13 +232,30 @@ type ConcurrencyStatus struct {
 	Remaining int `json:"remaining"`
 }
 
+// CostBreakdown Cost per price class in USD, exactly.
+type CostBreakdown struct {
+	CacheRead    json.Number `json:"cache_read"`
+	CacheWrite1h json.Number `json:"cache_write_1h"`
+	CacheWrite5m json.Number `json:"cache_write_5m"`
+	Input        json.Number `json:"input"`
+	Output       json.Number `json:"output"`
+	WebFetch     json.Number `json:"web_fetch"`
+	WebSearch    json.Number `json:"web_search"`
+}
+
 // CreateKeyRequest defines model for CreateKeyRequest.
 type CreateKeyRequest struct {
-	AllowedDomains *[]string  `json:"allowed_domains,omitempty"`
-	AllowedIps     *[]string  `json:"allowed_ips,omitempty"`
-	Description    *string    `json:"description,omitempty"`
-	ExpiresAt      *time.Time `json:"expires_at,omitempty"`
-	Name           string     `json:"name"`
+	AllowedDomains *[]string `json:"allowed_domains,omitempty"`
+	AllowedIps     *[]string `json:"allowed_ips,omitempty"`
+
+	// AllowedModels Model ids or path.Match globs (`claude-sonnet-*`) the key may use; empty = any model. A request for another model is refused with 403.
+	AllowedModels *[]string `json:"allowed_models,omitempty"`
+
+	// Budgets Money budgets, at most one per window and time zone. A request that could cost more than any budget has left is refused with 429.
+	Budgets     *[]BudgetInput `json:"budgets,omitempty"`
+	Description *string        `json:"description,omitempty"`
+	ExpiresAt   *time.Time     `json:"expires_at,omitempty"`
+	Name        string         `json:"name"`
 
 	// RateLimitTier Absent = the configured default tier.
 	RateLimitTier *string `json:"rate_limit_tier,omitempty"`
@@ -177,8 +272,14 @@ type CreatedAPIKey struct {
 	// AllowedIps CIDRs or addresses allowed to use the key; empty = any.
 	AllowedIps []string `json:"allowed_ips"`
 
+	// AllowedModels Model ids or globs (`claude-sonnet-*`) the key may use; empty = any.
+	AllowedModels []string `json:"allowed_models"`
+
 	// ApiKey The full key. It is never shown again.
-	ApiKey      string             `json:"api_key"`
+	ApiKey string `json:"api_key"`
+
+	// Budgets The key's money budgets; empty = none. Their live state is in the quota views.
+	Budgets     []Budget           `json:"budgets"`
 	CreatedAt   time.Time          `json:"created_at"`
 	Description string             `json:"description"`
 	ExpiresAt   *time.Time         `json:"expires_at"`
@@ -211,6 +312,12 @@ type DayUsage struct {
 	CacheCreationInputTokens int64 `json:"cache_creation_input_tokens"`
 	CacheReadInputTokens     int64 `json:"cache_read_input_tokens"`
 
+	// Cost Cost per price class in USD, exactly.
+	Cost CostBreakdown `json:"cost"`
+
+	// CostUsd What the requests cost in USD, exactly (up to 9 decimals), as priced when recorded or repriced since.
+	CostUsd json.Number `json:"cost_usd"`
+
 	// Date UTC day, YYYY-MM-DD.
 	Date         string `json:"date"`
 	InputTokens  int64  `json:"input_tokens"`
@@ -220,6 +327,17 @@ type DayUsage struct {
 	// TotalTokens input + output + cache_creation + cache_read.
 	TotalTokens int64 `json:"total_tokens"`
 }
+
+// Decimal An exact decimal: a string (`"3.75"`, as the relay writes it) or, in a table an operator stored so, a JSON number.
+type Decimal struct {
+	union json.RawMessage
+}
+
+// Decimal0 defines model for Decimal.0.
+type Decimal0 = string
+
+// Decimal1 defines model for Decimal.1.
+type Decimal1 = float32
 
 // Error defines model for Error.
 type Error struct {
@@ -236,16 +354,35 @@ type Error struct {
 // ErrorType defines model for Error.Type.
 type ErrorType string
 
+// ExtendPricingRequest defines model for ExtendPricingRequest.
+type ExtendPricingRequest struct {
+	// BaseVersion When set, refuse (409) unless this is still the current version.
+	BaseVersion *string `json:"base_version,omitempty"`
+	Comment     *string `json:"comment,omitempty"`
+
+	// Models Entries (see the PriceEntry schema) to add, or to replace the entries of the same id.
+	Models json.RawMessage `json:"models"`
+
+	// Version The version of the new table.
+	Version string `json:"version"`
+}
+
 // KeyUsage defines model for KeyUsage.
 type KeyUsage struct {
 	ByModel                  []ModelUsage `json:"by_model"`
 	CacheCreationInputTokens int64        `json:"cache_creation_input_tokens"`
 	CacheReadInputTokens     int64        `json:"cache_read_input_tokens"`
-	From                     time.Time    `json:"from"`
-	InputTokens              int64        `json:"input_tokens"`
-	OutputTokens             int64        `json:"output_tokens"`
-	Requests                 int64        `json:"requests"`
-	To                       time.Time    `json:"to"`
+
+	// Cost Cost per price class in USD, exactly.
+	Cost CostBreakdown `json:"cost"`
+
+	// CostUsd What the requests cost in USD, exactly (up to 9 decimals), as priced when recorded or repriced since.
+	CostUsd      json.Number `json:"cost_usd"`
+	From         time.Time   `json:"from"`
+	InputTokens  int64       `json:"input_tokens"`
+	OutputTokens int64       `json:"output_tokens"`
+	Requests     int64       `json:"requests"`
+	To           time.Time   `json:"to"`
 
 	// TotalTokens input + output + cache_creation + cache_read.
 	TotalTokens int64 `json:"total_tokens"`
@@ -265,15 +402,172 @@ type LoginResponseTokenType string
 
 // ModelUsage defines model for ModelUsage.
 type ModelUsage struct {
-	CacheCreationInputTokens int64  `json:"cache_creation_input_tokens"`
-	CacheReadInputTokens     int64  `json:"cache_read_input_tokens"`
-	InputTokens              int64  `json:"input_tokens"`
-	Model                    string `json:"model"`
-	OutputTokens             int64  `json:"output_tokens"`
-	Requests                 int64  `json:"requests"`
+	CacheCreationInputTokens int64 `json:"cache_creation_input_tokens"`
+	CacheReadInputTokens     int64 `json:"cache_read_input_tokens"`
+
+	// Cost Cost per price class in USD, exactly.
+	Cost CostBreakdown `json:"cost"`
+
+	// CostUsd What the requests cost in USD, exactly (up to 9 decimals), as priced when recorded or repriced since.
+	CostUsd      json.Number `json:"cost_usd"`
+	InputTokens  int64       `json:"input_tokens"`
+	Model        string      `json:"model"`
+	OutputTokens int64       `json:"output_tokens"`
+	Requests     int64       `json:"requests"`
 
 	// TotalTokens input + output + cache_creation + cache_read.
 	TotalTokens int64 `json:"total_tokens"`
+}
+
+// MoneyBudgetStatus defines model for MoneyBudgetStatus.
+type MoneyBudgetStatus struct {
+	LimitUsd json.Number `json:"limit_usd"`
+
+	// RemainingUsd limit − used − reserved, never below 0.
+	RemainingUsd json.Number `json:"remaining_usd"`
+
+	// ReservedUsd Held by requests in flight.
+	ReservedUsd json.Number `json:"reserved_usd"`
+
+	// ResetsAt When spend next leaves the window: the end of a calendar window; for 5h when the oldest spend in it leaves (null while it holds none); null for total, which never resets.
+	ResetsAt *time.Time `json:"resets_at"`
+
+	// TimeZone The zone of a calendar window (the relay's default when the budget names none).
+	TimeZone *string `json:"time_zone,omitempty"`
+
+	// UsedUsd Settled spend in the current window.
+	UsedUsd json.Number `json:"used_usd"`
+
+	// Window `5h` is rolling (5-minute steps); `day`, `week` (from Monday) and `month` are calendar windows in the budget's time zone; `total` never resets.
+	Window BudgetWindow `json:"window"`
+}
+
+// PriceEntry The price card of one model, as the price table JSON holds it.
+type PriceEntry struct {
+	Aliases *[]string `json:"aliases,omitempty"`
+
+	// Batch Multiplier of every token price of a Message Batches request (default 0.5).
+	Batch   *Decimal `json:"batch,omitempty"`
+	Comment *string  `json:"comment,omitempty"`
+
+	// Fast Multiplier of a speed "fast" reply; absent = no fast mode.
+	Fast *Decimal `json:"fast,omitempty"`
+
+	// Geo Multiplier per inference_geo.
+	Geo         *map[string]Decimal `json:"geo,omitempty"`
+	Id          string              `json:"id"`
+	LongContext *struct {
+		AbovePromptTokens int64 `json:"above_prompt_tokens"`
+
+		// Rates USD per million tokens of each class.
+		Rates PriceRates `json:"rates"`
+	} `json:"long_context,omitempty"`
+	Name *string `json:"name,omitempty"`
+
+	// Patterns path.Match globs for names not listed.
+	Patterns *[]string `json:"patterns,omitempty"`
+
+	// Rates USD per million tokens of each class.
+	Rates  PriceRates `json:"rates"`
+	Status *string    `json:"status,omitempty"`
+
+	// WebFetchPer1000 USD per 1,000 web fetches.
+	WebFetchPer1000 *Decimal `json:"web_fetch_per_1000,omitempty"`
+
+	// WebSearchPer1000 USD per 1,000 web searches.
+	WebSearchPer1000 *Decimal `json:"web_search_per_1000,omitempty"`
+}
+
+// PriceRates USD per million tokens of each class.
+type PriceRates struct {
+	// CacheRead An exact decimal: a string (`"3.75"`, as the relay writes it) or, in a table an operator stored so, a JSON number.
+	CacheRead Decimal `json:"cache_read"`
+
+	// CacheWrite1h An exact decimal: a string (`"3.75"`, as the relay writes it) or, in a table an operator stored so, a JSON number.
+	CacheWrite1h Decimal `json:"cache_write_1h"`
+
+	// CacheWrite5m An exact decimal: a string (`"3.75"`, as the relay writes it) or, in a table an operator stored so, a JSON number.
+	CacheWrite5m Decimal `json:"cache_write_5m"`
+
+	// Input An exact decimal: a string (`"3.75"`, as the relay writes it) or, in a table an operator stored so, a JSON number.
+	Input Decimal `json:"input"`
+
+	// Output An exact decimal: a string (`"3.75"`, as the relay writes it) or, in a table an operator stored so, a JSON number.
+	Output Decimal `json:"output"`
+}
+
+// PriceTable A whole price table, in the relay's price table format (domain/pricing).
+type PriceTable struct {
+	Comment *string      `json:"comment,omitempty"`
+	Models  []PriceEntry `json:"models"`
+
+	// Retrieved The day the prices were read, YYYY-MM-DD.
+	Retrieved *string   `json:"retrieved,omitempty"`
+	Source    *string   `json:"source,omitempty"`
+	Sources   *[]string `json:"sources,omitempty"`
+	Version   string    `json:"version"`
+}
+
+// PriceVersion defines model for PriceVersion.
+type PriceVersion struct {
+	Comment string `json:"comment"`
+
+	// CreatedAt null for the embedded seed of a relay without a price store.
+	CreatedAt *time.Time `json:"created_at"`
+
+	// CreatedBy The admin who stored it; `seed` for the embedded table.
+	CreatedBy string `json:"created_by"`
+	Version   string `json:"version"`
+}
+
+// PriceVersionList defines model for PriceVersionList.
+type PriceVersionList struct {
+	Data []PriceVersion `json:"data"`
+}
+
+// PriceVersionTable defines model for PriceVersionTable.
+type PriceVersionTable struct {
+	Comment   string     `json:"comment"`
+	CreatedAt *time.Time `json:"created_at"`
+	CreatedBy string     `json:"created_by"`
+
+	// Table The table exactly as it was stored.
+	Table   json.RawMessage `json:"table"`
+	Version string          `json:"version"`
+}
+
+// Pricing defines model for Pricing.
+type Pricing struct {
+	Comment string          `json:"comment"`
+	Models  json.RawMessage `json:"models"`
+
+	// Policy What the relay does with a model the table does not price.
+	Policy struct {
+		// FallbackModel The entry that prices unknown models under `fallback`.
+		FallbackModel *string               `json:"fallback_model"`
+		Unpriced      PricingPolicyUnpriced `json:"unpriced"`
+	} `json:"policy"`
+	Retrieved string    `json:"retrieved"`
+	Source    string    `json:"source"`
+	Sources   *[]string `json:"sources,omitempty"`
+
+	// UnpricedModels Models requested on this replica that the table does not price, most recent first (bounded).
+	UnpricedModels []UnpricedModel `json:"unpriced_models"`
+
+	// Version The current version; every cost priced with it records it.
+	Version string `json:"version"`
+}
+
+// PricingPolicyUnpriced defines model for Pricing.Policy.Unpriced.
+type PricingPolicyUnpriced string
+
+// PutPricingRequest defines model for PutPricingRequest.
+type PutPricingRequest struct {
+	// Comment Why it changed, kept with the version.
+	Comment *string `json:"comment,omitempty"`
+
+	// Table The whole table (see the PriceTable schema), with a new `version`. The relay validates it and lists every problem in the 400.
+	Table json.RawMessage `json:"table"`
 }
 
 // PutTierRequest defines model for PutTierRequest.
@@ -290,9 +584,11 @@ type PutTierRequest struct {
 
 // Quota defines model for Quota.
 type Quota struct {
-	ExpiresAt *time.Time `json:"expires_at"`
-	IsActive  bool       `json:"is_active"`
-	Tier      TierStatus `json:"tier"`
+	// Budgets The key's money budgets with what their windows hold now; empty when it has none.
+	Budgets   []MoneyBudgetStatus `json:"budgets"`
+	ExpiresAt *time.Time          `json:"expires_at"`
+	IsActive  bool                `json:"is_active"`
+	Tier      TierStatus          `json:"tier"`
 
 	// TokenLimit null = unlimited.
 	TokenLimit *int64 `json:"token_limit"`
@@ -306,6 +602,69 @@ type Quota struct {
 
 	// UsageRatio tokens_used / token_limit; null = unlimited.
 	UsageRatio *float64 `json:"usage_ratio"`
+}
+
+// RepriceModel defines model for RepriceModel.
+type RepriceModel struct {
+	Changed       int64       `json:"changed"`
+	DifferenceUsd json.Number `json:"difference_usd"`
+	Model         string      `json:"model"`
+	NewUsd        json.Number `json:"new_usd"`
+	OldUsd        json.Number `json:"old_usd"`
+}
+
+// RepriceReport defines model for RepriceReport.
+type RepriceReport struct {
+	// Applied Changes written (0 on a dry run; fewer than changed when records were repriced meanwhile).
+	Applied int64 `json:"applied"`
+	Apply   bool  `json:"apply"`
+
+	// ByModel The models with changed records, largest difference first (at most 100).
+	ByModel []RepriceModel `json:"by_model"`
+
+	// Changed Records whose stored cost (amounts, version or flags) differs from the new one.
+	Changed int64 `json:"changed"`
+
+	// DifferenceUsd new_total_usd − old_total_usd.
+	DifferenceUsd json.Number `json:"difference_usd"`
+
+	// Examined Records in the range.
+	Examined int64     `json:"examined"`
+	From     time.Time `json:"from"`
+
+	// KeysReset Keys whose budget ledger was reset to re-seed from storage.
+	KeysReset int `json:"keys_reset"`
+
+	// ModelsOmitted Models with changed records left out of by_model.
+	ModelsOmitted int `json:"models_omitted"`
+
+	// NewTotalUsd Their cost with the current table.
+	NewTotalUsd json.Number `json:"new_total_usd"`
+
+	// OldTotalUsd The stored cost of every record examined.
+	OldTotalUsd json.Number `json:"old_total_usd"`
+
+	// PriceVersion The table version the records were priced with.
+	PriceVersion string `json:"price_version"`
+
+	// Skipped Records that keep their cost (no usage and no server tools, or an unreadable batch result).
+	Skipped int64     `json:"skipped"`
+	To      time.Time `json:"to"`
+
+	// Unpriced Records the current table cannot fully price.
+	Unpriced int64 `json:"unpriced"`
+}
+
+// RepriceRequest defines model for RepriceRequest.
+type RepriceRequest struct {
+	// Apply Write the changes; false (the default) only reports them.
+	Apply *bool `json:"apply,omitempty"`
+
+	// From Inclusive start.
+	From time.Time `json:"from"`
+
+	// To Exclusive end; at most 400 days after from.
+	To time.Time `json:"to"`
 }
 
 // Status defines model for Status.
@@ -345,21 +704,41 @@ type TierStatus struct {
 	Tokens      *BudgetStatus      `json:"tokens,omitempty"`
 }
 
-// UpdateKeyRequest Absent fields are left as they are. token_limit and expires_at take null to mean unlimited / never.
+// UnpricedModel defines model for UnpricedModel.
+type UnpricedModel struct {
+	FirstSeen time.Time `json:"first_seen"`
+	LastSeen  time.Time `json:"last_seen"`
+	Model     string    `json:"model"`
+	Requests  int64     `json:"requests"`
+}
+
+// UpdateKeyRequest Absent fields are left as they are. token_limit and expires_at take null to mean unlimited / never; an empty allowed_ips, allowed_domains, allowed_models or budgets list clears it.
 type UpdateKeyRequest struct {
-	AllowedDomains *[]string       `json:"allowed_domains,omitempty"`
-	AllowedIps     *[]string       `json:"allowed_ips,omitempty"`
-	Description    *string         `json:"description,omitempty"`
-	ExpiresAt      json.RawMessage `json:"expires_at,omitempty"`
-	Name           *string         `json:"name,omitempty"`
-	RateLimitTier  *string         `json:"rate_limit_tier,omitempty"`
-	TokenLimit     json.RawMessage `json:"token_limit,omitempty"`
+	AllowedDomains *[]string `json:"allowed_domains,omitempty"`
+	AllowedIps     *[]string `json:"allowed_ips,omitempty"`
+
+	// AllowedModels Model ids or path.Match globs (`claude-sonnet-*`) the key may use; empty = any model. A request for another model is refused with 403.
+	AllowedModels *[]string `json:"allowed_models,omitempty"`
+
+	// Budgets Money budgets, at most one per window and time zone. A request that could cost more than any budget has left is refused with 429.
+	Budgets       *[]BudgetInput  `json:"budgets,omitempty"`
+	Description   *string         `json:"description,omitempty"`
+	ExpiresAt     json.RawMessage `json:"expires_at,omitempty"`
+	Name          *string         `json:"name,omitempty"`
+	RateLimitTier *string         `json:"rate_limit_tier,omitempty"`
+	TokenLimit    json.RawMessage `json:"token_limit,omitempty"`
 }
 
 // UsageGroup defines model for UsageGroup.
 type UsageGroup struct {
 	CacheCreationInputTokens int64 `json:"cache_creation_input_tokens"`
 	CacheReadInputTokens     int64 `json:"cache_read_input_tokens"`
+
+	// Cost Cost per price class in USD, exactly.
+	Cost CostBreakdown `json:"cost"`
+
+	// CostUsd What the requests cost in USD, exactly (up to 9 decimals), as priced when recorded or repriced since.
+	CostUsd json.Number `json:"cost_usd"`
 
 	// Group The key id, the UTC day (YYYY-MM-DD) or the model.
 	Group        string `json:"group"`
@@ -389,6 +768,21 @@ type UsageLog struct {
 	CacheReadInputTokens     int64  `json:"cache_read_input_tokens"`
 	ClientIp                 string `json:"client_ip"`
 
+	// Cost Cost per price class in USD, exactly.
+	Cost CostBreakdown `json:"cost"`
+
+	// CostDetail The full priced cost, as stored, when it says more than the fields above (per-step parts of a request with iterations, models priced at a fallback or not at all, modifiers without a price, the long-context tier). Its amounts are integer nanodollars (10⁻⁹ USD).
+	CostDetail *json.RawMessage `json:"cost_detail"`
+
+	// CostFallback5m Cache writes without a 5-minute/1-hour split were priced at the 5-minute rate.
+	CostFallback5m bool `json:"cost_fallback_5m"`
+
+	// CostUnpriced Some tokens had no price (an unpriced model, or a record that could not be priced); cost_usd leaves them out.
+	CostUnpriced bool `json:"cost_unpriced"`
+
+	// CostUsd What the request cost in USD, exactly; 0 when it was never priced (price_version null).
+	CostUsd json.Number `json:"cost_usd"`
+
 	// Endpoint The catalogue endpoint (messages, chat_completions, batch_create, batch_result, count_tokens, ...).
 	Endpoint  string `json:"endpoint"`
 	ErrorType string `json:"error_type"`
@@ -405,23 +799,29 @@ type UsageLog struct {
 	Model        string             `json:"model"`
 	OutputTokens int64              `json:"output_tokens"`
 	Path         string             `json:"path"`
-	RequestId    string             `json:"request_id"`
+
+	// PriceVersion The price table version that priced the request; null when it never was.
+	PriceVersion *string `json:"price_version"`
+	RequestId    string  `json:"request_id"`
 
 	// RequestedModel The model the client asked for, when the upstream served another one.
 	RequestedModel string `json:"requested_model"`
 	ServiceTier    string `json:"service_tier"`
 
 	// SessionId Claude Code's X-Claude-Code-Session-Id, when sent.
-	SessionId         string    `json:"session_id"`
-	Speed             string    `json:"speed"`
-	Status            int       `json:"status"`
-	Stream            bool      `json:"stream"`
-	Time              time.Time `json:"time"`
-	TotalTokens       int64     `json:"total_tokens"`
-	TtfbMs            int64     `json:"ttfb_ms"`
-	UpstreamRequestId string    `json:"upstream_request_id"`
-	WebFetchRequests  int64     `json:"web_fetch_requests"`
-	WebSearchRequests int64     `json:"web_search_requests"`
+	SessionId   string    `json:"session_id"`
+	Speed       string    `json:"speed"`
+	Status      int       `json:"status"`
+	Stream      bool      `json:"stream"`
+	Time        time.Time `json:"time"`
+	TotalTokens int64     `json:"total_tokens"`
+	TtfbMs      int64     `json:"ttfb_ms"`
+
+	// Upstream The upstream that answered (its configured name); empty when none did.
+	Upstream          string `json:"upstream"`
+	UpstreamRequestId string `json:"upstream_request_id"`
+	WebFetchRequests  int64  `json:"web_fetch_requests"`
+	WebSearchRequests int64  `json:"web_search_requests"`
 }
 
 // UsageLogList defines model for UsageLogList.
@@ -434,9 +834,15 @@ type UsageLogList struct {
 type UsageTotals struct {
 	CacheCreationInputTokens int64 `json:"cache_creation_input_tokens"`
 	CacheReadInputTokens     int64 `json:"cache_read_input_tokens"`
-	InputTokens              int64 `json:"input_tokens"`
-	OutputTokens             int64 `json:"output_tokens"`
-	Requests                 int64 `json:"requests"`
+
+	// Cost Cost per price class in USD, exactly.
+	Cost CostBreakdown `json:"cost"`
+
+	// CostUsd What the requests cost in USD, exactly (up to 9 decimals), as priced when recorded or repriced since.
+	CostUsd      json.Number `json:"cost_usd"`
+	InputTokens  int64       `json:"input_tokens"`
+	OutputTokens int64       `json:"output_tokens"`
+	Requests     int64       `json:"requests"`
 
 	// TotalTokens input + output + cache_creation + cache_read.
 	TotalTokens int64 `json:"total_tokens"`
@@ -497,6 +903,15 @@ type AdminUsageLogsParams struct {
 	To     *To  `form:"to,omitempty" json:"to,omitempty"`
 	Status *int `form:"status,omitempty" json:"status,omitempty"`
 
+	// Model Only requests served by this model (exact).
+	Model *string `form:"model,omitempty" json:"model,omitempty"`
+
+	// Upstream Only requests sent to this upstream (its name, exact).
+	Upstream *string `form:"upstream,omitempty" json:"upstream,omitempty"`
+
+	// RefusalsOnly Only the requests the relay refused itself (a status of 400 or more that no upstream answered).
+	RefusalsOnly *bool `form:"refusals_only,omitempty" json:"refusals_only,omitempty"`
+
 	// Cursor The next_cursor of the previous page.
 	Cursor *Cursor   `form:"cursor,omitempty" json:"cursor,omitempty"`
 	Limit  *LogLimit `form:"limit,omitempty" json:"limit,omitempty"`
@@ -533,8 +948,79 @@ type CreateKeyJSONRequestBody = CreateKeyRequest
 // UpdateKeyJSONRequestBody defines body for UpdateKey for application/json ContentType.
 type UpdateKeyJSONRequestBody = UpdateKeyRequest
 
+// PutPricingJSONRequestBody defines body for PutPricing for application/json ContentType.
+type PutPricingJSONRequestBody = PutPricingRequest
+
+// ExtendPricingJSONRequestBody defines body for ExtendPricing for application/json ContentType.
+type ExtendPricingJSONRequestBody = ExtendPricingRequest
+
 // PutTierJSONRequestBody defines body for PutTier for application/json ContentType.
 type PutTierJSONRequestBody = PutTierRequest
+
+// RepriceUsageJSONRequestBody defines body for RepriceUsage for application/json ContentType.
+type RepriceUsageJSONRequestBody = RepriceRequest
+
+// AsDecimal0 returns the union data inside the Decimal as a Decimal0
+func (t Decimal) AsDecimal0() (Decimal0, error) {
+	var body Decimal0
+	err := json.Unmarshal(t.union, &body)
+	return body, err
+}
+
+// FromDecimal0 overwrites any union data inside the Decimal as the provided Decimal0
+func (t *Decimal) FromDecimal0(v Decimal0) error {
+	b, err := json.Marshal(v)
+	t.union = b
+	return err
+}
+
+// MergeDecimal0 performs a merge with any union data inside the Decimal, using the provided Decimal0
+func (t *Decimal) MergeDecimal0(v Decimal0) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+
+	merged, err := runtime.JSONMerge(t.union, b)
+	t.union = merged
+	return err
+}
+
+// AsDecimal1 returns the union data inside the Decimal as a Decimal1
+func (t Decimal) AsDecimal1() (Decimal1, error) {
+	var body Decimal1
+	err := json.Unmarshal(t.union, &body)
+	return body, err
+}
+
+// FromDecimal1 overwrites any union data inside the Decimal as the provided Decimal1
+func (t *Decimal) FromDecimal1(v Decimal1) error {
+	b, err := json.Marshal(v)
+	t.union = b
+	return err
+}
+
+// MergeDecimal1 performs a merge with any union data inside the Decimal, using the provided Decimal1
+func (t *Decimal) MergeDecimal1(v Decimal1) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+
+	merged, err := runtime.JSONMerge(t.union, b)
+	t.union = merged
+	return err
+}
+
+func (t Decimal) MarshalJSON() ([]byte, error) {
+	b, err := t.union.MarshalJSON()
+	return b, err
+}
+
+func (t *Decimal) UnmarshalJSON(b []byte) error {
+	err := t.union.UnmarshalJSON(b)
+	return err
+}
 
 // RequestEditorFn is the function signature for the RequestEditor callback function
 type RequestEditorFn func(ctx context.Context, req *http.Request) error
@@ -661,6 +1147,11 @@ type ClientInterface interface {
 	// EnableKey performs a POST /admin/api-keys/{id}/enable (the `EnableKey` operationId) request.
 	EnableKey(ctx context.Context, id KeyID, reqEditors ...RequestEditorFn) (*http.Response, error)
 
+	// GetKeyQuota The key's quota as its holder sees it at /api/usage/quota, money budgets included.
+	//
+	// Corresponds with GET /admin/api-keys/{id}/quota (the `GetKeyQuota` operationId).
+	GetKeyQuota(ctx context.Context, id KeyID, reqEditors ...RequestEditorFn) (*http.Response, error)
+
 	// RotateKey Issue a new secret for the key; the old one stops working at once.
 	//
 	// Corresponds with POST /admin/api-keys/{id}/rotate (the `RotateKey` operationId).
@@ -670,6 +1161,57 @@ type ClientInterface interface {
 	//
 	// Corresponds with POST /admin/login (the `AdminLogin` operationId).
 	AdminLogin(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// GetPricing The current price table, the policy for unpriced models, and the models seen without a price.
+	//
+	// Corresponds with GET /admin/pricing (the `GetPricing` operationId).
+	GetPricing(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// PutPricingWithBody Store a whole new price table; it becomes current at once (on other replicas within seconds).
+	//
+	// The table's `version` must be new: stored versions are never changed (409). An invalid table is refused with 400 and a message listing every problem. The admin who stored it is recorded with it.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with PUT /admin/pricing (the `PutPricing` operationId).
+	PutPricingWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// PutPricing Store a whole new price table; it becomes current at once (on other replicas within seconds).
+	//
+	// The table's `version` must be new: stored versions are never changed (409). An invalid table is refused with 400 and a message listing every problem. The admin who stored it is recorded with it.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with PUT /admin/pricing (the `PutPricing` operationId).
+	PutPricing(ctx context.Context, body PutPricingJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ExtendPricingWithBody Add or replace model entries (by id) in the current table, stored as a new version.
+	//
+	// The current table with `models` added, or replacing the entries of the same id, is stored under the new `version` (409 if that version is stored already, or if `base_version` is set and is no longer current).
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /admin/pricing/models (the `ExtendPricing` operationId).
+	ExtendPricingWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ExtendPricing Add or replace model entries (by id) in the current table, stored as a new version.
+	//
+	// The current table with `models` added, or replacing the entries of the same id, is stored under the new `version` (409 if that version is stored already, or if `base_version` is set and is no longer current).
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /admin/pricing/models (the `ExtendPricing` operationId).
+	ExtendPricing(ctx context.Context, body ExtendPricingJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ListPricingVersions Every stored version of the price table, newest first.
+	//
+	// Corresponds with GET /admin/pricing/versions (the `ListPricingVersions` operationId).
+	ListPricingVersions(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// GetPricingVersion One stored version with its whole table, as it was stored.
+	//
+	// Corresponds with GET /admin/pricing/versions/{version} (the `GetPricingVersion` operationId).
+	GetPricingVersion(ctx context.Context, version string, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// ListTiers performs a GET /admin/tiers (the `ListTiers` operationId) request.
 	ListTiers(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
@@ -705,6 +1247,24 @@ type ClientInterface interface {
 	// Corresponds with GET /admin/usage/logs (the `AdminUsageLogs` operationId).
 	AdminUsageLogs(ctx context.Context, params *AdminUsageLogsParams, reqEditors ...RequestEditorFn) (*http.Response, error)
 
+	// RepriceUsageWithBody Reprice stored usage over [from, to) with the current price table.
+	//
+	// Every request record of the range (all keys, deleted ones included) is priced again with the current price table, as the relay prices a record when it stores it. Records with no usage and no server-tool calls, and batch results the relay could not read (their cost is their reservation), keep their cost. A dry run (the default) only reports; with `apply: true` the changed costs are written, with the daily rollups, and the money-budget ledgers of the keys concerned are reset so they re-seed from storage. A record repriced meanwhile by someone else is left alone. Repricing again with the same table finds nothing to change.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /admin/usage/reprice (the `RepriceUsage` operationId).
+	RepriceUsageWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// RepriceUsage Reprice stored usage over [from, to) with the current price table.
+	//
+	// Every request record of the range (all keys, deleted ones included) is priced again with the current price table, as the relay prices a record when it stores it. Records with no usage and no server-tool calls, and batch results the relay could not read (their cost is their reservation), keep their cost. A dry run (the default) only reports; with `apply: true` the changed costs are written, with the daily rollups, and the money-budget ledgers of the keys concerned are reset so they re-seed from storage. A record repriced meanwhile by someone else is left alone. Repricing again with the same table finds nothing to change.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /admin/usage/reprice (the `RepriceUsage` operationId).
+	RepriceUsage(ctx context.Context, body RepriceUsageJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
 	// KeyUsage This key's usage totals over [from, to), with a per-model breakdown.
 	//
 	// Corresponds with GET /api/usage (the `KeyUsage` operationId).
@@ -720,7 +1280,7 @@ type ClientInterface interface {
 	// Corresponds with GET /api/usage/logs (the `KeyUsageLogs` operationId).
 	KeyUsageLogs(ctx context.Context, params *KeyUsageLogsParams, reqEditors ...RequestEditorFn) (*http.Response, error)
 
-	// KeyQuota This key's token quota and what is left of its tier's limits now.
+	// KeyQuota This key's token quota, money budgets and what is left of its tier's limits now.
 	//
 	// Corresponds with GET /api/usage/quota (the `KeyQuota` operationId).
 	KeyQuota(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
@@ -877,6 +1437,21 @@ func (c *Client) EnableKey(ctx context.Context, id KeyID, reqEditors ...RequestE
 	return c.Client.Do(req)
 }
 
+// GetKeyQuota The key's quota as its holder sees it at /api/usage/quota, money budgets included.
+//
+// Corresponds with GET /admin/api-keys/{id}/quota (the `GetKeyQuota` operationId).
+func (c *Client) GetKeyQuota(ctx context.Context, id KeyID, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetKeyQuotaRequest(c.Server, id)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
 // RotateKey Issue a new secret for the key; the old one stops working at once.
 //
 // Corresponds with POST /admin/api-keys/{id}/rotate (the `RotateKey` operationId).
@@ -897,6 +1472,127 @@ func (c *Client) RotateKey(ctx context.Context, id KeyID, reqEditors ...RequestE
 // Corresponds with POST /admin/login (the `AdminLogin` operationId).
 func (c *Client) AdminLogin(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewAdminLoginRequest(c.Server)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GetPricing The current price table, the policy for unpriced models, and the models seen without a price.
+//
+// Corresponds with GET /admin/pricing (the `GetPricing` operationId).
+func (c *Client) GetPricing(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetPricingRequest(c.Server)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// PutPricingWithBody Store a whole new price table; it becomes current at once (on other replicas within seconds).
+//
+// The table's `version` must be new: stored versions are never changed (409). An invalid table is refused with 400 and a message listing every problem. The admin who stored it is recorded with it.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with PUT /admin/pricing (the `PutPricing` operationId).
+func (c *Client) PutPricingWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewPutPricingRequestWithBody(c.Server, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// PutPricing Store a whole new price table; it becomes current at once (on other replicas within seconds).
+//
+// The table's `version` must be new: stored versions are never changed (409). An invalid table is refused with 400 and a message listing every problem. The admin who stored it is recorded with it.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with PUT /admin/pricing (the `PutPricing` operationId).
+func (c *Client) PutPricing(ctx context.Context, body PutPricingJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewPutPricingRequest(c.Server, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ExtendPricingWithBody Add or replace model entries (by id) in the current table, stored as a new version.
+//
+// The current table with `models` added, or replacing the entries of the same id, is stored under the new `version` (409 if that version is stored already, or if `base_version` is set and is no longer current).
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /admin/pricing/models (the `ExtendPricing` operationId).
+func (c *Client) ExtendPricingWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewExtendPricingRequestWithBody(c.Server, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ExtendPricing Add or replace model entries (by id) in the current table, stored as a new version.
+//
+// The current table with `models` added, or replacing the entries of the same id, is stored under the new `version` (409 if that version is stored already, or if `base_version` is set and is no longer current).
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /admin/pricing/models (the `ExtendPricing` operationId).
+func (c *Client) ExtendPricing(ctx context.Context, body ExtendPricingJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewExtendPricingRequest(c.Server, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ListPricingVersions Every stored version of the price table, newest first.
+//
+// Corresponds with GET /admin/pricing/versions (the `ListPricingVersions` operationId).
+func (c *Client) ListPricingVersions(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewListPricingVersionsRequest(c.Server)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GetPricingVersion One stored version with its whole table, as it was stored.
+//
+// Corresponds with GET /admin/pricing/versions/{version} (the `GetPricingVersion` operationId).
+func (c *Client) GetPricingVersion(ctx context.Context, version string, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetPricingVersionRequest(c.Server, version)
 	if err != nil {
 		return nil, err
 	}
@@ -1001,6 +1697,44 @@ func (c *Client) AdminUsageLogs(ctx context.Context, params *AdminUsageLogsParam
 	return c.Client.Do(req)
 }
 
+// RepriceUsageWithBody Reprice stored usage over [from, to) with the current price table.
+//
+// Every request record of the range (all keys, deleted ones included) is priced again with the current price table, as the relay prices a record when it stores it. Records with no usage and no server-tool calls, and batch results the relay could not read (their cost is their reservation), keep their cost. A dry run (the default) only reports; with `apply: true` the changed costs are written, with the daily rollups, and the money-budget ledgers of the keys concerned are reset so they re-seed from storage. A record repriced meanwhile by someone else is left alone. Repricing again with the same table finds nothing to change.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /admin/usage/reprice (the `RepriceUsage` operationId).
+func (c *Client) RepriceUsageWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewRepriceUsageRequestWithBody(c.Server, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// RepriceUsage Reprice stored usage over [from, to) with the current price table.
+//
+// Every request record of the range (all keys, deleted ones included) is priced again with the current price table, as the relay prices a record when it stores it. Records with no usage and no server-tool calls, and batch results the relay could not read (their cost is their reservation), keep their cost. A dry run (the default) only reports; with `apply: true` the changed costs are written, with the daily rollups, and the money-budget ledgers of the keys concerned are reset so they re-seed from storage. A record repriced meanwhile by someone else is left alone. Repricing again with the same table finds nothing to change.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /admin/usage/reprice (the `RepriceUsage` operationId).
+func (c *Client) RepriceUsage(ctx context.Context, body RepriceUsageJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewRepriceUsageRequest(c.Server, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
 // KeyUsage This key's usage totals over [from, to), with a per-model breakdown.
 //
 // Corresponds with GET /api/usage (the `KeyUsage` operationId).
@@ -1046,7 +1780,7 @@ func (c *Client) KeyUsageLogs(ctx context.Context, params *KeyUsageLogsParams, r
 	return c.Client.Do(req)
 }
 
-// KeyQuota This key's token quota and what is left of its tier's limits now.
+// KeyQuota This key's token quota, money budgets and what is left of its tier's limits now.
 //
 // Corresponds with GET /api/usage/quota (the `KeyQuota` operationId).
 func (c *Client) KeyQuota(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -1404,6 +2138,40 @@ func NewEnableKeyRequest(server string, id KeyID) (*http.Request, error) {
 	return req, nil
 }
 
+// NewGetKeyQuotaRequest constructs an http.Request for the GetKeyQuota method
+func NewGetKeyQuotaRequest(server string, id KeyID) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: "uuid"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/admin/api-keys/%s/quota", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
 // NewRotateKeyRequest constructs an http.Request for the RotateKey method
 func NewRotateKeyRequest(server string, id KeyID) (*http.Request, error) {
 	var err error
@@ -1458,6 +2226,174 @@ func NewAdminLoginRequest(server string) (*http.Request, error) {
 	}
 
 	req, err := http.NewRequest(http.MethodPost, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewGetPricingRequest constructs an http.Request for the GetPricing method
+func NewGetPricingRequest(server string) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/admin/pricing")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewPutPricingRequest calls the generic PutPricing builder with application/json body
+func NewPutPricingRequest(server string, body PutPricingJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewPutPricingRequestWithBody(server, "application/json", bodyReader)
+}
+
+// NewPutPricingRequestWithBody constructs an http.Request for the PutPricing method, with any body, and a specified content type
+func NewPutPricingRequestWithBody(server string, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/admin/pricing")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPut, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewExtendPricingRequest calls the generic ExtendPricing builder with application/json body
+func NewExtendPricingRequest(server string, body ExtendPricingJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewExtendPricingRequestWithBody(server, "application/json", bodyReader)
+}
+
+// NewExtendPricingRequestWithBody constructs an http.Request for the ExtendPricing method, with any body, and a specified content type
+func NewExtendPricingRequestWithBody(server string, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/admin/pricing/models")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewListPricingVersionsRequest constructs an http.Request for the ListPricingVersions method
+func NewListPricingVersionsRequest(server string) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/admin/pricing/versions")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewGetPricingVersionRequest constructs an http.Request for the GetPricingVersion method
+func NewGetPricingVersionRequest(server string, version string) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "version", version, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/admin/pricing/versions/%s", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
 	if err != nil {
 		return nil, err
 	}
@@ -1739,6 +2675,42 @@ func NewAdminUsageLogsRequest(server string, params *AdminUsageLogsParams) (*htt
 
 		}
 
+		if params.Model != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "model", *params.Model, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Upstream != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "upstream", *params.Upstream, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.RefusalsOnly != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "refusals_only", *params.RefusalsOnly, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
 		if params.Cursor != nil {
 
 			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "cursor", *params.Cursor, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
@@ -1773,6 +2745,46 @@ func NewAdminUsageLogsRequest(server string, params *AdminUsageLogsParams) (*htt
 	if err != nil {
 		return nil, err
 	}
+
+	return req, nil
+}
+
+// NewRepriceUsageRequest calls the generic RepriceUsage builder with application/json body
+func NewRepriceUsageRequest(server string, body RepriceUsageJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewRepriceUsageRequestWithBody(server, "application/json", bodyReader)
+}
+
+// NewRepriceUsageRequestWithBody constructs an http.Request for the RepriceUsage method, with any body, and a specified content type
+func NewRepriceUsageRequestWithBody(server string, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/admin/usage/reprice")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
 
 	return req, nil
 }
@@ -2161,6 +3173,13 @@ type ClientWithResponsesInterface interface {
 	// Returns a wrapper object for the known response body format(s).
 	EnableKeyWithResponse(ctx context.Context, id KeyID, reqEditors ...RequestEditorFn) (*EnableKeyResponse, error)
 
+	// GetKeyQuotaWithResponse The key's quota as its holder sees it at /api/usage/quota, money budgets included.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /admin/api-keys/{id}/quota (the `GetKeyQuota` operationId).
+	GetKeyQuotaWithResponse(ctx context.Context, id KeyID, reqEditors ...RequestEditorFn) (*GetKeyQuotaResponse, error)
+
 	// RotateKeyWithResponse Issue a new secret for the key; the old one stops working at once.
 	//
 	// Returns a wrapper object for the known response body format(s).
@@ -2174,6 +3193,63 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with POST /admin/login (the `AdminLogin` operationId).
 	AdminLoginWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*AdminLoginResponse, error)
+
+	// GetPricingWithResponse The current price table, the policy for unpriced models, and the models seen without a price.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /admin/pricing (the `GetPricing` operationId).
+	GetPricingWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*GetPricingResponse, error)
+
+	// PutPricingWithBodyWithResponse Store a whole new price table; it becomes current at once (on other replicas within seconds).
+	//
+	// The table's `version` must be new: stored versions are never changed (409). An invalid table is refused with 400 and a message listing every problem. The admin who stored it is recorded with it.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with PUT /admin/pricing (the `PutPricing` operationId).
+	PutPricingWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*PutPricingResponse, error)
+
+	// PutPricingWithResponse Store a whole new price table; it becomes current at once (on other replicas within seconds).
+	//
+	// The table's `version` must be new: stored versions are never changed (409). An invalid table is refused with 400 and a message listing every problem. The admin who stored it is recorded with it.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with PUT /admin/pricing (the `PutPricing` operationId).
+	PutPricingWithResponse(ctx context.Context, body PutPricingJSONRequestBody, reqEditors ...RequestEditorFn) (*PutPricingResponse, error)
+
+	// ExtendPricingWithBodyWithResponse Add or replace model entries (by id) in the current table, stored as a new version.
+	//
+	// The current table with `models` added, or replacing the entries of the same id, is stored under the new `version` (409 if that version is stored already, or if `base_version` is set and is no longer current).
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /admin/pricing/models (the `ExtendPricing` operationId).
+	ExtendPricingWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*ExtendPricingResponse, error)
+
+	// ExtendPricingWithResponse Add or replace model entries (by id) in the current table, stored as a new version.
+	//
+	// The current table with `models` added, or replacing the entries of the same id, is stored under the new `version` (409 if that version is stored already, or if `base_version` is set and is no longer current).
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /admin/pricing/models (the `ExtendPricing` operationId).
+	ExtendPricingWithResponse(ctx context.Context, body ExtendPricingJSONRequestBody, reqEditors ...RequestEditorFn) (*ExtendPricingResponse, error)
+
+	// ListPricingVersionsWithResponse Every stored version of the price table, newest first.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /admin/pricing/versions (the `ListPricingVersions` operationId).
+	ListPricingVersionsWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*ListPricingVersionsResponse, error)
+
+	// GetPricingVersionWithResponse One stored version with its whole table, as it was stored.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /admin/pricing/versions/{version} (the `GetPricingVersion` operationId).
+	GetPricingVersionWithResponse(ctx context.Context, version string, reqEditors ...RequestEditorFn) (*GetPricingVersionResponse, error)
 
 	// ListTiersWithResponse performs a GET /admin/tiers (the `ListTiers` operationId) request.
 	//
@@ -2217,6 +3293,24 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with GET /admin/usage/logs (the `AdminUsageLogs` operationId).
 	AdminUsageLogsWithResponse(ctx context.Context, params *AdminUsageLogsParams, reqEditors ...RequestEditorFn) (*AdminUsageLogsResponse, error)
 
+	// RepriceUsageWithBodyWithResponse Reprice stored usage over [from, to) with the current price table.
+	//
+	// Every request record of the range (all keys, deleted ones included) is priced again with the current price table, as the relay prices a record when it stores it. Records with no usage and no server-tool calls, and batch results the relay could not read (their cost is their reservation), keep their cost. A dry run (the default) only reports; with `apply: true` the changed costs are written, with the daily rollups, and the money-budget ledgers of the keys concerned are reset so they re-seed from storage. A record repriced meanwhile by someone else is left alone. Repricing again with the same table finds nothing to change.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /admin/usage/reprice (the `RepriceUsage` operationId).
+	RepriceUsageWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*RepriceUsageResponse, error)
+
+	// RepriceUsageWithResponse Reprice stored usage over [from, to) with the current price table.
+	//
+	// Every request record of the range (all keys, deleted ones included) is priced again with the current price table, as the relay prices a record when it stores it. Records with no usage and no server-tool calls, and batch results the relay could not read (their cost is their reservation), keep their cost. A dry run (the default) only reports; with `apply: true` the changed costs are written, with the daily rollups, and the money-budget ledgers of the keys concerned are reset so they re-seed from storage. A record repriced meanwhile by someone else is left alone. Repricing again with the same table finds nothing to change.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /admin/usage/reprice (the `RepriceUsage` operationId).
+	RepriceUsageWithResponse(ctx context.Context, body RepriceUsageJSONRequestBody, reqEditors ...RequestEditorFn) (*RepriceUsageResponse, error)
+
 	// KeyUsageWithResponse This key's usage totals over [from, to), with a per-model breakdown.
 	//
 	// Returns a wrapper object for the known response body format(s).
@@ -2238,7 +3332,7 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with GET /api/usage/logs (the `KeyUsageLogs` operationId).
 	KeyUsageLogsWithResponse(ctx context.Context, params *KeyUsageLogsParams, reqEditors ...RequestEditorFn) (*KeyUsageLogsResponse, error)
 
-	// KeyQuotaWithResponse This key's token quota and what is left of its tier's limits now.
+	// KeyQuotaWithResponse This key's token quota, money budgets and what is left of its tier's limits now.
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -2806,6 +3900,82 @@ func (r EnableKeyResponse) ContentType() string {
 	return ""
 }
 
+type GetKeyQuotaResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *Quota
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *Error
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Error
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *Error
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *Error
+	// JSONDefault the response for an HTTP default `application/json` response
+	JSONDefault *Error
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r GetKeyQuotaResponse) GetJSON200() *Quota {
+	return r.JSON200
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r GetKeyQuotaResponse) GetJSON400() *Error {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r GetKeyQuotaResponse) GetJSON401() *Error {
+	return r.JSON401
+}
+
+// GetJSON403 returns the response for an HTTP 403 `application/json` response
+func (r GetKeyQuotaResponse) GetJSON403() *Error {
+	return r.JSON403
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r GetKeyQuotaResponse) GetJSON404() *Error {
+	return r.JSON404
+}
+
+// GetJSONDefault returns the response for an HTTP default `application/json` response
+func (r GetKeyQuotaResponse) GetJSONDefault() *Error {
+	return r.JSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r GetKeyQuotaResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetKeyQuotaResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetKeyQuotaResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetKeyQuotaResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
 type RotateKeyResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -2952,6 +4122,407 @@ func (r AdminLoginResponse) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r AdminLoginResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type GetPricingResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *Pricing
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Error
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *Error
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *Error
+	// JSONDefault the response for an HTTP default `application/json` response
+	JSONDefault *Error
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r GetPricingResponse) GetJSON200() *Pricing {
+	return r.JSON200
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r GetPricingResponse) GetJSON401() *Error {
+	return r.JSON401
+}
+
+// GetJSON403 returns the response for an HTTP 403 `application/json` response
+func (r GetPricingResponse) GetJSON403() *Error {
+	return r.JSON403
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r GetPricingResponse) GetJSON503() *Error {
+	return r.JSON503
+}
+
+// GetJSONDefault returns the response for an HTTP default `application/json` response
+func (r GetPricingResponse) GetJSONDefault() *Error {
+	return r.JSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r GetPricingResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetPricingResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetPricingResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetPricingResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type PutPricingResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *Pricing
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *Error
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Error
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *Error
+	// JSON409 the response for an HTTP 409 `application/json` response
+	JSON409 *Error
+	// JSON413 the response for an HTTP 413 `application/json` response
+	JSON413 *Error
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *Error
+	// JSONDefault the response for an HTTP default `application/json` response
+	JSONDefault *Error
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r PutPricingResponse) GetJSON200() *Pricing {
+	return r.JSON200
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r PutPricingResponse) GetJSON400() *Error {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r PutPricingResponse) GetJSON401() *Error {
+	return r.JSON401
+}
+
+// GetJSON403 returns the response for an HTTP 403 `application/json` response
+func (r PutPricingResponse) GetJSON403() *Error {
+	return r.JSON403
+}
+
+// GetJSON409 returns the response for an HTTP 409 `application/json` response
+func (r PutPricingResponse) GetJSON409() *Error {
+	return r.JSON409
+}
+
+// GetJSON413 returns the response for an HTTP 413 `application/json` response
+func (r PutPricingResponse) GetJSON413() *Error {
+	return r.JSON413
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r PutPricingResponse) GetJSON503() *Error {
+	return r.JSON503
+}
+
+// GetJSONDefault returns the response for an HTTP default `application/json` response
+func (r PutPricingResponse) GetJSONDefault() *Error {
+	return r.JSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r PutPricingResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r PutPricingResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r PutPricingResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r PutPricingResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type ExtendPricingResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *Pricing
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *Error
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Error
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *Error
+	// JSON409 the response for an HTTP 409 `application/json` response
+	JSON409 *Error
+	// JSON413 the response for an HTTP 413 `application/json` response
+	JSON413 *Error
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *Error
+	// JSONDefault the response for an HTTP default `application/json` response
+	JSONDefault *Error
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r ExtendPricingResponse) GetJSON200() *Pricing {
+	return r.JSON200
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r ExtendPricingResponse) GetJSON400() *Error {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r ExtendPricingResponse) GetJSON401() *Error {
+	return r.JSON401
+}
+
+// GetJSON403 returns the response for an HTTP 403 `application/json` response
+func (r ExtendPricingResponse) GetJSON403() *Error {
+	return r.JSON403
+}
+
+// GetJSON409 returns the response for an HTTP 409 `application/json` response
+func (r ExtendPricingResponse) GetJSON409() *Error {
+	return r.JSON409
+}
+
+// GetJSON413 returns the response for an HTTP 413 `application/json` response
+func (r ExtendPricingResponse) GetJSON413() *Error {
+	return r.JSON413
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r ExtendPricingResponse) GetJSON503() *Error {
+	return r.JSON503
+}
+
+// GetJSONDefault returns the response for an HTTP default `application/json` response
+func (r ExtendPricingResponse) GetJSONDefault() *Error {
+	return r.JSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r ExtendPricingResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ExtendPricingResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ExtendPricingResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ExtendPricingResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type ListPricingVersionsResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *PriceVersionList
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Error
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *Error
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *Error
+	// JSONDefault the response for an HTTP default `application/json` response
+	JSONDefault *Error
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r ListPricingVersionsResponse) GetJSON200() *PriceVersionList {
+	return r.JSON200
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r ListPricingVersionsResponse) GetJSON401() *Error {
+	return r.JSON401
+}
+
+// GetJSON403 returns the response for an HTTP 403 `application/json` response
+func (r ListPricingVersionsResponse) GetJSON403() *Error {
+	return r.JSON403
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r ListPricingVersionsResponse) GetJSON503() *Error {
+	return r.JSON503
+}
+
+// GetJSONDefault returns the response for an HTTP default `application/json` response
+func (r ListPricingVersionsResponse) GetJSONDefault() *Error {
+	return r.JSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r ListPricingVersionsResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ListPricingVersionsResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ListPricingVersionsResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ListPricingVersionsResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type GetPricingVersionResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *PriceVersionTable
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *Error
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Error
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *Error
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *Error
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *Error
+	// JSONDefault the response for an HTTP default `application/json` response
+	JSONDefault *Error
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r GetPricingVersionResponse) GetJSON200() *PriceVersionTable {
+	return r.JSON200
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r GetPricingVersionResponse) GetJSON400() *Error {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r GetPricingVersionResponse) GetJSON401() *Error {
+	return r.JSON401
+}
+
+// GetJSON403 returns the response for an HTTP 403 `application/json` response
+func (r GetPricingVersionResponse) GetJSON403() *Error {
+	return r.JSON403
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r GetPricingVersionResponse) GetJSON404() *Error {
+	return r.JSON404
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r GetPricingVersionResponse) GetJSON503() *Error {
+	return r.JSON503
+}
+
+// GetJSONDefault returns the response for an HTTP default `application/json` response
+func (r GetPricingVersionResponse) GetJSONDefault() *Error {
+	return r.JSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r GetPricingVersionResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetPricingVersionResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetPricingVersionResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetPricingVersionResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -3304,6 +4875,89 @@ func (r AdminUsageLogsResponse) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r AdminUsageLogsResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type RepriceUsageResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *RepriceReport
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *Error
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Error
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *Error
+	// JSON413 the response for an HTTP 413 `application/json` response
+	JSON413 *Error
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *Error
+	// JSONDefault the response for an HTTP default `application/json` response
+	JSONDefault *Error
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r RepriceUsageResponse) GetJSON200() *RepriceReport {
+	return r.JSON200
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r RepriceUsageResponse) GetJSON400() *Error {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r RepriceUsageResponse) GetJSON401() *Error {
+	return r.JSON401
+}
+
+// GetJSON403 returns the response for an HTTP 403 `application/json` response
+func (r RepriceUsageResponse) GetJSON403() *Error {
+	return r.JSON403
+}
+
+// GetJSON413 returns the response for an HTTP 413 `application/json` response
+func (r RepriceUsageResponse) GetJSON413() *Error {
+	return r.JSON413
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r RepriceUsageResponse) GetJSON503() *Error {
+	return r.JSON503
+}
+
+// GetJSONDefault returns the response for an HTTP default `application/json` response
+func (r RepriceUsageResponse) GetJSONDefault() *Error {
+	return r.JSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r RepriceUsageResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r RepriceUsageResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r RepriceUsageResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r RepriceUsageResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -3797,6 +5451,19 @@ func (c *ClientWithResponses) EnableKeyWithResponse(ctx context.Context, id KeyI
 	return ParseEnableKeyResponse(rsp)
 }
 
+// GetKeyQuotaWithResponse The key's quota as its holder sees it at /api/usage/quota, money budgets included.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /admin/api-keys/{id}/quota (the `GetKeyQuota` operationId).
+func (c *ClientWithResponses) GetKeyQuotaWithResponse(ctx context.Context, id KeyID, reqEditors ...RequestEditorFn) (*GetKeyQuotaResponse, error) {
+	rsp, err := c.GetKeyQuota(ctx, id, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetKeyQuotaResponse(rsp)
+}
+
 // RotateKeyWithResponse Issue a new secret for the key; the old one stops working at once.
 //
 // Returns a wrapper object for the known response body format(s).
@@ -3821,6 +5488,105 @@ func (c *ClientWithResponses) AdminLoginWithResponse(ctx context.Context, reqEdi
 		return nil, err
 	}
 	return ParseAdminLoginResponse(rsp)
+}
+
+// GetPricingWithResponse The current price table, the policy for unpriced models, and the models seen without a price.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /admin/pricing (the `GetPricing` operationId).
+func (c *ClientWithResponses) GetPricingWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*GetPricingResponse, error) {
+	rsp, err := c.GetPricing(ctx, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetPricingResponse(rsp)
+}
+
+// PutPricingWithBodyWithResponse Store a whole new price table; it becomes current at once (on other replicas within seconds).
+//
+// The table's `version` must be new: stored versions are never changed (409). An invalid table is refused with 400 and a message listing every problem. The admin who stored it is recorded with it.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with PUT /admin/pricing (the `PutPricing` operationId).
+func (c *ClientWithResponses) PutPricingWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*PutPricingResponse, error) {
+	rsp, err := c.PutPricingWithBody(ctx, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParsePutPricingResponse(rsp)
+}
+
+// PutPricingWithResponse Store a whole new price table; it becomes current at once (on other replicas within seconds).
+//
+// The table's `version` must be new: stored versions are never changed (409). An invalid table is refused with 400 and a message listing every problem. The admin who stored it is recorded with it.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with PUT /admin/pricing (the `PutPricing` operationId).
+func (c *ClientWithResponses) PutPricingWithResponse(ctx context.Context, body PutPricingJSONRequestBody, reqEditors ...RequestEditorFn) (*PutPricingResponse, error) {
+	rsp, err := c.PutPricing(ctx, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParsePutPricingResponse(rsp)
+}
+
+// ExtendPricingWithBodyWithResponse Add or replace model entries (by id) in the current table, stored as a new version.
+//
+// The current table with `models` added, or replacing the entries of the same id, is stored under the new `version` (409 if that version is stored already, or if `base_version` is set and is no longer current).
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /admin/pricing/models (the `ExtendPricing` operationId).
+func (c *ClientWithResponses) ExtendPricingWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*ExtendPricingResponse, error) {
+	rsp, err := c.ExtendPricingWithBody(ctx, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseExtendPricingResponse(rsp)
+}
+
+// ExtendPricingWithResponse Add or replace model entries (by id) in the current table, stored as a new version.
+//
+// The current table with `models` added, or replacing the entries of the same id, is stored under the new `version` (409 if that version is stored already, or if `base_version` is set and is no longer current).
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /admin/pricing/models (the `ExtendPricing` operationId).
+func (c *ClientWithResponses) ExtendPricingWithResponse(ctx context.Context, body ExtendPricingJSONRequestBody, reqEditors ...RequestEditorFn) (*ExtendPricingResponse, error) {
+	rsp, err := c.ExtendPricing(ctx, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseExtendPricingResponse(rsp)
+}
+
+// ListPricingVersionsWithResponse Every stored version of the price table, newest first.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /admin/pricing/versions (the `ListPricingVersions` operationId).
+func (c *ClientWithResponses) ListPricingVersionsWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*ListPricingVersionsResponse, error) {
+	rsp, err := c.ListPricingVersions(ctx, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseListPricingVersionsResponse(rsp)
+}
+
+// GetPricingVersionWithResponse One stored version with its whole table, as it was stored.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /admin/pricing/versions/{version} (the `GetPricingVersion` operationId).
+func (c *ClientWithResponses) GetPricingVersionWithResponse(ctx context.Context, version string, reqEditors ...RequestEditorFn) (*GetPricingVersionResponse, error) {
+	rsp, err := c.GetPricingVersion(ctx, version, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetPricingVersionResponse(rsp)
 }
 
 // ListTiersWithResponse performs a GET /admin/tiers (the `ListTiers` operationId) request.
@@ -3901,6 +5667,36 @@ func (c *ClientWithResponses) AdminUsageLogsWithResponse(ctx context.Context, pa
 	return ParseAdminUsageLogsResponse(rsp)
 }
 
+// RepriceUsageWithBodyWithResponse Reprice stored usage over [from, to) with the current price table.
+//
+// Every request record of the range (all keys, deleted ones included) is priced again with the current price table, as the relay prices a record when it stores it. Records with no usage and no server-tool calls, and batch results the relay could not read (their cost is their reservation), keep their cost. A dry run (the default) only reports; with `apply: true` the changed costs are written, with the daily rollups, and the money-budget ledgers of the keys concerned are reset so they re-seed from storage. A record repriced meanwhile by someone else is left alone. Repricing again with the same table finds nothing to change.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /admin/usage/reprice (the `RepriceUsage` operationId).
+func (c *ClientWithResponses) RepriceUsageWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*RepriceUsageResponse, error) {
+	rsp, err := c.RepriceUsageWithBody(ctx, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseRepriceUsageResponse(rsp)
+}
+
+// RepriceUsageWithResponse Reprice stored usage over [from, to) with the current price table.
+//
+// Every request record of the range (all keys, deleted ones included) is priced again with the current price table, as the relay prices a record when it stores it. Records with no usage and no server-tool calls, and batch results the relay could not read (their cost is their reservation), keep their cost. A dry run (the default) only reports; with `apply: true` the changed costs are written, with the daily rollups, and the money-budget ledgers of the keys concerned are reset so they re-seed from storage. A record repriced meanwhile by someone else is left alone. Repricing again with the same table finds nothing to change.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /admin/usage/reprice (the `RepriceUsage` operationId).
+func (c *ClientWithResponses) RepriceUsageWithResponse(ctx context.Context, body RepriceUsageJSONRequestBody, reqEditors ...RequestEditorFn) (*RepriceUsageResponse, error) {
+	rsp, err := c.RepriceUsage(ctx, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseRepriceUsageResponse(rsp)
+}
+
 // KeyUsageWithResponse This key's usage totals over [from, to), with a per-model breakdown.
 //
 // Returns a wrapper object for the known response body format(s).
@@ -3940,7 +5736,7 @@ func (c *ClientWithResponses) KeyUsageLogsWithResponse(ctx context.Context, para
 	return ParseKeyUsageLogsResponse(rsp)
 }
 
-// KeyQuotaWithResponse This key's token quota and what is left of its tier's limits now.
+// KeyQuotaWithResponse This key's token quota, money budgets and what is left of its tier's limits now.
 //
 // Returns a wrapper object for the known response body format(s).
 //
@@ -4423,6 +6219,67 @@ func ParseEnableKeyResponse(rsp *http.Response) (*EnableKeyResponse, error) {
 	return response, nil
 }
 
+// ParseGetKeyQuotaResponse parses an HTTP response from a GetKeyQuotaWithResponse call
+func ParseGetKeyQuotaResponse(rsp *http.Response) (*GetKeyQuotaResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetKeyQuotaResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest Quota
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSONDefault = &dest
+
+	}
+
+	return response, nil
+}
+
 // ParseRotateKeyResponse parses an HTTP response from a RotateKeyWithResponse call
 func ParseRotateKeyResponse(rsp *http.Response) (*RotateKeyResponse, error) {
 	bodyBytes, err := io.ReadAll(rsp.Body)
@@ -4532,6 +6389,332 @@ func ParseAdminLoginResponse(rsp *http.Response) (*AdminLoginResponse, error) {
 			return nil, err
 		}
 		response.JSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSONDefault = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseGetPricingResponse parses an HTTP response from a GetPricingWithResponse call
+func ParseGetPricingResponse(rsp *http.Response) (*GetPricingResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetPricingResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest Pricing
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSONDefault = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParsePutPricingResponse parses an HTTP response from a PutPricingWithResponse call
+func ParsePutPricingResponse(rsp *http.Response) (*PutPricingResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &PutPricingResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest Pricing
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON413 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSONDefault = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseExtendPricingResponse parses an HTTP response from a ExtendPricingWithResponse call
+func ParseExtendPricingResponse(rsp *http.Response) (*ExtendPricingResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ExtendPricingResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest Pricing
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON413 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSONDefault = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseListPricingVersionsResponse parses an HTTP response from a ListPricingVersionsWithResponse call
+func ParseListPricingVersionsResponse(rsp *http.Response) (*ListPricingVersionsResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ListPricingVersionsResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest PriceVersionList
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSONDefault = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseGetPricingVersionResponse parses an HTTP response from a GetPricingVersionWithResponse call
+func ParseGetPricingVersionResponse(rsp *http.Response) (*GetPricingVersionResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetPricingVersionResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest PriceVersionTable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
 		var dest Error
@@ -4812,6 +6995,74 @@ func ParseAdminUsageLogsResponse(rsp *http.Response) (*AdminUsageLogsResponse, e
 			return nil, err
 		}
 		response.JSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSONDefault = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseRepriceUsageResponse parses an HTTP response from a RepriceUsageWithResponse call
+func ParseRepriceUsageResponse(rsp *http.Response) (*RepriceUsageResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &RepriceUsageResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest RepriceReport
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON413 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
 		var dest Error

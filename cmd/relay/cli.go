@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -16,6 +17,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/relaystation/relay/api/client"
+	"github.com/relaystation/relay/domain"
 )
 
 // The admin CLI talks to a running relay's admin API through the client
@@ -25,6 +27,8 @@ type cliFlags struct {
 	url, user, password, token string
 	envPassword, envToken      string
 	json                       bool
+	// timeout bounds each API call; 0 is defaultCLITimeout.
+	timeout time.Duration
 }
 
 func (f *cliFlags) register(fs *flag.FlagSet, e env) {
@@ -75,11 +79,18 @@ func apiError(resp *http.Response, body []byte) error {
 	return fmt.Errorf("%s", resp.Status)
 }
 
+// defaultCLITimeout bounds one admin API call of the CLI.
+const defaultCLITimeout = 30 * time.Second
+
 // adminClient logs in (unless a token was given) and returns a client that
 // sends the bearer token.
 func (f *cliFlags) adminClient(ctx context.Context) (*client.ClientWithResponses, error) {
 	f.credentials()
-	hc := &http.Client{Timeout: 30 * time.Second}
+	timeout := f.timeout
+	if timeout <= 0 {
+		timeout = defaultCLITimeout
+	}
+	hc := &http.Client{Timeout: timeout}
 	token := f.token
 	if token == "" {
 		if f.password == "" {
@@ -111,13 +122,102 @@ func (f *cliFlags) adminClient(ctx context.Context) (*client.ClientWithResponses
 const keysUsage = `usage: relay keys <command> [flags]
 
 commands:
-  create --name NAME [--description D] [--token-limit N] [--tier T] [--expires RFC3339] [--allowed-ips CIDR,...] [--allowed-domains HOST,...]
+  create --name NAME [--description D] [--token-limit N] [--tier T] [--expires RFC3339] [--allowed-ips CIDR,...]
+         [--allowed-domains HOST,...] [--models ID-OR-GLOB,...] [--budget WINDOW=USD[@ZONE]]...
+  update ID [--name NAME] [--description D] [--token-limit N|none] [--tier T] [--expires RFC3339|never]
+         [--allowed-ips CIDR,...] [--allowed-domains HOST,...] [--models ID-OR-GLOB,...] [--budget WINDOW=USD[@ZONE]|none]...
+         (only the flags given change; an empty list, e.g. --models '', clears one)
   list [--active=true|false] [--name TEXT] [--limit N]
   get ID
   disable ID | enable ID | rotate ID | delete ID
 
+budgets: --budget is repeatable; WINDOW is 5h, day, week, month or total, USD an exact decimal
+  amount, ZONE an IANA time zone for day, week and month (default the relay's), e.g.
+  --budget 5h=10 --budget month=200 --budget day=5@Europe/Paris; --budget none removes them all.
+models: --models 'claude-sonnet-*,claude-haiku-4-5' limits the key to those models (globs allowed).
+
 common flags: --url --user --password --token --json
 `
+
+// budgetFlags collects repeated --budget flags.
+type budgetFlags []string
+
+func (b *budgetFlags) String() string { return strings.Join(*b, " ") }
+
+func (b *budgetFlags) Set(v string) error {
+	*b = append(*b, v)
+	return nil
+}
+
+// parseBudgetFlags reads --budget values, WINDOW=USD[@ZONE] each, or the
+// single value none (no budgets). Amounts are checked here so that a typo
+// is named by its flag, and are sent as the exact decimal text given.
+func parseBudgetFlags(items []string) ([]client.BudgetInput, error) {
+	out := []client.BudgetInput{}
+	for _, it := range items {
+		if strings.EqualFold(strings.TrimSpace(it), "none") {
+			if len(items) > 1 {
+				return nil, fmt.Errorf("--budget none cannot be combined with other budgets")
+			}
+			return out, nil
+		}
+		window, rest, ok := strings.Cut(it, "=")
+		window, rest = strings.TrimSpace(window), strings.TrimSpace(rest)
+		if !ok || window == "" || rest == "" {
+			return nil, fmt.Errorf("--budget %q: want WINDOW=USD[@ZONE], e.g. 5h=10 or day=5@Europe/Paris", it)
+		}
+		amount, zone, hasZone := strings.Cut(rest, "@")
+		amount = strings.TrimPrefix(strings.TrimSpace(amount), "$")
+		if _, err := domain.ParseUSD(amount); err != nil {
+			return nil, fmt.Errorf("--budget %q: the amount must be a plain decimal of USD such as 10 or 0.5 (%v)", it, err)
+		}
+		b := client.BudgetInput{Window: client.BudgetWindow(window), LimitUsd: json.Number(amount)}
+		if hasZone {
+			z := strings.TrimSpace(zone)
+			if z == "" {
+				return nil, fmt.Errorf("--budget %q: name a time zone after @, e.g. day=5@Europe/Paris", it)
+			}
+			b.TimeZone = &z
+		}
+		out = append(out, b)
+	}
+	return out, nil
+}
+
+// budgetsText shows budgets the way --budget takes them.
+func budgetsText(bs []client.Budget) string {
+	if len(bs) == 0 {
+		return "none"
+	}
+	parts := make([]string, len(bs))
+	for i, b := range bs {
+		parts[i] = string(b.Window) + "=" + usdText(b.LimitUsd)
+		if b.TimeZone != nil && *b.TimeZone != "" {
+			parts[i] += "@" + *b.TimeZone
+		}
+	}
+	return strings.Join(parts, " ")
+}
+
+// usdText writes an exact USD amount without trailing zeros ("10", "0.1").
+func usdText(n json.Number) string {
+	v, err := domain.ParseUSD(strings.TrimPrefix(n.String(), "-"))
+	if err != nil {
+		return n.String()
+	}
+	s := domain.FormatFixed(int64(v), 9, 0)
+	if strings.HasPrefix(n.String(), "-") && v != 0 {
+		s = "-" + s
+	}
+	return s
+}
+
+func modelsText(ms []string) string {
+	if len(ms) == 0 {
+		return "any"
+	}
+	return strings.Join(ms, ",")
+}
 
 func keysCmd(ctx context.Context, args []string, e env) error {
 	if len(args) == 0 || args[0] == "--help" || args[0] == "-h" || args[0] == "help" {
@@ -130,20 +230,29 @@ func keysCmd(ctx context.Context, args []string, e env) error {
 	var f cliFlags
 	f.register(fs, e)
 	var (
-		name, desc, tier, expires, ips, domains string
-		tokenLimit                              int64 = -1
-		active                                  string
-		limit                                   int
+		name, desc, tier, expires, ips, domains, models, limitText string
+		tokenLimit                                                 int64 = -1
+		active                                                     string
+		limit                                                      int
+		budgets                                                    budgetFlags
 	)
 	switch sub {
-	case "create":
-		fs.StringVar(&name, "name", "", "key name (required)")
+	case "create", "update":
+		if sub == "create" {
+			fs.StringVar(&name, "name", "", "key name (required)")
+			fs.Int64Var(&tokenLimit, "token-limit", -1, "token quota; omit for unlimited")
+			fs.StringVar(&expires, "expires", "", "expiry time, RFC 3339")
+		} else {
+			fs.StringVar(&name, "name", "", "new key name")
+			fs.StringVar(&limitText, "token-limit", "", "token quota, or none for unlimited")
+			fs.StringVar(&expires, "expires", "", "expiry time, RFC 3339, or never")
+		}
 		fs.StringVar(&desc, "description", "", "description")
-		fs.Int64Var(&tokenLimit, "token-limit", -1, "token quota; omit for unlimited")
 		fs.StringVar(&tier, "tier", "", "rate-limit tier; omit for the default")
-		fs.StringVar(&expires, "expires", "", "expiry time, RFC 3339")
 		fs.StringVar(&ips, "allowed-ips", "", "comma-separated CIDRs or addresses")
 		fs.StringVar(&domains, "allowed-domains", "", "comma-separated host patterns, e.g. *.example.com")
+		fs.StringVar(&models, "models", "", "comma-separated model ids or globs the key may use, e.g. claude-sonnet-*")
+		fs.Var(&budgets, "budget", "money budget WINDOW=USD[@ZONE], repeatable (5h, day, week, month, total), or none")
 	case "list":
 		fs.StringVar(&active, "active", "", "true or false to filter")
 		fs.StringVar(&name, "name", "", "filter by name substring")
@@ -160,10 +269,18 @@ func keysCmd(ctx context.Context, args []string, e env) error {
 	if err := fs.Parse(args); err != nil {
 		return usageError{err.Error()}
 	}
-	limitSet := false
-	fs.Visit(func(fl *flag.Flag) { limitSet = limitSet || fl.Name == "token-limit" })
-	if limitSet && tokenLimit < 0 {
+	given := map[string]bool{}
+	fs.Visit(func(fl *flag.Flag) { given[fl.Name] = true })
+	limitSet := given["token-limit"]
+	if sub == "create" && limitSet && tokenLimit < 0 {
 		return usageError{"keys create: --token-limit must be 0 or more (omit it for unlimited)"}
+	}
+	var budgetList []client.BudgetInput
+	if given["budget"] {
+		var err error
+		if budgetList, err = parseBudgetFlags(budgets); err != nil {
+			return usageError{"keys " + sub + ": " + err.Error()}
+		}
 	}
 	if id == "" && fs.NArg() > 0 {
 		id = fs.Arg(0)
@@ -209,6 +326,13 @@ func keysCmd(ctx context.Context, args []string, e env) error {
 			l := splitComma(domains)
 			body.AllowedDomains = &l
 		}
+		if models != "" {
+			l := splitComma(models)
+			body.AllowedModels = &l
+		}
+		if len(budgetList) > 0 {
+			body.Budgets = &budgetList
+		}
 		resp, err := c.CreateKeyWithResponse(ctx, body)
 		if err != nil {
 			return err
@@ -220,8 +344,19 @@ func keysCmd(ctx context.Context, args []string, e env) error {
 			return printJSON(e.stdout, resp.JSON201)
 		}
 		k := resp.JSON201
-		fmt.Fprintf(e.stdout, "created key %s (%s)\n\n  %s\n\nThis is the only time the key is shown. Store it now.\n", k.Name, k.Id, k.ApiKey)
+		fmt.Fprintf(e.stdout, "created key %s (%s)\n  budgets: %s\n  models:  %s\n\n  %s\n\nThis is the only time the key is shown. Store it now.\n",
+			k.Name, k.Id, budgetsText(k.Budgets), modelsText(k.AllowedModels), k.ApiKey)
 		return nil
+	case "update":
+		body, err := updateBody(given, name, desc, tier, limitText, expires, ips, domains, models, budgetList)
+		if err != nil {
+			return err
+		}
+		resp, err := c.UpdateKeyWithResponse(ctx, keyID, body)
+		if err != nil {
+			return err
+		}
+		return keyResult(e.stdout, f.json, resp.JSON200, resp.HTTPResponse, resp.Body)
 	case "list":
 		p := &client.ListKeysParams{Limit: &limit}
 		if name != "" {
@@ -302,7 +437,89 @@ func keysCmd(ctx context.Context, args []string, e env) error {
 	return nil
 }
 
+// updateBody is the PATCH body of `keys update`: only the flags given.
+func updateBody(given map[string]bool, name, desc, tier, limit, expires, ips, domains, models string, budgets []client.BudgetInput) (client.UpdateKeyRequest, error) {
+	var body client.UpdateKeyRequest
+	changes := 0
+	for fl := range given {
+		switch fl {
+		case "url", "user", "password", "token", "json":
+		default:
+			changes++
+		}
+	}
+	if changes == 0 {
+		return body, usageError{"keys update: give at least one field to change (relay keys --help)"}
+	}
+	if given["name"] {
+		body.Name = &name
+	}
+	if given["description"] {
+		body.Description = &desc
+	}
+	if given["tier"] {
+		body.RateLimitTier = &tier
+	}
+	if given["token-limit"] {
+		if strings.EqualFold(limit, "none") {
+			body.TokenLimit = json.RawMessage("null")
+		} else {
+			n, err := strconv.ParseInt(limit, 10, 64)
+			if err != nil || n < 0 {
+				return body, usageError{"keys update: --token-limit must be 0 or more, or none for unlimited"}
+			}
+			body.TokenLimit = json.RawMessage(strconv.FormatInt(n, 10))
+		}
+	}
+	if given["expires"] {
+		if strings.EqualFold(expires, "never") {
+			body.ExpiresAt = json.RawMessage("null")
+		} else {
+			t, err := time.Parse(time.RFC3339, expires)
+			if err != nil {
+				return body, usageError{"keys update: --expires must be RFC 3339, e.g. 2027-01-31T00:00:00Z, or never"}
+			}
+			b, _ := json.Marshal(t)
+			body.ExpiresAt = b
+		}
+	}
+	list := func(flagName, v string) *[]string {
+		if !given[flagName] {
+			return nil
+		}
+		l := splitComma(v)
+		if l == nil {
+			l = []string{}
+		}
+		return &l
+	}
+	body.AllowedIps, body.AllowedDomains, body.AllowedModels = list("allowed-ips", ips), list("allowed-domains", domains), list("models", models)
+	if given["budget"] {
+		body.Budgets = &budgets
+	}
+	return body, nil
+}
+
+const usageUsage = `usage: relay usage [--group-by key|day|model] [--from T] [--to T]
+       relay usage reprice --from DATE --to DATE [--apply] [--timeout D]
+
+reprice prices the stored usage of [from, to) again with the relay's current price
+table and reports what would change; --apply writes the changes. DATE is YYYY-MM-DD
+(UTC midnight) or RFC 3339.
+
+common flags: --url --user --password --token --json
+`
+
 func usageCmd(ctx context.Context, args []string, e env) error {
+	if len(args) > 0 {
+		switch args[0] {
+		case "reprice":
+			return repriceCmd(ctx, args[1:], e)
+		case "help", "--help", "-h":
+			fmt.Fprint(e.stdout, usageUsage)
+			return nil
+		}
+	}
 	fs := flag.NewFlagSet("usage", flag.ContinueOnError)
 	fs.SetOutput(e.stderr)
 	var f cliFlags
@@ -351,20 +568,288 @@ func usageCmd(ctx context.Context, args []string, e env) error {
 	}
 	u := resp.JSON200
 	tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintf(tw, "%s\tREQUESTS\tINPUT\tOUTPUT\tCACHE_WRITE\tCACHE_READ\tTOTAL\n", strings.ToUpper(*groupBy))
+	fmt.Fprintf(tw, "%s\tREQUESTS\tINPUT\tOUTPUT\tCACHE_WRITE\tCACHE_READ\tTOTAL\tCOST_USD\n", strings.ToUpper(*groupBy))
 	for _, r := range u.Groups {
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\t%d\n", r.Group, r.Requests, r.InputTokens, r.OutputTokens, r.CacheCreationInputTokens, r.CacheReadInputTokens, r.TotalTokens)
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\t%d\t%s\n", r.Group, r.Requests, r.InputTokens, r.OutputTokens, r.CacheCreationInputTokens, r.CacheReadInputTokens, r.TotalTokens, usdText(r.CostUsd))
 	}
 	t := u.Totals
-	fmt.Fprintf(tw, "TOTAL\t%d\t%d\t%d\t%d\t%d\t%d\n", t.Requests, t.InputTokens, t.OutputTokens, t.CacheCreationInputTokens, t.CacheReadInputTokens, t.TotalTokens)
+	fmt.Fprintf(tw, "TOTAL\t%d\t%d\t%d\t%d\t%d\t%d\t%s\n", t.Requests, t.InputTokens, t.OutputTokens, t.CacheCreationInputTokens, t.CacheReadInputTokens, t.TotalTokens, usdText(t.CostUsd))
+	return tw.Flush()
+}
+
+// parseDay reads a --from/--to of `usage reprice`: YYYY-MM-DD (UTC
+// midnight) or RFC 3339.
+func parseDay(s string) (time.Time, error) {
+	if t, err := time.Parse(time.DateOnly, s); err == nil {
+		return t, nil
+	}
+	return time.Parse(time.RFC3339, s)
+}
+
+func repriceCmd(ctx context.Context, args []string, e env) error {
+	fs := flag.NewFlagSet("usage reprice", flag.ContinueOnError)
+	fs.SetOutput(e.stderr)
+	var f cliFlags
+	f.register(fs, e)
+	from := fs.String("from", "", "inclusive start: YYYY-MM-DD (UTC) or RFC 3339 (required)")
+	to := fs.String("to", "", "exclusive end: YYYY-MM-DD (UTC) or RFC 3339 (required)")
+	apply := fs.Bool("apply", false, "write the new costs (default: only report them)")
+	fs.DurationVar(&f.timeout, "timeout", time.Hour, "how long to wait for the relay")
+	if err := fs.Parse(args); err != nil {
+		return usageError{err.Error()}
+	}
+	if *from == "" || *to == "" {
+		return usageError{"usage reprice: --from and --to are required\n\n" + usageUsage}
+	}
+	var body client.RepriceRequest
+	var err error
+	if body.From, err = parseDay(*from); err != nil {
+		return usageError{fmt.Sprintf("usage reprice: --from %q: want YYYY-MM-DD or RFC 3339", *from)}
+	}
+	if body.To, err = parseDay(*to); err != nil {
+		return usageError{fmt.Sprintf("usage reprice: --to %q: want YYYY-MM-DD or RFC 3339", *to)}
+	}
+	body.Apply = apply
+	c, err := f.adminClient(ctx)
+	if err != nil {
+		return err
+	}
+	resp, err := c.RepriceUsageWithResponse(ctx, body)
+	if err != nil {
+		return err
+	}
+	if resp.JSON200 == nil {
+		return apiError(resp.HTTPResponse, resp.Body)
+	}
+	if f.json {
+		return printJSON(e.stdout, resp.JSON200)
+	}
+	printReprice(e.stdout, *resp.JSON200)
+	return nil
+}
+
+func printReprice(w io.Writer, r client.RepriceReport) {
+	mode := "dry run: nothing written; add --apply to write the changes"
+	if r.Apply {
+		mode = fmt.Sprintf("applied: %d costs rewritten, %d budget ledgers reset", r.Applied, r.KeysReset)
+	}
+	fmt.Fprintf(w, "repriced %s to %s with price table %s (%s)\n\n",
+		r.From.UTC().Format(time.RFC3339), r.To.UTC().Format(time.RFC3339), r.PriceVersion, mode)
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintf(tw, "records examined\t%d\n", r.Examined)
+	fmt.Fprintf(tw, "kept as they are\t%d\n", r.Skipped)
+	fmt.Fprintf(tw, "changed\t%d\n", r.Changed)
+	if r.Apply {
+		fmt.Fprintf(tw, "written\t%d\n", r.Applied)
+	}
+	if r.Unpriced > 0 {
+		fmt.Fprintf(tw, "not fully priced\t%d\n", r.Unpriced)
+	}
+	fmt.Fprintf(tw, "old total\t$%s\n", usdText(r.OldTotalUsd))
+	fmt.Fprintf(tw, "new total\t$%s\n", usdText(r.NewTotalUsd))
+	fmt.Fprintf(tw, "difference\t%s\n", signedUSD(r.DifferenceUsd))
+	_ = tw.Flush()
+	if len(r.ByModel) == 0 {
+		return
+	}
+	fmt.Fprintln(w)
+	tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "MODEL\tCHANGED\tOLD_USD\tNEW_USD\tDIFFERENCE")
+	for _, m := range r.ByModel {
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\n", m.Model, m.Changed, usdText(m.OldUsd), usdText(m.NewUsd), signedUSD(m.DifferenceUsd))
+	}
+	_ = tw.Flush()
+	if r.ModelsOmitted > 0 {
+		fmt.Fprintf(w, "(%d more models not listed)\n", r.ModelsOmitted)
+	}
+}
+
+// signedUSD writes a difference with its sign: "+$0.5", "-$1.25", "$0".
+func signedUSD(n json.Number) string {
+	s := usdText(n)
+	switch {
+	case strings.HasPrefix(s, "-"):
+		return "-$" + s[1:]
+	case s == "0":
+		return "$0"
+	}
+	return "+$" + s
+}
+
+const pricingUsage = `usage: relay pricing <command> [flags]
+
+commands:
+  show [--version V]                  the current price table's models and rates (or a stored version's);
+                                      with --json, the whole answer (with --version, the table as stored)
+  versions                            the stored versions of the table, newest first
+  set --file TABLE.json [--comment C] store a whole new table; its "version" must be new
+
+common flags: --url --user --password --token --json
+`
+
+func pricingCmd(ctx context.Context, args []string, e env) error {
+	if len(args) == 0 || args[0] == "--help" || args[0] == "-h" || args[0] == "help" {
+		fmt.Fprint(e.stdout, pricingUsage)
+		return nil
+	}
+	sub, args := args[0], args[1:]
+	fs := flag.NewFlagSet("pricing "+sub, flag.ContinueOnError)
+	fs.SetOutput(e.stderr)
+	var f cliFlags
+	f.register(fs, e)
+	var version, file, comment string
+	switch sub {
+	case "show":
+		fs.StringVar(&version, "version", "", "a stored version (default: the current table)")
+	case "versions":
+	case "set":
+		fs.StringVar(&file, "file", "", "the price table JSON (required)")
+		fs.StringVar(&comment, "comment", "", "why it changes, kept with the version")
+	default:
+		return usageError{fmt.Sprintf("unknown pricing command %q\n\n%s", sub, pricingUsage)}
+	}
+	if err := fs.Parse(args); err != nil {
+		return usageError{err.Error()}
+	}
+	var table []byte
+	if sub == "set" {
+		if file == "" {
+			return usageError{"pricing set: --file is required"}
+		}
+		var err error
+		if table, err = os.ReadFile(file); err != nil {
+			return fmt.Errorf("pricing set: %w", err)
+		}
+		if !json.Valid(table) {
+			return usageError{fmt.Sprintf("pricing set: %s is not valid JSON", file)}
+		}
+	}
+	c, err := f.adminClient(ctx)
+	if err != nil {
+		return err
+	}
+	switch {
+	case sub == "versions":
+		resp, err := c.ListPricingVersionsWithResponse(ctx)
+		if err != nil {
+			return err
+		}
+		if resp.JSON200 == nil {
+			return apiError(resp.HTTPResponse, resp.Body)
+		}
+		if f.json {
+			return printJSON(e.stdout, resp.JSON200.Data)
+		}
+		tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "VERSION\tCREATED\tBY\tCOMMENT")
+		for _, v := range resp.JSON200.Data {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", v.Version, timeText(v.CreatedAt), v.CreatedBy, v.Comment)
+		}
+		return tw.Flush()
+	case sub == "show" && version != "":
+		resp, err := c.GetPricingVersionWithResponse(ctx, version)
+		if err != nil {
+			return err
+		}
+		if resp.JSON200 == nil {
+			return apiError(resp.HTTPResponse, resp.Body)
+		}
+		if f.json {
+			return printJSON(e.stdout, resp.JSON200.Table)
+		}
+		var t struct {
+			Version, Source, Retrieved string
+			Models                     json.RawMessage
+		}
+		if err := json.Unmarshal(resp.JSON200.Table, &t); err != nil {
+			return fmt.Errorf("pricing show: the stored table does not decode: %w", err)
+		}
+		fmt.Fprintf(e.stdout, "price table %s (stored %s by %s)\nsource: %s, retrieved %s\n\n",
+			t.Version, timeText(resp.JSON200.CreatedAt), resp.JSON200.CreatedBy, t.Source, t.Retrieved)
+		return printRates(e.stdout, t.Models)
+	}
+	var p *client.Pricing
+	if sub == "set" {
+		body := client.PutPricingRequest{Table: table}
+		if comment != "" {
+			body.Comment = &comment
+		}
+		resp, err := c.PutPricingWithResponse(ctx, body)
+		if err != nil {
+			return err
+		}
+		if resp.JSON200 == nil {
+			return apiError(resp.HTTPResponse, resp.Body)
+		}
+		p = resp.JSON200
+	} else {
+		resp, err := c.GetPricingWithResponse(ctx)
+		if err != nil {
+			return err
+		}
+		if resp.JSON200 == nil {
+			return apiError(resp.HTTPResponse, resp.Body)
+		}
+		p = resp.JSON200
+	}
+	if f.json {
+		return printJSON(e.stdout, p)
+	}
+	if sub == "set" {
+		fmt.Fprintf(e.stdout, "stored price table %s; it is current now.\n", p.Version)
+		return nil
+	}
+	policy := "refused"
+	if p.Policy.FallbackModel != nil {
+		policy = "priced as " + *p.Policy.FallbackModel
+	}
+	fmt.Fprintf(e.stdout, "price table %s\nsource: %s, retrieved %s\nmodels it does not price: %s\n\n", p.Version, p.Source, p.Retrieved, policy)
+	if err := printRates(e.stdout, p.Models); err != nil {
+		return err
+	}
+	if len(p.UnpricedModels) > 0 {
+		fmt.Fprintln(e.stdout, "\nrequested without a price (this replica):")
+		tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "MODEL\tREQUESTS\tLAST_SEEN")
+		for _, u := range p.UnpricedModels {
+			fmt.Fprintf(tw, "%s\t%d\t%s\n", u.Model, u.Requests, u.LastSeen.UTC().Format(time.RFC3339))
+		}
+		return tw.Flush()
+	}
+	return nil
+}
+
+// printRates lists a table's models with their rates in USD per million
+// tokens, as the table holds them.
+func printRates(w io.Writer, models json.RawMessage) error {
+	var entries []struct {
+		ID    string `json:"id"`
+		Rates struct {
+			Input        json.Number `json:"input"`
+			Output       json.Number `json:"output"`
+			CacheWrite5m json.Number `json:"cache_write_5m"`
+			CacheWrite1h json.Number `json:"cache_write_1h"`
+			CacheRead    json.Number `json:"cache_read"`
+		} `json:"rates"`
+	}
+	if err := json.Unmarshal(models, &entries); err != nil {
+		return fmt.Errorf("the models do not decode: %w", err)
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "MODEL\tINPUT\tOUTPUT\tCACHE_WRITE_5M\tCACHE_WRITE_1H\tCACHE_READ\t(USD per MTok)")
+	for _, m := range entries {
+		r := m.Rates
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t\n", m.ID, r.Input, r.Output, r.CacheWrite5m, r.CacheWrite1h, r.CacheRead)
+	}
 	return tw.Flush()
 }
 
 func printKeys(w io.Writer, keys []client.APIKey) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tNAME\tPREFIX\tACTIVE\tTIER\tUSED\tLIMIT\tEXPIRES")
+	fmt.Fprintln(tw, "ID\tNAME\tPREFIX\tACTIVE\tTIER\tUSED\tLIMIT\tEXPIRES\tBUDGETS\tMODELS")
 	for _, k := range keys {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%t\t%s\t%d\t%s\t%s\n", k.Id, k.Name, k.KeyPrefix, k.IsActive, k.RateLimitTier, k.TokensUsed, limitText(k.TokenLimit), timeText(k.ExpiresAt))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%t\t%s\t%d\t%s\t%s\t%s\t%s\n", k.Id, k.Name, k.KeyPrefix, k.IsActive, k.RateLimitTier, k.TokensUsed,
+			limitText(k.TokenLimit), timeText(k.ExpiresAt), budgetsText(k.Budgets), modelsText(k.AllowedModels))
 	}
 	_ = tw.Flush()
 }

@@ -68,7 +68,8 @@ commands:
   hash-password             read a password from stdin, print its argon2id hash
   health [--url URL]        exit 0 if the relay at URL answers /ready (default http://127.0.0.1:8000)
   keys <subcommand>         manage API keys on a running relay (relay keys --help)
-  usage                     show usage totals from a running relay
+  usage [reprice]           show usage totals, or reprice a range, on a running relay
+  pricing <subcommand>      show or replace the price table of a running relay (show, versions, set)
   version                   print the version
 `
 
@@ -90,6 +91,8 @@ func run(ctx context.Context, args []string, e env) error {
 		return keysCmd(ctx, args, e)
 	case "usage":
 		return usageCmd(ctx, args, e)
+	case "pricing":
+		return pricingCmd(ctx, args, e)
 	case "version", "--version", "-v":
 		fmt.Fprintln(e.stdout, "relay", version)
 		return nil

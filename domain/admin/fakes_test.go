@@ -2,11 +2,13 @@ package admin_test
 
 import (
 	"context"
+	"sync"
 	"time"
 
 	"github.com/google/uuid"
 
 	"github.com/relaystation/relay/domain"
+	"github.com/relaystation/relay/domain/budget"
 	"github.com/relaystation/relay/ports"
 )
 
@@ -103,3 +105,99 @@ func (f *fakeLedger) Extend(context.Context, uuid.UUID, string, time.Duration) e
 type fixedClock struct{ t time.Time }
 
 func (c fixedClock) Now() time.Time { return c.t }
+
+type fakeBudgetLedger struct {
+	state func(context.Context, uuid.UUID, []budget.Budget, time.Time) ([]budget.Status, error)
+	seed  func(context.Context, uuid.UUID, budget.History) error
+	reset func(context.Context, uuid.UUID) error
+}
+
+var _ ports.BudgetLedger = (*fakeBudgetLedger)(nil)
+
+func (f *fakeBudgetLedger) Reserve(context.Context, uuid.UUID, string, []budget.Budget, domain.Nanodollars, time.Time, time.Duration) ([]budget.Status, error) {
+	panic("unexpected Reserve")
+}
+func (f *fakeBudgetLedger) Settle(context.Context, uuid.UUID, string, domain.Nanodollars, time.Time) error {
+	panic("unexpected Settle")
+}
+func (f *fakeBudgetLedger) Extend(context.Context, uuid.UUID, string, time.Duration) error {
+	panic("unexpected Extend")
+}
+func (f *fakeBudgetLedger) State(ctx context.Context, id uuid.UUID, bs []budget.Budget, at time.Time) ([]budget.Status, error) {
+	return f.state(ctx, id, bs, at)
+}
+func (f *fakeBudgetLedger) Seed(ctx context.Context, id uuid.UUID, h budget.History) error {
+	return f.seed(ctx, id, h)
+}
+func (f *fakeBudgetLedger) Reset(ctx context.Context, id uuid.UUID) error { return f.reset(ctx, id) }
+
+type fakeSpend struct {
+	history func(context.Context, uuid.UUID, time.Time) (budget.History, error)
+}
+
+var _ ports.SpendStore = (*fakeSpend)(nil)
+
+func (f *fakeSpend) SpendHistory(ctx context.Context, id uuid.UUID, asOf time.Time) (budget.History, error) {
+	return f.history(ctx, id, asOf)
+}
+
+// fakePriceStore keeps versions in memory, newest last; it is a real
+// implementation of the contract rather than a script, so billing.Prices
+// behaves against it as against a database.
+type fakePriceStore struct {
+	mu       sync.Mutex
+	versions []ports.PriceTableVersion
+}
+
+var _ ports.PriceStore = (*fakePriceStore)(nil)
+
+func (f *fakePriceStore) PutPriceTable(_ context.Context, v ports.PriceTableVersion) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, o := range f.versions {
+		if o.Version == v.Version {
+			return domain.Errorf(domain.KindConflict, "version %q exists", v.Version)
+		}
+	}
+	f.versions = append(f.versions, v)
+	return nil
+}
+func (f *fakePriceStore) CurrentPriceTable(context.Context) (ports.PriceTableVersion, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if len(f.versions) == 0 {
+		return ports.PriceTableVersion{}, domain.ErrNotFound
+	}
+	return f.versions[len(f.versions)-1], nil
+}
+func (f *fakePriceStore) GetPriceTable(_ context.Context, version string) (ports.PriceTableVersion, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, v := range f.versions {
+		if v.Version == version {
+			return v, nil
+		}
+	}
+	return ports.PriceTableVersion{}, domain.ErrNotFound
+}
+func (f *fakePriceStore) ListPriceTables(context.Context) ([]ports.PriceTableVersion, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	out := make([]ports.PriceTableVersion, 0, len(f.versions))
+	for i := len(f.versions) - 1; i >= 0; i-- {
+		v := f.versions[i]
+		v.Table = nil
+		out = append(out, v)
+	}
+	return out, nil
+}
+
+type fakeRepricer struct {
+	update func(context.Context, []ports.CostUpdate) (int, error)
+}
+
+var _ ports.UsageRepricer = (*fakeRepricer)(nil)
+
+func (f *fakeRepricer) UpdateUsageCosts(ctx context.Context, u []ports.CostUpdate) (int, error) {
+	return f.update(ctx, u)
+}

@@ -13,6 +13,8 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/relaystation/relay/domain"
+	// Named money here: the login throttle has a type named budget.
+	money "github.com/relaystation/relay/domain/budget"
 	"github.com/relaystation/relay/ports"
 )
 
@@ -48,6 +50,10 @@ type IssueKeyInput struct {
 	ExpiresAt      *time.Time
 	AllowedIPs     []string
 	AllowedDomains []string
+	// AllowedModels are model ids or globs; empty = any model.
+	AllowedModels []string
+	// Budgets are the key's money budgets; empty = none.
+	Budgets []BudgetInput
 }
 
 // Validate checks the fields that need no lookup.
@@ -68,6 +74,12 @@ func (in IssueKeyInput) Validate() error {
 		return err
 	}
 	if _, err := ParseDomainPatterns(in.AllowedDomains); err != nil {
+		return err
+	}
+	if _, err := parseModels(in.AllowedModels); err != nil {
+		return err
+	}
+	if _, err := parseBudgets(in.Budgets); err != nil {
 		return err
 	}
 	return nil
@@ -152,6 +164,8 @@ func (s *Service) IssueKey(ctx context.Context, in IssueKeyInput) (IssuedKey, er
 	}
 	ips, _ := parseIPs(in.AllowedIPs)
 	domains, _ := ParseDomainPatterns(in.AllowedDomains)
+	models, _ := parseModels(in.AllowedModels)
+	budgets, _ := parseBudgets(in.Budgets)
 	secret, display, err := domain.NewKeySecret()
 	if err != nil {
 		return IssuedKey{}, fmt.Errorf("generate key secret: %w", err)
@@ -173,6 +187,8 @@ func (s *Service) IssueKey(ctx context.Context, in IssueKeyInput) (IssuedKey, er
 		ExpiresAt:      utcPtr(in.ExpiresAt),
 		AllowedIPs:     ips,
 		AllowedDomains: domains,
+		AllowedModels:  models,
+		Budgets:        money.ToKey(budgets),
 		CreatedAt:      now,
 		UpdatedAt:      now,
 	}
@@ -276,6 +292,10 @@ type UpdateKeyInput struct {
 	ExpiresAt      Nullable[time.Time]
 	AllowedIPs     *[]string
 	AllowedDomains *[]string
+	// AllowedModels and Budgets replace the key's lists; an empty list
+	// clears one.
+	AllowedModels *[]string
+	Budgets       *[]BudgetInput
 }
 
 // Validate checks every field present.
@@ -306,10 +326,23 @@ func (in UpdateKeyInput) Validate() error {
 			return err
 		}
 	}
+	if in.AllowedModels != nil {
+		if _, err := parseModels(*in.AllowedModels); err != nil {
+			return err
+		}
+	}
+	if in.Budgets != nil {
+		if _, err := parseBudgets(*in.Budgets); err != nil {
+			return err
+		}
+	}
 	return nil
 }
 
-// UpdateKey applies a partial update.
+// UpdateKey applies a partial update. When it changes the key's budgets,
+// the key's budget ledger is reset once the key is stored, so it re-seeds
+// from storage with the new list: a ledger need not have followed the
+// key's spend while the key had no budgets (or other ones).
 func (s *Service) UpdateKey(ctx context.Context, in UpdateKeyInput) (domain.APIKey, error) {
 	if err := in.Validate(); err != nil {
 		return domain.APIKey{}, err
@@ -319,7 +352,10 @@ func (s *Service) UpdateKey(ctx context.Context, in UpdateKeyInput) (domain.APIK
 			return domain.APIKey{}, err
 		}
 	}
-	return s.mutate(ctx, in.ID, func(k *domain.APIKey) error {
+	var budgetsChanged bool
+	k, err := s.mutate(ctx, in.ID, func(k *domain.APIKey) error {
+		// mutate may run this more than once: decide from the key read.
+		budgetsChanged = false
 		if in.Name != nil {
 			k.Name = *in.Name
 		}
@@ -344,8 +380,37 @@ func (s *Service) UpdateKey(ctx context.Context, in UpdateKeyInput) (domain.APIK
 		if in.AllowedDomains != nil {
 			k.AllowedDomains, _ = ParseDomainPatterns(*in.AllowedDomains)
 		}
+		if in.AllowedModels != nil {
+			k.AllowedModels, _ = parseModels(*in.AllowedModels)
+		}
+		if in.Budgets != nil {
+			bs, _ := parseBudgets(*in.Budgets)
+			next := money.ToKey(bs)
+			budgetsChanged = !sameBudgets(k.Budgets, next)
+			k.Budgets = next
+		}
 		return nil
 	})
+	if err != nil {
+		return domain.APIKey{}, err
+	}
+	if budgetsChanged {
+		s.resetBudgets(ctx, k.ID, "budgets changed")
+	}
+	return k, nil
+}
+
+// resetBudgets makes the key's budget ledger re-seed from storage on its
+// next use. It runs even if the caller has gone away, since the change it
+// follows is stored already; for the same reason a failure is logged, not
+// returned (the ledger also forgets an idle key on its own).
+func (s *Service) resetBudgets(ctx context.Context, id uuid.UUID, why string) {
+	if s.budgets == nil {
+		return
+	}
+	if err := s.budgets.Reset(context.WithoutCancel(ctx), id); err != nil {
+		s.log.Error("reset budget ledger", "key_id", id.String(), "why", why, "error", err.Error())
+	}
 }
 
 // maxUpdateAttempts bounds how often mutate re-applies a change after
@@ -472,5 +537,6 @@ func (s *Service) DeleteKey(ctx context.Context, id uuid.UUID) error {
 			s.log.Warn("reset quota ledger of deleted key", "key_id", id.String(), "error", err.Error())
 		}
 	}
+	s.resetBudgets(ctx, id, "key deleted")
 	return nil
 }

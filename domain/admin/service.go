@@ -15,6 +15,7 @@ import (
 	"github.com/alexedwards/argon2id"
 
 	"github.com/relaystation/relay/domain"
+	"github.com/relaystation/relay/domain/billing"
 	"github.com/relaystation/relay/ports"
 )
 
@@ -40,6 +41,13 @@ type Deps struct {
 	// refused then.
 	LoginThrottle         ports.LoginThrottle
 	LoginThrottleFallback ports.LoginThrottle
+	// Prices is the price table (its versions, the unpriced models seen);
+	// Budgets the money-budget ledger, for the quota views and to be reset
+	// when a key's budgets change; Repricer rewrites stored costs. Without
+	// them the views show no budgets, and pricing and repricing answer 503.
+	Prices   *billing.Prices
+	Budgets  *billing.Budgets
+	Repricer ports.UsageRepricer
 }
 
 // Config is the admin side's own settings.
@@ -77,6 +85,10 @@ type Service struct {
 	clock          ports.Clock
 	hasher         domain.KeyHasher
 	log            *slog.Logger
+	// prices, budgets and repricer may be nil (see Deps).
+	prices   *billing.Prices
+	budgets  *billing.Budgets
+	repricer ports.UsageRepricer
 
 	adminUser   string
 	adminHash   string
@@ -116,6 +128,7 @@ func NewService(d Deps, c Config) (*Service, error) {
 	return &Service{
 		keys: d.Keys, tiers: d.Tiers, usage: d.Usage, cache: d.Cache, ledger: d.Ledger,
 		limiter: d.Limiter, concurrency: d.Concurrency, clock: d.Clock, hasher: d.Hasher, log: log,
+		prices: d.Prices, budgets: d.Budgets, repricer: d.Repricer,
 		adminUser: c.AdminUsername, adminHash: c.AdminPasswordHash, defaultTier: c.DefaultTier,
 		passwordChecks: make(chan struct{}, c.MaxPasswordChecks), throttle: throttle,
 	}, nil

@@ -10,6 +10,8 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/relaystation/relay/domain"
+	// Named money here: the login throttle has a type named budget.
+	money "github.com/relaystation/relay/domain/budget"
 )
 
 const (
@@ -90,6 +92,13 @@ func (s *Service) report(ctx context.Context, q domain.UsageQuery) (UsageReport,
 	for _, row := range rows {
 		r.Totals.Requests += row.Requests
 		r.Totals.Usage = r.Totals.Usage.Add(row.Usage)
+		var ok bool
+		if r.Totals.Cost, ok = r.Totals.Cost.Add(row.Cost); ok {
+			r.Totals.CostTotal, ok = addUSD(r.Totals.CostTotal, row.CostTotal)
+		}
+		if !ok {
+			return UsageReport{}, fmt.Errorf("usage totals: the cost sum leaves int64 nanodollars")
+		}
 	}
 	if q.GroupBy != domain.GroupNone {
 		r.Groups = rows
@@ -177,17 +186,35 @@ type LogsInput struct {
 	KeyID    *uuid.UUID
 	From, To *time.Time
 	Status   *int
-	Cursor   string
-	Limit    int // 0 = DefaultLogPageSize
+	// Model and Upstream match exactly when set.
+	Model    *string
+	Upstream *string
+	// RefusalsOnly keeps the requests the relay refused itself.
+	RefusalsOnly bool
+	Cursor       string
+	Limit        int // 0 = DefaultLogPageSize
 }
 
-// Validate checks the range, status, page size and cursor.
+// maxFilterLen bounds the model and upstream log filters.
+const maxFilterLen = 256
+
+// Validate checks the range, status, filters, page size and cursor.
 func (in LogsInput) Validate() error {
 	if in.Limit < 0 || in.Limit > MaxLogPageSize {
 		return domain.Invalidf("limit must be between 1 and %d", MaxLogPageSize)
 	}
 	if in.Status != nil && (*in.Status < 100 || *in.Status > 599) {
 		return domain.Invalidf("status must be an HTTP status code")
+	}
+	for _, f := range []struct {
+		name string
+		v    *string
+	}{{"model", in.Model}, {"upstream", in.Upstream}} {
+		// Compared as text by both engines: NUL or invalid UTF-8 would be
+		// a 500 on PostgreSQL.
+		if f.v != nil && (*f.v == "" || len(*f.v) > maxFilterLen || !validText(*f.v)) {
+			return domain.Invalidf("%s filter must be 1-%d bytes of valid UTF-8 without NUL", f.name, maxFilterLen)
+		}
 	}
 	if in.Cursor != "" {
 		if _, err := decodeLogCursor(in.Cursor); err != nil {
@@ -212,7 +239,8 @@ func (s *Service) AdminLogs(ctx context.Context, in LogsInput) (LogPage, error) 
 	if limit == 0 {
 		limit = DefaultLogPageSize
 	}
-	q := domain.LogQuery{KeyID: in.KeyID, From: in.From, To: in.To, Status: in.Status, Limit: limit + 1}
+	q := domain.LogQuery{KeyID: in.KeyID, From: in.From, To: in.To, Status: in.Status,
+		Model: in.Model, Upstream: in.Upstream, RefusalsOnly: in.RefusalsOnly, Limit: limit + 1}
 	if in.Cursor != "" {
 		c, _ := decodeLogCursor(in.Cursor)
 		q.After = &c
@@ -255,7 +283,8 @@ func (s *Service) KeyLogs(ctx context.Context, in KeyLogsInput) (LogPage, error)
 	return s.AdminLogs(ctx, LogsInput{KeyID: &id, Cursor: in.Cursor, Limit: in.Limit})
 }
 
-// Quota is a key's token quota and what is left of its tier's limits now.
+// Quota is a key's token quota, its money budgets and what is left of its
+// tier's limits now.
 type Quota struct {
 	Key             domain.APIKey
 	TokensUsed      int64
@@ -263,6 +292,10 @@ type Quota struct {
 	TokensRemaining *int64   // nil = unlimited
 	UsageRatio      *float64 // nil = unlimited
 	Tier            TierStatus
+	// Budgets are the key's money budgets as the budget ledger sees them
+	// now, in the key's order; empty when it has none, or when the relay
+	// has no budget ledger.
+	Budgets []money.Status
 }
 
 // TierStatus is a tier's limits and their live remainders for one key.
@@ -314,7 +347,21 @@ func (s *Service) KeyQuota(ctx context.Context, keyID uuid.UUID) (Quota, error) 
 	if err != nil {
 		return Quota{}, err
 	}
+	if s.budgets != nil && len(k.Budgets) > 0 {
+		if q.Budgets, err = s.budgets.State(ctx, k, s.clock.Now()); err != nil {
+			return Quota{}, fmt.Errorf("budget ledger state: %w", err)
+		}
+	}
 	return q, nil
+}
+
+// addUSD is a + b; false when the sum leaves int64.
+func addUSD(a, b domain.Nanodollars) (domain.Nanodollars, bool) {
+	s := a + b
+	if (b > 0 && s < a) || (b < 0 && s > a) {
+		return 0, false
+	}
+	return s, true
 }
 
 func (s *Service) tierStatus(ctx context.Context, k domain.APIKey) (TierStatus, error) {
