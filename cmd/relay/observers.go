@@ -7,6 +7,7 @@ import (
 	"github.com/relaystation/relay/adapters/metrics"
 	"github.com/relaystation/relay/adapters/upstream"
 	"github.com/relaystation/relay/domain"
+	"github.com/relaystation/relay/domain/billing"
 	"github.com/relaystation/relay/domain/relay"
 	"github.com/relaystation/relay/ports"
 
@@ -41,6 +42,9 @@ func (o proxyObserver) StreamClosed()    { o.m.StreamClosed() }
 func (o proxyObserver) Done(rec *domain.UsageRecord) {
 	o.m.ObserveProxy(metrics.ProxyResult{Status: rec.Status, Model: rec.Model, Stream: rec.Stream,
 		Duration: rec.Latency, TTFB: rec.TTFB, Usage: rec.Usage})
+	if rec.Cost.PriceVersion != "" {
+		o.m.Priced(rec.Model, rec.Cost)
+	}
 }
 
 var _ proxy.Observer = proxyObserver{}
@@ -116,6 +120,42 @@ func quotaSource(store ports.KeyStore, max int) metrics.QuotaSource {
 			for _, k := range keys {
 				if k.TokenLimit != nil && k.DeletedAt == nil {
 					out = append(out, metrics.KeyQuota{ID: k.ID, Name: k.Name, Used: k.TokensUsed, Limit: *k.TokenLimit})
+				}
+			}
+			if len(keys) < f.Limit {
+				break
+			}
+			last := keys[len(keys)-1]
+			f.After = &domain.KeyCursor{CreatedAt: last.CreatedAt, ID: last.ID}
+		}
+		return out, nil
+	}
+}
+
+// budgetSource reports every budget of the keys that have any, at most max
+// key×window pairs, for relay_budget_usage_ratio, from the live ledger
+// (what admission sees). Each key is one ledger read per scrape.
+func budgetSource(store ports.KeyStore, budgets *billing.Budgets, clock ports.Clock, max int) metrics.BudgetSource {
+	return func(ctx context.Context) ([]metrics.KeyBudgetUse, error) {
+		var out []metrics.KeyBudgetUse
+		f := domain.KeyFilter{Limit: 500}
+		now := clock.Now()
+		for len(out) < max {
+			keys, err := store.ListKeys(ctx, f)
+			if err != nil {
+				return nil, err
+			}
+			for _, k := range keys {
+				if len(k.Budgets) == 0 || k.DeletedAt != nil {
+					continue
+				}
+				sts, err := budgets.State(ctx, k, now)
+				if err != nil {
+					return nil, err
+				}
+				for _, st := range sts {
+					out = append(out, metrics.KeyBudgetUse{ID: k.ID, Name: k.Name, Window: string(st.Budget.Window),
+						Used: st.Used, Reserved: st.Reserved, Limit: st.Budget.Limit})
 				}
 			}
 			if len(keys) < f.Limit {

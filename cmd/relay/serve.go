@@ -22,6 +22,7 @@ import (
 	"github.com/relaystation/relay/adapters/usagewriter"
 	"github.com/relaystation/relay/config"
 	"github.com/relaystation/relay/domain"
+	"github.com/relaystation/relay/domain/billing"
 	"github.com/relaystation/relay/domain/relay"
 	"github.com/relaystation/relay/ports"
 )
@@ -70,6 +71,7 @@ type app struct {
 	metricsHandler     http.Handler // for metrics.listen_addr; nil: served on the public listener
 	inflight           sync.WaitGroup
 	upstreamConfigured bool
+	budgets            *billing.Budgets // for relay_budget_usage_ratio
 	closers            []func()
 }
 
@@ -101,7 +103,11 @@ func build(ctx context.Context, cfg config.Config, e env, log *slog.Logger) (_ *
 
 	hasher := domain.NewKeyHasher(sec.keyHashSecret)
 	cache := keycache.New(a.store, cfg.Server.KeyCacheTTL, a.clock)
-	adminSvc, err := a.newAdmin(ctx, lim, cache, hasher, sec.adminHash)
+	m, err := a.newMoney(ctx, lim)
+	if err != nil {
+		return nil, err
+	}
+	adminSvc, err := a.newAdmin(ctx, lim, m, cache, hasher, sec.adminHash)
 	if err != nil {
 		return nil, err
 	}
@@ -114,7 +120,7 @@ func build(ctx context.Context, cfg config.Config, e env, log *slog.Logger) (_ *
 		return nil, err
 	}
 	auth := relay.NewAuthenticator(hasher, cache, a.clock)
-	relaySvc, err := a.newRelay(auth, lim, transport)
+	relaySvc, err := a.newRelay(auth, lim, m, transport)
 	if err != nil {
 		return nil, err
 	}

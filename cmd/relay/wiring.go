@@ -15,6 +15,8 @@ import (
 	"github.com/relaystation/relay/adapters/upstream"
 	"github.com/relaystation/relay/domain"
 	"github.com/relaystation/relay/domain/admin"
+	"github.com/relaystation/relay/domain/billing"
+	"github.com/relaystation/relay/domain/pricing"
 	"github.com/relaystation/relay/domain/relay"
 	"github.com/relaystation/relay/ports"
 
@@ -48,6 +50,7 @@ func (a *app) openStore(ctx context.Context) error {
 // Redis, shared by every replica, when redis_url is set.
 type limiters struct {
 	ledger      ports.QuotaLedger
+	budgets     ports.BudgetLedger
 	rate        ports.RateLimiter
 	concurrency ports.ConcurrencyLimiter
 	// logins keeps the login throttle's counters; loginsFallback takes
@@ -65,8 +68,9 @@ func (a *app) newLimiters(ctx context.Context) (limiters, error) {
 	if a.cfg.RedisURL == "" {
 		clock, sweep := memory.WithClock(a.clock), memory.WithSweepInterval(time.Minute)
 		ml, mr, mc := memory.NewLedger(clock, sweep), memory.NewRateLimiter(clock, sweep), memory.NewConcurrencyLimiter(clock, sweep)
-		a.closers = append(a.closers, func() { _ = ml.Close(); mr.Close(); _ = mc.Close() })
-		return limiters{ledger: ml, rate: mr, concurrency: mc, logins: memLogins}, nil
+		mb := memory.NewBudgetLedger(clock, sweep)
+		a.closers = append(a.closers, func() { _ = ml.Close(); mr.Close(); _ = mc.Close(); _ = mb.Close() })
+		return limiters{ledger: ml, budgets: mb, rate: mr, concurrency: mc, logins: memLogins}, nil
 	}
 	rdb, err := redisadapter.NewClient(ctx, a.cfg.RedisURL, a.log)
 	if err != nil {
@@ -77,20 +81,52 @@ func (a *app) newLimiters(ctx context.Context) (limiters, error) {
 	logs := redisadapter.WithLogger(a.log)
 	return limiters{
 		ledger:      redisadapter.NewLedger(rdb, logs),
+		budgets:     redisadapter.NewBudgetLedger(rdb, logs),
 		rate:        redisadapter.NewRateLimiter(rdb, logs),
 		concurrency: redisadapter.NewConcurrencyLimiter(rdb, logs),
 		logins:      redisadapter.NewLoginThrottle(rdb, logs), loginsFallback: memLogins,
 	}, nil
 }
 
+// money is the price table and the money-budget ledger.
+type money struct {
+	prices  *billing.Prices
+	budgets *billing.Budgets
+}
+
+// newMoney loads the price table (storing the embedded seed on first
+// start) and keeps it fresh, and wires the budget ledger to the store it
+// seeds from.
+func (a *app) newMoney(ctx context.Context, lim limiters) (money, error) {
+	seed, err := pricing.Seed()
+	if err != nil {
+		return money{}, fmt.Errorf("embedded price table: %w", err)
+	}
+	prices, err := billing.NewPrices(ctx, a.store, seed, a.cfg.Pricing.Policy(), a.clock, a.log)
+	if err != nil {
+		return money{}, fmt.Errorf("price table: %w", err)
+	}
+	rctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	done := make(chan struct{})
+	go func() { defer close(done); prices.RefreshEvery(rctx, a.cfg.Pricing.Refresh) }()
+	a.closers = append(a.closers, func() { cancel(); <-done })
+	budgets, err := billing.NewBudgets(lim.budgets, a.store, a.clock, a.cfg.Budgets.DefaultTimeZone)
+	if err != nil {
+		return money{}, err
+	}
+	a.budgets = budgets
+	return money{prices: prices, budgets: budgets}, nil
+}
+
 // newAdmin builds the management use cases and seeds the rate-limit tiers.
-func (a *app) newAdmin(ctx context.Context, lim limiters, cache ports.KeyLookup, hasher domain.KeyHasher, adminHash string) (*admin.Service, error) {
+func (a *app) newAdmin(ctx context.Context, lim limiters, m money, cache ports.KeyLookup, hasher domain.KeyHasher, adminHash string) (*admin.Service, error) {
 	cfg := a.cfg
 	svc, err := admin.NewService(admin.Deps{
 		Keys: a.store, Tiers: a.store, Usage: a.store, Cache: cache,
 		Ledger: lim.ledger, Limiter: lim.rate, Concurrency: lim.concurrency,
 		Clock: a.clock, Hasher: hasher, Log: a.log,
 		LoginThrottle: lim.logins, LoginThrottleFallback: lim.loginsFallback,
+		Prices: m.prices, Budgets: m.budgets, Repricer: a.store,
 	}, admin.Config{
 		AdminUsername: cfg.Admin.Username, AdminPasswordHash: adminHash, DefaultTier: cfg.RateLimit.DefaultTier,
 		MaxPasswordChecks: cfg.Admin.PasswordChecks(), LoginThrottle: cfg.Admin.LoginThrottle.Policy(),
@@ -122,7 +158,7 @@ func (a *app) newTransport() (*upstream.Transport, error) {
 }
 
 // newRelay builds the ForwardRequest use case: admission and settlement.
-func (a *app) newRelay(auth *relay.Authenticator, lim limiters, transport http.RoundTripper) (*relay.Service, error) {
+func (a *app) newRelay(auth *relay.Authenticator, lim limiters, m money, transport http.RoundTripper) (*relay.Service, error) {
 	q := a.cfg.Quota
 	estimator, err := anthropic.NewEstimator(anthropic.EstimatorConfig{
 		Margin: q.EstimateMargin, UnsizedTokens: q.UnsizedTokens, MaxConcurrent: q.MaxConcurrentEstimates,
@@ -138,6 +174,7 @@ func (a *app) newRelay(auth *relay.Authenticator, lim limiters, transport http.R
 		DefaultMaxTokens: q.DefaultMaxTokens, ReservationLease: q.Lease, ConcurrencyLease: q.Lease,
 		Parser: anthropic.Parser{}, Estimator: estimator, Objects: a.store,
 		Store: a.store, Batches: anthropic.NewBatchClient(transport), BatchPoll: q.BatchPoll, BatchLease: q.BatchLease,
+		Prices: m.prices, Budgets: m.budgets,
 	})
 }
 
@@ -169,6 +206,7 @@ func bodyMinRate(v int64) int64 {
 func (a *app) newServer(adminSvc *admin.Service, auth *relay.Authenticator, clientIP *httpx.ClientIPResolver,
 	dataPlane http.Handler, jwtKey []byte) (http.Handler, error) {
 	a.metrics.SetQuotaSource(quotaSource(a.store, a.cfg.Metrics.MaxKeys))
+	a.metrics.SetBudgetSource(budgetSource(a.store, a.budgets, a.clock, a.cfg.Metrics.MaxKeys))
 	// With a metrics address of its own, /metrics is served there alone.
 	publicMetrics := a.metrics.Handler(a.cfg.Metrics.Token)
 	if a.cfg.Metrics.ListenAddr != "" {

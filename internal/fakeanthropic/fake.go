@@ -685,7 +685,12 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 const (
 	countTokensBody = `{"input_tokens":42}`
 	modelBody       = `{"type":"model","id":"` + Model + `","display_name":"Claude Sonnet 4.5","created_at":"2025-09-29T00:00:00Z"}`
-	modelsBody      = `{"data":[` + modelBody + `],"has_more":false,"first_id":"` + Model + `","last_id":"` + Model + `"}`
+	// modelsBody lists Model first, and two more models, as the real
+	// listing lists every model of the account.
+	modelsBody = `{"data":[` + modelBody +
+		`,{"type":"model","id":"claude-opus-4-5-20251101","display_name":"Claude Opus 4.5","created_at":"2025-11-01T00:00:00Z"}` +
+		`,{"type":"model","id":"claude-haiku-4-5-20251001","display_name":"Claude Haiku 4.5","created_at":"2025-10-01T00:00:00Z"}` +
+		`],"has_more":false,"first_id":"` + Model + `","last_id":"claude-haiku-4-5-20251001"}`
 )
 
 func (s *Server) serveCountTokens(k *call) {

@@ -44,9 +44,9 @@ func (h *harness) waitReady(ctx context.Context, p *proc, url string, timeout ti
 }
 
 // provision logs in as admin, creates a tier that never limits the
-// benchmark and a key on it with a huge token limit, so that every request
-// runs the full admission path (rate limit and quota reservation) without
-// being refused. It returns the key.
+// benchmark and a key on it with a huge token limit and money budgets, so
+// that every request runs the full admission path (rate limit, quota and
+// budget reservations) without being refused. It returns the key.
 func provision(ctx context.Context, base, user, password string) (*relayAdmin, error) {
 	var login struct {
 		AccessToken string `json:"access_token"`
@@ -66,7 +66,11 @@ func provision(ctx context.Context, base, user, password string) (*relayAdmin, e
 		ID     string `json:"id"`
 		APIKey string `json:"api_key"`
 	}
-	key := map[string]any{"name": "bench", "rate_limit_tier": "bench", "token_limit": int64(1_000_000_000_000)}
+	// Every money feature on too: two budgets (reserved and settled in both
+	// windows on every request) and a model allow-list.
+	key := map[string]any{"name": "bench", "rate_limit_tier": "bench", "token_limit": int64(1_000_000_000_000),
+		"budgets":        []map[string]any{{"window": "5h", "limit_usd": 1_000_000}, {"window": "month", "limit_usd": 5_000_000}},
+		"allowed_models": []string{"claude-*"}}
 	if err := call(ctx, http.MethodPost, base+"/admin/api-keys", bearer, key, &created); err != nil {
 		return nil, fmt.Errorf("POST /admin/api-keys: %w", err)
 	}

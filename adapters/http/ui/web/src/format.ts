@@ -11,6 +11,13 @@ export function num(n: number | null | undefined): string {
   return new Intl.NumberFormat(locale()).format(n);
 }
 
+/** A USD amount: cents for large sums, up to six decimals for small ones. */
+export function usd(n: number | null | undefined): string {
+  if (n === null || n === undefined || !Number.isFinite(n)) return '—';
+  const digits = Math.abs(n) >= 100 ? 2 : Math.abs(n) >= 1 ? 4 : 6;
+  return new Intl.NumberFormat(locale(), { style: 'currency', currency: 'USD', minimumFractionDigits: 2, maximumFractionDigits: digits }).format(n);
+}
+
 export function compact(n: number): string {
   return new Intl.NumberFormat(locale(), { notation: 'compact', maximumFractionDigits: 1 }).format(n);
 }

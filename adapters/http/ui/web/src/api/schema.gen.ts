@@ -151,6 +151,25 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/admin/api-keys/{id}/quota": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: components["parameters"]["KeyID"];
+            };
+            cookie?: never;
+        };
+        /** The key's quota as its holder sees it at /api/usage/quota, money budgets included. */
+        get: operations["getKeyQuota"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/admin/tiers": {
         parameters: {
             query?: never;
@@ -224,6 +243,103 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/admin/usage/reprice": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Reprice stored usage over [from, to) with the current price table.
+         * @description Every request record of the range (all keys, deleted ones included) is priced again with the current price table, as the relay prices a record when it stores it. Records with no usage and no server-tool calls, and batch results the relay could not read (their cost is their reservation), keep their cost. A dry run (the default) only reports; with `apply: true` the changed costs are written, with the daily rollups, and the money-budget ledgers of the keys concerned are reset so they re-seed from storage. A record repriced meanwhile by someone else is left alone. Repricing again with the same table finds nothing to change.
+         */
+        post: operations["repriceUsage"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/admin/pricing": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The current price table, the policy for unpriced models, and the models seen without a price. */
+        get: operations["getPricing"];
+        /**
+         * Store a whole new price table; it becomes current at once (on other replicas within seconds).
+         * @description The table's `version` must be new: stored versions are never changed (409). An invalid table is refused with 400 and a message listing every problem. The admin who stored it is recorded with it.
+         */
+        put: operations["putPricing"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/admin/pricing/models": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Add or replace model entries (by id) in the current table, stored as a new version.
+         * @description The current table with `models` added, or replacing the entries of the same id, is stored under the new `version` (409 if that version is stored already, or if `base_version` is set and is no longer current).
+         */
+        post: operations["extendPricing"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/admin/pricing/versions": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Every stored version of the price table, newest first. */
+        get: operations["listPricingVersions"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/admin/pricing/versions/{version}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                version: string;
+            };
+            cookie?: never;
+        };
+        /** One stored version with its whole table, as it was stored. */
+        get: operations["getPricingVersion"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/usage": {
         parameters: {
             query?: never;
@@ -282,7 +398,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** This key's token quota and what is left of its tier's limits now. */
+        /** This key's token quota, money budgets and what is left of its tier's limits now. */
         get: operations["keyQuota"];
         put?: never;
         post?: never;
@@ -341,6 +457,10 @@ export interface components {
             allowed_ips: string[];
             /** @description Browser origins (host patterns) allowed to use the key; empty = any. */
             allowed_domains: string[];
+            /** @description Model ids or globs (`claude-sonnet-*`) the key may use; empty = any. */
+            allowed_models: string[];
+            /** @description The key's money budgets; empty = none. Their live state is in the quota views. */
+            budgets: components["schemas"]["Budget"][];
             /** Format: date-time */
             created_at: string;
             /** Format: date-time */
@@ -370,8 +490,12 @@ export interface components {
             expires_at?: string | null;
             allowed_ips?: string[];
             allowed_domains?: string[];
+            /** @description Model ids or path.Match globs (`claude-sonnet-*`) the key may use; empty = any model. A request for another model is refused with 403. */
+            allowed_models?: string[];
+            /** @description Money budgets, at most one per window and time zone. A request that could cost more than any budget has left is refused with 429. */
+            budgets?: components["schemas"]["BudgetInput"][];
         };
-        /** @description Absent fields are left as they are. token_limit and expires_at take null to mean unlimited / never. */
+        /** @description Absent fields are left as they are. token_limit and expires_at take null to mean unlimited / never; an empty allowed_ips, allowed_domains, allowed_models or budgets list clears it. */
         UpdateKeyRequest: {
             name?: string;
             description?: string;
@@ -382,6 +506,10 @@ export interface components {
             expires_at?: string | null;
             allowed_ips?: string[];
             allowed_domains?: string[];
+            /** @description Model ids or path.Match globs (`claude-sonnet-*`) the key may use; empty = any model. A request for another model is refused with 403. */
+            allowed_models?: string[];
+            /** @description Money budgets, at most one per window and time zone. A request that could cost more than any budget has left is refused with 429. */
+            budgets?: components["schemas"]["BudgetInput"][];
         };
         Tier: {
             name: string;
@@ -429,6 +557,9 @@ export interface components {
              * @description input + output + cache_creation + cache_read.
              */
             total_tokens: number;
+            /** @description What the requests cost in USD, exactly (up to 9 decimals), as priced when recorded or repriced since. */
+            cost_usd: number;
+            cost: components["schemas"]["CostBreakdown"];
         };
         UsageGroup: components["schemas"]["UsageTotals"] & {
             /** @description The key id, the UTC day (YYYY-MM-DD) or the model. */
@@ -509,6 +640,21 @@ export interface components {
             web_search_requests: number;
             /** Format: int64 */
             web_fetch_requests: number;
+            /** @description The upstream that answered (its configured name); empty when none did. */
+            upstream: string;
+            /** @description What the request cost in USD, exactly; 0 when it was never priced (price_version null). */
+            cost_usd: number;
+            cost: components["schemas"]["CostBreakdown"];
+            /** @description The price table version that priced the request; null when it never was. */
+            price_version: string | null;
+            /** @description Cache writes without a 5-minute/1-hour split were priced at the 5-minute rate. */
+            cost_fallback_5m: boolean;
+            /** @description Some tokens had no price (an unpriced model, or a record that could not be priced); cost_usd leaves them out. */
+            cost_unpriced: boolean;
+            /** @description The full priced cost, as stored, when it says more than the fields above (per-step parts of a request with iterations, models priced at a fallback or not at all, modifiers without a price, the long-context tier). Its amounts are integer nanodollars (10⁻⁹ USD). */
+            cost_detail: {
+                [key: string]: unknown;
+            } | null;
             /** @description The reply's usage.iterations (compaction, advisor); the token counts above are their sum. */
             iterations?: components["schemas"]["UsageIteration"][];
         };
@@ -555,6 +701,8 @@ export interface components {
             /** Format: date-time */
             expires_at: string | null;
             tier: components["schemas"]["TierStatus"];
+            /** @description The key's money budgets with what their windows hold now; empty when it has none. */
+            budgets: components["schemas"]["MoneyBudgetStatus"][];
         };
         TierStatus: {
             name: string;
@@ -579,6 +727,240 @@ export interface components {
             limit: number;
             in_flight: number;
             remaining: number;
+        };
+        /**
+         * @description `5h` is rolling (5-minute steps); `day`, `week` (from Monday) and `month` are calendar windows in the budget's time zone; `total` never resets.
+         * @enum {string}
+         */
+        BudgetWindow: "5h" | "day" | "week" | "month" | "total";
+        BudgetInput: {
+            window: components["schemas"]["BudgetWindow"];
+            /** @description The limit in USD, more than 0 and at most 9007199.254740991, read exactly: a plain decimal with at most 9 decimals, as a JSON number (`10.5`) or a string (`"10.5"`); no sign or exponent. */
+            limit_usd: number | string;
+            /** @description IANA zone of a day, week or month window (default the relay's); not allowed on 5h and total. */
+            time_zone?: string;
+        };
+        Budget: {
+            window: components["schemas"]["BudgetWindow"];
+            /** @description The limit in USD, exactly. */
+            limit_usd: number;
+            /** @description The zone it was set with; absent = the relay's default. */
+            time_zone?: string;
+        };
+        MoneyBudgetStatus: {
+            window: components["schemas"]["BudgetWindow"];
+            /** @description The zone of a calendar window (the relay's default when the budget names none). */
+            time_zone?: string;
+            limit_usd: number;
+            /** @description Settled spend in the current window. */
+            used_usd: number;
+            /** @description Held by requests in flight. */
+            reserved_usd: number;
+            /** @description limit − used − reserved, never below 0. */
+            remaining_usd: number;
+            /**
+             * Format: date-time
+             * @description When spend next leaves the window: the end of a calendar window; for 5h when the oldest spend in it leaves (null while it holds none); null for total, which never resets.
+             */
+            resets_at: string | null;
+        };
+        /** @description Cost per price class in USD, exactly. */
+        CostBreakdown: {
+            input: number;
+            output: number;
+            cache_write_5m: number;
+            cache_write_1h: number;
+            cache_read: number;
+            web_search: number;
+            web_fetch: number;
+        };
+        /** @description An exact decimal: a string (`"3.75"`, as the relay writes it) or, in a table an operator stored so, a JSON number. */
+        Decimal: string | number;
+        /** @description USD per million tokens of each class. */
+        PriceRates: {
+            input: components["schemas"]["Decimal"];
+            output: components["schemas"]["Decimal"];
+            cache_write_5m: components["schemas"]["Decimal"];
+            cache_write_1h: components["schemas"]["Decimal"];
+            cache_read: components["schemas"]["Decimal"];
+        };
+        /** @description The price card of one model, as the price table JSON holds it. */
+        PriceEntry: {
+            id: string;
+            aliases?: string[];
+            /** @description path.Match globs for names not listed. */
+            patterns?: string[];
+            name?: string;
+            status?: string;
+            rates: components["schemas"]["PriceRates"];
+            long_context?: {
+                /** Format: int64 */
+                above_prompt_tokens: number;
+                rates: components["schemas"]["PriceRates"];
+            };
+            /** @description Multiplier of every token price of a Message Batches request (default 0.5). */
+            batch?: components["schemas"]["Decimal"];
+            /** @description Multiplier of a speed "fast" reply; absent = no fast mode. */
+            fast?: components["schemas"]["Decimal"];
+            /** @description Multiplier per inference_geo. */
+            geo?: {
+                [key: string]: components["schemas"]["Decimal"];
+            };
+            /** @description USD per 1,000 web searches. */
+            web_search_per_1000?: components["schemas"]["Decimal"];
+            /** @description USD per 1,000 web fetches. */
+            web_fetch_per_1000?: components["schemas"]["Decimal"];
+            comment?: string;
+        };
+        /** @description A whole price table, in the relay's price table format (domain/pricing). */
+        PriceTable: {
+            version: string;
+            source?: string;
+            sources?: string[];
+            /** @description The day the prices were read, YYYY-MM-DD. */
+            retrieved?: string;
+            comment?: string;
+            models: components["schemas"]["PriceEntry"][];
+        };
+        Pricing: {
+            /** @description The current version; every cost priced with it records it. */
+            version: string;
+            source: string;
+            sources?: string[];
+            retrieved: string;
+            comment: string;
+            models: components["schemas"]["PriceEntry"][];
+            /** @description What the relay does with a model the table does not price. */
+            policy: {
+                /** @enum {string} */
+                unpriced: "refuse" | "fallback";
+                /** @description The entry that prices unknown models under `fallback`. */
+                fallback_model: string | null;
+            };
+            /** @description Models requested on this replica that the table does not price, most recent first (bounded). */
+            unpriced_models: components["schemas"]["UnpricedModel"][];
+        };
+        UnpricedModel: {
+            model: string;
+            /** Format: int64 */
+            requests: number;
+            /** Format: date-time */
+            first_seen: string;
+            /** Format: date-time */
+            last_seen: string;
+        };
+        PutPricingRequest: {
+            /** @description The whole table (see the PriceTable schema), with a new `version`. The relay validates it and lists every problem in the 400. */
+            table: {
+                [key: string]: unknown;
+            };
+            /** @description Why it changed, kept with the version. */
+            comment?: string;
+        };
+        ExtendPricingRequest: {
+            /** @description The version of the new table. */
+            version: string;
+            /** @description When set, refuse (409) unless this is still the current version. */
+            base_version?: string;
+            /** @description Entries (see the PriceEntry schema) to add, or to replace the entries of the same id. */
+            models: {
+                [key: string]: unknown;
+            }[];
+            comment?: string;
+        };
+        PriceVersion: {
+            version: string;
+            /**
+             * Format: date-time
+             * @description null for the embedded seed of a relay without a price store.
+             */
+            created_at: string | null;
+            /** @description The admin who stored it; `seed` for the embedded table. */
+            created_by: string;
+            comment: string;
+        };
+        PriceVersionList: {
+            data: components["schemas"]["PriceVersion"][];
+        };
+        PriceVersionTable: {
+            version: string;
+            /** Format: date-time */
+            created_at: string | null;
+            created_by: string;
+            comment: string;
+            /** @description The table exactly as it was stored. */
+            table: components["schemas"]["PriceTable"];
+        };
+        RepriceRequest: {
+            /**
+             * Format: date-time
+             * @description Inclusive start.
+             */
+            from: string;
+            /**
+             * Format: date-time
+             * @description Exclusive end; at most 400 days after from.
+             */
+            to: string;
+            /**
+             * @description Write the changes; false (the default) only reports them.
+             * @default false
+             */
+            apply: boolean;
+        };
+        RepriceReport: {
+            /** Format: date-time */
+            from: string;
+            /** Format: date-time */
+            to: string;
+            /** @description The table version the records were priced with. */
+            price_version: string;
+            apply: boolean;
+            /**
+             * Format: int64
+             * @description Records in the range.
+             */
+            examined: number;
+            /**
+             * Format: int64
+             * @description Records that keep their cost (no usage and no server tools, or an unreadable batch result).
+             */
+            skipped: number;
+            /**
+             * Format: int64
+             * @description Records whose stored cost (amounts, version or flags) differs from the new one.
+             */
+            changed: number;
+            /**
+             * Format: int64
+             * @description Changes written (0 on a dry run; fewer than changed when records were repriced meanwhile).
+             */
+            applied: number;
+            /**
+             * Format: int64
+             * @description Records the current table cannot fully price.
+             */
+            unpriced: number;
+            /** @description Keys whose budget ledger was reset to re-seed from storage. */
+            keys_reset: number;
+            /** @description The stored cost of every record examined. */
+            old_total_usd: number;
+            /** @description Their cost with the current table. */
+            new_total_usd: number;
+            /** @description new_total_usd − old_total_usd. */
+            difference_usd: number;
+            /** @description The models with changed records, largest difference first (at most 100). */
+            by_model: components["schemas"]["RepriceModel"][];
+            /** @description Models with changed records left out of by_model. */
+            models_omitted: number;
+        };
+        RepriceModel: {
+            model: string;
+            /** Format: int64 */
+            changed: number;
+            old_usd: number;
+            new_usd: number;
+            difference_usd: number;
         };
     };
     responses: {
@@ -905,6 +1287,33 @@ export interface operations {
             default: components["responses"]["Error"];
         };
     };
+    getKeyQuota: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: components["parameters"]["KeyID"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Quota. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Quota"];
+                };
+            };
+            400: components["responses"]["Error"];
+            401: components["responses"]["Error"];
+            403: components["responses"]["Error"];
+            404: components["responses"]["Error"];
+            default: components["responses"]["Error"];
+        };
+    };
     listTiers: {
         parameters: {
             query?: never;
@@ -1026,6 +1435,12 @@ export interface operations {
                 /** @description Exclusive end (RFC 3339). Default now. */
                 to?: components["parameters"]["To"];
                 status?: number;
+                /** @description Only requests served by this model (exact). */
+                model?: string;
+                /** @description Only requests sent to this upstream (its name, exact). */
+                upstream?: string;
+                /** @description Only the requests the relay refused itself (a status of 400 or more that no upstream answered). */
+                refusals_only?: boolean;
                 /** @description The next_cursor of the previous page. */
                 cursor?: components["parameters"]["Cursor"];
                 limit?: components["parameters"]["LogLimit"];
@@ -1048,6 +1463,174 @@ export interface operations {
             400: components["responses"]["Error"];
             401: components["responses"]["Error"];
             403: components["responses"]["Error"];
+            default: components["responses"]["Error"];
+        };
+    };
+    repriceUsage: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["RepriceRequest"];
+            };
+        };
+        responses: {
+            /** @description What changed, or would change. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RepriceReport"];
+                };
+            };
+            400: components["responses"]["Error"];
+            401: components["responses"]["Error"];
+            403: components["responses"]["Error"];
+            413: components["responses"]["Error"];
+            503: components["responses"]["Error"];
+            default: components["responses"]["Error"];
+        };
+    };
+    getPricing: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The current price table. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Pricing"];
+                };
+            };
+            401: components["responses"]["Error"];
+            403: components["responses"]["Error"];
+            503: components["responses"]["Error"];
+            default: components["responses"]["Error"];
+        };
+    };
+    putPricing: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["PutPricingRequest"];
+            };
+        };
+        responses: {
+            /** @description The new current price table. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Pricing"];
+                };
+            };
+            400: components["responses"]["Error"];
+            401: components["responses"]["Error"];
+            403: components["responses"]["Error"];
+            409: components["responses"]["Error"];
+            413: components["responses"]["Error"];
+            503: components["responses"]["Error"];
+            default: components["responses"]["Error"];
+        };
+    };
+    extendPricing: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ExtendPricingRequest"];
+            };
+        };
+        responses: {
+            /** @description The new current price table. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Pricing"];
+                };
+            };
+            400: components["responses"]["Error"];
+            401: components["responses"]["Error"];
+            403: components["responses"]["Error"];
+            409: components["responses"]["Error"];
+            413: components["responses"]["Error"];
+            503: components["responses"]["Error"];
+            default: components["responses"]["Error"];
+        };
+    };
+    listPricingVersions: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The versions, without their tables. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PriceVersionList"];
+                };
+            };
+            401: components["responses"]["Error"];
+            403: components["responses"]["Error"];
+            503: components["responses"]["Error"];
+            default: components["responses"]["Error"];
+        };
+    };
+    getPricingVersion: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                version: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The version and its table. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PriceVersionTable"];
+                };
+            };
+            400: components["responses"]["Error"];
+            401: components["responses"]["Error"];
+            403: components["responses"]["Error"];
+            404: components["responses"]["Error"];
+            503: components["responses"]["Error"];
             default: components["responses"]["Error"];
         };
     };

@@ -4,7 +4,7 @@
 import { useMemo } from 'preact/hooks';
 import type { UsageTotals } from '../api/client';
 import { t } from '../i18n';
-import { cacheHitRate, daysIn, num, pct } from '../format';
+import { cacheHitRate, daysIn, num, pct, usd } from '../format';
 import { Chart, COLORS, dayX } from './chart';
 import { Empty, Stat } from './ui';
 
@@ -17,6 +17,8 @@ const ZERO: UsageTotals = {
   cache_creation_input_tokens: 0,
   cache_read_input_tokens: 0,
   total_tokens: 0,
+  cost_usd: 0,
+  cost: { input: 0, output: 0, cache_write_5m: 0, cache_write_1h: 0, cache_read: 0, web_search: 0, web_fetch: 0 },
 };
 
 /** One row per UTC day of [from, to); days the relay did not list are zeros. */
@@ -29,6 +31,7 @@ export function TotalsStats({ totals }: { totals: UsageTotals }) {
   return (
     <dl class="stats">
       <Stat label={t('usage.requests')} value={num(totals.requests)} />
+      <Stat label={t('usage.cost')} value={usd(totals.cost_usd)} />
       <Stat label={t('usage.totalTokens')} value={num(totals.total_tokens)} />
       <Stat label={t('usage.input')} value={num(totals.input_tokens)} />
       <Stat label={t('usage.output')} value={num(totals.output_tokens)} />
