@@ -43,11 +43,14 @@ type APIKey struct {
 	AllowedModels []string
 	// Budgets are the key's money budgets (at most 8; domain/budget
 	// measures and enforces them).
-	Budgets    []KeyBudget
-	CreatedAt  time.Time
-	UpdatedAt  time.Time
-	LastUsedAt *time.Time
-	DeletedAt  *time.Time
+	Budgets []KeyBudget
+	// UpstreamGroup names the upstream group the key's traffic goes to;
+	// "" is the default group.
+	UpstreamGroup string
+	CreatedAt     time.Time
+	UpdatedAt     time.Time
+	LastUsedAt    *time.Time
+	DeletedAt     *time.Time
 }
 
 // Usable reports whether the key may authenticate at time now, and if not,

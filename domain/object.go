@@ -37,4 +37,8 @@ type OwnedObject struct {
 	SettledAt    *time.Time
 	// PollAfter: the reconciler does not look at the batch again before.
 	PollAfter time.Time
+	// Upstream is the id of the upstream that created the object: every
+	// later request naming it must go there ("" for objects recorded
+	// before the upstream pool, which any upstream is tried for).
+	Upstream string
 }

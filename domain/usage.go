@@ -134,6 +134,8 @@ const (
 	GroupKey   GroupBy = "key"
 	GroupDay   GroupBy = "day"
 	GroupModel GroupBy = "model"
+	// GroupUpstream groups by the upstream that served the request.
+	GroupUpstream GroupBy = "upstream"
 )
 
 // UsageQuery selects usage for totals. From is inclusive, To exclusive.

@@ -41,6 +41,9 @@ type CallRequest struct {
 	// WebSearch bounds the body's web_search server tools: how many such
 	// tools it declares, and the sum of their max_uses.
 	WebSearch ToolBound
+	// UserID is the body's metadata.user_id (a session key for upstream
+	// stickiness), "" if absent.
+	UserID string
 	// FileIDs are the uploaded files the body refers to (file_id values,
 	// at any depth): each must belong to the calling key.
 	FileIDs []string
