@@ -126,6 +126,12 @@ type UsageRecord struct {
 	Cost RecordCost
 }
 
+// ErrorTypeBatchUnreadable marks the usage record of a Message Batch the
+// relay could not read (its id in the create answer, or its results): it
+// is billed its reservation, in tokens and money, which no price table
+// can recompute.
+const ErrorTypeBatchUnreadable = "batch_unreadable"
+
 // GroupBy selects how usage totals are grouped.
 type GroupBy string
 

@@ -5,7 +5,6 @@ import (
 	"cmp"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"reflect"
 	"slices"
@@ -30,10 +29,6 @@ const (
 	maxRepriceModels = 100
 	maxTrackedModels = 10_000
 	otherModels      = "(other models)"
-	// unreadableBatch is the ErrorType of the record domain/relay's batch
-	// reconciler writes for a batch whose results it could not read: it
-	// is billed its reservation, which no table can reprice.
-	unreadableBatch = "batch_unreadable"
 )
 
 // RepriceInput reprices the stored usage of [From, To) with the current
@@ -132,10 +127,12 @@ func (s *Service) Reprice(ctx context.Context, in RepriceInput) (report RepriceR
 			r.Examined++
 			old := rec.Cost
 			next := old
-			if rec.ErrorType == unreadableBatch || rec.Usage.Total() == 0 && rec.ServerTools.IsZero() {
+			// A batch the relay could not read is billed its reservation,
+			// which no table can recompute.
+			if rec.ErrorType == domain.ErrorTypeBatchUnreadable || !pricing.Billable(rec) {
 				r.Skipped++
 			} else {
-				next = priceRecord(t, policy, rec)
+				next, _, _ = t.PriceRecord(rec, policy)
 				if next.Unpriced {
 					r.Unpriced++
 				}
@@ -203,18 +200,6 @@ func (s *Service) resetRepriced(ctx context.Context, keys map[uuid.UUID]bool) in
 		n++
 	}
 	return n
-}
-
-// priceRecord prices rec with t the way domain/relay prices a record when
-// it stores it: an unpriced model is recorded as such (the priced parts
-// kept), and a record that cannot be priced at all is flagged unpriced at
-// zero, never silently free.
-func priceRecord(t *pricing.Table, p pricing.Policy, rec domain.UsageRecord) domain.RecordCost {
-	c, err := t.Price(pricing.FromRecord(rec), p)
-	if err != nil && !errors.Is(err, pricing.ErrUnpriced) {
-		return domain.RecordCost{PriceVersion: t.Version, Unpriced: true}
-	}
-	return pricing.RecordCostOf(c)
 }
 
 // sameCost reports whether a stored cost equals a computed one. Detail is

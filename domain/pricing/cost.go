@@ -520,3 +520,25 @@ func RecordCostOf(c Cost) domain.RecordCost {
 	}
 	return rc
 }
+
+// PriceRecord prices a usage record as it is stored with it: its cost,
+// and the models the table could not price (the cost then says Unpriced;
+// the priced parts are kept, never a silent $0). Any other failure (a
+// count out of range) is returned with a cost marked unpriced at t's
+// version.
+func (t *Table) PriceRecord(rec domain.UsageRecord, p Policy) (domain.RecordCost, []string, error) {
+	c, err := t.Price(FromRecord(rec), p)
+	switch {
+	case errors.Is(err, ErrUnpriced):
+		return RecordCostOf(c), c.Unpriced, nil
+	case err != nil:
+		return domain.RecordCost{PriceVersion: t.Version, Unpriced: true}, nil, err
+	}
+	return RecordCostOf(c), nil, nil
+}
+
+// Billable reports whether a record has anything to price: tokens or
+// server-tool calls.
+func Billable(rec domain.UsageRecord) bool {
+	return rec.Usage.Total() != 0 || !rec.ServerTools.IsZero()
+}

@@ -79,8 +79,10 @@ type Admission struct {
 	limited bool // a reservation was made: settle it in the ledger
 	// costLimited: a money reservation was made: settle it in the budgets.
 	costLimited bool
-	release     func()
-	once        sync.Once
+	// start stands in for call.Start when the call carries none (at).
+	start   time.Time
+	release func()
+	once    sync.Once
 	// inputEst caches the tokenised input estimate.
 	inputEst int64
 	// renewAt is when KeepAlive next extends the reservation (unix nanos).
@@ -707,6 +709,7 @@ func (a *Admission) finish(ctx context.Context, out Outcome) domain.UsageRecord 
 	if ep == EndpointBatchCreate && estimated {
 		// A batch whose id could not be read is billed its reservations.
 		rec.Cost = domain.RecordCost{CostBreakdown: domain.CostBreakdown{Input: a.ReservedCost}, Total: a.ReservedCost}
+		rec.ErrorType = domain.ErrorTypeBatchUnreadable
 		if s.cfg.Prices != nil {
 			rec.Cost.PriceVersion = s.cfg.Prices.Table().Version
 		}

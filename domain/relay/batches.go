@@ -99,7 +99,7 @@ func (s *Service) ReconcileBatch(ctx context.Context, b domain.OwnedObject) erro
 	switch {
 	case errors.Is(err, domain.ErrNotFound):
 		rec := s.batchRecord(b, domain.BatchResult{CustomID: "unreadable"}, now)
-		rec.Usage, rec.Estimated, rec.ErrorType = domain.Usage{InputTokens: b.Reserved}, true, "batch_unreadable"
+		rec.Usage, rec.Estimated, rec.ErrorType = domain.Usage{InputTokens: b.Reserved}, true, domain.ErrorTypeBatchUnreadable
 		rec.Cost = domain.RecordCost{CostBreakdown: domain.CostBreakdown{Input: b.ReservedCost}, Total: b.ReservedCost}
 		if s.cfg.Prices != nil {
 			rec.Cost.PriceVersion = s.cfg.Prices.Table().Version

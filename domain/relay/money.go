@@ -201,7 +201,7 @@ func (s *Service) reserveMoney(ctx context.Context, a *Admission, items []domain
 		lease = s.cfg.BatchLease
 	}
 	amount = min(amount, budget.MaxLimit)
-	_, err = s.cfg.Budgets.Reserve(ctx, a.Key.ID, a.call.RequestID, bs, amount, a.call.Start, lease)
+	_, err = s.cfg.Budgets.Reserve(ctx, a.Key.ID, a.call.RequestID, bs, amount, a.at(), lease)
 	var ref *budget.Refusal
 	if errors.As(err, &ref) {
 		// Tokenising helps only when the output alone fits every short
@@ -221,7 +221,7 @@ func (s *Service) reserveMoney(ctx context.Context, a *Admission, items []domain
 			}
 			if n < amount {
 				amount = n
-				_, err = s.cfg.Budgets.Reserve(ctx, a.Key.ID, a.call.RequestID, bs, amount, a.call.Start, lease)
+				_, err = s.cfg.Budgets.Reserve(ctx, a.Key.ID, a.call.RequestID, bs, amount, a.at(), lease)
 			}
 		}
 	}
@@ -240,23 +240,18 @@ func (s *Service) reserveMoney(ctx context.Context, a *Admission, items []domain
 // is recorded as such (never as a silent $0): flagged, its priced parts
 // kept, and remembered for admins.
 func (s *Service) price(ctx context.Context, rec *domain.UsageRecord) {
-	if s.cfg.Prices == nil || rec.Usage.Total() == 0 && rec.ServerTools.IsZero() {
+	if s.cfg.Prices == nil || !pricing.Billable(*rec) {
 		return
 	}
-	t := s.cfg.Prices.Table()
-	c, err := t.Price(pricing.FromRecord(*rec), s.cfg.Prices.Policy())
-	switch {
-	case errors.Is(err, pricing.ErrUnpriced):
-		for _, m := range c.Unpriced {
-			s.cfg.Prices.NoteUnpriced(m)
-		}
-	case err != nil:
+	c, unpriced, err := s.cfg.Prices.Table().PriceRecord(*rec, s.cfg.Prices.Policy())
+	if err != nil {
 		s.cfg.Log.LogAttrs(ctx, slog.LevelError, "usage could not be priced; recorded as unpriced",
 			slog.String("request_id", rec.RequestID), slog.String("model", rec.Model), slog.String("error", err.Error()))
-		rec.Cost = domain.RecordCost{PriceVersion: t.Version, Unpriced: true}
-		return
 	}
-	rec.Cost = pricing.RecordCostOf(c)
+	for _, m := range unpriced {
+		s.cfg.Prices.NoteUnpriced(m)
+	}
+	rec.Cost = c
 }
 
 // settleMoney settles the call's money reservation with what it cost.
@@ -264,7 +259,7 @@ func (s *Service) settleMoney(ctx context.Context, a *Admission, cost domain.Nan
 	if s.cfg.Budgets == nil {
 		return
 	}
-	at := a.call.Start
+	at := a.at()
 	if err := s.cfg.Budgets.Settle(ctx, a.Key.ID, a.call.RequestID, cost, at); err != nil {
 		s.cfg.Observer.BackendFailure(ConcernBudget, false)
 		s.cfg.Log.LogAttrs(ctx, slog.LevelWarn, "budget settle failed; retrying in the background",
@@ -279,4 +274,17 @@ func (s *Service) extendMoney(ctx context.Context, a *Admission, lease time.Dura
 		return nil
 	}
 	return s.cfg.Budgets.Extend(ctx, a.Key.ID, a.call.RequestID, lease)
+}
+
+// at is the time the call's spend is measured and recorded at: its
+// arrival, as its usage record is stored with (the clock's time for a call
+// built without one).
+func (a *Admission) at() time.Time {
+	if a.call.Start.IsZero() {
+		if a.start.IsZero() {
+			a.start = a.svc.cfg.Clock.Now()
+		}
+		return a.start
+	}
+	return a.call.Start
 }
