@@ -143,14 +143,14 @@ func (s *Service) reserveMoney(ctx context.Context, a *Admission, items []domain
 	}
 	t := s.cfg.Prices.Table()
 	// input returns the input bound of the request (items == nil) or of
-	// batch item i: 0 (output only), cheap or tight.
+	// one batch item's params: 0 (output only), cheap or tight.
 	type mode int
 	const (
 		outputOnly mode = iota
 		cheap
 		tight
 	)
-	input := func(body []byte, i int, m mode) (int64, error) {
+	input := func(ctx context.Context, body []byte, m mode) (int64, error) {
 		clamp := func(n int64) int64 { return min(max(n, 0), MaxReservableTokens) }
 		switch {
 		case m == outputOnly:
@@ -160,8 +160,6 @@ func (s *Service) reserveMoney(ctx context.Context, a *Admission, items []domain
 		case items == nil && a.inputEst > 0:
 			return a.inputEst, nil
 		}
-		ctx, cancel := context.WithTimeout(ctx, estimateWait)
-		defer cancel()
 		n, err := s.cfg.Estimator.InputEstimate(ctx, body)
 		if err == nil && items == nil {
 			a.inputEst = clamp(n)
@@ -169,16 +167,20 @@ func (s *Service) reserveMoney(ctx context.Context, a *Admission, items []domain
 		return clamp(n), err
 	}
 	bound := func(m mode) (domain.Nanodollars, error) {
+		// One wait for the estimator for the whole call, as the token
+		// reservation's: a batch of many requests is no slower to refuse.
+		ctx, cancel := context.WithTimeout(ctx, estimateWait)
+		defer cancel()
 		if items == nil {
-			in, err := input(a.call.Body, 0, m)
+			in, err := input(ctx, a.call.Body, m)
 			if err != nil {
 				return 0, err
 			}
 			return s.costBound(t, a.Request, in, s.outputBound(a.Request), false)
 		}
 		var sum domain.Nanodollars
-		for i, it := range items {
-			in, err := input(it.Params, i, m)
+		for _, it := range items {
+			in, err := input(ctx, it.Params, m)
 			if err != nil {
 				return 0, err
 			}

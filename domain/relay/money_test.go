@@ -415,3 +415,38 @@ func TestConcurrentRequestsNeverOverspend(t *testing.T) {
 		t.Fatalf("settled only %s with %d admitted: the budget must stay usable", led.settled, admitted)
 	}
 }
+
+// TestBatchReservesEveryRequestAtTheBatchPrice: a batch holds the sum of
+// its requests' bounds at the batch multiplier (0.5), and one unpriced
+// request refuses the whole batch.
+func TestBatchReservesEveryRequestAtTheBatchPrice(t *testing.T) {
+	ctx := context.Background()
+	w := newWorld(t)
+	w.key.Budgets = []domain.KeyBudget{{Window: "total", Limit: usd(t, "10")}}
+	w.est.bound = 1000
+	item := func(id, model string) domain.BatchItem {
+		return domain.BatchItem{CustomID: id, Request: domain.CallRequest{Model: model, MaxTokens: 1000, MaxTokensSet: true}, Params: []byte(`{}`)}
+	}
+	w.parser.items = []domain.BatchItem{item("a", sonnet), item("b", sonnet)}
+	led := newBudgetFake()
+	s := w.service(t, func(c *ServiceConfig) {
+		priced(t, w, led, &spendFake{}, pricing.Policy{})(c)
+		c.Objects = &objectsFake{objs: map[string]domain.OwnedObject{}}
+	})
+	in := input()
+	in.Route = Route{Endpoint: EndpointBatchCreate, Path: "/v1/messages/batches"}
+	a, err := s.Admit(ctx, w.key, in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Each: (1,000 × $6 + 1,000 × $15) × 0.5 = $0.0105, + 7 n$ slack.
+	if want := 2 * usd(t, "0.010500007"); a.ReservedCost != want {
+		t.Fatalf("reserved %s, want %s", a.ReservedCost, want)
+	}
+	w.parser.items = append(w.parser.items, item("c", "claude-unknown-9"))
+	in.RequestID = "req_2"
+	_, err = s.Admit(ctx, w.key, in)
+	if de := domain.AsError(err); de == nil || de.Reason != domain.ReasonUnpriced {
+		t.Fatalf("a batch with an unpriced request: %v", err)
+	}
+}
