@@ -386,7 +386,14 @@ func (s *Service) UpdateKey(ctx context.Context, in UpdateKeyInput) (domain.APIK
 		if in.Budgets != nil {
 			bs, _ := parseBudgets(*in.Budgets)
 			next := money.ToKey(bs)
-			budgetsChanged = !sameBudgets(k.Budgets, next)
+			// The ledger follows the spend of every key with budgets, so
+			// changing them needs nothing: the next request is measured
+			// against the spend already there. A key that had none was
+			// not followed (and a ledger may still hold stale figures
+			// from budgets it had before): it must re-seed from storage.
+			// Resetting in any other case would drop the reservations of
+			// its requests in flight.
+			budgetsChanged = len(k.Budgets) == 0 && len(next) > 0
 			k.Budgets = next
 		}
 		return nil

@@ -66,17 +66,3 @@ func parseModels(in []string) ([]string, error) {
 	}
 	return out, nil
 }
-
-// sameBudgets reports whether two stored budget lists are the same, in the
-// same order.
-func sameBudgets(a, b []domain.KeyBudget) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
-}

@@ -156,7 +156,7 @@ type events struct{ list []string }
 
 func (e *events) add(s string) { e.list = append(e.list, s) }
 
-func TestUpdateKeyResetsTheBudgetLedgerWhenBudgetsChange(t *testing.T) {
+func TestUpdateKeyResetsTheBudgetLedgerWhenBudgetsAppear(t *testing.T) {
 	t.Parallel()
 	id := uuid.New()
 	stored := domain.APIKey{ID: id, Name: "k", IsActive: true, RateLimitTier: "basic", UpdatedAt: testNow.Add(-time.Hour)}
@@ -191,9 +191,13 @@ func TestUpdateKeyResetsTheBudgetLedgerWhenBudgetsChange(t *testing.T) {
 		{"none to some", admin.UpdateKeyInput{Budgets: set(admin.BudgetInput{Window: "month", LimitUSD: "200"})}, []string{"update", "reset"}},
 		{"name only", admin.UpdateKeyInput{Name: &name}, []string{"update"}},
 		{"the same list", admin.UpdateKeyInput{Budgets: set(admin.BudgetInput{Window: "month", LimitUSD: "200.0"})}, []string{"update"}},
-		{"another limit", admin.UpdateKeyInput{Budgets: set(admin.BudgetInput{Window: "month", LimitUSD: "201"})}, []string{"update", "reset"}},
+		// The ledger follows a key with budgets: a change keeps its
+		// reservations in flight.
+		{"another limit", admin.UpdateKeyInput{Budgets: set(admin.BudgetInput{Window: "month", LimitUSD: "201"})}, []string{"update"}},
 		{"models only", admin.UpdateKeyInput{AllowedModels: &[]string{"claude-*"}}, []string{"update"}},
-		{"cleared", admin.UpdateKeyInput{Budgets: set()}, []string{"update", "reset"}},
+		{"cleared", admin.UpdateKeyInput{Budgets: set()}, []string{"update"}},
+		{"some again", admin.UpdateKeyInput{Budgets: set(admin.BudgetInput{Window: "day", LimitUSD: "5"})}, []string{"update", "reset"}},
+		{"cleared again", admin.UpdateKeyInput{Budgets: set()}, []string{"update"}},
 	}
 	for _, step := range steps {
 		ev.list = nil
