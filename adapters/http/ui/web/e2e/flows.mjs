@@ -91,6 +91,16 @@ async function checkFits(page, what) {
 }
 
 const num = (s) => Number(String(s).replace(/[^\d]/g, ''));
+/** A displayed USD amount ("$0.001234", "$1,234.50") as a number. */
+const dollars = (s) => Number(String(s).replace(/[^\d.]/g, ''));
+/** Sums USD amounts exactly, in nanodollars (the relay's unit). */
+const nanos = (usd) => Math.round(Number(usd) * 1e9);
+
+async function api(token, path) {
+  const r = await fetch(`${BASE}${path}`, { headers: { authorization: `Bearer ${token}` } });
+  if (!r.ok) throw new Error(`${path}: ${r.status} ${await r.text()}`);
+  return r.json();
+}
 
 const browser = await chromium.launch({
   executablePath: BROWSER,
@@ -114,14 +124,16 @@ try {
   // Any CSP violation or script error fails the run: the page must work
   // under its strict policy.
   const problems = [];
+  // The 401s, 404s and the pricing page's 409 are provoked on purpose;
+  // the browser logs each failed request as a console error.
   page.on('console', (m) => {
-    if (m.type() === 'error' && !/status of (401|404)/.test(m.text())) problems.push(`console: ${m.text()}`);
+    if (m.type() === 'error' && !/status of (401|404|409)/.test(m.text())) problems.push(`console: ${m.text()}`);
   });
   page.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
 
   let adminToken = '';
   let alice = { id: '', secret: '' };
-  const usage = { requests: 0, tokens: 0 };
+  const usage = { requests: 0, tokens: 0, nanos: 0 };
 
   await step('log in', async () => {
     await page.goto(`${BASE}/`);
@@ -147,6 +159,11 @@ try {
     const dlg = page.getByRole('dialog');
     await dlg.getByLabel('Name').fill('e2e-alice');
     await dlg.getByLabel('Token limit').fill('1000000');
+    // A money budget and a model allow-list, through the form's editor.
+    await dlg.getByRole('button', { name: 'Add budget' }).click();
+    check((await dlg.getByLabel('Window').inputValue()) === 'day', 'a new budget row is not a day budget');
+    await dlg.getByLabel('Limit (USD)').fill('5');
+    await dlg.getByLabel('Allowed models').fill('claude-sonnet-*');
     await dlg.getByRole('button', { name: 'Create', exact: true }).click();
     const secret = dlg.getByLabel('Secret', { exact: true });
     await secret.waitFor();
@@ -163,6 +180,14 @@ try {
     await page.getByRole('link', { name: 'e2e-alice' }).waitFor();
     const href = await page.getByRole('link', { name: 'e2e-alice' }).getAttribute('href');
     alice.id = href.split('/').pop();
+    const row = page.getByRole('row', { name: /e2e-alice/ });
+    check((await row.textContent()).includes('Day $5.00'), `the key list shows no budget: ${await row.textContent()}`);
+    const stored = await api(adminToken, `/admin/api-keys/${alice.id}`);
+    check(
+      stored.budgets.length === 1 && stored.budgets[0].window === 'day' && Number(stored.budgets[0].limit_usd) === 5 &&
+        stored.allowed_models.join() === 'claude-sonnet-*',
+      `stored budgets ${JSON.stringify(stored.budgets)}, models ${JSON.stringify(stored.allowed_models)}`,
+    );
   });
 
   await step('use the key through the proxy', async () => {
@@ -173,7 +198,9 @@ try {
     const recs = await waitForRecords(adminToken, alice.id, 2);
     usage.requests = recs.length;
     usage.tokens = recs.reduce((s, r) => s + r.total_tokens, 0);
+    usage.nanos = recs.reduce((s, r) => s + nanos(r.cost_usd), 0);
     check(usage.tokens > 0, 'no tokens recorded');
+    check(usage.nanos > 0 && recs.every((r) => r.price_version), `the requests were not priced: ${JSON.stringify(recs.map((r) => [r.cost_usd, r.price_version]))}`);
   });
 
   await step('see the request and tokens on the overview', async () => {
@@ -184,8 +211,16 @@ try {
     const stat = async (label) => num(await page.locator('.stat', { has: page.getByText(label, { exact: true }) }).locator('dd').textContent());
     check((await stat('Requests')) === usage.requests, `overview requests ${await stat('Requests')} != ${usage.requests}`);
     check((await stat('Total tokens')) === usage.tokens, `overview tokens ${await stat('Total tokens')} != ${usage.tokens}`);
-    check((await page.locator('figure.chart').count()) === 3, 'the overview has no charts');
-    check((await page.locator('canvas').count()) >= 3, 'the charts drew nothing');
+    // Cost as the page shows it (to the millionth of a dollar under $1).
+    const shown = await page.locator('.stat', { has: page.getByText('Cost', { exact: true }) }).locator('dd').textContent();
+    check(shown.startsWith('$') && Math.abs(nanos(dollars(shown)) - usage.nanos) <= 500, `overview cost ${shown} != ${usage.nanos / 1e9}`);
+    const top = page.getByRole('row', { name: /e2e-alice/ });
+    check((await top.textContent()).includes(shown), `the top keys have no cost: ${await top.textContent()}`);
+    const classes = page.getByRole('table', { name: 'What the usage cost, per price class' });
+    check((await classes.getByRole('row', { name: /Total/ }).textContent()).includes(shown), 'cost by class has another total');
+    check((await page.locator('figure.chart').count()) === 4, 'the overview lacks its four charts');
+    check((await page.locator('figure.chart', { hasText: 'Cost per day' }).count()) === 1, 'no cost chart');
+    check((await page.locator('canvas').count()) >= 4, 'the charts drew nothing');
     await shot(page, 'overview');
   });
 
@@ -195,7 +230,18 @@ try {
     const recent = page.locator('section[aria-labelledby="key-logs-title"] tbody tr');
     await recent.first().waitFor();
     check((await recent.count()) === usage.requests, `key detail lists ${await recent.count()} requests`);
+    for (const r of await recent.all()) check(/\$\d/.test(await r.textContent()), `a recent request has no cost: ${await r.textContent()}`);
     await page.getByRole('rowheader', { name: 'claude-sonnet-4-5' }).first().waitFor();
+    const shown = await page.locator('.stat', { has: page.getByText('Cost', { exact: true }) }).locator('dd').textContent();
+    check(Math.abs(nanos(dollars(shown)) - usage.nanos) <= 500, `key detail cost ${shown} != ${usage.nanos / 1e9}`);
+    // The day budget, from the admin quota view: what the two requests cost, and a countdown to midnight.
+    const bar = page.getByRole('progressbar', { name: /^Day( \(.+\))? budget of e2e-alice$/ });
+    await bar.waitFor();
+    const used = Number(await bar.getAttribute('aria-valuenow'));
+    check(used > 0 && nanos(used) <= usage.nanos, `the day budget holds ${used}, the requests cost ${usage.nanos / 1e9}`);
+    check((await bar.getAttribute('aria-valuemax')) === '5', 'the budget limit is not 5');
+    const box = page.locator('.budget', { has: bar });
+    check(/resets in \d+:\d\d/.test(await box.textContent()), `no reset countdown: ${await box.textContent()}`);
     await shot(page, 'key-detail');
   });
 
@@ -205,10 +251,15 @@ try {
     const rows = page.locator('table.logs tbody tr');
     await rows.first().waitFor();
     check((await rows.count()) === usage.requests, `logs list ${await rows.count()} rows`);
+    for (const r of await rows.all()) check(/\$\d/.test(await r.textContent()), `a log row has no cost: ${await r.textContent()}`);
     await rows.first().getByRole('button', { name: /Details of/ }).click();
     const dlg = page.getByRole('dialog');
-    await dlg.getByText('Tokens by class').waitFor();
-    check((await dlg.textContent()).includes('claude-sonnet-4-5'), 'the drill-down has no model');
+    await dlg.getByText('Tokens and cost by class').waitFor();
+    const detail = await dlg.textContent();
+    check(detail.includes('claude-sonnet-4-5'), 'the drill-down has no model');
+    const { version } = await api(adminToken, '/admin/pricing');
+    check(detail.includes(`Price version${version}`), `the drill-down has no price version ${version}`);
+    check(/Billed[\d,]+\$\d/.test(await dlg.getByRole('row', { name: /Billed/ }).textContent()), 'the drill-down has no billed cost');
     await shot(page, 'log-detail');
     await dlg.getByRole('button', { name: 'Close' }).click();
     const [download] = await Promise.all([
@@ -219,6 +270,12 @@ try {
     const lines = csv.trimEnd().split('\r\n');
     check(lines.length === usage.requests + 1 && lines[0].startsWith('time,request_id,key_id'), `CSV: ${csv.slice(0, 300)}`);
     check(lines.slice(1).every((l) => l.includes(alice.id)), 'CSV rows of another key');
+    const head = lines[0].split(',');
+    const at = (l, c) => l.split(',')[head.indexOf(c)];
+    check(head.includes('cost_usd') && head.includes('cost_cache_read') && head.includes('price_version'), `CSV header: ${lines[0]}`);
+    const csvNanos = lines.slice(1).reduce((s, l) => s + nanos(at(l, 'cost_usd')), 0);
+    check(csvNanos === usage.nanos, `CSV cost ${csvNanos} != ${usage.nanos} nanodollars`);
+    check(lines.slice(1).every((l) => at(l, 'price_version') === version), 'CSV rows without the price version');
     await shot(page, 'logs');
   });
 
@@ -240,6 +297,15 @@ try {
     await rows.first().waitFor();
     check((await rows.count()) === 1, `401 rows: ${await rows.count()}`);
     check((await rows.first().textContent()).includes('authentication_error'), 'the refusal has no reason');
+    // The same refusal through the refusals-only filter (applied by the relay).
+    await page.getByRole('button', { name: 'Reset' }).click();
+    await page.waitForURL((u) => !u.search.includes('status='));
+    await rows.nth(usage.requests).waitFor();
+    await page.getByLabel('Refusals only').check();
+    await page.getByRole('button', { name: 'Apply' }).click();
+    await page.waitForURL(/refusals_only=true/);
+    await page.waitForFunction(() => document.querySelectorAll('table.logs tbody tr').length === 1);
+    check((await rows.first().textContent()).includes('authentication_error'), 'refusals only lists no refusal');
     await shot(page, 'logs-refusal');
   });
 
@@ -249,6 +315,9 @@ try {
     await page.getByRole('button', { name: 'Create key' }).click();
     const dlg = page.getByRole('dialog');
     await dlg.getByLabel('Name').fill('e2e-bob');
+    await dlg.getByRole('button', { name: 'Add budget' }).click();
+    await dlg.getByLabel('Window').selectOption('total');
+    await dlg.getByLabel('Limit (USD)').fill('1.25');
     await dlg.getByRole('button', { name: 'Create', exact: true }).click();
     bob = await dlg.getByLabel('Secret', { exact: true }).inputValue();
     await dlg.getByRole('button', { name: 'I have copied it' }).click();
@@ -270,6 +339,12 @@ try {
     await logs.first().waitFor();
     check((await logs.count()) === 1, `the key holder sees ${await logs.count()} requests`);
     await me.getByRole('rowheader', { name: 'claude-sonnet-4-5' }).waitFor();
+    const budget = me.getByRole('progressbar', { name: 'Total budget of My key' });
+    await budget.waitFor();
+    check((await budget.getAttribute('aria-valuemax')) === '1.25', 'bob\'s budget is not $1.25');
+    check(Number(await budget.getAttribute('aria-valuenow')) > 0, 'bob\'s budget holds nothing');
+    check((await me.locator('.budget', { has: budget }).textContent()).includes('never resets'), 'a total budget resets');
+    check(/\$\d/.test(await logs.first().textContent()), 'the key holder\'s request has no cost');
     const stored = await me.evaluate(() => JSON.stringify({ ...sessionStorage }) + JSON.stringify({ ...localStorage }) + document.cookie);
     check(!stored.includes(bob), 'the proxy key was stored');
     await checkFits(me, 'the key-holder page');
@@ -278,6 +353,27 @@ try {
     await me.getByRole('heading', { name: '我的密钥' }).waitFor();
     await shot(me, 'me-zh');
     await holder.close();
+  });
+
+  await step('see the price table and a refused upload', async () => {
+    const { version } = await api(adminToken, '/admin/pricing');
+    await page.getByRole('link', { name: 'Pricing' }).click();
+    await page.getByRole('heading', { name: 'Pricing', exact: true }).waitFor();
+    await page.getByRole('rowheader', { name: /claude-sonnet-4-5-20250929/ }).waitFor();
+    const versions = page.getByRole('table', { name: 'Versions' });
+    check((await versions.getByRole('row', { name: /current/ }).textContent()).includes(version), `the current version is not ${version}`);
+    // The current table into the editor and stored again unchanged: its
+    // version exists, so the relay refuses with 409 and the page says why.
+    await page.getByRole('button', { name: 'Start from the current table' }).click();
+    await page.waitForFunction(() => document.getElementById('pricing-json')?.value.includes('"models"'));
+    await page.getByLabel('Why').fill('e2e: the same version again');
+    await page.getByRole('button', { name: 'Store as a new version' }).click();
+    const alert = page.getByRole('alert');
+    await alert.waitFor();
+    const text = await alert.textContent();
+    check(text.includes('409') && text.includes(version), `the refused upload shows: ${text}`);
+    check((await api(adminToken, '/admin/pricing')).version === version, 'the refused table became current');
+    await shot(page, 'pricing');
   });
 
   await step('usable at 390 px', async () => {
@@ -289,6 +385,12 @@ try {
     await page.getByRole('link', { name: 'Keys' }).click();
     await page.getByRole('heading', { name: 'Keys' }).waitFor();
     await shot(page, 'keys-mobile');
+    await page.goto(`${BASE}/ui/pricing`);
+    await page.getByRole('rowheader', { name: /claude-sonnet-4-5-20250929/ }).waitFor();
+    await checkFits(page, 'the pricing page');
+    await page.goto(`${BASE}/ui/keys/${alice.id}`);
+    await page.getByRole('progressbar', { name: /^Day( \(.+\))? budget of e2e-alice$/ }).waitFor();
+    await checkFits(page, 'the key detail');
     await page.setViewportSize({ width: 1280, height: 900 });
   });
 

@@ -10,6 +10,7 @@ import { Keys } from './pages/keys';
 import { KeyDetail } from './pages/keydetail';
 import { Logs } from './pages/logs';
 import { Tiers } from './pages/tiers';
+import { Pricing } from './pages/pricing';
 import { Me } from './pages/me';
 
 function useSession(): string | null {
@@ -18,11 +19,12 @@ function useSession(): string | null {
   return session.token();
 }
 
-const NAV: { href: string; key: 'nav.overview' | 'nav.keys' | 'nav.logs' | 'nav.tiers' }[] = [
+const NAV: { href: string; key: 'nav.overview' | 'nav.keys' | 'nav.logs' | 'nav.tiers' | 'nav.pricing' }[] = [
   { href: '/', key: 'nav.overview' },
   { href: '/keys', key: 'nav.keys' },
   { href: '/logs', key: 'nav.logs' },
   { href: '/tiers', key: 'nav.tiers' },
+  { href: '/pricing', key: 'nav.pricing' },
 ];
 
 function Shell({ path, children }: { path: string; children: ComponentChildren }) {
@@ -91,7 +93,7 @@ export function App() {
   useEffect(() => {
     const name = path.split('/')[1] || 'overview';
     const key = `nav.${name}` as const;
-    const known = ['overview', 'keys', 'logs', 'tiers', 'me', 'login'];
+    const known = ['overview', 'keys', 'logs', 'tiers', 'pricing', 'me', 'login'];
     document.title = `${known.includes(name) ? t(key as 'nav.overview') : t('app.title')} · ${t('app.title')}`;
     if (first.current) first.current = false;
     else if (path !== '/login') document.getElementById('main')?.focus({ preventScroll: true });
@@ -118,6 +120,7 @@ export function App() {
   else if ((m = match('/keys/:id', path))) page = <KeyDetail id={m.id ?? ''} />;
   else if (path === '/logs') page = <Logs />;
   else if (path === '/tiers') page = <Tiers />;
+  else if (path === '/pricing') page = <Pricing />;
   else
     page = (
       <section>

@@ -2,8 +2,10 @@
 // session id, path) could start with a spreadsheet formula, so such a cell
 // is prefixed with an apostrophe, as OWASP advises against CSV injection.
 import type { UsageLog } from './api/client';
+import { decimalText } from './format';
 
-export const LOG_COLUMNS = [
+/** The log fields written as they are. */
+const FIELDS = [
   'time',
   'request_id',
   'key_id',
@@ -13,6 +15,7 @@ export const LOG_COLUMNS = [
   'path',
   'model',
   'requested_model',
+  'upstream',
   'stream',
   'batch',
   'estimated',
@@ -33,6 +36,34 @@ export const LOG_COLUMNS = [
   'upstream_request_id',
 ] as const satisfies readonly (keyof UsageLog)[];
 
+/** An amount as plain decimal text (never "1e-7"), empty when never priced. */
+const money =
+  (get: (r: UsageLog) => number | undefined) =>
+  (r: UsageLog): string =>
+    r.price_version === null || r.price_version === undefined ? '' : decimalText(get(r) ?? 0);
+
+/** The cost columns: USD, exactly as the relay gave them. */
+const COST: readonly [string, (r: UsageLog) => unknown][] = [
+  ['cost_usd', money((r) => r.cost_usd)],
+  ['cost_input', money((r) => r.cost?.input)],
+  ['cost_output', money((r) => r.cost?.output)],
+  ['cost_cache_write_5m', money((r) => r.cost?.cache_write_5m)],
+  ['cost_cache_write_1h', money((r) => r.cost?.cache_write_1h)],
+  ['cost_cache_read', money((r) => r.cost?.cache_read)],
+  ['cost_web_search', money((r) => r.cost?.web_search)],
+  ['cost_web_fetch', money((r) => r.cost?.web_fetch)],
+  ['price_version', (r) => r.price_version],
+  ['cost_fallback_5m', (r) => r.cost_fallback_5m],
+  ['cost_unpriced', (r) => r.cost_unpriced],
+];
+
+const COLUMNS: readonly [string, (r: UsageLog) => unknown][] = [
+  ...FIELDS.map((f) => [f, (r: UsageLog) => r[f]] as [string, (r: UsageLog) => unknown]),
+  ...COST,
+];
+
+export const LOG_COLUMNS: readonly string[] = COLUMNS.map(([name]) => name);
+
 export function csvCell(v: unknown): string {
   if (v === null || v === undefined) return '';
   let s = typeof v === 'string' ? v : String(v);
@@ -42,7 +73,7 @@ export function csvCell(v: unknown): string {
 
 export function logsToCSV(rows: readonly UsageLog[]): string {
   const lines = [LOG_COLUMNS.join(',')];
-  for (const r of rows) lines.push(LOG_COLUMNS.map((c) => csvCell(r[c])).join(','));
+  for (const r of rows) lines.push(COLUMNS.map(([, get]) => csvCell(get(r))).join(','));
   return `${lines.join('\r\n')}\r\n`;
 }
 

@@ -18,6 +18,51 @@ export function usd(n: number | null | undefined): string {
   return new Intl.NumberFormat(locale(), { style: 'currency', currency: 'USD', minimumFractionDigits: 2, maximumFractionDigits: digits }).format(n);
 }
 
+/** A USD amount to the nanodollar (9 decimals), for one request's drill-down. */
+export function usdExact(n: number | string | null | undefined): string {
+  if (n === null || n === undefined || n === '') return '—';
+  if (typeof n === 'number' && !Number.isFinite(n)) return '—';
+  // Intl formats a decimal string exactly (as a decimal, not via a float);
+  // the ES2022 lib types only declare numbers.
+  return new Intl.NumberFormat(locale(), { style: 'currency', currency: 'USD', minimumFractionDigits: 2, maximumFractionDigits: 9 }).format(
+    n as number,
+  );
+}
+
+/** Integer nanodollars (cost_detail's unit) as an exact decimal USD string: 34509000 → "0.034509". */
+export function nanoToDecimal(n: number): string {
+  if (!Number.isSafeInteger(n)) return decimalText(n / 1e9);
+  const neg = n < 0;
+  const s = String(Math.abs(n)).padStart(10, '0');
+  const int = s.slice(0, -9);
+  const frac = s.slice(-9).replace(/0+$/, '');
+  return `${neg ? '-' : ''}${int}${frac ? `.${frac}` : ''}`;
+}
+
+/**
+ * A JSON number as plain decimal text, never with an exponent (String(1e-7)
+ * is "1e-7"). Amounts of at most 15 significant digits come back exactly as
+ * the relay wrote them, since that is what a double holds.
+ */
+export function decimalText(n: number): string {
+  if (!Number.isFinite(n)) return '';
+  const s = String(n);
+  if (!/e/i.test(s)) return s;
+  return n.toFixed(9).replace(/\.?0+$/, '');
+}
+
+/** A price-table decimal (a string as the relay writes it, or a number) as "$3.75". */
+export function rate(d: string | number | null | undefined): string {
+  if (d === null || d === undefined || d === '') return '—';
+  return `$${typeof d === 'number' ? decimalText(d) : d}`;
+}
+
+/** A multiplier from the price table: "×0.5". */
+export function times(d: string | number | null | undefined): string {
+  if (d === null || d === undefined || d === '') return '—';
+  return `×${typeof d === 'number' ? decimalText(d) : d}`;
+}
+
 export function compact(n: number): string {
   return new Intl.NumberFormat(locale(), { notation: 'compact', maximumFractionDigits: 1 }).format(n);
 }
@@ -61,6 +106,16 @@ export function countdown(seconds: number): string {
   const r = s % 60;
   const mm = h > 0 ? String(m).padStart(2, '0') : String(m);
   return `${h > 0 ? `${h}:` : ''}${mm}:${String(r).padStart(2, '0')}`;
+}
+
+/**
+ * Time until a budget resets: a ticking countdown under a day ("3:05:09"),
+ * days and hours beyond ("12 d 4 h").
+ */
+export function resetIn(seconds: number): string {
+  const s = Math.max(0, Math.ceil(seconds));
+  if (s < 86400) return countdown(s);
+  return t('unit.daysHours', { d: Math.floor(s / 86400), h: Math.floor((s % 86400) / 3600) });
 }
 
 /** A period in seconds as "45 s", "1 min", "2 h", "1 d" (or the language's units). */

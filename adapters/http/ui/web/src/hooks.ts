@@ -50,3 +50,27 @@ export function useNow(active = true): number {
   }, [active]);
   return now;
 }
+
+/**
+ * Calls reload once when one of the times (RFC 3339) has passed, a couple
+ * of seconds late so the relay's clock has passed it too: a budget window
+ * rolled over and the numbers on the page are stale. Each time triggers at
+ * most one reload, so a relay that still answers the old time is not
+ * asked again and again.
+ */
+export function useReloadAt(times: (string | null | undefined)[], now: number, reload: (() => void) | undefined): void {
+  const done = useRef(new Set<string>());
+  useEffect(() => {
+    if (!reload) return;
+    for (const at of times) {
+      if (!at || done.current.has(at)) continue;
+      const when = Date.parse(at);
+      if (!Number.isNaN(when) && now >= when + 2000) {
+        done.current.add(at);
+        reload();
+        return;
+      }
+    }
+    // eslint-disable-next-line react-hooks/exhaustive-deps
+  }, [now]);
+}

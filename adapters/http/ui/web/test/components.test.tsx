@@ -1,6 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { cleanup, fireEvent, render, screen, waitFor, within } from '@testing-library/preact';
-import { apiError, fakeRelay, key, totals } from './helpers';
+import { apiError, budget, fakeRelay, key, log, pricing, quota, totals } from './helpers';
 import { session } from '../src/session';
 import { setLang } from '../src/i18n';
 
@@ -8,6 +8,28 @@ vi.mock('../src/components/chart', () => import('./chart-mock'));
 
 const { App } = await import('../src/app');
 const { Me } = await import('../src/pages/me');
+
+const ID = '0b7c6a55-2d7e-4c36-9a0c-4bb0b9c3e7c1';
+const tiersRoute = () => ({ body: { data: [{ name: 'basic', requests: 100, period: 60, tokens: null, max_concurrency: null, created_at: '', updated_at: '' }] } });
+/** Every call the key detail makes, answered; over replaces routes. */
+function keyDetailRoutes(over: Record<string, Parameters<typeof fakeRelay>[0][string]> = {}) {
+  return {
+    'GET /admin/api-keys/:id': () => ({ body: key() }),
+    'GET /admin/api-keys/:id/quota': () => ({ body: quota() }),
+    'GET /admin/tiers': tiersRoute,
+    'GET /admin/usage': (c: { query: URLSearchParams }) => ({
+      body: {
+        from: c.query.get('from'),
+        to: c.query.get('to'),
+        group_by: c.query.get('group_by'),
+        totals: totals(2),
+        groups: c.query.get('group_by') === 'model' ? [{ ...totals(2), group: 'claude-sonnet-4-5' }] : [],
+      },
+    }),
+    'GET /admin/usage/logs': () => ({ body: { data: [log()], next_cursor: null } }),
+    ...over,
+  };
+}
 
 function at(path: string): void {
   history.replaceState(null, '', path);
@@ -205,5 +227,471 @@ describe('key holder page', () => {
     fireEvent.input(screen.getByLabelText('Proxy key'), { target: { value: 'sk-proxy-BAD' } });
     fireEvent.submit(screen.getByLabelText('Proxy key').closest('form')!);
     expect((await screen.findByRole('alert')).textContent).toContain('invalid API key');
+  });
+});
+
+describe('money budgets', () => {
+  beforeEach(() => session.start('admin', 'jwt', 3600));
+
+  it('lists budget limits on the key list without one quota call per key', async () => {
+    const calls = fakeRelay({
+      'GET /admin/api-keys': () => ({
+        body: {
+          data: [
+            key({ budgets: [{ window: 'day', limit_usd: 25, time_zone: 'Europe/Paris' }, { window: 'month', limit_usd: 200 }] }),
+            key({ id: '22222222-2222-4222-8222-222222222222', name: 'dave' }),
+          ],
+          next_cursor: null,
+        },
+      }),
+      'GET /admin/tiers': () => ({ body: { data: [] } }),
+    });
+    at('/ui/keys');
+    render(<App />);
+    await screen.findByText('alice');
+    const alice = screen.getByRole('row', { name: /alice/ });
+    expect(alice.textContent).toContain('Day (Europe/Paris) $25.00');
+    expect(alice.textContent).toContain('Month $200.00');
+    expect(screen.getByRole('row', { name: /dave/ }).textContent).toContain('none');
+    expect(calls.some((c) => c.path.endsWith('/quota'))).toBe(false);
+  });
+
+  it('shows each budget on the key detail: used, reserved shaded, left and a reset countdown', async () => {
+    const resets = new Date(Date.now() + 3909_000).toISOString();
+    const calls = fakeRelay(
+      keyDetailRoutes({
+        'GET /admin/api-keys/:id/quota': () => ({
+          body: quota({
+            budgets: [
+              budget({ window: 'day', time_zone: 'Europe/Paris', resets_at: resets }),
+              budget({ window: 'total', limit_usd: 100, used_usd: 1, reserved_usd: 0, remaining_usd: 99, resets_at: null }),
+            ],
+          }),
+        }),
+      }),
+    );
+    at(`/ui/keys/${ID}`);
+    render(<App />);
+    const day = await screen.findByRole('progressbar', { name: 'Day (Europe/Paris) budget of alice' });
+    expect(day.getAttribute('aria-valuenow')).toBe('10');
+    expect(day.getAttribute('aria-valuemax')).toBe('25');
+    expect(day.getAttribute('aria-valuetext')).toBe('$10.00 used, $5.00 reserved, of $25.00');
+    // Used fills 10/25 of the bar, reserved the next 5/25, shaded.
+    expect((day.querySelector('.fill') as HTMLElement).style.width).toBe('40%');
+    expect((within(day).getByTestId('reserved') as HTMLElement).style.width).toBe('20%');
+    const box = day.closest('.budget')!;
+    expect(box.textContent).toContain('$5.00 reserved');
+    expect(box.textContent).toContain('$10.00 left');
+    expect(box.textContent).toMatch(/resets in 1:05:0\d/);
+    expect(box.querySelector('time')!.getAttribute('datetime')).toBe(resets);
+    const total = screen.getByRole('progressbar', { name: 'Total budget of alice' });
+    expect(within(total).queryByTestId('reserved')).toBeNull();
+    expect(total.closest('.budget')!.textContent).toContain('never resets');
+    expect(calls.filter((c) => c.path === `/admin/api-keys/${ID}/quota`)).toHaveLength(1);
+    // Cost per day (a chart), per model and per class; recent requests with their cost.
+    expect(screen.getAllByTestId('chart').map((c) => c.textContent)).toContain('Cost per day (USD)');
+    expect(screen.getByRole('row', { name: /claude-sonnet-4-5 2 \$0\.072/ })).toBeTruthy();
+    expect(screen.getByRole('table', { name: 'What the usage cost, per price class' }).textContent).toContain('$0.072');
+    expect(await screen.findByText('$0.034509')).toBeTruthy();
+  });
+
+  it('fetches the quota again once a window has reset, and only once', async () => {
+    let n = 0;
+    const calls = fakeRelay(
+      keyDetailRoutes({
+        'GET /admin/api-keys/:id/quota': () => {
+          n++;
+          const at = n === 1 ? new Date(Date.now() - 5000) : new Date(Date.now() + 600_000);
+          return { body: quota({ budgets: [budget({ window: '5h', resets_at: at.toISOString() })] }) };
+        },
+      }),
+    );
+    at(`/ui/keys/${ID}`);
+    render(<App />);
+    await screen.findByRole('progressbar', { name: '5 hours (rolling) budget of alice' });
+    await waitFor(() => expect(calls.filter((c) => c.path.endsWith('/quota'))).toHaveLength(2));
+    await screen.findByText(/resets in (10:00|9:5\d)/);
+    await new Promise((r) => setTimeout(r, 50));
+    expect(calls.filter((c) => c.path.endsWith('/quota'))).toHaveLength(2);
+  });
+});
+
+describe('key form', () => {
+  beforeEach(() => session.start('admin', 'jwt', 3600));
+
+  async function openCreate() {
+    const calls = fakeRelay({
+      'GET /admin/api-keys': () => ({ body: { data: [], next_cursor: null } }),
+      'GET /admin/tiers': tiersRoute,
+      'POST /admin/api-keys': (c) => ({ status: 201, body: { ...key({ name: (c.body as { name: string }).name }), api_key: 'sk-proxy-SECRET' } }),
+    });
+    at('/ui/keys');
+    render(<App />);
+    await screen.findByText(/No keys yet/);
+    fireEvent.click(screen.getByRole('button', { name: 'Create key' }));
+    const dlg = await screen.findByRole('dialog');
+    fireEvent.input(within(dlg).getByLabelText('Name'), { target: { value: 'erin' } });
+    return { calls, dlg };
+  }
+
+  it('sends budgets with their limits as the exact strings typed, and allowed models', async () => {
+    const { calls, dlg } = await openCreate();
+    fireEvent.click(within(dlg).getByRole('button', { name: 'Add budget' }));
+    fireEvent.click(within(dlg).getByRole('button', { name: 'Add budget' }));
+    const [w1, w2] = within(dlg).getAllByLabelText('Window') as HTMLSelectElement[];
+    expect(w1!.value).toBe('day');
+    expect(w2!.value).toBe('month');
+    const [l1, l2] = within(dlg).getAllByLabelText('Limit (USD)');
+    const [z1, z2] = within(dlg).getAllByLabelText('Time zone') as HTMLInputElement[];
+    fireEvent.input(l1!, { target: { value: '10.50' } });
+    fireEvent.input(z1!, { target: { value: 'Europe/Paris' } });
+    fireEvent.change(w2!, { target: { value: 'total' } });
+    expect(z2!.disabled).toBe(true);
+    fireEvent.input(l2!, { target: { value: '0.123456789' } });
+    fireEvent.click(within(dlg).getByRole('button', { name: 'Add budget' }));
+    fireEvent.input(within(dlg).getAllByLabelText('Limit (USD)')[2]!, { target: { value: '$9007199.254740991' } });
+    fireEvent.input(within(dlg).getByLabelText('Allowed models'), { target: { value: 'claude-sonnet-*\nclaude-haiku-4-5' } });
+    fireEvent.submit(within(dlg).getByLabelText('Name').closest('form')!);
+    await within(dlg).findByDisplayValue('sk-proxy-SECRET');
+    const post = calls.find((c) => c.method === 'POST')!;
+    expect(post.body).toEqual({
+      name: 'erin',
+      allowed_models: ['claude-sonnet-*', 'claude-haiku-4-5'],
+      budgets: [
+        { window: 'day', limit_usd: '10.50', time_zone: 'Europe/Paris' },
+        { window: 'total', limit_usd: '0.123456789' },
+        // The third row took the first window not in use: month, freed above.
+        { window: 'month', limit_usd: '9007199.254740991' },
+      ],
+    });
+    // Strings, not numbers: the relay reads them exactly.
+    expect(post.text).toContain('"limit_usd":"10.50"');
+    expect(post.text).toContain('"limit_usd":"9007199.254740991"');
+  });
+
+  it('explains a bad budget and sends nothing', async () => {
+    const { calls, dlg } = await openCreate();
+    const form = within(dlg).getByLabelText('Name').closest('form')!;
+    fireEvent.click(within(dlg).getByRole('button', { name: 'Add budget' }));
+    const cases: [string, RegExp][] = [
+      ['10,5', /Budget 1: the limit must be a plain amount in USD with at most 9 decimals/],
+      ['', /Budget 1: enter a limit in USD/],
+      ['0.000', /Budget 1: the limit must be more than 0/],
+      ['9007199.254740992', /Budget 1: the limit can be at most 9007199\.254740991 USD/],
+      ['1.0000000001', /at most 9 decimals/],
+      ['-5', /plain amount/],
+      ['1e3', /plain amount/],
+    ];
+    for (const [v, msg] of cases) {
+      fireEvent.input(within(dlg).getByLabelText('Limit (USD)'), { target: { value: v } });
+      fireEvent.submit(form);
+      await waitFor(() => expect(within(dlg).getByRole('alert').textContent).toMatch(msg));
+    }
+    fireEvent.input(within(dlg).getByLabelText('Limit (USD)'), { target: { value: '5' } });
+    fireEvent.input(within(dlg).getByLabelText('Time zone'), { target: { value: 'Mars/Olympus' } });
+    fireEvent.submit(form);
+    await waitFor(() => expect(within(dlg).getByRole('alert').textContent).toContain('“Mars/Olympus” is not a known IANA time zone'));
+    fireEvent.input(within(dlg).getByLabelText('Time zone'), { target: { value: '' } });
+    fireEvent.click(within(dlg).getByRole('button', { name: 'Add budget' }));
+    fireEvent.change(within(dlg).getAllByLabelText('Window')[1]!, { target: { value: 'day' } });
+    fireEvent.input(within(dlg).getAllByLabelText('Limit (USD)')[1]!, { target: { value: '7' } });
+    fireEvent.submit(form);
+    await waitFor(() => expect(within(dlg).getByRole('alert').textContent).toContain('Budget 2: there is already a Day budget'));
+    fireEvent.click(within(dlg).getByRole('button', { name: 'Remove budget 2' }));
+    expect(within(dlg).getAllByLabelText('Window')).toHaveLength(1);
+    for (let i = 1; i < 8; i++) fireEvent.click(within(dlg).getByRole('button', { name: 'Add budget' }));
+    expect((within(dlg).getByRole('button', { name: 'Add budget' }) as HTMLButtonElement).disabled).toBe(true);
+    expect(calls.some((c) => c.method === 'POST')).toBe(false);
+  });
+
+  it('on edit, sends budgets only when they changed, and then all of them', async () => {
+    const k = key({ budgets: [{ window: 'month', limit_usd: 200 }, { window: 'day', limit_usd: 0.000000001, time_zone: 'Asia/Shanghai' }], allowed_models: ['claude-*'] });
+    const calls = fakeRelay(
+      keyDetailRoutes({
+        'GET /admin/api-keys/:id': () => ({ body: k }),
+        'PATCH /admin/api-keys/:id': (c) => ({ body: { ...k, ...(c.body as object), updated_at: '2026-01-02T00:00:00Z' } }),
+      }),
+    );
+    at(`/ui/keys/${ID}`);
+    render(<App />);
+    fireEvent.click(await screen.findByRole('button', { name: 'Edit' }));
+    let dlg = await screen.findByRole('dialog');
+    const limits = within(dlg).getAllByLabelText('Limit (USD)') as HTMLInputElement[];
+    expect(limits.map((l) => l.value)).toEqual(['200', '0.000000001']);
+    expect((within(dlg).getAllByLabelText('Time zone')[1] as HTMLInputElement).value).toBe('Asia/Shanghai');
+    expect((within(dlg).getByLabelText('Allowed models') as HTMLTextAreaElement).value).toBe('claude-*');
+    fireEvent.input(within(dlg).getByLabelText('Name'), { target: { value: 'alice2' } });
+    fireEvent.submit(within(dlg).getByLabelText('Name').closest('form')!);
+    await waitFor(() => expect(calls.filter((c) => c.method === 'PATCH')).toHaveLength(1));
+    expect(calls.find((c) => c.method === 'PATCH')!.body).toEqual({ name: 'alice2' });
+    // The quota is fetched again after the edit (the key's updated_at changed).
+    await waitFor(() => expect(calls.filter((c) => c.path.endsWith('/quota'))).toHaveLength(2));
+
+    fireEvent.click(await screen.findByRole('button', { name: 'Edit' }));
+    dlg = await screen.findByRole('dialog');
+    fireEvent.input(within(dlg).getAllByLabelText('Limit (USD)')[0]!, { target: { value: '250.5' } });
+    fireEvent.input(within(dlg).getByLabelText('Allowed models'), { target: { value: '' } });
+    fireEvent.submit(within(dlg).getByLabelText('Name').closest('form')!);
+    await waitFor(() => expect(calls.filter((c) => c.method === 'PATCH')).toHaveLength(2));
+    expect(calls.filter((c) => c.method === 'PATCH')[1]!.body).toEqual({
+      allowed_models: [],
+      budgets: [
+        { window: 'month', limit_usd: '250.5' },
+        { window: 'day', limit_usd: '0.000000001', time_zone: 'Asia/Shanghai' },
+      ],
+    });
+  });
+});
+
+describe('request logs', () => {
+  beforeEach(() => session.start('admin', 'jwt', 3600));
+
+  it('sends model, upstream and refusals-only to the server and keeps them in the URL', async () => {
+    const calls = fakeRelay({ 'GET /admin/usage/logs': () => ({ body: { data: [log()], next_cursor: null } }) });
+    at('/ui/logs?model=claude-sonnet-4-5&refusals_only=true');
+    render(<App />);
+    await screen.findByText('$0.034509');
+    const first = calls.at(-1)!.query;
+    expect(first.get('model')).toBe('claude-sonnet-4-5');
+    expect(first.get('refusals_only')).toBe('true');
+    expect(first.get('upstream')).toBeNull();
+    expect((screen.getByLabelText('Refusals only') as HTMLInputElement).checked).toBe(true);
+    expect((screen.getByLabelText('Model') as HTMLInputElement).value).toBe('claude-sonnet-4-5');
+
+    fireEvent.input(screen.getByLabelText('Upstream'), { target: { value: ' backup ' } });
+    fireEvent.click(screen.getByLabelText('Refusals only'));
+    fireEvent.input(screen.getByLabelText('Status'), { target: { value: '429' } });
+    fireEvent.submit(screen.getByRole('form', { name: 'Filters' }));
+    await waitFor(() => expect(calls.at(-1)!.query.get('upstream')).toBe('backup'));
+    const q = calls.at(-1)!.query;
+    expect(q.get('model')).toBe('claude-sonnet-4-5');
+    expect(q.get('status')).toBe('429');
+    expect(q.get('refusals_only')).toBeNull();
+    expect(q.get('limit')).toBe('100');
+    expect(new URLSearchParams(location.search).get('upstream')).toBe('backup');
+    expect(location.search).not.toContain('refusals_only');
+  });
+
+  it('drills down into tokens and cost per class, price version, flags and the cost of each step', async () => {
+    const detailed = log({
+      request_id: 'req_steps',
+      cost_fallback_5m: true,
+      cost_unpriced: true,
+      status: 200,
+      iterations: [
+        { type: 'message', model: 'claude-sonnet-4-5', input_tokens: 3, output_tokens: 500, cache_creation_input_tokens: 2000, cache_read_input_tokens: 45000 },
+        { type: 'advisor_message', model: 'claude-opus-4-6', input_tokens: 0, output_tokens: 100, cache_creation_input_tokens: 0, cache_read_input_tokens: 0 },
+      ],
+      cost_detail: {
+        price_version: '2026-12-01.1',
+        input: 9000, output: 9000000, cache_write_5m: 0, cache_write_1h: 12000000, cache_read: 13500000, web_search: 0, web_fetch: 0,
+        total: 34509000,
+        fallback_5m: true,
+        unpriced: ['claude-mystery-1'],
+        parts: [
+          { type: 'message', model: 'claude-sonnet-4-5', priced_as: 'claude-sonnet-4-5-20250929', input: 9000, output: 7500000, cache_write_5m: 0, cache_write_1h: 12000000, cache_read: 13500000, total: 33009000 },
+          { type: 'advisor_message', model: 'claude-opus-4-6', priced_as: 'claude-opus-4-6', input: 0, output: 1500000, cache_write_5m: 0, cache_write_1h: 0, cache_read: 0, total: 1500000, long_context: true },
+        ],
+      },
+    });
+    const refused = log({
+      request_id: 'req_refused', status: 429, error_type: 'rate_limit_error', upstream: '', price_version: null, cost_usd: 0,
+      cost: { input: 0, output: 0, cache_write_5m: 0, cache_write_1h: 0, cache_read: 0, web_search: 0, web_fetch: 0 },
+      input_tokens: 0, output_tokens: 0, cache_creation_input_tokens: 0, cache_read_input_tokens: 0, total_tokens: 0, ttfb_ms: 0,
+    });
+    fakeRelay({ 'GET /admin/usage/logs': () => ({ body: { data: [detailed, refused], next_cursor: null } }) });
+    at('/ui/logs');
+    render(<App />);
+    const row = (await screen.findByText('$0.034509')).closest('tr')!;
+    expect(row.textContent).toContain('primary');
+    expect(within(row).getByTitle(/no price/)).toBeTruthy();
+    expect(within(row).getByTitle(/5-minute rate/)).toBeTruthy();
+    const refusedRow = screen.getByRole('button', { name: 'Details of req_refused' }).closest('tr')!;
+    expect(within(refusedRow).getByTitle('not priced').textContent).toBe('—');
+
+    fireEvent.click(screen.getByRole('button', { name: 'Details of req_steps' }));
+    const dlg = await screen.findByRole('dialog');
+    const facts = dlg.querySelector('dl')!.textContent!;
+    expect(facts).toContain('Price version2026-12-01.1');
+    expect(facts).toContain('Cache writes priced at the 5-min rateyes');
+    expect(facts).toContain('Unpriced tokensyes (claude-mystery-1)');
+    expect(facts).toContain('Upstreamprimary');
+    expect(facts).toContain('First byte321 ms');
+    const byClass = within(dlg).getByRole('table', { name: 'Tokens and cost by class' });
+    expect(within(byClass).getByRole('row', { name: /Cache reads 45,000 \$0\.0135/ })).toBeTruthy();
+    expect(within(byClass).getByRole('row', { name: /Cache writes, 1 h \$0\.012/ })).toBeTruthy();
+    expect(within(byClass).getByRole('row', { name: /Billed 47,603 \$0\.034509/ })).toBeTruthy();
+    const steps = within(dlg).getByRole('table', { name: 'Cost per step' });
+    expect(within(steps).getByRole('row', { name: /advisor_message \(claude-opus-4-6\).*long context/ }).textContent).toContain('$0.0015');
+    expect(within(steps).getByRole('row', { name: /^message/ }).textContent).toContain('$0.033009');
+    expect(within(dlg).getByRole('table', { name: 'Tokens per step' })).toBeTruthy();
+    fireEvent.click(within(dlg).getByRole('button', { name: 'Close' }));
+
+    fireEvent.click(screen.getByRole('button', { name: 'Details of req_refused' }));
+    const dlg2 = await screen.findByRole('dialog');
+    const facts2 = dlg2.querySelector('dl')!.textContent!;
+    expect(facts2).toContain('Error / refusalrate_limit_error');
+    expect(facts2).toContain('Costnot priced');
+    expect(facts2).toContain('Upstreamnone (answered by the relay)');
+  });
+});
+
+describe('pricing', () => {
+  beforeEach(() => session.start('admin', 'jwt', 3600));
+
+  const versions = {
+    data: [
+      { version: '2026-12-01.1', created_at: '2026-12-01T09:00:00Z', created_by: 'seed', comment: 'embedded seed' },
+      { version: '2026-11-01.1', created_at: null, created_by: 'ops', comment: 'November prices' },
+    ],
+  };
+
+  it('shows the table, the policy, the unpriced models and the versions, and is linked next to Tiers', async () => {
+    fakeRelay({
+      'GET /admin/pricing': () => ({ body: pricing() }),
+      'GET /admin/pricing/versions': () => ({ body: versions }),
+    });
+    at('/ui/pricing');
+    render(<App />);
+    const row = (await screen.findByText('claude-sonnet-4-5-20250929')).closest('tr')!;
+    const cells = [...row.querySelectorAll('td')].map((c) => c.textContent);
+    expect(cells.slice(0, 5)).toEqual(['$3', '$15', '$3.75', '$6', '$0.30']);
+    expect(row.textContent).toContain('above 200,000 prompt tokens:');
+    expect(row.textContent).toContain('Output $22.50');
+    expect(row.textContent).toContain('us ×1.1');
+    expect(row.textContent).toContain('also: claude-sonnet-4-5, claude-sonnet-4-5-20*');
+    expect(cells.at(-2)).toBe('$10');
+    expect(screen.getByText(/refused on keys with a money budget/)).toBeTruthy();
+    expect(screen.getByText('claude-future-9')).toBeTruthy();
+    const hist = screen.getByRole('table', { name: 'Versions' });
+    expect(within(hist).getByRole('row', { name: /2026-12-01\.1 current/ }).textContent).toContain('embedded seed');
+    expect(within(hist).getByRole('row', { name: /2026-11-01\.1/ }).textContent).toContain('ops');
+    const nav = screen.getByRole('navigation', { name: 'Main' });
+    const links = within(nav).getAllByRole('link').map((a) => a.textContent);
+    expect(links.indexOf('Pricing')).toBe(links.indexOf('Tiers') + 1);
+  });
+
+  it('puts the table as pasted, and shows the relay’s 409 and 400 messages', async () => {
+    let status = 409;
+    const calls = fakeRelay({
+      'GET /admin/pricing': () => ({ body: pricing() }),
+      'GET /admin/pricing/versions': () => ({ body: versions }),
+      'PUT /admin/pricing': () =>
+        status === 409
+          ? apiError(409, 'invalid_request_error', 'price table version "2026-12-01.1" is already stored; give the new table a new version')
+          : status === 400
+            ? apiError(400, 'invalid_request_error', 'invalid price table:\nmodels[0].rates.output: missing\nmodels[1]: duplicate id "x"')
+            : { body: pricing({ version: '2026-12-02.1' }) },
+    });
+    at('/ui/pricing');
+    render(<App />);
+    await screen.findByText('claude-sonnet-4-5-20250929');
+    const json = screen.getByLabelText('Table JSON');
+    const form = json.closest('form')!;
+
+    fireEvent.input(json, { target: { value: '{"version": ' } });
+    fireEvent.submit(form);
+    expect((await screen.findByRole('alert')).textContent).toContain('This is not valid JSON');
+    expect(calls.some((c) => c.method === 'PUT')).toBe(false);
+
+    const table = '{"version": "2026-12-01.1", "models": [{"id": "x", "rates": {"input": 0.30000000000000001, "output": "15", "cache_write_5m": "3.75", "cache_write_1h": "6", "cache_read": "0.3"}}]}';
+    fireEvent.input(json, { target: { value: table } });
+    fireEvent.input(screen.getByLabelText('Why'), { target: { value: 'new prices' } });
+    fireEvent.submit(form);
+    await waitFor(() => expect(screen.getByRole('alert').textContent).toContain('price table version "2026-12-01.1" is already stored'));
+    expect(screen.getByRole('alert').textContent).toContain('409');
+    const put = calls.find((c) => c.method === 'PUT')!;
+    // Sent as pasted: the number keeps every digit.
+    expect(put.text).toBe(`{"table":${table},"comment":"new prices"}`);
+    expect(put.headers.get('content-type')).toBe('application/json');
+
+    status = 400;
+    fireEvent.submit(form);
+    await waitFor(() => expect(screen.getByRole('alert').textContent).toContain('models[1]: duplicate id "x"'));
+    expect(screen.getByRole('alert').querySelector('.error-message')!.textContent).toBe(
+      'invalid price table:\nmodels[0].rates.output: missing\nmodels[1]: duplicate id "x"',
+    );
+
+    status = 200;
+    fireEvent.submit(form);
+    expect((await screen.findByRole('status')).textContent).toContain('Version 2026-12-02.1 is now current.');
+    await waitFor(() => expect(calls.filter((c) => c.path === '/admin/pricing' && c.method === 'GET')).toHaveLength(2));
+  });
+
+  it('adds entries for an unpriced model with POST /admin/pricing/models, guarded by the current version', async () => {
+    const calls = fakeRelay({
+      'GET /admin/pricing': () => ({ body: pricing() }),
+      'GET /admin/pricing/versions': () => ({ body: versions }),
+      'POST /admin/pricing/models': () => apiError(409, 'invalid_request_error', 'the current version is no longer 2026-12-01.1'),
+    });
+    at('/ui/pricing');
+    render(<App />);
+    fireEvent.click(await screen.findByRole('button', { name: 'Add a price for claude-future-9' }));
+    const json = screen.getByLabelText('Model entries JSON') as HTMLTextAreaElement;
+    expect(JSON.parse(json.value)[0].id).toBe('claude-future-9');
+    fireEvent.submit(json.closest('form')!);
+    expect((await screen.findByRole('alert')).textContent).toContain('Give the new version a name.');
+    fireEvent.input(screen.getByLabelText('New version'), { target: { value: '2026-12-02.1' } });
+    const entry = '{"id": "claude-future-9", "rates": {"input": "1", "output": "5", "cache_write_5m": "1.25", "cache_write_1h": "2", "cache_read": "0.10"}}';
+    fireEvent.input(json, { target: { value: entry } });
+    fireEvent.submit(json.closest('form')!);
+    await waitFor(() => expect(screen.getByRole('alert').textContent).toContain('the current version is no longer 2026-12-01.1'));
+    const post = calls.find((c) => c.method === 'POST')!;
+    expect(post.text).toBe(`{"base_version":"2026-12-01.1","version":"2026-12-02.1","models":[${entry}]}`);
+  });
+});
+
+describe('money on the overview and the key holder page', () => {
+  it('shows cost, top keys by cost, cost by class and the cache without inventing savings', async () => {
+    session.start('admin', 'jwt', 3600);
+    const cheap = '44444444-4444-4444-8444-444444444444';
+    fakeRelay({
+      'GET /admin/usage': (c) => {
+        const g = c.query.get('group_by');
+        const groups =
+          g === 'key'
+            ? [
+                { ...totals(5), cost_usd: 0.01, group: cheap },
+                { ...totals(1), cost_usd: 0.5, group: ID },
+              ]
+            : g === 'model'
+              ? [{ ...totals(4), group: 'claude-sonnet-4-5' }]
+              : [{ ...totals(4), group: c.query.get('from')!.slice(0, 10) }];
+        return { body: { from: c.query.get('from'), to: c.query.get('to'), group_by: g, totals: totals(4), groups } };
+      },
+      'GET /admin/api-keys/:id': (c) => ({ body: key(c.path.endsWith(ID) ? {} : { id: cheap, name: 'cheap' }) }),
+    });
+    at('/ui/');
+    render(<App />);
+    await screen.findByRole('link', { name: 'alice' });
+    const stat = (label: string) => screen.getAllByText(label, { selector: 'dt' })[0]!.nextElementSibling!.textContent;
+    expect(stat('Cost')).toBe('$0.144');
+    expect(stat('Cache reads cost')).toBe('$0.004' + '32 tokens');
+    const topKeys = screen.getByRole('table', { name: 'The 10 keys that cost the most' });
+    const names = within(topKeys).getAllByRole('rowheader').map((r) => r.textContent);
+    expect(names).toEqual(['alice', 'cheap']);
+    expect(screen.getByRole('table', { name: 'What the usage cost, per price class' }).textContent).toContain('Cache writes, 5 min$0.0213.9%');
+    expect(screen.getAllByTestId('chart').map((c) => c.textContent)).toContain('Cost per day (USD)');
+    expect(screen.getByText(/money the cache saved is not shown/i)).toBeTruthy();
+    expect(document.body.textContent).not.toMatch(/saved \$/i);
+  });
+
+  it('shows the key holder its budgets with bars and countdowns, and the cost of its usage and requests', async () => {
+    const resets = new Date(Date.now() + 2 * 86400_000 + 5 * 3600_000 + 30_000).toISOString();
+    fakeRelay({
+      'GET /api/usage/quota': () => ({ body: quota({ budgets: [budget({ window: 'week', time_zone: 'UTC', used_usd: 2.5, reserved_usd: 0.25, remaining_usd: 22.25, resets_at: resets })] }) }),
+      'GET /api/usage/daily': (c) => ({ body: { from: c.query.get('from'), to: c.query.get('to'), data: [] } }),
+      'GET /api/usage': (c) => ({ body: { ...totals(2), from: c.query.get('from'), to: c.query.get('to'), by_model: [{ ...totals(2), model: 'claude-haiku-4-5' }] } }),
+      'GET /api/usage/logs': () => ({ body: { data: [log({ cost_usd: 0.0042 })], next_cursor: null } }),
+    });
+    render(<Me />);
+    fireEvent.input(screen.getByLabelText('Proxy key'), { target: { value: 'sk-proxy-MINE' } });
+    fireEvent.submit(screen.getByLabelText('Proxy key').closest('form')!);
+    const bar = await screen.findByRole('progressbar', { name: 'Week (UTC) budget of My key' });
+    expect(bar.getAttribute('aria-valuetext')).toBe('$2.50 used, $0.25 reserved, of $25.00');
+    expect(bar.closest('.budget')!.textContent).toContain('resets in 2 d 5 h');
+    expect(bar.closest('.budget')!.textContent).toContain('$22.25 left');
+    await screen.findByText('$0.0042');
+    expect(screen.getAllByText('Cost', { selector: 'dt' })[0]!.nextElementSibling!.textContent).toBe('$0.072');
   });
 });

@@ -1,6 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { messages } from '../src/messages';
-import { cacheHitRate, countdown, daysIn, lastDays, period } from '../src/format';
+import { cacheHitRate, countdown, daysIn, decimalText, lastDays, nanoToDecimal, period, rate, resetIn, times, usd, usdExact } from '../src/format';
+import { budgetLimit, toBudgets } from '../src/components/keyform';
+import { log } from './helpers';
 import { csvCell, logsToCSV, LOG_COLUMNS } from '../src/csv';
 import { match } from '../src/router';
 import { t, setLang } from '../src/i18n';
@@ -46,6 +48,62 @@ describe('format', () => {
   });
 });
 
+describe('money', () => {
+  it('formats amounts: cents for large sums, more digits for small ones, nanodollars in the drill-down', () => {
+    expect(usd(1234.5)).toBe('$1,234.50');
+    expect(usd(2.5)).toBe('$2.50');
+    expect(usd(0.034509)).toBe('$0.034509');
+    expect(usdExact(0.000000001)).toBe('$0.000000001');
+    expect(usdExact('9007199.254740991')).toBe('$9,007,199.254740991');
+    expect(nanoToDecimal(34509000)).toBe('0.034509');
+    expect(nanoToDecimal(1)).toBe('0.000000001');
+    expect(nanoToDecimal(25_000_000_000)).toBe('25');
+    expect(nanoToDecimal(-1500)).toBe('-0.0000015');
+  });
+  it('writes JSON numbers as plain decimals, never with an exponent', () => {
+    expect(decimalText(1e-7)).toBe('0.0000001');
+    expect(decimalText(0.000000001)).toBe('0.000000001');
+    expect(decimalText(10.5)).toBe('10.5');
+    expect(decimalText(200)).toBe('200');
+    expect(rate('0.30')).toBe('$0.30');
+    expect(rate(3.75)).toBe('$3.75');
+    expect(times('1.1')).toBe('×1.1');
+  });
+  it('counts down to a reset, in days and hours beyond a day', () => {
+    expect(resetIn(3909)).toBe('1:05:09');
+    expect(resetIn(2 * 86400 + 5 * 3600 + 59)).toBe('2 d 5 h');
+    expect(resetIn(-1)).toBe('0:00');
+  });
+  it('takes a budget limit as the exact text typed, within the API’s bounds', () => {
+    expect(budgetLimit(' 10.50 ')).toEqual({ value: '10.50' });
+    expect(budgetLimit('$25')).toEqual({ value: '25' });
+    expect(budgetLimit('0.000000001')).toEqual({ value: '0.000000001' });
+    expect(budgetLimit('9007199.254740991')).toEqual({ value: '9007199.254740991' });
+    expect(budgetLimit('9007199.254740992')).toEqual({ error: 'keyForm.budgetLimitMax' });
+    expect(budgetLimit('0')).toEqual({ error: 'keyForm.budgetLimitZero' });
+    expect(budgetLimit('')).toEqual({ error: 'keyForm.budgetLimitRequired' });
+    for (const bad of ['1,5', '1.', '.5', '-1', '+1', '1e3', '1.0000000001', 'ten', '0x10'])
+      expect(budgetLimit(bad), bad).toEqual({ error: 'keyForm.budgetLimitInvalid' });
+  });
+  it('drops the time zone of a window that takes none, and refuses a second budget of the same window and zone', () => {
+    expect(
+      toBudgets([
+        { id: 1, window: '5h', limit: '1', zone: 'Europe/Paris' },
+        { id: 2, window: 'day', limit: '2', zone: ' Europe/Paris ' },
+        { id: 3, window: 'day', limit: '3', zone: '' },
+      ]),
+    ).toEqual([
+      { window: '5h', limit_usd: '1' },
+      { window: 'day', limit_usd: '2', time_zone: 'Europe/Paris' },
+      { window: 'day', limit_usd: '3' },
+    ]);
+    expect(toBudgets([{ id: 1, window: 'week', limit: '1', zone: 'UTC' }, { id: 2, window: 'week', limit: '2', zone: 'UTC' }])).toBe(
+      'Budget 2: there is already a Week (UTC) budget; keep one per window and time zone.',
+    );
+    expect(toBudgets(Array.from({ length: 9 }, (_, i) => ({ id: i, window: 'day' as const, limit: '1', zone: '' })))).toBe('At most 8 budgets.');
+  });
+});
+
 describe('csv', () => {
   it('quotes and defuses formulas', () => {
     expect(csvCell('a,b')).toBe('"a,b"');
@@ -71,5 +129,23 @@ describe('router', () => {
     expect(match('/keys/:id', '/keys')).toBeNull();
     expect(match('/keys/:id', '/keys/')).toBeNull();
     expect(match('/logs', '/logs')).toEqual({});
+  });
+});
+
+describe('csv cost columns', () => {
+  it('exports cost per class, price version and flags, as plain decimals; empty when never priced', () => {
+    const lines = logsToCSV([
+      log({ cost_usd: 1e-7, cost_fallback_5m: true }) as never,
+      log({ price_version: null, cost_usd: 0, status: 401, error_type: 'authentication_error' }) as never,
+    ])
+      .trimEnd()
+      .split('\r\n');
+    const head = lines[0]!.split(',');
+    expect(head.slice(0, 3)).toEqual(['time', 'request_id', 'key_id']);
+    for (const c of ['upstream', 'cost_usd', 'cost_input', 'cost_output', 'cost_cache_write_5m', 'cost_cache_write_1h', 'cost_cache_read', 'cost_web_search', 'cost_web_fetch', 'price_version', 'cost_fallback_5m', 'cost_unpriced'])
+      expect(head, c).toContain(c);
+    const row = (i: number) => Object.fromEntries(head.map((h, j) => [h, lines[i]!.split(',')[j]]));
+    expect(row(1)).toMatchObject({ upstream: 'primary', cost_usd: '0.0000001', cost_cache_read: '0.0135', cost_cache_write_1h: '0.012', price_version: '2026-12-01.1', cost_fallback_5m: 'true', cost_unpriced: 'false' });
+    expect(row(2)).toMatchObject({ status: '401', cost_usd: '', cost_input: '', price_version: '' });
   });
 });

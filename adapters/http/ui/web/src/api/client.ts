@@ -20,6 +20,16 @@ export type DailyUsage = Schemas['DailyUsage'];
 export type CreateKeyRequest = Schemas['CreateKeyRequest'];
 export type UpdateKeyRequest = Schemas['UpdateKeyRequest'];
 export type PutTierRequest = Schemas['PutTierRequest'];
+export type BudgetWindow = Schemas['BudgetWindow'];
+export type Budget = Schemas['Budget'];
+export type BudgetInput = Schemas['BudgetInput'];
+export type MoneyBudgetStatus = Schemas['MoneyBudgetStatus'];
+export type CostBreakdown = Schemas['CostBreakdown'];
+export type Pricing = Schemas['Pricing'];
+export type PriceEntry = Schemas['PriceEntry'];
+export type PriceRates = Schemas['PriceRates'];
+export type PriceVersion = Schemas['PriceVersion'];
+export type UnpricedModel = Schemas['UnpricedModel'];
 export type ApiClient = Client<paths>;
 
 /** An answer of the relay that was not a success, with its message as it came. */

@@ -4,7 +4,7 @@
 import { useEffect, useRef } from 'preact/hooks';
 import uPlot from 'uplot';
 import { t } from '../i18n';
-import { compact, num, pct } from '../format';
+import { compact, decimalText, num, pct, usd } from '../format';
 
 const HALF_DAY = 43_200;
 
@@ -22,15 +22,22 @@ type Props = {
   kind?: 'line' | 'bars';
   /** Values are ratios (0..1), shown as percentages. */
   ratio?: boolean;
+  /** Values are USD amounts. */
+  money?: boolean;
   height?: number;
 };
 
-function fmt(ratio: boolean, v: number | null | undefined): string {
+function fmt(ratio: boolean, money: boolean, v: number | null | undefined): string {
   if (v === null || v === undefined) return '—';
-  return ratio ? pct(v) : num(v);
+  return ratio ? pct(v) : money ? usd(v) : num(v);
 }
 
-export function Chart({ title, x, xLabels, series, kind = 'line', ratio = false, height = 220 }: Props) {
+/** An axis tick in USD: "$0.05", "$1.2K". */
+function usdTick(v: number): string {
+  return Math.abs(v) >= 1000 ? `$${compact(v)}` : `$${decimalText(Number(v.toPrecision(3)))}`;
+}
+
+export function Chart({ title, x, xLabels, series, kind = 'line', ratio = false, money = false, height = 220 }: Props) {
   const box = useRef<HTMLDivElement>(null);
   useEffect(() => {
     const el = box.current;
@@ -53,9 +60,9 @@ export function Chart({ title, x, xLabels, series, kind = 'line', ratio = false,
           stroke: 'currentColor',
           grid: { stroke: 'rgba(127,127,127,0.15)' },
           size: 56,
-          // Counts have whole-number ticks.
-          incrs: ratio ? undefined : COUNT_INCRS,
-          values: (_u, vals) => vals.map((v) => (ratio ? pct(v, 0) : compact(v))),
+          // Counts have whole-number ticks; money and ratios fractional ones.
+          incrs: ratio || money ? undefined : COUNT_INCRS,
+          values: (_u, vals) => vals.map((v) => (ratio ? pct(v, 0) : money ? usdTick(v) : compact(v))),
         },
       ],
       series: [
@@ -67,7 +74,7 @@ export function Chart({ title, x, xLabels, series, kind = 'line', ratio = false,
           fill: kind === 'bars' ? s.color : undefined,
           paths: kind === 'bars' ? uPlot.paths.bars?.({ size: [0.7, 40] }) : undefined,
           points: { show: kind !== 'bars' && x.length <= 62 },
-          value: (_u: uPlot, v: number | null) => fmt(ratio, v),
+          value: (_u: uPlot, v: number | null) => fmt(ratio, money, v),
         })),
       ],
     };
@@ -79,7 +86,7 @@ export function Chart({ title, x, xLabels, series, kind = 'line', ratio = false,
       ro.disconnect();
       plot.destroy();
     };
-  }, [x, series, kind, ratio, height, title]);
+  }, [x, series, kind, ratio, money, height, title]);
   return (
     <figure class="chart">
       <figcaption>{title}</figcaption>
@@ -115,7 +122,7 @@ export function Chart({ title, x, xLabels, series, kind = 'line', ratio = false,
                   <th scope="row">{lbl}</th>
                   {series.map((s) => (
                     <td key={s.label} class="num">
-                      {fmt(ratio, s.values[i])}
+                      {fmt(ratio, money, s.values[i])}
                     </td>
                   ))}
                 </tr>
@@ -140,4 +147,5 @@ export const COLORS = {
   cacheWrite: '#8e5bd6',
   cacheRead: '#1f9d6a',
   hit: '#1f9d6a',
+  cost: '#b4531f',
 };

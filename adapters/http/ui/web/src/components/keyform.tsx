@@ -1,10 +1,22 @@
 // The key form (create and edit: every field the API has) and the one-time
 // display of a new secret with copy-paste set-up.
-import { useState } from 'preact/hooks';
-import type { APIKey, CreatedAPIKey, CreateKeyRequest, Tier, UpdateKeyRequest } from '../api/client';
-import { t } from '../i18n';
-import { fromLocalInput, toLocalInput } from '../format';
+import { useRef, useState } from 'preact/hooks';
+import type {
+  APIKey,
+  BudgetInput,
+  BudgetWindow,
+  CreatedAPIKey,
+  CreateKeyRequest,
+  Tier,
+  UpdateKeyRequest,
+} from '../api/client';
+import { t, type MsgKey } from '../i18n';
+import { decimalText, fromLocalInput, toLocalInput } from '../format';
 import { CopyButton, ErrorBox, Snippet } from './ui';
+import { isCalendar, windowLabel, windowName, WINDOWS } from './budgets';
+
+/** One row of the budgets editor; id only keeps rows apart while editing. */
+export type BudgetRow = { id: number; window: BudgetWindow; limit: string; zone: string };
 
 export type KeyFormValues = {
   name: string;
@@ -14,7 +26,13 @@ export type KeyFormValues = {
   expires: string;
   ips: string;
   domains: string;
+  models: string;
+  budgets: BudgetRow[];
 };
+
+/** The API's limits on budgets (CreateKeyRequest.budgets, BudgetInput.limit_usd). */
+export const MAX_BUDGETS = 8;
+const MAX_NANO = 9_007_199_254_740_991n; // 9007199.254740991 USD
 
 export function valuesOf(k?: APIKey): KeyFormValues {
   return {
@@ -25,6 +43,13 @@ export function valuesOf(k?: APIKey): KeyFormValues {
     expires: toLocalInput(k?.expires_at),
     ips: (k?.allowed_ips ?? []).join('\n'),
     domains: (k?.allowed_domains ?? []).join('\n'),
+    models: (k?.allowed_models ?? []).join('\n'),
+    budgets: (k?.budgets ?? []).map((b, i) => ({
+      id: i + 1,
+      window: b.window,
+      limit: decimalText(b.limit_usd),
+      zone: b.time_zone ?? '',
+    })),
   };
 }
 
@@ -44,9 +69,68 @@ function parseLimit(s: string): number | null | 'invalid' {
   return Number.isSafeInteger(n) ? n : 'invalid';
 }
 
+/**
+ * A budget limit as the text to send. limit_usd is read exactly by the
+ * relay when it is a JSON string ("10.50"), so the amount typed is sent as
+ * typed, never through a float. It must be a plain decimal with at most 9
+ * decimals, more than 0 and at most 9007199.254740991 (BudgetInput in the
+ * spec); a "$" in front is allowed. A comma is refused rather than guessed
+ * at: it is a thousands separator in one locale and a decimal point in
+ * another.
+ */
+export function budgetLimit(s: string): { value: string } | { error: MsgKey } {
+  const v = s.trim().replace(/^\$\s*/, '');
+  if (v === '') return { error: 'keyForm.budgetLimitRequired' };
+  const m = /^(\d+)(?:\.(\d{1,9}))?$/.exec(v);
+  if (!m) return { error: 'keyForm.budgetLimitInvalid' };
+  const nano = BigInt(m[1] ?? '0') * 1_000_000_000n + BigInt((m[2] ?? '').padEnd(9, '0'));
+  if (nano === 0n) return { error: 'keyForm.budgetLimitZero' };
+  if (nano > MAX_NANO) return { error: 'keyForm.budgetLimitMax' };
+  return { value: v };
+}
+
+function knownZone(z: string): boolean {
+  try {
+    new Intl.DateTimeFormat('en', { timeZone: z });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** The budget rows as the API takes them, or the first problem (naming its row). */
+export function toBudgets(rows: BudgetRow[]): BudgetInput[] | string {
+  if (rows.length > MAX_BUDGETS) return t('keyForm.budgetTooMany', { n: MAX_BUDGETS });
+  const out: BudgetInput[] = [];
+  const seen = new Set<string>();
+  for (const [i, r] of rows.entries()) {
+    const n = i + 1;
+    const lim = budgetLimit(r.limit);
+    if ('error' in lim) return t(lim.error, { n });
+    const zone = isCalendar(r.window) ? r.zone.trim() : '';
+    if (zone && !knownZone(zone)) return t('keyForm.budgetZoneInvalid', { n, zone });
+    // The relay allows one budget per window and zone; an absent zone and
+    // the relay's default zone are the same, which only the relay knows.
+    const k = `${r.window}@${zone}`;
+    if (seen.has(k)) return t('keyForm.budgetDuplicate', { n, window: windowLabel(r.window, zone) });
+    seen.add(k);
+    const b: BudgetInput = { window: r.window, limit_usd: lim.value };
+    if (zone) b.time_zone = zone;
+    out.push(b);
+  }
+  return out;
+}
+
+/** The rows as compared for "changed": what would be sent, not how it was typed around it. */
+function budgetsKey(rows: BudgetRow[]): string {
+  return JSON.stringify(rows.map((r) => [r.window, r.limit.trim(), isCalendar(r.window) ? r.zone.trim() : '']));
+}
+
 export function toCreate(v: KeyFormValues): CreateKeyRequest | string {
   const limit = parseLimit(v.tokenLimit);
   if (limit === 'invalid') return t('keyForm.limitInvalid');
+  const budgets = toBudgets(v.budgets);
+  if (typeof budgets === 'string') return budgets;
   const req: CreateKeyRequest = { name: v.name.trim() };
   if (v.description.trim()) req.description = v.description.trim();
   if (limit !== null) req.token_limit = limit;
@@ -57,6 +141,9 @@ export function toCreate(v: KeyFormValues): CreateKeyRequest | string {
   if (ips.length) req.allowed_ips = ips;
   const doms = lines(v.domains);
   if (doms.length) req.allowed_domains = doms;
+  const models = lines(v.models);
+  if (models.length) req.allowed_models = models;
+  if (budgets.length) req.budgets = budgets;
   return req;
 }
 
@@ -75,7 +162,117 @@ export function toUpdate(v: KeyFormValues, k: APIKey): UpdateKeyRequest | string
   if (ips.join('\n') !== k.allowed_ips.join('\n')) req.allowed_ips = ips;
   const doms = lines(v.domains);
   if (doms.join('\n') !== k.allowed_domains.join('\n')) req.allowed_domains = doms;
+  const models = lines(v.models);
+  if (models.join('\n') !== (k.allowed_models ?? []).join('\n')) req.allowed_models = models;
+  // budgets replace the whole list, so it is sent whole, and only when a
+  // row changed: untouched limits are never re-sent through a float.
+  if (budgetsKey(v.budgets) !== budgetsKey(o.budgets)) {
+    const budgets = toBudgets(v.budgets);
+    if (typeof budgets === 'string') return budgets;
+    req.budgets = budgets;
+  }
   return req;
+}
+
+let zoneList: string[] | undefined;
+
+/** IANA zones this browser knows, for suggestions (the relay decides what it accepts). */
+function zones(): string[] {
+  if (!zoneList) {
+    try {
+      zoneList = typeof Intl.supportedValuesOf === 'function' ? Intl.supportedValuesOf('timeZone') : [];
+    } catch {
+      zoneList = [];
+    }
+  }
+  return zoneList;
+}
+
+function BudgetsEditor(props: { idPrefix: string; rows: BudgetRow[]; onChange: (rows: BudgetRow[]) => void }) {
+  const { rows, onChange } = props;
+  const next = useRef(rows.reduce((m, r) => Math.max(m, r.id), 0) + 1);
+  const id = (f: string): string => `${props.idPrefix}-${f}`;
+  const set = (i: number, patch: Partial<BudgetRow>): void =>
+    onChange(rows.map((r, j) => (j === i ? { ...r, ...patch } : r)));
+  const add = (): void => {
+    const used = new Set(rows.map((r) => r.window));
+    const w = (['day', 'month', 'week', '5h', 'total'] as const).find((x) => !used.has(x)) ?? 'day';
+    onChange([...rows, { id: next.current++, window: w, limit: '', zone: '' }]);
+  };
+  return (
+    <fieldset class="budgets-editor" aria-describedby={id('budgets-hint')}>
+      <legend>{t('keyForm.budgets')}</legend>
+      <small id={id('budgets-hint')} class="hint">
+        {t('keyForm.budgetsHint', { n: MAX_BUDGETS })}
+      </small>
+      {rows.length === 0 && <p class="muted small">{t('keyForm.noBudgets')}</p>}
+      {rows.map((r, i) => {
+        const rid = (f: string): string => id(`budget-${r.id}-${f}`);
+        const cal = isCalendar(r.window);
+        return (
+          <div class="budget-row" key={r.id} role="group" aria-label={t('keyForm.budgetN', { n: i + 1 })}>
+            <div class="field">
+              <label for={rid('window')}>{t('keyForm.budgetWindow')}</label>
+              <select
+                id={rid('window')}
+                value={r.window}
+                onChange={(e) => set(i, { window: (e.target as HTMLSelectElement).value as BudgetWindow })}
+              >
+                {WINDOWS.map((w) => (
+                  <option key={w} value={w}>
+                    {windowName(w)}
+                  </option>
+                ))}
+              </select>
+            </div>
+            <div class="field">
+              <label for={rid('limit')}>{t('keyForm.budgetLimit')}</label>
+              <input
+                id={rid('limit')}
+                inputMode="decimal"
+                autocomplete="off"
+                placeholder="25.00"
+                value={r.limit}
+                onInput={(e) => set(i, { limit: (e.target as HTMLInputElement).value })}
+              />
+            </div>
+            <div class="field">
+              <label for={rid('zone')}>{t('keyForm.budgetZone')}</label>
+              <input
+                id={rid('zone')}
+                list={id('zones')}
+                autocomplete="off"
+                spellcheck={false}
+                maxLength={64}
+                disabled={!cal}
+                placeholder={cal ? t('keyForm.budgetZoneDefault') : t('keyForm.budgetZoneNone')}
+                value={cal ? r.zone : ''}
+                onInput={(e) => set(i, { zone: (e.target as HTMLInputElement).value })}
+              />
+            </div>
+            <button
+              type="button"
+              class="danger"
+              aria-label={t('keyForm.budgetRemoveN', { n: i + 1 })}
+              onClick={() => onChange(rows.filter((_, j) => j !== i))}
+            >
+              {t('keyForm.budgetRemove')}
+            </button>
+          </div>
+        );
+      })}
+      <button type="button" onClick={add} disabled={rows.length >= MAX_BUDGETS}>
+        {t('keyForm.budgetAdd')}
+      </button>
+      {rows.some((r) => isCalendar(r.window)) && (
+        <datalist id={id('zones')}>
+          {zones().map((z) => (
+            <option key={z} value={z} />
+          ))}
+        </datalist>
+      )}
+    </fieldset>
+  );
 }
 
 export function KeyForm(props: {
@@ -92,7 +289,7 @@ export function KeyForm(props: {
   const [err, setErr] = useState<Error | undefined>();
   const id = (f: string): string => `${props.idPrefix}-${f}`;
   const on =
-    (f: keyof KeyFormValues) =>
+    (f: Exclude<keyof KeyFormValues, 'budgets'>) =>
     (e: Event): void =>
       setV({ ...v, [f]: (e.target as HTMLInputElement).value });
   const submit = async (e: Event): Promise<void> => {
@@ -189,7 +386,23 @@ export function KeyForm(props: {
             {t('keyForm.listHint')}
           </small>
         </div>
+        <div class="field">
+          <label for={id('models')}>{t('key.allowedModels')}</label>
+          <textarea
+            id={id('models')}
+            rows={3}
+            spellcheck={false}
+            placeholder="claude-sonnet-*"
+            aria-describedby={id('models-hint')}
+            value={v.models}
+            onInput={on('models')}
+          />
+          <small id={id('models-hint')} class="hint">
+            {t('keyForm.modelsHint')}
+          </small>
+        </div>
       </div>
+      <BudgetsEditor idPrefix={props.idPrefix} rows={v.budgets} onChange={(budgets) => setV({ ...v, budgets })} />
       {err && <ErrorBox error={err} />}
       <div class="actions">
         {props.onCancel && (

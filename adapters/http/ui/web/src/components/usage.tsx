@@ -2,7 +2,7 @@
 // page: the same charts and tables over the same API shapes, so the same
 // numbers look the same everywhere.
 import { useMemo } from 'preact/hooks';
-import type { UsageTotals } from '../api/client';
+import type { CostBreakdown, UsageTotals } from '../api/client';
 import { t } from '../i18n';
 import { cacheHitRate, daysIn, num, pct, usd } from '../format';
 import { Chart, COLORS, dayX } from './chart';
@@ -49,6 +49,7 @@ export function DailyCharts({ days, showHitRate = true }: { days: DayRow[]; show
       labels,
       x: dayX(labels),
       requests: [{ label: t('usage.requests'), values: days.map((r) => r.requests), color: COLORS.requests }],
+      cost: [{ label: t('usage.cost'), values: days.map((r) => r.cost_usd), color: COLORS.cost }],
       tokens: [
         { label: t('usage.input'), values: days.map((r) => r.input_tokens), color: COLORS.input },
         { label: t('usage.output'), values: days.map((r) => r.output_tokens), color: COLORS.output },
@@ -61,16 +62,19 @@ export function DailyCharts({ days, showHitRate = true }: { days: DayRow[]; show
   return (
     <div class="charts">
       <Chart title={t('chart.requestsPerDay')} x={d.x} xLabels={d.labels} series={d.requests} kind="bars" />
+      <Chart title={t('chart.costPerDay')} x={d.x} xLabels={d.labels} series={d.cost} kind="bars" money />
       <Chart title={t('chart.tokensPerDay')} x={d.x} xLabels={d.labels} series={d.tokens} />
       {showHitRate && <Chart title={t('chart.cacheHitPerDay')} x={d.x} xLabels={d.labels} series={d.hit} ratio />}
     </div>
   );
 }
 
-/** Usage per model, largest first. */
+/** Usage per model, dearest first (then most tokens). */
 export function ModelTable({ rows, caption }: { rows: (UsageTotals & { model: string })[]; caption: string }) {
   if (rows.length === 0) return <Empty>{t('usage.noUsage')}</Empty>;
-  const sorted = [...rows].sort((a, b) => b.total_tokens - a.total_tokens || a.model.localeCompare(b.model));
+  const sorted = [...rows].sort(
+    (a, b) => b.cost_usd - a.cost_usd || b.total_tokens - a.total_tokens || a.model.localeCompare(b.model),
+  );
   return (
     <div class="table-wrap">
       <table>
@@ -79,6 +83,7 @@ export function ModelTable({ rows, caption }: { rows: (UsageTotals & { model: st
           <tr>
             <th scope="col">{t('usage.model')}</th>
             <th scope="col" class="num">{t('usage.requests')}</th>
+            <th scope="col" class="num">{t('usage.cost')}</th>
             <th scope="col" class="num">{t('usage.input')}</th>
             <th scope="col" class="num">{t('usage.output')}</th>
             <th scope="col" class="num">{t('usage.cacheWrite')}</th>
@@ -92,6 +97,7 @@ export function ModelTable({ rows, caption }: { rows: (UsageTotals & { model: st
             <tr key={r.model}>
               <th scope="row">{r.model || t('usage.noModel')}</th>
               <td class="num">{num(r.requests)}</td>
+              <td class="num">{usd(r.cost_usd)}</td>
               <td class="num">{num(r.input_tokens)}</td>
               <td class="num">{num(r.output_tokens)}</td>
               <td class="num">{num(r.cache_creation_input_tokens)}</td>
@@ -100,6 +106,50 @@ export function ModelTable({ rows, caption }: { rows: (UsageTotals & { model: st
               <td class="num">{pct(cacheHitRate(r))}</td>
             </tr>
           ))}
+        </tbody>
+      </table>
+    </div>
+  );
+}
+
+/** The price classes of CostBreakdown, in the order the relay lists them. */
+export const COST_CLASSES = [
+  ['input', 'usage.input'],
+  ['output', 'usage.output'],
+  ['cache_write_5m', 'cost.cacheWrite5m'],
+  ['cache_write_1h', 'cost.cacheWrite1h'],
+  ['cache_read', 'usage.cacheRead'],
+  ['web_search', 'cost.webSearch'],
+  ['web_fetch', 'cost.webFetch'],
+] as const satisfies readonly (readonly [keyof CostBreakdown, string])[];
+
+/** What the usage cost, per price class, with each class's share. */
+export function CostTable({ totals, caption }: { totals: UsageTotals; caption: string }) {
+  const all = totals.cost_usd;
+  return (
+    <div class="table-wrap">
+      <table class="cost-table">
+        <caption>{caption}</caption>
+        <thead>
+          <tr>
+            <th scope="col">{t('cost.class')}</th>
+            <th scope="col" class="num">{t('usage.cost')}</th>
+            <th scope="col" class="num">{t('overview.share')}</th>
+          </tr>
+        </thead>
+        <tbody>
+          {COST_CLASSES.map(([k, label]) => (
+            <tr key={k}>
+              <th scope="row">{t(label)}</th>
+              <td class="num">{usd(totals.cost[k])}</td>
+              <td class="num">{pct(all > 0 ? totals.cost[k] / all : null)}</td>
+            </tr>
+          ))}
+          <tr class="total">
+            <th scope="row">{t('cost.total')}</th>
+            <td class="num">{usd(all)}</td>
+            <td class="num">{all > 0 ? pct(1) : '—'}</td>
+          </tr>
         </tbody>
       </table>
     </div>

@@ -6,14 +6,16 @@ import { dateTime, lastDays, relative } from '../format';
 import { Link, navigate } from '../router';
 import { ConfirmButton, Dialog, ErrorBox, Loading, StatusBadge, UsageBar } from '../components/ui';
 import { KeyForm, SecretOnce, toUpdate, valuesOf } from '../components/keyform';
-import { DailyCharts, fillDays, ModelTable, RangePicker, TotalsStats, type RangeDays } from '../components/usage';
+import { CostTable, DailyCharts, fillDays, ModelTable, RangePicker, TotalsStats, type RangeDays } from '../components/usage';
+import { BudgetList } from '../components/budgets';
 import { LogTable } from '../components/logs';
 
 const RECENT = 20;
 
 /**
- * One key: GET /admin/api-keys/{id}; its usage from GET /admin/usage with
- * key_id (per day and per model) and its recent requests from
+ * One key: GET /admin/api-keys/{id}; its budgets' spend from
+ * GET /admin/api-keys/{id}/quota; its usage and cost from GET /admin/usage
+ * with key_id (per day and per model) and its recent requests from
  * GET /admin/usage/logs with key_id.
  */
 export function KeyDetail({ id }: { id: string }) {
@@ -107,6 +109,7 @@ export function KeyDetail({ id }: { id: string }) {
           <Dialog open={!!rotated} wide title={t('secret.rotatedTitle')} onClose={() => setRotated(undefined)}>
             {rotated && <SecretOnce created={rotated} onDone={() => setRotated(undefined)} />}
           </Dialog>
+          <KeyBudgets id={id} name={k.name} version={k.updated_at} />
           <KeyUsage id={id} />
           <RecentLogs id={id} />
         </>
@@ -142,6 +145,8 @@ function KeyFacts({ k }: { k: APIKey }) {
       <dd>{k.allowed_ips.length ? k.allowed_ips.join(', ') : t('key.any')}</dd>
       <dt>{t('key.allowedDomains')}</dt>
       <dd>{k.allowed_domains.length ? k.allowed_domains.join(', ') : t('key.any')}</dd>
+      <dt>{t('key.allowedModels')}</dt>
+      <dd>{k.allowed_models?.length ? k.allowed_models.join(', ') : t('key.any')}</dd>
       <dt>{t('key.lastUsed')}</dt>
       <dd>{k.last_used_at ? `${dateTime(k.last_used_at)} (${relative(k.last_used_at)})` : t('key.never')}</dd>
       <dt>{t('key.created')}</dt>
@@ -149,6 +154,26 @@ function KeyFacts({ k }: { k: APIKey }) {
       <dt>{t('key.updated')}</dt>
       <dd>{dateTime(k.updated_at)}</dd>
     </dl>
+  );
+}
+
+/**
+ * The budgets as admission sees them now, from the key's quota view. It is
+ * fetched again after an edit (version is the key's updated_at) and when a
+ * window resets.
+ */
+function KeyBudgets({ id, name, version }: { id: string; name: string; version: string }) {
+  const q = useAsync(
+    () => admin().GET('/admin/api-keys/{id}/quota', { params: { path: { id } } }).then(unwrap),
+    [id, version],
+  );
+  return (
+    <section aria-labelledby="key-budgets-title">
+      <h2 id="key-budgets-title">{t('key.budgets')}</h2>
+      {q.error && <ErrorBox error={q.error} onRetry={q.reload} />}
+      {!q.data && q.loading && <Loading />}
+      {q.data && <BudgetList budgets={q.data.budgets ?? []} name={name} onStale={q.reload} />}
+    </section>
   );
 }
 
@@ -177,6 +202,8 @@ function KeyUsage({ id }: { id: string }) {
           <DailyCharts days={fillDays(range.from, range.to, q.data.byDay.groups.map((g) => ({ ...g, key: g.group })))} />
           <h3>{t('key.perModel')}</h3>
           <ModelTable caption={t('key.perModel')} rows={q.data.byModel.groups.map((g) => ({ ...g, model: g.group }))} />
+          <h3>{t('overview.costByClass')}</h3>
+          <CostTable totals={q.data.byDay.totals} caption={t('overview.costByClassCaption')} />
         </>
       )}
     </section>

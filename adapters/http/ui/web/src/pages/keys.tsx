@@ -6,12 +6,24 @@ import { relative, dateTime } from '../format';
 import { Link } from '../router';
 import { ConfirmButton, Dialog, Empty, ErrorBox, Loading, StatusBadge, UsageBar } from '../components/ui';
 import { KeyForm, SecretOnce, toCreate, valuesOf } from '../components/keyform';
+import { BudgetLimits } from '../components/budgets';
 
 const PAGE = 50;
 
 type Active = '' | 'true' | 'false';
 
-/** The key list: GET /admin/api-keys, paginated and filtered on the server. */
+/**
+ * The key list: GET /admin/api-keys, paginated and filtered on the server.
+ *
+ * Budgets show their limits only. The list answers each key's budgets
+ * (window, limit, zone) but not their spend, which only the per-key quota
+ * views (GET /admin/api-keys/{id}/quota) carry; fetching those for a page
+ * would be one call per key (50 a page), the N+1 this dashboard avoids,
+ * and each call reads the budget ledger. So the bars, with reserved spend
+ * and reset countdowns, are on the key detail, one call for one key. Bars
+ * here would need the list to carry the spend, e.g. APIKeyList items with
+ * MoneyBudgetStatus (used_usd, reserved_usd, resets_at) instead of Budget.
+ */
 export function Keys() {
   const [name, setName] = useState('');
   const [active, setActive] = useState<Active>('');
@@ -156,6 +168,7 @@ export function Keys() {
                 <th scope="col">{t('key.tier')}</th>
                 <th scope="col">{t('keys.status')}</th>
                 <th scope="col">{t('key.tokens')}</th>
+                <th scope="col">{t('key.budgets')}</th>
                 <th scope="col">{t('key.lastUsed')}</th>
                 <th scope="col">{t('key.expires')}</th>
               </tr>
@@ -254,6 +267,9 @@ function KeyRow({ k, checked, onToggle }: { k: APIKey; checked: boolean; onToggl
       </td>
       <td>
         <UsageBar used={k.tokens_used} limit={k.token_limit} label={t('key.tokensOf', { name: k.name })} />
+      </td>
+      <td>
+        <BudgetLimits budgets={k.budgets} />
       </td>
       <td title={dateTime(k.last_used_at)}>{k.last_used_at ? relative(k.last_used_at) : t('key.never')}</td>
       <td title={dateTime(k.expires_at)}>{k.expires_at ? relative(k.expires_at) : t('key.never')}</td>

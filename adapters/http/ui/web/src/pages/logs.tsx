@@ -12,19 +12,40 @@ const EXPORT_PAGE = 500;
 /** An export stops here; narrow the filters for more. */
 export const EXPORT_MAX = 50_000;
 
-type Filters = { key_id: string; status: string; from: string; to: string };
+type Filters = {
+  key_id: string;
+  status: string;
+  model: string;
+  upstream: string;
+  /** 'true' or '' (URL text, like the others). */
+  refusals_only: string;
+  from: string;
+  to: string;
+};
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 function readFilters(q: URLSearchParams): Filters {
-  return { key_id: q.get('key_id') ?? '', status: q.get('status') ?? '', from: q.get('from') ?? '', to: q.get('to') ?? '' };
+  return {
+    key_id: q.get('key_id') ?? '',
+    status: q.get('status') ?? '',
+    model: q.get('model') ?? '',
+    upstream: q.get('upstream') ?? '',
+    refusals_only: q.get('refusals_only') === 'true' ? 'true' : '',
+    from: q.get('from') ?? '',
+    to: q.get('to') ?? '',
+  };
 }
 
+/** The server-side filters of GET /admin/usage/logs; every filter is applied by the relay. */
 function query(f: Filters, cursor?: string, limit = PAGE) {
   return {
     limit,
     ...(f.key_id ? { key_id: f.key_id } : {}),
     ...(f.status ? { status: Number(f.status) } : {}),
+    ...(f.model ? { model: f.model } : {}),
+    ...(f.upstream ? { upstream: f.upstream } : {}),
+    ...(f.refusals_only === 'true' ? { refusals_only: true } : {}),
     ...(f.from ? { from: f.from } : {}),
     ...(f.to ? { to: f.to } : {}),
     ...(cursor ? { cursor } : {}),
@@ -68,7 +89,13 @@ export function Logs() {
 
   const apply = (e: Event): void => {
     e.preventDefault();
-    const f = { ...form, key_id: form.key_id.trim(), status: form.status.trim() };
+    const f = {
+      ...form,
+      key_id: form.key_id.trim(),
+      status: form.status.trim(),
+      model: form.model.trim(),
+      upstream: form.upstream.trim(),
+    };
     if (f.key_id && !UUID.test(f.key_id)) return setFormErr(t('logs.badKey'));
     if (f.status && !/^[1-5]\d\d$/.test(f.status)) return setFormErr(t('logs.badStatus'));
     setFormErr('');
@@ -130,6 +157,29 @@ export function Logs() {
           <input id="logs-status" inputMode="numeric" maxLength={3} value={form.status} onInput={set('status')} placeholder="429" />
         </div>
         <div class="field">
+          <label for="logs-model">{t('log.model')}</label>
+          <input
+            id="logs-model"
+            maxLength={256}
+            spellcheck={false}
+            value={form.model}
+            onInput={set('model')}
+            placeholder="claude-sonnet-4-5"
+            aria-describedby="logs-exact-hint"
+          />
+        </div>
+        <div class="field">
+          <label for="logs-upstream">{t('log.upstream')}</label>
+          <input
+            id="logs-upstream"
+            maxLength={256}
+            spellcheck={false}
+            value={form.upstream}
+            onInput={set('upstream')}
+            aria-describedby="logs-exact-hint"
+          />
+        </div>
+        <div class="field">
           <label for="logs-from">{t('logs.from')}</label>
           <input
             id="logs-from"
@@ -147,6 +197,17 @@ export function Logs() {
             onInput={(e) => setForm({ ...form, to: fromLocalInput((e.target as HTMLInputElement).value) ?? '' })}
           />
         </div>
+        <div class="field check">
+          <label for="logs-refusals">
+            <input
+              id="logs-refusals"
+              type="checkbox"
+              checked={form.refusals_only === 'true'}
+              onChange={(e) => setForm({ ...form, refusals_only: (e.target as HTMLInputElement).checked ? 'true' : '' })}
+            />{' '}
+            {t('logs.refusalsOnly')}
+          </label>
+        </div>
         <div class="field buttons">
           <button type="submit" class="primary">
             {t('logs.apply')}
@@ -162,6 +223,9 @@ export function Logs() {
           </button>
         </div>
       </form>
+      <small id="logs-exact-hint" class="hint filters-hint">
+        {t('logs.exactHint')}
+      </small>
       {formErr && (
         <p class="state error" role="alert">
           {formErr}

@@ -5,14 +5,15 @@ import { t } from '../i18n';
 import { countdown, dateTime, lastDays, num, period, relative } from '../format';
 import { LangSwitch } from '../components/lang';
 import { Empty, ErrorBox, Loading, StatusBadge, UsageBar } from '../components/ui';
-import { DailyCharts, fillDays, ModelTable, TotalsStats } from '../components/usage';
+import { CostTable, DailyCharts, fillDays, ModelTable, TotalsStats } from '../components/usage';
+import { BudgetList } from '../components/budgets';
 import { LogTable } from '../components/logs';
 
 const PAGE = 50;
 
 /**
- * The key holder's own page: paste a proxy key, see its quota, usage and
- * logs through /api/usage*, which only ever show that key's data. The key
+ * The key holder's own page: paste a proxy key, see its quota, money
+ * budgets, usage, cost and logs through /api/usage*, which only ever show that key's data. The key
  * is held in this component's state only — never in any storage — so a
  * reload forgets it.
  */
@@ -91,6 +92,20 @@ export function Me() {
         {client && quota && (
           <>
             <QuotaView quota={quota.q} at={quota.at} />
+            <section aria-labelledby="me-budgets-title">
+              <h2 id="me-budgets-title">{t('key.budgets')}</h2>
+              <BudgetList
+                budgets={quota.q.budgets ?? []}
+                name={t('me.title')}
+                onStale={() => {
+                  // A window reset: fetch the quota again (same key, same client).
+                  client.GET('/api/usage/quota').then(unwrap).then(
+                    (q) => setQuota({ q, at: Date.now() }),
+                    () => undefined,
+                  );
+                }}
+              />
+            </section>
             <MyUsage client={client} />
             <MyLogs client={client} />
           </>
@@ -182,6 +197,8 @@ function MyUsage({ client }: { client: ApiClient }) {
           )}
           <h3>{t('key.perModel')}</h3>
           <ModelTable caption={t('key.perModel')} rows={q.data.totals.by_model} />
+          <h3>{t('overview.costByClass')}</h3>
+          <CostTable totals={q.data.totals} caption={t('overview.costByClassCaption')} />
         </>
       )}
     </section>

@@ -1,11 +1,11 @@
 import { useState } from 'preact/hooks';
-import { admin, ApiError, unwrap, type APIKey, type UsageGroup } from '../api/client';
+import { admin, ApiError, unwrap, type APIKey, type UsageGroup, type UsageTotals } from '../api/client';
 import { useAsync } from '../hooks';
 import { t } from '../i18n';
-import { lastDays, num, pct, shortId } from '../format';
+import { cacheHitRate, lastDays, num, pct, shortId, usd } from '../format';
 import { Link } from '../router';
-import { Empty, ErrorBox, Loading } from '../components/ui';
-import { DailyCharts, fillDays, ModelTable, RangePicker, TotalsStats, type RangeDays } from '../components/usage';
+import { Empty, ErrorBox, Loading, Stat } from '../components/ui';
+import { CostTable, DailyCharts, fillDays, ModelTable, RangePicker, TotalsStats, type RangeDays } from '../components/usage';
 
 const TOP = 10;
 
@@ -39,7 +39,7 @@ export function Overview() {
         .GET('/admin/usage', { params: { query: { from: range.from, to: range.to, group_by } } })
         .then(unwrap);
     const [byDay, byModel, byKey] = await Promise.all([get('day'), get('model'), get('key')]);
-    const top = [...byKey.groups].sort((a, b) => b.total_tokens - a.total_tokens).slice(0, TOP);
+    const top = [...byKey.groups].sort((a, b) => b.cost_usd - a.cost_usd || b.total_tokens - a.total_tokens).slice(0, TOP);
     const names = await keyNames(top.map((g) => g.group));
     return { byDay, byModel, top, names };
   }, [range.from, range.to]);
@@ -62,7 +62,14 @@ export function Overview() {
             <DailyCharts days={fillDays(range.from, range.to, q.data.byDay.groups.map((g) => ({ ...g, key: g.group })))} />
           )}
           <div class="two-col">
-            <TopKeys rows={q.data.top} names={q.data.names} total={q.data.byDay.totals.total_tokens} />
+            <section>
+              <h2>{t('overview.costByClass')}</h2>
+              <CostTable totals={q.data.byDay.totals} caption={t('overview.costByClassCaption')} />
+            </section>
+            <CacheSection totals={q.data.byDay.totals} />
+          </div>
+          <div class="two-col">
+            <TopKeys rows={q.data.top} names={q.data.names} total={q.data.byDay.totals.cost_usd} />
             <section>
               <h2>{t('overview.topModels')}</h2>
               <ModelTable
@@ -73,6 +80,38 @@ export function Overview() {
           </div>
         </div>
       )}
+    </section>
+  );
+}
+
+/**
+ * The cache: its hit rate and what cache reads and writes cost.
+ *
+ * The money it saved is not shown, because the API cannot give it exactly.
+ * Saved = (cache-read tokens at the input rate) − cost.cache_read, and the
+ * input rate is per request: its model (or each iteration's model), the
+ * batch discount, fast mode, the inference_geo multiplier and the
+ * long-context tier, under the price version that priced it. The totals
+ * carry tokens and cost per class but no rates, and the current table
+ * would misprice repriced or older records. It needs a field on
+ * UsageTotals (and so on every group) such as `cache_read_at_input_usd`:
+ * the cache reads priced at the input rate when each record was priced;
+ * then saved = cache_read_at_input_usd − cost.cache_read.
+ */
+function CacheSection({ totals }: { totals: UsageTotals }) {
+  return (
+    <section>
+      <h2>{t('overview.cache')}</h2>
+      <dl class="stats">
+        <Stat label={t('usage.cacheHitRate')} value={pct(cacheHitRate(totals))} />
+        <Stat label={t('overview.cacheReadCost')} value={usd(totals.cost.cache_read)} sub={t('overview.tokens', { n: num(totals.cache_read_input_tokens) })} />
+        <Stat
+          label={t('overview.cacheWriteCost')}
+          value={usd(totals.cost.cache_write_5m + totals.cost.cache_write_1h)}
+          sub={t('overview.tokens', { n: num(totals.cache_creation_input_tokens) })}
+        />
+      </dl>
+      <p class="muted small">{t('overview.savingsNote')}</p>
     </section>
   );
 }
@@ -92,7 +131,8 @@ function TopKeys({ rows, names, total }: { rows: UsageGroup[]; names: Map<string
                 <th scope="col">{t('key.name')}</th>
                 <th scope="col" class="num">{t('usage.requests')}</th>
                 <th scope="col" class="num">{t('usage.totalTokens')}</th>
-                <th scope="col" class="num">{t('overview.share')}</th>
+                <th scope="col" class="num">{t('usage.cost')}</th>
+                <th scope="col" class="num">{t('overview.shareOfCost')}</th>
               </tr>
             </thead>
             <tbody>
@@ -111,7 +151,8 @@ function TopKeys({ rows, names, total }: { rows: UsageGroup[]; names: Map<string
                     </th>
                     <td class="num">{num(g.requests)}</td>
                     <td class="num">{num(g.total_tokens)}</td>
-                    <td class="num">{pct(total > 0 ? g.total_tokens / total : null)}</td>
+                    <td class="num">{usd(g.cost_usd)}</td>
+                    <td class="num">{pct(total > 0 ? g.cost_usd / total : null)}</td>
                   </tr>
                 );
               })}
