@@ -38,6 +38,9 @@ type Request struct {
 	// WebSearch counts a FormatMessages body's web_search server tools
 	// (tools whose type starts with "web_search_") and sums their max_uses.
 	WebSearch domain.ToolBound
+	// UserID is a FormatMessages body's metadata.user_id, unescaped; ""
+	// when absent or null.
+	UserID string
 	// Valid is set on every Request ParseRequest returns.
 	Valid bool
 }

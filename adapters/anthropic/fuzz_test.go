@@ -74,6 +74,7 @@ type lastWins struct {
 	Speed               json.RawMessage `json:"speed"`
 	InferenceGeo        json.RawMessage `json:"inference_geo"`
 	Tools               json.RawMessage `json:"tools"`
+	Metadata            json.RawMessage `json:"metadata"`
 }
 
 // lastWinsTools is what a last-wins decoder reads as the web_search tools
@@ -141,6 +142,8 @@ func FuzzParseRequest(f *testing.F) {
 		`{"tools":[{"type":"web_search_x","max_uses":"5"}]}`, `{"tools":[{"type":"web_search_x","max_u\u017fe\u017f":5}]}`,
 		`{"tools":[7,null,[],{"name":"a","name":"b","max_uses":"x"}]}`, `{"tools":null}`, `{"TOOLS":[]}`,
 		` {"max_tokens" : 3 } `, `[]`, `{`, `{"x":[[[[[[[[]]]]]]]]}`,
+		`{"metadata":{"user_id":"u"}}`, `{"metadata":{"user_id":"a","user\u005fid":"b"}}`, `{"metadata":{"User_Id":"a"}}`,
+		`{"metadata":{"user_id":null,"x":[1]}}`, `{"metadata":null}`, `{"metadata":"u"}`, `{"metadata":{"user_id":"\u00e9"}}`,
 	} {
 		for fm := range 3 {
 			f.Add([]byte(s), uint8(fm))
@@ -202,6 +205,18 @@ func FuzzParseRequest(f *testing.F) {
 				t.Fatalf("accepted tools null")
 			}
 			want.WebSearch = lastWinsTools(t, lw.Tools)
+			if len(lw.Metadata) > 0 {
+				var md struct {
+					UserID json.RawMessage `json:"user_id"`
+				}
+				if lw.Metadata[0] != '{' || json.Unmarshal(lw.Metadata, &md) != nil {
+					t.Fatalf("accepted metadata %s", lw.Metadata)
+				}
+				if len(md.UserID) > 0 && string(md.UserID) != "null" &&
+					(json.Unmarshal(md.UserID, &want.UserID) != nil || len(want.UserID) > maxUserIDLen) {
+					t.Fatalf("accepted metadata.user_id %s", md.UserID)
+				}
+			}
 		}
 		if r != want {
 			t.Fatalf("ParseRequest read %+v, a last-wins decoder %+v, from %q", r, want, body)

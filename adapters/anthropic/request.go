@@ -34,6 +34,10 @@ const maxModelLen = 256
 // values ("fast", "us", "global").
 const maxLabelLen = 64
 
+// maxUserIDLen bounds metadata.user_id: Anthropic takes at most 256
+// characters, which UTF-8 spells in at most 1,024 bytes.
+const maxUserIDLen = 1024
+
 // maxTools bounds the elements of a Messages body's tools array, and so the
 // tools counted: real requests declare a few dozen, and every element is
 // walked.
@@ -51,7 +55,7 @@ const webSearchPrefix = "web_search_"
 // them only in letter case is refused too: Go's encoding/json, among others,
 // matches struct fields case-insensitively and would read it.
 var (
-	messagesFields = []string{"model", "stream", "max_tokens", "speed", "inference_geo", "tools"}
+	messagesFields = []string{"model", "stream", "max_tokens", "speed", "inference_geo", "tools", "metadata"}
 	chatFields     = []string{"model", "stream", "max_tokens", "max_completion_tokens", "stream_options"}
 	completeFields = []string{"model", "stream", "max_tokens_to_sample"}
 )
@@ -82,7 +86,11 @@ var (
 // tools, "type" and "max_uses" may appear once (compared unescaped) and
 // not in another letter case; a web_search tool may have at most 64 keys,
 // none repeated.
-// Nothing else in tools is inspected.
+// Nothing else in tools is inspected. And it reads metadata.user_id, the
+// session a prompt cache is kept for: metadata, if present, must be an
+// object with no repeated key (compared unescaped) and no letter-case
+// variant of user_id, of at most 1000 keys; user_id, if present, a string of
+// at most 1,024 bytes unescaped, or null (as absent).
 //
 // One pass over the top level, and the top level of each element of
 // tools, after a validity check of the whole body (checkJSON); nothing
@@ -270,6 +278,10 @@ func parseTop(obj []byte, f Format, at string) (Request, error) {
 			r.MaxTokensSet = true
 		case "stream_options":
 			streamOpts = val
+		case "metadata":
+			if r.UserID, err = parseMetadata(val, at); err != nil {
+				return stop
+			}
 		}
 		return end
 	})
@@ -429,6 +441,54 @@ func isWebSearch(typ []byte) bool {
 	var buf [len(webSearchPrefix)]byte
 	p, _ := appendUnescaped(buf[:0], c, len(webSearchPrefix))
 	return string(p) == webSearchPrefix
+}
+
+// parseMetadata reads metadata (FormatMessages): its user_id, with the same
+// rules as the top level. Every key is checked for repeats; values other
+// than user_id's are skipped, not decoded.
+func parseMetadata(v []byte, at string) (string, error) {
+	if kind(v) != '{' {
+		return "", bodyErr("%smetadata must be an object, not %s", at, describe(v))
+	}
+	var (
+		keys    keySet
+		err     error
+		user    string
+		scratch [maxKeyRaw * 2]byte
+	)
+	forEachMember(v, func(key, val []byte) bool {
+		if keys.full() {
+			err = bodyErr("%smetadata has more than %d keys", at, maxObjectKeys)
+			return false
+		}
+		if !keys.add(fullKey(key)) {
+			err = bodyErr("%sthe key metadata.%s appears more than once", at, quoteKey(key))
+			return false
+		}
+		name := keyName(key, scratch[:])
+		switch {
+		case string(name) == "user_id":
+			if string(val) == "null" {
+				return true
+			}
+			c := strContent(val)
+			if c == nil {
+				err = bodyErr("%smetadata.user_id must be a string, not %s", at, describe(val))
+				return false
+			}
+			u, n := appendUnescaped(make([]byte, 0, min(len(c), maxUserIDLen)), c, maxUserIDLen)
+			if n < len(c) {
+				err = bodyErr("%smetadata.user_id is longer than %d bytes", at, maxUserIDLen)
+				return false
+			}
+			user = string(u)
+		case strings.EqualFold(b2s(name), "user_id"):
+			err = bodyErr("%sthe key metadata.%s differs from \"user_id\" only in letter case; send it as \"user_id\"", at, quoteKey(key))
+			return false
+		}
+		return true
+	})
+	return user, err
 }
 
 // parseStreamOptions reads stream_options (FormatChat) with the same rules
@@ -775,5 +835,5 @@ func (Parser) ParseBatch(body []byte) ([]domain.BatchItem, error) {
 
 func (r Request) toDomain() domain.CallRequest {
 	return domain.CallRequest{Model: r.Model, Stream: r.Stream, MaxTokens: r.MaxTokens, MaxTokensSet: r.MaxTokensSet,
-		IncludeUsage: r.IncludeUsage, Speed: r.Speed, InferenceGeo: r.InferenceGeo, WebSearch: r.WebSearch}
+		IncludeUsage: r.IncludeUsage, Speed: r.Speed, InferenceGeo: r.InferenceGeo, WebSearch: r.WebSearch, UserID: r.UserID}
 }

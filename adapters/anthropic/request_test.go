@@ -57,6 +57,17 @@ func TestParseRequestAccepts(t *testing.T) {
 		{"complete", FormatComplete, `{"model":"claude-2.1","max_tokens_to_sample":256,"prompt":"\n\nHuman: hi\n\nAssistant:"}`,
 			Request{Model: "claude-2.1", MaxTokens: 256, MaxTokensSet: true, Valid: true}},
 		{"whitespace", FormatMessages, " \t\r\n{ \"max_tokens\" : 3 , \"stream\" : false } \n", Request{MaxTokens: 3, MaxTokensSet: true, Valid: true}},
+		{"user_id", FormatMessages, `{"max_tokens":5,"metadata":{"user_id":"user-42"}}`,
+			Request{MaxTokens: 5, MaxTokensSet: true, UserID: "user-42", Valid: true}},
+		{"escaped user_id", FormatMessages, `{"metadata":{"user\u005fid":"u\u00e9\n"}}`, Request{UserID: "u\u00e9\n", Valid: true}},
+		{"null user_id", FormatMessages, `{"metadata":{"user_id":null}}`, Request{Valid: true}},
+		{"empty metadata", FormatMessages, `{"metadata":{}}`, Request{Valid: true}},
+		{"other metadata keys skipped", FormatMessages, `{"metadata":{"trace":{"user_id":7},"user_id":"u"},"max_tokens":1}`,
+			Request{MaxTokens: 1, MaxTokensSet: true, UserID: "u", Valid: true}},
+		{"longest user_id", FormatMessages, `{"metadata":{"user_id":"` + strings.Repeat("u", 1024) + `"}}`,
+			Request{UserID: strings.Repeat("u", 1024), Valid: true}},
+		{"chat metadata is not read", FormatChat, `{"metadata":{"user_id":7,"user_id":8},"max_tokens":2}`,
+			Request{MaxTokens: 2, MaxTokensSet: true, Valid: true}},
 	}
 	for _, c := range cases {
 		r, err := ParseRequest([]byte(c.body), c.f)
@@ -112,6 +123,20 @@ func TestParseRequestRefuses(t *testing.T) {
 		{"chat include_usage duplicate", FormatChat, `{"stream_options":{"include_usage":false,"include_usage":true}}`, "stream_options.\"include_usage\" appears more than once"},
 		{"chat include_usage variant", FormatChat, `{"stream_options":{"Include_Usage":true}}`, "only in letter case"},
 		{"complete string", FormatComplete, `{"max_tokens_to_sample":"5"}`, "max_tokens_to_sample must be"},
+		{"metadata string", FormatMessages, `{"metadata":"user-42"}`, "metadata must be an object, not a string"},
+		{"metadata null", FormatMessages, `{"metadata":null}`, "metadata must be an object, not null"},
+		{"metadata array", FormatMessages, `{"metadata":[{"user_id":"u"}]}`, "metadata must be an object, not an array"},
+		{"metadata twice", FormatMessages, `{"metadata":{},"metadata":{"user_id":"u"}}`, `"metadata" appears more than once`},
+		{"metadata variant", FormatMessages, `{"Metadata":{"user_id":"u"}}`, `differs from "metadata" only in letter case`},
+		{"user_id number", FormatMessages, `{"metadata":{"user_id":42}}`, "metadata.user_id must be a string, not 42"},
+		{"user_id object", FormatMessages, `{"metadata":{"user_id":{"id":"u"}}}`, "metadata.user_id must be a string, not an object"},
+		{"user_id twice", FormatMessages, `{"metadata":{"user_id":"a","user_id":"b"}}`, `metadata."user_id" appears more than once`},
+		{"user_id escaped twice", FormatMessages, `{"metadata":{"user_id":"a","user\u005fid":"b"}}`, `metadata."user_id" appears more than once`},
+		{"user_id variant", FormatMessages, `{"metadata":{"User_ID":"a"}}`, `differs from "user_id" only in letter case`},
+		{"user_id variant first", FormatMessages, `{"metadata":{"USER_ID":"a","user_id":"b"}}`, "only in letter case"},
+		{"other metadata key twice", FormatMessages, `{"metadata":{"x":1,"x":2}}`, `metadata."x" appears more than once`},
+		{"user_id long", FormatMessages, `{"metadata":{"user_id":"` + strings.Repeat("u", 1025) + `"}}`, "metadata.user_id is longer than 1024 bytes"},
+		{"user_id bool", FormatMessages, `{"metadata":{"user_id":true}}`, "not true"},
 		{"deep", FormatMessages, `{"x":` + strings.Repeat("[", 2000) + strings.Repeat("]", 2000) + `}`, "nests deeper than 1000"},
 		{"deep invalid", FormatMessages, strings.Repeat("[", 1<<20), "nests deeper than 1000"},
 	}
@@ -161,6 +186,7 @@ func TestParseBatch(t *testing.T) {
 		{`{"requests":[{"custom_id":"a","params":[]}]}`, "requests[0].params must be an object"},
 		{`{"requests":[{"custom_id":"a","custom_id":"b","params":{}}]}`, `requests[0]: the key "custom_id" appears more than once`},
 		{`{"requests":[{"custom_id":"a","params":{},"Params":{}}]}`, `only in letter case`},
+		{`{"requests":[{"custom_id":"a","params":{"metadata":{"user_id":1}}}]}`, "requests[0].params: metadata.user_id must be a string, not 1"},
 		{`{"requests":[{"custom_id":"a","params":{"max_tokens":1}},{"custom_id":"\u0061","params":{"max_tokens":1}}]}`,
 			`requests[1].custom_id "a" repeats that of requests[0]`},
 		{`{"requests":[{"custom_id":"a","params":{"max_tokens":1}},{"custom_id":"b","params":{"max_tokens":1e3}}]}`,
@@ -185,9 +211,9 @@ func TestParserPort(t *testing.T) {
 	if err != nil || !reflect.DeepEqual(r, domain.CallRequest{Model: "m", MaxTokens: 3, MaxTokensSet: true, Stream: true, IncludeUsage: true}) {
 		t.Fatalf("%+v %v", r, err)
 	}
-	r, err = p.ParseRequest([]byte(`{"model":"m","max_tokens":3,"speed":"fast","inference_geo":"us","tools":[{"type":"web_search_20250305","name":"web_search","max_uses":5}]}`), domain.FormatMessages)
+	r, err = p.ParseRequest([]byte(`{"model":"m","max_tokens":3,"speed":"fast","inference_geo":"us","tools":[{"type":"web_search_20250305","name":"web_search","max_uses":5}],"metadata":{"user_id":"u-1"}}`), domain.FormatMessages)
 	if err != nil || !reflect.DeepEqual(r, domain.CallRequest{Model: "m", MaxTokens: 3, MaxTokensSet: true, Speed: "fast", InferenceGeo: "us",
-		WebSearch: domain.ToolBound{Tools: 1, MaxUses: 5}}) {
+		WebSearch: domain.ToolBound{Tools: 1, MaxUses: 5}, UserID: "u-1"}) {
 		t.Fatalf("%+v %v", r, err)
 	}
 	items, err := p.ParseBatch([]byte(`{"requests":[{"custom_id":"x","params":{"max_tokens":4}}]}`))

@@ -196,6 +196,7 @@ type Metrics struct {
 	upstreams        *nameSet
 	upstreamRows     *childCache[string, *upstreamRow] // by canonical upstream name
 	upstreamFailover *childCache[pair, prometheus.Counter]
+	pool             *upstreamPool
 
 	rejections   map[string]prometheus.Counter
 	authFailures map[string]prometheus.Counter
@@ -213,10 +214,13 @@ type Metrics struct {
 }
 
 // upstreamRow holds one upstream's attempt counters (one cell per outcome,
-// then "other") and retry counters (likewise per reason).
+// then "other"), retry counters (likewise per reason), and the pool's pick
+// and skip counters (per why, per skip reason).
 type upstreamRow struct {
 	attempts *counterRow[prometheus.Counter]
 	retries  *counterRow[prometheus.Counter]
+	picks    *counterRow[prometheus.Counter]
+	skips    *counterRow[prometheus.Counter]
 }
 
 type pair struct{ a, b string }
@@ -297,8 +301,21 @@ func New(opts Options) *Metrics {
 		"Upstream attempts (the first try and every retry), by upstream and outcome.", "upstream", "outcome")
 	retries := m.counterVec("relay_upstream_retries_total",
 		"Retries of an upstream request, by the upstream retried and why.", "upstream", "reason")
+	picks := m.counterVec("relay_upstream_picks_total",
+		"Upstreams chosen by the pool, by why: affinity (the object's upstream), pinned (the session's pin kept), moved (the pin could not be kept), balanced (no pin).",
+		"upstream", "why")
+	skips := m.counterVec("relay_upstream_skips_total",
+		"Upstreams a pick passed over, by reason (cooling, disabled, low_headroom, lower_priority, ...).", "upstream", "reason")
 	m.upstreamRows = newChildCache(func(upstream string) *upstreamRow {
 		return &upstreamRow{
+			picks: newCounterRow(len(pickWhys)+1, func(i int) *prometheus.Counter {
+				c := picks.WithLabelValues(upstream, closedAt(pickWhys, i))
+				return &c
+			}),
+			skips: newCounterRow(len(skipReasons)+1, func(i int) *prometheus.Counter {
+				c := skips.WithLabelValues(upstream, closedAt(skipReasons, i))
+				return &c
+			}),
 			attempts: newCounterRow(len(outcomes)+1, func(i int) *prometheus.Counter {
 				c := attempts.WithLabelValues(upstream, closedAt(outcomes, i))
 				return &c
@@ -312,6 +329,7 @@ func New(opts Options) *Metrics {
 	failovers := m.counterVec("relay_upstream_failovers_total",
 		"Requests moved from one upstream to another.", "from", "to")
 	m.upstreamFailover = newChildCache(func(p pair) prometheus.Counter { return failovers.WithLabelValues(p.a, p.b) })
+	m.newUpstreamPool()
 
 	m.rejections = m.closedCounters("relay_rejections_total",
 		"Requests refused by the relay itself, by reason.", "reason", rejections)

@@ -329,6 +329,50 @@ func TestUpstreamCounters(t *testing.T) {
 	}
 }
 
+func TestUpstreamPoolMetrics(t *testing.T) {
+	m := NewMetrics(t, metrics.Options{MaxUpstreams: 2})
+	m.SetUpstreamStates([]metrics.UpstreamState{{Upstream: "a", State: "healthy"}, {Upstream: "b", State: "healthy"}})
+	m.UpstreamPicked("a", "pinned")
+	m.UpstreamPicked("a", "moved")
+	m.UpstreamPicked("a", "made-up")
+	m.UpstreamSkipped("b", "low_headroom")
+	m.UpstreamStateChanged("b", true, "cooling", "overloaded")
+	m.UpstreamStateChanged("b", false, "disabled", "auth")
+	m.UpstreamStateChanged("c", false, "cooling", "no-such-cause") // over the cap: "other"
+	m.SetUpstreamStates([]metrics.UpstreamState{{Upstream: "b", State: "disabled", ModelsUnhealthy: 1}})
+
+	for _, c := range []struct {
+		name   string
+		labels []string
+		want   float64
+	}{
+		{"relay_upstream_picks_total", []string{"upstream", "a", "why", "pinned"}, 1},
+		{"relay_upstream_picks_total", []string{"upstream", "a", "why", "moved"}, 1},
+		{"relay_upstream_picks_total", []string{"upstream", "a", "why", "other"}, 1},
+		{"relay_upstream_skips_total", []string{"upstream", "b", "reason", "low_headroom"}, 1},
+		{"relay_upstream_state_changes_total", []string{"upstream", "b", "scope", "model", "to", "cooling", "cause", "overloaded"}, 1},
+		{"relay_upstream_state_changes_total", []string{"upstream", "b", "scope", "upstream", "to", "disabled", "cause", "auth"}, 1},
+		{"relay_upstream_state_changes_total", []string{"upstream", "other", "scope", "upstream", "to", "cooling", "cause", "other"}, 1},
+		{"relay_upstream_disabled_total", []string{"upstream", "b"}, 1},
+		{"relay_upstream_disabled_total", []string{"upstream", "a"}, 0},
+		{"relay_upstream_state", []string{"upstream", "b", "state", "disabled"}, 1},
+		{"relay_upstream_state", []string{"upstream", "b", "state", "healthy"}, 0},
+		{"relay_upstream_models_unhealthy", []string{"upstream", "b"}, 1},
+	} {
+		if got := value(t, m, c.name, c.labels...); got != c.want {
+			t.Errorf("%s%v = %v, want %v", c.name, c.labels, got, c.want)
+		}
+	}
+	// a is no longer reported: its state series are gone; b has one per state.
+	if got := testutil.CollectAndCount(m.Registry(), "relay_upstream_state"); got != 5 {
+		t.Errorf("%d state series, want 5 (b's)", got)
+	}
+	// The disabled counter exists from the first report, at 0, for increase().
+	if got := testutil.CollectAndCount(m.Registry(), "relay_upstream_disabled_total"); got != 2 {
+		t.Errorf("%d disabled series, want 2", got)
+	}
+}
+
 func TestRejectionsAndAuthFailures(t *testing.T) {
 	m := NewMetrics(t, metrics.Options{})
 	m.Rejected(metrics.RejectQuota)
@@ -490,6 +534,8 @@ func TestMetricNamesMatchTheRegistry(t *testing.T) {
 		"relay_ready", "relay_build_info",
 		"relay_cost_usd_total", "relay_cost_usd_by_class_total", "relay_unpriced_requests_total",
 		"relay_budget_usage_ratio", "relay_budget_keys_dropped_total", "relay_budget_source_errors_total",
+		"relay_upstream_state", "relay_upstream_models_unhealthy", "relay_upstream_state_changes_total",
+		"relay_upstream_disabled_total", "relay_upstream_picks_total", "relay_upstream_skips_total",
 	}
 	for _, n := range required {
 		if !slices.Contains(names, n) {
@@ -531,6 +577,10 @@ func touchAll(m *metrics.Metrics) {
 	m.UpstreamAttempt("primary", metrics.OutcomeSuccess)
 	m.UpstreamRetry("primary", metrics.RetryTimeout)
 	m.UpstreamFailover("primary", "backup")
+	m.UpstreamPicked("primary", "pinned")
+	m.UpstreamSkipped("backup", "cooling")
+	m.UpstreamStateChanged("backup", false, "cooling", "overloaded")
+	m.SetUpstreamStates([]metrics.UpstreamState{{Upstream: "primary", State: "healthy"}, {Upstream: "backup", State: "cooling"}})
 	m.UsageWriter().FlushDone(time.Millisecond, 1, nil)
 	m.SetReady(true)
 }

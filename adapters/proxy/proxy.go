@@ -27,6 +27,7 @@ import (
 	"github.com/relaystation/relay/adapters/httpx"
 	"github.com/relaystation/relay/adapters/upstream"
 	"github.com/relaystation/relay/domain"
+	"github.com/relaystation/relay/domain/pool"
 	"github.com/relaystation/relay/domain/relay"
 )
 
@@ -35,8 +36,10 @@ type Options struct {
 	// Service runs admission and settlement.
 	Service *relay.Service
 	// Transport sends requests upstream: an *upstream.Transport, which
-	// swaps the key, retries and fails over. If it reports Configured() ==
-	// false, every call is answered with upstream.ErrNotConfigured (503).
+	// picks the upstream, swaps the key, retries and fails over; each call
+	// carries an upstream.Route (model, session, group, the upstream its
+	// objects live on). While it reports Configured() == false, every call
+	// is answered with upstream.ErrNotConfigured (503).
 	Transport http.RoundTripper
 	// ClientIP resolves the client address; nil uses the peer address.
 	ClientIP *httpx.ClientIPResolver
@@ -106,21 +109,24 @@ func (NopObserver) Done(*domain.UsageRecord) {}
 // Handler relays every path the management API does not claim to the
 // upstream, with admission before and usage settlement after.
 type Handler struct {
-	rp         *httputil.ReverseProxy
-	svc        *relay.Service
-	configured bool
-	clientIP   *httpx.ClientIPResolver
-	log        *slog.Logger
-	maxBody    int64
-	buffered   bodyBudget
-	writeWait  time.Duration
-	bodyWait   time.Duration
-	bodyRate   int64
-	idle       time.Duration
-	now        func() time.Time
-	obs        Observer
-	cors       map[string]bool
-	router     *relay.Router
+	rp  *httputil.ReverseProxy
+	svc *relay.Service
+	// ready: a service and a transport were given; conf, when set, says
+	// whether the transport has an upstream now (upstreams come and go).
+	ready     bool
+	conf      interface{ Configured() bool }
+	clientIP  *httpx.ClientIPResolver
+	log       *slog.Logger
+	maxBody   int64
+	buffered  bodyBudget
+	writeWait time.Duration
+	bodyWait  time.Duration
+	bodyRate  int64
+	idle      time.Duration
+	now       func() time.Time
+	obs       Observer
+	cors      map[string]bool
+	router    *relay.Router
 }
 
 // New builds the proxy handler.
@@ -167,10 +173,8 @@ func New(opts Options) *Handler {
 	if p.now == nil {
 		p.now = time.Now
 	}
-	p.configured = opts.Transport != nil && opts.Service != nil
-	if c, ok := opts.Transport.(interface{ Configured() bool }); ok && !c.Configured() {
-		p.configured = false
-	}
+	p.ready = opts.Transport != nil && opts.Service != nil
+	p.conf, _ = opts.Transport.(interface{ Configured() bool })
 	p.rp = &httputil.ReverseProxy{
 		Rewrite:   proxyRewrite,
 		Transport: opts.Transport,
@@ -261,6 +265,7 @@ type proxyCall struct {
 	p        *Handler
 	adm      *relay.Admission
 	info     upstream.Info
+	upRoute  upstream.Route
 	start    time.Time
 	ttfb     time.Duration
 	route    relay.Route
@@ -339,7 +344,7 @@ func (p *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		pace = p.paceBody(rc, r)
 	}
 	ref := relay.Refusal{RequestID: reqID, Start: start, Path: requestPath(r), Session: r.Header.Get("X-Claude-Code-Session-Id")}
-	if !p.configured {
+	if !p.ready || p.conf != nil && !p.conf.Configured() {
 		p.refused(w, r, &ref, upstream.ErrNotConfigured)
 		return
 	}
@@ -439,6 +444,8 @@ func (p *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 	ctx = context.WithValue(ctx, proxyCallKey{}, c)
 	ctx = upstream.WithInfo(ctx, &c.info)
+	c.upRoute = upstreamRoute(&key, adm, route, ref.Session)
+	ctx = upstream.WithRoute(ctx, &c.upRoute)
 	ctx, c.cancel = context.WithCancelCause(ctx)
 	c.causeCtx = ctx
 	defer c.cancel(nil)
@@ -459,6 +466,18 @@ func (p *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// The connection may serve more requests (keep-alive) that set no
 	// deadline of their own: leave none behind.
 	_ = c.pw.rc.SetWriteDeadline(time.Time{})
+}
+
+// upstreamRoute is what the call asks of its upstream: the model, the key's
+// group, the upstream its objects live on, and for metered calls (the ones
+// a prompt cache serves) the session to pin, which is the Claude Code
+// session, else the body's metadata.user_id, else the key itself.
+func upstreamRoute(key *domain.APIKey, adm *relay.Admission, route relay.Route, claudeSession string) upstream.Route {
+	r := upstream.Route{Model: adm.Request.Model, Group: key.UpstreamGroup, Require: adm.ObjectUpstream()}
+	if route.Endpoint.Billing() == relay.BillingMetered {
+		r.Session = pool.SessionKey(key.ID.String(), claudeSession, adm.Request.UserID)
+	}
+	return r
 }
 
 // headerValue is every value of a header, joined: a header sent twice is
@@ -724,7 +743,7 @@ func (c *proxyCall) finish() {
 		out := relay.Outcome{
 			Status: c.status, Answered: c.answered, UpstreamStatus: c.upStatus,
 			Written: c.info.Written || c.answered, Stream: c.stream, ErrorType: c.errType,
-			TTFB: c.ttfb, End: c.p.now(), Upstream: c.info.Upstream, UpstreamRequestID: c.upReqID,
+			TTFB: c.ttfb, End: c.p.now(), Upstream: c.info.UpstreamID, UpstreamRequestID: c.upReqID,
 		}
 		if c.answered && c.meterStarted {
 			out.Reply = c.meter.reply(c.eof && c.readErr == nil)
@@ -772,6 +791,9 @@ func (p *Handler) logLine(rec *domain.UsageRecord, info upstream.Info) {
 		slog.Duration("ttfb", rec.TTFB),
 		slog.Int("retries", info.Retries),
 		slog.String("upstream", rec.Upstream),
+		slog.String("upstream_name", info.Upstream),
+		slog.String("pick", string(info.Why)),
+		slog.String("skipped", info.SkipSummary()),
 		slog.String("error_type", rec.ErrorType),
 	)
 }

@@ -1,7 +1,12 @@
 // Package upstream is the relay's driven side towards Anthropic: an
-// http.RoundTripper that swaps in the upstream key, retries retryable
-// failures with backoff, fails over across an ordered list of upstreams and
-// cools down upstreams that are overloaded or unreachable.
+// http.RoundTripper that sends each request to the upstream the pool
+// (domain/pool) picks, swaps in that upstream's key, retries retryable
+// failures with backoff and fails over to the next upstream the pool picks.
+// The pool decides; this package does the I/O: it reads and renews session
+// pins (ports.SessionPins), takes an upstream's in-flight slot, sends, and
+// reports every outcome back to the pool (Observe), whose changes of state
+// it logs and hands to the Observer. RunProbes sends the probes the pool
+// asks for.
 //
 // All retrying happens inside RoundTrip, before a response is handed back,
 // so no retry can ever follow a byte that reached the client. As Caddy's
@@ -14,6 +19,12 @@
 // HEAD, OPTIONS). A POST that was written and then timed out or lost its
 // connection is never sent again, to any upstream: the upstream may be
 // doing, and billing, the work. Info.Written tells the caller so.
+//
+// After a retryable failure the next attempt goes to another upstream the
+// pool picks (the ones already tried excluded), else to the same upstream
+// again while it has retries left (Config.MaxRetries), else to any upstream
+// already tried that has some left. Retrying an upstream already tried
+// waits a backoff, or its retry-after.
 //
 // Within one attempt net/http may itself resend a request whose reused
 // keep-alive connection failed: when nothing was written, or after a write
@@ -35,14 +46,21 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"github.com/relaystation/relay/domain"
+	"github.com/relaystation/relay/domain/pool"
+	"github.com/relaystation/relay/domain/relay"
+	"github.com/relaystation/relay/ports"
 )
 
-// Config is one upstream.
+// Config is one upstream of Options.Upstreams.
 type Config struct {
+	// ID names the upstream in the pool, pins and records; default Name.
+	ID string
 	// Name labels the upstream in metrics and logs, e.g. "primary".
 	Name string
 	// URL is the base URL, e.g. https://api.anthropic.com. A trailing /v1
@@ -62,9 +80,26 @@ type Config struct {
 
 // Options configures a Transport.
 type Options struct {
-	// Upstreams in order of preference: primary first, then fallbacks.
-	// Entries without a URL or an API key are ignored.
+	// Pool decides which upstream serves each request. It is shared with
+	// whoever manages the upstreams (their SetUpstreams and Enable), and
+	// its ids must match the endpoints given to Apply. When nil, New
+	// builds a pool of Upstreams: ids from Config.ID (default Name), each
+	// upstream its own priority tier in list order (the primary first, then
+	// the fallbacks), weight 1, cooling by default for Cooldown.
+	Pool *pool.Pool
+	// Upstreams are endpoints to start with (Apply replaces them). Entries
+	// without a URL or an API key are ignored.
 	Upstreams []Config
+	// Pins keeps session pins; nil pins nothing (every request is balanced).
+	Pins ports.SessionPins
+	// PinTimeout bounds each pin read and write (default DefaultPinTimeout);
+	// a read that fails or times out counts as no pin.
+	PinTimeout time.Duration
+	// Timeout and MaxRetries are Config.Timeout and Config.MaxRetries for
+	// the endpoints given to Apply (default DefaultTimeout; MaxRetries as
+	// given, negative meaning 0).
+	Timeout    time.Duration
+	MaxRetries int
 	// BaseDelay starts the exponential backoff (default DefaultBaseDelay); the delay
 	// before retry n is uniform in [0, min(MaxDelay, BaseDelay*2^n)).
 	BaseDelay time.Duration
@@ -75,9 +110,8 @@ type Options struct {
 	// started, which runs until its upstream's Timeout. A retry-after
 	// beyond it is not waited for; the upstream's answer goes back instead.
 	Deadline time.Duration
-	// Cooldown is how long an upstream that answered 429/529 or could not be
-	// reached is passed over, when it sent no retry-after (default
-	// DefaultCooldown).
+	// Cooldown is the pool's default cooling (pool.Config.DefaultCooldown)
+	// when New builds the pool; with Options.Pool it is not used.
 	Cooldown time.Duration
 	// MaxBodyBytes caps the buffered request body (default DefaultMaxBodyBytes).
 	MaxBodyBytes int64
@@ -86,8 +120,14 @@ type Options struct {
 	// until response headers arrive.
 	Transport http.RoundTripper
 	Observer  Observer
+	// OnDisable is called, on a goroutine of its own, when an upstream
+	// refuses its key (401 or 403) and the pool disables it, with the
+	// upstream's id and the reason (the status and the upstream's message),
+	// so that the disable can be persisted.
+	OnDisable func(id, reason string)
 	Log       *slog.Logger
-	// Now is the clock (default time.Now).
+	// Now is the clock (default time.Now). With Options.Pool it must tell
+	// the time the pool's Config.Clock does: retry-after becomes a time.
 	Now func() time.Time
 }
 
@@ -105,27 +145,59 @@ const (
 	OutcomeCanceled     Outcome = "canceled"      // the client went away
 )
 
-// Observer is told about every attempt, retry and failover. Metrics are
-// wired to it; the default does nothing.
+// Observer is told about every attempt, retry and failover, every pick and
+// skip, and every change of an upstream's state. Metrics are wired to it;
+// the default does nothing. Upstreams are named by their names (labels),
+// events carry ids too. Attempt, Retry, Failover, Picked and Skipped run
+// on every request and must be cheap.
 type Observer interface {
 	Attempt(upstream string, outcome Outcome)
 	Retry(upstream string)
 	Failover(from, to string)
+	// Picked: an attempt goes to upstream, chosen as why says (not called
+	// for a retry of an upstream already tried).
+	Picked(upstream string, why pool.Why)
+	// Skipped: upstream was passed over by a pick, for reason.
+	Skipped(upstream string, reason pool.SkipReason)
+	// StateChanged reports one change of state, already logged.
+	StateChanged(upstream string, ev pool.Event)
+	// States reports every upstream's state after any change, and after
+	// Apply; an upstream missing from it was removed.
+	States(states []UpstreamState)
+}
+
+// UpstreamState is one upstream as Observer.States reports it.
+type UpstreamState struct {
+	ID, Name string
+	// State is the upstream's own state; Enabled the operator's switch.
+	State   pool.State
+	Enabled bool
+	// ModelsUnhealthy counts the models cooling or probing on it.
+	ModelsUnhealthy int
 }
 
 // NopObserver ignores everything.
 type NopObserver struct{}
 
-func (NopObserver) Attempt(string, Outcome) {}
-func (NopObserver) Retry(string)            {}
-func (NopObserver) Failover(string, string) {}
+func (NopObserver) Attempt(string, Outcome)         {}
+func (NopObserver) Retry(string)                    {}
+func (NopObserver) Failover(string, string)         {}
+func (NopObserver) Picked(string, pool.Why)         {}
+func (NopObserver) Skipped(string, pool.SkipReason) {}
+func (NopObserver) StateChanged(string, pool.Event) {}
+func (NopObserver) States([]UpstreamState)          {}
 
 // Info reports how a request was served. The caller puts an *Info in the
 // request context with WithInfo; RoundTrip fills it in.
 type Info struct {
-	// Upstream is the name of the upstream whose answer was returned (or
-	// the last one tried).
-	Upstream string
+	// UpstreamID and Upstream are the id and name of the upstream whose
+	// answer was returned (or the last one tried).
+	UpstreamID string
+	Upstream   string
+	// Why says how the pool chose that upstream, and Skips which upstreams
+	// its pick passed over and why (at most maxInfoSkips); see SkipSummary.
+	Why   pool.Why
+	Skips []pool.Skip
 	// Attempts made; Retries = Attempts-1 when at least one was made.
 	Attempts  int
 	Retries   int
@@ -137,6 +209,35 @@ type Info struct {
 	// Written is true, the upstream may have done, and billed, the work, so
 	// usage must be settled as estimated rather than as nothing.
 	Written bool
+}
+
+// maxInfoSkips bounds Info.Skips, and maxSkipSummary SkipSummary's length.
+const (
+	maxInfoSkips   = 16
+	maxSkipSummary = 1024
+)
+
+// SkipSummary is Info.Skips in words, "; "-separated, at most about a
+// kilobyte: for the request's log line.
+func (i *Info) SkipSummary() string {
+	if len(i.Skips) == 0 {
+		return ""
+	}
+	var b strings.Builder
+	for n, s := range i.Skips {
+		if n > 0 {
+			b.WriteString("; ")
+		}
+		b.WriteString(s.String())
+		if b.Len() > maxSkipSummary {
+			out, cut := b.String(), maxSkipSummary
+			for cut > 0 && !utf8.RuneStart(out[cut]) {
+				cut--
+			}
+			return out[:cut] + "…"
+		}
+	}
+	return b.String()
 }
 
 type infoKey struct{}
@@ -152,34 +253,84 @@ func InfoFrom(ctx context.Context) *Info {
 	return i
 }
 
+// Route is what a request asks of its upstream, as the proxy knows it:
+// the pool's PickInput without what the transport adds (the pin, the
+// upstreams tried).
+type Route struct {
+	// Model is the request's model; "" when it names none.
+	Model string
+	// Session is the key its session is pinned under (pool.SessionKey);
+	// "" pins nothing.
+	Session string
+	// Group is the proxy key's upstream group; "" the default group.
+	Group string
+	// Require is the id of the upstream that created the object the
+	// request names (a batch, a file); "" when it names none. Without it,
+	// a requirement put in the context by relay.WithRequiredUpstream
+	// applies.
+	Require string
+}
+
+type routeKey struct{}
+
+// WithRoute returns ctx carrying r for RoundTrip, which reads it and
+// never changes it. A request without a route is balanced in the default
+// group, with no model and no session.
+func WithRoute(ctx context.Context, r *Route) context.Context {
+	return context.WithValue(ctx, routeKey{}, r)
+}
+
+// RouteFrom is the route in ctx, or nil.
+func RouteFrom(ctx context.Context) *Route {
+	r, _ := ctx.Value(routeKey{}).(*Route)
+	return r
+}
+
 type target struct {
+	id         string
 	name       string
+	rawURL     string
 	scheme     string
 	host       string
 	basePath   string
 	key        string
 	maxRetries int
 	rt         http.RoundTripper
+	// owned: rt was built here (NewHTTPTransport), and its idle
+	// connections are closed when no target uses it any more.
+	owned bool
 	// headerTimeout, when not 0, is enforced here on the attempt's context,
 	// because rt is not a transport built with NewHTTPTransport.
 	headerTimeout time.Duration
-	coolUntil     atomic.Int64 // unix nanos
 }
 
-// Transport is the retrying, failing-over RoundTripper.
+// Transport is the retrying, failing-over RoundTripper over a pool of
+// upstreams. It implements ports.UpstreamRuntime.
 type Transport struct {
-	targets  []*target
-	base     time.Duration
-	maxDelay time.Duration
-	deadline time.Duration
-	cooldown time.Duration
-	maxBody  int64
-	obs      Observer
-	log      *slog.Logger
-	now      func() time.Time
+	pool *pool.Pool
+	// targets maps upstream ids to how they are reached; replaced whole
+	// by Apply, never changed in place.
+	targets    atomic.Pointer[map[string]*target]
+	applyMu    sync.Mutex
+	pins       ports.SessionPins
+	pinWait    time.Duration
+	timeout    time.Duration
+	maxRetries int
+	inject     http.RoundTripper
+	base       time.Duration
+	maxDelay   time.Duration
+	deadline   time.Duration
+	maxBody    int64
+	obs        Observer
+	onDisable  func(id, reason string)
+	log        *slog.Logger
+	now        func() time.Time
 }
 
-var _ http.RoundTripper = (*Transport)(nil)
+var (
+	_ http.RoundTripper     = (*Transport)(nil)
+	_ ports.UpstreamRuntime = (*Transport)(nil)
+)
 
 // Defaults of the Options and Config fields.
 const (
@@ -193,17 +344,32 @@ const (
 	DefaultMaxDelay  = 8 * time.Second
 	// DefaultDeadline bounds the attempts and backoffs of one request.
 	DefaultDeadline = 2 * time.Minute
-	// DefaultCooldown is how long an upstream that refused rests.
-	DefaultCooldown = 30 * time.Second
+	// DefaultCooldown is how long a failure cools an upstream that stated
+	// no time, in a pool New builds (pool.DefaultCooldown).
+	DefaultCooldown = pool.DefaultCooldown
+	// DefaultPinTimeout bounds a pin read or write: a pin is a hint, and a
+	// request never waits long for one.
+	DefaultPinTimeout = 100 * time.Millisecond
 )
+
+type clockFunc func() time.Time
+
+func (f clockFunc) Now() time.Time { return f() }
 
 // New builds a Transport. An invalid URL is an error; a Transport with no
 // usable upstream is valid, answers every request with ErrNotConfigured, and
-// reports Configured() == false.
+// reports Configured() == false until Apply gives it one.
 func New(opts Options) (*Transport, error) {
 	t := &Transport{
-		base: opts.BaseDelay, maxDelay: opts.MaxDelay, deadline: opts.Deadline,
-		cooldown: opts.Cooldown, maxBody: opts.MaxBodyBytes, obs: opts.Observer, log: opts.Log, now: opts.Now,
+		pool: opts.Pool, pins: opts.Pins, pinWait: opts.PinTimeout, timeout: opts.Timeout, maxRetries: max(opts.MaxRetries, 0),
+		inject: opts.Transport, base: opts.BaseDelay, maxDelay: opts.MaxDelay, deadline: opts.Deadline,
+		maxBody: opts.MaxBodyBytes, obs: opts.Observer, onDisable: opts.OnDisable, log: opts.Log, now: opts.Now,
+	}
+	if t.pinWait <= 0 {
+		t.pinWait = DefaultPinTimeout
+	}
+	if t.timeout <= 0 {
+		t.timeout = DefaultTimeout
 	}
 	if t.base <= 0 {
 		t.base = DefaultBaseDelay
@@ -213,9 +379,6 @@ func New(opts Options) (*Transport, error) {
 	}
 	if t.deadline <= 0 {
 		t.deadline = DefaultDeadline
-	}
-	if t.cooldown <= 0 {
-		t.cooldown = DefaultCooldown
 	}
 	if t.maxBody <= 0 {
 		t.maxBody = DefaultMaxBodyBytes
@@ -229,33 +392,120 @@ func New(opts Options) (*Transport, error) {
 	if t.now == nil {
 		t.now = time.Now
 	}
+	targets := make(map[string]*target, len(opts.Upstreams))
+	var ups []pool.Upstream
 	for i, c := range opts.Upstreams {
 		if c.URL == "" || c.APIKey == "" {
 			continue
-		}
-		u, err := url.Parse(c.URL)
-		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			// The URL may hold credentials; do not echo it.
-			return nil, fmt.Errorf("upstream %q: url must be an absolute http(s) URL", c.Name)
 		}
 		name := c.Name
 		if name == "" {
 			name = "upstream" + strconv.Itoa(i)
 		}
+		id := c.ID
+		if id == "" {
+			id = name
+		}
+		if targets[id] != nil {
+			// Names were never required to be unique; ids must be.
+			id += "-" + strconv.Itoa(i)
+		}
 		timeout := c.Timeout
 		if timeout <= 0 {
 			timeout = DefaultTimeout
 		}
-		tg := &target{name: name, scheme: u.Scheme, host: u.Host, basePath: NormalizeBasePath(u.Path),
-			key: c.APIKey, maxRetries: max(c.MaxRetries, 0), rt: opts.Transport}
-		if tg.rt == nil {
-			tg.rt = NewHTTPTransport(timeout)
-		} else {
-			tg.headerTimeout = timeout
+		tg, err := t.newTarget(id, name, c.URL, c.APIKey, timeout, c.MaxRetries, nil)
+		if err != nil {
+			return nil, err
 		}
-		t.targets = append(t.targets, tg)
+		targets[id] = tg
+		ups = append(ups, pool.Upstream{ID: id, Name: name, Priority: len(ups), Weight: 1, Enabled: true})
 	}
+	if t.pool == nil {
+		cfg := pool.Config{DefaultCooldown: opts.Cooldown, Clock: clockFunc(t.now)}
+		if opts.Cooldown > pool.DefaultMaxCooldown {
+			cfg.MaxCooldown = opts.Cooldown
+		}
+		p, err := pool.New(cfg, ups)
+		if err != nil {
+			return nil, fmt.Errorf("upstream pool: %w", err)
+		}
+		t.pool = p
+	}
+	t.targets.Store(&targets)
+	t.obs.States(t.states())
 	return t, nil
+}
+
+// newTarget is how to reach one upstream. reuse, when its URL is rawURL,
+// lends its RoundTripper, so that its connections are kept.
+func (t *Transport) newTarget(id, name, rawURL, key string, timeout time.Duration, maxRetries int, reuse *target) (*target, error) {
+	u, err := url.Parse(rawURL)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		// The URL may hold credentials; do not echo it.
+		return nil, fmt.Errorf("upstream %q: url must be an absolute http(s) URL", name)
+	}
+	tg := &target{id: id, name: name, rawURL: rawURL, scheme: u.Scheme, host: u.Host, basePath: NormalizeBasePath(u.Path),
+		key: key, maxRetries: max(maxRetries, 0)}
+	switch {
+	case reuse != nil && reuse.rawURL == rawURL:
+		tg.rt, tg.owned, tg.headerTimeout = reuse.rt, reuse.owned, reuse.headerTimeout
+	case t.inject != nil:
+		tg.rt, tg.headerTimeout = t.inject, timeout
+	default:
+		tg.rt, tg.owned = NewHTTPTransport(timeout), true
+	}
+	return tg, nil
+}
+
+// Apply replaces the endpoints the transport reaches, at once for every
+// request that starts after it; requests under way finish where they are.
+// An endpoint whose URL did not change keeps its connections. Endpoints
+// reach the pool's upstreams of the same id; the pool's SetUpstreams is the
+// caller's; Apply reports every upstream's state to the Observer (and
+// RunProbes does every second). A pool upstream without an endpoint, or
+// whose endpoint has no API key, is passed over. An endpoint without an id
+// or with an invalid URL is an error, and nothing changes.
+func (t *Transport) Apply(endpoints []ports.UpstreamEndpoint) error {
+	t.applyMu.Lock()
+	defer t.applyMu.Unlock()
+	old := *t.targets.Load()
+	next := make(map[string]*target, len(endpoints))
+	seen := make(map[string]bool, len(endpoints))
+	for _, e := range endpoints {
+		name := e.Name
+		if name == "" {
+			name = e.ID
+		}
+		switch {
+		case e.ID == "":
+			return fmt.Errorf("upstream %q: an endpoint needs an id", name)
+		case seen[e.ID]:
+			return fmt.Errorf("upstream id %q appears twice", e.ID)
+		}
+		seen[e.ID] = true
+		tg, err := t.newTarget(e.ID, name, e.URL, e.APIKey, t.timeout, t.maxRetries, old[e.ID])
+		if err != nil {
+			return err
+		}
+		if e.APIKey == "" {
+			// Its key could not be opened: it cannot be reached, and the
+			// pool passes it over as it would one without an endpoint.
+			continue
+		}
+		next[e.ID] = tg
+	}
+	t.targets.Store(&next)
+	for id, o := range old {
+		if n := next[id]; o.owned && (n == nil || n.rt != o.rt) {
+			if tr, ok := o.rt.(*http.Transport); ok {
+				// Requests under way keep their connections; only idle ones go.
+				tr.CloseIdleConnections()
+			}
+		}
+	}
+	t.obs.States(t.states())
+	return nil
 }
 
 // NormalizeBasePath strips trailing slashes and one trailing /v1 from a
@@ -290,25 +540,43 @@ func NewHTTPTransport(timeout time.Duration) *http.Transport {
 }
 
 // Configured reports whether at least one upstream has a URL and a key.
-func (t *Transport) Configured() bool { return len(t.targets) > 0 }
+func (t *Transport) Configured() bool { return len(*t.targets.Load()) > 0 }
+
+// Pool is the pool the transport selects with.
+func (t *Transport) Pool() *pool.Pool { return t.pool }
+
+// Enable makes a disabled upstream healthy again (an operator's word) and
+// reports the change as every other one is.
+func (t *Transport) Enable(id string) error {
+	evs, err := t.pool.Enable(id)
+	if err != nil {
+		return err
+	}
+	t.emit(evs)
+	return nil
+}
 
 // ErrNotConfigured is returned for every request when no upstream has a
 // key; the proxy answers it before trying (503 api_error).
 var ErrNotConfigured = &domain.Error{Kind: domain.KindUnavailable, Reason: domain.ReasonUpstreamNotConfigured,
 	Message: "upstream is not configured: the relay has no Anthropic API key; set UPSTREAM_API_KEY (upstream.primary.api_key)"}
 
-// RoundTrip sends req to the first available upstream, retrying and failing
-// over as configured. The client's x-api-key and Authorization are replaced
-// by the upstream's key. It returns the first response that is not retried,
-// or the last response when every attempt failed, or an error of kind
-// KindUpstream (502, ReasonUpstreamConnection), KindTimeout (504,
-// ReasonUpstreamTimeout) or KindTooLarge (413).
+// RoundTrip sends req to the upstream the pool picks, retrying and failing
+// over as the package doc says. The client's x-api-key and Authorization
+// are replaced by the upstream's key. It returns the first response that is
+// not retried, or the last response when every attempt failed, or an error
+// of kind KindUpstream (502, ReasonUpstreamConnection), KindTimeout (504,
+// ReasonUpstreamTimeout), KindTooLarge (413), or, when no upstream may
+// take the request, KindRateLimited or KindOverloaded with a retry-after
+// (every upstream that could is cooling) or KindUnavailable.
 func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
-	info := InfoFrom(req.Context())
+	ctx := req.Context()
+	info := InfoFrom(ctx)
 	if info == nil {
 		info = &Info{}
 	}
-	if len(t.targets) == 0 {
+	targets := *t.targets.Load()
+	if len(targets) == 0 {
 		closeBody(req)
 		return nil, ErrNotConfigured
 	}
@@ -316,32 +584,86 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if err != nil {
 		return nil, err
 	}
-	ctx := req.Context()
+	r := call{t: t, req: req, info: info, targets: targets, getBody: getBody}
+	r.in.Exclude = r.exclude[:0]
+	r.tried = r.triedBuf[:0]
+	if rt := RouteFrom(ctx); rt != nil {
+		r.in.Model, r.in.Session, r.in.Group, r.in.Require = rt.Model, rt.Session, rt.Group, rt.Require
+	}
+	if r.in.Require == "" {
+		r.in.Require = relay.RequiredUpstream(ctx)
+	}
+	if r.in.Session != "" {
+		r.in.Pinned = t.readPin(ctx, r.in.Session)
+	}
+	resp, err := r.run(ctx)
+	if r.pinTo != "" {
+		t.writePin(ctx, r.in.Session, r.pinTo, r.pinTTL)
+	}
+	return resp, err
+}
+
+// call is one request's way through the pool.
+type call struct {
+	t       *Transport
+	req     *http.Request
+	info    *Info
+	targets map[string]*target
+	getBody func() (io.ReadCloser, error)
+	in      pool.PickInput
+	// tried are the upstreams chosen for this request, with the attempts
+	// made on each.
+	tried    []tried
+	triedBuf [4]tried
+	exclude  [4]string
+	// pinTo is the upstream the last pick said to pin the session to.
+	pinTo  string
+	pinTTL time.Duration
+}
+
+type tried struct {
+	tg       *target
+	attempts int
+}
+
+func (r *call) run(ctx context.Context) (*http.Response, error) {
+	t, info := r.t, r.info
 	start := t.now()
 	deadline := start.Add(t.deadline)
-
-	var tried [8]int // attempts per target; more targets than this share the last slot
-	slot := func(i int) int { return min(i, len(tried)-1) }
-	cur := t.pick(start)
+	cur, release, err := r.pickNew()
+	if err != nil {
+		closeBody(r.req)
+		return nil, err
+	}
 	var lastResp *http.Response
 	var last attempt
 	var lastOutcome Outcome
 	var wait time.Duration
 	for {
-		tg := t.targets[cur]
-		if wait > 0 {
-			if !sleepCtx(ctx, wait) {
-				info.Outcome = OutcomeCanceled
-				return nil, ctx.Err()
+		tg := r.tried[cur].tg
+		if wait > 0 && !sleepCtx(ctx, wait) {
+			if release != nil {
+				release()
 			}
+			info.Outcome = OutcomeCanceled
+			return nil, ctx.Err()
 		}
-		out, err := t.prepare(req, tg, getBody)
+		if release == nil {
+			// A retry of an upstream already tried takes its slot again.
+			rel, ok := t.pool.Acquire(tg.id)
+			if !ok {
+				return t.finish(info, lastResp, last, lastOutcome)
+			}
+			release = rel
+		}
+		out, err := t.prepare(r.req, tg, r.getBody)
 		if err != nil {
+			release()
 			return nil, err
 		}
 		info.Attempts++
-		info.Upstream = tg.name
-		tried[slot(cur)]++
+		info.Upstream, info.UpstreamID = tg.name, tg.id
+		r.tried[cur].attempts++
 		// The overall deadline does not bound the attempt: once written,
 		// cutting it short would not undo the work upstream, only lose
 		// its answer.
@@ -351,6 +673,8 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		t.obs.Attempt(tg.name, outcome)
 		info.Outcome = outcome
 		if outcome == OutcomeCanceled {
+			// Says nothing about the upstream: not observed.
+			release()
 			return nil, a.err
 		}
 		now := t.now()
@@ -359,19 +683,16 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		if a.resp != nil && a.resp.StatusCode >= 400 {
 			// Only an error answer's retry-after matters; a success skips
 			// the header lookups.
-			ra, hasRA = retryAfter(a.resp)
+			ra, hasRA = retryAfter(a.resp, now)
 		}
-		if outcome == OutcomeRateLimited || outcome == OutcomeOverloaded || outcome == OutcomeConnectError {
-			cd := t.cooldown
-			if hasRA {
-				cd = ra
-			}
-			tg.coolUntil.Store(now.Add(cd).UnixNano())
-		}
-		if !a.retryable(req.Method, hasRA) {
+		t.observe(tg, r.in.Model, &a, now, ra, hasRA, false)
+		if !a.retryable(r.req.Method, hasRA) {
 			if a.err == nil {
+				// The slot is held until the answer is read to its end.
+				a.resp.Body = &releaseOnClose{ReadCloser: a.resp.Body, release: release}
 				return a.resp, nil
 			}
+			release()
 			// Written, then lost. An earlier attempt's answer (a 529, say)
 			// is not this request's outcome: the upstream may be doing
 			// the work.
@@ -381,15 +702,16 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 			// Kept, in memory, as the answer should every later attempt fail.
 			lastResp = buffered(a.resp)
 		}
+		release()
+		release = nil
 		last, lastOutcome = a, outcome
-		// The next upstream: another one that still has attempts left and
-		// is not cooling down, else this one again if it has retries left.
-		next := t.pickNext(cur, &tried, now)
+		next, rel := r.next(cur)
 		if next < 0 {
 			return t.finish(info, lastResp, last, lastOutcome)
 		}
+		release = rel
 		wait = 0
-		if tried[slot(next)] > 0 {
+		if r.tried[next].attempts > 0 {
 			// Retrying an upstream already tried in this request: back off.
 			n := info.Attempts - 1
 			ceil := t.base << min(n, 20)
@@ -402,16 +724,139 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 			}
 		}
 		if now.Add(wait).After(deadline) {
+			if release != nil {
+				release()
+			}
 			return t.finish(info, lastResp, last, lastOutcome)
 		}
 		if next != cur {
 			info.Failovers++
-			t.obs.Failover(tg.name, t.targets[next].name)
+			t.obs.Failover(tg.name, r.tried[next].tg.name)
 		}
 		info.Retries++
-		t.obs.Retry(t.targets[next].name)
+		t.obs.Retry(r.tried[next].tg.name)
 		cur = next
 	}
+}
+
+// pickNew asks the pool for an upstream not tried yet and takes its slot.
+// An upstream the transport has no endpoint for, or that is full after
+// all (another request took its last slot since the pick), is excluded
+// and the pool asked again. On success it returns the upstream's index in
+// r.tried and the slot's release; otherwise, for the first pick, the
+// error saying why no upstream may take the request.
+func (r *call) pickNew() (int, func(), error) {
+	t := r.t
+	for {
+		c, skips := t.pool.Pick(r.in)
+		if c.Upstream == "" {
+			if len(r.tried) == 0 {
+				r.info.Why, r.info.Skips = "", capSkips(skips)
+			}
+			return -1, nil, r.unavailable(c, skips)
+		}
+		r.in.Exclude = append(r.in.Exclude, c.Upstream)
+		tg := r.targets[c.Upstream]
+		if tg == nil {
+			t.log.LogAttrs(context.Background(), slog.LevelDebug, "the pool picked an upstream without an endpoint",
+				slog.String("upstream", c.Upstream))
+			continue
+		}
+		release, ok := t.pool.Acquire(c.Upstream)
+		if !ok {
+			continue
+		}
+		r.tried = append(r.tried, tried{tg: tg})
+		r.info.Why, r.info.Skips = c.Why, capSkips(skips)
+		if c.Pin {
+			r.pinTo, r.pinTTL = c.Upstream, c.PinTTL
+		}
+		t.obs.Picked(tg.name, c.Why)
+		for _, s := range skips {
+			t.obs.Skipped(r.nameOf(s.Upstream), s.Reason)
+		}
+		return len(r.tried) - 1, release, nil
+	}
+}
+
+// next chooses the upstream for the attempt after cur failed: another one
+// the pool picks (with its slot taken); otherwise cur itself if it has
+// retries left; otherwise any upstream already tried with retries left;
+// -1 if none. Retries of an upstream already tried take their slot after
+// their backoff (release nil).
+func (r *call) next(cur int) (int, func()) {
+	if i, rel, _ := r.pickNew(); i >= 0 {
+		return i, rel
+	}
+	left := func(i int) bool { return r.tried[i].attempts <= r.tried[i].tg.maxRetries }
+	if left(cur) {
+		return cur, nil
+	}
+	for i := range r.tried {
+		if i != cur && left(i) {
+			return i, nil
+		}
+	}
+	return -1, nil
+}
+
+func (r *call) nameOf(id string) string {
+	if tg := r.targets[id]; tg != nil {
+		return tg.name
+	}
+	return id
+}
+
+func capSkips(s []pool.Skip) []pool.Skip { return s[:min(len(s), maxInfoSkips)] }
+
+// unavailable is the error for a request no upstream may take. When an
+// upstream that could is only cooling, probing or full, the client is told
+// when to come back: a 429 when every such upstream is rate limited, else
+// a 503 overloaded_error. Otherwise (disabled, turned off, outside the
+// key's group, not serving the model, gone) it is a 503 api_error. The
+// skips, which say which upstream is in what state, are for the operator
+// (Info.Skips), not the client.
+func (r *call) unavailable(c pool.Choice, skips []pool.Skip) error {
+	waiting, limited := false, true
+	for _, s := range skips {
+		switch s.Reason {
+		case pool.SkipCooling, pool.SkipProbing:
+			waiting = true
+			limited = limited && s.Cause == pool.CauseRateLimited
+		case pool.SkipBusy:
+			waiting, limited = true, false
+		}
+	}
+	subject := "no upstream may take this request"
+	if r.in.Require != "" {
+		subject = "the upstream that holds the object this request names cannot take it"
+	}
+	if !waiting {
+		return &domain.Error{Kind: domain.KindUnavailable, Message: subject + " now; the relay's operator can see why in its logs"}
+	}
+	wait := time.Second
+	if !c.RetryAt.IsZero() {
+		wait = max(c.RetryAt.Sub(r.t.now()).Round(time.Second), time.Second)
+	}
+	if limited {
+		return &domain.Error{Kind: domain.KindRateLimited, RetryAfter: wait,
+			Message: subject + ": the upstream rate limit is reached; retry after " + wait.String()}
+	}
+	return &domain.Error{Kind: domain.KindOverloaded, RetryAfter: wait,
+		Message: subject + ": the upstreams are overloaded or busy; retry after " + wait.String()}
+}
+
+// releaseOnClose frees an upstream's in-flight slot once its answer has
+// been read (or abandoned).
+type releaseOnClose struct {
+	io.ReadCloser
+	release func()
+}
+
+func (b *releaseOnClose) Close() error {
+	err := b.ReadCloser.Close()
+	b.release()
+	return err
 }
 
 // attempt is what one round trip to one upstream came to.
@@ -590,47 +1035,6 @@ type prefixedBody struct {
 	io.Closer
 }
 
-// pick returns the first target not cooling down, or the one whose
-// cooldown ends first.
-func (t *Transport) pick(now time.Time) int {
-	best, bestUntil := 0, int64(1<<63-1)
-	n := now.UnixNano()
-	for i, tg := range t.targets {
-		u := tg.coolUntil.Load()
-		if u <= n {
-			return i
-		}
-		if u < bestUntil {
-			best, bestUntil = i, u
-		}
-	}
-	return best
-}
-
-// pickNext chooses the target for the next attempt after cur failed:
-// the next target in order with retries left and not cooling down;
-// otherwise cur itself if it has retries left (waiting out its
-// retry-after); otherwise any target with retries left; -1 if none.
-func (t *Transport) pickNext(cur int, tried *[8]int, now time.Time) int {
-	n := now.UnixNano()
-	left := func(i int) bool { return tried[min(i, len(tried)-1)] <= t.targets[i].maxRetries }
-	for k := 1; k < len(t.targets); k++ {
-		i := (cur + k) % len(t.targets)
-		if left(i) && t.targets[i].coolUntil.Load() <= n {
-			return i
-		}
-	}
-	if left(cur) {
-		return cur
-	}
-	for k := 1; k < len(t.targets); k++ {
-		if i := (cur + k) % len(t.targets); left(i) {
-			return i
-		}
-	}
-	return -1
-}
-
 // finish ends a request whose last attempt failed and could have been
 // retried: the last upstream response, if any attempt got one, else an error
 // saying what happened.
@@ -767,8 +1171,9 @@ func (t *Transport) prepare(req *http.Request, tg *target, getBody func() (io.Re
 	return out, nil
 }
 
-// retryAfter reads retry-after-ms or retry-after (seconds or an HTTP date).
-func retryAfter(resp *http.Response) (time.Duration, bool) {
+// retryAfter reads retry-after-ms or retry-after (seconds or an HTTP date,
+// measured from now).
+func retryAfter(resp *http.Response, now time.Time) (time.Duration, bool) {
 	if resp == nil {
 		return 0, false
 	}
@@ -785,7 +1190,7 @@ func retryAfter(resp *http.Response) (time.Duration, bool) {
 		return time.Duration(s * float64(time.Second)), true
 	}
 	if at, err := http.ParseTime(v); err == nil {
-		if d := time.Until(at); d > 0 {
+		if d := at.Sub(now); d > 0 {
 			return d, true
 		}
 		return 0, true

@@ -13,12 +13,14 @@ import (
 	"time"
 
 	"github.com/relaystation/relay/domain"
+	"github.com/relaystation/relay/domain/pool"
 	"github.com/relaystation/relay/internal/fakeanthropic"
 )
 
 const secretKey = "sk-ant-api03-SECRET-upstream-key"
 
 type recObserver struct {
+	NopObserver
 	mu        sync.Mutex
 	attempts  []string
 	retries   int
@@ -164,12 +166,17 @@ func TestRetryThenSuccess(t *testing.T) {
 	}
 }
 
+// TestShouldRetryFalseAndRetryAfter: each answer goes to a transport of its
+// own, since a 529 or 429 cools the upstream for the requests after it.
 func TestShouldRetryFalseAndRetryAfter(t *testing.T) {
 	t.Parallel()
 	f, url := newFake(t)
-	tr := mustNew(t, Options{Upstreams: []Config{{Name: "primary", URL: url, APIKey: secretKey, MaxRetries: 3}}})
+	fresh := func(opts Options) *Transport {
+		opts.Upstreams = []Config{{Name: "primary", URL: url, APIKey: secretKey, MaxRetries: 3}}
+		return mustNew(t, opts)
+	}
 	f.Script(fakeanthropic.Step{Status: 529, Header: http.Header{"X-Should-Retry": {"false"}}})
-	resp, info, _ := post(t, tr, `{}`)
+	resp, info, _ := post(t, fresh(Options{}), `{}`)
 	_ = resp.Body.Close()
 	if resp.StatusCode != 529 || info.Attempts != 1 {
 		t.Fatalf("x-should-retry false: %d %+v", resp.StatusCode, info)
@@ -178,7 +185,7 @@ func TestShouldRetryFalseAndRetryAfter(t *testing.T) {
 	// retry-after, retryable.
 	for _, status := range []int{400, 409, 429} {
 		f.Script(fakeanthropic.Step{Status: status, Header: http.Header{"X-Should-Retry": {"true"}}})
-		resp, info, _ = post(t, tr, `{}`)
+		resp, info, _ = post(t, fresh(Options{}), `{}`)
 		_ = resp.Body.Close()
 		if resp.StatusCode != status || info.Attempts != 1 {
 			t.Fatalf("x-should-retry true on %d: %d %+v", status, resp.StatusCode, info)
@@ -187,13 +194,13 @@ func TestShouldRetryFalseAndRetryAfter(t *testing.T) {
 	// retry-after is waited for.
 	f.Script(fakeanthropic.Step{Status: 429, Header: http.Header{"Retry-After": {"1"}}})
 	start := time.Now()
-	resp, info, _ = post(t, tr, `{}`)
+	resp, info, _ = post(t, fresh(Options{}), `{}`)
 	_ = resp.Body.Close()
 	if resp.StatusCode != 200 || info.Retries != 1 || time.Since(start) < 900*time.Millisecond {
 		t.Fatalf("retry-after: %d %+v after %v", resp.StatusCode, info, time.Since(start))
 	}
 	// A retry-after beyond the deadline is not waited for: the 429 goes back.
-	short := mustNew(t, Options{Upstreams: []Config{{Name: "primary", URL: url, APIKey: secretKey, MaxRetries: 3}}, Deadline: 500 * time.Millisecond})
+	short := fresh(Options{Deadline: 500 * time.Millisecond})
 	f.Script(fakeanthropic.Step{Status: 429, Header: http.Header{"Retry-After": {"30"}}})
 	resp, info, _ = post(t, short, `{}`)
 	_ = resp.Body.Close()
@@ -213,12 +220,16 @@ func deadURL(t *testing.T) string {
 	return "http://" + addr
 }
 
-func TestFailoverAndCooldown(t *testing.T) {
+// TestFailoverAndCooling: a 529 fails over and cools the primary; it takes
+// traffic again once its cooling has ended and a probe has found it well,
+// not before (the fixed cooldown this replaced let traffic back at once).
+func TestFailoverAndCooling(t *testing.T) {
 	t.Parallel()
 	fPrimary, primaryURL := newFake(t)
 	fBackup, backupURL := newFake(t)
 	obs := &recObserver{}
-	tr := mustNew(t, Options{Observer: obs, Cooldown: 300 * time.Millisecond, Upstreams: []Config{
+	clock := newTestClock()
+	tr := mustNew(t, Options{Observer: obs, Cooldown: 300 * time.Millisecond, Now: clock.Now, Upstreams: []Config{
 		{Name: "primary", URL: primaryURL, APIKey: secretKey + "-1", MaxRetries: 2},
 		{Name: "backup", URL: backupURL, APIKey: secretKey + "-2", MaxRetries: 2},
 	}})
@@ -234,18 +245,27 @@ func TestFailoverAndCooldown(t *testing.T) {
 	if fBackup.Last().Header.Get("x-api-key") != secretKey+"-2" || string(fBackup.Last().Body) != `{"x":1}` {
 		t.Fatal("backup got the wrong key or body")
 	}
-	// The primary cools down: the next request goes straight to the backup.
+	// The primary cools: the next request goes straight to the backup.
 	resp, info, _ = post(t, tr, `{}`)
 	_ = resp.Body.Close()
 	if info.Upstream != "backup" || info.Attempts != 1 || fPrimary.Count() != 1 {
-		t.Fatalf("cooldown: %+v, primary saw %d", info, fPrimary.Count())
+		t.Fatalf("cooling: %+v, primary saw %d", info, fPrimary.Count())
 	}
-	// After the cooldown the primary is tried again.
-	time.Sleep(350 * time.Millisecond)
+	// Its cooling ended, but until a probe says so it takes no traffic.
+	clock.Advance(350 * time.Millisecond)
 	resp, info, _ = post(t, tr, `{}`)
 	_ = resp.Body.Close()
-	if info.Upstream != "primary" || fPrimary.Count() != 2 {
-		t.Fatalf("after cooldown: %+v", info)
+	if info.Upstream != "backup" || fPrimary.Count() != 1 || len(info.Skips) != 1 || info.Skips[0].Reason != pool.SkipProbing {
+		t.Fatalf("before the probe: %+v", info)
+	}
+	tr.ProbeOnce(context.Background())
+	if fPrimary.CountPath("/v1/models") != 1 || fPrimary.Last().Header.Get("x-api-key") != secretKey+"-1" {
+		t.Fatalf("probe: primary saw %d model listings", fPrimary.CountPath("/v1/models"))
+	}
+	resp, info, _ = post(t, tr, `{}`)
+	_ = resp.Body.Close()
+	if info.Upstream != "primary" || fPrimary.CountPath("/v1/messages") != 2 {
+		t.Fatalf("after the probe: %+v", info)
 	}
 	if len(obs.failovers) != 1 || obs.failovers[0] != "primary>backup" {
 		t.Fatalf("failovers observed: %v", obs.failovers)

@@ -8,6 +8,7 @@ import (
 	"github.com/relaystation/relay/adapters/upstream"
 	"github.com/relaystation/relay/domain"
 	"github.com/relaystation/relay/domain/billing"
+	"github.com/relaystation/relay/domain/pool"
 	"github.com/relaystation/relay/domain/relay"
 	"github.com/relaystation/relay/ports"
 
@@ -63,6 +64,29 @@ func (o upstreamObserver) Attempt(name string, outcome upstream.Outcome) {
 }
 func (o upstreamObserver) Retry(name string)        { o.m.UpstreamRetry(name, "retryable") }
 func (o upstreamObserver) Failover(from, to string) { o.m.UpstreamFailover(from, to) }
+func (o upstreamObserver) Picked(name string, why pool.Why) {
+	o.m.UpstreamPicked(name, string(why))
+}
+func (o upstreamObserver) Skipped(name string, reason pool.SkipReason) {
+	o.m.UpstreamSkipped(name, string(reason))
+}
+func (o upstreamObserver) StateChanged(name string, ev pool.Event) {
+	o.m.UpstreamStateChanged(name, ev.Model != "", ev.To.String(), string(ev.Cause))
+}
+
+// States publishes each upstream's state; one turned off by an operator
+// is "off" whatever its health.
+func (o upstreamObserver) States(states []upstream.UpstreamState) {
+	out := make([]metrics.UpstreamState, len(states))
+	for i, s := range states {
+		state := s.State.String()
+		if !s.Enabled {
+			state = metrics.UpstreamStateOff
+		}
+		out[i] = metrics.UpstreamState{Upstream: s.Name, State: state, ModelsUnhealthy: s.ModelsUnhealthy}
+	}
+	o.m.SetUpstreamStates(out)
+}
 
 var _ upstream.Observer = upstreamObserver{}
 

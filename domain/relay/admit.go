@@ -87,6 +87,8 @@ type Admission struct {
 	inputEst int64
 	// renewAt is when KeepAlive next extends the reservation (unix nanos).
 	renewAt atomic.Int64
+	// objectUpstream is the upstream the named objects require (ObjectUpstream).
+	objectUpstream string
 }
 
 // KeepAlive is called while the answer is still arriving (each chunk of a
@@ -283,10 +285,10 @@ func (s *Service) admitBody(ctx context.Context, a *Admission, reserves, budgete
 		return s.reject(err)
 	}
 	// 9.
-	if err := s.checkOwner(ctx, a.Key, call.Route); err != nil {
+	if err := s.checkOwner(ctx, a, call.Route); err != nil {
 		return s.reject(err)
 	}
-	if err := s.checkFileRefs(ctx, a.Key, a.Request, items); err != nil {
+	if err := s.checkFileRefs(ctx, a, a.Request, items); err != nil {
 		return s.reject(err)
 	}
 	// 10.
@@ -343,8 +345,9 @@ func isJSONMediaType(ct string) bool {
 }
 
 // checkOwner refuses a call addressing another key's batch or file, as if
-// the object did not exist.
-func (s *Service) checkOwner(ctx context.Context, key domain.APIKey, rt Route) error {
+// the object did not exist, and records the upstream the object lives on.
+func (s *Service) checkOwner(ctx context.Context, a *Admission, rt Route) error {
+	key := a.Key
 	kind, owned := rt.Endpoint.Object()
 	if !owned {
 		return nil
@@ -362,6 +365,9 @@ func (s *Service) checkOwner(ctx context.Context, key domain.APIKey, rt Route) e
 	}
 	if err != nil {
 		return fmt.Errorf("look up %s owner: %w", kind, err)
+	}
+	if err := a.requireUpstream(o.Upstream, kind, o.ID); err != nil {
+		return err
 	}
 	if rt.Endpoint == EndpointBatchDelete && o.SettledAt == nil {
 		// A deleted batch's results can no longer be read: settle it first,
@@ -384,8 +390,10 @@ const maxFileRefs = 100
 // checkFileRefs refuses a body that names an uploaded file (a file_id in a
 // content block) that the key does not own, as if it did not exist: the
 // files of every key live in one upstream workspace, and reading another
-// key's file through a message is reading it all the same.
-func (s *Service) checkFileRefs(ctx context.Context, key domain.APIKey, req domain.CallRequest, items []domain.BatchItem) error {
+// key's file through a message is reading it all the same. The call must
+// go to the upstream holding the files.
+func (s *Service) checkFileRefs(ctx context.Context, a *Admission, req domain.CallRequest, items []domain.BatchItem) error {
+	key := a.Key
 	ids := req.FileIDs
 	for _, it := range items {
 		ids = append(ids[:len(ids):len(ids)], it.Request.FileIDs...)
@@ -413,6 +421,9 @@ func (s *Service) checkFileRefs(ctx context.Context, key domain.APIKey, req doma
 			return notFound
 		case err != nil:
 			return fmt.Errorf("look up file owner: %w", err)
+		}
+		if err := a.requireUpstream(o.Upstream, domain.ObjectFile, id); err != nil {
+			return err
 		}
 	}
 	return nil
@@ -602,11 +613,14 @@ type Outcome struct {
 	// without an answer.
 	Written bool
 	// Stream: the answer was an event stream.
-	Stream            bool
-	Reply             Reply
-	ErrorType         string
-	TTFB              time.Duration
-	End               time.Time
+	Stream    bool
+	Reply     Reply
+	ErrorType string
+	TTFB      time.Duration
+	End       time.Time
+	// Upstream is the id of the upstream that answered (or was tried
+	// last): the usage record's Upstream, and the upstream an object the
+	// call created lives on.
 	Upstream          string
 	UpstreamRequestID string
 }
@@ -719,7 +733,7 @@ func (a *Admission) finish(ctx context.Context, out Outcome) domain.UsageRecord 
 	total := usage.Total()
 	created := out.Answered && out.UpstreamStatus >= 200 && out.UpstreamStatus < 300 && r.ObjectID != ""
 	if kind, ok := ep.Object(); ok && created && (ep == EndpointBatchCreate || ep == EndpointFileUpload) {
-		s.own(ctx, a, kind, r.ObjectID)
+		s.own(ctx, a, kind, r.ObjectID, out.Upstream)
 	}
 	switch {
 	case ep == EndpointBatchCreate && created && a.limited:
@@ -776,12 +790,13 @@ func clientIPString(ip netip.Addr) string {
 	return ip.String()
 }
 
-// own records that the admitted key created object id.
-func (s *Service) own(ctx context.Context, a *Admission, kind domain.ObjectKind, id string) {
+// own records that the admitted key created object id on upstream (its id).
+func (s *Service) own(ctx context.Context, a *Admission, kind domain.ObjectKind, id, upstream string) {
 	if s.cfg.Objects == nil {
 		return
 	}
-	o := domain.OwnedObject{Kind: kind, ID: id, KeyID: a.Key.ID, CreatedAt: s.cfg.Clock.Now(), PollAfter: s.cfg.Clock.Now()}
+	o := domain.OwnedObject{Kind: kind, ID: id, KeyID: a.Key.ID, CreatedAt: s.cfg.Clock.Now(), PollAfter: s.cfg.Clock.Now(),
+		Upstream: upstream}
 	if kind == domain.ObjectBatch && (a.limited || a.costLimited) {
 		o.ReservationID, o.Reserved, o.ReservedCost = a.call.RequestID, a.Reserved, a.ReservedCost
 	}

@@ -95,6 +95,9 @@ func (s *Service) ReconcileBatches(ctx context.Context) error {
 // an unread batch must not be free.
 func (s *Service) ReconcileBatch(ctx context.Context, b domain.OwnedObject) error {
 	now := s.cfg.Clock.Now()
+	// Only the upstream that created the batch knows it; another would
+	// answer 404, and the batch would be billed as unreadable.
+	ctx = WithRequiredUpstream(ctx, b.Upstream)
 	ended, err := s.cfg.Batches.BatchEnded(ctx, b.ID)
 	switch {
 	case errors.Is(err, domain.ErrNotFound):
