@@ -16,7 +16,7 @@ const UpstreamStateOff = "off"
 // "off". Anything else counts as "other".
 var (
 	upstreamStates = []string{pool.Healthy.String(), pool.Cooling.String(), pool.Probing.String(), pool.Disabled.String(), UpstreamStateOff}
-	pickWhys       = []string{string(pool.WhyAffinity), string(pool.WhyPinned), string(pool.WhyBalanced), string(pool.WhyMoved)}
+	pickWhys       = []string{string(pool.WhyAffinity), string(pool.WhyPinned), string(pool.WhyBalanced), string(pool.WhyMoved), string(pool.WhyLastResort)}
 	skipReasons    = []string{string(pool.SkipUnknown), string(pool.SkipOff), string(pool.SkipGroup), string(pool.SkipModel),
 		string(pool.SkipTried), string(pool.SkipDisabled), string(pool.SkipCooling), string(pool.SkipProbing),
 		string(pool.SkipBusy), string(pool.SkipLowHeadroom), string(pool.SkipLowerTier)}

@@ -82,6 +82,13 @@
 //     not low on headroom; among those, the best (lowest) priority tier;
 //     within the tier, the least loaded (in-flight requests per unit of
 //     weight), ties broken by a draw weighted by weight.
+//  4. Last resort: when none may take it because every upstream that could
+//     serve it is cooling on a length the relay guessed (a 529 or 5xx burst
+//     without retry-after), the one whose cooling ends first takes it
+//     (WhyLastResort), rather than the relay refusing on its own guess; a
+//     relay with one upstream then passes a transient overload straight
+//     through. A time the upstream stated, a probe in flight or a disable
+//     keeps the refusal.
 //
 // The caller pins the session to the choice (Choice.Pin), which renews the
 // pin on every use; a failover is a Pick with the upstreams already tried

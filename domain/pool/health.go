@@ -82,6 +82,9 @@ type health struct {
 	// strikes counts coolings since the last real success; the backoff
 	// doubles with each.
 	strikes int
+	// guessed: the cooling's length is the relay's backoff, not a time the
+	// upstream stated.
+	guessed bool
 	// errs are the recent failures that count towards a burst, oldest
 	// first, none older than the last success.
 	errs []time.Time
@@ -100,7 +103,7 @@ func (h *health) skip(id, model string, now time.Time) (Skip, bool) {
 		s.Reason = SkipDisabled
 	case Cooling:
 		if now.Before(h.until) {
-			s.Reason, s.Until = SkipCooling, h.until
+			s.Reason, s.Until, s.Guessed = SkipCooling, h.until, h.guessed
 		} else {
 			s.Reason = SkipProbing // the probe is due
 		}
@@ -115,7 +118,7 @@ func (h *health) skip(id, model string, now time.Time) (Skip, bool) {
 // move changes h's state and returns the event saying so.
 func (m *member) move(h *health, model string, to State, c Cause, at time.Time, status int) Event {
 	ev := Event{At: at, Upstream: m.up.ID, Model: model, From: h.state, To: to, Cause: c, Status: status}
-	h.state, h.cause, h.status, h.since, h.until, h.detail = to, c, status, at, time.Time{}, ""
+	h.state, h.cause, h.status, h.since, h.until, h.detail, h.guessed = to, c, status, at, time.Time{}, "", false
 	return ev
 }
 
@@ -213,12 +216,13 @@ func (p *Pool) probed(m *member, o *Observation, c class, at time.Time) (Event, 
 func (p *Pool) cool(m *member, h *health, model string, c Cause, o *Observation, at time.Time) Event {
 	h.strikes++
 	until := p.stated(o, at)
-	if until.IsZero() {
+	guessed := until.IsZero()
+	if guessed {
 		until = at.Add(p.backoff(h.strikes))
 	}
 	h.errs = h.errs[:0]
 	ev := m.move(h, model, Cooling, c, at, o.Status)
-	h.until, ev.Until = until, until
+	h.until, ev.Until, h.guessed = until, until, guessed
 	return ev
 }
 

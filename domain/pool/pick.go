@@ -33,6 +33,12 @@ const (
 	WhyPinned   Why = "pinned"   // the session's pin, kept
 	WhyBalanced Why = "balanced" // no pin: best tier, least loaded, weighted draw
 	WhyMoved    Why = "moved"    // the pin could not be kept (its Skip says why)
+	// WhyLastResort: every upstream that could serve the request is
+	// cooling on a length the relay guessed (the upstream stated none),
+	// so the request goes to the one whose cooling ends first rather than
+	// being refused: the upstream's own answer is more truthful than the
+	// relay's guess.
+	WhyLastResort Why = "last_resort"
 )
 
 // Choice is where a request goes.
@@ -80,6 +86,9 @@ type Skip struct {
 	Status int
 	// Until is when a cooling ends, or when a low reading lapses.
 	Until time.Time
+	// Guessed: the cooling's length is the relay's backoff; the upstream
+	// stated no time.
+	Guessed bool
 	// Detail is a disable's reason, or the tightest rate limit.
 	Detail string
 }
@@ -182,6 +191,9 @@ func (p *Pool) Pick(in PickInput) (Choice, []Skip) {
 		skips = append(skips, pinnedSkip)
 	}
 	if len(cands) == 0 {
+		if m := p.lastResort(skips); m != nil {
+			return p.chose(m, WhyLastResort, &in), skips
+		}
 		return Choice{RetryAt: retryAt(skips, now)}, skips
 	}
 
@@ -251,6 +263,38 @@ func (p *Pool) check(m *member, id string, in *PickInput, now time.Time) (Skip, 
 	}
 	room, tight, until := readings.limits.level(now, readings.limitsAt, p.cfg.LowHeadroom)
 	return Skip{Upstream: id, Reason: SkipLowHeadroom, Model: in.Model, Detail: tight, Until: until}, room, true
+}
+
+// lastResort is the upstream to send a request to when none may take it:
+// when every upstream that could serve it (enabled, in its group, serving
+// its model, not yet tried, not disabled) is cooling on a guessed length,
+// the one whose cooling ends first, if it has room. Any other obstacle (a
+// time the upstream stated, a probe in flight, a disable) keeps the
+// refusal: the upstream said when to come back, or a probe will.
+func (p *Pool) lastResort(skips []Skip) *member {
+	var best *member
+	var until time.Time
+	for _, s := range skips {
+		switch s.Reason {
+		case SkipOff, SkipGroup, SkipModel, SkipTried, SkipUnknown:
+			continue // could not serve it anyway
+		case SkipCooling:
+			if s.Guessed {
+				break
+			}
+			return nil
+		default:
+			return nil
+		}
+		m := p.byID[s.Upstream]
+		if m == nil || m.up.MaxConcurrency > 0 && m.inFlight >= m.up.MaxConcurrency {
+			continue
+		}
+		if best == nil || s.Until.Before(until) {
+			best, until = m, s.Until
+		}
+	}
+	return best
 }
 
 // pickRequired serves object affinity: the one upstream that can, even

@@ -361,3 +361,33 @@ func BenchmarkPick(b *testing.B) {
 		}
 	})
 }
+
+// TestLastResortWhenEveryCoolingIsGuessed: with every upstream cooling on
+// the relay's own backoff (a 529 without retry-after), the request goes to
+// the one whose cooling ends first rather than being refused; a time the
+// upstream stated is kept.
+func TestLastResortWhenEveryCoolingIsGuessed(t *testing.T) {
+	t.Parallel()
+	p, clock := MustPool(t, up("a", 0, 1), up("b", 0, 1))
+	p.Observe(pool.Observation{Upstream: "a", Model: "m", Status: 529})
+	clock.Advance(time.Second)
+	p.Observe(pool.Observation{Upstream: "b", Model: "m", Status: 529})
+	c, _ := p.Pick(pool.PickInput{Model: "m"})
+	if c.Upstream != "a" || c.Why != pool.WhyLastResort {
+		t.Fatalf("every cooling guessed: %+v, want a (its cooling ends first) as a last resort", c)
+	}
+	// A single upstream keeps serving through its guessed cooling.
+	one, _ := MustPool(t, up("only", 0, 1))
+	one.Observe(pool.Observation{Upstream: "only", Model: "m", Status: 529})
+	if c, _ := one.Pick(pool.PickInput{Model: "m"}); c.Upstream != "only" || c.Why != pool.WhyLastResort {
+		t.Fatalf("single upstream after a 529: %+v", c)
+	}
+	// One stated time among them keeps the refusal: that upstream said
+	// when to come back.
+	p2, clock2 := MustPool(t, up("a", 0, 1), up("b", 0, 1))
+	p2.Observe(pool.Observation{Upstream: "a", Model: "m", Status: 429, RetryAt: clock2.Now().Add(time.Minute)})
+	p2.Observe(pool.Observation{Upstream: "b", Model: "m", Status: 529})
+	if c, _ := p2.Pick(pool.PickInput{Model: "m"}); c.Upstream != "" {
+		t.Fatalf("a stated cooling among them: %+v, want a refusal", c)
+	}
+}
