@@ -117,7 +117,7 @@ type UsageRecord struct {
 	Latency           time.Duration
 	TTFB              time.Duration
 	UpstreamRequestID string
-	Upstream          string // upstream name, e.g. "primary"
+	Upstream          string // the id of the upstream that served it, e.g. "primary"
 	SessionID         string // X-Claude-Code-Session-Id
 	ClientIP          string
 	ErrorType         string
