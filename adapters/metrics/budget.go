@@ -95,12 +95,17 @@ func (c *budgetCollector) setSource(src BudgetSource) {
 	c.mu.Unlock()
 }
 
-func (c *budgetCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
+func (c *budgetCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- c.desc
+	ch <- c.dropped.Desc()
+	ch <- c.srcErrs.Desc()
+}
 
 func (c *budgetCollector) Collect(ch chan<- prometheus.Metric) {
 	c.mu.Lock()
 	src := c.source
 	c.mu.Unlock()
+	defer func() { ch <- c.dropped; ch <- c.srcErrs }()
 	if src == nil {
 		return
 	}

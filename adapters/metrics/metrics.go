@@ -217,6 +217,9 @@ type Metrics struct {
 // then "other"), retry counters (likewise per reason), and the pool's pick
 // and skip counters (per why, per skip reason).
 type upstreamRow struct {
+	// tokens by input-side class (input, cache_creation, cache_read), for
+	// each upstream's cache hit rate.
+	tokens   [3]prometheus.Counter
 	attempts *counterRow[prometheus.Counter]
 	retries  *counterRow[prometheus.Counter]
 	picks    *counterRow[prometheus.Counter]
@@ -273,12 +276,16 @@ func New(opts Options) *Metrics {
 			"Scrapes whose QuotaSource failed; pushed values were exported instead."))
 	m.register("token_quota_usage_ratio", m.quota)
 
+	// The budget collector exports its own two counters, after the scrape
+	// that changed them: registered apart, a scrape could collect them
+	// before the collector has counted that scrape.
 	m.budget = newBudgetCollector(opts.MaxQuotaKeys, opts.QuotaKeyNames,
-		m.counter("relay_budget_keys_dropped_total",
-			"Budget series (key and window) not exported because Options.MaxQuotaKeys already are, counted on each scrape."),
-		m.counter("relay_budget_source_errors_total",
-			"Scrapes whose BudgetSource failed; the previous scrape's values were exported instead."))
+		prometheus.NewCounter(prometheus.CounterOpts{Name: "relay_budget_keys_dropped_total",
+			Help: "Budget series (key and window) not exported because Options.MaxQuotaKeys already are, counted on each scrape."}),
+		prometheus.NewCounter(prometheus.CounterOpts{Name: "relay_budget_source_errors_total",
+			Help: "Scrapes whose BudgetSource failed; the previous scrape's values were exported instead."}))
 	m.register("relay_budget_usage_ratio", m.budget)
+	m.names = append(m.names, "relay_budget_keys_dropped_total", "relay_budget_source_errors_total")
 
 	cost := m.counterVec("relay_cost_usd_total",
 		"What requests cost in USD at the price table's rates, by normalised model. Tokens without a price are not in it (see relay_unpriced_requests_total).",
@@ -306,8 +313,13 @@ func New(opts Options) *Metrics {
 		"upstream", "why")
 	skips := m.counterVec("relay_upstream_skips_total",
 		"Upstreams a pick passed over, by reason (cooling, disabled, low_headroom, lower_priority, ...).", "upstream", "reason")
+	upTokens := m.counterVec("relay_upstream_input_tokens_total",
+		"Input-side tokens each upstream served, by type (input, cache_creation, cache_read): its cache hit rate is cache_read over all three.",
+		"upstream", "type")
 	m.upstreamRows = newChildCache(func(upstream string) *upstreamRow {
 		return &upstreamRow{
+			tokens: [3]prometheus.Counter{upTokens.WithLabelValues(upstream, "input"),
+				upTokens.WithLabelValues(upstream, "cache_creation"), upTokens.WithLabelValues(upstream, "cache_read")},
 			picks: newCounterRow(len(pickWhys)+1, func(i int) *prometheus.Counter {
 				c := picks.WithLabelValues(upstream, closedAt(pickWhys, i))
 				return &c
@@ -401,6 +413,8 @@ func (m *Metrics) ObserveRequest(route RouteClass, status int, model string) {
 
 // ProxyResult is what the proxy knows once a response is finished.
 type ProxyResult struct {
+	// Upstream is the id of the upstream that served it, "" when none did.
+	Upstream string
 	Status   int
 	Model    string // as requested; normalised here
 	Stream   bool
@@ -428,6 +442,12 @@ func (m *Metrics) ObserveProxy(r ProxyResult) {
 		m.ttfb.Observe(r.TTFB.Seconds())
 	}
 	m.addTokens(model, r.Usage)
+	if u := r.Usage; r.Upstream != "" && (u.InputTokens != 0 || u.CacheCreationInputTokens != 0 || u.CacheReadInputTokens != 0) {
+		row := m.upstreamRows.get(m.upstreams.canon(r.Upstream))
+		row.tokens[0].Add(float64(u.InputTokens))
+		row.tokens[1].Add(float64(u.CacheCreationInputTokens))
+		row.tokens[2].Add(float64(u.CacheReadInputTokens))
+	}
 }
 
 func (m *Metrics) countRequest(route RouteClass, statusClass int, model string) {

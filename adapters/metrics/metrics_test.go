@@ -340,6 +340,8 @@ func TestUpstreamPoolMetrics(t *testing.T) {
 	m.UpstreamStateChanged("b", false, "disabled", "auth")
 	m.UpstreamStateChanged("c", false, "cooling", "no-such-cause") // over the cap: "other"
 	m.SetUpstreamStates([]metrics.UpstreamState{{Upstream: "b", State: "disabled", ModelsUnhealthy: 1}})
+	m.ObserveProxy(metrics.ProxyResult{Upstream: "a", Status: 200, Model: "claude-sonnet-4-5",
+		Usage: domain.Usage{InputTokens: 10, CacheCreationInputTokens: 20, CacheReadInputTokens: 70, OutputTokens: 5}})
 
 	for _, c := range []struct {
 		name   string
@@ -347,6 +349,9 @@ func TestUpstreamPoolMetrics(t *testing.T) {
 		want   float64
 	}{
 		{"relay_upstream_picks_total", []string{"upstream", "a", "why", "pinned"}, 1},
+		{"relay_upstream_input_tokens_total", []string{"upstream", "a", "type", "input"}, 10},
+		{"relay_upstream_input_tokens_total", []string{"upstream", "a", "type", "cache_creation"}, 20},
+		{"relay_upstream_input_tokens_total", []string{"upstream", "a", "type", "cache_read"}, 70},
 		{"relay_upstream_picks_total", []string{"upstream", "a", "why", "moved"}, 1},
 		{"relay_upstream_picks_total", []string{"upstream", "a", "why", "other"}, 1},
 		{"relay_upstream_skips_total", []string{"upstream", "b", "reason", "low_headroom"}, 1},

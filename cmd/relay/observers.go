@@ -41,7 +41,7 @@ func (o proxyObserver) RequestFinished() { o.m.RequestFinished() }
 func (o proxyObserver) StreamOpened()    { o.m.StreamOpened() }
 func (o proxyObserver) StreamClosed()    { o.m.StreamClosed() }
 func (o proxyObserver) Done(rec *domain.UsageRecord) {
-	o.m.ObserveProxy(metrics.ProxyResult{Status: rec.Status, Model: rec.Model, Stream: rec.Stream,
+	o.m.ObserveProxy(metrics.ProxyResult{Upstream: rec.Upstream, Status: rec.Status, Model: rec.Model, Stream: rec.Stream,
 		Duration: rec.Latency, TTFB: rec.TTFB, Usage: rec.Usage})
 	if rec.Cost.PriceVersion != "" {
 		o.m.Priced(rec.Model, rec.Cost)
