@@ -18,9 +18,10 @@ import (
 
 // Defines values for AdminUsageGroupBy.
 const (
-	AdminUsageGroupByDay   AdminUsageGroupBy = "day"
-	AdminUsageGroupByKey   AdminUsageGroupBy = "key"
-	AdminUsageGroupByModel AdminUsageGroupBy = "model"
+	AdminUsageGroupByDay      AdminUsageGroupBy = "day"
+	AdminUsageGroupByKey      AdminUsageGroupBy = "key"
+	AdminUsageGroupByModel    AdminUsageGroupBy = "model"
+	AdminUsageGroupByUpstream AdminUsageGroupBy = "upstream"
 )
 
 // Valid indicates whether the value is a known member of the AdminUsageGroupBy enum.
@@ -31,6 +32,8 @@ func (e AdminUsageGroupBy) Valid() bool {
 	case AdminUsageGroupByKey:
 		return true
 	case AdminUsageGroupByModel:
+		return true
+	case AdminUsageGroupByUpstream:
 		return true
 	default:
 		return false
@@ -112,11 +115,60 @@ func (e PricingPolicyUnpriced) Valid() bool {
 	}
 }
 
+// Defines values for UpstreamState.
+const (
+	UpstreamStateCooling  UpstreamState = "cooling"
+	UpstreamStateDisabled UpstreamState = "disabled"
+	UpstreamStateHealthy  UpstreamState = "healthy"
+	UpstreamStateProbing  UpstreamState = "probing"
+)
+
+// Valid indicates whether the value is a known member of the UpstreamState enum.
+func (e UpstreamState) Valid() bool {
+	switch e {
+	case UpstreamStateCooling:
+		return true
+	case UpstreamStateDisabled:
+		return true
+	case UpstreamStateHealthy:
+		return true
+	case UpstreamStateProbing:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for UpstreamModelStateState.
+const (
+	UpstreamModelStateStateCooling  UpstreamModelStateState = "cooling"
+	UpstreamModelStateStateDisabled UpstreamModelStateState = "disabled"
+	UpstreamModelStateStateHealthy  UpstreamModelStateState = "healthy"
+	UpstreamModelStateStateProbing  UpstreamModelStateState = "probing"
+)
+
+// Valid indicates whether the value is a known member of the UpstreamModelStateState enum.
+func (e UpstreamModelStateState) Valid() bool {
+	switch e {
+	case UpstreamModelStateStateCooling:
+		return true
+	case UpstreamModelStateStateDisabled:
+		return true
+	case UpstreamModelStateStateHealthy:
+		return true
+	case UpstreamModelStateStateProbing:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for AdminUsageParamsGroupBy.
 const (
-	AdminUsageParamsGroupByDay   AdminUsageParamsGroupBy = "day"
-	AdminUsageParamsGroupByKey   AdminUsageParamsGroupBy = "key"
-	AdminUsageParamsGroupByModel AdminUsageParamsGroupBy = "model"
+	AdminUsageParamsGroupByDay      AdminUsageParamsGroupBy = "day"
+	AdminUsageParamsGroupByKey      AdminUsageParamsGroupBy = "key"
+	AdminUsageParamsGroupByModel    AdminUsageParamsGroupBy = "model"
+	AdminUsageParamsGroupByUpstream AdminUsageParamsGroupBy = "upstream"
 )
 
 // Valid indicates whether the value is a known member of the AdminUsageParamsGroupBy enum.
@@ -127,6 +179,8 @@ func (e AdminUsageParamsGroupBy) Valid() bool {
 	case AdminUsageParamsGroupByKey:
 		return true
 	case AdminUsageParamsGroupByModel:
+		return true
+	case AdminUsageParamsGroupByUpstream:
 		return true
 	default:
 		return false
@@ -164,6 +218,9 @@ type APIKey struct {
 	// TokensUsed input + output + cache_creation + cache_read tokens so far.
 	TokensUsed int64     `json:"tokens_used"`
 	UpdatedAt  time.Time `json:"updated_at"`
+
+	// UpstreamGroup The upstream group the key's requests go to; "" = the default group.
+	UpstreamGroup string `json:"upstream_group"`
 }
 
 // APIKeyList defines model for APIKeyList.
@@ -260,6 +317,37 @@ type CreateKeyRequest struct {
 
 	// TokenLimit null or absent = unlimited.
 	TokenLimit *int64 `json:"token_limit,omitempty"`
+
+	// UpstreamGroup The upstream group (an upstream's `group`) the key's requests go to; "" or absent = the default group. At most 64 bytes.
+	UpstreamGroup *string `json:"upstream_group,omitempty"`
+}
+
+// CreateUpstreamRequest defines model for CreateUpstreamRequest.
+type CreateUpstreamRequest struct {
+	// ApiKey The upstream's API key. Never returned.
+	ApiKey *string `json:"api_key,omitempty"`
+
+	// Enabled Default true.
+	Enabled *bool `json:"enabled,omitempty"`
+
+	// Group The upstream group; "" or absent = the default group. At most 64 bytes.
+	Group *string `json:"group,omitempty"`
+
+	// MaxConcurrency In-flight requests per replica; null, 0 or absent = no cap.
+	MaxConcurrency *int `json:"max_concurrency,omitempty"`
+
+	// Models Model ids or path.Match globs (claude-sonnet-*) it serves; empty or absent = every model.
+	Models *[]string `json:"models,omitempty"`
+	Name   string    `json:"name"`
+
+	// Priority The tier; lower is preferred. Default 0.
+	Priority *int `json:"priority,omitempty"`
+
+	// Url The API base URL, http or https with a host, e.g. https://api.anthropic.com (a trailing /v1 is accepted).
+	Url string `json:"url"`
+
+	// Weight Share of new sessions within the tier. Default 1.
+	Weight *int `json:"weight,omitempty"`
 }
 
 // CreatedAPIKey defines model for CreatedAPIKey.
@@ -296,6 +384,9 @@ type CreatedAPIKey struct {
 	// TokensUsed input + output + cache_creation + cache_read tokens so far.
 	TokensUsed int64     `json:"tokens_used"`
 	UpdatedAt  time.Time `json:"updated_at"`
+
+	// UpstreamGroup The upstream group the key's requests go to; "" = the default group.
+	UpstreamGroup string `json:"upstream_group"`
 }
 
 // DailyUsage defines model for DailyUsage.
@@ -602,6 +693,15 @@ type Quota struct {
 	UsageRatio *float64 `json:"usage_ratio"`
 }
 
+// RateLimitReading defines model for RateLimitReading.
+type RateLimitReading struct {
+	Limit     int64 `json:"limit"`
+	Remaining int64 `json:"remaining"`
+
+	// Reset When the limit is full again.
+	Reset *time.Time `json:"reset"`
+}
+
 // RepriceModel defines model for RepriceModel.
 type RepriceModel struct {
 	Changed       int64       `json:"changed"`
@@ -725,6 +825,141 @@ type UpdateKeyRequest struct {
 	Name          *string         `json:"name,omitempty"`
 	RateLimitTier *string         `json:"rate_limit_tier,omitempty"`
 	TokenLimit    json.RawMessage `json:"token_limit,omitempty"`
+
+	// UpstreamGroup The upstream group (an upstream's `group`) the key's requests go to; "" or absent = the default group. At most 64 bytes.
+	UpstreamGroup *string `json:"upstream_group,omitempty"`
+}
+
+// UpdateUpstreamRequest Absent fields are left as they are; max_concurrency takes null for no cap, models [] for every model.
+type UpdateUpstreamRequest struct {
+	// ApiKey A new API key, sealed again. Never returned.
+	ApiKey         *string         `json:"api_key,omitempty"`
+	Enabled        *bool           `json:"enabled,omitempty"`
+	Group          *string         `json:"group,omitempty"`
+	MaxConcurrency json.RawMessage `json:"max_concurrency,omitempty"`
+	Models         *[]string       `json:"models,omitempty"`
+	Name           *string         `json:"name,omitempty"`
+	Priority       *int            `json:"priority,omitempty"`
+	Url            *string         `json:"url,omitempty"`
+	Weight         *int            `json:"weight,omitempty"`
+}
+
+// Upstream One upstream. The live fields (state_*, in_flight, last_probe, headroom, models_state) are the answering replica's own: health is learnt per replica, from its own traffic.
+type Upstream struct {
+	// ApiKeyLast4 The last four characters of the key (null for a key shorter than 12). The key itself is never shown.
+	ApiKeyLast4 *string `json:"api_key_last4"`
+
+	// CacheHitRate Cache reads over every input-side token (input, cache writes, cache reads) of the requests it served in the last 24 hours; null without such requests.
+	CacheHitRate *float64  `json:"cache_hit_rate"`
+	CreatedAt    time.Time `json:"created_at"`
+
+	// DisabledReason Why it is disabled ("disabled by admin", or the status and message of the upstream's 401/403); null while enabled.
+	DisabledReason *string `json:"disabled_reason"`
+	Enabled        bool    `json:"enabled"`
+
+	// Group The upstream group; "" = the default group.
+	Group string `json:"group"`
+
+	// Headroom The freshest rate-limit reading of any of its models; null before any.
+	Headroom *UpstreamHeadroom `json:"headroom"`
+
+	// Id Never changes; names the upstream in usage records (`upstream`) and pins.
+	Id string `json:"id"`
+
+	// InFlight Requests in flight on it from this replica.
+	InFlight  int            `json:"in_flight"`
+	LastProbe *UpstreamProbe `json:"last_probe"`
+
+	// Loaded Whether this replica uses it yet (one created through another replica is loaded within upstream.refresh).
+	Loaded bool `json:"loaded"`
+
+	// MaxConcurrency In-flight requests per replica; null = no cap.
+	MaxConcurrency *int `json:"max_concurrency"`
+
+	// Models Model ids or globs it serves; empty = every model.
+	Models []string `json:"models"`
+
+	// ModelsState The models with a state or a reading of their own on it, by name.
+	ModelsState []UpstreamModelState `json:"models_state"`
+	Name        string               `json:"name"`
+
+	// Priority The tier; lower is preferred.
+	Priority int `json:"priority"`
+
+	// RecentErrors Recent failed attempts; null while the pool does not report them.
+	RecentErrors *int `json:"recent_errors"`
+
+	// State Disabled also while enabled is false, or while this replica cannot decrypt its key.
+	State UpstreamState `json:"state"`
+
+	// StateReason Why, e.g. "rate_limited 429", "auth 401: invalid x-api-key", "disabled by admin".
+	StateReason *string    `json:"state_reason"`
+	StateSince  *time.Time `json:"state_since"`
+
+	// StateUntil When a cooling ends, or when a probe counts as lost.
+	StateUntil *time.Time `json:"state_until"`
+	UpdatedAt  time.Time  `json:"updated_at"`
+	Url        string     `json:"url"`
+
+	// Weight Share of new sessions within the tier.
+	Weight int `json:"weight"`
+}
+
+// UpstreamState Disabled also while enabled is false, or while this replica cannot decrypt its key.
+type UpstreamState string
+
+// UpstreamHeadroom The anthropic-ratelimit-* headers of one answer; a limit the answer did not report is null.
+type UpstreamHeadroom struct {
+	InputTokens *RateLimitReading `json:"input_tokens"`
+
+	// Model The model of the request whose answer carried it.
+	Model        *string           `json:"model"`
+	OutputTokens *RateLimitReading `json:"output_tokens"`
+	ReadAt       time.Time         `json:"read_at"`
+	Requests     *RateLimitReading `json:"requests"`
+}
+
+// UpstreamList defines model for UpstreamList.
+type UpstreamList struct {
+	Data []Upstream `json:"data"`
+}
+
+// UpstreamModelState defines model for UpstreamModelState.
+type UpstreamModelState struct {
+	Headroom    *UpstreamHeadroom       `json:"headroom"`
+	LastProbe   *UpstreamProbe          `json:"last_probe"`
+	Model       string                  `json:"model"`
+	State       UpstreamModelStateState `json:"state"`
+	StateReason *string                 `json:"state_reason"`
+	StateSince  *time.Time              `json:"state_since"`
+	StateUntil  *time.Time              `json:"state_until"`
+}
+
+// UpstreamModelStateState defines model for UpstreamModelState.State.
+type UpstreamModelStateState string
+
+// UpstreamProbe defines model for UpstreamProbe.
+type UpstreamProbe struct {
+	At time.Time `json:"at"`
+
+	// Model The model probed with count_tokens; null for the upstream itself (GET /v1/models).
+	Model *string `json:"model"`
+	Ok    bool    `json:"ok"`
+}
+
+// UpstreamTestResult defines model for UpstreamTestResult.
+type UpstreamTestResult struct {
+	// LatencyMs Until the response headers.
+	LatencyMs float64 `json:"latency_ms"`
+
+	// Message The upstream's error message, or the connection error; "" on success.
+	Message string `json:"message"`
+
+	// Ok The upstream answered 2xx.
+	Ok bool `json:"ok"`
+
+	// Status The HTTP status it answered; null when none came.
+	Status *int `json:"status"`
 }
 
 // UsageGroup defines model for UsageGroup.
@@ -738,7 +973,7 @@ type UsageGroup struct {
 	// CostUsd What the requests cost in USD, exactly (up to 9 decimals), as priced when recorded or repriced since.
 	CostUsd json.Number `json:"cost_usd"`
 
-	// Group The key id, the UTC day (YYYY-MM-DD) or the model.
+	// Group The key id, the UTC day (YYYY-MM-DD), the model or the upstream id.
 	Group        string `json:"group"`
 	InputTokens  int64  `json:"input_tokens"`
 	OutputTokens int64  `json:"output_tokens"`
@@ -861,6 +1096,9 @@ type LogLimit = int
 // To defines model for To.
 type To = time.Time
 
+// UpstreamID defines model for UpstreamID.
+type UpstreamID = string
+
 // ListKeysParams defines parameters for ListKeys.
 type ListKeysParams struct {
 	// Active Only active (true) or inactive (false) keys.
@@ -883,7 +1121,9 @@ type AdminUsageParams struct {
 	From *From `form:"from,omitempty" json:"from,omitempty"`
 
 	// To Exclusive end (RFC 3339). Default now.
-	To      *To                      `form:"to,omitempty" json:"to,omitempty"`
+	To *To `form:"to,omitempty" json:"to,omitempty"`
+
+	// GroupBy upstream groups by the upstream that served each request (its id); "" is the group of the requests no upstream served (refusals).
 	GroupBy *AdminUsageParamsGroupBy `form:"group_by,omitempty" json:"group_by,omitempty"`
 }
 
@@ -954,6 +1194,12 @@ type ExtendPricingJSONRequestBody = ExtendPricingRequest
 
 // PutTierJSONRequestBody defines body for PutTier for application/json ContentType.
 type PutTierJSONRequestBody = PutTierRequest
+
+// CreateUpstreamJSONRequestBody defines body for CreateUpstream for application/json ContentType.
+type CreateUpstreamJSONRequestBody = CreateUpstreamRequest
+
+// UpdateUpstreamJSONRequestBody defines body for UpdateUpstream for application/json ContentType.
+type UpdateUpstreamJSONRequestBody = UpdateUpstreamRequest
 
 // RepriceUsageJSONRequestBody defines body for RepriceUsage for application/json ContentType.
 type RepriceUsageJSONRequestBody = RepriceRequest
@@ -1076,6 +1322,30 @@ type ServerInterface interface {
 	// PutTier Create or replace a tier. Applies to the next request.
 	// (PUT /admin/tiers/{name})
 	PutTier(ctx echo.Context, name string) error
+	// ListUpstreams Every upstream with its live state on the replica that answers, by priority then name.
+	// (GET /admin/upstreams)
+	ListUpstreams(ctx echo.Context) error
+	// CreateUpstream Add an upstream (an Anthropic API endpoint and key) to the pool.
+	// (POST /admin/upstreams)
+	CreateUpstream(ctx echo.Context) error
+	// DeleteUpstream Remove an upstream. Sessions pinned to it move; objects it created can no longer be reached.
+	// (DELETE /admin/upstreams/{id})
+	DeleteUpstream(ctx echo.Context, id UpstreamID) error
+
+	// (GET /admin/upstreams/{id})
+	GetUpstream(ctx echo.Context, id UpstreamID) error
+	// UpdateUpstream Change some of an upstream's fields; absent fields stay as they are.
+	// (PATCH /admin/upstreams/{id})
+	UpdateUpstream(ctx echo.Context, id UpstreamID) error
+	// DisableUpstream Take an upstream out of the pool on every replica; disabled_reason says who did.
+	// (POST /admin/upstreams/{id}/disable)
+	DisableUpstream(ctx echo.Context, id UpstreamID) error
+	// EnableUpstream Put an upstream back into the pool, also after the relay disabled it for a 401 or 403.
+	// (POST /admin/upstreams/{id}/enable)
+	EnableUpstream(ctx echo.Context, id UpstreamID) error
+	// TestUpstream Send one cheap request (GET /v1/models) to the upstream with its stored key, outside the pool.
+	// (POST /admin/upstreams/{id}/test)
+	TestUpstream(ctx echo.Context, id UpstreamID) error
 	// AdminUsage Usage totals across all keys (deleted ones included) over [from, to).
 	// (GET /admin/usage)
 	AdminUsage(ctx echo.Context, params AdminUsageParams) error
@@ -1369,6 +1639,120 @@ func (w *ServerInterfaceWrapper) PutTier(ctx echo.Context) error {
 
 	// Invoke the callback with all the unmarshaled arguments
 	err = w.Handler.PutTier(ctx, name)
+	return err
+}
+
+// ListUpstreams converts echo context to params.
+func (w *ServerInterfaceWrapper) ListUpstreams(ctx echo.Context) error {
+	var err error
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.ListUpstreams(ctx)
+	return err
+}
+
+// CreateUpstream converts echo context to params.
+func (w *ServerInterfaceWrapper) CreateUpstream(ctx echo.Context) error {
+	var err error
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.CreateUpstream(ctx)
+	return err
+}
+
+// DeleteUpstream converts echo context to params.
+func (w *ServerInterfaceWrapper) DeleteUpstream(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "id" -------------
+	var id UpstreamID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", ctx.Param("id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.DeleteUpstream(ctx, id)
+	return err
+}
+
+// GetUpstream converts echo context to params.
+func (w *ServerInterfaceWrapper) GetUpstream(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "id" -------------
+	var id UpstreamID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", ctx.Param("id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.GetUpstream(ctx, id)
+	return err
+}
+
+// UpdateUpstream converts echo context to params.
+func (w *ServerInterfaceWrapper) UpdateUpstream(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "id" -------------
+	var id UpstreamID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", ctx.Param("id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.UpdateUpstream(ctx, id)
+	return err
+}
+
+// DisableUpstream converts echo context to params.
+func (w *ServerInterfaceWrapper) DisableUpstream(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "id" -------------
+	var id UpstreamID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", ctx.Param("id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.DisableUpstream(ctx, id)
+	return err
+}
+
+// EnableUpstream converts echo context to params.
+func (w *ServerInterfaceWrapper) EnableUpstream(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "id" -------------
+	var id UpstreamID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", ctx.Param("id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.EnableUpstream(ctx, id)
+	return err
+}
+
+// TestUpstream converts echo context to params.
+func (w *ServerInterfaceWrapper) TestUpstream(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "id" -------------
+	var id UpstreamID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", ctx.Param("id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.TestUpstream(ctx, id)
 	return err
 }
 
@@ -1666,6 +2050,14 @@ func RegisterHandlersWithOptions(router EchoRouter, si ServerInterface, options 
 	router.POST(options.BaseURL+"/admin/pricing/models", wrapper.ExtendPricing, options.OperationMiddlewares["extendPricing"]...)
 	router.GET(options.BaseURL+"/admin/pricing/versions", wrapper.ListPricingVersions, options.OperationMiddlewares["listPricingVersions"]...)
 	router.GET(options.BaseURL+"/admin/pricing/versions/:version", wrapper.GetPricingVersion, options.OperationMiddlewares["getPricingVersion"]...)
+	router.GET(options.BaseURL+"/admin/upstreams", wrapper.ListUpstreams, options.OperationMiddlewares["listUpstreams"]...)
+	router.POST(options.BaseURL+"/admin/upstreams", wrapper.CreateUpstream, options.OperationMiddlewares["createUpstream"]...)
+	router.DELETE(options.BaseURL+"/admin/upstreams/:id", wrapper.DeleteUpstream, options.OperationMiddlewares["deleteUpstream"]...)
+	router.GET(options.BaseURL+"/admin/upstreams/:id", wrapper.GetUpstream, options.OperationMiddlewares["getUpstream"]...)
+	router.PATCH(options.BaseURL+"/admin/upstreams/:id", wrapper.UpdateUpstream, options.OperationMiddlewares["updateUpstream"]...)
+	router.POST(options.BaseURL+"/admin/upstreams/:id/disable", wrapper.DisableUpstream, options.OperationMiddlewares["disableUpstream"]...)
+	router.POST(options.BaseURL+"/admin/upstreams/:id/enable", wrapper.EnableUpstream, options.OperationMiddlewares["enableUpstream"]...)
+	router.POST(options.BaseURL+"/admin/upstreams/:id/test", wrapper.TestUpstream, options.OperationMiddlewares["testUpstream"]...)
 	router.GET(options.BaseURL+"/api/usage", wrapper.KeyUsage, options.OperationMiddlewares["keyUsage"]...)
 	router.GET(options.BaseURL+"/api/usage/daily", wrapper.KeyUsageDaily, options.OperationMiddlewares["keyUsageDaily"]...)
 	router.GET(options.BaseURL+"/api/usage/logs", wrapper.KeyUsageLogs, options.OperationMiddlewares["keyUsageLogs"]...)
@@ -3441,6 +3833,816 @@ func (response PutTierdefaultJSONResponse) VisitPutTierResponse(w http.ResponseW
 	return err
 }
 
+type ListUpstreamsRequestObject struct {
+}
+
+type ListUpstreamsResponseObject interface {
+	VisitListUpstreamsResponse(w http.ResponseWriter) error
+}
+
+type ListUpstreams200JSONResponse UpstreamList
+
+func (response ListUpstreams200JSONResponse) VisitListUpstreamsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListUpstreams401JSONResponse struct{ ErrorJSONResponse }
+
+func (response ListUpstreams401JSONResponse) VisitListUpstreamsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListUpstreams403JSONResponse Error
+
+func (response ListUpstreams403JSONResponse) VisitListUpstreamsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListUpstreamsdefaultJSONResponse struct {
+	Body       Error
+	StatusCode int
+}
+
+func (response ListUpstreamsdefaultJSONResponse) VisitListUpstreamsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateUpstreamRequestObject struct {
+	Body *CreateUpstreamJSONRequestBody
+}
+
+type CreateUpstreamResponseObject interface {
+	VisitCreateUpstreamResponse(w http.ResponseWriter) error
+}
+
+type CreateUpstream201JSONResponse Upstream
+
+func (response CreateUpstream201JSONResponse) VisitCreateUpstreamResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(201)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateUpstream400JSONResponse struct{ ErrorJSONResponse }
+
+func (response CreateUpstream400JSONResponse) VisitCreateUpstreamResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateUpstream401JSONResponse Error
+
+func (response CreateUpstream401JSONResponse) VisitCreateUpstreamResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateUpstream403JSONResponse Error
+
+func (response CreateUpstream403JSONResponse) VisitCreateUpstreamResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateUpstream409JSONResponse Error
+
+func (response CreateUpstream409JSONResponse) VisitCreateUpstreamResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateUpstream413JSONResponse Error
+
+func (response CreateUpstream413JSONResponse) VisitCreateUpstreamResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(413)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateUpstreamdefaultJSONResponse struct {
+	Body       Error
+	StatusCode int
+}
+
+func (response CreateUpstreamdefaultJSONResponse) VisitCreateUpstreamResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteUpstreamRequestObject struct {
+	Id UpstreamID `json:"id"`
+}
+
+type DeleteUpstreamResponseObject interface {
+	VisitDeleteUpstreamResponse(w http.ResponseWriter) error
+}
+
+type DeleteUpstream204Response struct {
+}
+
+func (response DeleteUpstream204Response) VisitDeleteUpstreamResponse(w http.ResponseWriter) error {
+	w.WriteHeader(204)
+	return nil
+}
+
+type DeleteUpstream400JSONResponse struct{ ErrorJSONResponse }
+
+func (response DeleteUpstream400JSONResponse) VisitDeleteUpstreamResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteUpstream401JSONResponse Error
+
+func (response DeleteUpstream401JSONResponse) VisitDeleteUpstreamResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteUpstream403JSONResponse Error
+
+func (response DeleteUpstream403JSONResponse) VisitDeleteUpstreamResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteUpstream404JSONResponse Error
+
+func (response DeleteUpstream404JSONResponse) VisitDeleteUpstreamResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteUpstreamdefaultJSONResponse struct {
+	Body       Error
+	StatusCode int
+}
+
+func (response DeleteUpstreamdefaultJSONResponse) VisitDeleteUpstreamResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetUpstreamRequestObject struct {
+	Id UpstreamID `json:"id"`
+}
+
+type GetUpstreamResponseObject interface {
+	VisitGetUpstreamResponse(w http.ResponseWriter) error
+}
+
+type GetUpstream200JSONResponse Upstream
+
+func (response GetUpstream200JSONResponse) VisitGetUpstreamResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetUpstream400JSONResponse struct{ ErrorJSONResponse }
+
+func (response GetUpstream400JSONResponse) VisitGetUpstreamResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetUpstream401JSONResponse Error
+
+func (response GetUpstream401JSONResponse) VisitGetUpstreamResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetUpstream403JSONResponse Error
+
+func (response GetUpstream403JSONResponse) VisitGetUpstreamResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetUpstream404JSONResponse Error
+
+func (response GetUpstream404JSONResponse) VisitGetUpstreamResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetUpstreamdefaultJSONResponse struct {
+	Body       Error
+	StatusCode int
+}
+
+func (response GetUpstreamdefaultJSONResponse) VisitGetUpstreamResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateUpstreamRequestObject struct {
+	Id   UpstreamID `json:"id"`
+	Body *UpdateUpstreamJSONRequestBody
+}
+
+type UpdateUpstreamResponseObject interface {
+	VisitUpdateUpstreamResponse(w http.ResponseWriter) error
+}
+
+type UpdateUpstream200JSONResponse Upstream
+
+func (response UpdateUpstream200JSONResponse) VisitUpdateUpstreamResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateUpstream400JSONResponse struct{ ErrorJSONResponse }
+
+func (response UpdateUpstream400JSONResponse) VisitUpdateUpstreamResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateUpstream401JSONResponse Error
+
+func (response UpdateUpstream401JSONResponse) VisitUpdateUpstreamResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateUpstream403JSONResponse Error
+
+func (response UpdateUpstream403JSONResponse) VisitUpdateUpstreamResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateUpstream404JSONResponse Error
+
+func (response UpdateUpstream404JSONResponse) VisitUpdateUpstreamResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateUpstream409JSONResponse Error
+
+func (response UpdateUpstream409JSONResponse) VisitUpdateUpstreamResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateUpstream413JSONResponse Error
+
+func (response UpdateUpstream413JSONResponse) VisitUpdateUpstreamResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(413)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateUpstreamdefaultJSONResponse struct {
+	Body       Error
+	StatusCode int
+}
+
+func (response UpdateUpstreamdefaultJSONResponse) VisitUpdateUpstreamResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DisableUpstreamRequestObject struct {
+	Id UpstreamID `json:"id"`
+}
+
+type DisableUpstreamResponseObject interface {
+	VisitDisableUpstreamResponse(w http.ResponseWriter) error
+}
+
+type DisableUpstream200JSONResponse Upstream
+
+func (response DisableUpstream200JSONResponse) VisitDisableUpstreamResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DisableUpstream400JSONResponse struct{ ErrorJSONResponse }
+
+func (response DisableUpstream400JSONResponse) VisitDisableUpstreamResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DisableUpstream401JSONResponse Error
+
+func (response DisableUpstream401JSONResponse) VisitDisableUpstreamResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DisableUpstream403JSONResponse Error
+
+func (response DisableUpstream403JSONResponse) VisitDisableUpstreamResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DisableUpstream404JSONResponse Error
+
+func (response DisableUpstream404JSONResponse) VisitDisableUpstreamResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DisableUpstream409JSONResponse Error
+
+func (response DisableUpstream409JSONResponse) VisitDisableUpstreamResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DisableUpstreamdefaultJSONResponse struct {
+	Body       Error
+	StatusCode int
+}
+
+func (response DisableUpstreamdefaultJSONResponse) VisitDisableUpstreamResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type EnableUpstreamRequestObject struct {
+	Id UpstreamID `json:"id"`
+}
+
+type EnableUpstreamResponseObject interface {
+	VisitEnableUpstreamResponse(w http.ResponseWriter) error
+}
+
+type EnableUpstream200JSONResponse Upstream
+
+func (response EnableUpstream200JSONResponse) VisitEnableUpstreamResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type EnableUpstream400JSONResponse struct{ ErrorJSONResponse }
+
+func (response EnableUpstream400JSONResponse) VisitEnableUpstreamResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type EnableUpstream401JSONResponse Error
+
+func (response EnableUpstream401JSONResponse) VisitEnableUpstreamResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type EnableUpstream403JSONResponse Error
+
+func (response EnableUpstream403JSONResponse) VisitEnableUpstreamResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type EnableUpstream404JSONResponse Error
+
+func (response EnableUpstream404JSONResponse) VisitEnableUpstreamResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type EnableUpstream409JSONResponse Error
+
+func (response EnableUpstream409JSONResponse) VisitEnableUpstreamResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type EnableUpstreamdefaultJSONResponse struct {
+	Body       Error
+	StatusCode int
+}
+
+func (response EnableUpstreamdefaultJSONResponse) VisitEnableUpstreamResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type TestUpstreamRequestObject struct {
+	Id UpstreamID `json:"id"`
+}
+
+type TestUpstreamResponseObject interface {
+	VisitTestUpstreamResponse(w http.ResponseWriter) error
+}
+
+type TestUpstream200JSONResponse UpstreamTestResult
+
+func (response TestUpstream200JSONResponse) VisitTestUpstreamResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type TestUpstream400JSONResponse struct{ ErrorJSONResponse }
+
+func (response TestUpstream400JSONResponse) VisitTestUpstreamResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type TestUpstream401JSONResponse Error
+
+func (response TestUpstream401JSONResponse) VisitTestUpstreamResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type TestUpstream403JSONResponse Error
+
+func (response TestUpstream403JSONResponse) VisitTestUpstreamResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type TestUpstream404JSONResponse Error
+
+func (response TestUpstream404JSONResponse) VisitTestUpstreamResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type TestUpstream503JSONResponse Error
+
+func (response TestUpstream503JSONResponse) VisitTestUpstreamResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type TestUpstreamdefaultJSONResponse struct {
+	Body       Error
+	StatusCode int
+}
+
+func (response TestUpstreamdefaultJSONResponse) VisitTestUpstreamResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type AdminUsageRequestObject struct {
 	Params AdminUsageParams
 }
@@ -4167,6 +5369,30 @@ type StrictServerInterface interface {
 	// PutTier Create or replace a tier. Applies to the next request.
 	// (PUT /admin/tiers/{name})
 	PutTier(ctx context.Context, request PutTierRequestObject) (PutTierResponseObject, error)
+	// ListUpstreams Every upstream with its live state on the replica that answers, by priority then name.
+	// (GET /admin/upstreams)
+	ListUpstreams(ctx context.Context, request ListUpstreamsRequestObject) (ListUpstreamsResponseObject, error)
+	// CreateUpstream Add an upstream (an Anthropic API endpoint and key) to the pool.
+	// (POST /admin/upstreams)
+	CreateUpstream(ctx context.Context, request CreateUpstreamRequestObject) (CreateUpstreamResponseObject, error)
+	// DeleteUpstream Remove an upstream. Sessions pinned to it move; objects it created can no longer be reached.
+	// (DELETE /admin/upstreams/{id})
+	DeleteUpstream(ctx context.Context, request DeleteUpstreamRequestObject) (DeleteUpstreamResponseObject, error)
+
+	// (GET /admin/upstreams/{id})
+	GetUpstream(ctx context.Context, request GetUpstreamRequestObject) (GetUpstreamResponseObject, error)
+	// UpdateUpstream Change some of an upstream's fields; absent fields stay as they are.
+	// (PATCH /admin/upstreams/{id})
+	UpdateUpstream(ctx context.Context, request UpdateUpstreamRequestObject) (UpdateUpstreamResponseObject, error)
+	// DisableUpstream Take an upstream out of the pool on every replica; disabled_reason says who did.
+	// (POST /admin/upstreams/{id}/disable)
+	DisableUpstream(ctx context.Context, request DisableUpstreamRequestObject) (DisableUpstreamResponseObject, error)
+	// EnableUpstream Put an upstream back into the pool, also after the relay disabled it for a 401 or 403.
+	// (POST /admin/upstreams/{id}/enable)
+	EnableUpstream(ctx context.Context, request EnableUpstreamRequestObject) (EnableUpstreamResponseObject, error)
+	// TestUpstream Send one cheap request (GET /v1/models) to the upstream with its stored key, outside the pool.
+	// (POST /admin/upstreams/{id}/test)
+	TestUpstream(ctx context.Context, request TestUpstreamRequestObject) (TestUpstreamResponseObject, error)
 	// AdminUsage Usage totals across all keys (deleted ones included) over [from, to).
 	// (GET /admin/usage)
 	AdminUsage(ctx context.Context, request AdminUsageRequestObject) (AdminUsageResponseObject, error)
@@ -4753,6 +5979,248 @@ func (sh *strictHandler) PutTier(ctx echo.Context, name string) error {
 		return err
 	} else if validResponse, ok := response.(PutTierResponseObject); ok {
 		return validResponse.VisitPutTierResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// ListUpstreams operation middleware
+func (sh *strictHandler) ListUpstreams(ctx echo.Context) error {
+	var request ListUpstreamsRequestObject
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.ListUpstreams(ctx.Request().Context(), request.(ListUpstreamsRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "ListUpstreams")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(ListUpstreamsResponseObject); ok {
+		return validResponse.VisitListUpstreamsResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// CreateUpstream operation middleware
+func (sh *strictHandler) CreateUpstream(ctx echo.Context) error {
+	var request CreateUpstreamRequestObject
+
+	var body CreateUpstreamJSONRequestBody
+	var err error
+	if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+		// A request validator built on kin-openapi's openapi3filter with
+		// KeepValidatedValue leaves the value it validated on the body. Bind
+		// that value, matching member names exactly, so the handler receives
+		// what was validated instead of a second, case-insensitive decode.
+		// Otherwise bind only the request body, so that path and query
+		// parameters are not also bound into the body struct.
+		if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+			err = binder.BindBody(ctx, &body)
+		}
+	} else {
+		// A custom binder is installed on the Echo instance; defer to it
+		// entirely, since echo.Binder does not expose body-only binding and
+		// the binder may do more than decode (for example call ctx.Validate).
+		err = ctx.Bind(&body)
+	}
+	if err != nil {
+		return err
+	}
+	request.Body = &body
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.CreateUpstream(ctx.Request().Context(), request.(CreateUpstreamRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "CreateUpstream")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(CreateUpstreamResponseObject); ok {
+		return validResponse.VisitCreateUpstreamResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// DeleteUpstream operation middleware
+func (sh *strictHandler) DeleteUpstream(ctx echo.Context, id UpstreamID) error {
+	var request DeleteUpstreamRequestObject
+
+	request.Id = id
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.DeleteUpstream(ctx.Request().Context(), request.(DeleteUpstreamRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "DeleteUpstream")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(DeleteUpstreamResponseObject); ok {
+		return validResponse.VisitDeleteUpstreamResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// GetUpstream operation middleware
+func (sh *strictHandler) GetUpstream(ctx echo.Context, id UpstreamID) error {
+	var request GetUpstreamRequestObject
+
+	request.Id = id
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.GetUpstream(ctx.Request().Context(), request.(GetUpstreamRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "GetUpstream")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(GetUpstreamResponseObject); ok {
+		return validResponse.VisitGetUpstreamResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// UpdateUpstream operation middleware
+func (sh *strictHandler) UpdateUpstream(ctx echo.Context, id UpstreamID) error {
+	var request UpdateUpstreamRequestObject
+
+	request.Id = id
+
+	var body UpdateUpstreamJSONRequestBody
+	var err error
+	if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+		// A request validator built on kin-openapi's openapi3filter with
+		// KeepValidatedValue leaves the value it validated on the body. Bind
+		// that value, matching member names exactly, so the handler receives
+		// what was validated instead of a second, case-insensitive decode.
+		// Otherwise bind only the request body, so that path and query
+		// parameters are not also bound into the body struct.
+		if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+			err = binder.BindBody(ctx, &body)
+		}
+	} else {
+		// A custom binder is installed on the Echo instance; defer to it
+		// entirely, since echo.Binder does not expose body-only binding and
+		// the binder may do more than decode (for example call ctx.Validate).
+		err = ctx.Bind(&body)
+	}
+	if err != nil {
+		return err
+	}
+	request.Body = &body
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.UpdateUpstream(ctx.Request().Context(), request.(UpdateUpstreamRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "UpdateUpstream")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(UpdateUpstreamResponseObject); ok {
+		return validResponse.VisitUpdateUpstreamResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// DisableUpstream operation middleware
+func (sh *strictHandler) DisableUpstream(ctx echo.Context, id UpstreamID) error {
+	var request DisableUpstreamRequestObject
+
+	request.Id = id
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.DisableUpstream(ctx.Request().Context(), request.(DisableUpstreamRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "DisableUpstream")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(DisableUpstreamResponseObject); ok {
+		return validResponse.VisitDisableUpstreamResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// EnableUpstream operation middleware
+func (sh *strictHandler) EnableUpstream(ctx echo.Context, id UpstreamID) error {
+	var request EnableUpstreamRequestObject
+
+	request.Id = id
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.EnableUpstream(ctx.Request().Context(), request.(EnableUpstreamRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "EnableUpstream")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(EnableUpstreamResponseObject); ok {
+		return validResponse.VisitEnableUpstreamResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// TestUpstream operation middleware
+func (sh *strictHandler) TestUpstream(ctx echo.Context, id UpstreamID) error {
+	var request TestUpstreamRequestObject
+
+	request.Id = id
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.TestUpstream(ctx.Request().Context(), request.(TestUpstreamRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "TestUpstream")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(TestUpstreamResponseObject); ok {
+		return validResponse.VisitTestUpstreamResponse(ctx.Response())
 	} else if response != nil {
 		return fmt.Errorf("unexpected response type: %T", response)
 	}

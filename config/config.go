@@ -25,6 +25,7 @@ import (
 	"github.com/relaystation/relay/adapters/httpx"
 	"github.com/relaystation/relay/adapters/metrics"
 	"github.com/relaystation/relay/adapters/proxy"
+	"github.com/relaystation/relay/adapters/secretbox"
 	"github.com/relaystation/relay/adapters/upstream"
 	"github.com/relaystation/relay/adapters/usagewriter"
 	"github.com/relaystation/relay/domain"
@@ -33,6 +34,7 @@ import (
 	"github.com/relaystation/relay/domain/budget"
 	"github.com/relaystation/relay/domain/pricing"
 	"github.com/relaystation/relay/domain/relay"
+	"github.com/relaystation/relay/domain/upstreams"
 )
 
 // Config is the whole configuration.
@@ -227,6 +229,48 @@ type UpstreamsConfig struct {
 	RetryBase   time.Duration `koanf:"retry_base"`
 	Deadline    time.Duration `koanf:"deadline"`
 	Cooldown    time.Duration `koanf:"cooldown"`
+	// KeySecret is the secret the upstreams' API keys are sealed under at
+	// rest (AES-256-GCM, the key derived with HKDF); empty: derived from
+	// SecretKey. PreviousKeySecrets still open keys sealed under them, for
+	// rotation (domain/upstreams' package doc).
+	KeySecret          string   `koanf:"key_secret"`
+	PreviousKeySecrets []string `koanf:"previous_key_secrets"`
+	// Refresh is how often each replica re-reads the stored upstreams, so
+	// that a change made through another applies within it.
+	Refresh time.Duration `koanf:"refresh"`
+}
+
+// Seeds are the configured upstreams as the upstream registry seeds them
+// into an empty table on first start: ids are the names ("primary", each
+// fallback's), so that pins and usage naming them keep working; the primary
+// has priority 0 and each fallback its place in the list; weight 1,
+// enabled, in the default group.
+func (c UpstreamsConfig) Seeds() []upstreams.SeedUpstream {
+	out := make([]upstreams.SeedUpstream, 0, 1+len(c.Fallbacks))
+	for i, u := range append([]UpstreamConfig{c.Primary}, c.Fallbacks...) {
+		out = append(out, upstreams.SeedUpstream{ID: u.Name, Name: u.Name, URL: u.URL, APIKey: u.APIKey, Priority: i, Weight: 1, Enabled: true})
+	}
+	return out
+}
+
+// KeyBox is the box the upstreams' API keys are sealed with: its current
+// key from KeySecret, or from secretKey (the effective SECRET_KEY, which
+// may have been generated at start) while KeySecret is unset; its previous
+// keys from PreviousKeySecrets.
+func (c UpstreamsConfig) KeyBox(secretKey string) (secretbox.Box, error) {
+	cur, err := secretbox.KeyFromConfig(c.KeySecret, secretKey)
+	if err != nil {
+		return secretbox.Box{}, err
+	}
+	box := secretbox.Box{Current: cur}
+	for i, s := range c.PreviousKeySecrets {
+		k, err := secretbox.DeriveKey(s)
+		if err != nil {
+			return secretbox.Box{}, fmt.Errorf("upstream.previous_key_secrets[%d] (UPSTREAM_PREVIOUS_KEY_SECRETS): %w", i, err)
+		}
+		box.Previous = append(box.Previous, k)
+	}
+	return box, nil
 }
 
 // TierConfig seeds a rate-limit tier. Period is seconds when a number.
@@ -317,6 +361,7 @@ func Defaults() Config {
 			RetryBase:        upstream.DefaultBaseDelay,
 			Deadline:         upstream.DefaultDeadline,
 			Cooldown:         upstream.DefaultCooldown,
+			Refresh:          upstreams.DefaultRefresh,
 		},
 		RateLimit: RateLimitConfig{DefaultTier: domain.DefaultTierName, FailPolicy: relay.DefaultRatePolicy},
 		Quota: QuotaConfig{DefaultMaxTokens: relay.DefaultMaxTokens, Lease: relay.DefaultLease, FailPolicy: relay.DefaultQuotaPolicy,
@@ -333,38 +378,41 @@ func Defaults() Config {
 // envMap lists the environment variables the relay reads, unprefixed, and
 // the configuration keys they set.
 var envMap = map[string]string{
-	"LISTEN_ADDR":               "listen_addr",
-	"DATA_DIR":                  "data_dir",
-	"DATABASE_URL":              "database_url",
-	"REDIS_URL":                 "redis_url",
-	"SECRET_KEY":                "secret_key",
-	"KEY_HASH_SECRET":           "key_hash_secret",
-	"UPSTREAM_URL":              "upstream.primary.url",
-	"UPSTREAM_API_KEY":          "upstream.primary.api_key",
-	"ADMIN_USERNAME":            "admin.username",
-	"ADMIN_PASSWORD":            "admin.password",
-	"ADMIN_PASSWORD_HASH":       "admin.password_hash",
-	"ADMIN_ALLOWED_IPS":         "admin.allowed_ips",
-	"LOG_LEVEL":                 "log.level",
-	"LOG_FORMAT":                "log.format",
-	"METRICS_TOKEN":             "metrics.token",
-	"TRUSTED_PROXIES":           "server.trusted_proxies",
-	"CORS_ALLOWED_ORIGINS":      "cors.allowed_origins",
-	"PROXY_PASSTHROUGH":         "proxy.passthrough",
-	"PRICING_UNPRICED":          "pricing.unpriced",
-	"BUDGETS_DEFAULT_TIME_ZONE": "budgets.default_time_zone",
-	"PPROF_ADDR":                "server.pprof_addr",
-	"METRICS_LISTEN_ADDR":       "metrics.listen_addr",
-	"MAX_CONNECTIONS":           "server.max_connections",
-	"MAX_CONNECTIONS_PER_ADDR":  "server.max_connections_per_addr",
+	"LISTEN_ADDR":                   "listen_addr",
+	"DATA_DIR":                      "data_dir",
+	"DATABASE_URL":                  "database_url",
+	"REDIS_URL":                     "redis_url",
+	"SECRET_KEY":                    "secret_key",
+	"KEY_HASH_SECRET":               "key_hash_secret",
+	"UPSTREAM_URL":                  "upstream.primary.url",
+	"UPSTREAM_API_KEY":              "upstream.primary.api_key",
+	"UPSTREAM_KEY_SECRET":           "upstream.key_secret",
+	"UPSTREAM_PREVIOUS_KEY_SECRETS": "upstream.previous_key_secrets",
+	"ADMIN_USERNAME":                "admin.username",
+	"ADMIN_PASSWORD":                "admin.password",
+	"ADMIN_PASSWORD_HASH":           "admin.password_hash",
+	"ADMIN_ALLOWED_IPS":             "admin.allowed_ips",
+	"LOG_LEVEL":                     "log.level",
+	"LOG_FORMAT":                    "log.format",
+	"METRICS_TOKEN":                 "metrics.token",
+	"TRUSTED_PROXIES":               "server.trusted_proxies",
+	"CORS_ALLOWED_ORIGINS":          "cors.allowed_origins",
+	"PROXY_PASSTHROUGH":             "proxy.passthrough",
+	"PRICING_UNPRICED":              "pricing.unpriced",
+	"BUDGETS_DEFAULT_TIME_ZONE":     "budgets.default_time_zone",
+	"PPROF_ADDR":                    "server.pprof_addr",
+	"METRICS_LISTEN_ADDR":           "metrics.listen_addr",
+	"MAX_CONNECTIONS":               "server.max_connections",
+	"MAX_CONNECTIONS_PER_ADDR":      "server.max_connections_per_addr",
 }
 
 // listKeys are set from comma-separated environment values.
 var listKeys = map[string]bool{
-	"admin.allowed_ips":      true,
-	"server.trusted_proxies": true,
-	"cors.allowed_origins":   true,
-	"proxy.passthrough":      true,
+	"admin.allowed_ips":             true,
+	"server.trusted_proxies":        true,
+	"cors.allowed_origins":          true,
+	"proxy.passthrough":             true,
+	"upstream.previous_key_secrets": true,
 }
 
 // EnvNames returns the environment variables the relay reads.
@@ -674,6 +722,31 @@ func (c *Config) Validate() error {
 	}
 	if c.Upstream.RetryBase <= 0 || c.Upstream.Deadline <= 0 || c.Upstream.Cooldown <= 0 {
 		bad("upstream.retry_base/deadline/cooldown", "must be positive")
+	}
+	seen := map[string]bool{}
+	for i, s := range c.Upstream.Seeds() {
+		key := "upstream.primary"
+		if i > 0 {
+			key = fmt.Sprintf("upstream.fallbacks[%d]", i-1)
+		}
+		if seen[s.ID] {
+			bad(key+".name", "%q names another upstream too; each needs its own name", s.ID)
+		}
+		seen[s.ID] = true
+		if err := s.Validate(); err != nil {
+			bad(key, "%s", err.Error())
+		}
+	}
+	if s := c.Upstream.KeySecret; s != "" && len(s) < secretbox.MinSecretLen {
+		bad("upstream.key_secret (UPSTREAM_KEY_SECRET)", "must be at least %d bytes (openssl rand -hex 32)", secretbox.MinSecretLen)
+	}
+	for i, s := range c.Upstream.PreviousKeySecrets {
+		if len(s) < secretbox.MinSecretLen {
+			bad(fmt.Sprintf("upstream.previous_key_secrets[%d] (UPSTREAM_PREVIOUS_KEY_SECRETS)", i), "must be at least %d bytes", secretbox.MinSecretLen)
+		}
+	}
+	if c.Upstream.Refresh < time.Second || c.Upstream.Refresh > time.Hour {
+		bad("upstream.refresh", "must be between 1s and 1h")
 	}
 	for name, t := range c.RateLimit.ByTier {
 		key := "rate_limit.by_tier." + name

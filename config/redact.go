@@ -46,6 +46,14 @@ func (c Config) Redacted() Config {
 	for i := range r.Upstream.Fallbacks {
 		r.Upstream.Fallbacks[i].APIKey = maskIf(r.Upstream.Fallbacks[i].APIKey)
 	}
+	r.Upstream.KeySecret = maskIf(c.Upstream.KeySecret)
+	r.Upstream.PreviousKeySecrets = make([]string, len(c.Upstream.PreviousKeySecrets))
+	for i, s := range c.Upstream.PreviousKeySecrets {
+		r.Upstream.PreviousKeySecrets[i] = maskIf(s)
+	}
+	if c.Upstream.PreviousKeySecrets == nil {
+		r.Upstream.PreviousKeySecrets = nil
+	}
 	return r
 }
 

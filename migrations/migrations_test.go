@@ -16,6 +16,7 @@ import (
 	"github.com/relaystation/relay/adapters/postgres"
 	"github.com/relaystation/relay/adapters/sqlite"
 	"github.com/relaystation/relay/domain"
+	"github.com/relaystation/relay/domain/pool"
 	"github.com/relaystation/relay/internal/testenv"
 	"github.com/relaystation/relay/migrations"
 	"github.com/relaystation/relay/ports"
@@ -145,12 +146,23 @@ var newColumns = map[int]map[string][]string{
 			"cost_web_search", "cost_web_fetch"},
 		"price_tables": {"version", "seq", "body", "created_at", "created_by", "comment"},
 	},
+	4: {
+		"upstreams": {"id", "name", "url", "sealed_key", "key_last4", "priority", "weight", "max_concurrency",
+			"models", "grp", "enabled", "disabled_reason", "created_at", "updated_at"},
+		"api_keys":      {"upstream_group"},
+		"owned_objects": {"upstream"},
+		"usage_daily_upstream": {"day", "upstream", "key_id", "requests", "input_tokens", "output_tokens",
+			"cache_creation_input_tokens", "cache_read_input_tokens", "cache_creation_5m_tokens", "cache_creation_1h_tokens",
+			"cost_total", "cost_input", "cost_output", "cost_cache_write_5m", "cost_cache_write_1h", "cost_cache_read",
+			"cost_web_search", "cost_web_fetch"},
+	},
 }
 
 // usageDetailsDownUp migrates to the latest version, writes through every
-// column migrations 2 and 3 added, rolls them back one at a time and checks
+// column migrations 2 to 4 added, rolls them back one at a time and checks
 // that the records written before survive in the columns migration 1 made,
-// then migrates up again.
+// then migrates up again (migration 4 sums the surviving records into the
+// upstream rollup).
 func usageDetailsDownUp(t *testing.T, e engine) {
 	ctx := context.Background()
 	migrate := func(direction, want string) {
@@ -178,19 +190,20 @@ func usageDetailsDownUp(t *testing.T, e engine) {
 		}
 	}
 
-	migrate(migrations.Up, "to 3")
-	columns(3)
+	migrate(migrations.Up, "to 4")
+	columns(4)
 	s := e.open(t)
 	key := domain.APIKey{
 		ID: uuid.New(), Name: "k", KeyHash: "h", KeyPrefix: "p", IsActive: true, CreatedAt: time.Now(), UpdatedAt: time.Now(),
 		AllowedModels: []string{"claude-*"}, Budgets: []domain.KeyBudget{{Window: "day", Limit: 5_000_000_000}},
+		UpstreamGroup: "team-a",
 	}
 	if err := s.CreateKey(ctx, key); err != nil {
 		t.Fatal(err)
 	}
 	at := time.Date(2025, 3, 10, 12, 0, 0, 0, time.UTC)
 	rec := domain.UsageRecord{
-		RequestID: "req_1", KeyID: key.ID, Time: at, Model: "claude-opus-4-5", RequestedModel: "claude-opus-4",
+		RequestID: "req_1", KeyID: key.ID, Time: at, Model: "claude-opus-4-5", RequestedModel: "claude-opus-4", Upstream: "up_a",
 		Endpoint: "messages", Status: 200, Usage: domain.Usage{InputTokens: 10, OutputTokens: 5},
 		Iterations:  []domain.Iteration{{Type: "message", Usage: domain.Usage{InputTokens: 10, OutputTokens: 5}}},
 		ServerTools: domain.ServerToolUse{WebSearchRequests: 2, WebFetchRequests: 1},
@@ -203,7 +216,11 @@ func usageDetailsDownUp(t *testing.T, e engine) {
 	if err := s.InsertUsage(ctx, []domain.UsageRecord{rec}); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.PutObject(ctx, domain.OwnedObject{Kind: domain.ObjectBatch, ID: "msgbatch_1", KeyID: key.ID, CreatedAt: at, PollAfter: at}); err != nil {
+	if err := s.PutObject(ctx, domain.OwnedObject{Kind: domain.ObjectBatch, ID: "msgbatch_1", KeyID: key.ID, CreatedAt: at, PollAfter: at, Upstream: "up_a"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.CreateUpstream(ctx, ports.UpstreamRecord{Upstream: pool.Upstream{ID: "up_a", Name: "a", Weight: 1, Enabled: true},
+		URL: "https://api.anthropic.com", SealedKey: "v1:x:y", CreatedAt: at}); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.PutPriceTable(ctx, ports.PriceTableVersion{Version: "2025-11-24", Table: []byte(`{}`), CreatedAt: at}); err != nil {
@@ -225,6 +242,12 @@ func usageDetailsDownUp(t *testing.T, e engine) {
 			t.Fatalf("%d keys at version %d, want 1", n, version)
 		}
 	}
+	if n := e.scalar(t, `SELECT sum(requests) FROM usage_daily_upstream WHERE upstream = 'up_a'`); n != 1 {
+		t.Fatalf("upstream rollup counts %d requests, want 1", n)
+	}
+	migrate(migrations.Down, "from version 4 to 3")
+	columns(3)
+	survived(3)
 	migrate(migrations.Down, "from version 3 to 2")
 	columns(2)
 	survived(2)
@@ -235,8 +258,12 @@ func usageDetailsDownUp(t *testing.T, e engine) {
 	columns(1)
 	survived(1)
 
-	migrate(migrations.Up, "from version 1 to 3")
-	columns(3)
+	migrate(migrations.Up, "from version 1 to 4")
+	columns(4)
+	// The records already stored are summed into the new upstream rollup.
+	if n := e.scalar(t, `SELECT sum(requests) FROM usage_daily_upstream WHERE upstream = 'up_a'`); n != 1 {
+		t.Fatalf("upstream rollup counts %d requests after migrating up, want 1", n)
+	}
 	s = e.open(t)
 	logs, err := s.UsageLogs(ctx, domain.LogQuery{})
 	if err != nil {
@@ -253,8 +280,11 @@ func usageDetailsDownUp(t *testing.T, e engine) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got.AllowedModels != nil || got.Budgets != nil {
-		t.Fatalf("key after down and up: models %v, budgets %v; want none", got.AllowedModels, got.Budgets)
+	if got.AllowedModels != nil || got.Budgets != nil || got.UpstreamGroup != "" {
+		t.Fatalf("key after down and up: models %v, budgets %v, group %q; want none", got.AllowedModels, got.Budgets, got.UpstreamGroup)
+	}
+	if ups, err := s.ListUpstreams(ctx); err != nil || len(ups) != 0 {
+		t.Fatalf("upstreams after down and up: %v, %v; want none", ups, err)
 	}
 	if _, err := s.GetObject(ctx, domain.ObjectBatch, "msgbatch_1"); domain.KindOf(err) != domain.KindNotFound {
 		t.Fatalf("owned object after down and up: err = %v, want not found", err)
@@ -274,15 +304,19 @@ func usageDetailsDownUp(t *testing.T, e engine) {
 	if n := e.scalar(t, `SELECT sum(cost_total) FROM usage_daily`); n != 40_000_000 {
 		t.Fatalf("daily cost = %d after re-migrating, want 40000000", n)
 	}
+	if n := e.scalar(t, `SELECT sum(requests) FROM usage_daily_upstream`); n != 2 {
+		t.Fatalf("upstream rollup counts %d requests after re-migrating, want 2", n)
+	}
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
 
 	// All the way down and up again.
+	migrate(migrations.Down, "from version 4 to 3")
 	migrate(migrations.Down, "from version 3 to 2")
 	migrate(migrations.Down, "from version 2 to 1")
 	migrate(migrations.Down, "from version 1 to 0")
 	columns(1)
-	migrate(migrations.Up, "from version 0 to 3")
-	columns(3)
+	migrate(migrations.Up, "from version 0 to 4")
+	columns(4)
 }

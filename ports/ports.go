@@ -104,6 +104,7 @@ type Store interface {
 	SpendStore
 	PriceStore
 	UsageRepricer
+	UpstreamStore
 	Ping(ctx context.Context) error
 	io.Closer
 }

@@ -31,6 +31,7 @@ func toAPIKey(k domain.APIKey) api.APIKey {
 		AllowedDomains: nonNil(k.AllowedDomains),
 		AllowedModels:  nonNil(k.AllowedModels),
 		Budgets:        toAPIBudgets(k.Budgets),
+		UpstreamGroup:  k.UpstreamGroup,
 		CreatedAt:      k.CreatedAt.UTC(),
 		UpdatedAt:      k.UpdatedAt.UTC(),
 		LastUsedAt:     utcTime(k.LastUsedAt),
@@ -54,6 +55,7 @@ func toAPICreatedKey(ik admin.IssuedKey) api.CreatedAPIKey {
 		AllowedDomains: k.AllowedDomains,
 		AllowedModels:  k.AllowedModels,
 		Budgets:        k.Budgets,
+		UpstreamGroup:  k.UpstreamGroup,
 		CreatedAt:      k.CreatedAt,
 		UpdatedAt:      k.UpdatedAt,
 		LastUsedAt:     k.LastUsedAt,
@@ -79,6 +81,9 @@ func toIssueKeyInput(b api.CreateKeyRequest) admin.IssueKeyInput {
 	}
 	if b.Budgets != nil {
 		in.Budgets = toBudgetInputs(*b.Budgets)
+	}
+	if b.UpstreamGroup != nil {
+		in.UpstreamGroup = *b.UpstreamGroup
 	}
 	return in
 }
@@ -127,6 +132,7 @@ func toUpdateKeyInput(id uuid.UUID, b api.UpdateKeyRequest) (admin.UpdateKeyInpu
 	in := admin.UpdateKeyInput{
 		ID: id, Name: b.Name, Description: b.Description, RateLimitTier: b.RateLimitTier,
 		AllowedIPs: b.AllowedIps, AllowedDomains: b.AllowedDomains, AllowedModels: b.AllowedModels,
+		UpstreamGroup: b.UpstreamGroup,
 	}
 	if b.Budgets != nil {
 		bs := toBudgetInputs(*b.Budgets)

@@ -20,6 +20,7 @@ import (
 	"github.com/relaystation/relay/domain"
 	"github.com/relaystation/relay/domain/admin"
 	"github.com/relaystation/relay/domain/relay"
+	"github.com/relaystation/relay/domain/upstreams"
 )
 
 // DefaultManagementBodyLimit caps request bodies on management routes. The
@@ -28,10 +29,13 @@ const DefaultManagementBodyLimit = 1 << 20
 
 // Options wires the HTTP server. Admin, Auth and JWT.Secret are required.
 type Options struct {
-	Log      *slog.Logger
-	Admin    *admin.Service
-	Auth     *relay.Authenticator
-	ClientIP *httpx.ClientIPResolver // nil: the connection's peer
+	Log   *slog.Logger
+	Admin *admin.Service
+	Auth  *relay.Authenticator
+	// Upstreams manages the upstream pool at /admin/upstreams; nil answers
+	// those routes 503.
+	Upstreams *upstreams.Registry
+	ClientIP  *httpx.ClientIPResolver // nil: the connection's peer
 	// Proxy serves every path the management API does not claim (/v1/...).
 	// It is mounted with no body-limit, validation or compression middleware,
 	// so streams pass through unbuffered. nil answers 404.
@@ -59,19 +63,21 @@ type Options struct {
 // Server is the relay's HTTP front: the management API and, behind it, the
 // proxy.
 type Server struct {
-	e        *echo.Echo
-	log      *slog.Logger
-	admin    *admin.Service
-	auth     *relay.Authenticator
-	clientIP *httpx.ClientIPResolver
-	proxy    http.Handler
-	ready    func(context.Context) error
-	jwt      *jwtIssuer
-	obs      Observer
-	adminIPs []netip.Prefix
-	limit    int64
-	bodyWait time.Duration
-	allow    map[string][]string // management path -> its methods, for 405s
+	e     *echo.Echo
+	log   *slog.Logger
+	admin *admin.Service
+	auth  *relay.Authenticator
+	// upstreams may be nil (see Options).
+	upstreams *upstreams.Registry
+	clientIP  *httpx.ClientIPResolver
+	proxy     http.Handler
+	ready     func(context.Context) error
+	jwt       *jwtIssuer
+	obs       Observer
+	adminIPs  []netip.Prefix
+	limit     int64
+	bodyWait  time.Duration
+	allow     map[string][]string // management path -> its methods, for 405s
 }
 
 var fallbackMethods = []string{
@@ -96,17 +102,18 @@ func New(opts Options) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{
-		log:      opts.Log,
-		admin:    opts.Admin,
-		auth:     opts.Auth,
-		clientIP: opts.ClientIP,
-		proxy:    opts.Proxy,
-		ready:    opts.Ready,
-		jwt:      jwtIss,
-		obs:      opts.Observer,
-		adminIPs: opts.AdminAllowedIPs,
-		limit:    opts.BodyLimit,
-		bodyWait: opts.BodyReadTimeout,
+		log:       opts.Log,
+		admin:     opts.Admin,
+		auth:      opts.Auth,
+		upstreams: opts.Upstreams,
+		clientIP:  opts.ClientIP,
+		proxy:     opts.Proxy,
+		ready:     opts.Ready,
+		jwt:       jwtIss,
+		obs:       opts.Observer,
+		adminIPs:  opts.AdminAllowedIPs,
+		limit:     opts.BodyLimit,
+		bodyWait:  opts.BodyReadTimeout,
 	}
 	if s.bodyWait <= 0 {
 		s.bodyWait = httpx.DefaultBodyReadTimeout

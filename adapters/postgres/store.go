@@ -56,6 +56,7 @@ func bind(q *pgdb.Queries) sqlstore.Queries {
 	return sqlstore.Queries{
 		Keys: sqlstore.BindKeys(q), Tiers: sqlstore.BindTiers(q), Usage: sqlstore.BindUsage(q),
 		Costs: sqlstore.BindCosts(q), Objects: sqlstore.BindObjects(q), Prices: sqlstore.BindPrices(q),
+		Upstreams: sqlstore.BindUpstreams(q),
 	}
 }
 

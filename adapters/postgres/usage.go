@@ -31,14 +31,15 @@ CREATE TEMP TABLE IF NOT EXISTS usage_in (LIKE usage_records INCLUDING DEFAULTS)
 	// applyUsageBatch first takes the row locks of the batch's keys in id
 	// order, so concurrent batches queue on shared keys instead of
 	// deadlocking. It then inserts the staged records that are new and folds
-	// exactly those into the daily rollup and the keys' counters, and commits.
+	// exactly those into the daily rollups (per key and model, per upstream
+	// and key) and the keys' counters, and commits.
 	applyUsageBatch = `
 SELECT 1 FROM api_keys WHERE id IN (SELECT key_id FROM usage_in) ORDER BY id FOR NO KEY UPDATE;
 WITH ins AS (
     INSERT INTO usage_records
     SELECT * FROM usage_in
     ON CONFLICT (request_id) DO NOTHING
-    RETURNING key_id, created_at, model, input_tokens, output_tokens,
+    RETURNING key_id, created_at, model, upstream, input_tokens, output_tokens,
         cache_creation_input_tokens, cache_read_input_tokens,
         cache_creation_5m_tokens, cache_creation_1h_tokens,
         web_search_requests, web_fetch_requests,
@@ -79,6 +80,37 @@ WITH ins AS (
         cost_cache_read = d.cost_cache_read + excluded.cost_cache_read,
         cost_web_search = d.cost_web_search + excluded.cost_web_search,
         cost_web_fetch = d.cost_web_fetch + excluded.cost_web_fetch
+), daily_upstream AS (
+    INSERT INTO usage_daily_upstream AS u (
+        day, upstream, key_id, requests, input_tokens, output_tokens,
+        cache_creation_input_tokens, cache_read_input_tokens,
+        cache_creation_5m_tokens, cache_creation_1h_tokens,
+        cost_total, cost_input, cost_output, cost_cache_write_5m,
+        cost_cache_write_1h, cost_cache_read, cost_web_search, cost_web_fetch)
+    SELECT (created_at AT TIME ZONE 'UTC')::date, upstream, key_id, count(*),
+        sum(input_tokens), sum(output_tokens),
+        sum(cache_creation_input_tokens), sum(cache_read_input_tokens),
+        sum(cache_creation_5m_tokens), sum(cache_creation_1h_tokens),
+        sum(cost_total), sum(cost_input), sum(cost_output), sum(cost_cache_write_5m),
+        sum(cost_cache_write_1h), sum(cost_cache_read), sum(cost_web_search), sum(cost_web_fetch)
+    FROM ins
+    GROUP BY 1, 2, 3
+    ON CONFLICT (day, upstream, key_id) DO UPDATE SET
+        requests = u.requests + excluded.requests,
+        input_tokens = u.input_tokens + excluded.input_tokens,
+        output_tokens = u.output_tokens + excluded.output_tokens,
+        cache_creation_input_tokens = u.cache_creation_input_tokens + excluded.cache_creation_input_tokens,
+        cache_read_input_tokens = u.cache_read_input_tokens + excluded.cache_read_input_tokens,
+        cache_creation_5m_tokens = u.cache_creation_5m_tokens + excluded.cache_creation_5m_tokens,
+        cache_creation_1h_tokens = u.cache_creation_1h_tokens + excluded.cache_creation_1h_tokens,
+        cost_total = u.cost_total + excluded.cost_total,
+        cost_input = u.cost_input + excluded.cost_input,
+        cost_output = u.cost_output + excluded.cost_output,
+        cost_cache_write_5m = u.cost_cache_write_5m + excluded.cost_cache_write_5m,
+        cost_cache_write_1h = u.cost_cache_write_1h + excluded.cost_cache_write_1h,
+        cost_cache_read = u.cost_cache_read + excluded.cost_cache_read,
+        cost_web_search = u.cost_web_search + excluded.cost_web_search,
+        cost_web_fetch = u.cost_web_fetch + excluded.cost_web_fetch
 ), keys AS (
     UPDATE api_keys AS k SET
         tokens_used = k.tokens_used + s.total,

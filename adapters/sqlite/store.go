@@ -58,6 +58,7 @@ func bind(q *sqlitedb.Queries) sqlstore.Queries {
 	return sqlstore.Queries{
 		Keys: sqlstore.BindKeys(q), Tiers: sqlstore.BindTiers(q), Usage: sqlstore.BindUsage(q),
 		Costs: sqlstore.BindCosts(q), Objects: sqlstore.BindObjects(q), Prices: sqlstore.BindPrices(q),
+		Upstreams: sqlstore.BindUpstreams(q),
 	}
 }
 

@@ -77,7 +77,7 @@ func insertUsageSQL(n int, plain bool) string {
 	// RETURNING yields only the rows actually inserted: exactly the ones the
 	// aggregates must count.
 	b.WriteString(` ON CONFLICT (request_id) DO NOTHING
-		RETURNING key_id, created_at, model, input_tokens, output_tokens,
+		RETURNING key_id, created_at, model, upstream, input_tokens, output_tokens,
 		cache_creation_input_tokens, cache_read_input_tokens,
 		cache_creation_5m_tokens, cache_creation_1h_tokens,
 		web_search_requests, web_fetch_requests,
@@ -93,6 +93,17 @@ type dailyKey struct {
 	day, model string
 }
 
+type dailyUpstreamKey struct {
+	day, upstream string
+	key           uuid.UUID
+}
+
+// rollups are the sums a batch adds to the daily rollups.
+type rollups struct {
+	daily    map[dailyKey]*sqlitedb.UpsertUsageDailyParams
+	upstream map[dailyUpstreamKey]*sqlitedb.UpsertUsageDailyUpstreamParams
+}
+
 type keyAgg struct {
 	tokens int64
 	last   int64
@@ -103,7 +114,7 @@ func (e *engine) InsertUsage(ctx context.Context, recs []domain.UsageRecord) err
 	clean := sqlstore.Clean
 	return e.inTx(ctx, func(tx *sql.Tx, q *sqlitedb.Queries) error {
 		keys := map[uuid.UUID]*keyAgg{}
-		daily := map[dailyKey]*sqlitedb.UpsertUsageDailyParams{}
+		daily := rollups{daily: map[dailyKey]*sqlitedb.UpsertUsageDailyParams{}, upstream: map[dailyUpstreamKey]*sqlitedb.UpsertUsageDailyUpstreamParams{}}
 		plainArgs := make([]any, 0, min(len(recs), rowsPerInsert)*plainColumnCount)
 		fullArgs := make([]any, 0, usageColumnCount)
 		for start := 0; start < len(recs); start += rowsPerInsert {
@@ -153,16 +164,96 @@ func (e *engine) InsertUsage(ctx context.Context, recs []domain.UsageRecord) err
 				return fmt.Errorf("add key usage: %w", err)
 			}
 		}
-		for _, d := range daily {
+		for _, d := range daily.daily {
 			if err := q.UpsertUsageDaily(ctx, *d); err != nil {
 				return fmt.Errorf("update daily usage: %w", err)
 			}
+		}
+		if err := upsertDailyUpstream(ctx, tx, daily.upstream); err != nil {
+			return fmt.Errorf("update daily usage per upstream: %w", err)
 		}
 		return nil
 	})
 }
 
-func insertChunk(ctx context.Context, tx *sql.Tx, query string, args []any, keys map[uuid.UUID]*keyAgg, daily map[dailyKey]*sqlitedb.UpsertUsageDailyParams) error {
+// rollupRowsPerUpsert is the rows of one multi-row upsert of the upstream
+// rollup (18 values each): a batch touches one row per day, upstream and
+// key, and one statement for them all costs far less in the in-process
+// engine than one each.
+const rollupRowsPerUpsert = 32
+
+// upstreamRollupSQL caches the multi-row upsert text per row count. It is
+// UpsertUsageDailyUpstream (sql/sqlite/usage.sql) with a VALUES list of
+// variable length, which sqlc cannot express.
+var upstreamRollupSQL sync.Map // int -> string
+
+func upsertUpstreamRollupSQL(n int) string {
+	if v, ok := upstreamRollupSQL.Load(n); ok {
+		return v.(string)
+	}
+	var b strings.Builder
+	b.WriteString(`INSERT INTO usage_daily_upstream (
+	day, upstream, key_id, requests, input_tokens, output_tokens,
+	cache_creation_input_tokens, cache_read_input_tokens, cache_creation_5m_tokens, cache_creation_1h_tokens,
+	cost_total, cost_input, cost_output, cost_cache_write_5m, cost_cache_write_1h, cost_cache_read,
+	cost_web_search, cost_web_fetch) VALUES `)
+	row := "(" + strings.TrimSuffix(strings.Repeat("?,", 18), ",") + ")"
+	for i := range n {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(row)
+	}
+	b.WriteString(` ON CONFLICT (day, upstream, key_id) DO UPDATE SET
+	requests = requests + excluded.requests,
+	input_tokens = input_tokens + excluded.input_tokens,
+	output_tokens = output_tokens + excluded.output_tokens,
+	cache_creation_input_tokens = cache_creation_input_tokens + excluded.cache_creation_input_tokens,
+	cache_read_input_tokens = cache_read_input_tokens + excluded.cache_read_input_tokens,
+	cache_creation_5m_tokens = cache_creation_5m_tokens + excluded.cache_creation_5m_tokens,
+	cache_creation_1h_tokens = cache_creation_1h_tokens + excluded.cache_creation_1h_tokens,
+	cost_total = cost_total + excluded.cost_total,
+	cost_input = cost_input + excluded.cost_input,
+	cost_output = cost_output + excluded.cost_output,
+	cost_cache_write_5m = cost_cache_write_5m + excluded.cost_cache_write_5m,
+	cost_cache_write_1h = cost_cache_write_1h + excluded.cost_cache_write_1h,
+	cost_cache_read = cost_cache_read + excluded.cost_cache_read,
+	cost_web_search = cost_web_search + excluded.cost_web_search,
+	cost_web_fetch = cost_web_fetch + excluded.cost_web_fetch`)
+	q := b.String()
+	upstreamRollupSQL.Store(n, q)
+	return q
+}
+
+// upsertDailyUpstream adds rows to the upstream rollup, rollupRowsPerUpsert
+// at a time. Each (day, upstream, key) is in rows once, so no statement
+// names a row twice.
+func upsertDailyUpstream(ctx context.Context, tx *sql.Tx, rows map[dailyUpstreamKey]*sqlitedb.UpsertUsageDailyUpstreamParams) error {
+	args := make([]any, 0, min(len(rows), rollupRowsPerUpsert)*18)
+	n := 0
+	flush := func() error {
+		if n == 0 {
+			return nil
+		}
+		_, err := tx.ExecContext(ctx, upsertUpstreamRollupSQL(n), args...)
+		args, n = args[:0], 0
+		return err
+	}
+	for _, d := range rows {
+		args = append(args, d.Day, d.Upstream, d.KeyID.String(), d.Requests, d.InputTokens, d.OutputTokens,
+			d.CacheCreationInputTokens, d.CacheReadInputTokens, d.CacheCreation5mTokens, d.CacheCreation1hTokens,
+			d.CostTotal, d.CostInput, d.CostOutput, d.CostCacheWrite5m, d.CostCacheWrite1h, d.CostCacheRead,
+			d.CostWebSearch, d.CostWebFetch)
+		if n++; n == rollupRowsPerUpsert {
+			if err := flush(); err != nil {
+				return err
+			}
+		}
+	}
+	return flush()
+}
+
+func insertChunk(ctx context.Context, tx *sql.Tx, query string, args []any, keys map[uuid.UUID]*keyAgg, daily rollups) error {
 	rows, err := tx.QueryContext(ctx, query, args...)
 	if err != nil {
 		return fmt.Errorf("insert usage records: %w", err)
@@ -171,13 +262,13 @@ func insertChunk(ctx context.Context, tx *sql.Tx, query string, args []any, keys
 	for rows.Next() {
 		var (
 			keyID                    uuid.UUID
-			model                    string
+			model, upstream          string
 			at                       int64
 			in, out, cc, cr, c5, c1h int64
 			search, fetch            int64
 			cost                     [8]int64 // total, input, output, 5m, 1h, read, search, fetch
 		)
-		if err := rows.Scan(&keyID, &at, &model, &in, &out, &cc, &cr, &c5, &c1h, &search, &fetch,
+		if err := rows.Scan(&keyID, &at, &model, &upstream, &in, &out, &cc, &cr, &c5, &c1h, &search, &fetch,
 			&cost[0], &cost[1], &cost[2], &cost[3], &cost[4], &cost[5], &cost[6], &cost[7]); err != nil {
 			return fmt.Errorf("read inserted usage: %w", err)
 		}
@@ -189,11 +280,12 @@ func insertChunk(ctx context.Context, tx *sql.Tx, query string, args []any, keys
 		a.tokens += in + out + cc + cr
 		a.last = max(a.last, at)
 
-		dk := dailyKey{keyID, time.UnixMicro(at).UTC().Format(time.DateOnly), model}
-		d := daily[dk]
+		day := time.UnixMicro(at).UTC().Format(time.DateOnly)
+		dk := dailyKey{keyID, day, model}
+		d := daily.daily[dk]
 		if d == nil {
 			d = &sqlitedb.UpsertUsageDailyParams{KeyID: dk.key, Day: dk.day, Model: dk.model}
-			daily[dk] = d
+			daily.daily[dk] = d
 		}
 		d.Requests++
 		d.InputTokens += in
@@ -212,6 +304,28 @@ func insertChunk(ctx context.Context, tx *sql.Tx, query string, args []any, keys
 		d.CostCacheRead += cost[5]
 		d.CostWebSearch += cost[6]
 		d.CostWebFetch += cost[7]
+
+		uk := dailyUpstreamKey{day, upstream, keyID}
+		u := daily.upstream[uk]
+		if u == nil {
+			u = &sqlitedb.UpsertUsageDailyUpstreamParams{Day: day, Upstream: upstream, KeyID: keyID}
+			daily.upstream[uk] = u
+		}
+		u.Requests++
+		u.InputTokens += in
+		u.OutputTokens += out
+		u.CacheCreationInputTokens += cc
+		u.CacheReadInputTokens += cr
+		u.CacheCreation5mTokens += c5
+		u.CacheCreation1hTokens += c1h
+		u.CostTotal += cost[0]
+		u.CostInput += cost[1]
+		u.CostOutput += cost[2]
+		u.CostCacheWrite5m += cost[3]
+		u.CostCacheWrite1h += cost[4]
+		u.CostCacheRead += cost[5]
+		u.CostWebSearch += cost[6]
+		u.CostWebFetch += cost[7]
 	}
 	if err := rows.Err(); err != nil {
 		return fmt.Errorf("insert usage records: %w", err)

@@ -44,6 +44,7 @@ type storedCostRow = struct {
 	KeyID            uuid.UUID
 	CreatedAt        Time
 	Model            string
+	Upstream         string
 	CostTotal        int64
 	CostInput        int64
 	CostOutput       int64
@@ -86,13 +87,30 @@ type dailyCostParams = struct {
 	Model            string
 }
 
-// costSQL is an engine's sqlc queries on the cost columns of usage_records
-// and usage_daily.
-type costSQL[Spend ~spendParams, SpendRow ~spendRow, For ~storedCostParams, Stored ~storedCostRow, Set ~setCostParams, Daily ~dailyCostParams] interface {
+// dailyUpstreamCostParams move one upstream rollup row (UTC day, upstream,
+// key) by the given amounts.
+type dailyUpstreamCostParams = struct {
+	CostTotal        int64
+	CostInput        int64
+	CostOutput       int64
+	CostCacheWrite5m int64
+	CostCacheWrite1h int64
+	CostCacheRead    int64
+	CostWebSearch    int64
+	CostWebFetch     int64
+	Day              string
+	Upstream         string
+	KeyID            uuid.UUID
+}
+
+// costSQL is an engine's sqlc queries on the cost columns of usage_records,
+// usage_daily and usage_daily_upstream.
+type costSQL[Spend ~spendParams, SpendRow ~spendRow, For ~storedCostParams, Stored ~storedCostRow, Set ~setCostParams, Daily ~dailyCostParams, DailyUp ~dailyUpstreamCostParams] interface {
 	SpendHistory(ctx context.Context, arg Spend) ([]SpendRow, error)
 	UsageCostForUpdate(ctx context.Context, arg For) (Stored, error)
 	SetUsageCost(ctx context.Context, arg Set) error
 	AddUsageDailyCost(ctx context.Context, arg Daily) (int64, error)
+	AddUsageDailyUpstreamCost(ctx context.Context, arg DailyUp) (int64, error)
 }
 
 // rollupKey names one usage_daily row.
@@ -101,16 +119,24 @@ type rollupKey struct {
 	day, model string
 }
 
+// upstreamRollupKey names one usage_daily_upstream row.
+type upstreamRollupKey struct {
+	key           uuid.UUID
+	day, upstream string
+}
+
 // costDelta is a change of cost per class and of the total.
 type costDelta struct {
 	domain.CostBreakdown
 	Total domain.Nanodollars
 }
 
-// storedCost is a record's stored cost, with the rollup row it is summed in.
+// storedCost is a record's stored cost, with the rollup rows it is summed
+// in.
 type storedCost struct {
-	rollup rollupKey
-	cost   costDelta
+	rollup   rollupKey
+	upstream upstreamRollupKey
+	cost     costDelta
 }
 
 // CostQueries are an engine's cost queries in domain terms.
@@ -120,11 +146,12 @@ type CostQueries struct {
 	storedCost func(ctx context.Context, requestID string, old domain.RecordCost) (storedCost, error)
 	setCost    func(ctx context.Context, requestID string, c domain.RecordCost) error
 	addDaily   func(ctx context.Context, k rollupKey, d costDelta) (int64, error)
+	addDailyUp func(ctx context.Context, k upstreamRollupKey, d costDelta) (int64, error)
 }
 
 // BindCosts binds an engine's sqlc queries on usage costs.
-func BindCosts[Spend ~spendParams, SpendRow ~spendRow, For ~storedCostParams, Stored ~storedCostRow, Set ~setCostParams, Daily ~dailyCostParams](
-	q costSQL[Spend, SpendRow, For, Stored, Set, Daily],
+func BindCosts[Spend ~spendParams, SpendRow ~spendRow, For ~storedCostParams, Stored ~storedCostRow, Set ~setCostParams, Daily ~dailyCostParams, DailyUp ~dailyUpstreamCostParams](
+	q costSQL[Spend, SpendRow, For, Stored, Set, Daily, DailyUp],
 ) CostQueries {
 	return CostQueries{
 		spend: func(ctx context.Context, keyID uuid.UUID, since time.Time) ([]budget.Spend, domain.Nanodollars, error) {
@@ -152,8 +179,10 @@ func BindCosts[Spend ~spendParams, SpendRow ~spendRow, For ~storedCostParams, St
 				return storedCost{}, err
 			}
 			r := storedCostRow(row)
+			day := time.Time(r.CreatedAt).UTC().Format(time.DateOnly)
 			return storedCost{
-				rollup: rollupKey{key: r.KeyID, day: time.Time(r.CreatedAt).UTC().Format(time.DateOnly), model: r.Model},
+				rollup:   rollupKey{key: r.KeyID, day: day, model: r.Model},
+				upstream: upstreamRollupKey{key: r.KeyID, day: day, upstream: r.Upstream},
 				cost: costDelta{
 					CostBreakdown: domain.CostBreakdown{
 						Input: domain.Nanodollars(r.CostInput), Output: domain.Nanodollars(r.CostOutput),
@@ -180,6 +209,14 @@ func BindCosts[Spend ~spendParams, SpendRow ~spendRow, For ~storedCostParams, St
 				CostCacheWrite5m: int64(d.CacheWrite5m), CostCacheWrite1h: int64(d.CacheWrite1h),
 				CostCacheRead: int64(d.CacheRead), CostWebSearch: int64(d.WebSearch), CostWebFetch: int64(d.WebFetch),
 				KeyID: k.key, Day: k.day, Model: k.model,
+			})
+		},
+		addDailyUp: func(ctx context.Context, k upstreamRollupKey, d costDelta) (int64, error) {
+			return q.AddUsageDailyUpstreamCost(ctx, DailyUp{
+				CostTotal: int64(d.Total), CostInput: int64(d.Input), CostOutput: int64(d.Output),
+				CostCacheWrite5m: int64(d.CacheWrite5m), CostCacheWrite1h: int64(d.CacheWrite1h),
+				CostCacheRead: int64(d.CacheRead), CostWebSearch: int64(d.WebSearch), CostWebFetch: int64(d.WebFetch),
+				Day: k.day, Upstream: k.upstream, KeyID: k.key,
 			})
 		},
 	}
@@ -216,12 +253,13 @@ func ceilMicro(t time.Time) time.Time {
 // UpdateUsageCosts writes the updates in one transaction; see
 // ports.UsageRepricer. An update applies when its record is stored and still
 // carries Old's total and price version; the record then takes New's cost,
-// and its rollup row moves by New minus the cost it had (which is Old, as
-// the caller read it). Other updates are skipped, as are those whose record
-// was never stored (an id that is not storable text); an update of a record
-// that an earlier update in the same call changed sees that change. New
-// must have a storable price version and Detail that is empty or JSON,
-// else nothing is written and the error is ErrInvalid.
+// and its rollup rows (per key, day and model; per day, upstream and key)
+// move by New minus the cost it had (which is Old, as the caller read it).
+// Other updates are skipped, as are those whose record was never stored (an
+// id that is not storable text); an update of a record that an earlier
+// update in the same call changed sees that change. New must have a
+// storable price version and Detail that is empty or JSON, else nothing is
+// written and the error is ErrInvalid.
 func (s *Store) UpdateUsageCosts(ctx context.Context, updates []ports.CostUpdate) (int, error) {
 	todo := make([]ports.CostUpdate, 0, len(updates))
 	for _, u := range updates {
@@ -251,6 +289,7 @@ func (s *Store) UpdateUsageCosts(ctx context.Context, updates []ports.CostUpdate
 	err := s.engine.UsageTx(ctx, ids, func(q Queries) error {
 		applied = 0
 		deltas := map[rollupKey]costDelta{}
+		upDeltas := map[upstreamRollupKey]costDelta{}
 		for _, u := range todo {
 			stored, err := q.Costs.storedCost(ctx, u.RequestID, u.Old)
 			if s.is(err, ErrDBNotFound) {
@@ -269,6 +308,12 @@ func (s *Store) UpdateUsageCosts(ctx context.Context, updates []ports.CostUpdate
 				return domain.Invalidf("reprice %s: the cost change is out of range", u.RequestID)
 			}
 			deltas[stored.rollup] = costDelta{CostBreakdown: classes, Total: d.Total + u.New.Total - stored.cost.Total}
+			ud := upDeltas[stored.upstream]
+			upClasses, ok := ud.CostBreakdown.Add(u.New.CostBreakdown.Sub(stored.cost.CostBreakdown))
+			if !ok {
+				return domain.Invalidf("reprice %s: the cost change is out of range", u.RequestID)
+			}
+			upDeltas[stored.upstream] = costDelta{CostBreakdown: upClasses, Total: ud.Total + u.New.Total - stored.cost.Total}
 		}
 		keys := make([]rollupKey, 0, len(deltas))
 		for k, d := range deltas {
@@ -288,6 +333,23 @@ func (s *Store) UpdateUsageCosts(ctx context.Context, updates []ports.CostUpdate
 				// Every record is summed in its row since migration 1; a
 				// missing row means the rollup is already wrong.
 				return fmt.Errorf("update the daily rollup: no row for key %s, day %s, model %q", k.key, k.day, k.model)
+			}
+		}
+		upKeys := make([]upstreamRollupKey, 0, len(upDeltas))
+		for k, d := range upDeltas {
+			if d != (costDelta{}) {
+				upKeys = append(upKeys, k)
+			}
+		}
+		slices.SortFunc(upKeys, func(a, b upstreamRollupKey) int {
+			return cmp.Or(strings.Compare(a.day, b.day), strings.Compare(a.upstream, b.upstream), strings.Compare(a.key.String(), b.key.String()))
+		})
+		for _, k := range upKeys {
+			// A missing row is not an error here: a relay of the previous
+			// version, writing during a rolling upgrade, summed its records
+			// in usage_daily only.
+			if _, err := q.Costs.addDailyUp(ctx, k, upDeltas[k]); err != nil {
+				return fmt.Errorf("update the upstream rollup: %w", err)
 			}
 		}
 		return nil

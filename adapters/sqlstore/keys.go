@@ -34,6 +34,7 @@ type keyRow[L ~[]string] = struct {
 	DeletedAt      *Time
 	AllowedModels  L
 	Budgets        string // JSON, see encodeBudgets
+	UpstreamGroup  string
 }
 
 type listKeysParams = struct {
@@ -57,6 +58,7 @@ type updateKeyParams[L ~[]string] = struct {
 	AllowedDomains L
 	AllowedModels  L
 	Budgets        string
+	UpstreamGroup  string
 	UpdatedAt      Time
 	ID             uuid.UUID
 	PrevUpdatedAt  Time
@@ -238,6 +240,7 @@ func keyFromRow[L ~[]string](r keyRow[L]) (domain.APIKey, error) {
 		AllowedDomains: nilIfEmpty(r.AllowedDomains),
 		AllowedModels:  nilIfEmpty(r.AllowedModels),
 		Budgets:        budgets,
+		UpstreamGroup:  r.UpstreamGroup,
 		CreatedAt:      time.Time(r.CreatedAt),
 		UpdatedAt:      time.Time(r.UpdatedAt),
 		LastUsedAt:     (*time.Time)(r.LastUsedAt),
@@ -270,6 +273,7 @@ func keyArgs[L ~[]string](k domain.APIKey) keyRow[L] {
 		DeletedAt:      (*Time)(k.DeletedAt),
 		AllowedModels:  nonNil[L](k.AllowedModels),
 		Budgets:        encodeBudgets(k.Budgets),
+		UpstreamGroup:  k.UpstreamGroup,
 	}
 }
 
@@ -281,7 +285,7 @@ func updateArgs[L ~[]string](k domain.APIKey, prev time.Time) updateKeyParams[L]
 		Name: r.Name, Description: r.Description, KeyHash: r.KeyHash, KeyPrefix: r.KeyPrefix,
 		TokenLimit: r.TokenLimit, RateLimitTier: r.RateLimitTier, IsActive: r.IsActive, ExpiresAt: r.ExpiresAt,
 		AllowedIps: r.AllowedIps, AllowedDomains: r.AllowedDomains, AllowedModels: r.AllowedModels, Budgets: r.Budgets,
-		UpdatedAt: r.UpdatedAt, ID: r.ID, PrevUpdatedAt: Time(prev),
+		UpstreamGroup: r.UpstreamGroup, UpdatedAt: r.UpdatedAt, ID: r.ID, PrevUpdatedAt: Time(prev),
 	}
 }
 

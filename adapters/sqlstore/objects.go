@@ -22,6 +22,7 @@ type objectRow = struct {
 	SettledAt     *Time
 	PollAfter     Time
 	ReservedCost  int64
+	Upstream      string
 }
 
 type objectKeyParams = struct {
@@ -86,6 +87,7 @@ func BindObjects[L ~[]string, Row, Insert ~objectRow, Get ~objectKeyParams, Amon
 				ReservedCost:  int64(o.ReservedCost),
 				SettledAt:     (*Time)(o.SettledAt),
 				PollAfter:     Time(o.PollAfter),
+				Upstream:      Clean(o.Upstream),
 			})
 		},
 		get: func(ctx context.Context, kind domain.ObjectKind, id string) (domain.OwnedObject, error) {
@@ -232,5 +234,6 @@ func objectFromRow(r objectRow) domain.OwnedObject {
 		ReservedCost:  domain.Nanodollars(r.ReservedCost),
 		SettledAt:     (*time.Time)(r.SettledAt),
 		PollAfter:     time.Time(r.PollAfter),
+		Upstream:      r.Upstream,
 	}
 }

@@ -8,12 +8,12 @@
 // what gets stored.
 //
 // Each engine's sqlc code is bound with BindKeys, BindTiers, BindUsage,
-// BindCosts, BindObjects and BindPrices. Their type parameters are inferred
-// from the engine's generated *Queries, and each is constrained to a shape,
-// such as keyRow: an unnamed struct type listing the fields that both
-// engines' sqlc code generates (sql/sqlc.yaml's overrides give both the same
-// Go types; the one difference left, how a list column is held, is the type
-// parameter L). Being unnamed, a shape converts to and from each engine's
+// BindCosts, BindObjects, BindPrices and BindUpstreams. Their type
+// parameters are inferred from the engine's generated *Queries, and each is
+// constrained to a shape, such as keyRow: an unnamed struct type listing the
+// fields that both engines' sqlc code generates (sql/sqlc.yaml's overrides
+// give both the same Go types; the one difference left, how a list column is
+// held, is the type parameter L). Being unnamed, a shape converts to and from each engine's
 // generated struct, and an engine whose generated code drifts from it fails
 // to compile where it binds. A new table is therefore its two SQL files, one
 // file here and its Bind call in each engine's bind function.
@@ -31,8 +31,9 @@ type Engine interface {
 	// Tx runs fn in one write transaction on queries bound to it. An error
 	// from fn rolls the transaction back and is returned as it is.
 	Tx(ctx context.Context, fn func(Queries) error) error
-	// SeedTx is Tx for seeding tiers: no two run at once, across processes,
-	// so that replicas starting together seed an empty table once.
+	// SeedTx is Tx for seeding tiers and upstreams: no two run at once,
+	// across processes, so that replicas starting together seed an empty
+	// table once.
 	SeedTx(ctx context.Context, fn func(Queries) error) error
 	// UsageTx is Tx for rewriting stored usage (the records named by
 	// requestIDs, and their rollup rows): it first takes the locks a usage
@@ -50,12 +51,13 @@ type Engine interface {
 
 // Queries are one engine's queries, bound to a pool or a transaction.
 type Queries struct {
-	Keys    KeyQueries
-	Tiers   TierQueries
-	Usage   UsageQueries
-	Costs   CostQueries
-	Objects ObjectQueries
-	Prices  PriceQueries
+	Keys      KeyQueries
+	Tiers     TierQueries
+	Usage     UsageQueries
+	Costs     CostQueries
+	Objects   ObjectQueries
+	Prices    PriceQueries
+	Upstreams UpstreamQueries
 }
 
 // Store implements ports.Store over an Engine.

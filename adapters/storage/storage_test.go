@@ -19,7 +19,8 @@ import (
 	"github.com/relaystation/relay/internal/testenv"
 )
 
-var tables = []string{"api_keys", "rate_limit_tiers", "usage_records", "usage_daily", "owned_objects", "price_tables"}
+var tables = []string{"api_keys", "rate_limit_tiers", "usage_records", "usage_daily", "owned_objects", "price_tables",
+	"upstreams", "usage_daily_upstream"}
 
 func quiet() *slog.Logger { return slog.New(slog.DiscardHandler) }
 
@@ -112,7 +113,7 @@ func TestOpenDirtySQLite(t *testing.T) {
 	must(t, db.Close())
 
 	_, err = storage.Open(ctx, "", dir, quiet())
-	if err == nil || !strings.Contains(err.Error(), "dirty at migration version 3") {
+	if err == nil || !strings.Contains(err.Error(), "dirty at migration version 4") {
 		t.Fatalf("err = %v, want a dirty-database error naming the version", err)
 	}
 }
@@ -184,7 +185,7 @@ func upDownUp(t *testing.T, url, dir string, exists func(*testing.T, string) boo
 	if out := migrate("up"); !strings.Contains(out, "no change") {
 		t.Fatalf("second up: %q", out)
 	}
-	if out := migrate("version"); !strings.Contains(out, "version 3") {
+	if out := migrate("version"); !strings.Contains(out, "version 4") {
 		t.Fatalf("version after up: %q", out)
 	}
 	for i := 0; !strings.Contains(migrate("version"), "no migrations applied"); i++ {

@@ -125,6 +125,7 @@ func testKeyUpdate(t *testing.T, s ports.Store) {
 	u.AllowedDomains = nil
 	u.AllowedModels = []string{"claude-opus-*"}
 	u.Budgets = []domain.KeyBudget{{Window: "month", Limit: 1, TimeZone: "America/New_York"}, {Window: "week", Limit: 7_000_000_000}}
+	u.UpstreamGroup = "team-b"
 	u.UpdatedAt = base.Add(time.Hour)
 	// Fields UpdateKey must not touch.
 	u.TokensUsed = 999

@@ -88,10 +88,11 @@ func totalsBothWays(t *testing.T, s ports.Store, g domain.GroupBy) (rollup, reco
 }
 
 var groupings = map[domain.GroupBy]func(domain.UsageRecord) string{
-	domain.GroupNone:  func(domain.UsageRecord) string { return "" },
-	domain.GroupKey:   func(r domain.UsageRecord) string { return r.KeyID.String() },
-	domain.GroupDay:   func(r domain.UsageRecord) string { return r.Time.UTC().Format(time.DateOnly) },
-	domain.GroupModel: func(r domain.UsageRecord) string { return r.Model },
+	domain.GroupNone:     func(domain.UsageRecord) string { return "" },
+	domain.GroupKey:      func(r domain.UsageRecord) string { return r.KeyID.String() },
+	domain.GroupDay:      func(r domain.UsageRecord) string { return r.Time.UTC().Format(time.DateOnly) },
+	domain.GroupModel:    func(r domain.UsageRecord) string { return r.Model },
+	domain.GroupUpstream: func(r domain.UsageRecord) string { return r.Upstream },
 }
 
 // wantTotals checks that the rollup and the records both sum to recs, in

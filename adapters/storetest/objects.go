@@ -26,6 +26,7 @@ func batch(key uuid.UUID, id string, at time.Time) domain.OwnedObject {
 		Reserved:      250_000,
 		ReservedCost:  1_234_567_891,
 		PollAfter:     at,
+		Upstream:      "up_batches",
 	}
 }
 
@@ -77,7 +78,9 @@ func testObjectRoundTrip(t *testing.T, s ports.Store) {
 	b.SettledAt = &settled
 	// A file carries none of the batch fields; a zero PollAfter survives.
 	f := file(uuid.New(), "file_011CNha8iCJcU1wXNR6q4V8w", at)
-	// Kinds are separate: a file may share a batch's id, with another owner.
+	f.Upstream = "primary"
+	// Kinds are separate: a file may share a batch's id, with another owner
+	// (and no upstream: recorded before the upstream pool).
 	same := file(uuid.New(), b.ID, at)
 	mustPut(t, s, b, f, same)
 
@@ -98,6 +101,7 @@ func testObjectPutIdempotent(t *testing.T, s ports.Store) {
 	again.Reserved = 1
 	again.ReservationID = "another"
 	again.CreatedAt = base.Add(time.Hour)
+	again.Upstream = "up_other"
 	must(t, s.PutObject(ctx, again), "put again for the same key")
 	wantObject(t, s, b, "after repeated put")
 

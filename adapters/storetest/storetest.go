@@ -74,6 +74,13 @@ func Run(t *testing.T, newStore func(t *testing.T) ports.Store) {
 		{"ObjectOwnedAmong", testObjectOwnedAmong},
 		{"ObjectUnsettledBatches", testObjectUnsettledBatches},
 		{"ObjectBatchSettlement", testObjectBatchSettlement},
+		{"UpstreamRoundTrip", testUpstreamRoundTrip},
+		{"UpstreamConflicts", testUpstreamConflicts},
+		{"UpstreamInvalid", testUpstreamInvalid},
+		{"UpstreamUpdate", testUpstreamUpdate},
+		{"UpstreamUpdateConcurrent", testUpstreamUpdateConcurrent},
+		{"UpstreamDelete", testUpstreamDelete},
+		{"UpstreamSeedOnlyWhenEmpty", testUpstreamSeed},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -145,8 +152,9 @@ func newKey(name string, at time.Time) domain.APIKey {
 			// Past 2⁵³ nanodollars: a float would round it.
 			{Window: "total", Limit: 1<<53 + 1},
 		},
-		CreatedAt: at,
-		UpdatedAt: at,
+		UpstreamGroup: "team-a",
+		CreatedAt:     at,
+		UpdatedAt:     at,
 	}
 }
 
@@ -207,9 +215,9 @@ func fmtKey(k domain.APIKey) string {
 	if k.TokenLimit != nil {
 		lim = fmt.Sprint(*k.TokenLimit)
 	}
-	return fmt.Sprintf("{id=%s name=%q desc=%q hash=%q prefix=%q limit=%s used=%d tier=%q active=%v exp=%s ips=%v domains=%v models=%q budgets=%+v created=%s updated=%s last=%s deleted=%s}",
+	return fmt.Sprintf("{id=%s name=%q desc=%q hash=%q prefix=%q limit=%s used=%d tier=%q active=%v exp=%s ips=%v domains=%v models=%q budgets=%+v group=%q created=%s updated=%s last=%s deleted=%s}",
 		k.ID, k.Name, k.Description, k.KeyHash, k.KeyPrefix, lim, k.TokensUsed, k.RateLimitTier, k.IsActive,
-		ptr(k.ExpiresAt), k.AllowedIPs, k.AllowedDomains, k.AllowedModels, k.Budgets, k.CreatedAt.Format(time.RFC3339Nano),
+		ptr(k.ExpiresAt), k.AllowedIPs, k.AllowedDomains, k.AllowedModels, k.Budgets, k.UpstreamGroup, k.CreatedAt.Format(time.RFC3339Nano),
 		k.UpdatedAt.Format(time.RFC3339Nano), ptr(k.LastUsedAt), ptr(k.DeletedAt))
 }
 

@@ -332,6 +332,11 @@ func usageFixture(t *testing.T, s ports.Store) (k1, k2 domain.APIKey, recs []dom
 		rec(k2.ID, base.Add(2*day+time.Minute), "sonnet", 5),
 		rec(k1.ID, base.Add(2*day+23*time.Hour), "opus", 6),
 	}
+	// Two upstreams, one of them serving both keys on one day, and a
+	// refusal that no upstream served.
+	for i, up := range []string{"primary", "up_b", "up_b", "primary", "", "up_b"} {
+		recs[i].Upstream = up
+	}
 	must(t, s.InsertUsage(ctx, recs[:2]), "insert")
 	must(t, s.InsertUsage(ctx, recs[2:]), "insert")
 	must(t, s.DeleteKey(ctx, k2.ID, base.Add(4*day)), "delete k2")
@@ -378,10 +383,11 @@ func testUsageTotalsGrouping(t *testing.T, s ports.Store) {
 	ctx := ctxT(t)
 	k1, _, recs := usageFixture(t, s)
 	groups := map[domain.GroupBy]func(domain.UsageRecord) string{
-		domain.GroupNone:  func(domain.UsageRecord) string { return "" },
-		domain.GroupKey:   func(r domain.UsageRecord) string { return r.KeyID.String() },
-		domain.GroupDay:   func(r domain.UsageRecord) string { return r.Time.UTC().Format(time.DateOnly) },
-		domain.GroupModel: func(r domain.UsageRecord) string { return r.Model },
+		domain.GroupNone:     func(domain.UsageRecord) string { return "" },
+		domain.GroupKey:      func(r domain.UsageRecord) string { return r.KeyID.String() },
+		domain.GroupDay:      func(r domain.UsageRecord) string { return r.Time.UTC().Format(time.DateOnly) },
+		domain.GroupModel:    func(r domain.UsageRecord) string { return r.Model },
+		domain.GroupUpstream: func(r domain.UsageRecord) string { return r.Upstream },
 	}
 	day := 24 * time.Hour
 	ranges := []struct {
@@ -391,6 +397,8 @@ func testUsageTotalsGrouping(t *testing.T, s ports.Store) {
 		{"unbounded", time.Time{}, time.Time{}},
 		{"day-aligned", base.Add(day), base.Add(3 * day)},
 		{"not aligned", base.Add(23 * time.Hour), base.Add(2*day + time.Minute)},
+		{"not aligned, long", base.Add(time.Hour), base.Add(3*day - time.Second)},
+		{"not aligned, from only", base.Add(time.Hour), time.Time{}},
 		{"non-UTC zone", base.Add(day).In(time.FixedZone("X", -5*3600)), base.Add(2 * day)},
 	}
 	for _, rg := range ranges {

@@ -20,9 +20,10 @@ import (
 
 // Defines values for AdminUsageGroupBy.
 const (
-	AdminUsageGroupByDay   AdminUsageGroupBy = "day"
-	AdminUsageGroupByKey   AdminUsageGroupBy = "key"
-	AdminUsageGroupByModel AdminUsageGroupBy = "model"
+	AdminUsageGroupByDay      AdminUsageGroupBy = "day"
+	AdminUsageGroupByKey      AdminUsageGroupBy = "key"
+	AdminUsageGroupByModel    AdminUsageGroupBy = "model"
+	AdminUsageGroupByUpstream AdminUsageGroupBy = "upstream"
 )
 
 // Valid indicates whether the value is a known member of the AdminUsageGroupBy enum.
@@ -33,6 +34,8 @@ func (e AdminUsageGroupBy) Valid() bool {
 	case AdminUsageGroupByKey:
 		return true
 	case AdminUsageGroupByModel:
+		return true
+	case AdminUsageGroupByUpstream:
 		return true
 	default:
 		return false
@@ -114,11 +117,60 @@ func (e PricingPolicyUnpriced) Valid() bool {
 	}
 }
 
+// Defines values for UpstreamState.
+const (
+	UpstreamStateCooling  UpstreamState = "cooling"
+	UpstreamStateDisabled UpstreamState = "disabled"
+	UpstreamStateHealthy  UpstreamState = "healthy"
+	UpstreamStateProbing  UpstreamState = "probing"
+)
+
+// Valid indicates whether the value is a known member of the UpstreamState enum.
+func (e UpstreamState) Valid() bool {
+	switch e {
+	case UpstreamStateCooling:
+		return true
+	case UpstreamStateDisabled:
+		return true
+	case UpstreamStateHealthy:
+		return true
+	case UpstreamStateProbing:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for UpstreamModelStateState.
+const (
+	UpstreamModelStateStateCooling  UpstreamModelStateState = "cooling"
+	UpstreamModelStateStateDisabled UpstreamModelStateState = "disabled"
+	UpstreamModelStateStateHealthy  UpstreamModelStateState = "healthy"
+	UpstreamModelStateStateProbing  UpstreamModelStateState = "probing"
+)
+
+// Valid indicates whether the value is a known member of the UpstreamModelStateState enum.
+func (e UpstreamModelStateState) Valid() bool {
+	switch e {
+	case UpstreamModelStateStateCooling:
+		return true
+	case UpstreamModelStateStateDisabled:
+		return true
+	case UpstreamModelStateStateHealthy:
+		return true
+	case UpstreamModelStateStateProbing:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for AdminUsageParamsGroupBy.
 const (
-	AdminUsageParamsGroupByDay   AdminUsageParamsGroupBy = "day"
-	AdminUsageParamsGroupByKey   AdminUsageParamsGroupBy = "key"
-	AdminUsageParamsGroupByModel AdminUsageParamsGroupBy = "model"
+	AdminUsageParamsGroupByDay      AdminUsageParamsGroupBy = "day"
+	AdminUsageParamsGroupByKey      AdminUsageParamsGroupBy = "key"
+	AdminUsageParamsGroupByModel    AdminUsageParamsGroupBy = "model"
+	AdminUsageParamsGroupByUpstream AdminUsageParamsGroupBy = "upstream"
 )
 
 // Valid indicates whether the value is a known member of the AdminUsageParamsGroupBy enum.
@@ -129,6 +181,8 @@ func (e AdminUsageParamsGroupBy) Valid() bool {
 	case AdminUsageParamsGroupByKey:
 		return true
 	case AdminUsageParamsGroupByModel:
+		return true
+	case AdminUsageParamsGroupByUpstream:
 		return true
 	default:
 		return false
@@ -166,6 +220,9 @@ type APIKey struct {
 	// TokensUsed input + output + cache_creation + cache_read tokens so far.
 	TokensUsed int64     `json:"tokens_used"`
 	UpdatedAt  time.Time `json:"updated_at"`
+
+	// UpstreamGroup The upstream group the key's requests go to; "" = the default group.
+	UpstreamGroup string `json:"upstream_group"`
 }
 
 // APIKeyList defines model for APIKeyList.
@@ -262,6 +319,37 @@ type CreateKeyRequest struct {
 
 	// TokenLimit null or absent = unlimited.
 	TokenLimit *int64 `json:"token_limit,omitempty"`
+
+	// UpstreamGroup The upstream group (an upstream's `group`) the key's requests go to; "" or absent = the default group. At most 64 bytes.
+	UpstreamGroup *string `json:"upstream_group,omitempty"`
+}
+
+// CreateUpstreamRequest defines model for CreateUpstreamRequest.
+type CreateUpstreamRequest struct {
+	// ApiKey The upstream's API key. Never returned.
+	ApiKey *string `json:"api_key,omitempty"`
+
+	// Enabled Default true.
+	Enabled *bool `json:"enabled,omitempty"`
+
+	// Group The upstream group; "" or absent = the default group. At most 64 bytes.
+	Group *string `json:"group,omitempty"`
+
+	// MaxConcurrency In-flight requests per replica; null, 0 or absent = no cap.
+	MaxConcurrency *int `json:"max_concurrency,omitempty"`
+
+	// Models Model ids or path.Match globs (claude-sonnet-*) it serves; empty or absent = every model.
+	Models *[]string `json:"models,omitempty"`
+	Name   string    `json:"name"`
+
+	// Priority The tier; lower is preferred. Default 0.
+	Priority *int `json:"priority,omitempty"`
+
+	// Url The API base URL, http or https with a host, e.g. https://api.anthropic.com (a trailing /v1 is accepted).
+	Url string `json:"url"`
+
+	// Weight Share of new sessions within the tier. Default 1.
+	Weight *int `json:"weight,omitempty"`
 }
 
 // CreatedAPIKey defines model for CreatedAPIKey.
@@ -298,6 +386,9 @@ type CreatedAPIKey struct {
 	// TokensUsed input + output + cache_creation + cache_read tokens so far.
 	TokensUsed int64     `json:"tokens_used"`
 	UpdatedAt  time.Time `json:"updated_at"`
+
+	// UpstreamGroup The upstream group the key's requests go to; "" = the default group.
+	UpstreamGroup string `json:"upstream_group"`
 }
 
 // DailyUsage defines model for DailyUsage.
@@ -604,6 +695,15 @@ type Quota struct {
 	UsageRatio *float64 `json:"usage_ratio"`
 }
 
+// RateLimitReading defines model for RateLimitReading.
+type RateLimitReading struct {
+	Limit     int64 `json:"limit"`
+	Remaining int64 `json:"remaining"`
+
+	// Reset When the limit is full again.
+	Reset *time.Time `json:"reset"`
+}
+
 // RepriceModel defines model for RepriceModel.
 type RepriceModel struct {
 	Changed       int64       `json:"changed"`
@@ -727,6 +827,141 @@ type UpdateKeyRequest struct {
 	Name          *string         `json:"name,omitempty"`
 	RateLimitTier *string         `json:"rate_limit_tier,omitempty"`
 	TokenLimit    json.RawMessage `json:"token_limit,omitempty"`
+
+	// UpstreamGroup The upstream group (an upstream's `group`) the key's requests go to; "" or absent = the default group. At most 64 bytes.
+	UpstreamGroup *string `json:"upstream_group,omitempty"`
+}
+
+// UpdateUpstreamRequest Absent fields are left as they are; max_concurrency takes null for no cap, models [] for every model.
+type UpdateUpstreamRequest struct {
+	// ApiKey A new API key, sealed again. Never returned.
+	ApiKey         *string         `json:"api_key,omitempty"`
+	Enabled        *bool           `json:"enabled,omitempty"`
+	Group          *string         `json:"group,omitempty"`
+	MaxConcurrency json.RawMessage `json:"max_concurrency,omitempty"`
+	Models         *[]string       `json:"models,omitempty"`
+	Name           *string         `json:"name,omitempty"`
+	Priority       *int            `json:"priority,omitempty"`
+	Url            *string         `json:"url,omitempty"`
+	Weight         *int            `json:"weight,omitempty"`
+}
+
+// Upstream One upstream. The live fields (state_*, in_flight, last_probe, headroom, models_state) are the answering replica's own: health is learnt per replica, from its own traffic.
+type Upstream struct {
+	// ApiKeyLast4 The last four characters of the key (null for a key shorter than 12). The key itself is never shown.
+	ApiKeyLast4 *string `json:"api_key_last4"`
+
+	// CacheHitRate Cache reads over every input-side token (input, cache writes, cache reads) of the requests it served in the last 24 hours; null without such requests.
+	CacheHitRate *float64  `json:"cache_hit_rate"`
+	CreatedAt    time.Time `json:"created_at"`
+
+	// DisabledReason Why it is disabled ("disabled by admin", or the status and message of the upstream's 401/403); null while enabled.
+	DisabledReason *string `json:"disabled_reason"`
+	Enabled        bool    `json:"enabled"`
+
+	// Group The upstream group; "" = the default group.
+	Group string `json:"group"`
+
+	// Headroom The freshest rate-limit reading of any of its models; null before any.
+	Headroom *UpstreamHeadroom `json:"headroom"`
+
+	// Id Never changes; names the upstream in usage records (`upstream`) and pins.
+	Id string `json:"id"`
+
+	// InFlight Requests in flight on it from this replica.
+	InFlight  int            `json:"in_flight"`
+	LastProbe *UpstreamProbe `json:"last_probe"`
+
+	// Loaded Whether this replica uses it yet (one created through another replica is loaded within upstream.refresh).
+	Loaded bool `json:"loaded"`
+
+	// MaxConcurrency In-flight requests per replica; null = no cap.
+	MaxConcurrency *int `json:"max_concurrency"`
+
+	// Models Model ids or globs it serves; empty = every model.
+	Models []string `json:"models"`
+
+	// ModelsState The models with a state or a reading of their own on it, by name.
+	ModelsState []UpstreamModelState `json:"models_state"`
+	Name        string               `json:"name"`
+
+	// Priority The tier; lower is preferred.
+	Priority int `json:"priority"`
+
+	// RecentErrors Recent failed attempts; null while the pool does not report them.
+	RecentErrors *int `json:"recent_errors"`
+
+	// State Disabled also while enabled is false, or while this replica cannot decrypt its key.
+	State UpstreamState `json:"state"`
+
+	// StateReason Why, e.g. "rate_limited 429", "auth 401: invalid x-api-key", "disabled by admin".
+	StateReason *string    `json:"state_reason"`
+	StateSince  *time.Time `json:"state_since"`
+
+	// StateUntil When a cooling ends, or when a probe counts as lost.
+	StateUntil *time.Time `json:"state_until"`
+	UpdatedAt  time.Time  `json:"updated_at"`
+	Url        string     `json:"url"`
+
+	// Weight Share of new sessions within the tier.
+	Weight int `json:"weight"`
+}
+
+// UpstreamState Disabled also while enabled is false, or while this replica cannot decrypt its key.
+type UpstreamState string
+
+// UpstreamHeadroom The anthropic-ratelimit-* headers of one answer; a limit the answer did not report is null.
+type UpstreamHeadroom struct {
+	InputTokens *RateLimitReading `json:"input_tokens"`
+
+	// Model The model of the request whose answer carried it.
+	Model        *string           `json:"model"`
+	OutputTokens *RateLimitReading `json:"output_tokens"`
+	ReadAt       time.Time         `json:"read_at"`
+	Requests     *RateLimitReading `json:"requests"`
+}
+
+// UpstreamList defines model for UpstreamList.
+type UpstreamList struct {
+	Data []Upstream `json:"data"`
+}
+
+// UpstreamModelState defines model for UpstreamModelState.
+type UpstreamModelState struct {
+	Headroom    *UpstreamHeadroom       `json:"headroom"`
+	LastProbe   *UpstreamProbe          `json:"last_probe"`
+	Model       string                  `json:"model"`
+	State       UpstreamModelStateState `json:"state"`
+	StateReason *string                 `json:"state_reason"`
+	StateSince  *time.Time              `json:"state_since"`
+	StateUntil  *time.Time              `json:"state_until"`
+}
+
+// UpstreamModelStateState defines model for UpstreamModelState.State.
+type UpstreamModelStateState string
+
+// UpstreamProbe defines model for UpstreamProbe.
+type UpstreamProbe struct {
+	At time.Time `json:"at"`
+
+	// Model The model probed with count_tokens; null for the upstream itself (GET /v1/models).
+	Model *string `json:"model"`
+	Ok    bool    `json:"ok"`
+}
+
+// UpstreamTestResult defines model for UpstreamTestResult.
+type UpstreamTestResult struct {
+	// LatencyMs Until the response headers.
+	LatencyMs float64 `json:"latency_ms"`
+
+	// Message The upstream's error message, or the connection error; "" on success.
+	Message string `json:"message"`
+
+	// Ok The upstream answered 2xx.
+	Ok bool `json:"ok"`
+
+	// Status The HTTP status it answered; null when none came.
+	Status *int `json:"status"`
 }
 
 // UsageGroup defines model for UsageGroup.
@@ -740,7 +975,7 @@ type UsageGroup struct {
 	// CostUsd What the requests cost in USD, exactly (up to 9 decimals), as priced when recorded or repriced since.
 	CostUsd json.Number `json:"cost_usd"`
 
-	// Group The key id, the UTC day (YYYY-MM-DD) or the model.
+	// Group The key id, the UTC day (YYYY-MM-DD), the model or the upstream id.
 	Group        string `json:"group"`
 	InputTokens  int64  `json:"input_tokens"`
 	OutputTokens int64  `json:"output_tokens"`
@@ -863,6 +1098,9 @@ type LogLimit = int
 // To defines model for To.
 type To = time.Time
 
+// UpstreamID defines model for UpstreamID.
+type UpstreamID = string
+
 // ListKeysParams defines parameters for ListKeys.
 type ListKeysParams struct {
 	// Active Only active (true) or inactive (false) keys.
@@ -885,7 +1123,9 @@ type AdminUsageParams struct {
 	From *From `form:"from,omitempty" json:"from,omitempty"`
 
 	// To Exclusive end (RFC 3339). Default now.
-	To      *To                      `form:"to,omitempty" json:"to,omitempty"`
+	To *To `form:"to,omitempty" json:"to,omitempty"`
+
+	// GroupBy upstream groups by the upstream that served each request (its id); "" is the group of the requests no upstream served (refusals).
 	GroupBy *AdminUsageParamsGroupBy `form:"group_by,omitempty" json:"group_by,omitempty"`
 }
 
@@ -956,6 +1196,12 @@ type ExtendPricingJSONRequestBody = ExtendPricingRequest
 
 // PutTierJSONRequestBody defines body for PutTier for application/json ContentType.
 type PutTierJSONRequestBody = PutTierRequest
+
+// CreateUpstreamJSONRequestBody defines body for CreateUpstream for application/json ContentType.
+type CreateUpstreamJSONRequestBody = CreateUpstreamRequest
+
+// UpdateUpstreamJSONRequestBody defines body for UpdateUpstream for application/json ContentType.
+type UpdateUpstreamJSONRequestBody = UpdateUpstreamRequest
 
 // RepriceUsageJSONRequestBody defines body for RepriceUsage for application/json ContentType.
 type RepriceUsageJSONRequestBody = RepriceRequest
@@ -1234,6 +1480,72 @@ type ClientInterface interface {
 	//
 	// Corresponds with PUT /admin/tiers/{name} (the `PutTier` operationId).
 	PutTier(ctx context.Context, name string, body PutTierJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ListUpstreams Every upstream with its live state on the replica that answers, by priority then name.
+	//
+	// Corresponds with GET /admin/upstreams (the `ListUpstreams` operationId).
+	ListUpstreams(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// CreateUpstreamWithBody Add an upstream (an Anthropic API endpoint and key) to the pool.
+	//
+	// The id is generated and never changes, not even on a rename. The api_key is sealed (AES-GCM) before it is stored and is never returned: views show its last four characters. Every replica applies the new upstream within upstream.refresh (this one at once).
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /admin/upstreams (the `CreateUpstream` operationId).
+	CreateUpstreamWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// CreateUpstream Add an upstream (an Anthropic API endpoint and key) to the pool.
+	//
+	// The id is generated and never changes, not even on a rename. The api_key is sealed (AES-GCM) before it is stored and is never returned: views show its last four characters. Every replica applies the new upstream within upstream.refresh (this one at once).
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /admin/upstreams (the `CreateUpstream` operationId).
+	CreateUpstream(ctx context.Context, body CreateUpstreamJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// DeleteUpstream Remove an upstream. Sessions pinned to it move; objects it created can no longer be reached.
+	//
+	// Corresponds with DELETE /admin/upstreams/{id} (the `DeleteUpstream` operationId).
+	DeleteUpstream(ctx context.Context, id UpstreamID, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// GetUpstream performs a GET /admin/upstreams/{id} (the `GetUpstream` operationId) request.
+	GetUpstream(ctx context.Context, id UpstreamID, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// UpdateUpstreamWithBody Change some of an upstream's fields; absent fields stay as they are.
+	//
+	// A new api_key is sealed again. Concurrent changes of one upstream never undo each other; if it keeps changing under a request, it fails with 409: retry it.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with PATCH /admin/upstreams/{id} (the `UpdateUpstream` operationId).
+	UpdateUpstreamWithBody(ctx context.Context, id UpstreamID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// UpdateUpstream Change some of an upstream's fields; absent fields stay as they are.
+	//
+	// A new api_key is sealed again. Concurrent changes of one upstream never undo each other; if it keeps changing under a request, it fails with 409: retry it.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with PATCH /admin/upstreams/{id} (the `UpdateUpstream` operationId).
+	UpdateUpstream(ctx context.Context, id UpstreamID, body UpdateUpstreamJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// DisableUpstream Take an upstream out of the pool on every replica; disabled_reason says who did.
+	//
+	// Corresponds with POST /admin/upstreams/{id}/disable (the `DisableUpstream` operationId).
+	DisableUpstream(ctx context.Context, id UpstreamID, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// EnableUpstream Put an upstream back into the pool, also after the relay disabled it for a 401 or 403.
+	//
+	// Corresponds with POST /admin/upstreams/{id}/enable (the `EnableUpstream` operationId).
+	EnableUpstream(ctx context.Context, id UpstreamID, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// TestUpstream Send one cheap request (GET /v1/models) to the upstream with its stored key, outside the pool.
+	//
+	// Disabled upstreams are tested too: it is how a fixed key is checked before enabling it. A failed test is a 200 with ok false.
+	//
+	// Corresponds with POST /admin/upstreams/{id}/test (the `TestUpstream` operationId).
+	TestUpstream(ctx context.Context, id UpstreamID, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// AdminUsage Usage totals across all keys (deleted ones included) over [from, to).
 	//
@@ -1655,6 +1967,172 @@ func (c *Client) PutTierWithBody(ctx context.Context, name string, contentType s
 // Corresponds with PUT /admin/tiers/{name} (the `PutTier` operationId).
 func (c *Client) PutTier(ctx context.Context, name string, body PutTierJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewPutTierRequest(c.Server, name, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ListUpstreams Every upstream with its live state on the replica that answers, by priority then name.
+//
+// Corresponds with GET /admin/upstreams (the `ListUpstreams` operationId).
+func (c *Client) ListUpstreams(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewListUpstreamsRequest(c.Server)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// CreateUpstreamWithBody Add an upstream (an Anthropic API endpoint and key) to the pool.
+//
+// The id is generated and never changes, not even on a rename. The api_key is sealed (AES-GCM) before it is stored and is never returned: views show its last four characters. Every replica applies the new upstream within upstream.refresh (this one at once).
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /admin/upstreams (the `CreateUpstream` operationId).
+func (c *Client) CreateUpstreamWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCreateUpstreamRequestWithBody(c.Server, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// CreateUpstream Add an upstream (an Anthropic API endpoint and key) to the pool.
+//
+// The id is generated and never changes, not even on a rename. The api_key is sealed (AES-GCM) before it is stored and is never returned: views show its last four characters. Every replica applies the new upstream within upstream.refresh (this one at once).
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /admin/upstreams (the `CreateUpstream` operationId).
+func (c *Client) CreateUpstream(ctx context.Context, body CreateUpstreamJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCreateUpstreamRequest(c.Server, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// DeleteUpstream Remove an upstream. Sessions pinned to it move; objects it created can no longer be reached.
+//
+// Corresponds with DELETE /admin/upstreams/{id} (the `DeleteUpstream` operationId).
+func (c *Client) DeleteUpstream(ctx context.Context, id UpstreamID, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewDeleteUpstreamRequest(c.Server, id)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GetUpstream performs a GET /admin/upstreams/{id} (the `GetUpstream` operationId) request.
+func (c *Client) GetUpstream(ctx context.Context, id UpstreamID, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetUpstreamRequest(c.Server, id)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// UpdateUpstreamWithBody Change some of an upstream's fields; absent fields stay as they are.
+//
+// A new api_key is sealed again. Concurrent changes of one upstream never undo each other; if it keeps changing under a request, it fails with 409: retry it.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with PATCH /admin/upstreams/{id} (the `UpdateUpstream` operationId).
+func (c *Client) UpdateUpstreamWithBody(ctx context.Context, id UpstreamID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewUpdateUpstreamRequestWithBody(c.Server, id, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// UpdateUpstream Change some of an upstream's fields; absent fields stay as they are.
+//
+// A new api_key is sealed again. Concurrent changes of one upstream never undo each other; if it keeps changing under a request, it fails with 409: retry it.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with PATCH /admin/upstreams/{id} (the `UpdateUpstream` operationId).
+func (c *Client) UpdateUpstream(ctx context.Context, id UpstreamID, body UpdateUpstreamJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewUpdateUpstreamRequest(c.Server, id, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// DisableUpstream Take an upstream out of the pool on every replica; disabled_reason says who did.
+//
+// Corresponds with POST /admin/upstreams/{id}/disable (the `DisableUpstream` operationId).
+func (c *Client) DisableUpstream(ctx context.Context, id UpstreamID, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewDisableUpstreamRequest(c.Server, id)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// EnableUpstream Put an upstream back into the pool, also after the relay disabled it for a 401 or 403.
+//
+// Corresponds with POST /admin/upstreams/{id}/enable (the `EnableUpstream` operationId).
+func (c *Client) EnableUpstream(ctx context.Context, id UpstreamID, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewEnableUpstreamRequest(c.Server, id)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// TestUpstream Send one cheap request (GET /v1/models) to the upstream with its stored key, outside the pool.
+//
+// Disabled upstreams are tested too: it is how a fixed key is checked before enabling it. A failed test is a 200 with ok false.
+//
+// Corresponds with POST /admin/upstreams/{id}/test (the `TestUpstream` operationId).
+func (c *Client) TestUpstream(ctx context.Context, id UpstreamID, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewTestUpstreamRequest(c.Server, id)
 	if err != nil {
 		return nil, err
 	}
@@ -2509,6 +2987,290 @@ func NewPutTierRequestWithBody(server string, name string, contentType string, b
 	return req, nil
 }
 
+// NewListUpstreamsRequest constructs an http.Request for the ListUpstreams method
+func NewListUpstreamsRequest(server string) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/admin/upstreams")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewCreateUpstreamRequest calls the generic CreateUpstream builder with application/json body
+func NewCreateUpstreamRequest(server string, body CreateUpstreamJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewCreateUpstreamRequestWithBody(server, "application/json", bodyReader)
+}
+
+// NewCreateUpstreamRequestWithBody constructs an http.Request for the CreateUpstream method, with any body, and a specified content type
+func NewCreateUpstreamRequestWithBody(server string, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/admin/upstreams")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewDeleteUpstreamRequest constructs an http.Request for the DeleteUpstream method
+func NewDeleteUpstreamRequest(server string, id UpstreamID) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/admin/upstreams/%s", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodDelete, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewGetUpstreamRequest constructs an http.Request for the GetUpstream method
+func NewGetUpstreamRequest(server string, id UpstreamID) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/admin/upstreams/%s", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewUpdateUpstreamRequest calls the generic UpdateUpstream builder with application/json body
+func NewUpdateUpstreamRequest(server string, id UpstreamID, body UpdateUpstreamJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewUpdateUpstreamRequestWithBody(server, id, "application/json", bodyReader)
+}
+
+// NewUpdateUpstreamRequestWithBody constructs an http.Request for the UpdateUpstream method, with any body, and a specified content type
+func NewUpdateUpstreamRequestWithBody(server string, id UpstreamID, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/admin/upstreams/%s", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPatch, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewDisableUpstreamRequest constructs an http.Request for the DisableUpstream method
+func NewDisableUpstreamRequest(server string, id UpstreamID) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/admin/upstreams/%s/disable", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewEnableUpstreamRequest constructs an http.Request for the EnableUpstream method
+func NewEnableUpstreamRequest(server string, id UpstreamID) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/admin/upstreams/%s/enable", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewTestUpstreamRequest constructs an http.Request for the TestUpstream method
+func NewTestUpstreamRequest(server string, id UpstreamID) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/admin/upstreams/%s/test", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
 // NewAdminUsageRequest constructs an http.Request for the AdminUsage method
 func NewAdminUsageRequest(server string, params *AdminUsageParams) (*http.Request, error) {
 	var err error
@@ -3276,6 +4038,84 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with PUT /admin/tiers/{name} (the `PutTier` operationId).
 	PutTierWithResponse(ctx context.Context, name string, body PutTierJSONRequestBody, reqEditors ...RequestEditorFn) (*PutTierResponse, error)
+
+	// ListUpstreamsWithResponse Every upstream with its live state on the replica that answers, by priority then name.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /admin/upstreams (the `ListUpstreams` operationId).
+	ListUpstreamsWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*ListUpstreamsResponse, error)
+
+	// CreateUpstreamWithBodyWithResponse Add an upstream (an Anthropic API endpoint and key) to the pool.
+	//
+	// The id is generated and never changes, not even on a rename. The api_key is sealed (AES-GCM) before it is stored and is never returned: views show its last four characters. Every replica applies the new upstream within upstream.refresh (this one at once).
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /admin/upstreams (the `CreateUpstream` operationId).
+	CreateUpstreamWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateUpstreamResponse, error)
+
+	// CreateUpstreamWithResponse Add an upstream (an Anthropic API endpoint and key) to the pool.
+	//
+	// The id is generated and never changes, not even on a rename. The api_key is sealed (AES-GCM) before it is stored and is never returned: views show its last four characters. Every replica applies the new upstream within upstream.refresh (this one at once).
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /admin/upstreams (the `CreateUpstream` operationId).
+	CreateUpstreamWithResponse(ctx context.Context, body CreateUpstreamJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateUpstreamResponse, error)
+
+	// DeleteUpstreamWithResponse Remove an upstream. Sessions pinned to it move; objects it created can no longer be reached.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with DELETE /admin/upstreams/{id} (the `DeleteUpstream` operationId).
+	DeleteUpstreamWithResponse(ctx context.Context, id UpstreamID, reqEditors ...RequestEditorFn) (*DeleteUpstreamResponse, error)
+
+	// GetUpstreamWithResponse performs a GET /admin/upstreams/{id} (the `GetUpstream` operationId) request.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	GetUpstreamWithResponse(ctx context.Context, id UpstreamID, reqEditors ...RequestEditorFn) (*GetUpstreamResponse, error)
+
+	// UpdateUpstreamWithBodyWithResponse Change some of an upstream's fields; absent fields stay as they are.
+	//
+	// A new api_key is sealed again. Concurrent changes of one upstream never undo each other; if it keeps changing under a request, it fails with 409: retry it.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with PATCH /admin/upstreams/{id} (the `UpdateUpstream` operationId).
+	UpdateUpstreamWithBodyWithResponse(ctx context.Context, id UpstreamID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*UpdateUpstreamResponse, error)
+
+	// UpdateUpstreamWithResponse Change some of an upstream's fields; absent fields stay as they are.
+	//
+	// A new api_key is sealed again. Concurrent changes of one upstream never undo each other; if it keeps changing under a request, it fails with 409: retry it.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with PATCH /admin/upstreams/{id} (the `UpdateUpstream` operationId).
+	UpdateUpstreamWithResponse(ctx context.Context, id UpstreamID, body UpdateUpstreamJSONRequestBody, reqEditors ...RequestEditorFn) (*UpdateUpstreamResponse, error)
+
+	// DisableUpstreamWithResponse Take an upstream out of the pool on every replica; disabled_reason says who did.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /admin/upstreams/{id}/disable (the `DisableUpstream` operationId).
+	DisableUpstreamWithResponse(ctx context.Context, id UpstreamID, reqEditors ...RequestEditorFn) (*DisableUpstreamResponse, error)
+
+	// EnableUpstreamWithResponse Put an upstream back into the pool, also after the relay disabled it for a 401 or 403.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /admin/upstreams/{id}/enable (the `EnableUpstream` operationId).
+	EnableUpstreamWithResponse(ctx context.Context, id UpstreamID, reqEditors ...RequestEditorFn) (*EnableUpstreamResponse, error)
+
+	// TestUpstreamWithResponse Send one cheap request (GET /v1/models) to the upstream with its stored key, outside the pool.
+	//
+	// Disabled upstreams are tested too: it is how a fixed key is checked before enabling it. A failed test is a 200 with ok false.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /admin/upstreams/{id}/test (the `TestUpstream` operationId).
+	TestUpstreamWithResponse(ctx context.Context, id UpstreamID, reqEditors ...RequestEditorFn) (*TestUpstreamResponse, error)
 
 	// AdminUsageWithResponse Usage totals across all keys (deleted ones included) over [from, to).
 	//
@@ -4743,6 +5583,635 @@ func (r PutTierResponse) ContentType() string {
 	return ""
 }
 
+type ListUpstreamsResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *UpstreamList
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Error
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *Error
+	// JSONDefault the response for an HTTP default `application/json` response
+	JSONDefault *Error
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r ListUpstreamsResponse) GetJSON200() *UpstreamList {
+	return r.JSON200
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r ListUpstreamsResponse) GetJSON401() *Error {
+	return r.JSON401
+}
+
+// GetJSON403 returns the response for an HTTP 403 `application/json` response
+func (r ListUpstreamsResponse) GetJSON403() *Error {
+	return r.JSON403
+}
+
+// GetJSONDefault returns the response for an HTTP default `application/json` response
+func (r ListUpstreamsResponse) GetJSONDefault() *Error {
+	return r.JSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r ListUpstreamsResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ListUpstreamsResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ListUpstreamsResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ListUpstreamsResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type CreateUpstreamResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON201 the response for an HTTP 201 `application/json` response
+	JSON201 *Upstream
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *Error
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Error
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *Error
+	// JSON409 the response for an HTTP 409 `application/json` response
+	JSON409 *Error
+	// JSON413 the response for an HTTP 413 `application/json` response
+	JSON413 *Error
+	// JSONDefault the response for an HTTP default `application/json` response
+	JSONDefault *Error
+}
+
+// GetJSON201 returns the response for an HTTP 201 `application/json` response
+func (r CreateUpstreamResponse) GetJSON201() *Upstream {
+	return r.JSON201
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r CreateUpstreamResponse) GetJSON400() *Error {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r CreateUpstreamResponse) GetJSON401() *Error {
+	return r.JSON401
+}
+
+// GetJSON403 returns the response for an HTTP 403 `application/json` response
+func (r CreateUpstreamResponse) GetJSON403() *Error {
+	return r.JSON403
+}
+
+// GetJSON409 returns the response for an HTTP 409 `application/json` response
+func (r CreateUpstreamResponse) GetJSON409() *Error {
+	return r.JSON409
+}
+
+// GetJSON413 returns the response for an HTTP 413 `application/json` response
+func (r CreateUpstreamResponse) GetJSON413() *Error {
+	return r.JSON413
+}
+
+// GetJSONDefault returns the response for an HTTP default `application/json` response
+func (r CreateUpstreamResponse) GetJSONDefault() *Error {
+	return r.JSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r CreateUpstreamResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r CreateUpstreamResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r CreateUpstreamResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r CreateUpstreamResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type DeleteUpstreamResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *Error
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Error
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *Error
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *Error
+	// JSONDefault the response for an HTTP default `application/json` response
+	JSONDefault *Error
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r DeleteUpstreamResponse) GetJSON400() *Error {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r DeleteUpstreamResponse) GetJSON401() *Error {
+	return r.JSON401
+}
+
+// GetJSON403 returns the response for an HTTP 403 `application/json` response
+func (r DeleteUpstreamResponse) GetJSON403() *Error {
+	return r.JSON403
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r DeleteUpstreamResponse) GetJSON404() *Error {
+	return r.JSON404
+}
+
+// GetJSONDefault returns the response for an HTTP default `application/json` response
+func (r DeleteUpstreamResponse) GetJSONDefault() *Error {
+	return r.JSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r DeleteUpstreamResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r DeleteUpstreamResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r DeleteUpstreamResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r DeleteUpstreamResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type GetUpstreamResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *Upstream
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *Error
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Error
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *Error
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *Error
+	// JSONDefault the response for an HTTP default `application/json` response
+	JSONDefault *Error
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r GetUpstreamResponse) GetJSON200() *Upstream {
+	return r.JSON200
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r GetUpstreamResponse) GetJSON400() *Error {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r GetUpstreamResponse) GetJSON401() *Error {
+	return r.JSON401
+}
+
+// GetJSON403 returns the response for an HTTP 403 `application/json` response
+func (r GetUpstreamResponse) GetJSON403() *Error {
+	return r.JSON403
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r GetUpstreamResponse) GetJSON404() *Error {
+	return r.JSON404
+}
+
+// GetJSONDefault returns the response for an HTTP default `application/json` response
+func (r GetUpstreamResponse) GetJSONDefault() *Error {
+	return r.JSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r GetUpstreamResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetUpstreamResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetUpstreamResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetUpstreamResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type UpdateUpstreamResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *Upstream
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *Error
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Error
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *Error
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *Error
+	// JSON409 the response for an HTTP 409 `application/json` response
+	JSON409 *Error
+	// JSON413 the response for an HTTP 413 `application/json` response
+	JSON413 *Error
+	// JSONDefault the response for an HTTP default `application/json` response
+	JSONDefault *Error
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r UpdateUpstreamResponse) GetJSON200() *Upstream {
+	return r.JSON200
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r UpdateUpstreamResponse) GetJSON400() *Error {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r UpdateUpstreamResponse) GetJSON401() *Error {
+	return r.JSON401
+}
+
+// GetJSON403 returns the response for an HTTP 403 `application/json` response
+func (r UpdateUpstreamResponse) GetJSON403() *Error {
+	return r.JSON403
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r UpdateUpstreamResponse) GetJSON404() *Error {
+	return r.JSON404
+}
+
+// GetJSON409 returns the response for an HTTP 409 `application/json` response
+func (r UpdateUpstreamResponse) GetJSON409() *Error {
+	return r.JSON409
+}
+
+// GetJSON413 returns the response for an HTTP 413 `application/json` response
+func (r UpdateUpstreamResponse) GetJSON413() *Error {
+	return r.JSON413
+}
+
+// GetJSONDefault returns the response for an HTTP default `application/json` response
+func (r UpdateUpstreamResponse) GetJSONDefault() *Error {
+	return r.JSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r UpdateUpstreamResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r UpdateUpstreamResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r UpdateUpstreamResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r UpdateUpstreamResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type DisableUpstreamResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *Upstream
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *Error
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Error
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *Error
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *Error
+	// JSON409 the response for an HTTP 409 `application/json` response
+	JSON409 *Error
+	// JSONDefault the response for an HTTP default `application/json` response
+	JSONDefault *Error
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r DisableUpstreamResponse) GetJSON200() *Upstream {
+	return r.JSON200
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r DisableUpstreamResponse) GetJSON400() *Error {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r DisableUpstreamResponse) GetJSON401() *Error {
+	return r.JSON401
+}
+
+// GetJSON403 returns the response for an HTTP 403 `application/json` response
+func (r DisableUpstreamResponse) GetJSON403() *Error {
+	return r.JSON403
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r DisableUpstreamResponse) GetJSON404() *Error {
+	return r.JSON404
+}
+
+// GetJSON409 returns the response for an HTTP 409 `application/json` response
+func (r DisableUpstreamResponse) GetJSON409() *Error {
+	return r.JSON409
+}
+
+// GetJSONDefault returns the response for an HTTP default `application/json` response
+func (r DisableUpstreamResponse) GetJSONDefault() *Error {
+	return r.JSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r DisableUpstreamResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r DisableUpstreamResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r DisableUpstreamResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r DisableUpstreamResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type EnableUpstreamResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *Upstream
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *Error
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Error
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *Error
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *Error
+	// JSON409 the response for an HTTP 409 `application/json` response
+	JSON409 *Error
+	// JSONDefault the response for an HTTP default `application/json` response
+	JSONDefault *Error
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r EnableUpstreamResponse) GetJSON200() *Upstream {
+	return r.JSON200
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r EnableUpstreamResponse) GetJSON400() *Error {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r EnableUpstreamResponse) GetJSON401() *Error {
+	return r.JSON401
+}
+
+// GetJSON403 returns the response for an HTTP 403 `application/json` response
+func (r EnableUpstreamResponse) GetJSON403() *Error {
+	return r.JSON403
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r EnableUpstreamResponse) GetJSON404() *Error {
+	return r.JSON404
+}
+
+// GetJSON409 returns the response for an HTTP 409 `application/json` response
+func (r EnableUpstreamResponse) GetJSON409() *Error {
+	return r.JSON409
+}
+
+// GetJSONDefault returns the response for an HTTP default `application/json` response
+func (r EnableUpstreamResponse) GetJSONDefault() *Error {
+	return r.JSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r EnableUpstreamResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r EnableUpstreamResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r EnableUpstreamResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r EnableUpstreamResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type TestUpstreamResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *UpstreamTestResult
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *Error
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Error
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *Error
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *Error
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *Error
+	// JSONDefault the response for an HTTP default `application/json` response
+	JSONDefault *Error
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r TestUpstreamResponse) GetJSON200() *UpstreamTestResult {
+	return r.JSON200
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r TestUpstreamResponse) GetJSON400() *Error {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r TestUpstreamResponse) GetJSON401() *Error {
+	return r.JSON401
+}
+
+// GetJSON403 returns the response for an HTTP 403 `application/json` response
+func (r TestUpstreamResponse) GetJSON403() *Error {
+	return r.JSON403
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r TestUpstreamResponse) GetJSON404() *Error {
+	return r.JSON404
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r TestUpstreamResponse) GetJSON503() *Error {
+	return r.JSON503
+}
+
+// GetJSONDefault returns the response for an HTTP default `application/json` response
+func (r TestUpstreamResponse) GetJSONDefault() *Error {
+	return r.JSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r TestUpstreamResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r TestUpstreamResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r TestUpstreamResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r TestUpstreamResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
 type AdminUsageResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -5637,6 +7106,144 @@ func (c *ClientWithResponses) PutTierWithResponse(ctx context.Context, name stri
 		return nil, err
 	}
 	return ParsePutTierResponse(rsp)
+}
+
+// ListUpstreamsWithResponse Every upstream with its live state on the replica that answers, by priority then name.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /admin/upstreams (the `ListUpstreams` operationId).
+func (c *ClientWithResponses) ListUpstreamsWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*ListUpstreamsResponse, error) {
+	rsp, err := c.ListUpstreams(ctx, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseListUpstreamsResponse(rsp)
+}
+
+// CreateUpstreamWithBodyWithResponse Add an upstream (an Anthropic API endpoint and key) to the pool.
+//
+// The id is generated and never changes, not even on a rename. The api_key is sealed (AES-GCM) before it is stored and is never returned: views show its last four characters. Every replica applies the new upstream within upstream.refresh (this one at once).
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /admin/upstreams (the `CreateUpstream` operationId).
+func (c *ClientWithResponses) CreateUpstreamWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateUpstreamResponse, error) {
+	rsp, err := c.CreateUpstreamWithBody(ctx, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseCreateUpstreamResponse(rsp)
+}
+
+// CreateUpstreamWithResponse Add an upstream (an Anthropic API endpoint and key) to the pool.
+//
+// The id is generated and never changes, not even on a rename. The api_key is sealed (AES-GCM) before it is stored and is never returned: views show its last four characters. Every replica applies the new upstream within upstream.refresh (this one at once).
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /admin/upstreams (the `CreateUpstream` operationId).
+func (c *ClientWithResponses) CreateUpstreamWithResponse(ctx context.Context, body CreateUpstreamJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateUpstreamResponse, error) {
+	rsp, err := c.CreateUpstream(ctx, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseCreateUpstreamResponse(rsp)
+}
+
+// DeleteUpstreamWithResponse Remove an upstream. Sessions pinned to it move; objects it created can no longer be reached.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with DELETE /admin/upstreams/{id} (the `DeleteUpstream` operationId).
+func (c *ClientWithResponses) DeleteUpstreamWithResponse(ctx context.Context, id UpstreamID, reqEditors ...RequestEditorFn) (*DeleteUpstreamResponse, error) {
+	rsp, err := c.DeleteUpstream(ctx, id, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseDeleteUpstreamResponse(rsp)
+}
+
+// GetUpstreamWithResponse performs a GET /admin/upstreams/{id} (the `GetUpstream` operationId) request.
+//
+// Returns a wrapper object for the known response body format(s).
+func (c *ClientWithResponses) GetUpstreamWithResponse(ctx context.Context, id UpstreamID, reqEditors ...RequestEditorFn) (*GetUpstreamResponse, error) {
+	rsp, err := c.GetUpstream(ctx, id, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetUpstreamResponse(rsp)
+}
+
+// UpdateUpstreamWithBodyWithResponse Change some of an upstream's fields; absent fields stay as they are.
+//
+// A new api_key is sealed again. Concurrent changes of one upstream never undo each other; if it keeps changing under a request, it fails with 409: retry it.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with PATCH /admin/upstreams/{id} (the `UpdateUpstream` operationId).
+func (c *ClientWithResponses) UpdateUpstreamWithBodyWithResponse(ctx context.Context, id UpstreamID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*UpdateUpstreamResponse, error) {
+	rsp, err := c.UpdateUpstreamWithBody(ctx, id, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseUpdateUpstreamResponse(rsp)
+}
+
+// UpdateUpstreamWithResponse Change some of an upstream's fields; absent fields stay as they are.
+//
+// A new api_key is sealed again. Concurrent changes of one upstream never undo each other; if it keeps changing under a request, it fails with 409: retry it.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with PATCH /admin/upstreams/{id} (the `UpdateUpstream` operationId).
+func (c *ClientWithResponses) UpdateUpstreamWithResponse(ctx context.Context, id UpstreamID, body UpdateUpstreamJSONRequestBody, reqEditors ...RequestEditorFn) (*UpdateUpstreamResponse, error) {
+	rsp, err := c.UpdateUpstream(ctx, id, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseUpdateUpstreamResponse(rsp)
+}
+
+// DisableUpstreamWithResponse Take an upstream out of the pool on every replica; disabled_reason says who did.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /admin/upstreams/{id}/disable (the `DisableUpstream` operationId).
+func (c *ClientWithResponses) DisableUpstreamWithResponse(ctx context.Context, id UpstreamID, reqEditors ...RequestEditorFn) (*DisableUpstreamResponse, error) {
+	rsp, err := c.DisableUpstream(ctx, id, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseDisableUpstreamResponse(rsp)
+}
+
+// EnableUpstreamWithResponse Put an upstream back into the pool, also after the relay disabled it for a 401 or 403.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /admin/upstreams/{id}/enable (the `EnableUpstream` operationId).
+func (c *ClientWithResponses) EnableUpstreamWithResponse(ctx context.Context, id UpstreamID, reqEditors ...RequestEditorFn) (*EnableUpstreamResponse, error) {
+	rsp, err := c.EnableUpstream(ctx, id, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseEnableUpstreamResponse(rsp)
+}
+
+// TestUpstreamWithResponse Send one cheap request (GET /v1/models) to the upstream with its stored key, outside the pool.
+//
+// Disabled upstreams are tested too: it is how a fixed key is checked before enabling it. A failed test is a 200 with ok false.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /admin/upstreams/{id}/test (the `TestUpstream` operationId).
+func (c *ClientWithResponses) TestUpstreamWithResponse(ctx context.Context, id UpstreamID, reqEditors ...RequestEditorFn) (*TestUpstreamResponse, error) {
+	rsp, err := c.TestUpstream(ctx, id, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseTestUpstreamResponse(rsp)
 }
 
 // AdminUsageWithResponse Usage totals across all keys (deleted ones included) over [from, to).
@@ -6887,6 +8494,518 @@ func ParsePutTierResponse(rsp *http.Response) (*PutTierResponse, error) {
 			return nil, err
 		}
 		response.JSON413 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSONDefault = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseListUpstreamsResponse parses an HTTP response from a ListUpstreamsWithResponse call
+func ParseListUpstreamsResponse(rsp *http.Response) (*ListUpstreamsResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ListUpstreamsResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest UpstreamList
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSONDefault = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseCreateUpstreamResponse parses an HTTP response from a CreateUpstreamWithResponse call
+func ParseCreateUpstreamResponse(rsp *http.Response) (*CreateUpstreamResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &CreateUpstreamResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 201:
+		var dest Upstream
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON201 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON413 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSONDefault = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseDeleteUpstreamResponse parses an HTTP response from a DeleteUpstreamWithResponse call
+func ParseDeleteUpstreamResponse(rsp *http.Response) (*DeleteUpstreamResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &DeleteUpstreamResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case rsp.StatusCode == 204:
+		break // No content-type
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSONDefault = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseGetUpstreamResponse parses an HTTP response from a GetUpstreamWithResponse call
+func ParseGetUpstreamResponse(rsp *http.Response) (*GetUpstreamResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetUpstreamResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest Upstream
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSONDefault = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseUpdateUpstreamResponse parses an HTTP response from a UpdateUpstreamWithResponse call
+func ParseUpdateUpstreamResponse(rsp *http.Response) (*UpdateUpstreamResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &UpdateUpstreamResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest Upstream
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON413 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSONDefault = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseDisableUpstreamResponse parses an HTTP response from a DisableUpstreamWithResponse call
+func ParseDisableUpstreamResponse(rsp *http.Response) (*DisableUpstreamResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &DisableUpstreamResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest Upstream
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSONDefault = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseEnableUpstreamResponse parses an HTTP response from a EnableUpstreamWithResponse call
+func ParseEnableUpstreamResponse(rsp *http.Response) (*EnableUpstreamResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &EnableUpstreamResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest Upstream
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSONDefault = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseTestUpstreamResponse parses an HTTP response from a TestUpstreamWithResponse call
+func ParseTestUpstreamResponse(rsp *http.Response) (*TestUpstreamResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &TestUpstreamResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest UpstreamTestResult
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
 		var dest Error

@@ -1,9 +1,10 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
-
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -123,10 +124,11 @@ const keysUsage = `usage: relay keys <command> [flags]
 
 commands:
   create --name NAME [--description D] [--token-limit N] [--tier T] [--expires RFC3339] [--allowed-ips CIDR,...]
-         [--allowed-domains HOST,...] [--models ID-OR-GLOB,...] [--budget WINDOW=USD[@ZONE]]...
+         [--allowed-domains HOST,...] [--models ID-OR-GLOB,...] [--budget WINDOW=USD[@ZONE]]... [--upstream-group G]
   update ID [--name NAME] [--description D] [--token-limit N|none] [--tier T] [--expires RFC3339|never]
          [--allowed-ips CIDR,...] [--allowed-domains HOST,...] [--models ID-OR-GLOB,...] [--budget WINDOW=USD[@ZONE]|none]...
-         (only the flags given change; an empty list, e.g. --models '', clears one)
+         [--upstream-group G]
+         (only the flags given change; an empty list, e.g. --models '', clears one; --upstream-group '' is the default group)
   list [--active=true|false] [--name TEXT] [--limit N]
   get ID
   disable ID | enable ID | rotate ID | delete ID
@@ -135,6 +137,7 @@ budgets: --budget is repeatable; WINDOW is 5h, day, week, month or total, USD an
   amount, ZONE an IANA time zone for day, week and month (default the relay's), e.g.
   --budget 5h=10 --budget month=200 --budget day=5@Europe/Paris; --budget none removes them all.
 models: --models 'claude-sonnet-*,claude-haiku-4-5' limits the key to those models (globs allowed).
+upstream groups: --upstream-group team-a sends the key's requests to the upstreams of group team-a only.
 
 common flags: --url --user --password --token --json
 `
@@ -231,6 +234,7 @@ func keysCmd(ctx context.Context, args []string, e env) error {
 	f.register(fs, e)
 	var (
 		name, desc, tier, expires, ips, domains, models, limitText string
+		upstreamGroup                                              string
 		tokenLimit                                                 int64 = -1
 		active                                                     string
 		limit                                                      int
@@ -253,6 +257,7 @@ func keysCmd(ctx context.Context, args []string, e env) error {
 		fs.StringVar(&domains, "allowed-domains", "", "comma-separated host patterns, e.g. *.example.com")
 		fs.StringVar(&models, "models", "", "comma-separated model ids or globs the key may use, e.g. claude-sonnet-*")
 		fs.Var(&budgets, "budget", "money budget WINDOW=USD[@ZONE], repeatable (5h, day, week, month, total), or none")
+		fs.StringVar(&upstreamGroup, "upstream-group", "", "the upstream group the key's requests go to; '' = the default group")
 	case "list":
 		fs.StringVar(&active, "active", "", "true or false to filter")
 		fs.StringVar(&name, "name", "", "filter by name substring")
@@ -333,6 +338,9 @@ func keysCmd(ctx context.Context, args []string, e env) error {
 		if len(budgetList) > 0 {
 			body.Budgets = &budgetList
 		}
+		if upstreamGroup != "" {
+			body.UpstreamGroup = &upstreamGroup
+		}
 		resp, err := c.CreateKeyWithResponse(ctx, body)
 		if err != nil {
 			return err
@@ -351,6 +359,9 @@ func keysCmd(ctx context.Context, args []string, e env) error {
 		body, err := updateBody(given, name, desc, tier, limitText, expires, ips, domains, models, budgetList)
 		if err != nil {
 			return err
+		}
+		if given["upstream-group"] {
+			body.UpstreamGroup = &upstreamGroup
 		}
 		resp, err := c.UpdateKeyWithResponse(ctx, keyID, body)
 		if err != nil {
@@ -500,7 +511,7 @@ func updateBody(given map[string]bool, name, desc, tier, limit, expires, ips, do
 	return body, nil
 }
 
-const usageUsage = `usage: relay usage [--group-by key|day|model] [--from T] [--to T]
+const usageUsage = `usage: relay usage [--group-by key|day|model|upstream] [--from T] [--to T]
        relay usage reprice --from DATE --to DATE [--apply] [--timeout D]
 
 reprice prices the stored usage of [from, to) again with the relay's current price
@@ -524,7 +535,7 @@ func usageCmd(ctx context.Context, args []string, e env) error {
 	fs.SetOutput(e.stderr)
 	var f cliFlags
 	f.register(fs, e)
-	groupBy := fs.String("group-by", "key", "key, day or model")
+	groupBy := fs.String("group-by", "key", "key, day, model or upstream")
 	from := fs.String("from", "", "inclusive start, RFC 3339 (default 30 days ago)")
 	to := fs.String("to", "", "exclusive end, RFC 3339 (default now)")
 	if err := fs.Parse(args); err != nil {
@@ -533,11 +544,11 @@ func usageCmd(ctx context.Context, args []string, e env) error {
 	p := &client.AdminUsageParams{}
 	g := client.AdminUsageParamsGroupBy(*groupBy)
 	switch *groupBy {
-	case "key", "day", "model":
+	case "key", "day", "model", "upstream":
 		p.GroupBy = &g
 	case "", "none":
 	default:
-		return usageError{"usage: --group-by must be key, day or model"}
+		return usageError{"usage: --group-by must be key, day, model or upstream"}
 	}
 	for _, tv := range []struct {
 		s   string
@@ -846,10 +857,10 @@ func printRates(w io.Writer, models json.RawMessage) error {
 
 func printKeys(w io.Writer, keys []client.APIKey) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tNAME\tPREFIX\tACTIVE\tTIER\tUSED\tLIMIT\tEXPIRES\tBUDGETS\tMODELS")
+	fmt.Fprintln(tw, "ID\tNAME\tPREFIX\tACTIVE\tTIER\tUSED\tLIMIT\tEXPIRES\tBUDGETS\tMODELS\tUPSTREAM_GROUP")
 	for _, k := range keys {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%t\t%s\t%d\t%s\t%s\t%s\t%s\n", k.Id, k.Name, k.KeyPrefix, k.IsActive, k.RateLimitTier, k.TokensUsed,
-			limitText(k.TokenLimit), timeText(k.ExpiresAt), budgetsText(k.Budgets), modelsText(k.AllowedModels))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%t\t%s\t%d\t%s\t%s\t%s\t%s\t%s\n", k.Id, k.Name, k.KeyPrefix, k.IsActive, k.RateLimitTier, k.TokensUsed,
+			limitText(k.TokenLimit), timeText(k.ExpiresAt), budgetsText(k.Budgets), modelsText(k.AllowedModels), groupText(k.UpstreamGroup))
 	}
 	_ = tw.Flush()
 }
@@ -898,4 +909,394 @@ func splitComma(s string) []string {
 		}
 	}
 	return out
+}
+
+func groupText(g string) string {
+	if g == "" {
+		return "default"
+	}
+	return g
+}
+
+const upstreamsUsage = `usage: relay upstreams <command> [flags]
+
+commands:
+  list
+  get ID
+  create --name NAME --upstream-url URL (--api-key-env VAR | --api-key-stdin | --api-key KEY) [--priority N]
+         [--weight N] [--max-concurrency N] [--models ID-OR-GLOB,...] [--group G] [--enabled=false]
+  update ID [--name NAME] [--upstream-url URL] [--api-key-env VAR | --api-key-stdin | --api-key KEY] [--priority N]
+         [--weight N] [--max-concurrency N|none] [--models ID-OR-GLOB,...] [--group G] [--enabled=true|false]
+         (only the flags given change; --models '' serves every model, --group '' is the default group)
+  disable ID | enable ID | delete ID
+  test ID                 send GET /v1/models to the upstream with its stored key
+
+The API key: --api-key-env NAME reads it from the environment variable NAME, --api-key-stdin
+from the first line of stdin (printf '%s\n' "$KEY" | relay upstreams create ... --api-key-stdin).
+Both keep it out of your shell history and the process list, which --api-key KEY does not.
+The relay stores it encrypted and never shows it again: views show its last four characters.
+
+priority is the tier (lower is preferred), weight the share of new sessions within the tier,
+max-concurrency the requests in flight per replica (0 or none: no cap), group the upstream
+group that keys name with --upstream-group.
+
+--upstream-url is the upstream's API base URL (its url field); --url is the relay's, as everywhere.
+
+common flags: --url --user --password --token --json
+`
+
+func upstreamsCmd(ctx context.Context, args []string, e env) error {
+	if len(args) == 0 || args[0] == "--help" || args[0] == "-h" || args[0] == "help" {
+		_, err := io.WriteString(e.stdout, upstreamsUsage)
+		return err
+	}
+	sub, args := args[0], args[1:]
+	fs := flag.NewFlagSet("upstreams "+sub, flag.ContinueOnError)
+	fs.SetOutput(e.stderr)
+	var f cliFlags
+	f.register(fs, e)
+	var (
+		name, upURL, apiKey, apiKeyEnv, models, group, maxConc, enabled string
+		apiKeyStdin                                                     bool
+		priority, weight                                                int
+	)
+	switch sub {
+	case "create", "update":
+		fs.StringVar(&name, "name", "", "upstream name")
+		fs.StringVar(&upURL, "upstream-url", "", "the upstream's API base URL, e.g. https://api.anthropic.com")
+		fs.StringVar(&apiKey, "api-key", "", "the upstream's API key (prefer --api-key-env or --api-key-stdin)")
+		fs.StringVar(&apiKeyEnv, "api-key-env", "", "read the API key from this environment variable")
+		fs.BoolVar(&apiKeyStdin, "api-key-stdin", false, "read the API key from the first line of stdin")
+		fs.IntVar(&priority, "priority", 0, "tier: lower is preferred")
+		fs.IntVar(&weight, "weight", 1, "share of new sessions within the tier")
+		fs.StringVar(&maxConc, "max-concurrency", "", "requests in flight per replica; 0 or none = no cap")
+		fs.StringVar(&models, "models", "", "comma-separated model ids or globs it serves; '' = every model")
+		fs.StringVar(&group, "group", "", "upstream group; '' = the default group")
+		fs.StringVar(&enabled, "enabled", "", "true or false")
+	case "list", "get", "disable", "enable", "delete", "test":
+	default:
+		return usageError{fmt.Sprintf("unknown upstreams command %q\n\n%s", sub, upstreamsUsage)}
+	}
+	var id string
+	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+		id, args = args[0], args[1:]
+	}
+	if err := fs.Parse(args); err != nil {
+		return usageError{err.Error()}
+	}
+	given := map[string]bool{}
+	fs.Visit(func(fl *flag.Flag) { given[fl.Name] = true })
+	if id == "" && fs.NArg() > 0 {
+		id = fs.Arg(0)
+	}
+	if sub != "create" && sub != "list" && id == "" {
+		return usageError{fmt.Sprintf("upstreams %s: need an upstream id (relay upstreams list shows them)", sub)}
+	}
+	var key *string
+	if sub == "create" || sub == "update" {
+		k, err := readAPIKey(given, apiKey, apiKeyEnv, apiKeyStdin, e)
+		if err != nil {
+			return usageError{"upstreams " + sub + ": " + err.Error()}
+		}
+		key = k
+	}
+	var (
+		createBody client.CreateUpstreamJSONRequestBody
+		updateBody client.UpdateUpstreamJSONRequestBody
+	)
+	switch sub {
+	case "create":
+		b, err := upstreamCreateBody(given, name, upURL, key, priority, weight, maxConc, models, group, enabled)
+		if err != nil {
+			return err
+		}
+		createBody = b
+	case "update":
+		b, err := upstreamUpdateBody(given, name, upURL, key, priority, weight, maxConc, models, group, enabled)
+		if err != nil {
+			return err
+		}
+		updateBody = b
+	}
+	c, err := f.adminClient(ctx)
+	if err != nil {
+		return err
+	}
+	show := func(u *client.Upstream, resp *http.Response, body []byte) error {
+		if u == nil {
+			return apiError(resp, body)
+		}
+		if f.json {
+			return printJSON(e.stdout, u)
+		}
+		printUpstreams(e.stdout, []client.Upstream{*u})
+		return nil
+	}
+	switch sub {
+	case "list":
+		resp, err := c.ListUpstreamsWithResponse(ctx)
+		if err != nil {
+			return err
+		}
+		if resp.JSON200 == nil {
+			return apiError(resp.HTTPResponse, resp.Body)
+		}
+		if f.json {
+			return printJSON(e.stdout, resp.JSON200.Data)
+		}
+		printUpstreams(e.stdout, resp.JSON200.Data)
+		return nil
+	case "get":
+		resp, err := c.GetUpstreamWithResponse(ctx, id)
+		if err != nil {
+			return err
+		}
+		return show(resp.JSON200, resp.HTTPResponse, resp.Body)
+	case "create":
+		resp, err := c.CreateUpstreamWithResponse(ctx, createBody)
+		if err != nil {
+			return err
+		}
+		return show(resp.JSON201, resp.HTTPResponse, resp.Body)
+	case "update":
+		resp, err := c.UpdateUpstreamWithResponse(ctx, id, updateBody)
+		if err != nil {
+			return err
+		}
+		return show(resp.JSON200, resp.HTTPResponse, resp.Body)
+	case "disable":
+		resp, err := c.DisableUpstreamWithResponse(ctx, id)
+		if err != nil {
+			return err
+		}
+		return show(resp.JSON200, resp.HTTPResponse, resp.Body)
+	case "enable":
+		resp, err := c.EnableUpstreamWithResponse(ctx, id)
+		if err != nil {
+			return err
+		}
+		return show(resp.JSON200, resp.HTTPResponse, resp.Body)
+	case "delete":
+		resp, err := c.DeleteUpstreamWithResponse(ctx, id)
+		if err != nil {
+			return err
+		}
+		if resp.StatusCode() != http.StatusNoContent {
+			return apiError(resp.HTTPResponse, resp.Body)
+		}
+		if f.json {
+			return printJSON(e.stdout, map[string]any{"id": id, "deleted": true})
+		}
+		fmt.Fprintf(e.stdout, "deleted upstream %s\n", id)
+		return nil
+	case "test":
+		resp, err := c.TestUpstreamWithResponse(ctx, id)
+		if err != nil {
+			return err
+		}
+		if resp.JSON200 == nil {
+			return apiError(resp.HTTPResponse, resp.Body)
+		}
+		r := resp.JSON200
+		if f.json {
+			return printJSON(e.stdout, r)
+		}
+		status := "no answer"
+		if r.Status != nil {
+			status = strconv.Itoa(*r.Status)
+		}
+		verdict := "ok"
+		if !r.Ok {
+			verdict = "FAILED"
+		}
+		fmt.Fprintf(e.stdout, "upstream %s: %s (status %s, %.0f ms)", id, verdict, status, r.LatencyMs)
+		if r.Message != "" {
+			fmt.Fprintf(e.stdout, ": %s", r.Message)
+		}
+		fmt.Fprintln(e.stdout)
+		if !r.Ok {
+			return fmt.Errorf("upstream %s failed its test", id)
+		}
+		return nil
+	}
+	return nil
+}
+
+// readAPIKey takes the upstream's API key from at most one of --api-key,
+// --api-key-env and --api-key-stdin; nil when none is given.
+func readAPIKey(given map[string]bool, flagKey, envName string, stdin bool, e env) (*string, error) {
+	n := 0
+	for _, fl := range []string{"api-key", "api-key-env", "api-key-stdin"} {
+		if given[fl] {
+			n++
+		}
+	}
+	if given["api-key-stdin"] && !stdin {
+		n--
+	}
+	switch {
+	case n > 1:
+		return nil, errors.New("give the API key one way: --api-key, --api-key-env or --api-key-stdin")
+	case given["api-key"]:
+		return &flagKey, nil
+	case given["api-key-env"]:
+		v := e.get(envName)
+		if v == "" {
+			return nil, fmt.Errorf("--api-key-env %s: that environment variable is empty or unset", envName)
+		}
+		return &v, nil
+	case stdin:
+		line, err := bufio.NewReader(e.stdin).ReadString('\n')
+		if err != nil && !errors.Is(err, io.EOF) {
+			return nil, fmt.Errorf("--api-key-stdin: %w", err)
+		}
+		line = strings.TrimRight(line, "\r\n")
+		if line == "" {
+			return nil, errors.New("--api-key-stdin: no key on stdin; try: printf '%s\\n' \"$KEY\" | relay upstreams ...")
+		}
+		return &line, nil
+	}
+	return nil, nil
+}
+
+func parseEnabled(v string) (bool, error) {
+	b, err := strconv.ParseBool(v)
+	if err != nil {
+		return false, usageError{"--enabled must be true or false"}
+	}
+	return b, nil
+}
+
+// parseMaxConcurrency reads --max-concurrency: a number, or none (no cap).
+func parseMaxConcurrency(v string) (int, error) {
+	if strings.EqualFold(v, "none") {
+		return 0, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 0 {
+		return 0, usageError{"--max-concurrency must be 0 or more, or none for no cap"}
+	}
+	return n, nil
+}
+
+func upstreamCreateBody(given map[string]bool, name, upURL string, key *string, priority, weight int, maxConc, models, group, enabled string) (client.CreateUpstreamRequest, error) {
+	switch {
+	case name == "":
+		return client.CreateUpstreamRequest{}, usageError{"upstreams create: --name is required"}
+	case upURL == "":
+		return client.CreateUpstreamRequest{}, usageError{"upstreams create: --upstream-url is required"}
+	case key == nil:
+		return client.CreateUpstreamRequest{}, usageError{"upstreams create: the API key is required (--api-key-env VAR or --api-key-stdin)"}
+	}
+	b := client.CreateUpstreamRequest{Name: name, Url: upURL, ApiKey: key}
+	if given["priority"] {
+		b.Priority = &priority
+	}
+	if given["weight"] {
+		b.Weight = &weight
+	}
+	if given["max-concurrency"] {
+		n, err := parseMaxConcurrency(maxConc)
+		if err != nil {
+			return b, err
+		}
+		b.MaxConcurrency = &n
+	}
+	if given["models"] {
+		l := splitComma(models)
+		if l == nil {
+			l = []string{}
+		}
+		b.Models = &l
+	}
+	if given["group"] {
+		b.Group = &group
+	}
+	if given["enabled"] {
+		on, err := parseEnabled(enabled)
+		if err != nil {
+			return b, err
+		}
+		b.Enabled = &on
+	}
+	return b, nil
+}
+
+func upstreamUpdateBody(given map[string]bool, name, upURL string, key *string, priority, weight int, maxConc, models, group, enabled string) (client.UpdateUpstreamRequest, error) {
+	var b client.UpdateUpstreamRequest
+	changes := 0
+	for fl := range given {
+		switch fl {
+		case "url", "user", "password", "token", "json":
+		default:
+			changes++
+		}
+	}
+	if changes == 0 {
+		return b, usageError{"upstreams update: give at least one field to change (relay upstreams --help)"}
+	}
+	if given["name"] {
+		b.Name = &name
+	}
+	if given["upstream-url"] {
+		b.Url = &upURL
+	}
+	b.ApiKey = key
+	if given["priority"] {
+		b.Priority = &priority
+	}
+	if given["weight"] {
+		b.Weight = &weight
+	}
+	if given["max-concurrency"] {
+		n, err := parseMaxConcurrency(maxConc)
+		if err != nil {
+			return b, err
+		}
+		b.MaxConcurrency = json.RawMessage(strconv.Itoa(n))
+	}
+	if given["models"] {
+		l := splitComma(models)
+		if l == nil {
+			l = []string{}
+		}
+		b.Models = &l
+	}
+	if given["group"] {
+		b.Group = &group
+	}
+	if given["enabled"] {
+		on, err := parseEnabled(enabled)
+		if err != nil {
+			return b, err
+		}
+		b.Enabled = &on
+	}
+	return b, nil
+}
+
+func printUpstreams(w io.Writer, ups []client.Upstream) {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tNAME\tURL\tKEY\tPRIORITY\tWEIGHT\tMAX_CONC\tMODELS\tGROUP\tENABLED\tSTATE\tREASON\tIN_FLIGHT\tCACHE_HIT")
+	for _, u := range ups {
+		key := "…"
+		if u.ApiKeyLast4 != nil {
+			key = "…" + *u.ApiKeyLast4
+		}
+		conc := "none"
+		if u.MaxConcurrency != nil {
+			conc = strconv.Itoa(*u.MaxConcurrency)
+		}
+		reason := "-"
+		if u.StateReason != nil {
+			reason = *u.StateReason
+		}
+		hit := "-"
+		if u.CacheHitRate != nil {
+			hit = fmt.Sprintf("%.1f%%", 100**u.CacheHitRate)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%d\t%s\t%s\t%s\t%t\t%s\t%s\t%d\t%s\n", u.Id, u.Name, u.Url, key, u.Priority, u.Weight,
+			conc, modelsText(u.Models), groupText(u.Group), u.Enabled, u.State, reason, u.InFlight, hit)
+	}
+	_ = tw.Flush()
 }

@@ -6,6 +6,7 @@
 //	relay hash-password           read a password, print its argon2id hash
 //	relay health [--url URL]      exit 0 when a relay answers /ready
 //	relay keys ... / relay usage  admin CLI against a running relay
+//	relay upstreams ...           the upstream pool of a running relay
 //	relay version                 print the version
 package main
 
@@ -70,6 +71,7 @@ commands:
   keys <subcommand>         manage API keys on a running relay (relay keys --help)
   usage [reprice]           show usage totals, or reprice a range, on a running relay
   pricing <subcommand>      show or replace the price table of a running relay (show, versions, set)
+  upstreams <subcommand>    manage the upstream pool of a running relay (relay upstreams --help)
   version                   print the version
 `
 
@@ -93,6 +95,8 @@ func run(ctx context.Context, args []string, e env) error {
 		return usageCmd(ctx, args, e)
 	case "pricing":
 		return pricingCmd(ctx, args, e)
+	case "upstreams":
+		return upstreamsCmd(ctx, args, e)
 	case "version", "--version", "-v":
 		fmt.Fprintln(e.stdout, "relay", version)
 		return nil

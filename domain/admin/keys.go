@@ -15,6 +15,8 @@ import (
 	"github.com/relaystation/relay/domain"
 	// Named money here: the login throttle has a type named budget.
 	money "github.com/relaystation/relay/domain/budget"
+	"github.com/relaystation/relay/domain/pool"
+	"github.com/relaystation/relay/domain/upstreams"
 	"github.com/relaystation/relay/ports"
 )
 
@@ -54,6 +56,9 @@ type IssueKeyInput struct {
 	AllowedModels []string
 	// Budgets are the key's money budgets; empty = none.
 	Budgets []BudgetInput
+	// UpstreamGroup is the upstream group the key's traffic goes to; "" =
+	// the default group.
+	UpstreamGroup string
 }
 
 // Validate checks the fields that need no lookup.
@@ -81,6 +86,17 @@ func (in IssueKeyInput) Validate() error {
 	}
 	if _, err := parseBudgets(in.Budgets); err != nil {
 		return err
+	}
+	return validUpstreamGroup(in.UpstreamGroup)
+}
+
+// validUpstreamGroup checks a key's upstream group as an upstream's group
+// is checked, so that every group a key can name is one an upstream can
+// have. A group no upstream has yet is allowed: the key's requests find no
+// upstream until one has it.
+func validUpstreamGroup(g string) error {
+	if err := upstreams.ValidGroup(g); err != nil {
+		return domain.Invalidf("upstream_group must be at most %d bytes of printable UTF-8", pool.MaxGroupLen)
 	}
 	return nil
 }
@@ -189,6 +205,7 @@ func (s *Service) IssueKey(ctx context.Context, in IssueKeyInput) (IssuedKey, er
 		AllowedDomains: domains,
 		AllowedModels:  models,
 		Budgets:        money.ToKey(budgets),
+		UpstreamGroup:  in.UpstreamGroup,
 		CreatedAt:      now,
 		UpdatedAt:      now,
 	}
@@ -296,6 +313,8 @@ type UpdateKeyInput struct {
 	// clears one.
 	AllowedModels *[]string
 	Budgets       *[]BudgetInput
+	// UpstreamGroup: "" moves the key to the default group.
+	UpstreamGroup *string
 }
 
 // Validate checks every field present.
@@ -335,6 +354,9 @@ func (in UpdateKeyInput) Validate() error {
 		if _, err := parseBudgets(*in.Budgets); err != nil {
 			return err
 		}
+	}
+	if in.UpstreamGroup != nil {
+		return validUpstreamGroup(*in.UpstreamGroup)
 	}
 	return nil
 }
@@ -395,6 +417,9 @@ func (s *Service) UpdateKey(ctx context.Context, in UpdateKeyInput) (domain.APIK
 			// its requests in flight.
 			budgetsChanged = len(k.Budgets) == 0 && len(next) > 0
 			k.Budgets = next
+		}
+		if in.UpstreamGroup != nil {
+			k.UpstreamGroup = *in.UpstreamGroup
 		}
 		return nil
 	})

@@ -55,9 +55,9 @@ type AdminUsageInput struct {
 // Validate checks the range and the grouping.
 func (in AdminUsageInput) Validate() error {
 	switch in.GroupBy {
-	case domain.GroupNone, domain.GroupKey, domain.GroupDay, domain.GroupModel:
+	case domain.GroupNone, domain.GroupKey, domain.GroupDay, domain.GroupModel, domain.GroupUpstream:
 	default:
-		return domain.Invalidf("group_by must be key, day or model")
+		return domain.Invalidf("group_by must be key, day, model or upstream")
 	}
 	if in.KeyID != nil && *in.KeyID == uuid.Nil {
 		return domain.Invalidf("key_id must not be the nil UUID")

@@ -1,9 +1,9 @@
 -- name: InsertObject :execrows
 -- A (kind, id) already recorded is left as it is: its first owner stays.
 INSERT INTO owned_objects (
-    kind, id, key_id, created_at, reservation_id, reserved, settled_at, poll_after, reserved_cost
+    kind, id, key_id, created_at, reservation_id, reserved, settled_at, poll_after, reserved_cost, upstream
 ) VALUES (
-    $1, $2, $3, $4, $5, $6, $7, $8, $9
+    $1, $2, $3, $4, $5, $6, $7, $8, $9, $10
 )
 ON CONFLICT (kind, id) DO NOTHING;
 

@@ -75,13 +75,14 @@ ORDER BY created_at DESC, request_id DESC
 LIMIT sqlc.arg(max_rows)::bigint;
 
 -- UsageTotalsFromRecords sums raw records; used when the range is not
--- day-aligned.
+-- day-aligned, and for the upstream grouping (the rollup has no upstream).
 -- name: UsageTotalsFromRecords :many
 SELECT
     (CASE sqlc.arg(group_by)::text
         WHEN 'key' THEN key_id::text
         WHEN 'day' THEN to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD')
         WHEN 'model' THEN model
+        WHEN 'upstream' THEN upstream
         ELSE ''
     END)::text AS grp,
     count(*)::bigint AS requests,
@@ -103,6 +104,41 @@ FROM usage_records
 WHERE (sqlc.narg(key_id)::uuid IS NULL OR key_id = sqlc.narg(key_id))
   AND (sqlc.narg(from_time)::timestamptz IS NULL OR created_at >= sqlc.narg(from_time))
   AND (sqlc.narg(to_time)::timestamptz IS NULL OR created_at < sqlc.narg(to_time))
+GROUP BY 1
+ORDER BY 1;
+
+-- UsageTotalsFromRecordsInRange is UsageTotalsFromRecords over a range
+-- bound at both ends, written as plain comparisons so that the range is
+-- one of usage_records_time_idx (a short range, such as the last 24 hours,
+-- then reads only its own records).
+-- name: UsageTotalsFromRecordsInRange :many
+SELECT
+    (CASE sqlc.arg(group_by)::text
+        WHEN 'key' THEN key_id::text
+        WHEN 'day' THEN to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD')
+        WHEN 'model' THEN model
+        WHEN 'upstream' THEN upstream
+        ELSE ''
+    END)::text AS grp,
+    count(*)::bigint AS requests,
+    sum(input_tokens)::bigint AS input_tokens,
+    sum(output_tokens)::bigint AS output_tokens,
+    sum(cache_creation_input_tokens)::bigint AS cache_creation_input_tokens,
+    sum(cache_read_input_tokens)::bigint AS cache_read_input_tokens,
+    sum(cache_creation_5m_tokens)::bigint AS cache_creation_5m_tokens,
+    sum(cache_creation_1h_tokens)::bigint AS cache_creation_1h_tokens,
+    sum(cost_total)::bigint AS cost_total,
+    sum(cost_input)::bigint AS cost_input,
+    sum(cost_output)::bigint AS cost_output,
+    sum(cost_cache_write_5m)::bigint AS cost_cache_write_5m,
+    sum(cost_cache_write_1h)::bigint AS cost_cache_write_1h,
+    sum(cost_cache_read)::bigint AS cost_cache_read,
+    sum(cost_web_search)::bigint AS cost_web_search,
+    sum(cost_web_fetch)::bigint AS cost_web_fetch
+FROM usage_records
+WHERE (sqlc.narg(key_id)::uuid IS NULL OR key_id = sqlc.narg(key_id))
+  AND created_at >= sqlc.arg(from_time)::timestamptz
+  AND created_at < sqlc.arg(to_time)::timestamptz
 GROUP BY 1
 ORDER BY 1;
 
@@ -166,7 +202,7 @@ FOR NO KEY UPDATE;
 -- UsageCostForUpdate reads and locks a record's stored cost if it still
 -- carries the total and price version the repricer read.
 -- name: UsageCostForUpdate :one
-SELECT key_id, created_at, model, cost_total, cost_input, cost_output,
+SELECT key_id, created_at, model, upstream, cost_total, cost_input, cost_output,
     cost_cache_write_5m, cost_cache_write_1h, cost_cache_read,
     cost_web_search, cost_web_fetch
 FROM usage_records
@@ -204,3 +240,17 @@ UPDATE usage_daily SET
     cost_web_search = cost_web_search + sqlc.arg(cost_web_search)::bigint,
     cost_web_fetch = cost_web_fetch + sqlc.arg(cost_web_fetch)::bigint
 WHERE key_id = sqlc.arg(key_id) AND day = sqlc.arg(day)::text::date AND model = sqlc.arg(model);
+
+-- AddUsageDailyUpstreamCost moves one upstream rollup row's cost sums by a
+-- repricing's difference.
+-- name: AddUsageDailyUpstreamCost :execrows
+UPDATE usage_daily_upstream SET
+    cost_total = cost_total + sqlc.arg(cost_total)::bigint,
+    cost_input = cost_input + sqlc.arg(cost_input)::bigint,
+    cost_output = cost_output + sqlc.arg(cost_output)::bigint,
+    cost_cache_write_5m = cost_cache_write_5m + sqlc.arg(cost_cache_write_5m)::bigint,
+    cost_cache_write_1h = cost_cache_write_1h + sqlc.arg(cost_cache_write_1h)::bigint,
+    cost_cache_read = cost_cache_read + sqlc.arg(cost_cache_read)::bigint,
+    cost_web_search = cost_web_search + sqlc.arg(cost_web_search)::bigint,
+    cost_web_fetch = cost_web_fetch + sqlc.arg(cost_web_fetch)::bigint
+WHERE day = sqlc.arg(day)::text::date AND upstream = sqlc.arg(upstream) AND key_id = sqlc.arg(key_id);

@@ -2,9 +2,10 @@
 INSERT INTO api_keys (
     id, name, description, key_hash, key_prefix, token_limit, tokens_used,
     rate_limit_tier, is_active, expires_at, allowed_ips, allowed_domains,
-    created_at, updated_at, last_used_at, deleted_at, allowed_models, budgets
+    created_at, updated_at, last_used_at, deleted_at, allowed_models, budgets,
+    upstream_group
 ) VALUES (
-    ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?
+    ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?
 );
 
 -- name: GetKey :one
@@ -42,6 +43,7 @@ UPDATE api_keys SET
     allowed_domains = sqlc.arg(allowed_domains),
     allowed_models = sqlc.arg(allowed_models),
     budgets = sqlc.arg(budgets),
+    upstream_group = sqlc.arg(upstream_group),
     updated_at = sqlc.arg(updated_at)
 WHERE id = sqlc.arg(id) AND deleted_at IS NULL AND updated_at = sqlc.arg(prev_updated_at);
 

@@ -1,9 +1,9 @@
 -- name: InsertObject :execrows
 -- A (kind, id) already recorded is left as it is: its first owner stays.
 INSERT INTO owned_objects (
-    kind, id, key_id, created_at, reservation_id, reserved, settled_at, poll_after, reserved_cost
+    kind, id, key_id, created_at, reservation_id, reserved, settled_at, poll_after, reserved_cost, upstream
 ) VALUES (
-    ?, ?, ?, ?, ?, ?, ?, ?, ?
+    ?, ?, ?, ?, ?, ?, ?, ?, ?, ?
 )
 ON CONFLICT (kind, id) DO NOTHING;
 

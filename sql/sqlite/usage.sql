@@ -28,6 +28,33 @@ ON CONFLICT (key_id, day, model) DO UPDATE SET
     cost_web_search = cost_web_search + excluded.cost_web_search,
     cost_web_fetch = cost_web_fetch + excluded.cost_web_fetch;
 
+-- name: UpsertUsageDailyUpstream :exec
+INSERT INTO usage_daily_upstream (
+    day, upstream, key_id, requests, input_tokens, output_tokens,
+    cache_creation_input_tokens, cache_read_input_tokens,
+    cache_creation_5m_tokens, cache_creation_1h_tokens,
+    cost_total, cost_input, cost_output, cost_cache_write_5m,
+    cost_cache_write_1h, cost_cache_read, cost_web_search, cost_web_fetch
+) VALUES (
+    ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?
+)
+ON CONFLICT (day, upstream, key_id) DO UPDATE SET
+    requests = requests + excluded.requests,
+    input_tokens = input_tokens + excluded.input_tokens,
+    output_tokens = output_tokens + excluded.output_tokens,
+    cache_creation_input_tokens = cache_creation_input_tokens + excluded.cache_creation_input_tokens,
+    cache_read_input_tokens = cache_read_input_tokens + excluded.cache_read_input_tokens,
+    cache_creation_5m_tokens = cache_creation_5m_tokens + excluded.cache_creation_5m_tokens,
+    cache_creation_1h_tokens = cache_creation_1h_tokens + excluded.cache_creation_1h_tokens,
+    cost_total = cost_total + excluded.cost_total,
+    cost_input = cost_input + excluded.cost_input,
+    cost_output = cost_output + excluded.cost_output,
+    cost_cache_write_5m = cost_cache_write_5m + excluded.cost_cache_write_5m,
+    cost_cache_write_1h = cost_cache_write_1h + excluded.cost_cache_write_1h,
+    cost_cache_read = cost_cache_read + excluded.cost_cache_read,
+    cost_web_search = cost_web_search + excluded.cost_web_search,
+    cost_web_fetch = cost_web_fetch + excluded.cost_web_fetch;
+
 -- UsageLogs and its variants return a page of records, newest first. The
 -- time range and the cursor are always bound (the store passes the widest
 -- ones when the caller sets none), so they are ranges of the index a
@@ -105,13 +132,14 @@ ORDER BY created_at DESC, request_id DESC
 LIMIT sqlc.arg(max_rows);
 
 -- UsageTotalsFromRecords sums raw records; used when the range is not
--- day-aligned.
+-- day-aligned, and for the upstream grouping (the rollup has no upstream).
 -- name: UsageTotalsFromRecords :many
 SELECT
     CAST(CASE CAST(sqlc.arg(group_by) AS TEXT)
         WHEN 'key' THEN key_id
         WHEN 'day' THEN strftime('%Y-%m-%d', created_at / 1000000, 'unixepoch')
         WHEN 'model' THEN model
+        WHEN 'upstream' THEN upstream
         ELSE ''
     END AS TEXT) AS grp,
     CAST(count(*) AS INTEGER) AS requests,
@@ -133,6 +161,41 @@ FROM usage_records
 WHERE (CAST(sqlc.narg(key_id) AS UUID) IS NULL OR key_id = sqlc.narg(key_id))
   AND (CAST(sqlc.narg(from_time) AS TIMESTAMP) IS NULL OR created_at >= sqlc.narg(from_time))
   AND (CAST(sqlc.narg(to_time) AS TIMESTAMP) IS NULL OR created_at < sqlc.narg(to_time))
+GROUP BY 1
+ORDER BY 1;
+
+-- UsageTotalsFromRecordsInRange is UsageTotalsFromRecords over a range
+-- bound at both ends, written as plain comparisons so that the range is
+-- one of usage_records_time_idx (a short range, such as the last 24 hours,
+-- then reads only its own records).
+-- name: UsageTotalsFromRecordsInRange :many
+SELECT
+    CAST(CASE CAST(sqlc.arg(group_by) AS TEXT)
+        WHEN 'key' THEN key_id
+        WHEN 'day' THEN strftime('%Y-%m-%d', created_at / 1000000, 'unixepoch')
+        WHEN 'model' THEN model
+        WHEN 'upstream' THEN upstream
+        ELSE ''
+    END AS TEXT) AS grp,
+    CAST(count(*) AS INTEGER) AS requests,
+    CAST(sum(input_tokens) AS INTEGER) AS input_tokens,
+    CAST(sum(output_tokens) AS INTEGER) AS output_tokens,
+    CAST(sum(cache_creation_input_tokens) AS INTEGER) AS cache_creation_input_tokens,
+    CAST(sum(cache_read_input_tokens) AS INTEGER) AS cache_read_input_tokens,
+    CAST(sum(cache_creation_5m_tokens) AS INTEGER) AS cache_creation_5m_tokens,
+    CAST(sum(cache_creation_1h_tokens) AS INTEGER) AS cache_creation_1h_tokens,
+    CAST(sum(cost_total) AS INTEGER) AS cost_total,
+    CAST(sum(cost_input) AS INTEGER) AS cost_input,
+    CAST(sum(cost_output) AS INTEGER) AS cost_output,
+    CAST(sum(cost_cache_write_5m) AS INTEGER) AS cost_cache_write_5m,
+    CAST(sum(cost_cache_write_1h) AS INTEGER) AS cost_cache_write_1h,
+    CAST(sum(cost_cache_read) AS INTEGER) AS cost_cache_read,
+    CAST(sum(cost_web_search) AS INTEGER) AS cost_web_search,
+    CAST(sum(cost_web_fetch) AS INTEGER) AS cost_web_fetch
+FROM usage_records
+WHERE (CAST(sqlc.narg(key_id) AS UUID) IS NULL OR key_id = sqlc.narg(key_id))
+  AND created_at >= CAST(sqlc.arg(from_time) AS TIMESTAMP)
+  AND created_at < CAST(sqlc.arg(to_time) AS TIMESTAMP)
 GROUP BY 1
 ORDER BY 1;
 
@@ -189,7 +252,7 @@ ORDER BY 1, 2;
 -- total and price version the repricer read. (The write transaction holds
 -- the database's one write lock, so nothing changes it before the update.)
 -- name: UsageCostForUpdate :one
-SELECT key_id, created_at, model, cost_total, cost_input, cost_output,
+SELECT key_id, created_at, model, upstream, cost_total, cost_input, cost_output,
     cost_cache_write_5m, cost_cache_write_1h, cost_cache_read,
     cost_web_search, cost_web_fetch
 FROM usage_records
@@ -226,3 +289,17 @@ UPDATE usage_daily SET
     cost_web_search = cost_web_search + CAST(sqlc.arg(cost_web_search) AS INTEGER),
     cost_web_fetch = cost_web_fetch + CAST(sqlc.arg(cost_web_fetch) AS INTEGER)
 WHERE key_id = sqlc.arg(key_id) AND day = CAST(sqlc.arg(day) AS TEXT) AND model = sqlc.arg(model);
+
+-- AddUsageDailyUpstreamCost moves one upstream rollup row's cost sums by a
+-- repricing's difference.
+-- name: AddUsageDailyUpstreamCost :execrows
+UPDATE usage_daily_upstream SET
+    cost_total = cost_total + CAST(sqlc.arg(cost_total) AS INTEGER),
+    cost_input = cost_input + CAST(sqlc.arg(cost_input) AS INTEGER),
+    cost_output = cost_output + CAST(sqlc.arg(cost_output) AS INTEGER),
+    cost_cache_write_5m = cost_cache_write_5m + CAST(sqlc.arg(cost_cache_write_5m) AS INTEGER),
+    cost_cache_write_1h = cost_cache_write_1h + CAST(sqlc.arg(cost_cache_write_1h) AS INTEGER),
+    cost_cache_read = cost_cache_read + CAST(sqlc.arg(cost_cache_read) AS INTEGER),
+    cost_web_search = cost_web_search + CAST(sqlc.arg(cost_web_search) AS INTEGER),
+    cost_web_fetch = cost_web_fetch + CAST(sqlc.arg(cost_web_fetch) AS INTEGER)
+WHERE day = CAST(sqlc.arg(day) AS TEXT) AND upstream = sqlc.arg(upstream) AND key_id = sqlc.arg(key_id);

@@ -30,6 +30,7 @@ type ApiKey struct {
 	DeletedAt      *sqlstore.Time
 	AllowedModels  []string
 	Budgets        string
+	UpstreamGroup  string
 }
 
 type OwnedObject struct {
@@ -42,6 +43,7 @@ type OwnedObject struct {
 	SettledAt     *sqlstore.Time
 	PollAfter     sqlstore.Time
 	ReservedCost  int64
+	Upstream      string
 }
 
 type PriceTable struct {
@@ -63,6 +65,23 @@ type RateLimitTier struct {
 	UpdatedAt      sqlstore.Time
 }
 
+type Upstream struct {
+	ID             string
+	Name           string
+	Url            string
+	SealedKey      string
+	KeyLast4       string
+	Priority       int64
+	Weight         int64
+	MaxConcurrency int64
+	Models         []string
+	Grp            string
+	Enabled        bool
+	DisabledReason string
+	CreatedAt      sqlstore.Time
+	UpdatedAt      sqlstore.Time
+}
+
 type UsageDaily struct {
 	KeyID                    uuid.UUID
 	Day                      time.Time
@@ -76,6 +95,27 @@ type UsageDaily struct {
 	CacheCreation1hTokens    int64
 	WebSearchRequests        int64
 	WebFetchRequests         int64
+	CostTotal                int64
+	CostInput                int64
+	CostOutput               int64
+	CostCacheWrite5m         int64
+	CostCacheWrite1h         int64
+	CostCacheRead            int64
+	CostWebSearch            int64
+	CostWebFetch             int64
+}
+
+type UsageDailyUpstream struct {
+	Day                      time.Time
+	Upstream                 string
+	KeyID                    uuid.UUID
+	Requests                 int64
+	InputTokens              int64
+	OutputTokens             int64
+	CacheCreationInputTokens int64
+	CacheReadInputTokens     int64
+	CacheCreation5mTokens    int64
+	CacheCreation1hTokens    int64
 	CostTotal                int64
 	CostInput                int64
 	CostOutput               int64

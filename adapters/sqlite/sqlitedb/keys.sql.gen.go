@@ -34,9 +34,10 @@ const createKey = `-- name: CreateKey :exec
 INSERT INTO api_keys (
     id, name, description, key_hash, key_prefix, token_limit, tokens_used,
     rate_limit_tier, is_active, expires_at, allowed_ips, allowed_domains,
-    created_at, updated_at, last_used_at, deleted_at, allowed_models, budgets
+    created_at, updated_at, last_used_at, deleted_at, allowed_models, budgets,
+    upstream_group
 ) VALUES (
-    ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?
+    ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?
 )
 `
 
@@ -59,6 +60,7 @@ type CreateKeyParams struct {
 	DeletedAt      *sqlstore.Time
 	AllowedModels  sqlstore.JSONList
 	Budgets        string
+	UpstreamGroup  string
 }
 
 func (q *Queries) CreateKey(ctx context.Context, arg CreateKeyParams) error {
@@ -81,6 +83,7 @@ func (q *Queries) CreateKey(ctx context.Context, arg CreateKeyParams) error {
 		arg.DeletedAt,
 		arg.AllowedModels,
 		arg.Budgets,
+		arg.UpstreamGroup,
 	)
 	return err
 }
@@ -104,7 +107,7 @@ func (q *Queries) DeleteKey(ctx context.Context, arg DeleteKeyParams) (int64, er
 }
 
 const getKey = `-- name: GetKey :one
-SELECT id, name, description, key_hash, key_prefix, token_limit, tokens_used, rate_limit_tier, is_active, expires_at, allowed_ips, allowed_domains, created_at, updated_at, last_used_at, deleted_at, allowed_models, budgets FROM api_keys
+SELECT id, name, description, key_hash, key_prefix, token_limit, tokens_used, rate_limit_tier, is_active, expires_at, allowed_ips, allowed_domains, created_at, updated_at, last_used_at, deleted_at, allowed_models, budgets, upstream_group FROM api_keys
 WHERE id = ? AND deleted_at IS NULL
 `
 
@@ -130,12 +133,13 @@ func (q *Queries) GetKey(ctx context.Context, id uuid.UUID) (ApiKey, error) {
 		&i.DeletedAt,
 		&i.AllowedModels,
 		&i.Budgets,
+		&i.UpstreamGroup,
 	)
 	return i, err
 }
 
 const getKeyByHash = `-- name: GetKeyByHash :one
-SELECT id, name, description, key_hash, key_prefix, token_limit, tokens_used, rate_limit_tier, is_active, expires_at, allowed_ips, allowed_domains, created_at, updated_at, last_used_at, deleted_at, allowed_models, budgets FROM api_keys
+SELECT id, name, description, key_hash, key_prefix, token_limit, tokens_used, rate_limit_tier, is_active, expires_at, allowed_ips, allowed_domains, created_at, updated_at, last_used_at, deleted_at, allowed_models, budgets, upstream_group FROM api_keys
 WHERE key_hash = ?
 `
 
@@ -161,12 +165,13 @@ func (q *Queries) GetKeyByHash(ctx context.Context, keyHash string) (ApiKey, err
 		&i.DeletedAt,
 		&i.AllowedModels,
 		&i.Budgets,
+		&i.UpstreamGroup,
 	)
 	return i, err
 }
 
 const listKeys = `-- name: ListKeys :many
-SELECT id, name, description, key_hash, key_prefix, token_limit, tokens_used, rate_limit_tier, is_active, expires_at, allowed_ips, allowed_domains, created_at, updated_at, last_used_at, deleted_at, allowed_models, budgets FROM api_keys
+SELECT id, name, description, key_hash, key_prefix, token_limit, tokens_used, rate_limit_tier, is_active, expires_at, allowed_ips, allowed_domains, created_at, updated_at, last_used_at, deleted_at, allowed_models, budgets, upstream_group FROM api_keys
 WHERE deleted_at IS NULL
   AND (CAST(?1 AS BOOLEAN) IS NULL OR is_active = ?1)
   AND (CAST(?2 AS TEXT) IS NULL OR instr(lower(name), lower(?2)) > 0)
@@ -219,6 +224,7 @@ func (q *Queries) ListKeys(ctx context.Context, arg ListKeysParams) ([]ApiKey, e
 			&i.DeletedAt,
 			&i.AllowedModels,
 			&i.Budgets,
+			&i.UpstreamGroup,
 		); err != nil {
 			return nil, err
 		}
@@ -247,8 +253,9 @@ UPDATE api_keys SET
     allowed_domains = ?10,
     allowed_models = ?11,
     budgets = ?12,
-    updated_at = ?13
-WHERE id = ?14 AND deleted_at IS NULL AND updated_at = ?15
+    upstream_group = ?13,
+    updated_at = ?14
+WHERE id = ?15 AND deleted_at IS NULL AND updated_at = ?16
 `
 
 type UpdateKeyParams struct {
@@ -264,6 +271,7 @@ type UpdateKeyParams struct {
 	AllowedDomains sqlstore.JSONList
 	AllowedModels  sqlstore.JSONList
 	Budgets        string
+	UpstreamGroup  string
 	UpdatedAt      sqlstore.Time
 	ID             uuid.UUID
 	PrevUpdatedAt  sqlstore.Time
@@ -285,6 +293,7 @@ func (q *Queries) UpdateKey(ctx context.Context, arg UpdateKeyParams) (int64, er
 		arg.AllowedDomains,
 		arg.AllowedModels,
 		arg.Budgets,
+		arg.UpstreamGroup,
 		arg.UpdatedAt,
 		arg.ID,
 		arg.PrevUpdatedAt,

@@ -28,6 +28,7 @@ type ApiKey struct {
 	DeletedAt      *sqlstore.Time
 	AllowedModels  sqlstore.JSONList
 	Budgets        string
+	UpstreamGroup  string
 }
 
 type OwnedObject struct {
@@ -40,6 +41,7 @@ type OwnedObject struct {
 	SettledAt     *sqlstore.Time
 	PollAfter     sqlstore.Time
 	ReservedCost  int64
+	Upstream      string
 }
 
 type PriceTable struct {
@@ -61,6 +63,23 @@ type RateLimitTier struct {
 	UpdatedAt      sqlstore.Time
 }
 
+type Upstream struct {
+	ID             string
+	Name           string
+	Url            string
+	SealedKey      string
+	KeyLast4       string
+	Priority       int64
+	Weight         int64
+	MaxConcurrency int64
+	Models         sqlstore.JSONList
+	Grp            string
+	Enabled        bool
+	DisabledReason string
+	CreatedAt      sqlstore.Time
+	UpdatedAt      sqlstore.Time
+}
+
 type UsageDaily struct {
 	KeyID                    uuid.UUID
 	Day                      string
@@ -74,6 +93,27 @@ type UsageDaily struct {
 	CacheCreation1hTokens    int64
 	WebSearchRequests        int64
 	WebFetchRequests         int64
+	CostTotal                int64
+	CostInput                int64
+	CostOutput               int64
+	CostCacheWrite5m         int64
+	CostCacheWrite1h         int64
+	CostCacheRead            int64
+	CostWebSearch            int64
+	CostWebFetch             int64
+}
+
+type UsageDailyUpstream struct {
+	Day                      string
+	Upstream                 string
+	KeyID                    uuid.UUID
+	Requests                 int64
+	InputTokens              int64
+	OutputTokens             int64
+	CacheCreationInputTokens int64
+	CacheReadInputTokens     int64
+	CacheCreation5mTokens    int64
+	CacheCreation1hTokens    int64
 	CostTotal                int64
 	CostInput                int64
 	CostOutput               int64

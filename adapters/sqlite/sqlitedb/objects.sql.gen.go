@@ -13,7 +13,7 @@ import (
 )
 
 const getObject = `-- name: GetObject :one
-SELECT kind, id, key_id, created_at, reservation_id, reserved, settled_at, poll_after, reserved_cost FROM owned_objects
+SELECT kind, id, key_id, created_at, reservation_id, reserved, settled_at, poll_after, reserved_cost, upstream FROM owned_objects
 WHERE kind = ? AND id = ?
 `
 
@@ -35,15 +35,16 @@ func (q *Queries) GetObject(ctx context.Context, arg GetObjectParams) (OwnedObje
 		&i.SettledAt,
 		&i.PollAfter,
 		&i.ReservedCost,
+		&i.Upstream,
 	)
 	return i, err
 }
 
 const insertObject = `-- name: InsertObject :execrows
 INSERT INTO owned_objects (
-    kind, id, key_id, created_at, reservation_id, reserved, settled_at, poll_after, reserved_cost
+    kind, id, key_id, created_at, reservation_id, reserved, settled_at, poll_after, reserved_cost, upstream
 ) VALUES (
-    ?, ?, ?, ?, ?, ?, ?, ?, ?
+    ?, ?, ?, ?, ?, ?, ?, ?, ?, ?
 )
 ON CONFLICT (kind, id) DO NOTHING
 `
@@ -58,6 +59,7 @@ type InsertObjectParams struct {
 	SettledAt     *sqlstore.Time
 	PollAfter     sqlstore.Time
 	ReservedCost  int64
+	Upstream      string
 }
 
 // A (kind, id) already recorded is left as it is: its first owner stays.
@@ -72,6 +74,7 @@ func (q *Queries) InsertObject(ctx context.Context, arg InsertObjectParams) (int
 		arg.SettledAt,
 		arg.PollAfter,
 		arg.ReservedCost,
+		arg.Upstream,
 	)
 	if err != nil {
 		return 0, err
@@ -155,7 +158,7 @@ func (q *Queries) SetBatchPollAfter(ctx context.Context, arg SetBatchPollAfterPa
 }
 
 const unsettledBatches = `-- name: UnsettledBatches :many
-SELECT kind, id, key_id, created_at, reservation_id, reserved, settled_at, poll_after, reserved_cost FROM owned_objects
+SELECT kind, id, key_id, created_at, reservation_id, reserved, settled_at, poll_after, reserved_cost, upstream FROM owned_objects
 WHERE kind = 'batch' AND settled_at IS NULL AND poll_after <= ?1
 ORDER BY created_at, id
 LIMIT ?2
@@ -185,6 +188,7 @@ func (q *Queries) UnsettledBatches(ctx context.Context, arg UnsettledBatchesPara
 			&i.SettledAt,
 			&i.PollAfter,
 			&i.ReservedCost,
+			&i.Upstream,
 		); err != nil {
 			return nil, err
 		}

@@ -61,6 +61,55 @@ func (q *Queries) AddUsageDailyCost(ctx context.Context, arg AddUsageDailyCostPa
 	return result.RowsAffected()
 }
 
+const addUsageDailyUpstreamCost = `-- name: AddUsageDailyUpstreamCost :execrows
+UPDATE usage_daily_upstream SET
+    cost_total = cost_total + CAST(?1 AS INTEGER),
+    cost_input = cost_input + CAST(?2 AS INTEGER),
+    cost_output = cost_output + CAST(?3 AS INTEGER),
+    cost_cache_write_5m = cost_cache_write_5m + CAST(?4 AS INTEGER),
+    cost_cache_write_1h = cost_cache_write_1h + CAST(?5 AS INTEGER),
+    cost_cache_read = cost_cache_read + CAST(?6 AS INTEGER),
+    cost_web_search = cost_web_search + CAST(?7 AS INTEGER),
+    cost_web_fetch = cost_web_fetch + CAST(?8 AS INTEGER)
+WHERE day = CAST(?9 AS TEXT) AND upstream = ?10 AND key_id = ?11
+`
+
+type AddUsageDailyUpstreamCostParams struct {
+	CostTotal        int64
+	CostInput        int64
+	CostOutput       int64
+	CostCacheWrite5m int64
+	CostCacheWrite1h int64
+	CostCacheRead    int64
+	CostWebSearch    int64
+	CostWebFetch     int64
+	Day              string
+	Upstream         string
+	KeyID            uuid.UUID
+}
+
+// AddUsageDailyUpstreamCost moves one upstream rollup row's cost sums by a
+// repricing's difference.
+func (q *Queries) AddUsageDailyUpstreamCost(ctx context.Context, arg AddUsageDailyUpstreamCostParams) (int64, error) {
+	result, err := q.db.ExecContext(ctx, addUsageDailyUpstreamCost,
+		arg.CostTotal,
+		arg.CostInput,
+		arg.CostOutput,
+		arg.CostCacheWrite5m,
+		arg.CostCacheWrite1h,
+		arg.CostCacheRead,
+		arg.CostWebSearch,
+		arg.CostWebFetch,
+		arg.Day,
+		arg.Upstream,
+		arg.KeyID,
+	)
+	if err != nil {
+		return 0, err
+	}
+	return result.RowsAffected()
+}
+
 const setUsageCost = `-- name: SetUsageCost :exec
 UPDATE usage_records SET
     cost_total = ?1,
@@ -246,8 +295,81 @@ func (q *Queries) UpsertUsageDaily(ctx context.Context, arg UpsertUsageDailyPara
 	return err
 }
 
+const upsertUsageDailyUpstream = `-- name: UpsertUsageDailyUpstream :exec
+INSERT INTO usage_daily_upstream (
+    day, upstream, key_id, requests, input_tokens, output_tokens,
+    cache_creation_input_tokens, cache_read_input_tokens,
+    cache_creation_5m_tokens, cache_creation_1h_tokens,
+    cost_total, cost_input, cost_output, cost_cache_write_5m,
+    cost_cache_write_1h, cost_cache_read, cost_web_search, cost_web_fetch
+) VALUES (
+    ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?
+)
+ON CONFLICT (day, upstream, key_id) DO UPDATE SET
+    requests = requests + excluded.requests,
+    input_tokens = input_tokens + excluded.input_tokens,
+    output_tokens = output_tokens + excluded.output_tokens,
+    cache_creation_input_tokens = cache_creation_input_tokens + excluded.cache_creation_input_tokens,
+    cache_read_input_tokens = cache_read_input_tokens + excluded.cache_read_input_tokens,
+    cache_creation_5m_tokens = cache_creation_5m_tokens + excluded.cache_creation_5m_tokens,
+    cache_creation_1h_tokens = cache_creation_1h_tokens + excluded.cache_creation_1h_tokens,
+    cost_total = cost_total + excluded.cost_total,
+    cost_input = cost_input + excluded.cost_input,
+    cost_output = cost_output + excluded.cost_output,
+    cost_cache_write_5m = cost_cache_write_5m + excluded.cost_cache_write_5m,
+    cost_cache_write_1h = cost_cache_write_1h + excluded.cost_cache_write_1h,
+    cost_cache_read = cost_cache_read + excluded.cost_cache_read,
+    cost_web_search = cost_web_search + excluded.cost_web_search,
+    cost_web_fetch = cost_web_fetch + excluded.cost_web_fetch
+`
+
+type UpsertUsageDailyUpstreamParams struct {
+	Day                      string
+	Upstream                 string
+	KeyID                    uuid.UUID
+	Requests                 int64
+	InputTokens              int64
+	OutputTokens             int64
+	CacheCreationInputTokens int64
+	CacheReadInputTokens     int64
+	CacheCreation5mTokens    int64
+	CacheCreation1hTokens    int64
+	CostTotal                int64
+	CostInput                int64
+	CostOutput               int64
+	CostCacheWrite5m         int64
+	CostCacheWrite1h         int64
+	CostCacheRead            int64
+	CostWebSearch            int64
+	CostWebFetch             int64
+}
+
+func (q *Queries) UpsertUsageDailyUpstream(ctx context.Context, arg UpsertUsageDailyUpstreamParams) error {
+	_, err := q.db.ExecContext(ctx, upsertUsageDailyUpstream,
+		arg.Day,
+		arg.Upstream,
+		arg.KeyID,
+		arg.Requests,
+		arg.InputTokens,
+		arg.OutputTokens,
+		arg.CacheCreationInputTokens,
+		arg.CacheReadInputTokens,
+		arg.CacheCreation5mTokens,
+		arg.CacheCreation1hTokens,
+		arg.CostTotal,
+		arg.CostInput,
+		arg.CostOutput,
+		arg.CostCacheWrite5m,
+		arg.CostCacheWrite1h,
+		arg.CostCacheRead,
+		arg.CostWebSearch,
+		arg.CostWebFetch,
+	)
+	return err
+}
+
 const usageCostForUpdate = `-- name: UsageCostForUpdate :one
-SELECT key_id, created_at, model, cost_total, cost_input, cost_output,
+SELECT key_id, created_at, model, upstream, cost_total, cost_input, cost_output,
     cost_cache_write_5m, cost_cache_write_1h, cost_cache_read,
     cost_web_search, cost_web_fetch
 FROM usage_records
@@ -266,6 +388,7 @@ type UsageCostForUpdateRow struct {
 	KeyID            uuid.UUID
 	CreatedAt        sqlstore.Time
 	Model            string
+	Upstream         string
 	CostTotal        int64
 	CostInput        int64
 	CostOutput       int64
@@ -286,6 +409,7 @@ func (q *Queries) UsageCostForUpdate(ctx context.Context, arg UsageCostForUpdate
 		&i.KeyID,
 		&i.CreatedAt,
 		&i.Model,
+		&i.Upstream,
 		&i.CostTotal,
 		&i.CostInput,
 		&i.CostOutput,
@@ -928,6 +1052,7 @@ SELECT
         WHEN 'key' THEN key_id
         WHEN 'day' THEN strftime('%Y-%m-%d', created_at / 1000000, 'unixepoch')
         WHEN 'model' THEN model
+        WHEN 'upstream' THEN upstream
         ELSE ''
     END AS TEXT) AS grp,
     CAST(count(*) AS INTEGER) AS requests,
@@ -980,7 +1105,7 @@ type UsageTotalsFromRecordsRow struct {
 }
 
 // UsageTotalsFromRecords sums raw records; used when the range is not
-// day-aligned.
+// day-aligned, and for the upstream grouping (the rollup has no upstream).
 func (q *Queries) UsageTotalsFromRecords(ctx context.Context, arg UsageTotalsFromRecordsParams) ([]UsageTotalsFromRecordsRow, error) {
 	rows, err := q.db.QueryContext(ctx, usageTotalsFromRecords,
 		arg.GroupBy,
@@ -995,6 +1120,113 @@ func (q *Queries) UsageTotalsFromRecords(ctx context.Context, arg UsageTotalsFro
 	var items []UsageTotalsFromRecordsRow
 	for rows.Next() {
 		var i UsageTotalsFromRecordsRow
+		if err := rows.Scan(
+			&i.Grp,
+			&i.Requests,
+			&i.InputTokens,
+			&i.OutputTokens,
+			&i.CacheCreationInputTokens,
+			&i.CacheReadInputTokens,
+			&i.CacheCreation5mTokens,
+			&i.CacheCreation1hTokens,
+			&i.CostTotal,
+			&i.CostInput,
+			&i.CostOutput,
+			&i.CostCacheWrite5m,
+			&i.CostCacheWrite1h,
+			&i.CostCacheRead,
+			&i.CostWebSearch,
+			&i.CostWebFetch,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Close(); err != nil {
+		return nil, err
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
+const usageTotalsFromRecordsInRange = `-- name: UsageTotalsFromRecordsInRange :many
+SELECT
+    CAST(CASE CAST(?1 AS TEXT)
+        WHEN 'key' THEN key_id
+        WHEN 'day' THEN strftime('%Y-%m-%d', created_at / 1000000, 'unixepoch')
+        WHEN 'model' THEN model
+        WHEN 'upstream' THEN upstream
+        ELSE ''
+    END AS TEXT) AS grp,
+    CAST(count(*) AS INTEGER) AS requests,
+    CAST(sum(input_tokens) AS INTEGER) AS input_tokens,
+    CAST(sum(output_tokens) AS INTEGER) AS output_tokens,
+    CAST(sum(cache_creation_input_tokens) AS INTEGER) AS cache_creation_input_tokens,
+    CAST(sum(cache_read_input_tokens) AS INTEGER) AS cache_read_input_tokens,
+    CAST(sum(cache_creation_5m_tokens) AS INTEGER) AS cache_creation_5m_tokens,
+    CAST(sum(cache_creation_1h_tokens) AS INTEGER) AS cache_creation_1h_tokens,
+    CAST(sum(cost_total) AS INTEGER) AS cost_total,
+    CAST(sum(cost_input) AS INTEGER) AS cost_input,
+    CAST(sum(cost_output) AS INTEGER) AS cost_output,
+    CAST(sum(cost_cache_write_5m) AS INTEGER) AS cost_cache_write_5m,
+    CAST(sum(cost_cache_write_1h) AS INTEGER) AS cost_cache_write_1h,
+    CAST(sum(cost_cache_read) AS INTEGER) AS cost_cache_read,
+    CAST(sum(cost_web_search) AS INTEGER) AS cost_web_search,
+    CAST(sum(cost_web_fetch) AS INTEGER) AS cost_web_fetch
+FROM usage_records
+WHERE (CAST(?2 AS UUID) IS NULL OR key_id = ?2)
+  AND created_at >= CAST(?3 AS TIMESTAMP)
+  AND created_at < CAST(?4 AS TIMESTAMP)
+GROUP BY 1
+ORDER BY 1
+`
+
+type UsageTotalsFromRecordsInRangeParams struct {
+	GroupBy  string
+	KeyID    *uuid.UUID
+	FromTime sqlstore.Time
+	ToTime   sqlstore.Time
+}
+
+type UsageTotalsFromRecordsInRangeRow struct {
+	Grp                      string
+	Requests                 int64
+	InputTokens              int64
+	OutputTokens             int64
+	CacheCreationInputTokens int64
+	CacheReadInputTokens     int64
+	CacheCreation5mTokens    int64
+	CacheCreation1hTokens    int64
+	CostTotal                int64
+	CostInput                int64
+	CostOutput               int64
+	CostCacheWrite5m         int64
+	CostCacheWrite1h         int64
+	CostCacheRead            int64
+	CostWebSearch            int64
+	CostWebFetch             int64
+}
+
+// UsageTotalsFromRecordsInRange is UsageTotalsFromRecords over a range
+// bound at both ends, written as plain comparisons so that the range is
+// one of usage_records_time_idx (a short range, such as the last 24 hours,
+// then reads only its own records).
+func (q *Queries) UsageTotalsFromRecordsInRange(ctx context.Context, arg UsageTotalsFromRecordsInRangeParams) ([]UsageTotalsFromRecordsInRangeRow, error) {
+	rows, err := q.db.QueryContext(ctx, usageTotalsFromRecordsInRange,
+		arg.GroupBy,
+		arg.KeyID,
+		arg.FromTime,
+		arg.ToTime,
+	)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []UsageTotalsFromRecordsInRangeRow
+	for rows.Next() {
+		var i UsageTotalsFromRecordsInRangeRow
 		if err := rows.Scan(
 			&i.Grp,
 			&i.Requests,

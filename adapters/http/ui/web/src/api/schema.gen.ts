@@ -340,6 +340,114 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/admin/upstreams": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Every upstream with its live state on the replica that answers, by priority then name. */
+        get: operations["listUpstreams"];
+        put?: never;
+        /**
+         * Add an upstream (an Anthropic API endpoint and key) to the pool.
+         * @description The id is generated and never changes, not even on a rename. The api_key is sealed (AES-GCM) before it is stored and is never returned: views show its last four characters. Every replica applies the new upstream within upstream.refresh (this one at once).
+         */
+        post: operations["createUpstream"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/admin/upstreams/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The upstream's id ("primary" and the fallbacks' names for upstreams seeded from the configuration, up_... otherwise). */
+                id: components["parameters"]["UpstreamID"];
+            };
+            cookie?: never;
+        };
+        get: operations["getUpstream"];
+        put?: never;
+        post?: never;
+        /** Remove an upstream. Sessions pinned to it move; objects it created can no longer be reached. */
+        delete: operations["deleteUpstream"];
+        options?: never;
+        head?: never;
+        /**
+         * Change some of an upstream's fields; absent fields stay as they are.
+         * @description A new api_key is sealed again. Concurrent changes of one upstream never undo each other; if it keeps changing under a request, it fails with 409: retry it.
+         */
+        patch: operations["updateUpstream"];
+        trace?: never;
+    };
+    "/admin/upstreams/{id}/disable": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The upstream's id ("primary" and the fallbacks' names for upstreams seeded from the configuration, up_... otherwise). */
+                id: components["parameters"]["UpstreamID"];
+            };
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Take an upstream out of the pool on every replica; disabled_reason says who did. */
+        post: operations["disableUpstream"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/admin/upstreams/{id}/enable": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The upstream's id ("primary" and the fallbacks' names for upstreams seeded from the configuration, up_... otherwise). */
+                id: components["parameters"]["UpstreamID"];
+            };
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Put an upstream back into the pool, also after the relay disabled it for a 401 or 403. */
+        post: operations["enableUpstream"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/admin/upstreams/{id}/test": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The upstream's id ("primary" and the fallbacks' names for upstreams seeded from the configuration, up_... otherwise). */
+                id: components["parameters"]["UpstreamID"];
+            };
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Send one cheap request (GET /v1/models) to the upstream with its stored key, outside the pool.
+         * @description Disabled upstreams are tested too: it is how a fixed key is checked before enabling it. A failed test is a 200 with ok false.
+         */
+        post: operations["testUpstream"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/usage": {
         parameters: {
             query?: never;
@@ -412,6 +520,150 @@ export interface paths {
 export type webhooks = Record<string, never>;
 export interface components {
     schemas: {
+        /** @description One upstream. The live fields (state_*, in_flight, last_probe, headroom, models_state) are the answering replica's own: health is learnt per replica, from its own traffic. */
+        Upstream: {
+            /** @description Never changes; names the upstream in usage records (`upstream`) and pins. */
+            id: string;
+            name: string;
+            url: string;
+            /** @description The last four characters of the key (null for a key shorter than 12). The key itself is never shown. */
+            api_key_last4: string | null;
+            /** @description The tier; lower is preferred. */
+            priority: number;
+            /** @description Share of new sessions within the tier. */
+            weight: number;
+            /** @description In-flight requests per replica; null = no cap. */
+            max_concurrency: number | null;
+            /** @description Model ids or globs it serves; empty = every model. */
+            models: string[];
+            /** @description The upstream group; "" = the default group. */
+            group: string;
+            enabled: boolean;
+            /** @description Why it is disabled ("disabled by admin", or the status and message of the upstream's 401/403); null while enabled. */
+            disabled_reason: string | null;
+            /**
+             * @description Disabled also while enabled is false, or while this replica cannot decrypt its key.
+             * @enum {string}
+             */
+            state: "healthy" | "cooling" | "probing" | "disabled";
+            /** @description Why, e.g. "rate_limited 429", "auth 401: invalid x-api-key", "disabled by admin". */
+            state_reason: string | null;
+            /** Format: date-time */
+            state_since: string | null;
+            /**
+             * Format: date-time
+             * @description When a cooling ends, or when a probe counts as lost.
+             */
+            state_until: string | null;
+            /** @description Requests in flight on it from this replica. */
+            in_flight: number;
+            /** @description Recent failed attempts; null while the pool does not report them. */
+            recent_errors: number | null;
+            last_probe: components["schemas"]["UpstreamProbe"] | null;
+            /** @description The freshest rate-limit reading of any of its models; null before any. */
+            headroom: components["schemas"]["UpstreamHeadroom"] | null;
+            /**
+             * Format: double
+             * @description Cache reads over every input-side token (input, cache writes, cache reads) of the requests it served in the last 24 hours; null without such requests.
+             */
+            cache_hit_rate: number | null;
+            /** @description The models with a state or a reading of their own on it, by name. */
+            models_state: components["schemas"]["UpstreamModelState"][];
+            /** @description Whether this replica uses it yet (one created through another replica is loaded within upstream.refresh). */
+            loaded: boolean;
+            /** Format: date-time */
+            created_at: string;
+            /** Format: date-time */
+            updated_at: string;
+        };
+        UpstreamModelState: {
+            model: string;
+            /** @enum {string} */
+            state: "healthy" | "cooling" | "probing" | "disabled";
+            state_reason: string | null;
+            /** Format: date-time */
+            state_since: string | null;
+            /** Format: date-time */
+            state_until: string | null;
+            last_probe: components["schemas"]["UpstreamProbe"] | null;
+            headroom: components["schemas"]["UpstreamHeadroom"] | null;
+        };
+        UpstreamProbe: {
+            /** Format: date-time */
+            at: string;
+            ok: boolean;
+            /** @description The model probed with count_tokens; null for the upstream itself (GET /v1/models). */
+            model: string | null;
+        };
+        /** @description The anthropic-ratelimit-* headers of one answer; a limit the answer did not report is null. */
+        UpstreamHeadroom: {
+            requests: components["schemas"]["RateLimitReading"] | null;
+            input_tokens: components["schemas"]["RateLimitReading"] | null;
+            output_tokens: components["schemas"]["RateLimitReading"] | null;
+            /** Format: date-time */
+            read_at: string;
+            /** @description The model of the request whose answer carried it. */
+            model: string | null;
+        };
+        RateLimitReading: {
+            /** Format: int64 */
+            limit: number;
+            /** Format: int64 */
+            remaining: number;
+            /**
+             * Format: date-time
+             * @description When the limit is full again.
+             */
+            reset: string | null;
+        };
+        UpstreamList: {
+            data: components["schemas"]["Upstream"][];
+        };
+        CreateUpstreamRequest: {
+            name: string;
+            /** @description The API base URL, http or https with a host, e.g. https://api.anthropic.com (a trailing /v1 is accepted). */
+            url: string;
+            /** @description The upstream's API key. Never returned. */
+            api_key: string;
+            /** @description The tier; lower is preferred. Default 0. */
+            priority?: number;
+            /** @description Share of new sessions within the tier. Default 1. */
+            weight?: number;
+            /** @description In-flight requests per replica; null, 0 or absent = no cap. */
+            max_concurrency?: number | null;
+            /** @description Model ids or path.Match globs (claude-sonnet-*) it serves; empty or absent = every model. */
+            models?: string[];
+            /** @description The upstream group; "" or absent = the default group. At most 64 bytes. */
+            group?: string;
+            /** @description Default true. */
+            enabled?: boolean;
+        };
+        /** @description Absent fields are left as they are; max_concurrency takes null for no cap, models [] for every model. */
+        UpdateUpstreamRequest: {
+            name?: string;
+            url?: string;
+            /** @description A new API key, sealed again. Never returned. */
+            api_key?: string;
+            priority?: number;
+            weight?: number;
+            max_concurrency?: number | null;
+            models?: string[];
+            group?: string;
+            enabled?: boolean;
+        };
+        UpstreamTestResult: {
+            /** @description The upstream answered 2xx. */
+            ok: boolean;
+            /** @description The HTTP status it answered; null when none came. */
+            status: number | null;
+            /**
+             * Format: double
+             * @description Until the response headers.
+             */
+            latency_ms: number;
+            /** @description The upstream's error message, or the connection error; "" on success. */
+            message: string;
+        };
         Error: {
             /** @enum {string} */
             type: "error";
@@ -461,6 +713,8 @@ export interface components {
             allowed_models: string[];
             /** @description The key's money budgets; empty = none. Their live state is in the quota views. */
             budgets: components["schemas"]["Budget"][];
+            /** @description The upstream group the key's requests go to; "" = the default group. */
+            upstream_group: string;
             /** Format: date-time */
             created_at: string;
             /** Format: date-time */
@@ -494,6 +748,8 @@ export interface components {
             allowed_models?: string[];
             /** @description Money budgets, at most one per window and time zone. A request that could cost more than any budget has left is refused with 429. */
             budgets?: components["schemas"]["BudgetInput"][];
+            /** @description The upstream group (an upstream's `group`) the key's requests go to; "" or absent = the default group. At most 64 bytes. */
+            upstream_group?: string;
         };
         /** @description Absent fields are left as they are. token_limit and expires_at take null to mean unlimited / never; an empty allowed_ips, allowed_domains, allowed_models or budgets list clears it. */
         UpdateKeyRequest: {
@@ -510,6 +766,8 @@ export interface components {
             allowed_models?: string[];
             /** @description Money budgets, at most one per window and time zone. A request that could cost more than any budget has left is refused with 429. */
             budgets?: components["schemas"]["BudgetInput"][];
+            /** @description The upstream group (an upstream's `group`) the key's requests go to; "" or absent = the default group. At most 64 bytes. */
+            upstream_group?: string;
         };
         Tier: {
             name: string;
@@ -562,7 +820,7 @@ export interface components {
             cost: components["schemas"]["CostBreakdown"];
         };
         UsageGroup: components["schemas"]["UsageTotals"] & {
-            /** @description The key id, the UTC day (YYYY-MM-DD) or the model. */
+            /** @description The key id, the UTC day (YYYY-MM-DD), the model or the upstream id. */
             group: string;
         };
         ModelUsage: components["schemas"]["UsageTotals"] & {
@@ -578,7 +836,7 @@ export interface components {
             /** Format: date-time */
             to: string;
             /** @enum {string|null} */
-            group_by: "key" | "day" | "model" | null;
+            group_by: "key" | "day" | "model" | "upstream" | null;
             totals: components["schemas"]["UsageTotals"];
             groups: components["schemas"]["UsageGroup"][];
         };
@@ -976,6 +1234,8 @@ export interface components {
     };
     parameters: {
         KeyID: string;
+        /** @description The upstream's id ("primary" and the fallbacks' names for upstreams seeded from the configuration, up_... otherwise). */
+        UpstreamID: string;
         /** @description The next_cursor of the previous page. */
         Cursor: string;
         LogLimit: number;
@@ -1403,7 +1663,8 @@ export interface operations {
                 from?: components["parameters"]["From"];
                 /** @description Exclusive end (RFC 3339). Default now. */
                 to?: components["parameters"]["To"];
-                group_by?: "key" | "day" | "model";
+                /** @description upstream groups by the upstream that served each request (its id); "" is the group of the requests no upstream served (refusals). */
+                group_by?: "key" | "day" | "model" | "upstream";
             };
             header?: never;
             path?: never;
@@ -1624,6 +1885,234 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["PriceVersionTable"];
+                };
+            };
+            400: components["responses"]["Error"];
+            401: components["responses"]["Error"];
+            403: components["responses"]["Error"];
+            404: components["responses"]["Error"];
+            503: components["responses"]["Error"];
+            default: components["responses"]["Error"];
+        };
+    };
+    listUpstreams: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Every upstream. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["UpstreamList"];
+                };
+            };
+            401: components["responses"]["Error"];
+            403: components["responses"]["Error"];
+            default: components["responses"]["Error"];
+        };
+    };
+    createUpstream: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CreateUpstreamRequest"];
+            };
+        };
+        responses: {
+            /** @description Created. */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Upstream"];
+                };
+            };
+            400: components["responses"]["Error"];
+            401: components["responses"]["Error"];
+            403: components["responses"]["Error"];
+            409: components["responses"]["Error"];
+            413: components["responses"]["Error"];
+            default: components["responses"]["Error"];
+        };
+    };
+    getUpstream: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The upstream's id ("primary" and the fallbacks' names for upstreams seeded from the configuration, up_... otherwise). */
+                id: components["parameters"]["UpstreamID"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The upstream. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Upstream"];
+                };
+            };
+            400: components["responses"]["Error"];
+            401: components["responses"]["Error"];
+            403: components["responses"]["Error"];
+            404: components["responses"]["Error"];
+            default: components["responses"]["Error"];
+        };
+    };
+    deleteUpstream: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The upstream's id ("primary" and the fallbacks' names for upstreams seeded from the configuration, up_... otherwise). */
+                id: components["parameters"]["UpstreamID"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Deleted. */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            400: components["responses"]["Error"];
+            401: components["responses"]["Error"];
+            403: components["responses"]["Error"];
+            404: components["responses"]["Error"];
+            default: components["responses"]["Error"];
+        };
+    };
+    updateUpstream: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The upstream's id ("primary" and the fallbacks' names for upstreams seeded from the configuration, up_... otherwise). */
+                id: components["parameters"]["UpstreamID"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["UpdateUpstreamRequest"];
+            };
+        };
+        responses: {
+            /** @description The updated upstream. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Upstream"];
+                };
+            };
+            400: components["responses"]["Error"];
+            401: components["responses"]["Error"];
+            403: components["responses"]["Error"];
+            404: components["responses"]["Error"];
+            409: components["responses"]["Error"];
+            413: components["responses"]["Error"];
+            default: components["responses"]["Error"];
+        };
+    };
+    disableUpstream: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The upstream's id ("primary" and the fallbacks' names for upstreams seeded from the configuration, up_... otherwise). */
+                id: components["parameters"]["UpstreamID"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The updated upstream. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Upstream"];
+                };
+            };
+            400: components["responses"]["Error"];
+            401: components["responses"]["Error"];
+            403: components["responses"]["Error"];
+            404: components["responses"]["Error"];
+            409: components["responses"]["Error"];
+            default: components["responses"]["Error"];
+        };
+    };
+    enableUpstream: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The upstream's id ("primary" and the fallbacks' names for upstreams seeded from the configuration, up_... otherwise). */
+                id: components["parameters"]["UpstreamID"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The updated upstream. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Upstream"];
+                };
+            };
+            400: components["responses"]["Error"];
+            401: components["responses"]["Error"];
+            403: components["responses"]["Error"];
+            404: components["responses"]["Error"];
+            409: components["responses"]["Error"];
+            default: components["responses"]["Error"];
+        };
+    };
+    testUpstream: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The upstream's id ("primary" and the fallbacks' names for upstreams seeded from the configuration, up_... otherwise). */
+                id: components["parameters"]["UpstreamID"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description What the upstream answered. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["UpstreamTestResult"];
                 };
             };
             400: components["responses"]["Error"];
