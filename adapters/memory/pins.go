@@ -28,6 +28,10 @@ type pinEntry struct {
 	expires  time.Time
 }
 
+// DefaultSessionPins is how many pins one replica keeps: 100,000 sessions,
+// about 20 MB.
+const DefaultSessionPins = 100_000
+
 // NewSessionPins returns a store of at most maxEntries pins (about 200
 // bytes each with a 34-byte session key and a 36-byte upstream id).
 // Options: WithClock.

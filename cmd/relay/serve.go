@@ -115,7 +115,7 @@ func build(ctx context.Context, cfg config.Config, e env, log *slog.Logger) (_ *
 	// hand the garbage of loading its vocabulary back to the OS at once.
 	anthropic.Warm()
 	debug.FreeOSMemory()
-	transport, err := a.newTransport()
+	transport, ups, err := a.newTransport(ctx, sec)
 	if err != nil {
 		return nil, err
 	}
@@ -129,7 +129,7 @@ func build(ctx context.Context, cfg config.Config, e env, log *slog.Logger) (_ *
 	if err != nil {
 		return nil, err
 	}
-	srv, err := a.newServer(adminSvc, auth, clientIP, dataPlane, sec.jwtKey)
+	srv, err := a.newServer(adminSvc, ups, auth, clientIP, dataPlane, sec.jwtKey)
 	if err != nil {
 		return nil, err
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/relaystation/relay/adapters/anthropic"
@@ -11,13 +12,16 @@ import (
 	"github.com/relaystation/relay/adapters/memory"
 	"github.com/relaystation/relay/adapters/proxy"
 	redisadapter "github.com/relaystation/relay/adapters/redis"
+	"github.com/relaystation/relay/adapters/secretbox"
 	"github.com/relaystation/relay/adapters/storage"
 	"github.com/relaystation/relay/adapters/upstream"
 	"github.com/relaystation/relay/domain"
 	"github.com/relaystation/relay/domain/admin"
 	"github.com/relaystation/relay/domain/billing"
+	"github.com/relaystation/relay/domain/pool"
 	"github.com/relaystation/relay/domain/pricing"
 	"github.com/relaystation/relay/domain/relay"
+	"github.com/relaystation/relay/domain/upstreams"
 	"github.com/relaystation/relay/ports"
 
 	httpadapter "github.com/relaystation/relay/adapters/http"
@@ -140,21 +144,67 @@ func (a *app) newAdmin(ctx context.Context, lim limiters, m money, cache ports.K
 	return svc, nil
 }
 
-// newTransport builds the retrying, failing-over transport to the upstreams.
-func (a *app) newTransport() (*upstream.Transport, error) {
+// newTransport builds the upstream pool: the pool's decisions
+// (domain/pool), the session pins (memory, or Redis with REDIS_URL, so
+// replicas pin alike), the retrying transport that asks the pool, the
+// registry that keeps the pool and the transport in step with the stored
+// upstreams (seeded from the configuration on first start), and the
+// background probe and refresh loops.
+func (a *app) newTransport(ctx context.Context, sec secrets) (*upstream.Transport, *upstreams.Registry, error) {
 	u := a.cfg.Upstream
+	box, err := u.KeyBox(string(sec.jwtKey))
+	if err != nil {
+		return nil, nil, fmt.Errorf("upstream key secret: %w", err)
+	}
+	p, err := pool.New(pool.Config{DefaultCooldown: u.Cooldown, Clock: a.clock}, nil)
+	if err != nil {
+		return nil, nil, fmt.Errorf("upstream pool: %w", err)
+	}
+	var pins ports.SessionPins
+	if a.rdb != nil {
+		pins = redisadapter.NewSessionPins(a.rdb, redisadapter.WithLogger(a.log))
+	} else if pins, err = memory.NewSessionPins(memory.DefaultSessionPins, memory.WithClock(a.clock)); err != nil {
+		return nil, nil, err
+	}
+	var reg *upstreams.Registry // set below; OnDisable fires only once traffic flows
 	t, err := upstream.New(upstream.Options{
-		Upstreams: u.Upstreams(), BaseDelay: u.RetryBase, Deadline: u.Deadline, Cooldown: u.Cooldown,
-		MaxBodyBytes: u.MaxBodyBytes, Observer: upstreamObserver{m: a.metrics}, Log: a.log,
+		Pool: p, Pins: pins, Timeout: u.Primary.Timeout, MaxRetries: u.Primary.MaxRetries,
+		BaseDelay: u.RetryBase, Deadline: u.Deadline, MaxBodyBytes: u.MaxBodyBytes,
+		Observer: upstreamObserver{m: a.metrics}, Log: a.log, Now: a.clock.Now,
+		OnDisable: func(id, reason string) {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			if err := reg.PersistDisable(ctx, id, reason); err != nil {
+				a.log.Error("could not store an upstream's disable; other replicas keep using it until they see its 401/403",
+					"upstream", id, "error", err.Error())
+			}
+		},
 	})
 	if err != nil {
-		return nil, fmt.Errorf("upstream: %w", err)
+		return nil, nil, fmt.Errorf("upstream: %w", err)
+	}
+	reg, err = upstreams.New(upstreams.Deps{Store: a.store, Sealer: secretbox.Sealer{Box: box}, Pool: p, Runtime: t,
+		Usage: a.store, Clock: a.clock, Log: a.log})
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := reg.Seed(ctx, u.Seeds()); err != nil {
+		return nil, nil, fmt.Errorf("seeding upstreams: %w", err)
+	}
+	if err := reg.Load(ctx); err != nil {
+		return nil, nil, fmt.Errorf("loading upstreams: %w", err)
 	}
 	a.upstreamConfigured = t.Configured()
 	if !a.upstreamConfigured {
-		a.log.Warn("UPSTREAM_API_KEY is not set: the management API works, proxied calls answer 503 until it is")
+		a.log.Warn("no upstream has an API key (UPSTREAM_API_KEY, or POST /admin/upstreams): the management API works, proxied calls answer 503 until one has")
 	}
-	return t, nil
+	rctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() { defer wg.Done(); t.RunProbes(rctx) }()
+	go func() { defer wg.Done(); reg.RefreshEvery(rctx, u.Refresh) }()
+	a.closers = append(a.closers, func() { cancel(); wg.Wait() })
+	return t, reg, nil
 }
 
 // newRelay builds the ForwardRequest use case: admission and settlement.
@@ -203,7 +253,7 @@ func bodyMinRate(v int64) int64 {
 
 // newServer builds the HTTP front: the management API, the dashboard and
 // metrics, with the proxy behind them.
-func (a *app) newServer(adminSvc *admin.Service, auth *relay.Authenticator, clientIP *httpx.ClientIPResolver,
+func (a *app) newServer(adminSvc *admin.Service, ups *upstreams.Registry, auth *relay.Authenticator, clientIP *httpx.ClientIPResolver,
 	dataPlane http.Handler, jwtKey []byte) (http.Handler, error) {
 	a.metrics.SetQuotaSource(quotaSource(a.store, a.cfg.Metrics.MaxKeys))
 	a.metrics.SetBudgetSource(budgetSource(a.store, a.budgets, a.clock, a.cfg.Metrics.MaxKeys))
@@ -213,7 +263,7 @@ func (a *app) newServer(adminSvc *admin.Service, auth *relay.Authenticator, clie
 		a.metricsHandler, publicMetrics = publicMetrics, nil
 	}
 	return httpadapter.New(httpadapter.Options{
-		Log: a.log, Admin: adminSvc, Auth: auth, ClientIP: clientIP, Proxy: dataPlane,
+		Log: a.log, Admin: adminSvc, Upstreams: ups, Auth: auth, ClientIP: clientIP, Proxy: dataPlane,
 		MetricsHandler: publicMetrics, Ready: a.ready, Observer: serverObserver{m: a.metrics},
 		JWT:           httpadapter.JWTOptions{Secret: jwtKey, TTL: a.cfg.Admin.TokenTTL},
 		AdminUsername: a.cfg.Admin.Username, AdminAllowedIPs: a.cfg.Admin.AllowedIPs,

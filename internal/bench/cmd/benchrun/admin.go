@@ -47,7 +47,7 @@ func (h *harness) waitReady(ctx context.Context, p *proc, url string, timeout ti
 // benchmark and a key on it with a huge token limit and money budgets, so
 // that every request runs the full admission path (rate limit, quota and
 // budget reservations) without being refused. It returns the key.
-func provision(ctx context.Context, base, user, password string) (*relayAdmin, error) {
+func provision(ctx context.Context, base, user, password, upstreamURL string) (*relayAdmin, error) {
 	var login struct {
 		AccessToken string `json:"access_token"`
 	}
@@ -61,6 +61,15 @@ func provision(ctx context.Context, base, user, password string) (*relayAdmin, e
 	tier := map[string]any{"requests": 100_000_000, "period": 60}
 	if err := call(ctx, http.MethodPut, base+"/admin/tiers/bench", bearer, tier, nil); err != nil {
 		return nil, fmt.Errorf("PUT /admin/tiers/bench: %w", err)
+	}
+	// A pool of three upstreams (the configured one and two more, all on
+	// the fake), so every request is picked, pinned and observed as in a
+	// real pool.
+	for _, name := range []string{"bench-b", "bench-c"} {
+		up := map[string]any{"name": name, "url": upstreamURL, "api_key": "sk-ant-bench-" + name, "priority": 0, "weight": 1}
+		if err := call(ctx, http.MethodPost, base+"/admin/upstreams", bearer, up, nil); err != nil {
+			return nil, fmt.Errorf("POST /admin/upstreams: %w", err)
+		}
 	}
 	var created struct {
 		ID     string `json:"id"`

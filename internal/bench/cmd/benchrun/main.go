@@ -509,7 +509,7 @@ func (h *harness) startRelay(ctx context.Context, name, dbURL string, pinned boo
 	if err := h.waitReady(ctx, p, url+"/ready", 30*time.Second, true); err != nil {
 		return bench.System{}, err
 	}
-	adm, err := provision(ctx, url, "admin", password)
+	adm, err := provision(ctx, url, "admin", password, h.fake.URL())
 	if err != nil {
 		return bench.System{}, fmt.Errorf("provisioning a key through the admin API: %w (log: %s)", err, h.tail(p.log))
 	}
