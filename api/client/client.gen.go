@@ -888,7 +888,7 @@ type Upstream struct {
 	// Priority The tier; lower is preferred.
 	Priority int `json:"priority"`
 
-	// RecentErrors Recent failed attempts; null while the pool does not report them.
+	// RecentErrors Failed attempts (429, 529, 5xx, 401/403, no answer; probes aside) on this replica in the last 5 minutes; null while the upstream is not loaded.
 	RecentErrors *int `json:"recent_errors"`
 
 	// State Disabled also while enabled is false, or while this replica cannot decrypt its key.

@@ -24,6 +24,33 @@ type member struct {
 	inFlight int
 	health   health
 	models   map[string]*health
+	// fails are the times of its latest failed attempts (any status that
+	// is not a success, or no answer), at most maxRecentFails, oldest
+	// first: the admin view's recent error count.
+	fails []time.Time
+}
+
+// RecentWindow is how far back Status counts an upstream's errors.
+const RecentWindow = 5 * time.Minute
+
+// maxRecentFails bounds the failures kept per upstream (the count shown
+// is then "at least" this many).
+const maxRecentFails = 256
+
+func (m *member) noteFailure(at time.Time) {
+	if len(m.fails) >= maxRecentFails {
+		m.fails = append(m.fails[:0], m.fails[1:]...)
+	}
+	m.fails = append(m.fails, at)
+}
+
+// recentFailures counts the failures within RecentWindow before now.
+func (m *member) recentFailures(now time.Time) int {
+	n := 0
+	for i := len(m.fails) - 1; i >= 0 && now.Sub(m.fails[i]) <= RecentWindow; i-- {
+		n++
+	}
+	return n
 }
 
 // New returns a pool of ups.
@@ -88,6 +115,9 @@ func (p *Pool) Observe(o Observation) []Event {
 		at = p.cfg.Clock.Now()
 	}
 	c := classify(o.Status)
+	if c != answered && !o.Probe {
+		m.noteFailure(at)
+	}
 	if o.Limits.any() {
 		if h := m.entry(o.Model, true); h != nil && !at.Before(h.limitsAt) {
 			h.limits, h.limitsAt = o.Limits, at
@@ -243,18 +273,22 @@ type Health struct {
 type Status struct {
 	Upstream Upstream
 	InFlight int
-	Health   Health
+	// RecentErrors counts its failed attempts (429, 529, 5xx, 401/403, no
+	// answer; probes aside) within RecentWindow.
+	RecentErrors int
+	Health       Health
 	// Models holds the models with a state or a reading of their own.
 	Models map[string]Health
 }
 
 // Status reports every upstream, in configuration order.
 func (p *Pool) Status() []Status {
+	now := p.cfg.Clock.Now()
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	out := make([]Status, 0, len(p.ups))
 	for _, m := range p.ups {
-		s := Status{Upstream: m.up, InFlight: m.inFlight, Health: m.health.view()}
+		s := Status{Upstream: m.up, InFlight: m.inFlight, RecentErrors: m.recentFailures(now), Health: m.health.view()}
 		s.Upstream.Models = slices.Clone(m.up.Models)
 		if len(m.models) > 0 {
 			s.Models = make(map[string]Health, len(m.models))

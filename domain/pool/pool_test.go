@@ -194,3 +194,19 @@ func TestSessionKey(t *testing.T) {
 		t.Errorf("a long session id gives a %d-byte key, want 34", len(got))
 	}
 }
+
+// TestStatusCountsRecentErrors: failed attempts (not probes, not
+// successes) within RecentWindow.
+func TestStatusCountsRecentErrors(t *testing.T) {
+	t.Parallel()
+	p, clock := MustPool(t, up("a", 0, 1))
+	p.Observe(pool.Observation{Upstream: "a", Model: "m", Status: 500})
+	p.Observe(pool.Observation{Upstream: "a", Model: "m", Status: 200})
+	p.Observe(pool.Observation{Upstream: "a", Status: 0})
+	clock.Advance(pool.RecentWindow + time.Second)
+	p.Observe(pool.Observation{Upstream: "a", Model: "m", Status: 529})
+	p.Observe(pool.Observation{Upstream: "a", Model: "n", Status: 429})
+	if got := p.Status()[0].RecentErrors; got != 2 {
+		t.Fatalf("recent errors %d, want 2 (the two older ones left the window; the success is none)", got)
+	}
+}

@@ -49,7 +49,7 @@ func TestCreate(t *testing.T) {
 	if !u.CreatedAt.Equal(t0) || !u.UpdatedAt.Equal(t0) {
 		t.Fatalf("times %v %v, want the clock's", u.CreatedAt, u.UpdatedAt)
 	}
-	if !v.Loaded || v.Health.State != pool.Healthy || v.InFlight != 0 || v.RecentErrors != nil {
+	if !v.Loaded || v.Health.State != pool.Healthy || v.InFlight != 0 || v.RecentErrors == nil || *v.RecentErrors != 0 {
 		t.Fatalf("live state: %+v", v)
 	}
 	// Stored sealed for its id; applied with its key, on this replica at

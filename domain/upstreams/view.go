@@ -26,8 +26,8 @@ type View struct {
 	Health Health
 	// InFlight counts its requests in flight from this replica.
 	InFlight int
-	// RecentErrors is always nil for now: pool.Status carries no count of
-	// an upstream's recent failures.
+	// RecentErrors counts its failed attempts from this replica within
+	// pool.RecentWindow (5 minutes); nil when it is not in the pool.
 	RecentErrors *int
 	// Headroom is its freshest rate-limit reading, of any model; nil when
 	// none was taken.
@@ -106,6 +106,8 @@ func (r *Registry) views(ctx context.Context, recs []ports.UpstreamRecord) []Vie
 		v.Loaded = loaded
 		if loaded {
 			v.InFlight = st.InFlight
+			n := st.RecentErrors
+			v.RecentErrors = &n
 			v.Health = health(st.Health, "")
 			v.Headroom = headroom(st.Health, "")
 			names := make([]string, 0, len(st.Models))

@@ -557,7 +557,7 @@ export interface components {
             state_until: string | null;
             /** @description Requests in flight on it from this replica. */
             in_flight: number;
-            /** @description Recent failed attempts; null while the pool does not report them. */
+            /** @description Failed attempts (429, 529, 5xx, 401/403, no answer; probes aside) on this replica in the last 5 minutes; null while the upstream is not loaded. */
             recent_errors: number | null;
             last_probe: components["schemas"]["UpstreamProbe"] | null;
             /** @description The freshest rate-limit reading of any of its models; null before any. */
