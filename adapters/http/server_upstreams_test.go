@@ -221,7 +221,7 @@ func TestUpstreamLifecycle(t *testing.T) {
 		if !strings.HasPrefix(u.Id, "up_") || u.Name != "org-a" || u.Url != up.URL || u.ApiKeyLast4 == nil || *u.ApiKeyLast4 != "aaaa" ||
 			u.Priority != 1 || u.Weight != 1 || u.MaxConcurrency == nil || *u.MaxConcurrency != 8 || u.Group != "team-a" ||
 			!u.Enabled || u.DisabledReason != nil || u.State != client.UpstreamStateHealthy || !u.Loaded ||
-			u.InFlight != 0 || u.RecentErrors != nil || u.CacheHitRate != nil || len(u.ModelsState) != 0 {
+			u.InFlight != 0 || u.RecentErrors == nil || *u.RecentErrors != 0 || u.CacheHitRate != nil || len(u.ModelsState) != 0 {
 			t.Fatalf("created: %+v", u)
 		}
 		// This replica reaches it at once, with the key.
