@@ -294,7 +294,10 @@ try {
     await page.getByRole('button', { name: 'Apply' }).click();
     await page.waitForURL(/status=401/);
     const rows = page.locator('table.logs tbody tr');
-    await rows.first().waitFor();
+    // The URL changes before the filtered page arrives: until it does, the
+    // unfiltered rows are still shown, so wait for the table to settle.
+    await page.waitForFunction(() => document.querySelectorAll('table.logs tbody tr').length === 1, null, { timeout: 10_000 })
+      .catch(() => {});
     check((await rows.count()) === 1, `401 rows: ${await rows.count()}`);
     check((await rows.first().textContent()).includes('authentication_error'), 'the refusal has no reason');
     // The same refusal through the refusals-only filter (applied by the relay).
