@@ -379,6 +379,27 @@ try {
     await shot(page, 'pricing');
   });
 
+  await step('see the upstream pool and test an upstream', async () => {
+    await page.getByRole('link', { name: 'Upstreams' }).click();
+    await page.getByRole('heading', { name: 'Upstreams', exact: true }).waitFor();
+    const row = page.locator('table.upstreams > tbody > tr', { has: page.getByRole('rowheader', { name: /^primary/ }) });
+    await row.waitFor();
+    const text = await row.textContent();
+    check(text.includes('healthy'), `primary is not healthy: ${text}`);
+    const stored = (await api(adminToken, '/admin/upstreams')).data.find((u) => u.id === 'primary');
+    check(stored && stored.state === 'healthy', `the relay says primary is ${stored?.state}`);
+    check(!stored.api_key_last4 || text.includes(`…${stored.api_key_last4}`), `the key's last four are not shown: ${text}`);
+    await row.getByRole('button', { name: 'Test' }).click();
+    await page.getByRole('dialog', { name: 'Test upstream primary' }).getByRole('button', { name: 'Test' }).click();
+    const status = page.getByRole('status').filter({ hasText: 'Test of “primary”' });
+    await status.waitFor();
+    const said = await status.textContent();
+    check(said.includes('ok') && said.includes('status 200'), `the test says: ${said}`);
+    // Focus went back to the row's Test button, scrolling the wide table; show it from its start.
+    await page.locator('.table-wrap').evaluate((el) => { el.scrollLeft = 0; });
+    await shot(page, 'upstreams');
+  });
+
   await step('usable at 390 px', async () => {
     await page.setViewportSize({ width: 390, height: 844 });
     await page.goto(`${BASE}/ui/`);
@@ -391,6 +412,9 @@ try {
     await page.goto(`${BASE}/ui/pricing`);
     await page.getByRole('rowheader', { name: /claude-sonnet-4-5-20250929/ }).waitFor();
     await checkFits(page, 'the pricing page');
+    await page.goto(`${BASE}/ui/upstreams`);
+    await page.getByRole('rowheader', { name: /^primary/ }).waitFor();
+    await checkFits(page, 'the upstreams page');
     await page.goto(`${BASE}/ui/keys/${alice.id}`);
     await page.getByRole('progressbar', { name: /^Day( \(.+\))? budget of e2e-alice$/ }).waitFor();
     await checkFits(page, 'the key detail');

@@ -11,6 +11,7 @@ import { KeyDetail } from './pages/keydetail';
 import { Logs } from './pages/logs';
 import { Tiers } from './pages/tiers';
 import { Pricing } from './pages/pricing';
+import { Upstreams } from './pages/upstreams';
 import { Me } from './pages/me';
 
 function useSession(): string | null {
@@ -19,12 +20,13 @@ function useSession(): string | null {
   return session.token();
 }
 
-const NAV: { href: string; key: 'nav.overview' | 'nav.keys' | 'nav.logs' | 'nav.tiers' | 'nav.pricing' }[] = [
+const NAV: { href: string; key: 'nav.overview' | 'nav.keys' | 'nav.logs' | 'nav.tiers' | 'nav.pricing' | 'nav.upstreams' }[] = [
   { href: '/', key: 'nav.overview' },
   { href: '/keys', key: 'nav.keys' },
   { href: '/logs', key: 'nav.logs' },
   { href: '/tiers', key: 'nav.tiers' },
   { href: '/pricing', key: 'nav.pricing' },
+  { href: '/upstreams', key: 'nav.upstreams' },
 ];
 
 function Shell({ path, children }: { path: string; children: ComponentChildren }) {
@@ -93,7 +95,7 @@ export function App() {
   useEffect(() => {
     const name = path.split('/')[1] || 'overview';
     const key = `nav.${name}` as const;
-    const known = ['overview', 'keys', 'logs', 'tiers', 'pricing', 'me', 'login'];
+    const known = ['overview', 'keys', 'logs', 'tiers', 'pricing', 'upstreams', 'me', 'login'];
     document.title = `${known.includes(name) ? t(key as 'nav.overview') : t('app.title')} · ${t('app.title')}`;
     if (first.current) first.current = false;
     else if (path !== '/login') document.getElementById('main')?.focus({ preventScroll: true });
@@ -121,6 +123,7 @@ export function App() {
   else if (path === '/logs') page = <Logs />;
   else if (path === '/tiers') page = <Tiers />;
   else if (path === '/pricing') page = <Pricing />;
+  else if (path === '/upstreams') page = <Upstreams />;
   else
     page = (
       <section>

@@ -1,6 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { cleanup, fireEvent, render, screen, waitFor, within } from '@testing-library/preact';
-import { apiError, budget, fakeRelay, key, log, pricing, quota, totals } from './helpers';
+import { apiError, budget, fakeRelay, key, log, pricing, quota, totals, upstream } from './helpers';
 import { session } from '../src/session';
 import { setLang } from '../src/i18n';
 
@@ -693,5 +693,378 @@ describe('money on the overview and the key holder page', () => {
     expect(bar.closest('.budget')!.textContent).toContain('$22.25 left');
     await screen.findByText('$0.0042');
     expect(screen.getAllByText('Cost', { selector: 'dt' })[0]!.nextElementSibling!.textContent).toBe('$0.072');
+  });
+});
+
+describe('upstreams', () => {
+  beforeEach(() => session.start('admin', 'jwt', 3600));
+  afterEach(() => vi.useRealTimers());
+
+  const iso = (ms: number) => new Date(Date.now() + ms).toISOString();
+  /** Real time passing, while setInterval may be faked. */
+  const tick = (ms = 10) => new Promise((r) => setTimeout(r, ms));
+
+  function pool() {
+    return [
+      upstream({
+        cache_hit_rate: 0.8125,
+        in_flight: 2,
+        recent_errors: 1,
+        last_probe: { at: iso(-60_000), ok: true, model: null },
+        headroom: {
+          requests: { limit: 1000, remaining: 50, reset: iso(30_000) },
+          input_tokens: { limit: 400000, remaining: 300000, reset: null },
+          output_tokens: null,
+          read_at: iso(-5000),
+          model: 'claude-sonnet-4-5',
+        },
+        models_state: [
+          {
+            model: 'claude-opus-4-1',
+            state: 'cooling',
+            state_reason: 'overloaded 529',
+            state_since: iso(-10_000),
+            state_until: iso(125_000),
+            last_probe: null,
+            headroom: null,
+          },
+        ],
+      }),
+      upstream({
+        id: 'up_b',
+        name: 'org-b',
+        api_key_last4: 'wxyz',
+        priority: 1,
+        weight: 2,
+        max_concurrency: 50,
+        models: ['claude-sonnet-*'],
+        group: 'team-eu',
+        state: 'cooling',
+        state_reason: 'rate_limited 429',
+        state_since: iso(-20_000),
+        state_until: iso(42_000),
+        recent_errors: 3,
+      }),
+      upstream({
+        id: 'up_c',
+        name: 'org-c',
+        api_key_last4: null,
+        enabled: false,
+        disabled_reason: 'auth 401: invalid x-api-key',
+        state: 'disabled',
+        state_reason: 'auth 401: invalid x-api-key',
+        state_since: iso(-3600_000),
+        recent_errors: null,
+        last_probe: { at: iso(-120_000), ok: false, model: 'claude-haiku-4-5' },
+      }),
+    ];
+  }
+
+  it('lists every upstream with its state, countdown, disabled reason and headroom, refreshed every 10 s with one call', async () => {
+    vi.useFakeTimers({ toFake: ['setInterval', 'clearInterval'] });
+    const calls = fakeRelay({ 'GET /admin/upstreams': () => ({ body: { data: pool() } }) });
+    at('/ui/upstreams');
+    render(<App />);
+    const table = await screen.findByRole('table', { name: 'Upstreams' });
+    const row = (name: string) => within(table).getByRole('rowheader', { name: new RegExp(`^${name}`) }).closest('tr')!;
+    const cells = (name: string) => [...row(name).querySelectorAll('td')].map((c) => c.textContent);
+
+    const p = cells('primary');
+    expect(p.slice(0, 8)).toEqual(['https://api.anthropic.com', '…abcd', '0', '1', 'no cap', 'every model', 'default', 'yes']);
+    expect(p[8]).toBe('healthy');
+    expect(p[9]).toBe('2');
+    expect(p[10]).toBe('1');
+    expect(p[11]).toContain('ok');
+    expect(p[11]).toContain('GET /v1/models');
+    expect(p[12]).toMatch(/Requests: 50 of 1,000 left \(5%\) · full in 0:(29|30|31)/);
+    expect(p[12]).toContain('Input tokens: 300,000 of 400,000 left (75%)');
+    expect(p[12]).not.toContain('Output tokens');
+    expect(p[12]).toContain('(claude-sonnet-4-5)');
+    expect(row('primary').querySelector('.headroom li.low')!.textContent).toMatch(/^Requests/);
+    expect(p[13]).toBe('81.3%');
+
+    const b = cells('org-b');
+    expect(b.slice(1, 7)).toEqual(['…wxyz', '1', '2', '50', 'claude-sonnet-*', 'team-eu']);
+    expect(b[8]).toMatch(/^cooling/);
+    expect(b[8]).toContain('rate_limited 429');
+    expect(b[8]).toContain('since 20 seconds ago');
+    expect(b[8]).toMatch(/cooling ends in 0:4[123]/);
+    expect(b[10]).toBe('3');
+
+    const c = cells('org-c');
+    expect(c[1]).toBe('—');
+    expect(c[7]).toBe('noauth 401: invalid x-api-key');
+    expect(c[8]).toMatch(/^disabled/);
+    expect(c[10]).toBe('—');
+    expect(c[11]).toContain('failed');
+    expect(c[11]).toContain('claude-haiku-4-5');
+    expect(row('org-c').className).toBe('inactive');
+    expect(within(row('org-c')).getByRole('button', { name: 'Enable' })).toBeTruthy();
+    expect(within(row('org-c')).queryByRole('button', { name: 'Disable' })).toBeNull();
+
+    // Per-model states in an expandable row.
+    const toggle = within(row('primary')).getByRole('button', { name: 'Per-model state of primary (1)' });
+    expect(toggle.getAttribute('aria-expanded')).toBe('false');
+    fireEvent.click(toggle);
+    expect(toggle.getAttribute('aria-expanded')).toBe('true');
+    const models = screen.getByRole('table', { name: 'Per-model state of primary' });
+    const m = within(models).getByRole('rowheader', { name: 'claude-opus-4-1' }).closest('tr')!;
+    expect(m.textContent).toContain('overloaded 529');
+    expect(m.textContent).toMatch(/cooling ends in 2:0[456]/);
+    fireEvent.click(toggle);
+    expect(screen.queryByRole('table', { name: 'Per-model state of primary' })).toBeNull();
+
+    // Linked after Pricing.
+    const nav = screen.getByRole('navigation', { name: 'Main' });
+    const links = within(nav).getAllByRole('link').map((a) => a.textContent);
+    expect(links.indexOf('Upstreams')).toBe(links.indexOf('Pricing') + 1);
+
+    // One list call, and one more every 10 s; never a call per row.
+    expect(calls).toHaveLength(1);
+    vi.advanceTimersByTime(10_000);
+    for (let i = 0; i < 50 && calls.length < 2; i++) await tick();
+    expect(calls.map((x) => `${x.method} ${x.path}`)).toEqual(['GET /admin/upstreams', 'GET /admin/upstreams']);
+    vi.advanceTimersByTime(10_000);
+    for (let i = 0; i < 50 && calls.length < 3; i++) await tick();
+    expect(calls).toHaveLength(3);
+    cleanup();
+    vi.advanceTimersByTime(30_000);
+    await tick(30);
+    expect(calls).toHaveLength(3);
+  });
+
+  it('creates an upstream: the API key is required, the body is exact, and the relay’s 409 and 400 are shown', async () => {
+    let status = 409;
+    const calls = fakeRelay({
+      'GET /admin/upstreams': () => ({ body: { data: [upstream()] } }),
+      'POST /admin/upstreams': (c) =>
+        status === 409
+          ? apiError(409, 'invalid_request_error', 'an upstream named "org-b" already exists')
+          : status === 400
+            ? apiError(400, 'invalid_request_error', 'url: must be http or https with a host')
+            : { status: 201, body: upstream({ id: 'up_b', name: 'org-b', api_key_last4: 'wxyz', ...(c.body as object), api_key: undefined }) },
+    });
+    at('/ui/upstreams');
+    render(<App />);
+    await screen.findByRole('table', { name: 'Upstreams' });
+    fireEvent.click(screen.getByRole('button', { name: 'Add upstream' }));
+    const dlg = await screen.findByRole('dialog');
+    const form = within(dlg).getByLabelText('Name').closest('form')!;
+    fireEvent.input(within(dlg).getByLabelText('Name'), { target: { value: 'org-b' } });
+    expect((within(dlg).getByLabelText('URL') as HTMLInputElement).value).toBe('https://api.anthropic.com');
+    const keyField = within(dlg).getByLabelText('API key') as HTMLInputElement;
+    expect(keyField.type).toBe('password');
+    expect(keyField.required).toBe(true);
+    fireEvent.submit(form);
+    expect((await within(dlg).findByRole('alert')).textContent).toContain('Enter the upstream’s API key.');
+    expect(calls.some((c) => c.method === 'POST')).toBe(false);
+
+    fireEvent.input(keyField, { target: { value: 'sk-ant-secret-wxyz' } });
+    fireEvent.input(within(dlg).getByLabelText('Weight'), { target: { value: '2' } });
+    fireEvent.input(within(dlg).getByLabelText('Max concurrency'), { target: { value: '50' } });
+    fireEvent.input(within(dlg).getByLabelText('Models'), { target: { value: 'claude-sonnet-*\nclaude-haiku-4-5' } });
+    fireEvent.input(within(dlg).getByLabelText('Group'), { target: { value: 'team-eu' } });
+    fireEvent.submit(form);
+    await waitFor(() => expect(within(dlg).getByRole('alert').textContent).toContain('an upstream named "org-b" already exists'));
+    expect(within(dlg).getByRole('alert').textContent).toContain('409');
+    expect(calls.find((c) => c.method === 'POST')!.body).toEqual({
+      name: 'org-b',
+      url: 'https://api.anthropic.com',
+      api_key: 'sk-ant-secret-wxyz',
+      priority: 0,
+      weight: 2,
+      enabled: true,
+      max_concurrency: 50,
+      models: ['claude-sonnet-*', 'claude-haiku-4-5'],
+      group: 'team-eu',
+    });
+
+    status = 400;
+    fireEvent.submit(form);
+    await waitFor(() => expect(within(dlg).getByRole('alert').textContent).toContain('url: must be http or https with a host'));
+
+    fireEvent.input(within(dlg).getByLabelText('Group'), { target: { value: 'g'.repeat(65) } });
+    fireEvent.submit(form);
+    await waitFor(() => expect(within(dlg).getByRole('alert').textContent).toContain('The group can be at most 64 bytes.'));
+    expect(calls.filter((c) => c.method === 'POST')).toHaveLength(2);
+
+    status = 201;
+    fireEvent.input(within(dlg).getByLabelText('Group'), { target: { value: '' } });
+    fireEvent.input(within(dlg).getByLabelText('Max concurrency'), { target: { value: '' } });
+    fireEvent.input(within(dlg).getByLabelText('Models'), { target: { value: '' } });
+    fireEvent.submit(form);
+    await waitFor(() => expect(calls.filter((c) => c.path === '/admin/upstreams' && c.method === 'GET')).toHaveLength(2));
+    expect(calls.filter((c) => c.method === 'POST').at(-1)!.body).toEqual({
+      name: 'org-b',
+      url: 'https://api.anthropic.com',
+      api_key: 'sk-ant-secret-wxyz',
+      priority: 0,
+      weight: 2,
+      enabled: true,
+    });
+    expect(screen.queryByRole('dialog')).toBeNull();
+    expect(document.body.innerHTML).not.toContain('sk-ant-secret-wxyz');
+  });
+
+  it('edits only the fields that changed, and sends the API key only when a new one is typed', async () => {
+    let u = upstream({ max_concurrency: 10, models: ['claude-*'] });
+    let fail = false;
+    const calls = fakeRelay({
+      'GET /admin/upstreams': () => ({ body: { data: [u] } }),
+      'PATCH /admin/upstreams/:id': (c) => {
+        if (fail) return apiError(409, 'invalid_request_error', 'the upstream keeps changing; retry');
+        u = { ...u, ...(c.body as object), api_key: undefined } as typeof u;
+        return { body: u };
+      },
+    });
+    at('/ui/upstreams');
+    render(<App />);
+    fireEvent.click(await screen.findByRole('button', { name: 'Edit upstream primary' }));
+    let dlg = await screen.findByRole('dialog');
+    expect((within(dlg).getByLabelText('Max concurrency') as HTMLInputElement).value).toBe('10');
+    expect((within(dlg).getByLabelText('Models') as HTMLTextAreaElement).value).toBe('claude-*');
+    const key1 = within(dlg).getByLabelText('New API key') as HTMLInputElement;
+    expect(key1.value).toBe('');
+    expect(key1.required).toBe(false);
+    expect(dlg.textContent).toContain('Leave empty to keep the current key (…abcd).');
+    fireEvent.input(within(dlg).getByLabelText('Weight'), { target: { value: '3' } });
+    fireEvent.input(within(dlg).getByLabelText('Max concurrency'), { target: { value: '' } });
+    fireEvent.click(within(dlg).getByLabelText('Enabled (in the pool)'));
+    fireEvent.submit(within(dlg).getByLabelText('Name').closest('form')!);
+    await waitFor(() => expect(calls.filter((c) => c.method === 'PATCH')).toHaveLength(1));
+    const patch = calls.find((c) => c.method === 'PATCH')!;
+    expect(patch.path).toBe('/admin/upstreams/primary');
+    expect(patch.body).toEqual({ weight: 3, max_concurrency: null, enabled: false });
+    await waitFor(() => expect(screen.queryByRole('dialog')).toBeNull());
+
+    fireEvent.click(await screen.findByRole('button', { name: 'Edit upstream primary' }));
+    dlg = await screen.findByRole('dialog');
+    fail = true;
+    fireEvent.input(within(dlg).getByLabelText('New API key'), { target: { value: 'sk-ant-new-9876' } });
+    fireEvent.submit(within(dlg).getByLabelText('Name').closest('form')!);
+    await waitFor(() => expect(within(dlg).getByRole('alert').textContent).toContain('the upstream keeps changing; retry'));
+    fail = false;
+    fireEvent.submit(within(dlg).getByLabelText('Name').closest('form')!);
+    await waitFor(() => expect(calls.filter((c) => c.method === 'PATCH')).toHaveLength(3));
+    expect(calls.filter((c) => c.method === 'PATCH')[2]!.body).toEqual({ api_key: 'sk-ant-new-9876' });
+    await waitFor(() => expect(screen.queryByRole('dialog')).toBeNull());
+
+    // Opened again, the key field is empty: the key is not kept.
+    fireEvent.click(await screen.findByRole('button', { name: 'Edit upstream primary' }));
+    dlg = await screen.findByRole('dialog');
+    expect((within(dlg).getByLabelText('New API key') as HTMLInputElement).value).toBe('');
+    expect(document.body.innerHTML).not.toContain('sk-ant-new-9876');
+    // Nothing changed: nothing is sent.
+    fireEvent.submit(within(dlg).getByLabelText('Name').closest('form')!);
+    await waitFor(() => expect(screen.queryByRole('dialog')).toBeNull());
+    expect(calls.filter((c) => c.method === 'PATCH')).toHaveLength(3);
+  });
+
+  it('tests, disables, enables and deletes, each only after a confirmation', async () => {
+    let ok = true;
+    const calls = fakeRelay({
+      'GET /admin/upstreams': () => ({ body: { data: [upstream(), upstream({ id: 'up_c', name: 'org-c', enabled: false, state: 'disabled', disabled_reason: 'disabled by admin' })] } }),
+      'POST /admin/upstreams/:id/test': () => ({
+        body: ok ? { ok: true, status: 200, latency_ms: 123.4, message: '' } : { ok: false, status: 401, latency_ms: 85, message: 'invalid x-api-key' },
+      }),
+      'POST /admin/upstreams/:id/disable': () => ({ body: upstream({ enabled: false }) }),
+      'POST /admin/upstreams/:id/enable': () => ({ body: upstream({ id: 'up_c', name: 'org-c' }) }),
+      'DELETE /admin/upstreams/:id': () => ({ status: 204 }),
+    });
+    at('/ui/upstreams');
+    render(<App />);
+    const table = await screen.findByRole('table', { name: 'Upstreams' });
+    const row = (name: string) => within(table).getByRole('rowheader', { name: new RegExp(`^${name}`) }).closest('tr')!;
+    const confirm = async (rowName: string, button: string, title: string) => {
+      fireEvent.click(within(row(rowName)).getByRole('button', { name: button }));
+      const dlg = await screen.findByRole('dialog', { name: title });
+      expect(calls.filter((c) => c.method !== 'GET')).toHaveLength(done);
+      fireEvent.click(within(dlg).getByRole('button', { name: button }));
+      const want = ++done;
+      await waitFor(() => expect(calls.filter((c) => c.method !== 'GET')).toHaveLength(want));
+      await waitFor(() => expect(screen.queryByRole('dialog')).toBeNull());
+      return calls.filter((c) => c.method !== 'GET').at(-1)!;
+    };
+    let done = 0;
+
+    // Cancelled: nothing is sent.
+    fireEvent.click(within(row('primary')).getByRole('button', { name: 'Delete' }));
+    fireEvent.click(within(await screen.findByRole('dialog', { name: 'Delete upstream primary' })).getByRole('button', { name: 'Cancel' }));
+    expect(calls.filter((c) => c.method !== 'GET')).toHaveLength(0);
+
+    let c = await confirm('primary', 'Test', 'Test upstream primary');
+    expect(`${c.method} ${c.path}`).toBe('POST /admin/upstreams/primary/test');
+    let status = await screen.findByRole('status');
+    expect(status.textContent).toContain('Test of “primary”: ok status 200 · 123 ms');
+
+    ok = false;
+    c = await confirm('org-c', 'Test', 'Test upstream org-c');
+    expect(c.path).toBe('/admin/upstreams/up_c/test');
+    await waitFor(() => expect(screen.getByRole('status').textContent).toContain('failed status 401 · 85 ms · invalid x-api-key'));
+
+    const lists = () => calls.filter((x) => x.method === 'GET').length;
+    const before = lists();
+    c = await confirm('primary', 'Disable', 'Disable upstream primary');
+    expect(`${c.method} ${c.path}`).toBe('POST /admin/upstreams/primary/disable');
+    await waitFor(() => expect(lists()).toBe(before + 1));
+
+    c = await confirm('org-c', 'Enable', 'Enable upstream org-c');
+    expect(`${c.method} ${c.path}`).toBe('POST /admin/upstreams/up_c/enable');
+
+    c = await confirm('org-c', 'Delete', 'Delete upstream org-c');
+    expect(`${c.method} ${c.path}`).toBe('DELETE /admin/upstreams/up_c');
+    await waitFor(() => expect(lists()).toBe(before + 3));
+  });
+});
+
+describe('key form: upstream group', () => {
+  beforeEach(() => session.start('admin', 'jwt', 3600));
+
+  it('sends upstream_group on create when set, and on edit only when changed; shows it on the key detail', async () => {
+    const calls = fakeRelay({
+      'GET /admin/api-keys': () => ({ body: { data: [], next_cursor: null } }),
+      'GET /admin/tiers': tiersRoute,
+      'POST /admin/api-keys': (c) => ({ status: 201, body: { ...key(c.body as Record<string, unknown>), api_key: 'sk-proxy-SECRET' } }),
+    });
+    at('/ui/keys');
+    render(<App />);
+    await screen.findByText(/No keys yet/);
+    fireEvent.click(screen.getByRole('button', { name: 'Create key' }));
+    const dlg = await screen.findByRole('dialog');
+    fireEvent.input(within(dlg).getByLabelText('Name'), { target: { value: 'frank' } });
+    fireEvent.input(within(dlg).getByLabelText('Upstream group'), { target: { value: '组'.repeat(22) } });
+    fireEvent.submit(within(dlg).getByLabelText('Name').closest('form')!);
+    await waitFor(() => expect(within(dlg).getByRole('alert').textContent).toContain('The upstream group can be at most 64 bytes.'));
+    fireEvent.input(within(dlg).getByLabelText('Upstream group'), { target: { value: ' team-eu ' } });
+    fireEvent.submit(within(dlg).getByLabelText('Name').closest('form')!);
+    await within(dlg).findByDisplayValue('sk-proxy-SECRET');
+    expect(calls.find((c) => c.method === 'POST')!.body).toEqual({ name: 'frank', upstream_group: 'team-eu' });
+    cleanup();
+
+    const k = key({ upstream_group: 'team-eu' });
+    const edits = fakeRelay(
+      keyDetailRoutes({
+        'GET /admin/api-keys/:id': () => ({ body: k }),
+        'PATCH /admin/api-keys/:id': (c) => ({ body: { ...k, ...(c.body as object), updated_at: '2026-01-02T00:00:00Z' } }),
+      }),
+    );
+    at(`/ui/keys/${ID}`);
+    render(<App />);
+    const dt = await screen.findByText('Upstream group', { selector: 'dt' });
+    expect(dt.nextElementSibling!.textContent).toBe('team-eu');
+    fireEvent.click(screen.getByRole('button', { name: 'Edit' }));
+    let edit = await screen.findByRole('dialog');
+    expect((within(edit).getByLabelText('Upstream group') as HTMLInputElement).value).toBe('team-eu');
+    fireEvent.input(within(edit).getByLabelText('Name'), { target: { value: 'alice2' } });
+    fireEvent.submit(within(edit).getByLabelText('Name').closest('form')!);
+    await waitFor(() => expect(edits.filter((c) => c.method === 'PATCH')).toHaveLength(1));
+    expect(edits.find((c) => c.method === 'PATCH')!.body).toEqual({ name: 'alice2' });
+    await waitFor(() => expect(screen.queryByRole('dialog')).toBeNull());
+    fireEvent.click(await screen.findByRole('button', { name: 'Edit' }));
+    edit = await screen.findByRole('dialog');
+    fireEvent.input(within(edit).getByLabelText('Upstream group'), { target: { value: '' } });
+    fireEvent.submit(within(edit).getByLabelText('Name').closest('form')!);
+    await waitFor(() => expect(edits.filter((c) => c.method === 'PATCH')).toHaveLength(2));
+    expect(edits.filter((c) => c.method === 'PATCH')[1]!.body).toEqual({ upstream_group: '' });
   });
 });

@@ -192,3 +192,34 @@ export function pricing(over: Record<string, unknown> = {}) {
     ...over,
   };
 }
+
+/** An Upstream of GET /admin/upstreams, healthy, every required field present. */
+export function upstream(over: Record<string, unknown> = {}) {
+  return {
+    id: 'primary',
+    name: 'primary',
+    url: 'https://api.anthropic.com',
+    api_key_last4: 'abcd',
+    priority: 0,
+    weight: 1,
+    max_concurrency: null,
+    models: [],
+    group: '',
+    enabled: true,
+    disabled_reason: null,
+    state: 'healthy',
+    state_reason: null,
+    state_since: null,
+    state_until: null,
+    in_flight: 0,
+    recent_errors: 0,
+    last_probe: null,
+    headroom: null,
+    cache_hit_rate: null,
+    models_state: [],
+    loaded: true,
+    created_at: '2026-01-01T00:00:00Z',
+    updated_at: '2026-01-01T00:00:00Z',
+    ...over,
+  };
+}

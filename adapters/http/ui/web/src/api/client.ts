@@ -30,6 +30,14 @@ export type PriceEntry = Schemas['PriceEntry'];
 export type PriceRates = Schemas['PriceRates'];
 export type PriceVersion = Schemas['PriceVersion'];
 export type UnpricedModel = Schemas['UnpricedModel'];
+export type Upstream = Schemas['Upstream'];
+export type UpstreamModelState = Schemas['UpstreamModelState'];
+export type UpstreamProbe = Schemas['UpstreamProbe'];
+export type UpstreamHeadroom = Schemas['UpstreamHeadroom'];
+export type RateLimitReading = Schemas['RateLimitReading'];
+export type UpstreamTestResult = Schemas['UpstreamTestResult'];
+export type CreateUpstreamRequest = Schemas['CreateUpstreamRequest'];
+export type UpdateUpstreamRequest = Schemas['UpdateUpstreamRequest'];
 export type ApiClient = Client<paths>;
 
 /** An answer of the relay that was not a success, with its message as it came. */

@@ -27,11 +27,14 @@ export type KeyFormValues = {
   ips: string;
   domains: string;
   models: string;
+  upstreamGroup: string;
   budgets: BudgetRow[];
 };
 
 /** The API's limits on budgets (CreateKeyRequest.budgets, BudgetInput.limit_usd). */
 export const MAX_BUDGETS = 8;
+/** CreateKeyRequest.upstream_group: at most 64 bytes (UTF-8). */
+export const MAX_GROUP_BYTES = 64;
 const MAX_NANO = 9_007_199_254_740_991n; // 9007199.254740991 USD
 
 export function valuesOf(k?: APIKey): KeyFormValues {
@@ -44,6 +47,7 @@ export function valuesOf(k?: APIKey): KeyFormValues {
     ips: (k?.allowed_ips ?? []).join('\n'),
     domains: (k?.allowed_domains ?? []).join('\n'),
     models: (k?.allowed_models ?? []).join('\n'),
+    upstreamGroup: k?.upstream_group ?? '',
     budgets: (k?.budgets ?? []).map((b, i) => ({
       id: i + 1,
       window: b.window,
@@ -58,6 +62,13 @@ function lines(s: string): string[] {
     .split(/[\n,]/)
     .map((x) => x.trim())
     .filter(Boolean);
+}
+
+/** The group as typed (trimmed), or the error when it is longer than the relay takes. */
+function upstreamGroup(s: string): { value: string } | { error: string } {
+  const v = s.trim();
+  if (new TextEncoder().encode(v).length > MAX_GROUP_BYTES) return { error: t('keyForm.upstreamGroupTooLong', { n: MAX_GROUP_BYTES }) };
+  return { value: v };
 }
 
 /** The limit as a number, null for "unlimited", or an error message key. */
@@ -131,6 +142,8 @@ export function toCreate(v: KeyFormValues): CreateKeyRequest | string {
   if (limit === 'invalid') return t('keyForm.limitInvalid');
   const budgets = toBudgets(v.budgets);
   if (typeof budgets === 'string') return budgets;
+  const group = upstreamGroup(v.upstreamGroup);
+  if ('error' in group) return group.error;
   const req: CreateKeyRequest = { name: v.name.trim() };
   if (v.description.trim()) req.description = v.description.trim();
   if (limit !== null) req.token_limit = limit;
@@ -144,6 +157,7 @@ export function toCreate(v: KeyFormValues): CreateKeyRequest | string {
   const models = lines(v.models);
   if (models.length) req.allowed_models = models;
   if (budgets.length) req.budgets = budgets;
+  if (group.value) req.upstream_group = group.value;
   return req;
 }
 
@@ -151,6 +165,8 @@ export function toCreate(v: KeyFormValues): CreateKeyRequest | string {
 export function toUpdate(v: KeyFormValues, k: APIKey): UpdateKeyRequest | string {
   const limit = parseLimit(v.tokenLimit);
   if (limit === 'invalid') return t('keyForm.limitInvalid');
+  const group = upstreamGroup(v.upstreamGroup);
+  if ('error' in group) return group.error;
   const o = valuesOf(k);
   const req: UpdateKeyRequest = {};
   if (v.name.trim() !== o.name) req.name = v.name.trim();
@@ -164,6 +180,7 @@ export function toUpdate(v: KeyFormValues, k: APIKey): UpdateKeyRequest | string
   if (doms.join('\n') !== k.allowed_domains.join('\n')) req.allowed_domains = doms;
   const models = lines(v.models);
   if (models.join('\n') !== (k.allowed_models ?? []).join('\n')) req.allowed_models = models;
+  if (group.value !== o.upstreamGroup) req.upstream_group = group.value;
   // budgets replace the whole list, so it is sent whole, and only when a
   // row changed: untouched limits are never re-sent through a float.
   if (budgetsKey(v.budgets) !== budgetsKey(o.budgets)) {
@@ -399,6 +416,21 @@ export function KeyForm(props: {
           />
           <small id={id('models-hint')} class="hint">
             {t('keyForm.modelsHint')}
+          </small>
+        </div>
+        <div class="field">
+          <label for={id('group')}>{t('key.upstreamGroup')}</label>
+          <input
+            id={id('group')}
+            spellcheck={false}
+            autocomplete="off"
+            placeholder={t('upstreams.defaultGroup')}
+            aria-describedby={id('group-hint')}
+            value={v.upstreamGroup}
+            onInput={on('upstreamGroup')}
+          />
+          <small id={id('group-hint')} class="hint">
+            {t('keyForm.upstreamGroupHint')}
           </small>
         </div>
       </div>

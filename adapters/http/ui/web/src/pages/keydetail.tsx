@@ -147,6 +147,10 @@ function KeyFacts({ k }: { k: APIKey }) {
       <dd>{k.allowed_domains.length ? k.allowed_domains.join(', ') : t('key.any')}</dd>
       <dt>{t('key.allowedModels')}</dt>
       <dd>{k.allowed_models?.length ? k.allowed_models.join(', ') : t('key.any')}</dd>
+      <dt>{t('key.upstreamGroup')}</dt>
+      <dd>
+        <Link href="/upstreams">{k.upstream_group || t('upstreams.defaultGroup')}</Link>
+      </dd>
       <dt>{t('key.lastUsed')}</dt>
       <dd>{k.last_used_at ? `${dateTime(k.last_used_at)} (${relative(k.last_used_at)})` : t('key.never')}</dd>
       <dt>{t('key.created')}</dt>
