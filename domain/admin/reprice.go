@@ -129,10 +129,10 @@ func (s *Service) Reprice(ctx context.Context, in RepriceInput) (report RepriceR
 			next := old
 			// A batch the relay could not read is billed its reservation,
 			// which no table can recompute.
-			if rec.ErrorType == domain.ErrorTypeBatchUnreadable || !pricing.Billable(rec) {
+			if rec.ErrorType == domain.ErrorTypeBatchUnreadable || !pricing.Billable(&rec) {
 				r.Skipped++
 			} else {
-				next, _, _ = t.PriceRecord(rec, policy)
+				next, _, _ = t.PriceRecord(&rec, policy)
 				if next.Unpriced {
 					r.Unpriced++
 				}

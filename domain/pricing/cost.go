@@ -4,7 +4,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"math/big"
+	"math/bits"
 	"slices"
 
 	"github.com/relaystation/relay/domain"
@@ -38,7 +40,11 @@ type Request struct {
 // already the billed sum of its iterations (domain.BilledUsage), so the
 // top-level step is recovered as what the iterations leave over; a count
 // that would go negative (an inconsistent record) is taken as zero.
-func FromRecord(r domain.UsageRecord) Request {
+func FromRecord(r domain.UsageRecord) Request { return fromRecord(&r) }
+
+// fromRecord is FromRecord without copying the record (it is large, and
+// pricing runs deep in a request's stack).
+func fromRecord(r *domain.UsageRecord) Request {
 	top := r.Usage
 	if len(r.Iterations) > 0 {
 		var sum domain.Usage
@@ -346,6 +352,9 @@ func tokenCost(tokens int64, rate USDPerMTok, f [3]Multiplier, what string) (Nan
 	if tokens == 0 || rate == 0 {
 		return 0, nil
 	}
+	if c, ok := tokenCostFast(tokens, rate, f); ok {
+		return c, nil
+	}
 	num := mulBig(tokens, int64(rate))
 	den := new(big.Int).Set(perMTok)
 	for _, m := range f {
@@ -353,6 +362,54 @@ func tokenCost(tokens int64, rate USDPerMTok, f [3]Multiplier, what string) (Nan
 		den.Mul(den, oneBig)
 	}
 	return roundDiv(num, den, what)
+}
+
+// tokenCostFast is tokenCost in 128-bit integer arithmetic, for the
+// products that fit (every realistic request): the same exact quotient,
+// rounded half up the same way, without math/big's allocations and stack.
+// Multipliers of One are skipped, numerator and denominator alike, which
+// leaves the rational unchanged. ok is false when anything would overflow;
+// the caller then takes the math/big path.
+func tokenCostFast(tokens int64, rate USDPerMTok, f [3]Multiplier) (Nanodollars, bool) {
+	if tokens < 0 || rate < 0 {
+		return 0, false
+	}
+	hi, lo := bits.Mul64(uint64(tokens), uint64(rate))
+	den := uint64(1_000_000)
+	for _, m := range f {
+		if m == One {
+			continue
+		}
+		if m < 0 {
+			return 0, false
+		}
+		h1, l1 := bits.Mul64(lo, uint64(m))
+		h2, l2 := bits.Mul64(hi, uint64(m))
+		if h2 != 0 {
+			return 0, false
+		}
+		var carry uint64
+		if h1, carry = bits.Add64(h1, l2, 0); carry != 0 {
+			return 0, false
+		}
+		hi, lo = h1, l1
+		dh, dl := bits.Mul64(den, uint64(One))
+		if dh != 0 {
+			return 0, false
+		}
+		den = dl
+	}
+	if hi >= den { // the quotient would not fit in 64 bits
+		return 0, false
+	}
+	q, r := bits.Div64(hi, lo, den)
+	if r >= den-r { // 2r >= den: half up
+		q++
+	}
+	if q > math.MaxInt64 {
+		return 0, false
+	}
+	return Nanodollars(q), true
 }
 
 func mulBig(a, b int64) *big.Int { return new(big.Int).Mul(big.NewInt(a), big.NewInt(b)) }
@@ -526,8 +583,8 @@ func RecordCostOf(c Cost) domain.RecordCost {
 // the priced parts are kept, never a silent $0). Any other failure (a
 // count out of range) is returned with a cost marked unpriced at t's
 // version.
-func (t *Table) PriceRecord(rec domain.UsageRecord, p Policy) (domain.RecordCost, []string, error) {
-	c, err := t.Price(FromRecord(rec), p)
+func (t *Table) PriceRecord(rec *domain.UsageRecord, p Policy) (domain.RecordCost, []string, error) {
+	c, err := t.Price(fromRecord(rec), p)
 	switch {
 	case errors.Is(err, ErrUnpriced):
 		return RecordCostOf(c), c.Unpriced, nil
@@ -539,6 +596,6 @@ func (t *Table) PriceRecord(rec domain.UsageRecord, p Policy) (domain.RecordCost
 
 // Billable reports whether a record has anything to price: tokens or
 // server-tool calls.
-func Billable(rec domain.UsageRecord) bool {
+func Billable(rec *domain.UsageRecord) bool {
 	return rec.Usage.Total() != 0 || !rec.ServerTools.IsZero()
 }

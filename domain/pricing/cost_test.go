@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"math"
+	"math/big"
 	"math/rand/v2"
 	"reflect"
 	"strings"
@@ -561,6 +562,45 @@ func BenchmarkPrice(b *testing.B) {
 	for b.Loop() {
 		if _, err := tab.Price(r, Policy{}); err != nil {
 			b.Fatal(err)
+		}
+	}
+}
+
+// TestTokenCostFastAgreesWithBig: the 128-bit path gives exactly the
+// math/big quotient, rounding included, or declines.
+func TestTokenCostFastAgreesWithBig(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 11))
+	mults := []Multiplier{One, One / 2, 1_100_000, 2 * One, 6 * One, 0, 1, MaxMultiplier}
+	for i := range 200_000 {
+		tokens := rng.Int64N(1 << 31)
+		if i%3 == 0 {
+			tokens = rng.Int64N(5000)
+		}
+		rate := USDPerMTok(rng.Int64N(int64(MaxRate) + 1))
+		if i%2 == 0 {
+			rate = USDPerMTok(rng.Int64N(100 * NanosPerUSD))
+		}
+		f := [3]Multiplier{mults[rng.IntN(len(mults))], mults[rng.IntN(len(mults))], mults[rng.IntN(len(mults))]}
+		fast, ok := tokenCostFast(tokens, rate, f)
+		num := mulBig(tokens, int64(rate))
+		den := new(big.Int).Set(perMTok)
+		for _, m := range f {
+			num.Mul(num, big.NewInt(int64(m)))
+			den.Mul(den, oneBig)
+		}
+		want, err := roundDiv(num, den, "x")
+		if !ok {
+			continue
+		}
+		if err != nil || fast != want {
+			t.Fatalf("tokens %d rate %d f %v: fast %d, big %d (%v)", tokens, rate, f, fast, want, err)
+		}
+	}
+	// The common cases take the fast path: up to two modifiers (three
+	// would need a 10^24 denominator, past 64 bits).
+	for _, f := range [][3]Multiplier{{One, One, One}, {One / 2, One, 1_100_000}, {One, 6 * One, 1_100_000}} {
+		if _, ok := tokenCostFast(200_000, 15*NanosPerUSD, f); !ok {
+			t.Fatalf("multipliers %v fell back to math/big", f)
 		}
 	}
 }

@@ -242,10 +242,10 @@ func (s *Service) reserveMoney(ctx context.Context, a *Admission, items []domain
 // is recorded as such (never as a silent $0): flagged, its priced parts
 // kept, and remembered for admins.
 func (s *Service) price(ctx context.Context, rec *domain.UsageRecord) {
-	if s.cfg.Prices == nil || !pricing.Billable(*rec) {
+	if s.cfg.Prices == nil || !pricing.Billable(rec) {
 		return
 	}
-	c, unpriced, err := s.cfg.Prices.Table().PriceRecord(*rec, s.cfg.Prices.Policy())
+	c, unpriced, err := s.cfg.Prices.Table().PriceRecord(rec, s.cfg.Prices.Policy())
 	if err != nil {
 		s.cfg.Log.LogAttrs(ctx, slog.LevelError, "usage could not be priced; recorded as unpriced",
 			slog.String("request_id", rec.RequestID), slog.String("model", rec.Model), slog.String("error", err.Error()))
