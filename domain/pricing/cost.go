@@ -375,6 +375,15 @@ func tokenCostFast(tokens int64, rate USDPerMTok, f [3]Multiplier) (Nanodollars,
 		return 0, false
 	}
 	hi, lo := bits.Mul64(uint64(tokens), uint64(rate))
+	q, ok := quotient128(hi, lo, f, false)
+	return Nanodollars(q), ok
+}
+
+// quotient128 is num · Πf / (10⁶ · One^k), num the 128-bit (hi, lo) and k
+// the multipliers of f that are not One (skipped in both, which leaves the
+// rational unchanged), rounded half up, or up with ceil. ok is false when
+// anything would overflow 128 bits or the quotient int64.
+func quotient128(hi, lo uint64, f [3]Multiplier, ceil bool) (int64, bool) {
 	den := uint64(1_000_000)
 	for _, m := range f {
 		if m == One {
@@ -399,17 +408,41 @@ func tokenCostFast(tokens int64, rate USDPerMTok, f [3]Multiplier) (Nanodollars,
 		}
 		den = dl
 	}
+	if ceil { // num + den − 1, then truncate
+		var carry uint64
+		lo, carry = bits.Add64(lo, den-1, 0)
+		if hi, carry = bits.Add64(hi, 0, carry); carry != 0 {
+			return 0, false
+		}
+	}
 	if hi >= den { // the quotient would not fit in 64 bits
 		return 0, false
 	}
 	q, r := bits.Div64(hi, lo, den)
-	if r >= den-r { // 2r >= den: half up
+	if !ceil && r >= den-r { // 2r >= den: half up
 		q++
 	}
 	if q > math.MaxInt64 {
 		return 0, false
 	}
-	return Nanodollars(q), true
+	return int64(q), true
+}
+
+// boundFast is the token part of UpperBound in 128-bit arithmetic (see
+// quotient128); ok is false when it does not fit.
+func boundFast(in int64, inRate USDPerMTok, out int64, outRate USDPerMTok, f [3]Multiplier) (Nanodollars, bool) {
+	if in < 0 || out < 0 || inRate < 0 || outRate < 0 {
+		return 0, false
+	}
+	h1, l1 := bits.Mul64(uint64(in), uint64(inRate))
+	h2, l2 := bits.Mul64(uint64(out), uint64(outRate))
+	lo, carry := bits.Add64(l1, l2, 0)
+	hi, carry := bits.Add64(h1, h2, carry)
+	if carry != 0 {
+		return 0, false
+	}
+	q, ok := quotient128(hi, lo, f, true)
+	return Nanodollars(q), ok
 }
 
 func mulBig(a, b int64) *big.Int { return new(big.Int).Mul(big.NewInt(a), big.NewInt(b)) }
@@ -531,15 +564,25 @@ func UpperBound(e *Entry, inputTokens, outputTokens int64, m Modifiers) (Nanodol
 	} else if g, ok := e.GeoMultiplier(m.InferenceGeo); ok {
 		f[2] = g
 	}
-	num := new(big.Int).Add(mulBig(inputTokens, int64(in)), mulBig(outputTokens, int64(out)))
-	den := new(big.Int).Set(perMTok)
-	for _, x := range f {
-		num.Mul(num, big.NewInt(int64(x)))
-		den.Mul(den, oneBig)
+	tokens, ok := boundFast(inputTokens, in, outputTokens, out, f)
+	if !ok {
+		num := new(big.Int).Add(mulBig(inputTokens, int64(in)), mulBig(outputTokens, int64(out)))
+		den := new(big.Int).Set(perMTok)
+		for _, x := range f {
+			num.Mul(num, big.NewInt(int64(x)))
+			den.Mul(den, oneBig)
+		}
+		var err error
+		if tokens, err = ceilDiv(num, den, "bound"); err != nil {
+			return 0, err
+		}
 	}
-	tokens, err := ceilDiv(num, den, "bound")
-	if err != nil {
-		return 0, err
+	if m.WebSearches == 0 && m.WebFetches == 0 {
+		total, ok := addInt(tokens, boundSlack)
+		if !ok {
+			return 0, outOfRange("bound")
+		}
+		return total, nil
 	}
 	fees := new(big.Int)
 	if m.WebSearches > 0 && e.WebSearch != nil {

@@ -604,3 +604,34 @@ func TestTokenCostFastAgreesWithBig(t *testing.T) {
 		}
 	}
 }
+
+// TestBoundFastAgreesWithBig: the bound's 128-bit path gives exactly the
+// math/big ceiling, or declines.
+func TestBoundFastAgreesWithBig(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 5))
+	mults := []Multiplier{One, One / 2, 1_100_000, 6 * One, 0, 1, MaxMultiplier}
+	fast := 0
+	for range 200_000 {
+		in, out := rng.Int64N(1<<31), rng.Int64N(1<<31)
+		ir, or := USDPerMTok(rng.Int64N(int64(MaxRate)+1)), USDPerMTok(rng.Int64N(200*NanosPerUSD))
+		f := [3]Multiplier{mults[rng.IntN(len(mults))], mults[rng.IntN(len(mults))], mults[rng.IntN(len(mults))]}
+		got, ok := boundFast(in, ir, out, or, f)
+		if !ok {
+			continue
+		}
+		fast++
+		num := new(big.Int).Add(mulBig(in, int64(ir)), mulBig(out, int64(or)))
+		den := new(big.Int).Set(perMTok)
+		for _, x := range f {
+			num.Mul(num, big.NewInt(int64(x)))
+			den.Mul(den, oneBig)
+		}
+		want, err := ceilDiv(num, den, "bound")
+		if err != nil || got != want {
+			t.Fatalf("in %d×%d out %d×%d f %v: fast %d, big %d (%v)", in, ir, out, or, f, got, want, err)
+		}
+	}
+	if fast < 50_000 {
+		t.Fatalf("only %d of 200,000 bounds took the fast path", fast)
+	}
+}
