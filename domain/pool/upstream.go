@@ -1,8 +1,6 @@
 package pool
 
 import (
-	"path"
-
 	"github.com/relaystation/relay/domain"
 )
 
@@ -60,9 +58,8 @@ func (u Upstream) Validate() error {
 		return domain.Invalidf("upstream %s: at most %d model patterns", u.ID, MaxModels)
 	}
 	for _, m := range u.Models {
-		// path.Match checks the whole pattern even when it does not match.
-		if _, err := path.Match(m, ""); m == "" || err != nil {
-			return domain.Invalidf("upstream %s: model pattern %q is not a valid glob", u.ID, m)
+		if err := domain.ValidModelPattern(m); err != nil {
+			return domain.Invalidf("upstream %s: %s", u.ID, err.(*domain.Error).Message)
 		}
 	}
 	return nil
@@ -71,13 +68,5 @@ func (u Upstream) Validate() error {
 // Serves reports whether the upstream serves model. A request that names
 // no model (a file, a batch listing) can go anywhere.
 func (u Upstream) Serves(model string) bool {
-	if len(u.Models) == 0 || model == "" {
-		return true
-	}
-	for _, m := range u.Models {
-		if ok, _ := path.Match(m, model); ok {
-			return true
-		}
-	}
-	return false
+	return len(u.Models) == 0 || model == "" || domain.MatchModel(u.Models, model)
 }

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"path"
 	"time"
 
 	"github.com/relaystation/relay/domain"
@@ -22,40 +21,14 @@ import (
 const DefaultWebSearchBound = 10
 
 // ModelAllowed reports whether a key with allowed-model patterns may use
-// model: an empty list allows every model; otherwise the model must equal
-// a pattern or match it as a path.Match glob ("claude-sonnet-*"). Patterns
-// are validated when they are stored; a malformed one matches nothing.
+// model: an empty list allows every model; otherwise the model must match
+// one (domain.MatchModel), and a request naming no model is refused.
 func ModelAllowed(patterns []string, model string) bool {
-	if len(patterns) == 0 {
-		return true
-	}
-	for _, p := range patterns {
-		if p == model {
-			return true
-		}
-		if ok, err := path.Match(p, model); ok && err == nil {
-			return true
-		}
-	}
-	return false
+	return len(patterns) == 0 || domain.MatchModel(patterns, model)
 }
 
-// ValidModelPattern checks one allowed_models entry: a model id or a
-// path.Match glob, 1 to 256 printable ASCII bytes.
-func ValidModelPattern(p string) error {
-	if p == "" || len(p) > 256 {
-		return domain.Invalidf("allowed_models entries must be 1 to 256 bytes")
-	}
-	for i := 0; i < len(p); i++ {
-		if p[i] <= ' ' || p[i] > '~' {
-			return domain.Invalidf("allowed_models entry %q: only printable ASCII without spaces", p)
-		}
-	}
-	if _, err := path.Match(p, ""); err != nil {
-		return domain.Invalidf("allowed_models entry %q is not a valid glob pattern", p)
-	}
-	return nil
-}
+// ValidModelPattern checks one allowed_models entry (domain.ValidModelPattern).
+func ValidModelPattern(p string) error { return domain.ValidModelPattern(p) }
 
 // modelRefused is the refusal of a model outside the key's allow-list.
 func modelRefused(model string) error {

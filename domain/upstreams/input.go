@@ -2,7 +2,6 @@ package upstreams
 
 import (
 	"net/url"
-	"path"
 	"strings"
 	"unicode"
 	"unicode/utf8"
@@ -16,7 +15,6 @@ const (
 	MaxNameLen     = 200
 	MaxURLLen      = 2048
 	MaxAPIKeyLen   = 512
-	MaxModelLen    = 256
 	MaxPriority    = 1_000_000
 	MaxConcurrency = 1_000_000
 	// MaxReasonLen bounds a stored disabled reason.
@@ -298,12 +296,8 @@ func validModels(ms []string) error {
 		return domain.Invalidf("models may hold at most %d patterns", pool.MaxModels)
 	}
 	for _, m := range ms {
-		if m == "" || len(m) > MaxModelLen || !printable(m) {
-			return domain.Invalidf("model pattern %q must be 1-%d printable characters", m, MaxModelLen)
-		}
-		// path.Match checks the whole pattern even when it does not match.
-		if _, err := path.Match(m, ""); err != nil {
-			return domain.Invalidf("model pattern %q is not a valid glob", m)
+		if err := domain.ValidModelPattern(m); err != nil {
+			return err
 		}
 	}
 	return nil
