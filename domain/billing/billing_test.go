@@ -195,7 +195,7 @@ func TestUnpricedModelsAreBounded(t *testing.T) {
 	}
 }
 
-func TestBudgetsSeedOnce(t *testing.T) {
+func TestNewBudgetsChecksItsInputs(t *testing.T) {
 	if _, err := NewBudgets(nil, nil, nil, ""); err == nil {
 		t.Fatal("NewBudgets without ports")
 	}
