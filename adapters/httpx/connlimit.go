@@ -79,10 +79,12 @@ func (ll *limitListener) Accept() (net.Conn, error) {
 		}
 		group, counted := ll.group(c.RemoteAddr())
 		if reason := ll.admit(group, counted); reason != "" {
-			refuse(c)
+			// Counted before the answer, so whoever reads the 503 also
+			// sees the refusal in the metrics.
 			if ll.l.OnRefuse != nil {
 				ll.l.OnRefuse(reason)
 			}
+			refuse(c)
 			continue
 		}
 		return &limitConn{Conn: c, ll: ll, group: group, counted: counted}, nil
