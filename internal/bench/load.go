@@ -24,6 +24,9 @@ type System struct {
 	// MetricsURL, when set, serves Prometheus text with the Go collector's
 	// go_memstats_heap_inuse_bytes and go_memstats_stack_inuse_bytes.
 	MetricsURL string
+	// PprofURL, when set, is the base URL of the system's net/http/pprof
+	// handlers; with Config.ProfileDir the saturation phase is profiled.
+	PprofURL string
 	// Baseline marks the bare proxy, against which ratios are taken.
 	Baseline bool
 	// Relay marks a system the targets apply to.

@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
@@ -41,6 +42,11 @@ type Config struct {
 	Pause time.Duration
 
 	ClockTicks int
+	// ProfileDir, when set, receives a CPU profile of every system with a
+	// PprofURL during each saturation round (name-saturation-rN.pprof).
+	// Profiling costs the system a little CPU: a profiled run's figures
+	// are for reading the profile against, not for the table.
+	ProfileDir string
 	// Log receives progress lines.
 	Log io.Writer
 }
@@ -231,7 +237,7 @@ func (r *Runner) Run(ctx context.Context) ([]*SystemResult, error) {
 	for round := 0; round < r.cfg.Rounds && ctx.Err() == nil; round++ {
 		r.logf("round %d/%d: saturation, %d connections, %v each", round+1, r.cfg.Rounds, r.cfg.SatConcurrency, r.cfg.SatDuration)
 		for _, i := range r.live(round) {
-			r.saturate(ctx, i)
+			r.saturate(ctx, i, round)
 		}
 	}
 	for round := 0; round < r.cfg.Rounds && ctx.Err() == nil; round++ {
@@ -347,9 +353,16 @@ func (r *Runner) openStreams(ctx context.Context, n int, large bool) {
 	}
 }
 
-func (r *Runner) saturate(ctx context.Context, i int) {
+func (r *Runner) saturate(ctx context.Context, i int, round int) {
 	s, res := r.systems[i], r.results[i]
 	r.pause(ctx)
+	if prof := r.profile(ctx, s, round); prof != nil {
+		defer func() {
+			if err := <-prof; err != nil {
+				r.logf("  %s: profile: %v", s.Name, err)
+			}
+		}()
+	}
 	var t0, self0 uint64
 	if s.PID > 0 {
 		t0, _ = ReadCPUTicks(s.PID)
@@ -382,6 +395,45 @@ func (r *Runner) saturate(ctx context.Context, i int) {
 		res.note("saturation: %d non-2xx (first %d), %d errors (%s)", lr.Non2xx, lr.FirstStatus, lr.Errors, lr.FirstError)
 	}
 	r.logf("  %-15s %9.0f req/s  p50 %7.0fµs  p99 %7.0fµs", s.Name, lr.RPS(), us(lr.Hist.Quantile(.5)), us(lr.Hist.Quantile(.99)))
+}
+
+// profile starts a CPU profile of s covering the saturation phase about to
+// begin, when asked for; the channel answers once it is written.
+func (r *Runner) profile(ctx context.Context, s System, round int) chan error {
+	if r.cfg.ProfileDir == "" || s.PprofURL == "" {
+		return nil
+	}
+	secs := max(1, int(r.cfg.SatDuration.Seconds())-1)
+	path := filepath.Join(r.cfg.ProfileDir, fmt.Sprintf("%s-saturation-r%d.pprof", s.Name, round+1))
+	done := make(chan error, 1)
+	go func() {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, fmt.Sprintf("%s/debug/pprof/profile?seconds=%d", s.PprofURL, secs), nil)
+		if err != nil {
+			done <- err
+			return
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			done <- err
+			return
+		}
+		defer resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			done <- fmt.Errorf("%s answered %d", req.URL, resp.StatusCode)
+			return
+		}
+		f, err := os.Create(path)
+		if err != nil {
+			done <- err
+			return
+		}
+		_, err = io.Copy(f, resp.Body)
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+		done <- err
+	}()
+	return done
 }
 
 func (r *Runner) fixedRate(ctx context.Context, i int) {

@@ -35,7 +35,7 @@ func run(ctx context.Context, args []string) error {
 	listen := fs.String("listen", "127.0.0.1:8001", "address to listen on")
 	upstream := fs.String("upstream", "", "upstream base URL")
 	key := fs.String("key", "", "upstream API key")
-	metrics := fs.String("metrics-listen", "", "if set, serve Go memory figures as Prometheus text at http://ADDR/metrics, and /debug/pprof/heap")
+	metrics := fs.String("metrics-listen", "", "if set, serve Go memory figures as Prometheus text at http://ADDR/metrics, and /debug/pprof/heap and /debug/pprof/profile")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -56,6 +56,7 @@ func run(ctx context.Context, args []string) error {
 		mux := http.NewServeMux()
 		mux.HandleFunc("/metrics", serveMetrics)
 		mux.Handle("/debug/pprof/heap", pprof.Handler("heap"))
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 		ms := &http.Server{Addr: *metrics, Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 		go func() { errc <- ms.ListenAndServe() }()
 		defer ms.Close()

@@ -112,6 +112,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.BoolVar(&o.quick, "quick", false, "smoke test: every phase about one second")
 	fs.BoolVar(&o.strict, "strict", false, "exit 3 when a target is missed")
 	fs.BoolVar(&o.keep, "keep", false, "keep the scratch folder (relay logs and data)")
+	profile := fs.String("profile", "", "write CPU profiles of every system's saturation rounds to this folder (the run's figures are then not for the table)")
 	d := bench.DefaultConfig()
 	rounds := fs.Int("rounds", 0, "rounds per phase (default 3, quick 1)")
 	satDur := fs.Duration("sat-duration", 0, "saturation phase length per system and round (default 5s)")
@@ -162,6 +163,12 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 		return nil, fmt.Errorf("-pin %q: want auto, on or off", o.pin)
 	}
 	c.ClockTicks = bench.ClockTicks()
+	if *profile != "" {
+		if err := os.MkdirAll(*profile, 0o755); err != nil {
+			return nil, err
+		}
+		c.ProfileDir = *profile
+	}
 	c.Log = stderr
 	o.cfg = c
 	return o, nil
@@ -465,7 +472,7 @@ func (h *harness) startBare(ctx context.Context, pinned bool) (bench.System, err
 	}
 	h.logf("bare proxy: pid %d at %s", p.cmd.Process.Pid, url)
 	return bench.System{Name: "bare", URL: url, Key: "sk-proxy-bench-client", PID: p.cmd.Process.Pid, Baseline: true,
-		MetricsURL: "http://" + maddr + "/metrics"}, nil
+		MetricsURL: "http://" + maddr + "/metrics", PprofURL: "http://" + maddr}, nil
 }
 
 func (h *harness) startRelay(ctx context.Context, name, dbURL string, pinned bool) (bench.System, error) {
@@ -494,6 +501,15 @@ func (h *harness) startRelay(ctx context.Context, name, dbURL string, pinned boo
 	if dbURL != "" {
 		env = append(env, "DATABASE_URL="+dbURL)
 	}
+	pprofURL := ""
+	if h.o.cfg.ProfileDir != "" {
+		paddr, err := freePort()
+		if err != nil {
+			return bench.System{}, err
+		}
+		env = append(env, "PPROF_ADDR="+paddr)
+		pprofURL = "http://" + paddr
+	}
 	// Apply migrations first when the binary has the subcommand; serve may
 	// also do it itself, so a failure here is only reported.
 	mig := exec.CommandContext(ctx, bin, "migrate", "up")
@@ -518,7 +534,7 @@ func (h *harness) startRelay(ctx context.Context, name, dbURL string, pinned boo
 	key := adm.key
 	h.logf("%s: pid %d at %s, key %s…", name, p.cmd.Process.Pid, url, key[:min(len(key), 14)])
 	return bench.System{Name: name, URL: url, Key: key, PID: p.cmd.Process.Pid, Relay: true,
-		MetricsURL: url + "/metrics"}, nil
+		MetricsURL: url + "/metrics", PprofURL: pprofURL}, nil
 }
 
 func (h *harness) tail(path string) string {
