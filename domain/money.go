@@ -129,7 +129,8 @@ func FormatFixed(v int64, scale, minFrac int) string {
 	return b.String()
 }
 
-// CostBreakdown is a cost per price class.
+// CostBreakdown is a cost per price class, with what the cache reads
+// saved.
 type CostBreakdown struct {
 	Input        Nanodollars `json:"input"`
 	Output       Nanodollars `json:"output"`
@@ -138,6 +139,10 @@ type CostBreakdown struct {
 	CacheRead    Nanodollars `json:"cache_read"`
 	WebSearch    Nanodollars `json:"web_search"`
 	WebFetch     Nanodollars `json:"web_fetch"`
+	// CacheSaved is not a class and not part of Sum: it is what the cache
+	// reads would have cost at the input rate of the same price card, with
+	// the same modifiers, minus what they cost at the cache-read rate.
+	CacheSaved Nanodollars `json:"cache_saved,omitempty"`
 }
 
 func (b CostBreakdown) classes() [7]Nanodollars {
@@ -154,7 +159,8 @@ func (b CostBreakdown) Sum() (total Nanodollars, ok bool) {
 	return total, true
 }
 
-// Add is b + o per class; ok is false when a class leaves int64.
+// Add is b + o per class (and CacheSaved); ok is false when a sum leaves
+// int64.
 func (b CostBreakdown) Add(o CostBreakdown) (CostBreakdown, bool) {
 	x, y := b.classes(), o.classes()
 	var r [7]Nanodollars
@@ -164,7 +170,11 @@ func (b CostBreakdown) Add(o CostBreakdown) (CostBreakdown, bool) {
 			return CostBreakdown{}, false
 		}
 	}
-	return CostBreakdown{Input: r[0], Output: r[1], CacheWrite5m: r[2], CacheWrite1h: r[3], CacheRead: r[4], WebSearch: r[5], WebFetch: r[6]}, true
+	saved, ok := addMoney(b.CacheSaved, o.CacheSaved)
+	if !ok {
+		return CostBreakdown{}, false
+	}
+	return CostBreakdown{Input: r[0], Output: r[1], CacheWrite5m: r[2], CacheWrite1h: r[3], CacheRead: r[4], WebSearch: r[5], WebFetch: r[6], CacheSaved: saved}, true
 }
 
 // Sub is b − o per class (for a repricing's difference); it wraps on
@@ -174,6 +184,7 @@ func (b CostBreakdown) Sub(o CostBreakdown) CostBreakdown {
 		Input: b.Input - o.Input, Output: b.Output - o.Output,
 		CacheWrite5m: b.CacheWrite5m - o.CacheWrite5m, CacheWrite1h: b.CacheWrite1h - o.CacheWrite1h,
 		CacheRead: b.CacheRead - o.CacheRead, WebSearch: b.WebSearch - o.WebSearch, WebFetch: b.WebFetch - o.WebFetch,
+		CacheSaved: b.CacheSaved - o.CacheSaved,
 	}
 }
 
@@ -186,7 +197,8 @@ func addMoney(a, b Nanodollars) (Nanodollars, bool) {
 }
 
 // RecordCost is what a usage record cost, as it is stored with it: the
-// classes, their total, the price table version that priced them and the
+// classes, their total, what its cache reads saved (CacheSaved, in the
+// breakdown), the price table version that priced them and the
 // flags a reader needs to trust the figure. Detail is the full priced cost
 // (domain/pricing's Cost, JSON) when it says more than the columns do:
 // per-step parts of a request with iterations, models priced at a fallback

@@ -3,6 +3,7 @@ package migrations_test
 import (
 	"context"
 	"database/sql"
+	"fmt"
 	"log/slog"
 	"path/filepath"
 	"reflect"
@@ -37,6 +38,26 @@ var quiet = slog.New(slog.DiscardHandler)
 
 func TestSQLiteUsageDetailsDownUp(t *testing.T) {
 	t.Parallel()
+	usageDetailsDownUp(t, newSQLite(t))
+}
+
+func TestSQLiteHourlyBackfill(t *testing.T) {
+	t.Parallel()
+	hourlyBackfill(t, newSQLite(t))
+}
+
+func TestPostgresUsageDetailsDownUp(t *testing.T) {
+	t.Parallel()
+	usageDetailsDownUp(t, newPostgres(t))
+}
+
+func TestPostgresHourlyBackfill(t *testing.T) {
+	t.Parallel()
+	hourlyBackfill(t, newPostgres(t))
+}
+
+// newSQLite is the engine of a new SQLite database file.
+func newSQLite(t *testing.T) engine {
 	path := filepath.Join(t.TempDir(), "relay.db")
 	// probe opens the database for one query; the caller closes it.
 	probe := func(t *testing.T) *sql.DB {
@@ -47,7 +68,7 @@ func TestSQLiteUsageDetailsDownUp(t *testing.T) {
 		}
 		return db
 	}
-	usageDetailsDownUp(t, engine{
+	return engine{
 		migrate: func(direction string) (string, error) {
 			return sqlite.Migrate(context.Background(), path, direction, quiet)
 		},
@@ -78,11 +99,11 @@ func TestSQLiteUsageDetailsDownUp(t *testing.T) {
 			}
 			return n == 1
 		},
-	})
+	}
 }
 
-func TestPostgresUsageDetailsDownUp(t *testing.T) {
-	t.Parallel()
+// newPostgres is the engine of a new PostgreSQL database.
+func newPostgres(t *testing.T) engine {
 	url := testenv.MustPostgresDB(t)
 	// probe connects for one query; the caller closes the connection.
 	probe := func(t *testing.T) *pgx.Conn {
@@ -93,7 +114,7 @@ func TestPostgresUsageDetailsDownUp(t *testing.T) {
 		}
 		return c
 	}
-	usageDetailsDownUp(t, engine{
+	return engine{
 		migrate: func(direction string) (string, error) {
 			return postgres.Migrate(context.Background(), url, direction, quiet)
 		},
@@ -127,7 +148,7 @@ func TestPostgresUsageDetailsDownUp(t *testing.T) {
 			}
 			return n == 1
 		},
-	})
+	}
 }
 
 // newColumns are the columns each migration after the first adds, per
@@ -156,13 +177,26 @@ var newColumns = map[int]map[string][]string{
 			"cost_total", "cost_input", "cost_output", "cost_cache_write_5m", "cost_cache_write_1h", "cost_cache_read",
 			"cost_web_search", "cost_web_fetch"},
 	},
+	5: {
+		"usage_records":        {"cost_cache_saved", "attempts", "tried_upstreams"},
+		"usage_daily":          {"cost_cache_saved"},
+		"usage_daily_upstream": {"cost_cache_saved"},
+		"usage_hourly": {"hour", "requests", "input_tokens", "output_tokens", "cache_creation_input_tokens",
+			"cache_read_input_tokens", "cache_creation_5m_tokens", "cache_creation_1h_tokens", "web_search_requests",
+			"web_fetch_requests", "cost_total", "cost_input", "cost_output", "cost_cache_write_5m", "cost_cache_write_1h",
+			"cost_cache_read", "cost_web_search", "cost_web_fetch", "cost_cache_saved", "status_ok", "status_client_error",
+			"status_rate_limited", "status_server_error", "status_overloaded", "refused",
+			"ttfb_b00", "ttfb_b01", "ttfb_b02", "ttfb_b03", "ttfb_b04", "ttfb_b05", "ttfb_b06", "ttfb_b07", "ttfb_b08", "ttfb_b09",
+			"ttfb_b10", "ttfb_b11", "ttfb_b12", "ttfb_b13", "ttfb_b14", "ttfb_b15", "ttfb_b16", "ttfb_b17", "ttfb_b18", "ttfb_b19",
+			"ttfb_b20", "ttfb_count"},
+	},
 }
 
 // usageDetailsDownUp migrates to the latest version, writes through every
-// column migrations 2 to 4 added, rolls them back one at a time and checks
+// column migrations 2 to 5 added, rolls them back one at a time and checks
 // that the records written before survive in the columns migration 1 made,
-// then migrates up again (migration 4 sums the surviving records into the
-// upstream rollup).
+// then migrates up again (migrations 4 and 5 sum the surviving records into
+// the upstream and hourly rollups).
 func usageDetailsDownUp(t *testing.T, e engine) {
 	ctx := context.Background()
 	migrate := func(direction, want string) {
@@ -190,8 +224,8 @@ func usageDetailsDownUp(t *testing.T, e engine) {
 		}
 	}
 
-	migrate(migrations.Up, "to 4")
-	columns(4)
+	migrate(migrations.Up, "to 5")
+	columns(5)
 	s := e.open(t)
 	key := domain.APIKey{
 		ID: uuid.New(), Name: "k", KeyHash: "h", KeyPrefix: "p", IsActive: true, CreatedAt: time.Now(), UpdatedAt: time.Now(),
@@ -208,8 +242,9 @@ func usageDetailsDownUp(t *testing.T, e engine) {
 		Iterations:  []domain.Iteration{{Type: "message", Usage: domain.Usage{InputTokens: 10, OutputTokens: 5}}},
 		ServerTools: domain.ServerToolUse{WebSearchRequests: 2, WebFetchRequests: 1},
 		ServiceTier: "standard", Speed: "fast", InferenceGeo: "us", Batch: true,
+		TTFB: 300 * time.Millisecond, Attempts: 2, TriedUpstreams: []string{"up_z"},
 		Cost: domain.RecordCost{
-			CostBreakdown: domain.CostBreakdown{Input: 50_000, Output: 125_000, WebSearch: 20_000_000},
+			CostBreakdown: domain.CostBreakdown{Input: 50_000, Output: 125_000, WebSearch: 20_000_000, CacheSaved: 7},
 			Total:         20_175_000, PriceVersion: "2025-11-24", Fallback5m: true, Detail: []byte(`{"parts":[]}`),
 		},
 	}
@@ -245,6 +280,27 @@ func usageDetailsDownUp(t *testing.T, e engine) {
 	if n := e.scalar(t, `SELECT sum(requests) FROM usage_daily_upstream WHERE upstream = 'up_a'`); n != 1 {
 		t.Fatalf("upstream rollup counts %d requests, want 1", n)
 	}
+	if n := e.scalar(t, `SELECT sum(cost_cache_saved) FROM usage_hourly`); n != 7 {
+		t.Fatalf("hourly rollup saved %d, want 7", n)
+	}
+	migrate(migrations.Down, "from version 5 to 4")
+	columns(4)
+	survived(4)
+	// The records stored before are summed by migration 5.
+	migrate(migrations.Up, "from version 4 to 5")
+	columns(5)
+	hourly := func(want map[string]int64) {
+		t.Helper()
+		for col, n := range want {
+			if got := e.scalar(t, `SELECT sum(`+col+`) FROM usage_hourly`); got != n {
+				t.Fatalf("hourly %s = %d after migrating up, want %d", col, got, n)
+			}
+		}
+	}
+	// 300 ms is in the bucket (250 ms, 400 ms], b08.
+	hourly(map[string]int64{"requests": 1, "status_ok": 1, "ttfb_b08": 1, "ttfb_count": 1, "cost_total": 20_175_000,
+		"cost_cache_saved": 0, "refused": 0, "input_tokens": 10})
+	migrate(migrations.Down, "from version 5 to 4")
 	migrate(migrations.Down, "from version 4 to 3")
 	columns(3)
 	survived(3)
@@ -258,8 +314,8 @@ func usageDetailsDownUp(t *testing.T, e engine) {
 	columns(1)
 	survived(1)
 
-	migrate(migrations.Up, "from version 1 to 4")
-	columns(4)
+	migrate(migrations.Up, "from version 1 to 5")
+	columns(5)
 	// The records already stored are summed into the new upstream rollup.
 	if n := e.scalar(t, `SELECT sum(requests) FROM usage_daily_upstream WHERE upstream = 'up_a'`); n != 1 {
 		t.Fatalf("upstream rollup counts %d requests after migrating up, want 1", n)
@@ -295,6 +351,11 @@ func usageDetailsDownUp(t *testing.T, e engine) {
 	if err := s.InsertUsage(ctx, []domain.UsageRecord{{RequestID: "req_2", KeyID: key.ID, Time: at,
 		ServerTools: domain.ServerToolUse{WebSearchRequests: 4},
 		Cost:        domain.RecordCost{CostBreakdown: domain.CostBreakdown{WebSearch: 40_000_000}, Total: 40_000_000, PriceVersion: "v"},
+	}, {
+		// Refused by the relay itself, in the next hour.
+		RequestID: "req_refused", KeyID: key.ID, Time: at.Add(time.Hour), Status: 429,
+	}, {
+		RequestID: "req_overloaded", KeyID: key.ID, Time: at.Add(time.Hour), Status: 529, Upstream: "up_a", TTFB: 70 * time.Second,
 	}}); err != nil {
 		t.Fatal(err)
 	}
@@ -304,19 +365,87 @@ func usageDetailsDownUp(t *testing.T, e engine) {
 	if n := e.scalar(t, `SELECT sum(cost_total) FROM usage_daily`); n != 40_000_000 {
 		t.Fatalf("daily cost = %d after re-migrating, want 40000000", n)
 	}
-	if n := e.scalar(t, `SELECT sum(requests) FROM usage_daily_upstream`); n != 2 {
-		t.Fatalf("upstream rollup counts %d requests after re-migrating, want 2", n)
+	if n := e.scalar(t, `SELECT sum(requests) FROM usage_daily_upstream`); n != 4 {
+		t.Fatalf("upstream rollup counts %d requests after re-migrating, want 4", n)
+	}
+	if n := e.scalar(t, `SELECT sum(requests) FROM usage_hourly`); n != 4 {
+		t.Fatalf("hourly rollup counts %d requests after re-migrating, want 4", n)
 	}
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
 
 	// All the way down and up again.
+	migrate(migrations.Down, "from version 5 to 4")
 	migrate(migrations.Down, "from version 4 to 3")
 	migrate(migrations.Down, "from version 3 to 2")
 	migrate(migrations.Down, "from version 2 to 1")
 	migrate(migrations.Down, "from version 1 to 0")
 	columns(1)
-	migrate(migrations.Up, "from version 0 to 4")
-	columns(4)
+	migrate(migrations.Up, "from version 0 to 5")
+	columns(5)
+}
+
+// hourlyBackfill writes records at the latest version, rolls migration 5
+// back and applies it again: its backfill sums the records into the hourly
+// rollup as the store does, per status class and TTFB bucket.
+func hourlyBackfill(t *testing.T, e engine) {
+	ctx := context.Background()
+	if _, err := e.migrate(migrations.Up); err != nil {
+		t.Fatal(err)
+	}
+	s := e.open(t)
+	key := uuid.New()
+	at := time.Date(2025, 3, 10, 12, 0, 0, 0, time.UTC)
+	var recs []domain.UsageRecord
+	statuses := []struct {
+		status   int
+		upstream string
+	}{{200, "a"}, {0, ""}, {400, "a"}, {401, ""}, {429, ""}, {429, "a"}, {500, "a"}, {503, ""}, {529, "a"}, {600, "a"}}
+	for i, st := range statuses {
+		recs = append(recs, domain.UsageRecord{RequestID: fmt.Sprintf("req_s%d", i), KeyID: key, Time: at.Add(time.Duration(i) * time.Minute),
+			Status: st.status, Upstream: st.upstream, Usage: domain.Usage{InputTokens: int64(i)},
+			Cost: domain.RecordCost{CostBreakdown: domain.CostBreakdown{Input: domain.Nanodollars(i)}, Total: domain.Nanodollars(i)}})
+	}
+	for i, b := range domain.TTFBBucketBounds {
+		for j, ttfb := range []time.Duration{b, b + time.Microsecond} {
+			recs = append(recs, domain.UsageRecord{RequestID: fmt.Sprintf("req_t%d_%d", i, j), KeyID: key,
+				Time: at.Add(-time.Hour - time.Duration(i)*time.Minute), Status: 200, Upstream: "a", TTFB: ttfb})
+		}
+	}
+	// Before the epoch, the hour is floored.
+	recs = append(recs, domain.UsageRecord{RequestID: "req_old", KeyID: key, Time: time.Unix(-1, 0), Status: 200})
+	if err := s.InsertUsage(ctx, recs); err != nil {
+		t.Fatal(err)
+	}
+	series := func() []domain.SeriesPoint {
+		t.Helper()
+		var out []domain.SeriesPoint
+		for _, q := range []domain.SeriesQuery{
+			{From: time.Unix(-3600, 0), To: time.Unix(3600, 0), Step: time.Hour},
+			{From: at.Add(-24 * time.Hour), To: at.Add(24 * time.Hour), Step: time.Hour},
+		} {
+			p, err := s.UsageSeries(ctx, q)
+			if err != nil {
+				t.Fatal(err)
+			}
+			out = append(out, p...)
+		}
+		return out
+	}
+	written := series()
+	if len(written) != 4 || written[0].Start.Unix() != -3600 {
+		t.Fatalf("series as written: %+v", written)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.migrate(migrations.Down); err != nil {
+		t.Fatal(err)
+	}
+	s = e.open(t) // migrates up again
+	defer s.Close()
+	if backfilled := series(); !reflect.DeepEqual(backfilled, written) {
+		t.Fatalf("backfilled series:\n got %+v\nwant %+v", backfilled, written)
+	}
 }

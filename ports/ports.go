@@ -64,14 +64,21 @@ type TierStore interface {
 // UsageStore persists usage records and answers usage queries.
 type UsageStore interface {
 	// InsertUsage writes a batch of records in one transaction, together with
-	// the aggregates they change (keys.tokens_used, keys.last_used_at, daily
-	// rollups). A record whose RequestID is already stored is skipped and
-	// counted nowhere, so retried batches never double-count.
+	// the aggregates they change (keys.tokens_used, keys.last_used_at, the
+	// daily, monthly and hourly rollups). A record whose RequestID is already
+	// stored is skipped and counted nowhere, so retried batches never
+	// double-count.
 	InsertUsage(ctx context.Context, recs []domain.UsageRecord) error
 	// UsageTotals sums usage over [q.From, q.To), grouped per q.GroupBy.
+	// Grouped by key, each group carries the key's name (KeyName).
 	UsageTotals(ctx context.Context, q domain.UsageQuery) ([]domain.UsageTotals, error)
 	// UsageLogs returns request records, newest first.
 	UsageLogs(ctx context.Context, q domain.LogQuery) ([]domain.UsageRecord, error)
+	// UsageSeries returns the usage of every key over [q.From, q.To) per
+	// hour or per UTC day (the sum of its hours), ascending: only the
+	// hours or days that have records. A q that fails Validate is an
+	// ErrInvalid.
+	UsageSeries(ctx context.Context, q domain.SeriesQuery) ([]domain.SeriesPoint, error)
 }
 
 // ObjectStore records which proxy key owns each upstream object (message

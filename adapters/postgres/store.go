@@ -54,7 +54,7 @@ func New(pool *pgxpool.Pool, log *slog.Logger) *Store {
 // bind binds the queries of one pool or transaction for the Store.
 func bind(q *pgdb.Queries) sqlstore.Queries {
 	return sqlstore.Queries{
-		Keys: sqlstore.BindKeys(q), Tiers: sqlstore.BindTiers(q), Usage: sqlstore.BindUsage(q),
+		Keys: sqlstore.BindKeys(q), Tiers: sqlstore.BindTiers(q), Usage: sqlstore.BindUsage(q), Totals: sqlstore.BindTotals(q),
 		Costs: sqlstore.BindCosts(q), Objects: sqlstore.BindObjects(q), Prices: sqlstore.BindPrices(q),
 		Upstreams: sqlstore.BindUpstreams(q),
 	}

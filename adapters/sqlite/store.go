@@ -31,6 +31,14 @@ import (
 // box has few.
 const readConns = 4
 
+// readCacheKiB is each reader's page cache. SQLite's default of 2 MiB
+// holds little of a database with a million records, so the dashboard's
+// totals re-read their pages through the file system on every call
+// (summing 200,000 rollup rows: 0.39 s at the default, 0.26 s from a cache
+// that holds them). The cache grows only as pages are read, so a small
+// database costs no more memory than before.
+const readCacheKiB = 32 * 1024
+
 // Store is the relay's store on SQLite.
 type Store = sqlstore.Store
 
@@ -56,7 +64,7 @@ func Open(ctx context.Context, path string, log *slog.Logger) (*Store, error) {
 // bind binds the queries of one pool or transaction for the Store.
 func bind(q *sqlitedb.Queries) sqlstore.Queries {
 	return sqlstore.Queries{
-		Keys: sqlstore.BindKeys(q), Tiers: sqlstore.BindTiers(q), Usage: sqlstore.BindUsage(q),
+		Keys: sqlstore.BindKeys(q), Tiers: sqlstore.BindTiers(q), Usage: sqlstore.BindUsage(q), Totals: sqlstore.BindTotals(q),
 		Costs: sqlstore.BindCosts(q), Objects: sqlstore.BindObjects(q), Prices: sqlstore.BindPrices(q),
 		Upstreams: sqlstore.BindUpstreams(q),
 	}
@@ -101,6 +109,7 @@ func openDB(ctx context.Context, path string, writer bool) (*sql.DB, error) {
 		q.Set("_txlock", "immediate")
 	} else {
 		q.Add("_pragma", "query_only(1)")
+		q.Add("_pragma", fmt.Sprintf("cache_size(%d)", -readCacheKiB))
 	}
 	db, err := sql.Open("sqlite", path+"?"+q.Encode())
 	if err != nil {

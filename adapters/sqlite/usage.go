@@ -25,8 +25,8 @@ const rowsPerInsert = 16
 
 // usageColumns lists every column of a record. plainColumns are the ones a
 // plain record (no iterations, server tools, speed, region, requested model,
-// batch flag, 1-hour cache writes or cost flags and detail: nearly every
-// record) has values for; its insert binds only those and leaves the rest to
+// batch flag, 1-hour cache writes, cost flags and detail or failed-over
+// upstreams: nearly every record) has values for; its insert binds only those and leaves the rest to
 // their defaults, since each bound value costs CPU in the in-process SQLite
 // engine.
 const (
@@ -34,20 +34,22 @@ const (
 	input_tokens, output_tokens, cache_creation_input_tokens, cache_read_input_tokens,
 	cache_creation_5m_tokens, cache_creation_1h_tokens, estimated, latency_us, ttfb_us,
 	upstream_request_id, upstream, session_id, client_ip, error_type, endpoint, service_tier,
-	cost_total, cost_input, cost_output, cost_cache_write_5m, cost_cache_read, price_version`
+	cost_total, cost_input, cost_output, cost_cache_write_5m, cost_cache_read, price_version,
+	cost_cache_saved, attempts`
 	usageColumns = plainColumns + `,
 	requested_model, iterations, web_search_requests, web_fetch_requests, speed, inference_geo, batch,
-	cost_cache_write_1h, cost_web_search, cost_web_fetch, cost_fallback_5m, cost_unpriced, cost_detail`
+	cost_cache_write_1h, cost_web_search, cost_web_fetch, cost_fallback_5m, cost_unpriced, cost_detail,
+	tried_upstreams`
 
-	plainColumnCount = 29
-	usageColumnCount = 42
+	plainColumnCount = 31
+	usageColumnCount = 45
 )
 
 // plainRecord reports whether r has nothing beyond the plain columns.
 func plainRecord(r *domain.UsageRecord) bool {
 	c := &r.Cost
 	return r.RequestedModel == "" && len(r.Iterations) == 0 && r.ServerTools.IsZero() &&
-		r.Speed == "" && r.InferenceGeo == "" && !r.Batch &&
+		r.Speed == "" && r.InferenceGeo == "" && !r.Batch && len(r.TriedUpstreams) == 0 &&
 		c.CacheWrite1h == 0 && c.WebSearch == 0 && c.WebFetch == 0 && !c.Fallback5m && !c.Unpriced && len(c.Detail) == 0
 }
 
@@ -77,12 +79,12 @@ func insertUsageSQL(n int, plain bool) string {
 	// RETURNING yields only the rows actually inserted: exactly the ones the
 	// aggregates must count.
 	b.WriteString(` ON CONFLICT (request_id) DO NOTHING
-		RETURNING key_id, created_at, model, upstream, input_tokens, output_tokens,
+		RETURNING key_id, created_at, model, upstream, status, ttfb_us, input_tokens, output_tokens,
 		cache_creation_input_tokens, cache_read_input_tokens,
 		cache_creation_5m_tokens, cache_creation_1h_tokens,
 		web_search_requests, web_fetch_requests,
 		cost_total, cost_input, cost_output, cost_cache_write_5m,
-		cost_cache_write_1h, cost_cache_read, cost_web_search, cost_web_fetch`)
+		cost_cache_write_1h, cost_cache_read, cost_web_search, cost_web_fetch, cost_cache_saved`)
 	s := b.String()
 	insertSQL.Store(cacheKey, s)
 	return s
@@ -98,10 +100,100 @@ type dailyUpstreamKey struct {
 	key           uuid.UUID
 }
 
-// rollups are the sums a batch adds to the daily rollups.
+// rollups are the sums a batch adds to the rollups.
 type rollups struct {
 	daily    map[dailyKey]*sqlitedb.UpsertUsageDailyParams
 	upstream map[dailyUpstreamKey]*sqlitedb.UpsertUsageDailyUpstreamParams
+	hourly   sqlstore.HourlyRollup
+	global   map[globalKey]*sums
+	monthly  map[monthlyKey]*sums
+}
+
+// globalKey names a usage_daily_global row, monthlyKey a usage_monthly_key
+// row (month "YYYY-MM-01").
+type globalKey struct{ day, model, upstream string }
+
+type monthlyKey struct {
+	month string
+	key   uuid.UUID
+}
+
+// sums are the columns every rollup of every key and the monthly rollup
+// hold, in their order: requests, the six token counts, the cost total,
+// the seven classes and what cache reads saved.
+type sums [16]int64
+
+const sumColumns = `requests, input_tokens, output_tokens, cache_creation_input_tokens, cache_read_input_tokens,
+	cache_creation_5m_tokens, cache_creation_1h_tokens, cost_total, cost_input, cost_output,
+	cost_cache_write_5m, cost_cache_write_1h, cost_cache_read, cost_web_search, cost_web_fetch, cost_cache_saved`
+
+func (a *sums) add(b *sums) {
+	for i := range a {
+		a[i] += b[i]
+	}
+}
+
+// sumsUpsertSQL caches the multi-row upserts of the rollups holding sums,
+// per table and row count.
+var sumsUpsertSQL sync.Map // [2]any{table, n} -> string
+
+// upsertSumsSQL adds n rows of keyCols and sums to table, whose primary key
+// is keyCols.
+func upsertSumsSQL(table, keyCols string, nKeys, n int) string {
+	cacheKey := [2]any{table, n}
+	if v, ok := sumsUpsertSQL.Load(cacheKey); ok {
+		return v.(string)
+	}
+	var b strings.Builder
+	b.WriteString("INSERT INTO " + table + " (" + keyCols + ", " + sumColumns + ") VALUES ")
+	row := "(" + strings.TrimSuffix(strings.Repeat("?,", nKeys+len(sums{})), ",") + ")"
+	for i := range n {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(row)
+	}
+	b.WriteString(" ON CONFLICT (" + keyCols + ") DO UPDATE SET ")
+	for i, c := range strings.Split(sumColumns, ",") {
+		c = strings.TrimSpace(c)
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString(c + " = " + c + " + excluded." + c)
+	}
+	q := b.String()
+	sumsUpsertSQL.Store(cacheKey, q)
+	return q
+}
+
+// upsertSums adds rows to a rollup, rollupRowsPerUpsert at a time; each
+// row's key values are keys(k), in keyCols' order, and each key is in rows
+// once, so no statement names a row twice.
+func upsertSums[K comparable](ctx context.Context, tx *sql.Tx, table, keyCols string, rows map[K]*sums, keys func(K) []any) error {
+	var args []any
+	n, nKeys := 0, 0
+	flush := func() error {
+		if n == 0 {
+			return nil
+		}
+		_, err := tx.ExecContext(ctx, upsertSumsSQL(table, keyCols, nKeys, n), args...)
+		args, n = args[:0], 0
+		return err
+	}
+	for k, v := range rows {
+		kv := keys(k)
+		nKeys = len(kv)
+		args = append(args, kv...)
+		for _, x := range v {
+			args = append(args, x)
+		}
+		if n++; n == rollupRowsPerUpsert {
+			if err := flush(); err != nil {
+				return err
+			}
+		}
+	}
+	return flush()
 }
 
 type keyAgg struct {
@@ -114,7 +206,13 @@ func (e *engine) InsertUsage(ctx context.Context, recs []domain.UsageRecord) err
 	clean := sqlstore.Clean
 	return e.inTx(ctx, func(tx *sql.Tx, q *sqlitedb.Queries) error {
 		keys := map[uuid.UUID]*keyAgg{}
-		daily := rollups{daily: map[dailyKey]*sqlitedb.UpsertUsageDailyParams{}, upstream: map[dailyUpstreamKey]*sqlitedb.UpsertUsageDailyUpstreamParams{}}
+		daily := rollups{
+			daily:    map[dailyKey]*sqlitedb.UpsertUsageDailyParams{},
+			upstream: map[dailyUpstreamKey]*sqlitedb.UpsertUsageDailyUpstreamParams{},
+			hourly:   sqlstore.HourlyRollup{},
+			global:   map[globalKey]*sums{},
+			monthly:  map[monthlyKey]*sums{},
+		}
 		plainArgs := make([]any, 0, min(len(recs), rowsPerInsert)*plainColumnCount)
 		fullArgs := make([]any, 0, usageColumnCount)
 		for start := 0; start < len(recs); start += rowsPerInsert {
@@ -137,11 +235,13 @@ func (e *engine) InsertUsage(ctx context.Context, recs []domain.UsageRecord) err
 					r.Latency.Microseconds(), r.TTFB.Microseconds(),
 					clean(r.UpstreamRequestID), clean(r.Upstream), clean(r.SessionID), clean(r.ClientIP), clean(r.ErrorType),
 					clean(r.Endpoint), clean(r.ServiceTier),
-					int64(c.Total), int64(c.Input), int64(c.Output), int64(c.CacheWrite5m), int64(c.CacheRead), clean(c.PriceVersion))
+					int64(c.Total), int64(c.Input), int64(c.Output), int64(c.CacheWrite5m), int64(c.CacheRead), clean(c.PriceVersion),
+					int64(c.CacheSaved), sqlstore.StoredAttempts(r.Attempts))
 				if args == &fullArgs {
 					fullArgs = append(fullArgs, clean(r.RequestedModel), sqlstore.EncodeIterations(r.Iterations),
 						r.ServerTools.WebSearchRequests, r.ServerTools.WebFetchRequests, clean(r.Speed), clean(r.InferenceGeo), r.Batch,
-						int64(c.CacheWrite1h), int64(c.WebSearch), int64(c.WebFetch), c.Fallback5m, c.Unpriced, sqlstore.EncodeCostDetail(c.Detail))
+						int64(c.CacheWrite1h), int64(c.WebSearch), int64(c.WebFetch), c.Fallback5m, c.Unpriced, sqlstore.EncodeCostDetail(c.Detail),
+						sqlstore.EncodeTriedUpstreams(r.TriedUpstreams))
 				}
 			}
 			if nPlain > 0 {
@@ -172,12 +272,25 @@ func (e *engine) InsertUsage(ctx context.Context, recs []domain.UsageRecord) err
 		if err := upsertDailyUpstream(ctx, tx, daily.upstream); err != nil {
 			return fmt.Errorf("update daily usage per upstream: %w", err)
 		}
+		for _, hour := range daily.hourly.Hours() {
+			if err := q.UpsertUsageHourly(ctx, hourlyParams(hour, daily.hourly[hour])); err != nil {
+				return fmt.Errorf("update hourly usage: %w", err)
+			}
+		}
+		if err := upsertSums(ctx, tx, "usage_daily_global", "day, model, upstream", daily.global,
+			func(k globalKey) []any { return []any{k.day, k.model, k.upstream} }); err != nil {
+			return fmt.Errorf("update daily usage of every key: %w", err)
+		}
+		if err := upsertSums(ctx, tx, "usage_monthly_key", "month, key_id", daily.monthly,
+			func(k monthlyKey) []any { return []any{k.month, k.key.String()} }); err != nil {
+			return fmt.Errorf("update monthly usage: %w", err)
+		}
 		return nil
 	})
 }
 
 // rollupRowsPerUpsert is the rows of one multi-row upsert of the upstream
-// rollup (18 values each): a batch touches one row per day, upstream and
+// rollup (19 values each): a batch touches one row per day, upstream and
 // key, and one statement for them all costs far less in the in-process
 // engine than one each.
 const rollupRowsPerUpsert = 32
@@ -196,8 +309,8 @@ func upsertUpstreamRollupSQL(n int) string {
 	day, upstream, key_id, requests, input_tokens, output_tokens,
 	cache_creation_input_tokens, cache_read_input_tokens, cache_creation_5m_tokens, cache_creation_1h_tokens,
 	cost_total, cost_input, cost_output, cost_cache_write_5m, cost_cache_write_1h, cost_cache_read,
-	cost_web_search, cost_web_fetch) VALUES `)
-	row := "(" + strings.TrimSuffix(strings.Repeat("?,", 18), ",") + ")"
+	cost_web_search, cost_web_fetch, cost_cache_saved) VALUES `)
+	row := "(" + strings.TrimSuffix(strings.Repeat("?,", 19), ",") + ")"
 	for i := range n {
 		if i > 0 {
 			b.WriteByte(',')
@@ -219,7 +332,8 @@ func upsertUpstreamRollupSQL(n int) string {
 	cost_cache_write_1h = cost_cache_write_1h + excluded.cost_cache_write_1h,
 	cost_cache_read = cost_cache_read + excluded.cost_cache_read,
 	cost_web_search = cost_web_search + excluded.cost_web_search,
-	cost_web_fetch = cost_web_fetch + excluded.cost_web_fetch`)
+	cost_web_fetch = cost_web_fetch + excluded.cost_web_fetch,
+	cost_cache_saved = cost_cache_saved + excluded.cost_cache_saved`)
 	q := b.String()
 	upstreamRollupSQL.Store(n, q)
 	return q
@@ -229,7 +343,7 @@ func upsertUpstreamRollupSQL(n int) string {
 // at a time. Each (day, upstream, key) is in rows once, so no statement
 // names a row twice.
 func upsertDailyUpstream(ctx context.Context, tx *sql.Tx, rows map[dailyUpstreamKey]*sqlitedb.UpsertUsageDailyUpstreamParams) error {
-	args := make([]any, 0, min(len(rows), rollupRowsPerUpsert)*18)
+	args := make([]any, 0, min(len(rows), rollupRowsPerUpsert)*19)
 	n := 0
 	flush := func() error {
 		if n == 0 {
@@ -243,7 +357,7 @@ func upsertDailyUpstream(ctx context.Context, tx *sql.Tx, rows map[dailyUpstream
 		args = append(args, d.Day, d.Upstream, d.KeyID.String(), d.Requests, d.InputTokens, d.OutputTokens,
 			d.CacheCreationInputTokens, d.CacheReadInputTokens, d.CacheCreation5mTokens, d.CacheCreation1hTokens,
 			d.CostTotal, d.CostInput, d.CostOutput, d.CostCacheWrite5m, d.CostCacheWrite1h, d.CostCacheRead,
-			d.CostWebSearch, d.CostWebFetch)
+			d.CostWebSearch, d.CostWebFetch, d.CostCacheSaved)
 		if n++; n == rollupRowsPerUpsert {
 			if err := flush(); err != nil {
 				return err
@@ -263,13 +377,13 @@ func insertChunk(ctx context.Context, tx *sql.Tx, query string, args []any, keys
 		var (
 			keyID                    uuid.UUID
 			model, upstream          string
-			at                       int64
+			at, status, ttfb         int64
 			in, out, cc, cr, c5, c1h int64
 			search, fetch            int64
-			cost                     [8]int64 // total, input, output, 5m, 1h, read, search, fetch
+			cost                     [9]int64 // total, input, output, 5m, 1h, read, search, fetch, saved
 		)
-		if err := rows.Scan(&keyID, &at, &model, &upstream, &in, &out, &cc, &cr, &c5, &c1h, &search, &fetch,
-			&cost[0], &cost[1], &cost[2], &cost[3], &cost[4], &cost[5], &cost[6], &cost[7]); err != nil {
+		if err := rows.Scan(&keyID, &at, &model, &upstream, &status, &ttfb, &in, &out, &cc, &cr, &c5, &c1h, &search, &fetch,
+			&cost[0], &cost[1], &cost[2], &cost[3], &cost[4], &cost[5], &cost[6], &cost[7], &cost[8]); err != nil {
 			return fmt.Errorf("read inserted usage: %w", err)
 		}
 		a := keys[keyID]
@@ -280,7 +394,23 @@ func insertChunk(ctx context.Context, tx *sql.Tx, query string, args []any, keys
 		a.tokens += in + out + cc + cr
 		a.last = max(a.last, at)
 
-		day := time.UnixMicro(at).UTC().Format(time.DateOnly)
+		atUTC := time.UnixMicro(at).UTC()
+		day := atUTC.Format(time.DateOnly)
+		v := sums{1, in, out, cc, cr, c5, c1h, cost[0], cost[1], cost[2], cost[3], cost[4], cost[5], cost[6], cost[7], cost[8]}
+		gk := globalKey{day, model, upstream}
+		if g := daily.global[gk]; g != nil {
+			g.add(&v)
+		} else {
+			c := v
+			daily.global[gk] = &c
+		}
+		mk := monthlyKey{atUTC.Format("2006-01") + "-01", keyID}
+		if m := daily.monthly[mk]; m != nil {
+			m.add(&v)
+		} else {
+			c := v
+			daily.monthly[mk] = &c
+		}
 		dk := dailyKey{keyID, day, model}
 		d := daily.daily[dk]
 		if d == nil {
@@ -304,6 +434,7 @@ func insertChunk(ctx context.Context, tx *sql.Tx, query string, args []any, keys
 		d.CostCacheRead += cost[5]
 		d.CostWebSearch += cost[6]
 		d.CostWebFetch += cost[7]
+		d.CostCacheSaved += cost[8]
 
 		uk := dailyUpstreamKey{day, upstream, keyID}
 		u := daily.upstream[uk]
@@ -326,9 +457,31 @@ func insertChunk(ctx context.Context, tx *sql.Tx, query string, args []any, keys
 		u.CostCacheRead += cost[5]
 		u.CostWebSearch += cost[6]
 		u.CostWebFetch += cost[7]
+		u.CostCacheSaved += cost[8]
+
+		usage := [8]int64{in, out, cc, cr, c5, c1h, search, fetch}
+		daily.hourly.Add(at, int(status), upstream, ttfb, &usage, &cost)
 	}
 	if err := rows.Err(); err != nil {
 		return fmt.Errorf("insert usage records: %w", err)
 	}
 	return nil
+}
+
+// hourlyParams is one hour of a batch as UpsertUsageHourly takes it.
+func hourlyParams(hour int64, h *sqlstore.HourSums) sqlitedb.UpsertUsageHourlyParams {
+	u, c, st, b := &h.Usage, &h.Cost, &h.Status, &h.TTFB
+	return sqlitedb.UpsertUsageHourlyParams{
+		Hour: sqlstore.Time(time.UnixMicro(hour)), Requests: h.Requests,
+		InputTokens: u[0], OutputTokens: u[1], CacheCreationInputTokens: u[2], CacheReadInputTokens: u[3],
+		CacheCreation5mTokens: u[4], CacheCreation1hTokens: u[5], WebSearchRequests: u[6], WebFetchRequests: u[7],
+		CostTotal: c[0], CostInput: c[1], CostOutput: c[2], CostCacheWrite5m: c[3],
+		CostCacheWrite1h: c[4], CostCacheRead: c[5], CostWebSearch: c[6], CostWebFetch: c[7], CostCacheSaved: c[8],
+		StatusOk: st.OK, StatusClientError: st.ClientError, StatusRateLimited: st.RateLimited,
+		StatusServerError: st.ServerError, StatusOverloaded: st.Overloaded, Refused: st.Refused,
+		TtfbB00: b[0], TtfbB01: b[1], TtfbB02: b[2], TtfbB03: b[3], TtfbB04: b[4], TtfbB05: b[5], TtfbB06: b[6],
+		TtfbB07: b[7], TtfbB08: b[8], TtfbB09: b[9], TtfbB10: b[10], TtfbB11: b[11], TtfbB12: b[12], TtfbB13: b[13],
+		TtfbB14: b[14], TtfbB15: b[15], TtfbB16: b[16], TtfbB17: b[17], TtfbB18: b[18], TtfbB19: b[19], TtfbB20: b[20],
+		TtfbCount: h.TTFBCount,
+	}
 }

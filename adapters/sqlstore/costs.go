@@ -53,6 +53,7 @@ type storedCostRow = struct {
 	CostCacheRead    int64
 	CostWebSearch    int64
 	CostWebFetch     int64
+	CostCacheSaved   int64
 }
 
 type setCostParams = struct {
@@ -64,6 +65,7 @@ type setCostParams = struct {
 	CostCacheRead    int64
 	CostWebSearch    int64
 	CostWebFetch     int64
+	CostCacheSaved   int64
 	PriceVersion     string
 	CostFallback5m   bool
 	CostUnpriced     bool
@@ -82,6 +84,7 @@ type dailyCostParams = struct {
 	CostCacheRead    int64
 	CostWebSearch    int64
 	CostWebFetch     int64
+	CostCacheSaved   int64
 	KeyID            uuid.UUID
 	Day              string
 	Model            string
@@ -98,19 +101,71 @@ type dailyUpstreamCostParams = struct {
 	CostCacheRead    int64
 	CostWebSearch    int64
 	CostWebFetch     int64
+	CostCacheSaved   int64
 	Day              string
 	Upstream         string
 	KeyID            uuid.UUID
 }
 
+// globalCostParams move one global daily rollup row (UTC day, model,
+// upstream) by the given amounts.
+type globalCostParams = struct {
+	CostTotal        int64
+	CostInput        int64
+	CostOutput       int64
+	CostCacheWrite5m int64
+	CostCacheWrite1h int64
+	CostCacheRead    int64
+	CostWebSearch    int64
+	CostWebFetch     int64
+	CostCacheSaved   int64
+	Day              string
+	Model            string
+	Upstream         string
+}
+
+// monthlyCostParams move one monthly rollup row (the UTC month's first
+// day, key) by the given amounts.
+type monthlyCostParams = struct {
+	CostTotal        int64
+	CostInput        int64
+	CostOutput       int64
+	CostCacheWrite5m int64
+	CostCacheWrite1h int64
+	CostCacheRead    int64
+	CostWebSearch    int64
+	CostWebFetch     int64
+	CostCacheSaved   int64
+	Month            string
+	KeyID            uuid.UUID
+}
+
+// hourlyCostParams move one hourly rollup row (the hour's start) by the
+// given amounts.
+type hourlyCostParams = struct {
+	CostTotal        int64
+	CostInput        int64
+	CostOutput       int64
+	CostCacheWrite5m int64
+	CostCacheWrite1h int64
+	CostCacheRead    int64
+	CostWebSearch    int64
+	CostWebFetch     int64
+	CostCacheSaved   int64
+	Hour             Time
+}
+
 // costSQL is an engine's sqlc queries on the cost columns of usage_records,
-// usage_daily and usage_daily_upstream.
-type costSQL[Spend ~spendParams, SpendRow ~spendRow, For ~storedCostParams, Stored ~storedCostRow, Set ~setCostParams, Daily ~dailyCostParams, DailyUp ~dailyUpstreamCostParams] interface {
+// usage_daily, usage_daily_upstream and the rollups of every key.
+type costSQL[Spend ~spendParams, SpendRow ~spendRow, For ~storedCostParams, Stored ~storedCostRow, Set ~setCostParams, Daily ~dailyCostParams, DailyUp ~dailyUpstreamCostParams, Hourly ~hourlyCostParams, Global ~globalCostParams, Monthly ~monthlyCostParams] interface {
 	SpendHistory(ctx context.Context, arg Spend) ([]SpendRow, error)
 	UsageCostForUpdate(ctx context.Context, arg For) (Stored, error)
 	SetUsageCost(ctx context.Context, arg Set) error
 	AddUsageDailyCost(ctx context.Context, arg Daily) (int64, error)
 	AddUsageDailyUpstreamCost(ctx context.Context, arg DailyUp) (int64, error)
+	AddUsageHourlyCost(ctx context.Context, arg Hourly) (int64, error)
+	AddUsageDailyGlobalCost(ctx context.Context, arg Global) (int64, error)
+	AddUsageMonthlyKeyCost(ctx context.Context, arg Monthly) (int64, error)
 }
 
 // rollupKey names one usage_daily row.
@@ -131,11 +186,25 @@ type costDelta struct {
 	Total domain.Nanodollars
 }
 
+// globalRollupKey names one usage_daily_global row.
+type globalRollupKey struct {
+	day, model, upstream string
+}
+
+// monthlyRollupKey names one usage_monthly_key row (month "YYYY-MM-01").
+type monthlyRollupKey struct {
+	month string
+	key   uuid.UUID
+}
+
 // storedCost is a record's stored cost, with the rollup rows it is summed
-// in.
+// in (hour is the start of its usage_hourly row).
 type storedCost struct {
 	rollup   rollupKey
 	upstream upstreamRollupKey
+	global   globalRollupKey
+	monthly  monthlyRollupKey
+	hour     time.Time
 	cost     costDelta
 }
 
@@ -147,11 +216,14 @@ type CostQueries struct {
 	setCost    func(ctx context.Context, requestID string, c domain.RecordCost) error
 	addDaily   func(ctx context.Context, k rollupKey, d costDelta) (int64, error)
 	addDailyUp func(ctx context.Context, k upstreamRollupKey, d costDelta) (int64, error)
+	addHourly  func(ctx context.Context, hour time.Time, d costDelta) (int64, error)
+	addGlobal  func(ctx context.Context, k globalRollupKey, d costDelta) (int64, error)
+	addMonthly func(ctx context.Context, k monthlyRollupKey, d costDelta) (int64, error)
 }
 
 // BindCosts binds an engine's sqlc queries on usage costs.
-func BindCosts[Spend ~spendParams, SpendRow ~spendRow, For ~storedCostParams, Stored ~storedCostRow, Set ~setCostParams, Daily ~dailyCostParams, DailyUp ~dailyUpstreamCostParams](
-	q costSQL[Spend, SpendRow, For, Stored, Set, Daily, DailyUp],
+func BindCosts[Spend ~spendParams, SpendRow ~spendRow, For ~storedCostParams, Stored ~storedCostRow, Set ~setCostParams, Daily ~dailyCostParams, DailyUp ~dailyUpstreamCostParams, Hourly ~hourlyCostParams, Global ~globalCostParams, Monthly ~monthlyCostParams](
+	q costSQL[Spend, SpendRow, For, Stored, Set, Daily, DailyUp, Hourly, Global, Monthly],
 ) CostQueries {
 	return CostQueries{
 		spend: func(ctx context.Context, keyID uuid.UUID, since time.Time) ([]budget.Spend, domain.Nanodollars, error) {
@@ -179,16 +251,20 @@ func BindCosts[Spend ~spendParams, SpendRow ~spendRow, For ~storedCostParams, St
 				return storedCost{}, err
 			}
 			r := storedCostRow(row)
-			day := time.Time(r.CreatedAt).UTC().Format(time.DateOnly)
+			at := time.Time(r.CreatedAt).UTC()
+			day := at.Format(time.DateOnly)
 			return storedCost{
 				rollup:   rollupKey{key: r.KeyID, day: day, model: r.Model},
 				upstream: upstreamRollupKey{key: r.KeyID, day: day, upstream: r.Upstream},
+				global:   globalRollupKey{day: day, model: r.Model, upstream: r.Upstream},
+				monthly:  monthlyRollupKey{month: at.Format("2006-01") + "-01", key: r.KeyID},
+				hour:     at.Truncate(time.Hour),
 				cost: costDelta{
 					CostBreakdown: domain.CostBreakdown{
 						Input: domain.Nanodollars(r.CostInput), Output: domain.Nanodollars(r.CostOutput),
 						CacheWrite5m: domain.Nanodollars(r.CostCacheWrite5m), CacheWrite1h: domain.Nanodollars(r.CostCacheWrite1h),
 						CacheRead: domain.Nanodollars(r.CostCacheRead), WebSearch: domain.Nanodollars(r.CostWebSearch),
-						WebFetch: domain.Nanodollars(r.CostWebFetch),
+						WebFetch: domain.Nanodollars(r.CostWebFetch), CacheSaved: domain.Nanodollars(r.CostCacheSaved),
 					},
 					Total: domain.Nanodollars(r.CostTotal),
 				},
@@ -199,7 +275,7 @@ func BindCosts[Spend ~spendParams, SpendRow ~spendRow, For ~storedCostParams, St
 				CostTotal: int64(c.Total), CostInput: int64(c.Input), CostOutput: int64(c.Output),
 				CostCacheWrite5m: int64(c.CacheWrite5m), CostCacheWrite1h: int64(c.CacheWrite1h),
 				CostCacheRead: int64(c.CacheRead), CostWebSearch: int64(c.WebSearch), CostWebFetch: int64(c.WebFetch),
-				PriceVersion: c.PriceVersion, CostFallback5m: c.Fallback5m, CostUnpriced: c.Unpriced,
+				CostCacheSaved: int64(c.CacheSaved), PriceVersion: c.PriceVersion, CostFallback5m: c.Fallback5m, CostUnpriced: c.Unpriced,
 				CostDetail: EncodeCostDetail(c.Detail), RequestID: requestID,
 			})
 		},
@@ -208,7 +284,7 @@ func BindCosts[Spend ~spendParams, SpendRow ~spendRow, For ~storedCostParams, St
 				CostTotal: int64(d.Total), CostInput: int64(d.Input), CostOutput: int64(d.Output),
 				CostCacheWrite5m: int64(d.CacheWrite5m), CostCacheWrite1h: int64(d.CacheWrite1h),
 				CostCacheRead: int64(d.CacheRead), CostWebSearch: int64(d.WebSearch), CostWebFetch: int64(d.WebFetch),
-				KeyID: k.key, Day: k.day, Model: k.model,
+				CostCacheSaved: int64(d.CacheSaved), KeyID: k.key, Day: k.day, Model: k.model,
 			})
 		},
 		addDailyUp: func(ctx context.Context, k upstreamRollupKey, d costDelta) (int64, error) {
@@ -216,7 +292,31 @@ func BindCosts[Spend ~spendParams, SpendRow ~spendRow, For ~storedCostParams, St
 				CostTotal: int64(d.Total), CostInput: int64(d.Input), CostOutput: int64(d.Output),
 				CostCacheWrite5m: int64(d.CacheWrite5m), CostCacheWrite1h: int64(d.CacheWrite1h),
 				CostCacheRead: int64(d.CacheRead), CostWebSearch: int64(d.WebSearch), CostWebFetch: int64(d.WebFetch),
-				Day: k.day, Upstream: k.upstream, KeyID: k.key,
+				CostCacheSaved: int64(d.CacheSaved), Day: k.day, Upstream: k.upstream, KeyID: k.key,
+			})
+		},
+		addHourly: func(ctx context.Context, hour time.Time, d costDelta) (int64, error) {
+			return q.AddUsageHourlyCost(ctx, Hourly{
+				CostTotal: int64(d.Total), CostInput: int64(d.Input), CostOutput: int64(d.Output),
+				CostCacheWrite5m: int64(d.CacheWrite5m), CostCacheWrite1h: int64(d.CacheWrite1h),
+				CostCacheRead: int64(d.CacheRead), CostWebSearch: int64(d.WebSearch), CostWebFetch: int64(d.WebFetch),
+				CostCacheSaved: int64(d.CacheSaved), Hour: Time(hour),
+			})
+		},
+		addGlobal: func(ctx context.Context, k globalRollupKey, d costDelta) (int64, error) {
+			return q.AddUsageDailyGlobalCost(ctx, Global{
+				CostTotal: int64(d.Total), CostInput: int64(d.Input), CostOutput: int64(d.Output),
+				CostCacheWrite5m: int64(d.CacheWrite5m), CostCacheWrite1h: int64(d.CacheWrite1h),
+				CostCacheRead: int64(d.CacheRead), CostWebSearch: int64(d.WebSearch), CostWebFetch: int64(d.WebFetch),
+				CostCacheSaved: int64(d.CacheSaved), Day: k.day, Model: k.model, Upstream: k.upstream,
+			})
+		},
+		addMonthly: func(ctx context.Context, k monthlyRollupKey, d costDelta) (int64, error) {
+			return q.AddUsageMonthlyKeyCost(ctx, Monthly{
+				CostTotal: int64(d.Total), CostInput: int64(d.Input), CostOutput: int64(d.Output),
+				CostCacheWrite5m: int64(d.CacheWrite5m), CostCacheWrite1h: int64(d.CacheWrite1h),
+				CostCacheRead: int64(d.CacheRead), CostWebSearch: int64(d.WebSearch), CostWebFetch: int64(d.WebFetch),
+				CostCacheSaved: int64(d.CacheSaved), Month: k.month, KeyID: k.key,
 			})
 		},
 	}
@@ -252,9 +352,10 @@ func ceilMicro(t time.Time) time.Time {
 
 // UpdateUsageCosts writes the updates in one transaction; see
 // ports.UsageRepricer. An update applies when its record is stored and still
-// carries Old's total and price version; the record then takes New's cost,
-// and its rollup rows (per key, day and model; per day, upstream and key)
-// move by New minus the cost it had (which is Old, as the caller read it).
+// carries Old's total and price version; the record then takes New's cost
+// (and what it saved), and its rollup rows (per key, day and model; per
+// day, upstream and key; per hour; per day, model and upstream; per month
+// and key) move by New minus the cost it had (which is Old, as the caller read it).
 // Other updates are skipped, as are those whose record was never stored (an
 // id that is not storable text); an update of a record that an earlier
 // update in the same call changed sees that change. New must have a
@@ -290,6 +391,9 @@ func (s *Store) UpdateUsageCosts(ctx context.Context, updates []ports.CostUpdate
 		applied = 0
 		deltas := map[rollupKey]costDelta{}
 		upDeltas := map[upstreamRollupKey]costDelta{}
+		hourDeltas := map[time.Time]costDelta{}
+		globalDeltas := map[globalRollupKey]costDelta{}
+		monthDeltas := map[monthlyRollupKey]costDelta{}
 		for _, u := range todo {
 			stored, err := q.Costs.storedCost(ctx, u.RequestID, u.Old)
 			if s.is(err, ErrDBNotFound) {
@@ -314,6 +418,11 @@ func (s *Store) UpdateUsageCosts(ctx context.Context, updates []ports.CostUpdate
 				return domain.Invalidf("reprice %s: the cost change is out of range", u.RequestID)
 			}
 			upDeltas[stored.upstream] = costDelta{CostBreakdown: upClasses, Total: ud.Total + u.New.Total - stored.cost.Total}
+			change := costDelta{CostBreakdown: u.New.CostBreakdown.Sub(stored.cost.CostBreakdown), Total: u.New.Total - stored.cost.Total}
+			if !addDelta(hourDeltas, stored.hour, change) || !addDelta(globalDeltas, stored.global, change) ||
+				!addDelta(monthDeltas, stored.monthly, change) {
+				return domain.Invalidf("reprice %s: the cost change is out of range", u.RequestID)
+			}
 		}
 		keys := make([]rollupKey, 0, len(deltas))
 		for k, d := range deltas {
@@ -352,10 +461,55 @@ func (s *Store) UpdateUsageCosts(ctx context.Context, updates []ports.CostUpdate
 				return fmt.Errorf("update the upstream rollup: %w", err)
 			}
 		}
+		// A missing row is not an error in the rollups of every key either:
+		// records a relay of a version before them wrote are not in them.
+		// Rows are moved in key order, as a usage batch takes them.
+		for _, h := range changed(hourDeltas, time.Time.Compare) {
+			if _, err := q.Costs.addHourly(ctx, h, hourDeltas[h]); err != nil {
+				return fmt.Errorf("update the hourly rollup: %w", err)
+			}
+		}
+		for _, k := range changed(globalDeltas, func(a, b globalRollupKey) int {
+			return cmp.Or(strings.Compare(a.day, b.day), strings.Compare(a.model, b.model), strings.Compare(a.upstream, b.upstream))
+		}) {
+			if _, err := q.Costs.addGlobal(ctx, k, globalDeltas[k]); err != nil {
+				return fmt.Errorf("update the global daily rollup: %w", err)
+			}
+		}
+		for _, k := range changed(monthDeltas, func(a, b monthlyRollupKey) int {
+			return cmp.Or(strings.Compare(a.month, b.month), strings.Compare(a.key.String(), b.key.String()))
+		}) {
+			if _, err := q.Costs.addMonthly(ctx, k, monthDeltas[k]); err != nil {
+				return fmt.Errorf("update the monthly rollup: %w", err)
+			}
+		}
 		return nil
 	})
 	if err != nil {
 		return 0, fmt.Errorf("reprice %d usage records: %w", len(todo), err)
 	}
 	return applied, nil
+}
+
+// addDelta adds d to m[k]; false when a class leaves int64.
+func addDelta[K comparable](m map[K]costDelta, k K, d costDelta) bool {
+	cur := m[k]
+	classes, ok := cur.CostBreakdown.Add(d.CostBreakdown)
+	if !ok {
+		return false
+	}
+	m[k] = costDelta{CostBreakdown: classes, Total: cur.Total + d.Total}
+	return true
+}
+
+// changed is the keys of m whose delta is not zero, sorted by compare.
+func changed[K comparable](m map[K]costDelta, compare func(a, b K) int) []K {
+	out := make([]K, 0, len(m))
+	for k, d := range m {
+		if d != (costDelta{}) {
+			out = append(out, k)
+		}
+	}
+	slices.SortFunc(out, compare)
+	return out
 }

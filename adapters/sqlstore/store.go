@@ -8,7 +8,7 @@
 // what gets stored.
 //
 // Each engine's sqlc code is bound with BindKeys, BindTiers, BindUsage,
-// BindCosts, BindObjects, BindPrices and BindUpstreams. Their type
+// BindTotals, BindCosts, BindObjects, BindPrices and BindUpstreams. Their type
 // parameters are inferred from the engine's generated *Queries, and each is
 // constrained to a shape, such as keyRow: an unnamed struct type listing the
 // fields that both engines' sqlc code generates (sql/sqlc.yaml's overrides
@@ -54,6 +54,7 @@ type Queries struct {
 	Keys      KeyQueries
 	Tiers     TierQueries
 	Usage     UsageQueries
+	Totals    TotalsQueries
 	Costs     CostQueries
 	Objects   ObjectQueries
 	Prices    PriceQueries

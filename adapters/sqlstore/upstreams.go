@@ -6,8 +6,6 @@ import (
 	"math"
 	"time"
 
-	"github.com/google/uuid"
-
 	"github.com/relaystation/relay/domain"
 	"github.com/relaystation/relay/domain/pool"
 	"github.com/relaystation/relay/ports"
@@ -49,16 +47,8 @@ type updateUpstreamParams[L ~[]string] = struct {
 	PrevUpdatedAt  Time
 }
 
-// upstreamTotalsParams select upstream rollup rows by UTC day, "YYYY-MM-DD".
-type upstreamTotalsParams = struct {
-	KeyID   *uuid.UUID
-	FromDay *string
-	ToDay   *string
-}
-
-// upstreamSQL is an engine's sqlc queries on upstreams, and on the rollup of
-// usage per upstream.
-type upstreamSQL[L ~[]string, Row, Create, Insert ~upstreamRow[L], Update ~updateUpstreamParams[L], Totals ~upstreamTotalsParams, TotalsRow ~totalsRow] interface {
+// upstreamSQL is an engine's sqlc queries on upstreams.
+type upstreamSQL[L ~[]string, Row, Create, Insert ~upstreamRow[L], Update ~updateUpstreamParams[L]] interface {
 	ListUpstreams(ctx context.Context) ([]Row, error)
 	GetUpstream(ctx context.Context, id string) (Row, error)
 	CreateUpstream(ctx context.Context, arg Create) error
@@ -66,7 +56,6 @@ type upstreamSQL[L ~[]string, Row, Create, Insert ~upstreamRow[L], Update ~updat
 	CountUpstreams(ctx context.Context) (int64, error)
 	UpdateUpstream(ctx context.Context, arg Update) (int64, error)
 	DeleteUpstream(ctx context.Context, id string) (int64, error)
-	UsageTotalsByUpstreamFromDaily(ctx context.Context, arg Totals) ([]TotalsRow, error)
 }
 
 // UpstreamQueries are an engine's upstreams queries in domain terms.
@@ -78,13 +67,11 @@ type UpstreamQueries struct {
 	count          func(ctx context.Context) (int64, error)
 	update         func(ctx context.Context, u ports.UpstreamRecord, prev time.Time) (int64, error)
 	delete         func(ctx context.Context, id string) (int64, error)
-	// dailyTotals sums usage per upstream over a day-aligned range.
-	dailyTotals func(ctx context.Context, q domain.UsageQuery) ([]domain.UsageTotals, error)
 }
 
 // BindUpstreams binds an engine's sqlc queries on upstreams.
-func BindUpstreams[L ~[]string, Row, Create, Insert ~upstreamRow[L], Update ~updateUpstreamParams[L], Totals ~upstreamTotalsParams, TotalsRow ~totalsRow](
-	q upstreamSQL[L, Row, Create, Insert, Update, Totals, TotalsRow],
+func BindUpstreams[L ~[]string, Row, Create, Insert ~upstreamRow[L], Update ~updateUpstreamParams[L]](
+	q upstreamSQL[L, Row, Create, Insert, Update],
 ) UpstreamQueries {
 	one := func(r Row) (ports.UpstreamRecord, error) { return upstreamFromRow[L](r), nil }
 	return UpstreamQueries{
@@ -115,10 +102,6 @@ func BindUpstreams[L ~[]string, Row, Create, Insert ~upstreamRow[L], Update ~upd
 			}))
 		},
 		delete: q.DeleteUpstream,
-		dailyTotals: func(ctx context.Context, uq domain.UsageQuery) ([]domain.UsageTotals, error) {
-			rows, err := q.UsageTotalsByUpstreamFromDaily(ctx, Totals{KeyID: uq.KeyID, FromDay: dayOrNil(uq.From), ToDay: dayOrNil(uq.To)})
-			return totalsFromRows(rows, err)
-		},
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -56,6 +57,9 @@ type usageRow = struct {
 	CostFallback5m           bool
 	CostUnpriced             bool
 	CostDetail               string // JSON or "", see EncodeCostDetail
+	CostCacheSaved           int64
+	Attempts                 int64
+	TriedUpstreams           string // comma-joined, see EncodeTriedUpstreams
 }
 
 // usageLogsParams select a page of records: the optional filters, then
@@ -73,74 +77,26 @@ type usageLogsParams = struct {
 	MaxRows         int64
 }
 
-// recordTotalsParams select raw records by time; dailyTotalsParams select
-// rollup rows by UTC day, "YYYY-MM-DD".
-type recordTotalsParams = struct {
-	GroupBy  string
-	KeyID    *uuid.UUID
-	FromTime *Time
-	ToTime   *Time
-}
-
-// recordRangeParams select raw records by a time range bound at both ends.
-type recordRangeParams = struct {
-	GroupBy  string
-	KeyID    *uuid.UUID
-	FromTime Time
-	ToTime   Time
-}
-
-type dailyTotalsParams = struct {
-	GroupBy string
-	KeyID   *uuid.UUID
-	FromDay *string
-	ToDay   *string
-}
-
-// totalsRow is a row of either totals query.
-type totalsRow = struct {
-	Grp                      string
-	Requests                 int64
-	InputTokens              int64
-	OutputTokens             int64
-	CacheCreationInputTokens int64
-	CacheReadInputTokens     int64
-	CacheCreation5mTokens    int64
-	CacheCreation1hTokens    int64
-	CostTotal                int64
-	CostInput                int64
-	CostOutput               int64
-	CostCacheWrite5m         int64
-	CostCacheWrite1h         int64
-	CostCacheRead            int64
-	CostWebSearch            int64
-	CostWebFetch             int64
-}
-
-// usageSQL is an engine's sqlc queries on usage_records and usage_daily.
-// The UsageLogs variants take the same parameters and differ in the index
-// they scan (see logsVariant).
-type usageSQL[Row ~usageRow, Logs, ByKey, ByModel, ByUpstream, Refusals ~usageLogsParams, Records ~recordTotalsParams, RecordsRow ~totalsRow, Range ~recordRangeParams, RangeRow ~totalsRow, Daily ~dailyTotalsParams, DailyRow ~totalsRow] interface {
+// usageSQL is an engine's sqlc queries on usage_records' logs. The
+// variants take the same parameters and differ in the index they scan (see
+// logsVariant).
+type usageSQL[Row ~usageRow, Logs, ByKey, ByModel, ByUpstream, ByStatus, Refusals ~usageLogsParams] interface {
 	UsageLogs(ctx context.Context, arg Logs) ([]Row, error)
 	UsageLogsByKey(ctx context.Context, arg ByKey) ([]Row, error)
 	UsageLogsByModel(ctx context.Context, arg ByModel) ([]Row, error)
 	UsageLogsByUpstream(ctx context.Context, arg ByUpstream) ([]Row, error)
+	UsageLogsByStatus(ctx context.Context, arg ByStatus) ([]Row, error)
 	UsageLogsRefusals(ctx context.Context, arg Refusals) ([]Row, error)
-	UsageTotalsFromRecords(ctx context.Context, arg Records) ([]RecordsRow, error)
-	UsageTotalsFromRecordsInRange(ctx context.Context, arg Range) ([]RangeRow, error)
-	UsageTotalsFromDaily(ctx context.Context, arg Daily) ([]DailyRow, error)
 }
 
 // UsageQueries are an engine's usage queries in domain terms.
 type UsageQueries struct {
-	logs         func(ctx context.Context, q domain.LogQuery) ([]domain.UsageRecord, error)
-	recordTotals func(ctx context.Context, q domain.UsageQuery) ([]domain.UsageTotals, error)
-	dailyTotals  func(ctx context.Context, q domain.UsageQuery) ([]domain.UsageTotals, error)
+	logs func(ctx context.Context, q domain.LogQuery) ([]domain.UsageRecord, error)
 }
 
 // BindUsage binds an engine's sqlc queries on usage.
-func BindUsage[Row ~usageRow, Logs, ByKey, ByModel, ByUpstream, Refusals ~usageLogsParams, Records ~recordTotalsParams, RecordsRow ~totalsRow, Range ~recordRangeParams, RangeRow ~totalsRow, Daily ~dailyTotalsParams, DailyRow ~totalsRow](
-	q usageSQL[Row, Logs, ByKey, ByModel, ByUpstream, Refusals, Records, RecordsRow, Range, RangeRow, Daily, DailyRow],
+func BindUsage[Row ~usageRow, Logs, ByKey, ByModel, ByUpstream, ByStatus, Refusals ~usageLogsParams](
+	q usageSQL[Row, Logs, ByKey, ByModel, ByUpstream, ByStatus, Refusals],
 ) UsageQueries {
 	return UsageQueries{
 		logs: func(ctx context.Context, lq domain.LogQuery) ([]domain.UsageRecord, error) {
@@ -162,34 +118,12 @@ func BindUsage[Row ~usageRow, Logs, ByKey, ByModel, ByUpstream, Refusals ~usageL
 				rows, err = q.UsageLogsByModel(ctx, ByModel(p))
 			case byUpstream:
 				rows, err = q.UsageLogsByUpstream(ctx, ByUpstream(p))
+			case byStatus:
+				rows, err = q.UsageLogsByStatus(ctx, ByStatus(p))
 			default:
 				rows, err = q.UsageLogs(ctx, Logs(p))
 			}
 			return mapRows(rows, err, func(r Row) (domain.UsageRecord, error) { return usageFromRow(r) })
-		},
-		recordTotals: func(ctx context.Context, uq domain.UsageQuery) ([]domain.UsageTotals, error) {
-			if !uq.From.IsZero() && !uq.To.IsZero() && uq.To.Sub(uq.From) <= maxIndexedRange {
-				rows, err := q.UsageTotalsFromRecordsInRange(ctx, Range{
-					GroupBy: string(uq.GroupBy), KeyID: uq.KeyID, FromTime: Time(uq.From), ToTime: Time(uq.To),
-				})
-				return totalsFromRows(rows, err)
-			}
-			rows, err := q.UsageTotalsFromRecords(ctx, recordTotalsParams{
-				GroupBy:  string(uq.GroupBy),
-				KeyID:    uq.KeyID,
-				FromTime: timeOrNil(uq.From),
-				ToTime:   timeOrNil(uq.To),
-			})
-			return totalsFromRows(rows, err)
-		},
-		dailyTotals: func(ctx context.Context, uq domain.UsageQuery) ([]domain.UsageTotals, error) {
-			rows, err := q.UsageTotalsFromDaily(ctx, dailyTotalsParams{
-				GroupBy: string(uq.GroupBy),
-				KeyID:   uq.KeyID,
-				FromDay: dayOrNil(uq.From),
-				ToDay:   dayOrNil(uq.To),
-			})
-			return totalsFromRows(rows, err)
 		},
 	}
 }
@@ -206,33 +140,6 @@ func (s *Store) InsertUsage(ctx context.Context, recs []domain.UsageRecord) erro
 	return nil
 }
 
-// UsageTotals sums usage over [q.From, q.To). A day-aligned range is read
-// from a daily rollup (grouped by upstream, from the rollup per upstream),
-// anything else from the records themselves.
-func (s *Store) UsageTotals(ctx context.Context, q domain.UsageQuery) ([]domain.UsageTotals, error) {
-	switch q.GroupBy {
-	case domain.GroupNone, domain.GroupKey, domain.GroupDay, domain.GroupModel, domain.GroupUpstream:
-	default:
-		return nil, domain.Invalidf("unknown usage grouping %q", q.GroupBy)
-	}
-	totals := s.read.Usage.recordTotals
-	switch {
-	case !dayAligned(q.From) || !dayAligned(q.To):
-	case q.GroupBy == domain.GroupUpstream:
-		totals = s.read.Upstreams.dailyTotals
-	default:
-		totals = s.read.Usage.dailyTotals
-	}
-	out, err := totals(ctx, q)
-	if err != nil {
-		return nil, fmt.Errorf("usage totals: %w", err)
-	}
-	if q.GroupBy == domain.GroupNone && len(out) == 0 {
-		out = append(out, domain.UsageTotals{})
-	}
-	return out, nil
-}
-
 // UsageLogs returns records newest first. Model and Upstream match the
 // stored (cleaned) text exactly; RefusalsOnly keeps the records with a
 // status of 400 or more and no upstream.
@@ -244,32 +151,9 @@ func (s *Store) UsageLogs(ctx context.Context, q domain.LogQuery) ([]domain.Usag
 	return recs, nil
 }
 
-// maxIndexedRange is the longest range of records totals read through the
-// time index (the last 24 hours of an upstream's cache hits: tens of
-// milliseconds at a million records). A longer range is scanned: when it
-// holds much of the table, one index lookup per record costs several times
-// a scan (measured at a million records over 30 days: 4 s against 1.2 s on
-// SQLite, 0.9 s against 0.3 s on PostgreSQL).
-const maxIndexedRange = 48 * time.Hour
-
 // storableFilter reports whether an optional text filter can match stored
 // text at all.
 func storableFilter(s *string) bool { return s == nil || storable(*s) }
-
-// dayAligned reports whether t is unset or a UTC midnight, so that a range
-// bounded by it can be answered from the daily rollup.
-func dayAligned(t time.Time) bool {
-	return t.IsZero() || t.Equal(t.Truncate(24*time.Hour))
-}
-
-// timeOrNil is an optional bound: nil when unset.
-func timeOrNil(t time.Time) *Time {
-	if t.IsZero() {
-		return nil
-	}
-	st := Time(t)
-	return &st
-}
 
 // dayOrNil is an optional day bound as the rollup stores it: the UTC date.
 func dayOrNil(t time.Time) *string {
@@ -289,19 +173,26 @@ const (
 	byRefusal
 	byModel
 	byUpstream
+	byStatus
 )
 
-// logsVariant picks the index for q: the first filter q sets of the key,
-// refusals only, the model and the upstream, which is roughly the most
-// selective first (a key has a share of the traffic, refusals are few, a
-// model and an upstream each serve a large part of it), else time alone.
-// The other filters are checked on the rows that index yields.
+// logsVariant picks the index for q: the first filter q sets of refusals
+// only, a status other than 200, the key, the model and the upstream,
+// which is roughly the most selective first (refusals and statuses other
+// than 200 are a few percent of all requests, a key a share of them, a
+// model and an upstream each a large part), else time alone (a status of
+// 200, nearly every request, is checked on the rows it yields). A status
+// goes before the key: a busy key's records hold a few of its errors among
+// many successes, while the errors of every key are few. The other
+// filters are checked on the rows that index yields.
 func logsVariant(q domain.LogQuery) logIndex {
 	switch {
-	case q.KeyID != nil:
-		return byKey
 	case q.RefusalsOnly:
 		return byRefusal
+	case q.Status != nil && *q.Status != 200:
+		return byStatus
+	case q.KeyID != nil:
+		return byKey
 	case q.Model != nil:
 		return byModel
 	case q.Upstream != nil:
@@ -393,6 +284,8 @@ func usageFromRow(r usageRow) (domain.UsageRecord, error) {
 		SessionID:         r.SessionID,
 		ClientIP:          r.ClientIp,
 		ErrorType:         r.ErrorType,
+		Attempts:          int(r.Attempts),
+		TriedUpstreams:    decodeTriedUpstreams(r.TriedUpstreams),
 		Cost: domain.RecordCost{
 			CostBreakdown: domain.CostBreakdown{
 				Input:        domain.Nanodollars(r.CostInput),
@@ -402,6 +295,7 @@ func usageFromRow(r usageRow) (domain.UsageRecord, error) {
 				CacheRead:    domain.Nanodollars(r.CostCacheRead),
 				WebSearch:    domain.Nanodollars(r.CostWebSearch),
 				WebFetch:     domain.Nanodollars(r.CostWebFetch),
+				CacheSaved:   domain.Nanodollars(r.CostCacheSaved),
 			},
 			Total:        domain.Nanodollars(r.CostTotal),
 			PriceVersion: r.PriceVersion,
@@ -410,40 +304,6 @@ func usageFromRow(r usageRow) (domain.UsageRecord, error) {
 			Detail:       decodeCostDetail(r.CostDetail),
 		},
 	}, nil
-}
-
-// totalsFromRows maps either totals query's rows; no rows is nil.
-func totalsFromRows[R ~totalsRow](rows []R, err error) ([]domain.UsageTotals, error) {
-	if err != nil {
-		return nil, err
-	}
-	var out []domain.UsageTotals
-	for _, row := range rows {
-		r := totalsRow(row)
-		out = append(out, domain.UsageTotals{
-			Group:    r.Grp,
-			Requests: r.Requests,
-			Usage: domain.Usage{
-				InputTokens:              r.InputTokens,
-				OutputTokens:             r.OutputTokens,
-				CacheCreationInputTokens: r.CacheCreationInputTokens,
-				CacheReadInputTokens:     r.CacheReadInputTokens,
-				CacheCreation5mTokens:    r.CacheCreation5mTokens,
-				CacheCreation1hTokens:    r.CacheCreation1hTokens,
-			},
-			Cost: domain.CostBreakdown{
-				Input:        domain.Nanodollars(r.CostInput),
-				Output:       domain.Nanodollars(r.CostOutput),
-				CacheWrite5m: domain.Nanodollars(r.CostCacheWrite5m),
-				CacheWrite1h: domain.Nanodollars(r.CostCacheWrite1h),
-				CacheRead:    domain.Nanodollars(r.CostCacheRead),
-				WebSearch:    domain.Nanodollars(r.CostWebSearch),
-				WebFetch:     domain.Nanodollars(r.CostWebFetch),
-			},
-			CostTotal: domain.Nanodollars(r.CostTotal),
-		})
-	}
-	return out, nil
 }
 
 // iteration is the stored form of a domain.Iteration, one element of the
@@ -531,4 +391,42 @@ func decodeCostDetail(s string) json.RawMessage {
 		return nil
 	}
 	return json.RawMessage(s)
+}
+
+// MaxAttempts is the most upstream attempts a record stores; PostgreSQL
+// keeps them in a smallint, and a batch must never fail on a count.
+const MaxAttempts = 32767
+
+// StoredAttempts is n as the attempts column holds it: within 0 and
+// MaxAttempts.
+func StoredAttempts(n int) int64 { return int64(min(max(n, 0), MaxAttempts)) }
+
+// EncodeTriedUpstreams returns the stored text of the upstreams a request
+// tried before the one that served it: their ids, made storable and
+// comma-joined ("" for none). Upstream ids never hold a comma
+// (domain/upstreams allows letters, digits, '-', '_' and '.'); one that
+// does anyway is stored with '_' in its place, so it cannot split in two.
+func EncodeTriedUpstreams(ids []string) string {
+	switch len(ids) {
+	case 0:
+		return ""
+	case 1:
+		return strings.ReplaceAll(Clean(ids[0]), ",", "_")
+	}
+	var b strings.Builder
+	for i, id := range ids {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(strings.ReplaceAll(Clean(id), ",", "_"))
+	}
+	return b.String()
+}
+
+// decodeTriedUpstreams reads what EncodeTriedUpstreams stored: nil for "".
+func decodeTriedUpstreams(s string) []string {
+	if s == "" {
+		return nil
+	}
+	return strings.Split(s, ",")
 }

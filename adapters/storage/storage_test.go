@@ -20,7 +20,7 @@ import (
 )
 
 var tables = []string{"api_keys", "rate_limit_tiers", "usage_records", "usage_daily", "owned_objects", "price_tables",
-	"upstreams", "usage_daily_upstream"}
+	"upstreams", "usage_daily_upstream", "usage_hourly", "usage_daily_global", "usage_monthly_key"}
 
 func quiet() *slog.Logger { return slog.New(slog.DiscardHandler) }
 
@@ -113,7 +113,7 @@ func TestOpenDirtySQLite(t *testing.T) {
 	must(t, db.Close())
 
 	_, err = storage.Open(ctx, "", dir, quiet())
-	if err == nil || !strings.Contains(err.Error(), "dirty at migration version 4") {
+	if err == nil || !strings.Contains(err.Error(), "dirty at migration version 5") {
 		t.Fatalf("err = %v, want a dirty-database error naming the version", err)
 	}
 }
@@ -185,7 +185,7 @@ func upDownUp(t *testing.T, url, dir string, exists func(*testing.T, string) boo
 	if out := migrate("up"); !strings.Contains(out, "no change") {
 		t.Fatalf("second up: %q", out)
 	}
-	if out := migrate("version"); !strings.Contains(out, "version 4") {
+	if out := migrate("version"); !strings.Contains(out, "version 5") {
 		t.Fatalf("version after up: %q", out)
 	}
 	for i := 0; !strings.Contains(migrate("version"), "no migrations applied"); i++ {

@@ -80,6 +80,17 @@ func testUsageLogsFilters(t *testing.T, s ports.Store) {
 		{"model and a range", domain.LogQuery{Model: ptr("sonnet"), From: &from, To: &to}, func(r domain.UsageRecord) bool {
 			return r.Model == "sonnet" && !r.Time.Before(from) && r.Time.Before(to)
 		}},
+		// Each status is read by its own index but 200, which nearly every
+		// request has; with a key, a model or an upstream too.
+		{"status", domain.LogQuery{Status: ptr(400)}, func(r domain.UsageRecord) bool { return r.Status == 400 }},
+		{"status 200", domain.LogQuery{Status: ptr(200)}, func(r domain.UsageRecord) bool { return r.Status == 200 }},
+		{"status absent", domain.LogQuery{Status: ptr(404)}, func(domain.UsageRecord) bool { return false }},
+		{"status and key", domain.LogQuery{Status: ptr(400), KeyID: &k2}, func(r domain.UsageRecord) bool { return r.Status == 400 && r.KeyID == k2 }},
+		{"status 200 and key", domain.LogQuery{Status: ptr(200), KeyID: &k1}, func(r domain.UsageRecord) bool { return r.Status == 200 && r.KeyID == k1 }},
+		{"status and model", domain.LogQuery{Status: ptr(529), Model: ptr("opus")}, func(r domain.UsageRecord) bool { return r.Status == 529 && r.Model == "opus" }},
+		{"status and a range", domain.LogQuery{Status: ptr(400), From: &from, To: &to}, func(r domain.UsageRecord) bool {
+			return r.Status == 400 && !r.Time.Before(from) && r.Time.Before(to)
+		}},
 		// Stored text is always valid UTF-8 without NUL: such a filter
 		// matches nothing, and is no error.
 		{"model with NUL", domain.LogQuery{Model: ptr("opus\x00")}, func(domain.UsageRecord) bool { return false }},

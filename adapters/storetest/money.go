@@ -74,9 +74,9 @@ func testUsageCostRoundTrip(t *testing.T, s ports.Store) {
 }
 
 // totalsBothWays returns the totals of every stored record grouped by g,
-// once from the daily rollup (an unbounded range is day-aligned) and once
-// from the records themselves (a range from a second after the epoch is
-// not).
+// once over an unbounded range (the rollups alone) and once from a second
+// after the epoch (the rollups, and the records of the partial hour or day
+// it starts in).
 func totalsBothWays(t *testing.T, s ports.Store, g domain.GroupBy) (rollup, records []domain.UsageTotals) {
 	t.Helper()
 	ctx := ctxT(t)
@@ -358,7 +358,7 @@ func repriced(c domain.RecordCost, version string, withDetail bool) domain.Recor
 	n := c
 	n.CostBreakdown = domain.CostBreakdown{
 		Input: c.Input*2 + 1, Output: c.Output / 2, CacheWrite5m: c.CacheWrite5m + 5, CacheWrite1h: c.CacheWrite1h * 3,
-		CacheRead: 0, WebSearch: c.WebSearch + 7, WebFetch: c.WebFetch + 11,
+		CacheRead: 0, WebSearch: c.WebSearch + 7, WebFetch: c.WebFetch + 11, CacheSaved: c.CacheSaved*2 + 13,
 	}
 	n.Total, _ = n.Sum()
 	n.PriceVersion = version

@@ -13,6 +13,7 @@ import (
 	"net/netip"
 	"reflect"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -58,6 +59,9 @@ func Run(t *testing.T, newStore func(t *testing.T) ports.Store) {
 		{"UsageLogsFilters", testUsageLogsFilters},
 		{"UsageLogsFilterPagination", testUsageLogsFilterPagination},
 		{"UsageLogsTimeBounds", testUsageLogsTimeBounds},
+		{"UsageAttemptsRoundTrip", testUsageAttemptsRoundTrip},
+		{"UsageSeries", testUsageSeries},
+		{"UsageTotalsRandom", testUsageTotalsRandom},
 		{"SpendHistory", testSpendHistory},
 		{"SpendHistoryEmpty", testSpendHistoryEmpty},
 		{"PriceTables", testPriceTables},
@@ -161,7 +165,23 @@ func newKey(name string, at time.Time) domain.APIKey {
 func mustKey(t *testing.T, s ports.Store, k domain.APIKey) domain.APIKey {
 	t.Helper()
 	must(t, s.CreateKey(ctxT(t), k), "create key "+k.Name)
+	keyNames.Store(k.ID, k.Name)
 	return k
+}
+
+// keyNames holds the name of every key mustKey created (ids are unique
+// across tests), which totals grouped by key carry.
+var keyNames sync.Map // uuid.UUID -> string
+
+// keyName is the name mustKey created the key with, "" if it did not.
+func keyName(id string) string {
+	u, err := uuid.Parse(id)
+	if err != nil {
+		return ""
+	}
+	n, _ := keyNames.Load(u)
+	s, _ := n.(string)
+	return s
 }
 
 // normKey is k as a store returns it: UTC, microsecond precision.

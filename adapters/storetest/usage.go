@@ -47,6 +47,7 @@ func rec(key uuid.UUID, at time.Time, model string, n int64) domain.UsageRecord 
 		SessionID:         "session-1",
 		ClientIP:          "203.0.113.9",
 		ErrorType:         "",
+		Attempts:          1,
 	}
 	if n%5 == 0 {
 		r.Iterations = iterations(n)
@@ -65,7 +66,7 @@ func cost(n int64) domain.RecordCost {
 			Input: domain.Nanodollars(3_000 * n), Output: domain.Nanodollars(15_000 * n),
 			CacheWrite5m: domain.Nanodollars(3_750 * n), CacheWrite1h: domain.Nanodollars(6_001 * n),
 			CacheRead: domain.Nanodollars(307 * n), WebSearch: domain.Nanodollars(10_000_000 * n),
-			WebFetch: domain.Nanodollars(11 * n),
+			WebFetch: domain.Nanodollars(11 * n), CacheSaved: domain.Nanodollars(2_693 * n),
 		},
 		PriceVersion: "2025-03-01",
 		Fallback5m:   n%2 == 0,
@@ -343,12 +344,17 @@ func usageFixture(t *testing.T, s ports.Store) (k1, k2 domain.APIKey, recs []dom
 	return k1, k2, recs
 }
 
+// totalsOf sums recs per group, as UsageTotals should; grouped by key
+// (group yields the key id), each group carries the key's name.
 func totalsOf(recs []domain.UsageRecord, group func(domain.UsageRecord) string) []domain.UsageTotals {
 	m := map[string]*domain.UsageTotals{}
 	for _, r := range recs {
 		g := group(r)
 		if m[g] == nil {
 			m[g] = &domain.UsageTotals{Group: g}
+			if g != "" && g == r.KeyID.String() {
+				m[g].KeyName = keyName(g)
+			}
 		}
 		m[g].Requests++
 		m[g].Usage = m[g].Usage.Add(r.Usage)

@@ -40,6 +40,10 @@ func (f *fakeStore) UsageLogs(context.Context, domain.LogQuery) ([]domain.UsageR
 	return nil, errors.New("fakeStore: UsageLogs not used")
 }
 
+func (f *fakeStore) UsageSeries(context.Context, domain.SeriesQuery) ([]domain.SeriesPoint, error) {
+	return nil, errors.New("fakeStore: UsageSeries not used")
+}
+
 // failMode selects how the database misbehaves.
 type failMode int32
 

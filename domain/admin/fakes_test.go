@@ -27,6 +27,7 @@ type fakeStore struct {
 	seedTiers   func(context.Context, []domain.Tier) error
 	usageTotals func(context.Context, domain.UsageQuery) ([]domain.UsageTotals, error)
 	usageLogs   func(context.Context, domain.LogQuery) ([]domain.UsageRecord, error)
+	usageSeries func(context.Context, domain.SeriesQuery) ([]domain.SeriesPoint, error)
 }
 
 var (
@@ -70,6 +71,9 @@ func (f *fakeStore) UsageTotals(ctx context.Context, q domain.UsageQuery) ([]dom
 }
 func (f *fakeStore) UsageLogs(ctx context.Context, q domain.LogQuery) ([]domain.UsageRecord, error) {
 	return f.usageLogs(ctx, q)
+}
+func (f *fakeStore) UsageSeries(ctx context.Context, q domain.SeriesQuery) ([]domain.SeriesPoint, error) {
+	return f.usageSeries(ctx, q)
 }
 
 type fakeCache struct{ invalidated []uuid.UUID }

@@ -315,6 +315,13 @@ func priceStep(part *Part, e *Entry, u domain.Usage, mods modifiers, ignored set
 			return err
 		}
 	}
+	// What the cache reads saved: the same tokens at the input rate of the
+	// same tier and factors, rounded as a price is, minus their price.
+	asInput, err := tokenCost(u.CacheReadInputTokens, rates.Input, f, "cache_saved")
+	if err != nil {
+		return err
+	}
+	part.CacheSaved = asInput - part.CacheRead
 	part.Total, err = sumOf(part.Breakdown)
 	return err
 }

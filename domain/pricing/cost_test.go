@@ -15,7 +15,9 @@ import (
 
 // Golden costs. Each case is a real reply's usage object; each expected
 // amount is worked out by hand below it, with the seed's rates. A rate of
-// $R/MTok is R×1000 nanodollars per token.
+// $R/MTok is R×1000 nanodollars per token. "saved" is what the cache reads
+// would have cost at the input rate of the same card and modifiers, minus
+// their cost (not part of the total).
 var golden = []struct {
 	name  string
 	reply string
@@ -43,8 +45,9 @@ var golden = []struct {
 		// read   140,000 × $0.20 = $0.028 =  28,000,000
 		// output   1,500 × $20   = $0.030 =  30,000,000
 		// total                              130,000,000
-		want: Cost{Breakdown: Breakdown{Input: 8_000_000, CacheWrite1h: 64_000_000, CacheRead: 28_000_000, Output: 30_000_000},
-			Total: 130_000_000},
+		// saved  140,000 × $4 − 28,000,000 = 560,000,000 − 28,000,000 = 532,000,000
+		want: Cost{Breakdown: Breakdown{Input: 8_000_000, CacheWrite1h: 64_000_000, CacheRead: 28_000_000, Output: 30_000_000,
+			CacheSaved: 532_000_000}, Total: 130_000_000},
 	},
 	{
 		name: "both TTLs on a dated snapshot",
@@ -57,8 +60,9 @@ var golden = []struct {
 		// read   50,000 × $0.10 = 50,000 × 100  = 5,000,000
 		// output    777 × $5    = 777 × 5,000   = 3,885,000
 		// total                                  17,869,000
+		// saved  50,000 × $1 − 5,000,000 = 50,000,000 − 5,000,000 = 45,000,000
 		want: Cost{Breakdown: Breakdown{Input: 1_234_000, CacheWrite5m: 3_750_000, CacheWrite1h: 4_000_000,
-			CacheRead: 5_000_000, Output: 3_885_000}, Total: 17_869_000},
+			CacheRead: 5_000_000, Output: 3_885_000, CacheSaved: 45_000_000}, Total: 17_869_000},
 	},
 	{
 		name: "TTL split missing",
@@ -88,8 +92,10 @@ var golden = []struct {
 		// read    60,000 × $0.60  =  36,000,000
 		// output   2,000 × $22.50 =  45,000,000
 		// total                     981,000,000
-		want: Cost{Breakdown: Breakdown{Input: 900_000_000, CacheRead: 36_000_000, Output: 45_000_000}, Total: 981_000_000,
-			LongContext: true},
+		// saved at the long-context input rate:
+		//         60,000 × $6 − 36,000,000 = 360,000,000 − 36,000,000 = 324,000,000
+		want: Cost{Breakdown: Breakdown{Input: 900_000_000, CacheRead: 36_000_000, Output: 45_000_000, CacheSaved: 324_000_000},
+			Total: 981_000_000, LongContext: true},
 	},
 	{
 		name: "long-context threshold is exclusive",
@@ -99,7 +105,9 @@ var golden = []struct {
 		// input  140,000 × $3    = 420,000,000
 		// read    60,000 × $0.30 =  18,000,000
 		// output   2,000 × $15   =  30,000,000
-		want: Cost{Breakdown: Breakdown{Input: 420_000_000, CacheRead: 18_000_000, Output: 30_000_000}, Total: 468_000_000},
+		// saved   60,000 × $3 − 18,000,000 = 180,000,000 − 18,000,000 = 162,000,000
+		want: Cost{Breakdown: Breakdown{Input: 420_000_000, CacheRead: 18_000_000, Output: 30_000_000, CacheSaved: 162_000_000},
+			Total: 468_000_000},
 	},
 	{
 		name: "prompt-length band counts cache writes",
@@ -130,7 +138,8 @@ var golden = []struct {
 		// read   1 × $0.01  × 0.5 = 5
 		// output 1 × $0.50  × 0.5 = 250
 		// total                     493
-		want: Cost{Breakdown: Breakdown{Input: 50, CacheWrite5m: 188, CacheRead: 5, Output: 250}, Total: 493},
+		// saved  1 × $0.10 × 0.5 − 5 = 50 − 5 = 45 (the batch rate on both sides)
+		want: Cost{Breakdown: Breakdown{Input: 50, CacheWrite5m: 188, CacheRead: 5, Output: 250, CacheSaved: 45}, Total: 493},
 	},
 	{
 		name: "US-only inference",
@@ -140,7 +149,9 @@ var golden = []struct {
 		// read   10,000 × $0.10 × 1.1 =  1,100,000
 		// output  1,000 × $10   × 1.1 = 11,000,000
 		// total                         14,300,000
-		want: Cost{Breakdown: Breakdown{Input: 2_200_000, CacheRead: 1_100_000, Output: 11_000_000}, Total: 14_300_000},
+		// saved  10,000 × $2 × 1.1 − 1,100,000 = 22,000,000 − 1,100,000 = 20,900,000
+		want: Cost{Breakdown: Breakdown{Input: 2_200_000, CacheRead: 1_100_000, Output: 11_000_000, CacheSaved: 20_900_000},
+			Total: 14_300_000},
 	},
 	{
 		name:  "global inference is the standard price",
@@ -198,16 +209,19 @@ var golden = []struct {
 		//                   = 2,400,000 + 2,000,000 + 3,000,000      =   7,400,000
 		// total                                                         169,400,000
 		// (the top-level usage is step 3 and is not counted again)
+		// saved, step 3 only: 20,000 × $2 − 2,000,000 = 40,000,000 − 2,000,000 = 38,000,000
 		want: Cost{
-			Breakdown: Breakdown{Input: 104_400_000, Output: 13_000_000, CacheWrite5m: 50_000_000, CacheRead: 2_000_000},
-			Total:     169_400_000,
+			Breakdown: Breakdown{Input: 104_400_000, Output: 13_000_000, CacheWrite5m: 50_000_000, CacheRead: 2_000_000,
+				CacheSaved: 38_000_000},
+			Total: 169_400_000,
 			Parts: []Part{
 				{Type: "message", Model: "claude-sonnet-5-5", PricedAs: "claude-sonnet-5-5",
 					Breakdown: Breakdown{Input: 2_000_000, CacheWrite5m: 50_000_000, Output: 2_000_000}, Total: 54_000_000},
 				{Type: "advisor_message", Model: "claude-opus-5-5", PricedAs: "claude-opus-5-5",
 					Breakdown: Breakdown{Input: 100_000_000, Output: 8_000_000}, Total: 108_000_000},
 				{Type: "message", Model: "claude-sonnet-5-5", PricedAs: "claude-sonnet-5-5",
-					Breakdown: Breakdown{Input: 2_400_000, CacheRead: 2_000_000, Output: 3_000_000}, Total: 7_400_000},
+					Breakdown: Breakdown{Input: 2_400_000, CacheRead: 2_000_000, Output: 3_000_000, CacheSaved: 38_000_000},
+					Total:     7_400_000},
 			},
 		},
 	},
@@ -633,5 +647,42 @@ func TestBoundFastAgreesWithBig(t *testing.T) {
 	}
 	if fast < 50_000 {
 		t.Fatalf("only %d of 200,000 bounds took the fast path", fast)
+	}
+}
+
+// What a record's cache reads saved, as PriceRecord stores it: each step
+// at its own model's card and the request's modifiers, summed; nothing for
+// a step the table cannot price.
+func TestPriceRecordCacheSaved(t *testing.T) {
+	t.Parallel()
+	tab := MustSeed(t)
+	rec := domain.UsageRecord{
+		Model: "claude-sonnet-5-5",
+		Iterations: []domain.Iteration{
+			{Type: "advisor_message", Model: "claude-opus-5-5", Usage: domain.Usage{InputTokens: 100, CacheReadInputTokens: 10_000}},
+			{Type: "advisor_message", Model: "claude-unknown-1", Usage: domain.Usage{CacheReadInputTokens: 10_000}},
+			{Type: "message", Usage: domain.Usage{InputTokens: 100, CacheReadInputTokens: 20_000}},
+		},
+		InferenceGeo: "us",
+	}
+	rec.Usage = domain.BilledUsage(domain.Usage{}, rec.Iterations)
+	rc, unpriced, err := tab.PriceRecord(&rec, Policy{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Opus 5.5, US-only (× 1.1): 10,000 × $4 × 1.1 − 10,000 × $0.20 × 1.1
+	//                          = 44,000,000 − 2,200,000 = 41,800,000
+	// unknown model:            nothing (unpriced)
+	// Sonnet 5.5, US-only:      20,000 × $2 × 1.1 − 20,000 × $0.10 × 1.1
+	//                          = 44,000,000 − 2,200,000 = 41,800,000
+	// saved                                               83,600,000
+	if rc.CacheSaved != 83_600_000 {
+		t.Errorf("cache saved = %d, want 83,600,000", rc.CacheSaved)
+	}
+	if rc.CacheRead != 4_400_000 || !rc.Unpriced || len(unpriced) != 1 {
+		t.Errorf("cache read %d (want 4,400,000), unpriced %v %v", rc.CacheRead, rc.Unpriced, unpriced)
+	}
+	if s, _ := rc.Sum(); s != rc.Total {
+		t.Errorf("the classes sum to %d, the total is %d: cache saved must not be in it", s, rc.Total)
 	}
 }

@@ -47,6 +47,11 @@
 //     no multiplier applies to them.
 //   - A model the table does not price follows the Policy: refuse
 //     (ErrUnpriced) or price it at a fallback entry.
+//   - What cache reads saved (CacheSaved, not a class: not in Total) is,
+//     per step, its cache-read tokens priced at the input rate of the same
+//     entry, tier and multipliers, minus their price at the cache-read
+//     rate, each rounded as a class is; a request's is the sum of its
+//     steps', and an unpriced step saves nothing.
 //
 // # Matching
 //

@@ -263,6 +263,9 @@ func (f *fakeUsage) UsageTotals(ctx context.Context, q domain.UsageQuery) ([]dom
 func (f *fakeUsage) UsageLogs(context.Context, domain.LogQuery) ([]domain.UsageRecord, error) {
 	panic("unexpected UsageLogs")
 }
+func (f *fakeUsage) UsageSeries(context.Context, domain.SeriesQuery) ([]domain.SeriesPoint, error) {
+	panic("unexpected UsageSeries")
+}
 
 // fakeClock is a settable clock.
 type fakeClock struct {

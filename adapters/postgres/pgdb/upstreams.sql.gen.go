@@ -8,7 +8,6 @@ package pgdb
 import (
 	"context"
 
-	"github.com/google/uuid"
 	"github.com/relaystation/relay/adapters/sqlstore"
 )
 
@@ -254,94 +253,4 @@ func (q *Queries) UpdateUpstream(ctx context.Context, arg UpdateUpstreamParams) 
 		return 0, err
 	}
 	return result.RowsAffected(), nil
-}
-
-const usageTotalsByUpstreamFromDaily = `-- name: UsageTotalsByUpstreamFromDaily :many
-SELECT
-    upstream::text AS grp,
-    sum(requests)::bigint AS requests,
-    sum(input_tokens)::bigint AS input_tokens,
-    sum(output_tokens)::bigint AS output_tokens,
-    sum(cache_creation_input_tokens)::bigint AS cache_creation_input_tokens,
-    sum(cache_read_input_tokens)::bigint AS cache_read_input_tokens,
-    sum(cache_creation_5m_tokens)::bigint AS cache_creation_5m_tokens,
-    sum(cache_creation_1h_tokens)::bigint AS cache_creation_1h_tokens,
-    sum(cost_total)::bigint AS cost_total,
-    sum(cost_input)::bigint AS cost_input,
-    sum(cost_output)::bigint AS cost_output,
-    sum(cost_cache_write_5m)::bigint AS cost_cache_write_5m,
-    sum(cost_cache_write_1h)::bigint AS cost_cache_write_1h,
-    sum(cost_cache_read)::bigint AS cost_cache_read,
-    sum(cost_web_search)::bigint AS cost_web_search,
-    sum(cost_web_fetch)::bigint AS cost_web_fetch
-FROM usage_daily_upstream
-WHERE ($1::uuid IS NULL OR key_id = $1)
-  AND ($2::text IS NULL OR day >= $2::text::date)
-  AND ($3::text IS NULL OR day < $3::text::date)
-GROUP BY 1
-ORDER BY 1
-`
-
-type UsageTotalsByUpstreamFromDailyParams struct {
-	KeyID   *uuid.UUID
-	FromDay *string
-	ToDay   *string
-}
-
-type UsageTotalsByUpstreamFromDailyRow struct {
-	Grp                      string
-	Requests                 int64
-	InputTokens              int64
-	OutputTokens             int64
-	CacheCreationInputTokens int64
-	CacheReadInputTokens     int64
-	CacheCreation5mTokens    int64
-	CacheCreation1hTokens    int64
-	CostTotal                int64
-	CostInput                int64
-	CostOutput               int64
-	CostCacheWrite5m         int64
-	CostCacheWrite1h         int64
-	CostCacheRead            int64
-	CostWebSearch            int64
-	CostWebFetch             int64
-}
-
-// UsageTotalsByUpstreamFromDaily answers usage grouped by upstream over a
-// day-aligned range from the upstream rollup.
-func (q *Queries) UsageTotalsByUpstreamFromDaily(ctx context.Context, arg UsageTotalsByUpstreamFromDailyParams) ([]UsageTotalsByUpstreamFromDailyRow, error) {
-	rows, err := q.db.Query(ctx, usageTotalsByUpstreamFromDaily, arg.KeyID, arg.FromDay, arg.ToDay)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var items []UsageTotalsByUpstreamFromDailyRow
-	for rows.Next() {
-		var i UsageTotalsByUpstreamFromDailyRow
-		if err := rows.Scan(
-			&i.Grp,
-			&i.Requests,
-			&i.InputTokens,
-			&i.OutputTokens,
-			&i.CacheCreationInputTokens,
-			&i.CacheReadInputTokens,
-			&i.CacheCreation5mTokens,
-			&i.CacheCreation1hTokens,
-			&i.CostTotal,
-			&i.CostInput,
-			&i.CostOutput,
-			&i.CostCacheWrite5m,
-			&i.CostCacheWrite1h,
-			&i.CostCacheRead,
-			&i.CostWebSearch,
-			&i.CostWebFetch,
-		); err != nil {
-			return nil, err
-		}
-		items = append(items, i)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, err
-	}
-	return items, nil
 }

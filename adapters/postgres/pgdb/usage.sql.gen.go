@@ -21,8 +21,9 @@ UPDATE usage_daily SET
     cost_cache_write_1h = cost_cache_write_1h + $5::bigint,
     cost_cache_read = cost_cache_read + $6::bigint,
     cost_web_search = cost_web_search + $7::bigint,
-    cost_web_fetch = cost_web_fetch + $8::bigint
-WHERE key_id = $9 AND day = $10::text::date AND model = $11
+    cost_web_fetch = cost_web_fetch + $8::bigint,
+    cost_cache_saved = cost_cache_saved + $9::bigint
+WHERE key_id = $10 AND day = $11::text::date AND model = $12
 `
 
 type AddUsageDailyCostParams struct {
@@ -34,6 +35,7 @@ type AddUsageDailyCostParams struct {
 	CostCacheRead    int64
 	CostWebSearch    int64
 	CostWebFetch     int64
+	CostCacheSaved   int64
 	KeyID            uuid.UUID
 	Day              string
 	Model            string
@@ -51,9 +53,62 @@ func (q *Queries) AddUsageDailyCost(ctx context.Context, arg AddUsageDailyCostPa
 		arg.CostCacheRead,
 		arg.CostWebSearch,
 		arg.CostWebFetch,
+		arg.CostCacheSaved,
 		arg.KeyID,
 		arg.Day,
 		arg.Model,
+	)
+	if err != nil {
+		return 0, err
+	}
+	return result.RowsAffected(), nil
+}
+
+const addUsageDailyGlobalCost = `-- name: AddUsageDailyGlobalCost :execrows
+UPDATE usage_daily_global SET
+    cost_total = cost_total + $1::bigint,
+    cost_input = cost_input + $2::bigint,
+    cost_output = cost_output + $3::bigint,
+    cost_cache_write_5m = cost_cache_write_5m + $4::bigint,
+    cost_cache_write_1h = cost_cache_write_1h + $5::bigint,
+    cost_cache_read = cost_cache_read + $6::bigint,
+    cost_web_search = cost_web_search + $7::bigint,
+    cost_web_fetch = cost_web_fetch + $8::bigint,
+    cost_cache_saved = cost_cache_saved + $9::bigint
+WHERE day = $10::text::date AND model = $11 AND upstream = $12
+`
+
+type AddUsageDailyGlobalCostParams struct {
+	CostTotal        int64
+	CostInput        int64
+	CostOutput       int64
+	CostCacheWrite5m int64
+	CostCacheWrite1h int64
+	CostCacheRead    int64
+	CostWebSearch    int64
+	CostWebFetch     int64
+	CostCacheSaved   int64
+	Day              string
+	Model            string
+	Upstream         string
+}
+
+// AddUsageDailyGlobalCost moves one global daily rollup row's cost sums by a repricing's
+// difference.
+func (q *Queries) AddUsageDailyGlobalCost(ctx context.Context, arg AddUsageDailyGlobalCostParams) (int64, error) {
+	result, err := q.db.Exec(ctx, addUsageDailyGlobalCost,
+		arg.CostTotal,
+		arg.CostInput,
+		arg.CostOutput,
+		arg.CostCacheWrite5m,
+		arg.CostCacheWrite1h,
+		arg.CostCacheRead,
+		arg.CostWebSearch,
+		arg.CostWebFetch,
+		arg.CostCacheSaved,
+		arg.Day,
+		arg.Model,
+		arg.Upstream,
 	)
 	if err != nil {
 		return 0, err
@@ -70,8 +125,9 @@ UPDATE usage_daily_upstream SET
     cost_cache_write_1h = cost_cache_write_1h + $5::bigint,
     cost_cache_read = cost_cache_read + $6::bigint,
     cost_web_search = cost_web_search + $7::bigint,
-    cost_web_fetch = cost_web_fetch + $8::bigint
-WHERE day = $9::text::date AND upstream = $10 AND key_id = $11
+    cost_web_fetch = cost_web_fetch + $8::bigint,
+    cost_cache_saved = cost_cache_saved + $9::bigint
+WHERE day = $10::text::date AND upstream = $11 AND key_id = $12
 `
 
 type AddUsageDailyUpstreamCostParams struct {
@@ -83,6 +139,7 @@ type AddUsageDailyUpstreamCostParams struct {
 	CostCacheRead    int64
 	CostWebSearch    int64
 	CostWebFetch     int64
+	CostCacheSaved   int64
 	Day              string
 	Upstream         string
 	KeyID            uuid.UUID
@@ -100,8 +157,107 @@ func (q *Queries) AddUsageDailyUpstreamCost(ctx context.Context, arg AddUsageDai
 		arg.CostCacheRead,
 		arg.CostWebSearch,
 		arg.CostWebFetch,
+		arg.CostCacheSaved,
 		arg.Day,
 		arg.Upstream,
+		arg.KeyID,
+	)
+	if err != nil {
+		return 0, err
+	}
+	return result.RowsAffected(), nil
+}
+
+const addUsageHourlyCost = `-- name: AddUsageHourlyCost :execrows
+UPDATE usage_hourly SET
+    cost_total = cost_total + $1::bigint,
+    cost_input = cost_input + $2::bigint,
+    cost_output = cost_output + $3::bigint,
+    cost_cache_write_5m = cost_cache_write_5m + $4::bigint,
+    cost_cache_write_1h = cost_cache_write_1h + $5::bigint,
+    cost_cache_read = cost_cache_read + $6::bigint,
+    cost_web_search = cost_web_search + $7::bigint,
+    cost_web_fetch = cost_web_fetch + $8::bigint,
+    cost_cache_saved = cost_cache_saved + $9::bigint
+WHERE hour = $10::timestamptz
+`
+
+type AddUsageHourlyCostParams struct {
+	CostTotal        int64
+	CostInput        int64
+	CostOutput       int64
+	CostCacheWrite5m int64
+	CostCacheWrite1h int64
+	CostCacheRead    int64
+	CostWebSearch    int64
+	CostWebFetch     int64
+	CostCacheSaved   int64
+	Hour             sqlstore.Time
+}
+
+// AddUsageHourlyCost moves one hourly rollup row's cost sums by a
+// repricing's difference.
+func (q *Queries) AddUsageHourlyCost(ctx context.Context, arg AddUsageHourlyCostParams) (int64, error) {
+	result, err := q.db.Exec(ctx, addUsageHourlyCost,
+		arg.CostTotal,
+		arg.CostInput,
+		arg.CostOutput,
+		arg.CostCacheWrite5m,
+		arg.CostCacheWrite1h,
+		arg.CostCacheRead,
+		arg.CostWebSearch,
+		arg.CostWebFetch,
+		arg.CostCacheSaved,
+		arg.Hour,
+	)
+	if err != nil {
+		return 0, err
+	}
+	return result.RowsAffected(), nil
+}
+
+const addUsageMonthlyKeyCost = `-- name: AddUsageMonthlyKeyCost :execrows
+UPDATE usage_monthly_key SET
+    cost_total = cost_total + $1::bigint,
+    cost_input = cost_input + $2::bigint,
+    cost_output = cost_output + $3::bigint,
+    cost_cache_write_5m = cost_cache_write_5m + $4::bigint,
+    cost_cache_write_1h = cost_cache_write_1h + $5::bigint,
+    cost_cache_read = cost_cache_read + $6::bigint,
+    cost_web_search = cost_web_search + $7::bigint,
+    cost_web_fetch = cost_web_fetch + $8::bigint,
+    cost_cache_saved = cost_cache_saved + $9::bigint
+WHERE month = $10::text::date AND key_id = $11
+`
+
+type AddUsageMonthlyKeyCostParams struct {
+	CostTotal        int64
+	CostInput        int64
+	CostOutput       int64
+	CostCacheWrite5m int64
+	CostCacheWrite1h int64
+	CostCacheRead    int64
+	CostWebSearch    int64
+	CostWebFetch     int64
+	CostCacheSaved   int64
+	Month            string
+	KeyID            uuid.UUID
+}
+
+// AddUsageMonthlyKeyCost moves one monthly rollup row's cost sums by a repricing's
+// difference.
+func (q *Queries) AddUsageMonthlyKeyCost(ctx context.Context, arg AddUsageMonthlyKeyCostParams) (int64, error) {
+	result, err := q.db.Exec(ctx, addUsageMonthlyKeyCost,
+		arg.CostTotal,
+		arg.CostInput,
+		arg.CostOutput,
+		arg.CostCacheWrite5m,
+		arg.CostCacheWrite1h,
+		arg.CostCacheRead,
+		arg.CostWebSearch,
+		arg.CostWebFetch,
+		arg.CostCacheSaved,
+		arg.Month,
 		arg.KeyID,
 	)
 	if err != nil {
@@ -135,11 +291,12 @@ UPDATE usage_records SET
     cost_cache_read = $6,
     cost_web_search = $7,
     cost_web_fetch = $8,
-    price_version = $9,
-    cost_fallback_5m = $10,
-    cost_unpriced = $11,
-    cost_detail = $12
-WHERE request_id = $13
+    cost_cache_saved = $9,
+    price_version = $10,
+    cost_fallback_5m = $11,
+    cost_unpriced = $12,
+    cost_detail = $13
+WHERE request_id = $14
 `
 
 type SetUsageCostParams struct {
@@ -151,6 +308,7 @@ type SetUsageCostParams struct {
 	CostCacheRead    int64
 	CostWebSearch    int64
 	CostWebFetch     int64
+	CostCacheSaved   int64
 	PriceVersion     string
 	CostFallback5m   bool
 	CostUnpriced     bool
@@ -168,6 +326,7 @@ func (q *Queries) SetUsageCost(ctx context.Context, arg SetUsageCostParams) erro
 		arg.CostCacheRead,
 		arg.CostWebSearch,
 		arg.CostWebFetch,
+		arg.CostCacheSaved,
 		arg.PriceVersion,
 		arg.CostFallback5m,
 		arg.CostUnpriced,
@@ -229,7 +388,7 @@ func (q *Queries) SpendHistory(ctx context.Context, arg SpendHistoryParams) ([]S
 const usageCostForUpdate = `-- name: UsageCostForUpdate :one
 SELECT key_id, created_at, model, upstream, cost_total, cost_input, cost_output,
     cost_cache_write_5m, cost_cache_write_1h, cost_cache_read,
-    cost_web_search, cost_web_fetch
+    cost_web_search, cost_web_fetch, cost_cache_saved
 FROM usage_records
 WHERE request_id = $1
   AND cost_total = $2
@@ -256,6 +415,7 @@ type UsageCostForUpdateRow struct {
 	CostCacheRead    int64
 	CostWebSearch    int64
 	CostWebFetch     int64
+	CostCacheSaved   int64
 }
 
 // UsageCostForUpdate reads and locks a record's stored cost if it still
@@ -276,12 +436,13 @@ func (q *Queries) UsageCostForUpdate(ctx context.Context, arg UsageCostForUpdate
 		&i.CostCacheRead,
 		&i.CostWebSearch,
 		&i.CostWebFetch,
+		&i.CostCacheSaved,
 	)
 	return i, err
 }
 
 const usageLogs = `-- name: UsageLogs :many
-SELECT request_id, key_id, created_at, model, path, status, stream, input_tokens, output_tokens, cache_creation_input_tokens, cache_read_input_tokens, cache_creation_5m_tokens, cache_creation_1h_tokens, estimated, latency_us, ttfb_us, upstream_request_id, upstream, session_id, client_ip, error_type, requested_model, endpoint, iterations, web_search_requests, web_fetch_requests, service_tier, speed, inference_geo, batch, cost_total, cost_input, cost_output, cost_cache_write_5m, cost_cache_write_1h, cost_cache_read, cost_web_search, cost_web_fetch, price_version, cost_fallback_5m, cost_unpriced, cost_detail FROM usage_records
+SELECT request_id, key_id, created_at, model, path, status, stream, input_tokens, output_tokens, cache_creation_input_tokens, cache_read_input_tokens, cache_creation_5m_tokens, cache_creation_1h_tokens, estimated, latency_us, ttfb_us, upstream_request_id, upstream, session_id, client_ip, error_type, requested_model, endpoint, iterations, web_search_requests, web_fetch_requests, service_tier, speed, inference_geo, batch, cost_total, cost_input, cost_output, cost_cache_write_5m, cost_cache_write_1h, cost_cache_read, cost_web_search, cost_web_fetch, price_version, cost_fallback_5m, cost_unpriced, cost_detail, cost_cache_saved, attempts, tried_upstreams FROM usage_records
 WHERE ($1::uuid IS NULL OR key_id = $1)
   AND ($2::integer IS NULL OR status = $2)
   AND ($3::text IS NULL OR model = $3)
@@ -375,6 +536,9 @@ func (q *Queries) UsageLogs(ctx context.Context, arg UsageLogsParams) ([]UsageRe
 			&i.CostFallback5m,
 			&i.CostUnpriced,
 			&i.CostDetail,
+			&i.CostCacheSaved,
+			&i.Attempts,
+			&i.TriedUpstreams,
 		); err != nil {
 			return nil, err
 		}
@@ -387,7 +551,7 @@ func (q *Queries) UsageLogs(ctx context.Context, arg UsageLogsParams) ([]UsageRe
 }
 
 const usageLogsByKey = `-- name: UsageLogsByKey :many
-SELECT request_id, key_id, created_at, model, path, status, stream, input_tokens, output_tokens, cache_creation_input_tokens, cache_read_input_tokens, cache_creation_5m_tokens, cache_creation_1h_tokens, estimated, latency_us, ttfb_us, upstream_request_id, upstream, session_id, client_ip, error_type, requested_model, endpoint, iterations, web_search_requests, web_fetch_requests, service_tier, speed, inference_geo, batch, cost_total, cost_input, cost_output, cost_cache_write_5m, cost_cache_write_1h, cost_cache_read, cost_web_search, cost_web_fetch, price_version, cost_fallback_5m, cost_unpriced, cost_detail FROM usage_records
+SELECT request_id, key_id, created_at, model, path, status, stream, input_tokens, output_tokens, cache_creation_input_tokens, cache_read_input_tokens, cache_creation_5m_tokens, cache_creation_1h_tokens, estimated, latency_us, ttfb_us, upstream_request_id, upstream, session_id, client_ip, error_type, requested_model, endpoint, iterations, web_search_requests, web_fetch_requests, service_tier, speed, inference_geo, batch, cost_total, cost_input, cost_output, cost_cache_write_5m, cost_cache_write_1h, cost_cache_read, cost_web_search, cost_web_fetch, price_version, cost_fallback_5m, cost_unpriced, cost_detail, cost_cache_saved, attempts, tried_upstreams FROM usage_records
 WHERE ($1::uuid IS NULL OR key_id = $1)
   AND ($2::integer IS NULL OR status = $2)
   AND ($3::text IS NULL OR model = $3)
@@ -475,6 +639,9 @@ func (q *Queries) UsageLogsByKey(ctx context.Context, arg UsageLogsByKeyParams) 
 			&i.CostFallback5m,
 			&i.CostUnpriced,
 			&i.CostDetail,
+			&i.CostCacheSaved,
+			&i.Attempts,
+			&i.TriedUpstreams,
 		); err != nil {
 			return nil, err
 		}
@@ -487,7 +654,7 @@ func (q *Queries) UsageLogsByKey(ctx context.Context, arg UsageLogsByKeyParams) 
 }
 
 const usageLogsByModel = `-- name: UsageLogsByModel :many
-SELECT request_id, key_id, created_at, model, path, status, stream, input_tokens, output_tokens, cache_creation_input_tokens, cache_read_input_tokens, cache_creation_5m_tokens, cache_creation_1h_tokens, estimated, latency_us, ttfb_us, upstream_request_id, upstream, session_id, client_ip, error_type, requested_model, endpoint, iterations, web_search_requests, web_fetch_requests, service_tier, speed, inference_geo, batch, cost_total, cost_input, cost_output, cost_cache_write_5m, cost_cache_write_1h, cost_cache_read, cost_web_search, cost_web_fetch, price_version, cost_fallback_5m, cost_unpriced, cost_detail FROM usage_records
+SELECT request_id, key_id, created_at, model, path, status, stream, input_tokens, output_tokens, cache_creation_input_tokens, cache_read_input_tokens, cache_creation_5m_tokens, cache_creation_1h_tokens, estimated, latency_us, ttfb_us, upstream_request_id, upstream, session_id, client_ip, error_type, requested_model, endpoint, iterations, web_search_requests, web_fetch_requests, service_tier, speed, inference_geo, batch, cost_total, cost_input, cost_output, cost_cache_write_5m, cost_cache_write_1h, cost_cache_read, cost_web_search, cost_web_fetch, price_version, cost_fallback_5m, cost_unpriced, cost_detail, cost_cache_saved, attempts, tried_upstreams FROM usage_records
 WHERE ($1::uuid IS NULL OR key_id = $1)
   AND ($2::integer IS NULL OR status = $2)
   AND ($3::text IS NULL OR model = $3)
@@ -575,6 +742,113 @@ func (q *Queries) UsageLogsByModel(ctx context.Context, arg UsageLogsByModelPara
 			&i.CostFallback5m,
 			&i.CostUnpriced,
 			&i.CostDetail,
+			&i.CostCacheSaved,
+			&i.Attempts,
+			&i.TriedUpstreams,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
+const usageLogsByStatus = `-- name: UsageLogsByStatus :many
+SELECT request_id, key_id, created_at, model, path, status, stream, input_tokens, output_tokens, cache_creation_input_tokens, cache_read_input_tokens, cache_creation_5m_tokens, cache_creation_1h_tokens, estimated, latency_us, ttfb_us, upstream_request_id, upstream, session_id, client_ip, error_type, requested_model, endpoint, iterations, web_search_requests, web_fetch_requests, service_tier, speed, inference_geo, batch, cost_total, cost_input, cost_output, cost_cache_write_5m, cost_cache_write_1h, cost_cache_read, cost_web_search, cost_web_fetch, price_version, cost_fallback_5m, cost_unpriced, cost_detail, cost_cache_saved, attempts, tried_upstreams FROM usage_records
+WHERE ($1::uuid IS NULL OR key_id = $1)
+  AND ($2::integer IS NULL OR status = $2)
+  AND ($3::text IS NULL OR model = $3)
+  AND ($4::text IS NULL OR upstream = $4)
+  AND (NOT $5::boolean OR (status >= 400 AND upstream = ''))
+  AND created_at >= $6::timestamptz
+  AND (created_at, request_id) < ($7::timestamptz, $8::text)
+  AND status = $2 AND status <> 200
+ORDER BY created_at DESC, request_id DESC
+LIMIT $9::bigint
+`
+
+type UsageLogsByStatusParams struct {
+	KeyID           *uuid.UUID
+	Status          *int64
+	Model           *string
+	Upstream        *string
+	RefusalsOnly    bool
+	FromTime        sqlstore.Time
+	BeforeTime      sqlstore.Time
+	BeforeRequestID string
+	MaxRows         int64
+}
+
+// UsageLogsByStatus scans the partial usage_records_status_time_idx, for
+// a status other than 200.
+func (q *Queries) UsageLogsByStatus(ctx context.Context, arg UsageLogsByStatusParams) ([]UsageRecord, error) {
+	rows, err := q.db.Query(ctx, usageLogsByStatus,
+		arg.KeyID,
+		arg.Status,
+		arg.Model,
+		arg.Upstream,
+		arg.RefusalsOnly,
+		arg.FromTime,
+		arg.BeforeTime,
+		arg.BeforeRequestID,
+		arg.MaxRows,
+	)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []UsageRecord
+	for rows.Next() {
+		var i UsageRecord
+		if err := rows.Scan(
+			&i.RequestID,
+			&i.KeyID,
+			&i.CreatedAt,
+			&i.Model,
+			&i.Path,
+			&i.Status,
+			&i.Stream,
+			&i.InputTokens,
+			&i.OutputTokens,
+			&i.CacheCreationInputTokens,
+			&i.CacheReadInputTokens,
+			&i.CacheCreation5mTokens,
+			&i.CacheCreation1hTokens,
+			&i.Estimated,
+			&i.LatencyUs,
+			&i.TtfbUs,
+			&i.UpstreamRequestID,
+			&i.Upstream,
+			&i.SessionID,
+			&i.ClientIp,
+			&i.ErrorType,
+			&i.RequestedModel,
+			&i.Endpoint,
+			&i.Iterations,
+			&i.WebSearchRequests,
+			&i.WebFetchRequests,
+			&i.ServiceTier,
+			&i.Speed,
+			&i.InferenceGeo,
+			&i.Batch,
+			&i.CostTotal,
+			&i.CostInput,
+			&i.CostOutput,
+			&i.CostCacheWrite5m,
+			&i.CostCacheWrite1h,
+			&i.CostCacheRead,
+			&i.CostWebSearch,
+			&i.CostWebFetch,
+			&i.PriceVersion,
+			&i.CostFallback5m,
+			&i.CostUnpriced,
+			&i.CostDetail,
+			&i.CostCacheSaved,
+			&i.Attempts,
+			&i.TriedUpstreams,
 		); err != nil {
 			return nil, err
 		}
@@ -587,7 +861,7 @@ func (q *Queries) UsageLogsByModel(ctx context.Context, arg UsageLogsByModelPara
 }
 
 const usageLogsByUpstream = `-- name: UsageLogsByUpstream :many
-SELECT request_id, key_id, created_at, model, path, status, stream, input_tokens, output_tokens, cache_creation_input_tokens, cache_read_input_tokens, cache_creation_5m_tokens, cache_creation_1h_tokens, estimated, latency_us, ttfb_us, upstream_request_id, upstream, session_id, client_ip, error_type, requested_model, endpoint, iterations, web_search_requests, web_fetch_requests, service_tier, speed, inference_geo, batch, cost_total, cost_input, cost_output, cost_cache_write_5m, cost_cache_write_1h, cost_cache_read, cost_web_search, cost_web_fetch, price_version, cost_fallback_5m, cost_unpriced, cost_detail FROM usage_records
+SELECT request_id, key_id, created_at, model, path, status, stream, input_tokens, output_tokens, cache_creation_input_tokens, cache_read_input_tokens, cache_creation_5m_tokens, cache_creation_1h_tokens, estimated, latency_us, ttfb_us, upstream_request_id, upstream, session_id, client_ip, error_type, requested_model, endpoint, iterations, web_search_requests, web_fetch_requests, service_tier, speed, inference_geo, batch, cost_total, cost_input, cost_output, cost_cache_write_5m, cost_cache_write_1h, cost_cache_read, cost_web_search, cost_web_fetch, price_version, cost_fallback_5m, cost_unpriced, cost_detail, cost_cache_saved, attempts, tried_upstreams FROM usage_records
 WHERE ($1::uuid IS NULL OR key_id = $1)
   AND ($2::integer IS NULL OR status = $2)
   AND ($3::text IS NULL OR model = $3)
@@ -675,6 +949,9 @@ func (q *Queries) UsageLogsByUpstream(ctx context.Context, arg UsageLogsByUpstre
 			&i.CostFallback5m,
 			&i.CostUnpriced,
 			&i.CostDetail,
+			&i.CostCacheSaved,
+			&i.Attempts,
+			&i.TriedUpstreams,
 		); err != nil {
 			return nil, err
 		}
@@ -687,7 +964,7 @@ func (q *Queries) UsageLogsByUpstream(ctx context.Context, arg UsageLogsByUpstre
 }
 
 const usageLogsRefusals = `-- name: UsageLogsRefusals :many
-SELECT request_id, key_id, created_at, model, path, status, stream, input_tokens, output_tokens, cache_creation_input_tokens, cache_read_input_tokens, cache_creation_5m_tokens, cache_creation_1h_tokens, estimated, latency_us, ttfb_us, upstream_request_id, upstream, session_id, client_ip, error_type, requested_model, endpoint, iterations, web_search_requests, web_fetch_requests, service_tier, speed, inference_geo, batch, cost_total, cost_input, cost_output, cost_cache_write_5m, cost_cache_write_1h, cost_cache_read, cost_web_search, cost_web_fetch, price_version, cost_fallback_5m, cost_unpriced, cost_detail FROM usage_records
+SELECT request_id, key_id, created_at, model, path, status, stream, input_tokens, output_tokens, cache_creation_input_tokens, cache_read_input_tokens, cache_creation_5m_tokens, cache_creation_1h_tokens, estimated, latency_us, ttfb_us, upstream_request_id, upstream, session_id, client_ip, error_type, requested_model, endpoint, iterations, web_search_requests, web_fetch_requests, service_tier, speed, inference_geo, batch, cost_total, cost_input, cost_output, cost_cache_write_5m, cost_cache_write_1h, cost_cache_read, cost_web_search, cost_web_fetch, price_version, cost_fallback_5m, cost_unpriced, cost_detail, cost_cache_saved, attempts, tried_upstreams FROM usage_records
 WHERE ($1::uuid IS NULL OR key_id = $1)
   AND ($2::integer IS NULL OR status = $2)
   AND ($3::text IS NULL OR model = $3)
@@ -775,6 +1052,9 @@ func (q *Queries) UsageLogsRefusals(ctx context.Context, arg UsageLogsRefusalsPa
 			&i.CostFallback5m,
 			&i.CostUnpriced,
 			&i.CostDetail,
+			&i.CostCacheSaved,
+			&i.Attempts,
+			&i.TriedUpstreams,
 		); err != nil {
 			return nil, err
 		}
@@ -786,14 +1066,328 @@ func (q *Queries) UsageLogsRefusals(ctx context.Context, arg UsageLogsRefusalsPa
 	return items, nil
 }
 
-const usageTotalsFromDaily = `-- name: UsageTotalsFromDaily :many
+const usageSeries = `-- name: UsageSeries :many
 SELECT
-    (CASE $1::text
-        WHEN 'key' THEN key_id::text
-        WHEN 'day' THEN to_char(day, 'YYYY-MM-DD')
-        WHEN 'model' THEN model
-        ELSE ''
-    END)::text AS grp,
+    (CASE $1::text WHEN 'day' THEN date_trunc('day', hour, 'UTC') ELSE hour END)::timestamptz AS start,
+    sum(requests)::bigint AS requests,
+    sum(input_tokens)::bigint AS input_tokens,
+    sum(output_tokens)::bigint AS output_tokens,
+    sum(cache_creation_input_tokens)::bigint AS cache_creation_input_tokens,
+    sum(cache_read_input_tokens)::bigint AS cache_read_input_tokens,
+    sum(cache_creation_5m_tokens)::bigint AS cache_creation_5m_tokens,
+    sum(cache_creation_1h_tokens)::bigint AS cache_creation_1h_tokens,
+    sum(cost_total)::bigint AS cost_total,
+    sum(cost_cache_saved)::bigint AS cost_cache_saved,
+    sum(status_ok)::bigint AS status_ok,
+    sum(status_client_error)::bigint AS status_client_error,
+    sum(status_rate_limited)::bigint AS status_rate_limited,
+    sum(status_server_error)::bigint AS status_server_error,
+    sum(status_overloaded)::bigint AS status_overloaded,
+    sum(refused)::bigint AS refused,
+    sum(ttfb_b00)::bigint AS ttfb_b00,
+    sum(ttfb_b01)::bigint AS ttfb_b01,
+    sum(ttfb_b02)::bigint AS ttfb_b02,
+    sum(ttfb_b03)::bigint AS ttfb_b03,
+    sum(ttfb_b04)::bigint AS ttfb_b04,
+    sum(ttfb_b05)::bigint AS ttfb_b05,
+    sum(ttfb_b06)::bigint AS ttfb_b06,
+    sum(ttfb_b07)::bigint AS ttfb_b07,
+    sum(ttfb_b08)::bigint AS ttfb_b08,
+    sum(ttfb_b09)::bigint AS ttfb_b09,
+    sum(ttfb_b10)::bigint AS ttfb_b10,
+    sum(ttfb_b11)::bigint AS ttfb_b11,
+    sum(ttfb_b12)::bigint AS ttfb_b12,
+    sum(ttfb_b13)::bigint AS ttfb_b13,
+    sum(ttfb_b14)::bigint AS ttfb_b14,
+    sum(ttfb_b15)::bigint AS ttfb_b15,
+    sum(ttfb_b16)::bigint AS ttfb_b16,
+    sum(ttfb_b17)::bigint AS ttfb_b17,
+    sum(ttfb_b18)::bigint AS ttfb_b18,
+    sum(ttfb_b19)::bigint AS ttfb_b19,
+    sum(ttfb_b20)::bigint AS ttfb_b20
+FROM usage_hourly
+WHERE hour >= $2::timestamptz AND hour < $3::timestamptz
+GROUP BY 1
+ORDER BY 1
+`
+
+type UsageSeriesParams struct {
+	Step     string
+	FromHour sqlstore.Time
+	ToHour   sqlstore.Time
+}
+
+type UsageSeriesRow struct {
+	Start                    sqlstore.Time
+	Requests                 int64
+	InputTokens              int64
+	OutputTokens             int64
+	CacheCreationInputTokens int64
+	CacheReadInputTokens     int64
+	CacheCreation5mTokens    int64
+	CacheCreation1hTokens    int64
+	CostTotal                int64
+	CostCacheSaved           int64
+	StatusOk                 int64
+	StatusClientError        int64
+	StatusRateLimited        int64
+	StatusServerError        int64
+	StatusOverloaded         int64
+	Refused                  int64
+	TtfbB00                  int64
+	TtfbB01                  int64
+	TtfbB02                  int64
+	TtfbB03                  int64
+	TtfbB04                  int64
+	TtfbB05                  int64
+	TtfbB06                  int64
+	TtfbB07                  int64
+	TtfbB08                  int64
+	TtfbB09                  int64
+	TtfbB10                  int64
+	TtfbB11                  int64
+	TtfbB12                  int64
+	TtfbB13                  int64
+	TtfbB14                  int64
+	TtfbB15                  int64
+	TtfbB16                  int64
+	TtfbB17                  int64
+	TtfbB18                  int64
+	TtfbB19                  int64
+	TtfbB20                  int64
+}
+
+// UsageSeries sums the hourly rollup per step (an hour or a UTC day) over
+// [from_hour, to_hour), ascending; steps without records have no row.
+func (q *Queries) UsageSeries(ctx context.Context, arg UsageSeriesParams) ([]UsageSeriesRow, error) {
+	rows, err := q.db.Query(ctx, usageSeries, arg.Step, arg.FromHour, arg.ToHour)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []UsageSeriesRow
+	for rows.Next() {
+		var i UsageSeriesRow
+		if err := rows.Scan(
+			&i.Start,
+			&i.Requests,
+			&i.InputTokens,
+			&i.OutputTokens,
+			&i.CacheCreationInputTokens,
+			&i.CacheReadInputTokens,
+			&i.CacheCreation5mTokens,
+			&i.CacheCreation1hTokens,
+			&i.CostTotal,
+			&i.CostCacheSaved,
+			&i.StatusOk,
+			&i.StatusClientError,
+			&i.StatusRateLimited,
+			&i.StatusServerError,
+			&i.StatusOverloaded,
+			&i.Refused,
+			&i.TtfbB00,
+			&i.TtfbB01,
+			&i.TtfbB02,
+			&i.TtfbB03,
+			&i.TtfbB04,
+			&i.TtfbB05,
+			&i.TtfbB06,
+			&i.TtfbB07,
+			&i.TtfbB08,
+			&i.TtfbB09,
+			&i.TtfbB10,
+			&i.TtfbB11,
+			&i.TtfbB12,
+			&i.TtfbB13,
+			&i.TtfbB14,
+			&i.TtfbB15,
+			&i.TtfbB16,
+			&i.TtfbB17,
+			&i.TtfbB18,
+			&i.TtfbB19,
+			&i.TtfbB20,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
+const usageTotalsByKeyFromRollups = `-- name: UsageTotalsByKeyFromRollups :many
+SELECT t.key_id::text AS grp, coalesce(k.name, '')::text AS key_name,
+    t.requests, t.input_tokens, t.output_tokens, t.cache_creation_input_tokens, t.cache_read_input_tokens, t.cache_creation_5m_tokens, t.cache_creation_1h_tokens,
+    t.cost_total, t.cost_input, t.cost_output, t.cost_cache_write_5m, t.cost_cache_write_1h, t.cost_cache_read, t.cost_web_search, t.cost_web_fetch, t.cost_cache_saved
+FROM (
+    SELECT key_id,
+        sum(requests)::bigint AS requests,
+        sum(input_tokens)::bigint AS input_tokens,
+        sum(output_tokens)::bigint AS output_tokens,
+        sum(cache_creation_input_tokens)::bigint AS cache_creation_input_tokens,
+        sum(cache_read_input_tokens)::bigint AS cache_read_input_tokens,
+        sum(cache_creation_5m_tokens)::bigint AS cache_creation_5m_tokens,
+        sum(cache_creation_1h_tokens)::bigint AS cache_creation_1h_tokens,
+        sum(cost_total)::bigint AS cost_total,
+        sum(cost_input)::bigint AS cost_input,
+        sum(cost_output)::bigint AS cost_output,
+        sum(cost_cache_write_5m)::bigint AS cost_cache_write_5m,
+        sum(cost_cache_write_1h)::bigint AS cost_cache_write_1h,
+        sum(cost_cache_read)::bigint AS cost_cache_read,
+        sum(cost_web_search)::bigint AS cost_web_search,
+        sum(cost_web_fetch)::bigint AS cost_web_fetch,
+        sum(cost_cache_saved)::bigint AS cost_cache_saved
+    FROM (
+        SELECT key_id, requests, input_tokens, output_tokens, cache_creation_input_tokens, cache_read_input_tokens, cache_creation_5m_tokens, cache_creation_1h_tokens, cost_total, cost_input, cost_output, cost_cache_write_5m, cost_cache_write_1h, cost_cache_read, cost_web_search, cost_web_fetch, cost_cache_saved
+        FROM usage_monthly_key WHERE month >= $1::text::date AND month < $2::text::date
+        UNION ALL
+        SELECT key_id, requests, input_tokens, output_tokens, cache_creation_input_tokens, cache_read_input_tokens, cache_creation_5m_tokens, cache_creation_1h_tokens, cost_total, cost_input, cost_output, cost_cache_write_5m, cost_cache_write_1h, cost_cache_read, cost_web_search, cost_web_fetch, cost_cache_saved
+        FROM usage_daily_upstream WHERE day >= $3::text::date AND day < $4::text::date
+        UNION ALL
+        SELECT key_id, requests, input_tokens, output_tokens, cache_creation_input_tokens, cache_read_input_tokens, cache_creation_5m_tokens, cache_creation_1h_tokens, cost_total, cost_input, cost_output, cost_cache_write_5m, cost_cache_write_1h, cost_cache_read, cost_web_search, cost_web_fetch, cost_cache_saved
+        FROM usage_daily_upstream WHERE day >= $5::text::date AND day < $6::text::date
+        UNION ALL
+        SELECT key_id, -requests, -input_tokens, -output_tokens, -cache_creation_input_tokens, -cache_read_input_tokens, -cache_creation_5m_tokens, -cache_creation_1h_tokens, -cost_total, -cost_input, -cost_output, -cost_cache_write_5m, -cost_cache_write_1h, -cost_cache_read, -cost_web_search, -cost_web_fetch, -cost_cache_saved
+        FROM usage_daily_upstream WHERE day >= $7::text::date AND day < $8::text::date
+        UNION ALL
+        SELECT key_id, -requests, -input_tokens, -output_tokens, -cache_creation_input_tokens, -cache_read_input_tokens, -cache_creation_5m_tokens, -cache_creation_1h_tokens, -cost_total, -cost_input, -cost_output, -cost_cache_write_5m, -cost_cache_write_1h, -cost_cache_read, -cost_web_search, -cost_web_fetch, -cost_cache_saved
+        FROM usage_daily_upstream WHERE day >= $9::text::date AND day < $10::text::date
+        UNION ALL
+        SELECT key_id, 1::bigint, input_tokens, output_tokens, cache_creation_input_tokens, cache_read_input_tokens, cache_creation_5m_tokens, cache_creation_1h_tokens, cost_total, cost_input, cost_output, cost_cache_write_5m, cost_cache_write_1h, cost_cache_read, cost_web_search, cost_web_fetch, cost_cache_saved
+        FROM usage_records WHERE created_at >= $11::timestamptz AND created_at < $12::timestamptz
+        UNION ALL
+        SELECT key_id, 1::bigint, input_tokens, output_tokens, cache_creation_input_tokens, cache_read_input_tokens, cache_creation_5m_tokens, cache_creation_1h_tokens, cost_total, cost_input, cost_output, cost_cache_write_5m, cost_cache_write_1h, cost_cache_read, cost_web_search, cost_web_fetch, cost_cache_saved
+        FROM usage_records WHERE created_at >= $13::timestamptz AND created_at < $14::timestamptz
+        UNION ALL
+        SELECT key_id, -1::bigint, -input_tokens, -output_tokens, -cache_creation_input_tokens, -cache_read_input_tokens, -cache_creation_5m_tokens, -cache_creation_1h_tokens, -cost_total, -cost_input, -cost_output, -cost_cache_write_5m, -cost_cache_write_1h, -cost_cache_read, -cost_web_search, -cost_web_fetch, -cost_cache_saved
+        FROM usage_records WHERE created_at >= $15::timestamptz AND created_at < $16::timestamptz
+        UNION ALL
+        SELECT key_id, -1::bigint, -input_tokens, -output_tokens, -cache_creation_input_tokens, -cache_read_input_tokens, -cache_creation_5m_tokens, -cache_creation_1h_tokens, -cost_total, -cost_input, -cost_output, -cost_cache_write_5m, -cost_cache_write_1h, -cost_cache_read, -cost_web_search, -cost_web_fetch, -cost_cache_saved
+        FROM usage_records WHERE created_at >= $17::timestamptz AND created_at < $18::timestamptz
+    ) AS parts
+    GROUP BY key_id
+    -- A key whose records in its months all fall in subtracted days.
+    HAVING sum(requests) <> 0
+) AS t
+LEFT JOIN api_keys AS k ON k.id = t.key_id
+`
+
+type UsageTotalsByKeyFromRollupsParams struct {
+	FromMonth     string
+	ToMonth       string
+	Plus1From     string
+	Plus1To       string
+	Plus2From     string
+	Plus2To       string
+	Minus1From    string
+	Minus1To      string
+	Minus2From    string
+	Minus2To      string
+	Rec1From      sqlstore.Time
+	Rec1To        sqlstore.Time
+	Rec2From      sqlstore.Time
+	Rec2To        sqlstore.Time
+	RecMinus1From sqlstore.Time
+	RecMinus1To   sqlstore.Time
+	RecMinus2From sqlstore.Time
+	RecMinus2To   sqlstore.Time
+}
+
+type UsageTotalsByKeyFromRollupsRow struct {
+	Grp                      string
+	KeyName                  string
+	Requests                 int64
+	InputTokens              int64
+	OutputTokens             int64
+	CacheCreationInputTokens int64
+	CacheReadInputTokens     int64
+	CacheCreation5mTokens    int64
+	CacheCreation1hTokens    int64
+	CostTotal                int64
+	CostInput                int64
+	CostOutput               int64
+	CostCacheWrite5m         int64
+	CostCacheWrite1h         int64
+	CostCacheRead            int64
+	CostWebSearch            int64
+	CostWebFetch             int64
+	CostCacheSaved           int64
+}
+
+// UsageTotalsByKeyFromRollups sums every key's usage per key over a range
+// cut into parts (see sqlstore.keyParts): whole UTC months from the
+// monthly rollup, whole days from the rollup per upstream added (plus_*)
+// or subtracted from their month (minus_*), and the records of the
+// partial days at the ends, added (rec*) or subtracted from their day
+// (rec_minus*). An empty part has equal bounds. One
+// statement reads one snapshot, so a month and the days taken from it
+// never disagree about a record written meanwhile. The rows come in no
+// order (the store sorts them): asking PostgreSQL for one makes it sort
+// to aggregate, three times slower than hashing.
+func (q *Queries) UsageTotalsByKeyFromRollups(ctx context.Context, arg UsageTotalsByKeyFromRollupsParams) ([]UsageTotalsByKeyFromRollupsRow, error) {
+	rows, err := q.db.Query(ctx, usageTotalsByKeyFromRollups,
+		arg.FromMonth,
+		arg.ToMonth,
+		arg.Plus1From,
+		arg.Plus1To,
+		arg.Plus2From,
+		arg.Plus2To,
+		arg.Minus1From,
+		arg.Minus1To,
+		arg.Minus2From,
+		arg.Minus2To,
+		arg.Rec1From,
+		arg.Rec1To,
+		arg.Rec2From,
+		arg.Rec2To,
+		arg.RecMinus1From,
+		arg.RecMinus1To,
+		arg.RecMinus2From,
+		arg.RecMinus2To,
+	)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []UsageTotalsByKeyFromRollupsRow
+	for rows.Next() {
+		var i UsageTotalsByKeyFromRollupsRow
+		if err := rows.Scan(
+			&i.Grp,
+			&i.KeyName,
+			&i.Requests,
+			&i.InputTokens,
+			&i.OutputTokens,
+			&i.CacheCreationInputTokens,
+			&i.CacheReadInputTokens,
+			&i.CacheCreation5mTokens,
+			&i.CacheCreation1hTokens,
+			&i.CostTotal,
+			&i.CostInput,
+			&i.CostOutput,
+			&i.CostCacheWrite5m,
+			&i.CostCacheWrite1h,
+			&i.CostCacheRead,
+			&i.CostWebSearch,
+			&i.CostWebFetch,
+			&i.CostCacheSaved,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
+const usageTotalsByUpstreamFromDailyByKey = `-- name: UsageTotalsByUpstreamFromDailyByKey :many
+SELECT
+    upstream::text AS grp,
+    ''::text AS key_name,
     sum(requests)::bigint AS requests,
     sum(input_tokens)::bigint AS input_tokens,
     sum(output_tokens)::bigint AS output_tokens,
@@ -808,24 +1402,25 @@ SELECT
     sum(cost_cache_write_1h)::bigint AS cost_cache_write_1h,
     sum(cost_cache_read)::bigint AS cost_cache_read,
     sum(cost_web_search)::bigint AS cost_web_search,
-    sum(cost_web_fetch)::bigint AS cost_web_fetch
-FROM usage_daily
-WHERE ($2::uuid IS NULL OR key_id = $2)
-  AND ($3::text IS NULL OR day >= $3::text::date)
-  AND ($4::text IS NULL OR day < $4::text::date)
+    sum(cost_web_fetch)::bigint AS cost_web_fetch,
+    sum(cost_cache_saved)::bigint AS cost_cache_saved
+FROM usage_daily_upstream
+WHERE key_id = $1::uuid
+  AND ($2::text IS NULL OR day >= $2::text::date)
+  AND ($3::text IS NULL OR day < $3::text::date)
 GROUP BY 1
 ORDER BY 1
 `
 
-type UsageTotalsFromDailyParams struct {
-	GroupBy string
-	KeyID   *uuid.UUID
+type UsageTotalsByUpstreamFromDailyByKeyParams struct {
+	KeyID   uuid.UUID
 	FromDay *string
 	ToDay   *string
 }
 
-type UsageTotalsFromDailyRow struct {
+type UsageTotalsByUpstreamFromDailyByKeyRow struct {
 	Grp                      string
+	KeyName                  string
 	Requests                 int64
 	InputTokens              int64
 	OutputTokens             int64
@@ -841,25 +1436,22 @@ type UsageTotalsFromDailyRow struct {
 	CostCacheRead            int64
 	CostWebSearch            int64
 	CostWebFetch             int64
+	CostCacheSaved           int64
 }
 
-// UsageTotalsFromDaily answers day-aligned ranges from the rollup.
-func (q *Queries) UsageTotalsFromDaily(ctx context.Context, arg UsageTotalsFromDailyParams) ([]UsageTotalsFromDailyRow, error) {
-	rows, err := q.db.Query(ctx, usageTotalsFromDaily,
-		arg.GroupBy,
-		arg.KeyID,
-		arg.FromDay,
-		arg.ToDay,
-	)
+// UsageTotalsByUpstreamFromDailyByKey reads usage_daily_upstream_key_idx.
+func (q *Queries) UsageTotalsByUpstreamFromDailyByKey(ctx context.Context, arg UsageTotalsByUpstreamFromDailyByKeyParams) ([]UsageTotalsByUpstreamFromDailyByKeyRow, error) {
+	rows, err := q.db.Query(ctx, usageTotalsByUpstreamFromDailyByKey, arg.KeyID, arg.FromDay, arg.ToDay)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
-	var items []UsageTotalsFromDailyRow
+	var items []UsageTotalsByUpstreamFromDailyByKeyRow
 	for rows.Next() {
-		var i UsageTotalsFromDailyRow
+		var i UsageTotalsByUpstreamFromDailyByKeyRow
 		if err := rows.Scan(
 			&i.Grp,
+			&i.KeyName,
 			&i.Requests,
 			&i.InputTokens,
 			&i.OutputTokens,
@@ -875,6 +1467,310 @@ func (q *Queries) UsageTotalsFromDaily(ctx context.Context, arg UsageTotalsFromD
 			&i.CostCacheRead,
 			&i.CostWebSearch,
 			&i.CostWebFetch,
+			&i.CostCacheSaved,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
+const usageTotalsFromDailyByKey = `-- name: UsageTotalsFromDailyByKey :many
+SELECT t.grp, (coalesce(k.name, ''))::text AS key_name, t.requests,
+    t.input_tokens, t.output_tokens, t.cache_creation_input_tokens, t.cache_read_input_tokens,
+    t.cache_creation_5m_tokens, t.cache_creation_1h_tokens,
+    t.cost_total, t.cost_input, t.cost_output, t.cost_cache_write_5m, t.cost_cache_write_1h,
+    t.cost_cache_read, t.cost_web_search, t.cost_web_fetch, t.cost_cache_saved
+FROM (
+    SELECT
+        (CASE $1::text
+            WHEN 'key' THEN key_id::text
+            WHEN 'day' THEN to_char(day, 'YYYY-MM-DD')
+            WHEN 'model' THEN model
+            ELSE ''
+        END)::text AS grp,
+        sum(requests)::bigint AS requests,
+        sum(input_tokens)::bigint AS input_tokens,
+        sum(output_tokens)::bigint AS output_tokens,
+        sum(cache_creation_input_tokens)::bigint AS cache_creation_input_tokens,
+        sum(cache_read_input_tokens)::bigint AS cache_read_input_tokens,
+        sum(cache_creation_5m_tokens)::bigint AS cache_creation_5m_tokens,
+        sum(cache_creation_1h_tokens)::bigint AS cache_creation_1h_tokens,
+        sum(cost_total)::bigint AS cost_total,
+        sum(cost_input)::bigint AS cost_input,
+        sum(cost_output)::bigint AS cost_output,
+        sum(cost_cache_write_5m)::bigint AS cost_cache_write_5m,
+        sum(cost_cache_write_1h)::bigint AS cost_cache_write_1h,
+        sum(cost_cache_read)::bigint AS cost_cache_read,
+        sum(cost_web_search)::bigint AS cost_web_search,
+        sum(cost_web_fetch)::bigint AS cost_web_fetch,
+        sum(cost_cache_saved)::bigint AS cost_cache_saved
+    FROM usage_daily
+    WHERE key_id = $2::uuid
+      AND ($3::text IS NULL OR day >= $3::text::date)
+      AND ($4::text IS NULL OR day < $4::text::date)
+    GROUP BY 1
+) AS t
+LEFT JOIN api_keys AS k ON $1::text = 'key' AND k.id::text = t.grp
+ORDER BY t.grp
+`
+
+type UsageTotalsFromDailyByKeyParams struct {
+	GroupBy string
+	KeyID   uuid.UUID
+	FromDay *string
+	ToDay   *string
+}
+
+type UsageTotalsFromDailyByKeyRow struct {
+	Grp                      string
+	KeyName                  string
+	Requests                 int64
+	InputTokens              int64
+	OutputTokens             int64
+	CacheCreationInputTokens int64
+	CacheReadInputTokens     int64
+	CacheCreation5mTokens    int64
+	CacheCreation1hTokens    int64
+	CostTotal                int64
+	CostInput                int64
+	CostOutput               int64
+	CostCacheWrite5m         int64
+	CostCacheWrite1h         int64
+	CostCacheRead            int64
+	CostWebSearch            int64
+	CostWebFetch             int64
+	CostCacheSaved           int64
+}
+
+// UsageTotalsFromDailyByKey reads the rollup's primary key.
+func (q *Queries) UsageTotalsFromDailyByKey(ctx context.Context, arg UsageTotalsFromDailyByKeyParams) ([]UsageTotalsFromDailyByKeyRow, error) {
+	rows, err := q.db.Query(ctx, usageTotalsFromDailyByKey,
+		arg.GroupBy,
+		arg.KeyID,
+		arg.FromDay,
+		arg.ToDay,
+	)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []UsageTotalsFromDailyByKeyRow
+	for rows.Next() {
+		var i UsageTotalsFromDailyByKeyRow
+		if err := rows.Scan(
+			&i.Grp,
+			&i.KeyName,
+			&i.Requests,
+			&i.InputTokens,
+			&i.OutputTokens,
+			&i.CacheCreationInputTokens,
+			&i.CacheReadInputTokens,
+			&i.CacheCreation5mTokens,
+			&i.CacheCreation1hTokens,
+			&i.CostTotal,
+			&i.CostInput,
+			&i.CostOutput,
+			&i.CostCacheWrite5m,
+			&i.CostCacheWrite1h,
+			&i.CostCacheRead,
+			&i.CostWebSearch,
+			&i.CostWebFetch,
+			&i.CostCacheSaved,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
+const usageTotalsFromDailyGlobal = `-- name: UsageTotalsFromDailyGlobal :many
+SELECT
+    (CASE WHEN $1::text = 'model' THEN model ELSE upstream END)::text AS grp,
+    ''::text AS key_name,
+    sum(requests)::bigint AS requests,
+    sum(input_tokens)::bigint AS input_tokens,
+    sum(output_tokens)::bigint AS output_tokens,
+    sum(cache_creation_input_tokens)::bigint AS cache_creation_input_tokens,
+    sum(cache_read_input_tokens)::bigint AS cache_read_input_tokens,
+    sum(cache_creation_5m_tokens)::bigint AS cache_creation_5m_tokens,
+    sum(cache_creation_1h_tokens)::bigint AS cache_creation_1h_tokens,
+    sum(cost_total)::bigint AS cost_total,
+    sum(cost_input)::bigint AS cost_input,
+    sum(cost_output)::bigint AS cost_output,
+    sum(cost_cache_write_5m)::bigint AS cost_cache_write_5m,
+    sum(cost_cache_write_1h)::bigint AS cost_cache_write_1h,
+    sum(cost_cache_read)::bigint AS cost_cache_read,
+    sum(cost_web_search)::bigint AS cost_web_search,
+    sum(cost_web_fetch)::bigint AS cost_web_fetch,
+    sum(cost_cache_saved)::bigint AS cost_cache_saved
+FROM usage_daily_global
+WHERE ($2::text IS NULL OR day >= $2::text::date)
+  AND ($3::text IS NULL OR day < $3::text::date)
+GROUP BY 1
+ORDER BY 1
+`
+
+type UsageTotalsFromDailyGlobalParams struct {
+	GroupBy string
+	FromDay *string
+	ToDay   *string
+}
+
+type UsageTotalsFromDailyGlobalRow struct {
+	Grp                      string
+	KeyName                  string
+	Requests                 int64
+	InputTokens              int64
+	OutputTokens             int64
+	CacheCreationInputTokens int64
+	CacheReadInputTokens     int64
+	CacheCreation5mTokens    int64
+	CacheCreation1hTokens    int64
+	CostTotal                int64
+	CostInput                int64
+	CostOutput               int64
+	CostCacheWrite5m         int64
+	CostCacheWrite1h         int64
+	CostCacheRead            int64
+	CostWebSearch            int64
+	CostWebFetch             int64
+	CostCacheSaved           int64
+}
+
+// UsageTotalsFromDailyGlobal sums whole UTC days of every key per model or
+// upstream from the global daily rollup; either bound may be open.
+func (q *Queries) UsageTotalsFromDailyGlobal(ctx context.Context, arg UsageTotalsFromDailyGlobalParams) ([]UsageTotalsFromDailyGlobalRow, error) {
+	rows, err := q.db.Query(ctx, usageTotalsFromDailyGlobal, arg.GroupBy, arg.FromDay, arg.ToDay)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []UsageTotalsFromDailyGlobalRow
+	for rows.Next() {
+		var i UsageTotalsFromDailyGlobalRow
+		if err := rows.Scan(
+			&i.Grp,
+			&i.KeyName,
+			&i.Requests,
+			&i.InputTokens,
+			&i.OutputTokens,
+			&i.CacheCreationInputTokens,
+			&i.CacheReadInputTokens,
+			&i.CacheCreation5mTokens,
+			&i.CacheCreation1hTokens,
+			&i.CostTotal,
+			&i.CostInput,
+			&i.CostOutput,
+			&i.CostCacheWrite5m,
+			&i.CostCacheWrite1h,
+			&i.CostCacheRead,
+			&i.CostWebSearch,
+			&i.CostWebFetch,
+			&i.CostCacheSaved,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
+const usageTotalsFromHourly = `-- name: UsageTotalsFromHourly :many
+SELECT
+    (CASE WHEN $1::text = 'day' THEN to_char(hour AT TIME ZONE 'UTC', 'YYYY-MM-DD') ELSE '' END)::text AS grp,
+    ''::text AS key_name,
+    sum(requests)::bigint AS requests,
+    sum(input_tokens)::bigint AS input_tokens,
+    sum(output_tokens)::bigint AS output_tokens,
+    sum(cache_creation_input_tokens)::bigint AS cache_creation_input_tokens,
+    sum(cache_read_input_tokens)::bigint AS cache_read_input_tokens,
+    sum(cache_creation_5m_tokens)::bigint AS cache_creation_5m_tokens,
+    sum(cache_creation_1h_tokens)::bigint AS cache_creation_1h_tokens,
+    sum(cost_total)::bigint AS cost_total,
+    sum(cost_input)::bigint AS cost_input,
+    sum(cost_output)::bigint AS cost_output,
+    sum(cost_cache_write_5m)::bigint AS cost_cache_write_5m,
+    sum(cost_cache_write_1h)::bigint AS cost_cache_write_1h,
+    sum(cost_cache_read)::bigint AS cost_cache_read,
+    sum(cost_web_search)::bigint AS cost_web_search,
+    sum(cost_web_fetch)::bigint AS cost_web_fetch,
+    sum(cost_cache_saved)::bigint AS cost_cache_saved
+FROM usage_hourly
+WHERE ($2::timestamptz IS NULL OR hour >= $2)
+  AND ($3::timestamptz IS NULL OR hour < $3)
+GROUP BY 1
+ORDER BY 1
+`
+
+type UsageTotalsFromHourlyParams struct {
+	GroupBy  string
+	FromHour *sqlstore.Time
+	ToHour   *sqlstore.Time
+}
+
+type UsageTotalsFromHourlyRow struct {
+	Grp                      string
+	KeyName                  string
+	Requests                 int64
+	InputTokens              int64
+	OutputTokens             int64
+	CacheCreationInputTokens int64
+	CacheReadInputTokens     int64
+	CacheCreation5mTokens    int64
+	CacheCreation1hTokens    int64
+	CostTotal                int64
+	CostInput                int64
+	CostOutput               int64
+	CostCacheWrite5m         int64
+	CostCacheWrite1h         int64
+	CostCacheRead            int64
+	CostWebSearch            int64
+	CostWebFetch             int64
+	CostCacheSaved           int64
+}
+
+// UsageTotalsFromHourly sums whole hours of every key from the hourly
+// rollup, not grouped or grouped by day; either bound may be open.
+func (q *Queries) UsageTotalsFromHourly(ctx context.Context, arg UsageTotalsFromHourlyParams) ([]UsageTotalsFromHourlyRow, error) {
+	rows, err := q.db.Query(ctx, usageTotalsFromHourly, arg.GroupBy, arg.FromHour, arg.ToHour)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []UsageTotalsFromHourlyRow
+	for rows.Next() {
+		var i UsageTotalsFromHourlyRow
+		if err := rows.Scan(
+			&i.Grp,
+			&i.KeyName,
+			&i.Requests,
+			&i.InputTokens,
+			&i.OutputTokens,
+			&i.CacheCreationInputTokens,
+			&i.CacheReadInputTokens,
+			&i.CacheCreation5mTokens,
+			&i.CacheCreation1hTokens,
+			&i.CostTotal,
+			&i.CostInput,
+			&i.CostOutput,
+			&i.CostCacheWrite5m,
+			&i.CostCacheWrite1h,
+			&i.CostCacheRead,
+			&i.CostWebSearch,
+			&i.CostWebFetch,
+			&i.CostCacheSaved,
 		); err != nil {
 			return nil, err
 		}
@@ -887,46 +1783,54 @@ func (q *Queries) UsageTotalsFromDaily(ctx context.Context, arg UsageTotalsFromD
 }
 
 const usageTotalsFromRecords = `-- name: UsageTotalsFromRecords :many
-SELECT
-    (CASE $1::text
-        WHEN 'key' THEN key_id::text
-        WHEN 'day' THEN to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD')
-        WHEN 'model' THEN model
-        WHEN 'upstream' THEN upstream
-        ELSE ''
-    END)::text AS grp,
-    count(*)::bigint AS requests,
-    sum(input_tokens)::bigint AS input_tokens,
-    sum(output_tokens)::bigint AS output_tokens,
-    sum(cache_creation_input_tokens)::bigint AS cache_creation_input_tokens,
-    sum(cache_read_input_tokens)::bigint AS cache_read_input_tokens,
-    sum(cache_creation_5m_tokens)::bigint AS cache_creation_5m_tokens,
-    sum(cache_creation_1h_tokens)::bigint AS cache_creation_1h_tokens,
-    sum(cost_total)::bigint AS cost_total,
-    sum(cost_input)::bigint AS cost_input,
-    sum(cost_output)::bigint AS cost_output,
-    sum(cost_cache_write_5m)::bigint AS cost_cache_write_5m,
-    sum(cost_cache_write_1h)::bigint AS cost_cache_write_1h,
-    sum(cost_cache_read)::bigint AS cost_cache_read,
-    sum(cost_web_search)::bigint AS cost_web_search,
-    sum(cost_web_fetch)::bigint AS cost_web_fetch
-FROM usage_records
-WHERE ($2::uuid IS NULL OR key_id = $2)
-  AND ($3::timestamptz IS NULL OR created_at >= $3)
-  AND ($4::timestamptz IS NULL OR created_at < $4)
-GROUP BY 1
-ORDER BY 1
+SELECT t.grp, (coalesce(k.name, ''))::text AS key_name, t.requests,
+    t.input_tokens, t.output_tokens, t.cache_creation_input_tokens, t.cache_read_input_tokens,
+    t.cache_creation_5m_tokens, t.cache_creation_1h_tokens,
+    t.cost_total, t.cost_input, t.cost_output, t.cost_cache_write_5m, t.cost_cache_write_1h,
+    t.cost_cache_read, t.cost_web_search, t.cost_web_fetch, t.cost_cache_saved
+FROM (
+    SELECT
+        (CASE $1::text
+            WHEN 'key' THEN key_id::text
+            WHEN 'day' THEN to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD')
+            WHEN 'model' THEN model
+            WHEN 'upstream' THEN upstream
+            ELSE ''
+        END)::text AS grp,
+        count(*)::bigint AS requests,
+        sum(input_tokens)::bigint AS input_tokens,
+        sum(output_tokens)::bigint AS output_tokens,
+        sum(cache_creation_input_tokens)::bigint AS cache_creation_input_tokens,
+        sum(cache_read_input_tokens)::bigint AS cache_read_input_tokens,
+        sum(cache_creation_5m_tokens)::bigint AS cache_creation_5m_tokens,
+        sum(cache_creation_1h_tokens)::bigint AS cache_creation_1h_tokens,
+        sum(cost_total)::bigint AS cost_total,
+        sum(cost_input)::bigint AS cost_input,
+        sum(cost_output)::bigint AS cost_output,
+        sum(cost_cache_write_5m)::bigint AS cost_cache_write_5m,
+        sum(cost_cache_write_1h)::bigint AS cost_cache_write_1h,
+        sum(cost_cache_read)::bigint AS cost_cache_read,
+        sum(cost_web_search)::bigint AS cost_web_search,
+        sum(cost_web_fetch)::bigint AS cost_web_fetch,
+        sum(cost_cache_saved)::bigint AS cost_cache_saved
+    FROM usage_records
+    WHERE created_at >= $2::timestamptz
+      AND created_at < $3::timestamptz
+    GROUP BY 1
+) AS t
+LEFT JOIN api_keys AS k ON $1::text = 'key' AND k.id::text = t.grp
+ORDER BY t.grp
 `
 
 type UsageTotalsFromRecordsParams struct {
 	GroupBy  string
-	KeyID    *uuid.UUID
-	FromTime *sqlstore.Time
-	ToTime   *sqlstore.Time
+	FromTime sqlstore.Time
+	ToTime   sqlstore.Time
 }
 
 type UsageTotalsFromRecordsRow struct {
 	Grp                      string
+	KeyName                  string
 	Requests                 int64
 	InputTokens              int64
 	OutputTokens             int64
@@ -942,17 +1846,22 @@ type UsageTotalsFromRecordsRow struct {
 	CostCacheRead            int64
 	CostWebSearch            int64
 	CostWebFetch             int64
+	CostCacheSaved           int64
 }
 
-// UsageTotalsFromRecords sums raw records; used when the range is not
-// day-aligned, and for the upstream grouping (the rollup has no upstream).
+// The totals queries sum usage over a range, grouped by key, day, model
+// or upstream (or not at all), each group with its key's name when grouped
+// by key (a deleted key's too: keys are never removed), joined to the few
+// groups rather than to every row. Each has a variant for one key, with
+// the key as a plain equality that names the index to read by (SQLite
+// plans a statement once and cannot use an index for `x IS NULL OR ...`).
+// The store adds up what they return (sqlstore.Store.UsageTotals).
+//
+// UsageTotalsFromRecords sums the records of a range bound at both ends
+// (the partial days at the ends of a longer range, or a range without a
+// whole day), a range of usage_records_time_idx.
 func (q *Queries) UsageTotalsFromRecords(ctx context.Context, arg UsageTotalsFromRecordsParams) ([]UsageTotalsFromRecordsRow, error) {
-	rows, err := q.db.Query(ctx, usageTotalsFromRecords,
-		arg.GroupBy,
-		arg.KeyID,
-		arg.FromTime,
-		arg.ToTime,
-	)
+	rows, err := q.db.Query(ctx, usageTotalsFromRecords, arg.GroupBy, arg.FromTime, arg.ToTime)
 	if err != nil {
 		return nil, err
 	}
@@ -962,6 +1871,7 @@ func (q *Queries) UsageTotalsFromRecords(ctx context.Context, arg UsageTotalsFro
 		var i UsageTotalsFromRecordsRow
 		if err := rows.Scan(
 			&i.Grp,
+			&i.KeyName,
 			&i.Requests,
 			&i.InputTokens,
 			&i.OutputTokens,
@@ -977,6 +1887,7 @@ func (q *Queries) UsageTotalsFromRecords(ctx context.Context, arg UsageTotalsFro
 			&i.CostCacheRead,
 			&i.CostWebSearch,
 			&i.CostWebFetch,
+			&i.CostCacheSaved,
 		); err != nil {
 			return nil, err
 		}
@@ -988,47 +1899,57 @@ func (q *Queries) UsageTotalsFromRecords(ctx context.Context, arg UsageTotalsFro
 	return items, nil
 }
 
-const usageTotalsFromRecordsInRange = `-- name: UsageTotalsFromRecordsInRange :many
-SELECT
-    (CASE $1::text
-        WHEN 'key' THEN key_id::text
-        WHEN 'day' THEN to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD')
-        WHEN 'model' THEN model
-        WHEN 'upstream' THEN upstream
-        ELSE ''
-    END)::text AS grp,
-    count(*)::bigint AS requests,
-    sum(input_tokens)::bigint AS input_tokens,
-    sum(output_tokens)::bigint AS output_tokens,
-    sum(cache_creation_input_tokens)::bigint AS cache_creation_input_tokens,
-    sum(cache_read_input_tokens)::bigint AS cache_read_input_tokens,
-    sum(cache_creation_5m_tokens)::bigint AS cache_creation_5m_tokens,
-    sum(cache_creation_1h_tokens)::bigint AS cache_creation_1h_tokens,
-    sum(cost_total)::bigint AS cost_total,
-    sum(cost_input)::bigint AS cost_input,
-    sum(cost_output)::bigint AS cost_output,
-    sum(cost_cache_write_5m)::bigint AS cost_cache_write_5m,
-    sum(cost_cache_write_1h)::bigint AS cost_cache_write_1h,
-    sum(cost_cache_read)::bigint AS cost_cache_read,
-    sum(cost_web_search)::bigint AS cost_web_search,
-    sum(cost_web_fetch)::bigint AS cost_web_fetch
-FROM usage_records
-WHERE ($2::uuid IS NULL OR key_id = $2)
-  AND created_at >= $3::timestamptz
-  AND created_at < $4::timestamptz
-GROUP BY 1
-ORDER BY 1
+const usageTotalsFromRecordsByKey = `-- name: UsageTotalsFromRecordsByKey :many
+SELECT t.grp, (coalesce(k.name, ''))::text AS key_name, t.requests,
+    t.input_tokens, t.output_tokens, t.cache_creation_input_tokens, t.cache_read_input_tokens,
+    t.cache_creation_5m_tokens, t.cache_creation_1h_tokens,
+    t.cost_total, t.cost_input, t.cost_output, t.cost_cache_write_5m, t.cost_cache_write_1h,
+    t.cost_cache_read, t.cost_web_search, t.cost_web_fetch, t.cost_cache_saved
+FROM (
+    SELECT
+        (CASE $1::text
+            WHEN 'key' THEN key_id::text
+            WHEN 'day' THEN to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD')
+            WHEN 'model' THEN model
+            WHEN 'upstream' THEN upstream
+            ELSE ''
+        END)::text AS grp,
+        count(*)::bigint AS requests,
+        sum(input_tokens)::bigint AS input_tokens,
+        sum(output_tokens)::bigint AS output_tokens,
+        sum(cache_creation_input_tokens)::bigint AS cache_creation_input_tokens,
+        sum(cache_read_input_tokens)::bigint AS cache_read_input_tokens,
+        sum(cache_creation_5m_tokens)::bigint AS cache_creation_5m_tokens,
+        sum(cache_creation_1h_tokens)::bigint AS cache_creation_1h_tokens,
+        sum(cost_total)::bigint AS cost_total,
+        sum(cost_input)::bigint AS cost_input,
+        sum(cost_output)::bigint AS cost_output,
+        sum(cost_cache_write_5m)::bigint AS cost_cache_write_5m,
+        sum(cost_cache_write_1h)::bigint AS cost_cache_write_1h,
+        sum(cost_cache_read)::bigint AS cost_cache_read,
+        sum(cost_web_search)::bigint AS cost_web_search,
+        sum(cost_web_fetch)::bigint AS cost_web_fetch,
+        sum(cost_cache_saved)::bigint AS cost_cache_saved
+    FROM usage_records
+    WHERE key_id = $2::uuid
+      AND created_at >= $3::timestamptz
+      AND created_at < $4::timestamptz
+    GROUP BY 1
+) AS t
+LEFT JOIN api_keys AS k ON $1::text = 'key' AND k.id::text = t.grp
+ORDER BY t.grp
 `
 
-type UsageTotalsFromRecordsInRangeParams struct {
+type UsageTotalsFromRecordsByKeyParams struct {
 	GroupBy  string
-	KeyID    *uuid.UUID
+	KeyID    uuid.UUID
 	FromTime sqlstore.Time
 	ToTime   sqlstore.Time
 }
 
-type UsageTotalsFromRecordsInRangeRow struct {
+type UsageTotalsFromRecordsByKeyRow struct {
 	Grp                      string
+	KeyName                  string
 	Requests                 int64
 	InputTokens              int64
 	OutputTokens             int64
@@ -1044,14 +1965,12 @@ type UsageTotalsFromRecordsInRangeRow struct {
 	CostCacheRead            int64
 	CostWebSearch            int64
 	CostWebFetch             int64
+	CostCacheSaved           int64
 }
 
-// UsageTotalsFromRecordsInRange is UsageTotalsFromRecords over a range
-// bound at both ends, written as plain comparisons so that the range is
-// one of usage_records_time_idx (a short range, such as the last 24 hours,
-// then reads only its own records).
-func (q *Queries) UsageTotalsFromRecordsInRange(ctx context.Context, arg UsageTotalsFromRecordsInRangeParams) ([]UsageTotalsFromRecordsInRangeRow, error) {
-	rows, err := q.db.Query(ctx, usageTotalsFromRecordsInRange,
+// UsageTotalsFromRecordsByKey reads usage_records_key_time_idx.
+func (q *Queries) UsageTotalsFromRecordsByKey(ctx context.Context, arg UsageTotalsFromRecordsByKeyParams) ([]UsageTotalsFromRecordsByKeyRow, error) {
+	rows, err := q.db.Query(ctx, usageTotalsFromRecordsByKey,
 		arg.GroupBy,
 		arg.KeyID,
 		arg.FromTime,
@@ -1061,11 +1980,12 @@ func (q *Queries) UsageTotalsFromRecordsInRange(ctx context.Context, arg UsageTo
 		return nil, err
 	}
 	defer rows.Close()
-	var items []UsageTotalsFromRecordsInRangeRow
+	var items []UsageTotalsFromRecordsByKeyRow
 	for rows.Next() {
-		var i UsageTotalsFromRecordsInRangeRow
+		var i UsageTotalsFromRecordsByKeyRow
 		if err := rows.Scan(
 			&i.Grp,
+			&i.KeyName,
 			&i.Requests,
 			&i.InputTokens,
 			&i.OutputTokens,
@@ -1081,6 +2001,7 @@ func (q *Queries) UsageTotalsFromRecordsInRange(ctx context.Context, arg UsageTo
 			&i.CostCacheRead,
 			&i.CostWebSearch,
 			&i.CostWebFetch,
+			&i.CostCacheSaved,
 		); err != nil {
 			return nil, err
 		}

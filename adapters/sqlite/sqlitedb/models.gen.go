@@ -101,6 +101,29 @@ type UsageDaily struct {
 	CostCacheRead            int64
 	CostWebSearch            int64
 	CostWebFetch             int64
+	CostCacheSaved           int64
+}
+
+type UsageDailyGlobal struct {
+	Day                      string
+	Model                    string
+	Upstream                 string
+	Requests                 int64
+	InputTokens              int64
+	OutputTokens             int64
+	CacheCreationInputTokens int64
+	CacheReadInputTokens     int64
+	CacheCreation5mTokens    int64
+	CacheCreation1hTokens    int64
+	CostTotal                int64
+	CostInput                int64
+	CostOutput               int64
+	CostCacheWrite5m         int64
+	CostCacheWrite1h         int64
+	CostCacheRead            int64
+	CostWebSearch            int64
+	CostWebFetch             int64
+	CostCacheSaved           int64
 }
 
 type UsageDailyUpstream struct {
@@ -122,6 +145,78 @@ type UsageDailyUpstream struct {
 	CostCacheRead            int64
 	CostWebSearch            int64
 	CostWebFetch             int64
+	CostCacheSaved           int64
+}
+
+type UsageHourly struct {
+	Hour                     sqlstore.Time
+	Requests                 int64
+	InputTokens              int64
+	OutputTokens             int64
+	CacheCreationInputTokens int64
+	CacheReadInputTokens     int64
+	CacheCreation5mTokens    int64
+	CacheCreation1hTokens    int64
+	WebSearchRequests        int64
+	WebFetchRequests         int64
+	CostTotal                int64
+	CostInput                int64
+	CostOutput               int64
+	CostCacheWrite5m         int64
+	CostCacheWrite1h         int64
+	CostCacheRead            int64
+	CostWebSearch            int64
+	CostWebFetch             int64
+	CostCacheSaved           int64
+	StatusOk                 int64
+	StatusClientError        int64
+	StatusRateLimited        int64
+	StatusServerError        int64
+	StatusOverloaded         int64
+	Refused                  int64
+	TtfbB00                  int64
+	TtfbB01                  int64
+	TtfbB02                  int64
+	TtfbB03                  int64
+	TtfbB04                  int64
+	TtfbB05                  int64
+	TtfbB06                  int64
+	TtfbB07                  int64
+	TtfbB08                  int64
+	TtfbB09                  int64
+	TtfbB10                  int64
+	TtfbB11                  int64
+	TtfbB12                  int64
+	TtfbB13                  int64
+	TtfbB14                  int64
+	TtfbB15                  int64
+	TtfbB16                  int64
+	TtfbB17                  int64
+	TtfbB18                  int64
+	TtfbB19                  int64
+	TtfbB20                  int64
+	TtfbCount                int64
+}
+
+type UsageMonthlyKey struct {
+	Month                    string
+	KeyID                    uuid.UUID
+	Requests                 int64
+	InputTokens              int64
+	OutputTokens             int64
+	CacheCreationInputTokens int64
+	CacheReadInputTokens     int64
+	CacheCreation5mTokens    int64
+	CacheCreation1hTokens    int64
+	CostTotal                int64
+	CostInput                int64
+	CostOutput               int64
+	CostCacheWrite5m         int64
+	CostCacheWrite1h         int64
+	CostCacheRead            int64
+	CostWebSearch            int64
+	CostWebFetch             int64
+	CostCacheSaved           int64
 }
 
 type UsageRecord struct {
@@ -167,4 +262,7 @@ type UsageRecord struct {
 	CostFallback5m           bool
 	CostUnpriced             bool
 	CostDetail               string
+	CostCacheSaved           int64
+	Attempts                 int64
+	TriedUpstreams           string
 }

@@ -8,7 +8,6 @@ package sqlitedb
 import (
 	"context"
 
-	"github.com/google/uuid"
 	"github.com/relaystation/relay/adapters/sqlstore"
 )
 
@@ -257,97 +256,4 @@ func (q *Queries) UpdateUpstream(ctx context.Context, arg UpdateUpstreamParams) 
 		return 0, err
 	}
 	return result.RowsAffected()
-}
-
-const usageTotalsByUpstreamFromDaily = `-- name: UsageTotalsByUpstreamFromDaily :many
-SELECT
-    CAST(upstream AS TEXT) AS grp,
-    CAST(sum(requests) AS INTEGER) AS requests,
-    CAST(sum(input_tokens) AS INTEGER) AS input_tokens,
-    CAST(sum(output_tokens) AS INTEGER) AS output_tokens,
-    CAST(sum(cache_creation_input_tokens) AS INTEGER) AS cache_creation_input_tokens,
-    CAST(sum(cache_read_input_tokens) AS INTEGER) AS cache_read_input_tokens,
-    CAST(sum(cache_creation_5m_tokens) AS INTEGER) AS cache_creation_5m_tokens,
-    CAST(sum(cache_creation_1h_tokens) AS INTEGER) AS cache_creation_1h_tokens,
-    CAST(sum(cost_total) AS INTEGER) AS cost_total,
-    CAST(sum(cost_input) AS INTEGER) AS cost_input,
-    CAST(sum(cost_output) AS INTEGER) AS cost_output,
-    CAST(sum(cost_cache_write_5m) AS INTEGER) AS cost_cache_write_5m,
-    CAST(sum(cost_cache_write_1h) AS INTEGER) AS cost_cache_write_1h,
-    CAST(sum(cost_cache_read) AS INTEGER) AS cost_cache_read,
-    CAST(sum(cost_web_search) AS INTEGER) AS cost_web_search,
-    CAST(sum(cost_web_fetch) AS INTEGER) AS cost_web_fetch
-FROM usage_daily_upstream
-WHERE (CAST(?1 AS UUID) IS NULL OR key_id = ?1)
-  AND (CAST(?2 AS TEXT) IS NULL OR day >= ?2)
-  AND (CAST(?3 AS TEXT) IS NULL OR day < ?3)
-GROUP BY 1
-ORDER BY 1
-`
-
-type UsageTotalsByUpstreamFromDailyParams struct {
-	KeyID   *uuid.UUID
-	FromDay *string
-	ToDay   *string
-}
-
-type UsageTotalsByUpstreamFromDailyRow struct {
-	Grp                      string
-	Requests                 int64
-	InputTokens              int64
-	OutputTokens             int64
-	CacheCreationInputTokens int64
-	CacheReadInputTokens     int64
-	CacheCreation5mTokens    int64
-	CacheCreation1hTokens    int64
-	CostTotal                int64
-	CostInput                int64
-	CostOutput               int64
-	CostCacheWrite5m         int64
-	CostCacheWrite1h         int64
-	CostCacheRead            int64
-	CostWebSearch            int64
-	CostWebFetch             int64
-}
-
-// UsageTotalsByUpstreamFromDaily answers usage grouped by upstream over a
-// day-aligned range from the upstream rollup.
-func (q *Queries) UsageTotalsByUpstreamFromDaily(ctx context.Context, arg UsageTotalsByUpstreamFromDailyParams) ([]UsageTotalsByUpstreamFromDailyRow, error) {
-	rows, err := q.db.QueryContext(ctx, usageTotalsByUpstreamFromDaily, arg.KeyID, arg.FromDay, arg.ToDay)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var items []UsageTotalsByUpstreamFromDailyRow
-	for rows.Next() {
-		var i UsageTotalsByUpstreamFromDailyRow
-		if err := rows.Scan(
-			&i.Grp,
-			&i.Requests,
-			&i.InputTokens,
-			&i.OutputTokens,
-			&i.CacheCreationInputTokens,
-			&i.CacheReadInputTokens,
-			&i.CacheCreation5mTokens,
-			&i.CacheCreation1hTokens,
-			&i.CostTotal,
-			&i.CostInput,
-			&i.CostOutput,
-			&i.CostCacheWrite5m,
-			&i.CostCacheWrite1h,
-			&i.CostCacheRead,
-			&i.CostWebSearch,
-			&i.CostWebFetch,
-		); err != nil {
-			return nil, err
-		}
-		items = append(items, i)
-	}
-	if err := rows.Close(); err != nil {
-		return nil, err
-	}
-	if err := rows.Err(); err != nil {
-		return nil, err
-	}
-	return items, nil
 }

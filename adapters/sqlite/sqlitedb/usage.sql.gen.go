@@ -21,8 +21,9 @@ UPDATE usage_daily SET
     cost_cache_write_1h = cost_cache_write_1h + CAST(?5 AS INTEGER),
     cost_cache_read = cost_cache_read + CAST(?6 AS INTEGER),
     cost_web_search = cost_web_search + CAST(?7 AS INTEGER),
-    cost_web_fetch = cost_web_fetch + CAST(?8 AS INTEGER)
-WHERE key_id = ?9 AND day = CAST(?10 AS TEXT) AND model = ?11
+    cost_web_fetch = cost_web_fetch + CAST(?8 AS INTEGER),
+    cost_cache_saved = cost_cache_saved + CAST(?9 AS INTEGER)
+WHERE key_id = ?10 AND day = CAST(?11 AS TEXT) AND model = ?12
 `
 
 type AddUsageDailyCostParams struct {
@@ -34,6 +35,7 @@ type AddUsageDailyCostParams struct {
 	CostCacheRead    int64
 	CostWebSearch    int64
 	CostWebFetch     int64
+	CostCacheSaved   int64
 	KeyID            uuid.UUID
 	Day              string
 	Model            string
@@ -51,9 +53,62 @@ func (q *Queries) AddUsageDailyCost(ctx context.Context, arg AddUsageDailyCostPa
 		arg.CostCacheRead,
 		arg.CostWebSearch,
 		arg.CostWebFetch,
+		arg.CostCacheSaved,
 		arg.KeyID,
 		arg.Day,
 		arg.Model,
+	)
+	if err != nil {
+		return 0, err
+	}
+	return result.RowsAffected()
+}
+
+const addUsageDailyGlobalCost = `-- name: AddUsageDailyGlobalCost :execrows
+UPDATE usage_daily_global SET
+    cost_total = cost_total + CAST(?1 AS INTEGER),
+    cost_input = cost_input + CAST(?2 AS INTEGER),
+    cost_output = cost_output + CAST(?3 AS INTEGER),
+    cost_cache_write_5m = cost_cache_write_5m + CAST(?4 AS INTEGER),
+    cost_cache_write_1h = cost_cache_write_1h + CAST(?5 AS INTEGER),
+    cost_cache_read = cost_cache_read + CAST(?6 AS INTEGER),
+    cost_web_search = cost_web_search + CAST(?7 AS INTEGER),
+    cost_web_fetch = cost_web_fetch + CAST(?8 AS INTEGER),
+    cost_cache_saved = cost_cache_saved + CAST(?9 AS INTEGER)
+WHERE day = CAST(?10 AS TEXT) AND model = ?11 AND upstream = ?12
+`
+
+type AddUsageDailyGlobalCostParams struct {
+	CostTotal        int64
+	CostInput        int64
+	CostOutput       int64
+	CostCacheWrite5m int64
+	CostCacheWrite1h int64
+	CostCacheRead    int64
+	CostWebSearch    int64
+	CostWebFetch     int64
+	CostCacheSaved   int64
+	Day              string
+	Model            string
+	Upstream         string
+}
+
+// AddUsageDailyGlobalCost moves one global daily rollup row's cost sums by a repricing's
+// difference.
+func (q *Queries) AddUsageDailyGlobalCost(ctx context.Context, arg AddUsageDailyGlobalCostParams) (int64, error) {
+	result, err := q.db.ExecContext(ctx, addUsageDailyGlobalCost,
+		arg.CostTotal,
+		arg.CostInput,
+		arg.CostOutput,
+		arg.CostCacheWrite5m,
+		arg.CostCacheWrite1h,
+		arg.CostCacheRead,
+		arg.CostWebSearch,
+		arg.CostWebFetch,
+		arg.CostCacheSaved,
+		arg.Day,
+		arg.Model,
+		arg.Upstream,
 	)
 	if err != nil {
 		return 0, err
@@ -70,8 +125,9 @@ UPDATE usage_daily_upstream SET
     cost_cache_write_1h = cost_cache_write_1h + CAST(?5 AS INTEGER),
     cost_cache_read = cost_cache_read + CAST(?6 AS INTEGER),
     cost_web_search = cost_web_search + CAST(?7 AS INTEGER),
-    cost_web_fetch = cost_web_fetch + CAST(?8 AS INTEGER)
-WHERE day = CAST(?9 AS TEXT) AND upstream = ?10 AND key_id = ?11
+    cost_web_fetch = cost_web_fetch + CAST(?8 AS INTEGER),
+    cost_cache_saved = cost_cache_saved + CAST(?9 AS INTEGER)
+WHERE day = CAST(?10 AS TEXT) AND upstream = ?11 AND key_id = ?12
 `
 
 type AddUsageDailyUpstreamCostParams struct {
@@ -83,6 +139,7 @@ type AddUsageDailyUpstreamCostParams struct {
 	CostCacheRead    int64
 	CostWebSearch    int64
 	CostWebFetch     int64
+	CostCacheSaved   int64
 	Day              string
 	Upstream         string
 	KeyID            uuid.UUID
@@ -100,8 +157,107 @@ func (q *Queries) AddUsageDailyUpstreamCost(ctx context.Context, arg AddUsageDai
 		arg.CostCacheRead,
 		arg.CostWebSearch,
 		arg.CostWebFetch,
+		arg.CostCacheSaved,
 		arg.Day,
 		arg.Upstream,
+		arg.KeyID,
+	)
+	if err != nil {
+		return 0, err
+	}
+	return result.RowsAffected()
+}
+
+const addUsageHourlyCost = `-- name: AddUsageHourlyCost :execrows
+UPDATE usage_hourly SET
+    cost_total = cost_total + CAST(?1 AS INTEGER),
+    cost_input = cost_input + CAST(?2 AS INTEGER),
+    cost_output = cost_output + CAST(?3 AS INTEGER),
+    cost_cache_write_5m = cost_cache_write_5m + CAST(?4 AS INTEGER),
+    cost_cache_write_1h = cost_cache_write_1h + CAST(?5 AS INTEGER),
+    cost_cache_read = cost_cache_read + CAST(?6 AS INTEGER),
+    cost_web_search = cost_web_search + CAST(?7 AS INTEGER),
+    cost_web_fetch = cost_web_fetch + CAST(?8 AS INTEGER),
+    cost_cache_saved = cost_cache_saved + CAST(?9 AS INTEGER)
+WHERE hour = CAST(?10 AS TIMESTAMP)
+`
+
+type AddUsageHourlyCostParams struct {
+	CostTotal        int64
+	CostInput        int64
+	CostOutput       int64
+	CostCacheWrite5m int64
+	CostCacheWrite1h int64
+	CostCacheRead    int64
+	CostWebSearch    int64
+	CostWebFetch     int64
+	CostCacheSaved   int64
+	Hour             sqlstore.Time
+}
+
+// AddUsageHourlyCost moves one hourly rollup row's cost sums by a
+// repricing's difference.
+func (q *Queries) AddUsageHourlyCost(ctx context.Context, arg AddUsageHourlyCostParams) (int64, error) {
+	result, err := q.db.ExecContext(ctx, addUsageHourlyCost,
+		arg.CostTotal,
+		arg.CostInput,
+		arg.CostOutput,
+		arg.CostCacheWrite5m,
+		arg.CostCacheWrite1h,
+		arg.CostCacheRead,
+		arg.CostWebSearch,
+		arg.CostWebFetch,
+		arg.CostCacheSaved,
+		arg.Hour,
+	)
+	if err != nil {
+		return 0, err
+	}
+	return result.RowsAffected()
+}
+
+const addUsageMonthlyKeyCost = `-- name: AddUsageMonthlyKeyCost :execrows
+UPDATE usage_monthly_key SET
+    cost_total = cost_total + CAST(?1 AS INTEGER),
+    cost_input = cost_input + CAST(?2 AS INTEGER),
+    cost_output = cost_output + CAST(?3 AS INTEGER),
+    cost_cache_write_5m = cost_cache_write_5m + CAST(?4 AS INTEGER),
+    cost_cache_write_1h = cost_cache_write_1h + CAST(?5 AS INTEGER),
+    cost_cache_read = cost_cache_read + CAST(?6 AS INTEGER),
+    cost_web_search = cost_web_search + CAST(?7 AS INTEGER),
+    cost_web_fetch = cost_web_fetch + CAST(?8 AS INTEGER),
+    cost_cache_saved = cost_cache_saved + CAST(?9 AS INTEGER)
+WHERE month = CAST(?10 AS TEXT) AND key_id = ?11
+`
+
+type AddUsageMonthlyKeyCostParams struct {
+	CostTotal        int64
+	CostInput        int64
+	CostOutput       int64
+	CostCacheWrite5m int64
+	CostCacheWrite1h int64
+	CostCacheRead    int64
+	CostWebSearch    int64
+	CostWebFetch     int64
+	CostCacheSaved   int64
+	Month            string
+	KeyID            uuid.UUID
+}
+
+// AddUsageMonthlyKeyCost moves one monthly rollup row's cost sums by a repricing's
+// difference.
+func (q *Queries) AddUsageMonthlyKeyCost(ctx context.Context, arg AddUsageMonthlyKeyCostParams) (int64, error) {
+	result, err := q.db.ExecContext(ctx, addUsageMonthlyKeyCost,
+		arg.CostTotal,
+		arg.CostInput,
+		arg.CostOutput,
+		arg.CostCacheWrite5m,
+		arg.CostCacheWrite1h,
+		arg.CostCacheRead,
+		arg.CostWebSearch,
+		arg.CostWebFetch,
+		arg.CostCacheSaved,
+		arg.Month,
 		arg.KeyID,
 	)
 	if err != nil {
@@ -120,11 +276,12 @@ UPDATE usage_records SET
     cost_cache_read = ?6,
     cost_web_search = ?7,
     cost_web_fetch = ?8,
-    price_version = ?9,
-    cost_fallback_5m = ?10,
-    cost_unpriced = ?11,
-    cost_detail = ?12
-WHERE request_id = ?13
+    cost_cache_saved = ?9,
+    price_version = ?10,
+    cost_fallback_5m = ?11,
+    cost_unpriced = ?12,
+    cost_detail = ?13
+WHERE request_id = ?14
 `
 
 type SetUsageCostParams struct {
@@ -136,6 +293,7 @@ type SetUsageCostParams struct {
 	CostCacheRead    int64
 	CostWebSearch    int64
 	CostWebFetch     int64
+	CostCacheSaved   int64
 	PriceVersion     string
 	CostFallback5m   bool
 	CostUnpriced     bool
@@ -153,6 +311,7 @@ func (q *Queries) SetUsageCost(ctx context.Context, arg SetUsageCostParams) erro
 		arg.CostCacheRead,
 		arg.CostWebSearch,
 		arg.CostWebFetch,
+		arg.CostCacheSaved,
 		arg.PriceVersion,
 		arg.CostFallback5m,
 		arg.CostUnpriced,
@@ -222,9 +381,10 @@ INSERT INTO usage_daily (
     cache_creation_5m_tokens, cache_creation_1h_tokens,
     web_search_requests, web_fetch_requests,
     cost_total, cost_input, cost_output, cost_cache_write_5m,
-    cost_cache_write_1h, cost_cache_read, cost_web_search, cost_web_fetch
+    cost_cache_write_1h, cost_cache_read, cost_web_search, cost_web_fetch,
+    cost_cache_saved
 ) VALUES (
-    ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?
+    ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?
 )
 ON CONFLICT (key_id, day, model) DO UPDATE SET
     requests = requests + excluded.requests,
@@ -243,7 +403,8 @@ ON CONFLICT (key_id, day, model) DO UPDATE SET
     cost_cache_write_1h = cost_cache_write_1h + excluded.cost_cache_write_1h,
     cost_cache_read = cost_cache_read + excluded.cost_cache_read,
     cost_web_search = cost_web_search + excluded.cost_web_search,
-    cost_web_fetch = cost_web_fetch + excluded.cost_web_fetch
+    cost_web_fetch = cost_web_fetch + excluded.cost_web_fetch,
+    cost_cache_saved = cost_cache_saved + excluded.cost_cache_saved
 `
 
 type UpsertUsageDailyParams struct {
@@ -267,6 +428,7 @@ type UpsertUsageDailyParams struct {
 	CostCacheRead            int64
 	CostWebSearch            int64
 	CostWebFetch             int64
+	CostCacheSaved           int64
 }
 
 func (q *Queries) UpsertUsageDaily(ctx context.Context, arg UpsertUsageDailyParams) error {
@@ -291,6 +453,7 @@ func (q *Queries) UpsertUsageDaily(ctx context.Context, arg UpsertUsageDailyPara
 		arg.CostCacheRead,
 		arg.CostWebSearch,
 		arg.CostWebFetch,
+		arg.CostCacheSaved,
 	)
 	return err
 }
@@ -301,9 +464,10 @@ INSERT INTO usage_daily_upstream (
     cache_creation_input_tokens, cache_read_input_tokens,
     cache_creation_5m_tokens, cache_creation_1h_tokens,
     cost_total, cost_input, cost_output, cost_cache_write_5m,
-    cost_cache_write_1h, cost_cache_read, cost_web_search, cost_web_fetch
+    cost_cache_write_1h, cost_cache_read, cost_web_search, cost_web_fetch,
+    cost_cache_saved
 ) VALUES (
-    ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?
+    ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?
 )
 ON CONFLICT (day, upstream, key_id) DO UPDATE SET
     requests = requests + excluded.requests,
@@ -320,7 +484,8 @@ ON CONFLICT (day, upstream, key_id) DO UPDATE SET
     cost_cache_write_1h = cost_cache_write_1h + excluded.cost_cache_write_1h,
     cost_cache_read = cost_cache_read + excluded.cost_cache_read,
     cost_web_search = cost_web_search + excluded.cost_web_search,
-    cost_web_fetch = cost_web_fetch + excluded.cost_web_fetch
+    cost_web_fetch = cost_web_fetch + excluded.cost_web_fetch,
+    cost_cache_saved = cost_cache_saved + excluded.cost_cache_saved
 `
 
 type UpsertUsageDailyUpstreamParams struct {
@@ -342,6 +507,7 @@ type UpsertUsageDailyUpstreamParams struct {
 	CostCacheRead            int64
 	CostWebSearch            int64
 	CostWebFetch             int64
+	CostCacheSaved           int64
 }
 
 func (q *Queries) UpsertUsageDailyUpstream(ctx context.Context, arg UpsertUsageDailyUpstreamParams) error {
@@ -364,6 +530,175 @@ func (q *Queries) UpsertUsageDailyUpstream(ctx context.Context, arg UpsertUsageD
 		arg.CostCacheRead,
 		arg.CostWebSearch,
 		arg.CostWebFetch,
+		arg.CostCacheSaved,
+	)
+	return err
+}
+
+const upsertUsageHourly = `-- name: UpsertUsageHourly :exec
+INSERT INTO usage_hourly (
+    hour, requests, input_tokens, output_tokens, cache_creation_input_tokens,
+    cache_read_input_tokens, cache_creation_5m_tokens,
+    cache_creation_1h_tokens, web_search_requests, web_fetch_requests,
+    cost_total, cost_input, cost_output, cost_cache_write_5m,
+    cost_cache_write_1h, cost_cache_read, cost_web_search, cost_web_fetch,
+    cost_cache_saved, status_ok, status_client_error, status_rate_limited,
+    status_server_error, status_overloaded, refused, ttfb_b00, ttfb_b01,
+    ttfb_b02, ttfb_b03, ttfb_b04, ttfb_b05, ttfb_b06, ttfb_b07, ttfb_b08,
+    ttfb_b09, ttfb_b10, ttfb_b11, ttfb_b12, ttfb_b13, ttfb_b14, ttfb_b15,
+    ttfb_b16, ttfb_b17, ttfb_b18, ttfb_b19, ttfb_b20, ttfb_count
+) VALUES (
+    ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?
+)
+ON CONFLICT (hour) DO UPDATE SET
+    requests = requests + excluded.requests,
+    input_tokens = input_tokens + excluded.input_tokens,
+    output_tokens = output_tokens + excluded.output_tokens,
+    cache_creation_input_tokens = cache_creation_input_tokens + excluded.cache_creation_input_tokens,
+    cache_read_input_tokens = cache_read_input_tokens + excluded.cache_read_input_tokens,
+    cache_creation_5m_tokens = cache_creation_5m_tokens + excluded.cache_creation_5m_tokens,
+    cache_creation_1h_tokens = cache_creation_1h_tokens + excluded.cache_creation_1h_tokens,
+    web_search_requests = web_search_requests + excluded.web_search_requests,
+    web_fetch_requests = web_fetch_requests + excluded.web_fetch_requests,
+    cost_total = cost_total + excluded.cost_total,
+    cost_input = cost_input + excluded.cost_input,
+    cost_output = cost_output + excluded.cost_output,
+    cost_cache_write_5m = cost_cache_write_5m + excluded.cost_cache_write_5m,
+    cost_cache_write_1h = cost_cache_write_1h + excluded.cost_cache_write_1h,
+    cost_cache_read = cost_cache_read + excluded.cost_cache_read,
+    cost_web_search = cost_web_search + excluded.cost_web_search,
+    cost_web_fetch = cost_web_fetch + excluded.cost_web_fetch,
+    cost_cache_saved = cost_cache_saved + excluded.cost_cache_saved,
+    status_ok = status_ok + excluded.status_ok,
+    status_client_error = status_client_error + excluded.status_client_error,
+    status_rate_limited = status_rate_limited + excluded.status_rate_limited,
+    status_server_error = status_server_error + excluded.status_server_error,
+    status_overloaded = status_overloaded + excluded.status_overloaded,
+    refused = refused + excluded.refused,
+    ttfb_b00 = ttfb_b00 + excluded.ttfb_b00,
+    ttfb_b01 = ttfb_b01 + excluded.ttfb_b01,
+    ttfb_b02 = ttfb_b02 + excluded.ttfb_b02,
+    ttfb_b03 = ttfb_b03 + excluded.ttfb_b03,
+    ttfb_b04 = ttfb_b04 + excluded.ttfb_b04,
+    ttfb_b05 = ttfb_b05 + excluded.ttfb_b05,
+    ttfb_b06 = ttfb_b06 + excluded.ttfb_b06,
+    ttfb_b07 = ttfb_b07 + excluded.ttfb_b07,
+    ttfb_b08 = ttfb_b08 + excluded.ttfb_b08,
+    ttfb_b09 = ttfb_b09 + excluded.ttfb_b09,
+    ttfb_b10 = ttfb_b10 + excluded.ttfb_b10,
+    ttfb_b11 = ttfb_b11 + excluded.ttfb_b11,
+    ttfb_b12 = ttfb_b12 + excluded.ttfb_b12,
+    ttfb_b13 = ttfb_b13 + excluded.ttfb_b13,
+    ttfb_b14 = ttfb_b14 + excluded.ttfb_b14,
+    ttfb_b15 = ttfb_b15 + excluded.ttfb_b15,
+    ttfb_b16 = ttfb_b16 + excluded.ttfb_b16,
+    ttfb_b17 = ttfb_b17 + excluded.ttfb_b17,
+    ttfb_b18 = ttfb_b18 + excluded.ttfb_b18,
+    ttfb_b19 = ttfb_b19 + excluded.ttfb_b19,
+    ttfb_b20 = ttfb_b20 + excluded.ttfb_b20,
+    ttfb_count = ttfb_count + excluded.ttfb_count
+`
+
+type UpsertUsageHourlyParams struct {
+	Hour                     sqlstore.Time
+	Requests                 int64
+	InputTokens              int64
+	OutputTokens             int64
+	CacheCreationInputTokens int64
+	CacheReadInputTokens     int64
+	CacheCreation5mTokens    int64
+	CacheCreation1hTokens    int64
+	WebSearchRequests        int64
+	WebFetchRequests         int64
+	CostTotal                int64
+	CostInput                int64
+	CostOutput               int64
+	CostCacheWrite5m         int64
+	CostCacheWrite1h         int64
+	CostCacheRead            int64
+	CostWebSearch            int64
+	CostWebFetch             int64
+	CostCacheSaved           int64
+	StatusOk                 int64
+	StatusClientError        int64
+	StatusRateLimited        int64
+	StatusServerError        int64
+	StatusOverloaded         int64
+	Refused                  int64
+	TtfbB00                  int64
+	TtfbB01                  int64
+	TtfbB02                  int64
+	TtfbB03                  int64
+	TtfbB04                  int64
+	TtfbB05                  int64
+	TtfbB06                  int64
+	TtfbB07                  int64
+	TtfbB08                  int64
+	TtfbB09                  int64
+	TtfbB10                  int64
+	TtfbB11                  int64
+	TtfbB12                  int64
+	TtfbB13                  int64
+	TtfbB14                  int64
+	TtfbB15                  int64
+	TtfbB16                  int64
+	TtfbB17                  int64
+	TtfbB18                  int64
+	TtfbB19                  int64
+	TtfbB20                  int64
+	TtfbCount                int64
+}
+
+// UpsertUsageHourly adds one hour's sums of a batch to the hourly rollup.
+func (q *Queries) UpsertUsageHourly(ctx context.Context, arg UpsertUsageHourlyParams) error {
+	_, err := q.db.ExecContext(ctx, upsertUsageHourly,
+		arg.Hour,
+		arg.Requests,
+		arg.InputTokens,
+		arg.OutputTokens,
+		arg.CacheCreationInputTokens,
+		arg.CacheReadInputTokens,
+		arg.CacheCreation5mTokens,
+		arg.CacheCreation1hTokens,
+		arg.WebSearchRequests,
+		arg.WebFetchRequests,
+		arg.CostTotal,
+		arg.CostInput,
+		arg.CostOutput,
+		arg.CostCacheWrite5m,
+		arg.CostCacheWrite1h,
+		arg.CostCacheRead,
+		arg.CostWebSearch,
+		arg.CostWebFetch,
+		arg.CostCacheSaved,
+		arg.StatusOk,
+		arg.StatusClientError,
+		arg.StatusRateLimited,
+		arg.StatusServerError,
+		arg.StatusOverloaded,
+		arg.Refused,
+		arg.TtfbB00,
+		arg.TtfbB01,
+		arg.TtfbB02,
+		arg.TtfbB03,
+		arg.TtfbB04,
+		arg.TtfbB05,
+		arg.TtfbB06,
+		arg.TtfbB07,
+		arg.TtfbB08,
+		arg.TtfbB09,
+		arg.TtfbB10,
+		arg.TtfbB11,
+		arg.TtfbB12,
+		arg.TtfbB13,
+		arg.TtfbB14,
+		arg.TtfbB15,
+		arg.TtfbB16,
+		arg.TtfbB17,
+		arg.TtfbB18,
+		arg.TtfbB19,
+		arg.TtfbB20,
+		arg.TtfbCount,
 	)
 	return err
 }
@@ -371,7 +706,7 @@ func (q *Queries) UpsertUsageDailyUpstream(ctx context.Context, arg UpsertUsageD
 const usageCostForUpdate = `-- name: UsageCostForUpdate :one
 SELECT key_id, created_at, model, upstream, cost_total, cost_input, cost_output,
     cost_cache_write_5m, cost_cache_write_1h, cost_cache_read,
-    cost_web_search, cost_web_fetch
+    cost_web_search, cost_web_fetch, cost_cache_saved
 FROM usage_records
 WHERE request_id = ?1
   AND cost_total = ?2
@@ -397,6 +732,7 @@ type UsageCostForUpdateRow struct {
 	CostCacheRead    int64
 	CostWebSearch    int64
 	CostWebFetch     int64
+	CostCacheSaved   int64
 }
 
 // UsageCostForUpdate reads a record's stored cost if it still carries the
@@ -418,12 +754,13 @@ func (q *Queries) UsageCostForUpdate(ctx context.Context, arg UsageCostForUpdate
 		&i.CostCacheRead,
 		&i.CostWebSearch,
 		&i.CostWebFetch,
+		&i.CostCacheSaved,
 	)
 	return i, err
 }
 
 const usageLogs = `-- name: UsageLogs :many
-SELECT request_id, key_id, created_at, model, path, status, stream, input_tokens, output_tokens, cache_creation_input_tokens, cache_read_input_tokens, cache_creation_5m_tokens, cache_creation_1h_tokens, estimated, latency_us, ttfb_us, upstream_request_id, upstream, session_id, client_ip, error_type, requested_model, endpoint, iterations, web_search_requests, web_fetch_requests, service_tier, speed, inference_geo, batch, cost_total, cost_input, cost_output, cost_cache_write_5m, cost_cache_write_1h, cost_cache_read, cost_web_search, cost_web_fetch, price_version, cost_fallback_5m, cost_unpriced, cost_detail FROM usage_records
+SELECT request_id, key_id, created_at, model, path, status, stream, input_tokens, output_tokens, cache_creation_input_tokens, cache_read_input_tokens, cache_creation_5m_tokens, cache_creation_1h_tokens, estimated, latency_us, ttfb_us, upstream_request_id, upstream, session_id, client_ip, error_type, requested_model, endpoint, iterations, web_search_requests, web_fetch_requests, service_tier, speed, inference_geo, batch, cost_total, cost_input, cost_output, cost_cache_write_5m, cost_cache_write_1h, cost_cache_read, cost_web_search, cost_web_fetch, price_version, cost_fallback_5m, cost_unpriced, cost_detail, cost_cache_saved, attempts, tried_upstreams FROM usage_records
 WHERE (CAST(?1 AS UUID) IS NULL OR key_id = ?1)
   AND (CAST(?2 AS INTEGER) IS NULL OR status = ?2)
   AND (CAST(?3 AS TEXT) IS NULL OR model = ?3)
@@ -517,6 +854,9 @@ func (q *Queries) UsageLogs(ctx context.Context, arg UsageLogsParams) ([]UsageRe
 			&i.CostFallback5m,
 			&i.CostUnpriced,
 			&i.CostDetail,
+			&i.CostCacheSaved,
+			&i.Attempts,
+			&i.TriedUpstreams,
 		); err != nil {
 			return nil, err
 		}
@@ -532,7 +872,7 @@ func (q *Queries) UsageLogs(ctx context.Context, arg UsageLogsParams) ([]UsageRe
 }
 
 const usageLogsByKey = `-- name: UsageLogsByKey :many
-SELECT request_id, key_id, created_at, model, path, status, stream, input_tokens, output_tokens, cache_creation_input_tokens, cache_read_input_tokens, cache_creation_5m_tokens, cache_creation_1h_tokens, estimated, latency_us, ttfb_us, upstream_request_id, upstream, session_id, client_ip, error_type, requested_model, endpoint, iterations, web_search_requests, web_fetch_requests, service_tier, speed, inference_geo, batch, cost_total, cost_input, cost_output, cost_cache_write_5m, cost_cache_write_1h, cost_cache_read, cost_web_search, cost_web_fetch, price_version, cost_fallback_5m, cost_unpriced, cost_detail FROM usage_records
+SELECT request_id, key_id, created_at, model, path, status, stream, input_tokens, output_tokens, cache_creation_input_tokens, cache_read_input_tokens, cache_creation_5m_tokens, cache_creation_1h_tokens, estimated, latency_us, ttfb_us, upstream_request_id, upstream, session_id, client_ip, error_type, requested_model, endpoint, iterations, web_search_requests, web_fetch_requests, service_tier, speed, inference_geo, batch, cost_total, cost_input, cost_output, cost_cache_write_5m, cost_cache_write_1h, cost_cache_read, cost_web_search, cost_web_fetch, price_version, cost_fallback_5m, cost_unpriced, cost_detail, cost_cache_saved, attempts, tried_upstreams FROM usage_records
 WHERE (CAST(?1 AS UUID) IS NULL OR key_id = ?1)
   AND (CAST(?2 AS INTEGER) IS NULL OR status = ?2)
   AND (CAST(?3 AS TEXT) IS NULL OR model = ?3)
@@ -620,6 +960,9 @@ func (q *Queries) UsageLogsByKey(ctx context.Context, arg UsageLogsByKeyParams) 
 			&i.CostFallback5m,
 			&i.CostUnpriced,
 			&i.CostDetail,
+			&i.CostCacheSaved,
+			&i.Attempts,
+			&i.TriedUpstreams,
 		); err != nil {
 			return nil, err
 		}
@@ -635,7 +978,7 @@ func (q *Queries) UsageLogsByKey(ctx context.Context, arg UsageLogsByKeyParams) 
 }
 
 const usageLogsByModel = `-- name: UsageLogsByModel :many
-SELECT request_id, key_id, created_at, model, path, status, stream, input_tokens, output_tokens, cache_creation_input_tokens, cache_read_input_tokens, cache_creation_5m_tokens, cache_creation_1h_tokens, estimated, latency_us, ttfb_us, upstream_request_id, upstream, session_id, client_ip, error_type, requested_model, endpoint, iterations, web_search_requests, web_fetch_requests, service_tier, speed, inference_geo, batch, cost_total, cost_input, cost_output, cost_cache_write_5m, cost_cache_write_1h, cost_cache_read, cost_web_search, cost_web_fetch, price_version, cost_fallback_5m, cost_unpriced, cost_detail FROM usage_records
+SELECT request_id, key_id, created_at, model, path, status, stream, input_tokens, output_tokens, cache_creation_input_tokens, cache_read_input_tokens, cache_creation_5m_tokens, cache_creation_1h_tokens, estimated, latency_us, ttfb_us, upstream_request_id, upstream, session_id, client_ip, error_type, requested_model, endpoint, iterations, web_search_requests, web_fetch_requests, service_tier, speed, inference_geo, batch, cost_total, cost_input, cost_output, cost_cache_write_5m, cost_cache_write_1h, cost_cache_read, cost_web_search, cost_web_fetch, price_version, cost_fallback_5m, cost_unpriced, cost_detail, cost_cache_saved, attempts, tried_upstreams FROM usage_records
 WHERE (CAST(?1 AS UUID) IS NULL OR key_id = ?1)
   AND (CAST(?2 AS INTEGER) IS NULL OR status = ?2)
   AND (CAST(?3 AS TEXT) IS NULL OR model = ?3)
@@ -723,6 +1066,116 @@ func (q *Queries) UsageLogsByModel(ctx context.Context, arg UsageLogsByModelPara
 			&i.CostFallback5m,
 			&i.CostUnpriced,
 			&i.CostDetail,
+			&i.CostCacheSaved,
+			&i.Attempts,
+			&i.TriedUpstreams,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Close(); err != nil {
+		return nil, err
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
+const usageLogsByStatus = `-- name: UsageLogsByStatus :many
+SELECT request_id, key_id, created_at, model, path, status, stream, input_tokens, output_tokens, cache_creation_input_tokens, cache_read_input_tokens, cache_creation_5m_tokens, cache_creation_1h_tokens, estimated, latency_us, ttfb_us, upstream_request_id, upstream, session_id, client_ip, error_type, requested_model, endpoint, iterations, web_search_requests, web_fetch_requests, service_tier, speed, inference_geo, batch, cost_total, cost_input, cost_output, cost_cache_write_5m, cost_cache_write_1h, cost_cache_read, cost_web_search, cost_web_fetch, price_version, cost_fallback_5m, cost_unpriced, cost_detail, cost_cache_saved, attempts, tried_upstreams FROM usage_records
+WHERE (CAST(?1 AS UUID) IS NULL OR key_id = ?1)
+  AND (CAST(?2 AS INTEGER) IS NULL OR status = ?2)
+  AND (CAST(?3 AS TEXT) IS NULL OR model = ?3)
+  AND (CAST(?4 AS TEXT) IS NULL OR upstream = ?4)
+  AND (NOT CAST(?5 AS BOOLEAN) OR (status >= 400 AND upstream = ''))
+  AND created_at >= CAST(?6 AS TIMESTAMP)
+  AND (created_at, request_id) < (CAST(?7 AS TIMESTAMP), CAST(?8 AS TEXT))
+  AND status = ?2 AND status <> 200
+ORDER BY created_at DESC, request_id DESC
+LIMIT ?9
+`
+
+type UsageLogsByStatusParams struct {
+	KeyID           *uuid.UUID
+	Status          *int64
+	Model           *string
+	Upstream        *string
+	RefusalsOnly    bool
+	FromTime        sqlstore.Time
+	BeforeTime      sqlstore.Time
+	BeforeRequestID string
+	MaxRows         int64
+}
+
+// UsageLogsByStatus scans the partial usage_records_status_time_idx, for
+// a status other than 200.
+func (q *Queries) UsageLogsByStatus(ctx context.Context, arg UsageLogsByStatusParams) ([]UsageRecord, error) {
+	rows, err := q.db.QueryContext(ctx, usageLogsByStatus,
+		arg.KeyID,
+		arg.Status,
+		arg.Model,
+		arg.Upstream,
+		arg.RefusalsOnly,
+		arg.FromTime,
+		arg.BeforeTime,
+		arg.BeforeRequestID,
+		arg.MaxRows,
+	)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []UsageRecord
+	for rows.Next() {
+		var i UsageRecord
+		if err := rows.Scan(
+			&i.RequestID,
+			&i.KeyID,
+			&i.CreatedAt,
+			&i.Model,
+			&i.Path,
+			&i.Status,
+			&i.Stream,
+			&i.InputTokens,
+			&i.OutputTokens,
+			&i.CacheCreationInputTokens,
+			&i.CacheReadInputTokens,
+			&i.CacheCreation5mTokens,
+			&i.CacheCreation1hTokens,
+			&i.Estimated,
+			&i.LatencyUs,
+			&i.TtfbUs,
+			&i.UpstreamRequestID,
+			&i.Upstream,
+			&i.SessionID,
+			&i.ClientIp,
+			&i.ErrorType,
+			&i.RequestedModel,
+			&i.Endpoint,
+			&i.Iterations,
+			&i.WebSearchRequests,
+			&i.WebFetchRequests,
+			&i.ServiceTier,
+			&i.Speed,
+			&i.InferenceGeo,
+			&i.Batch,
+			&i.CostTotal,
+			&i.CostInput,
+			&i.CostOutput,
+			&i.CostCacheWrite5m,
+			&i.CostCacheWrite1h,
+			&i.CostCacheRead,
+			&i.CostWebSearch,
+			&i.CostWebFetch,
+			&i.PriceVersion,
+			&i.CostFallback5m,
+			&i.CostUnpriced,
+			&i.CostDetail,
+			&i.CostCacheSaved,
+			&i.Attempts,
+			&i.TriedUpstreams,
 		); err != nil {
 			return nil, err
 		}
@@ -738,7 +1191,7 @@ func (q *Queries) UsageLogsByModel(ctx context.Context, arg UsageLogsByModelPara
 }
 
 const usageLogsByUpstream = `-- name: UsageLogsByUpstream :many
-SELECT request_id, key_id, created_at, model, path, status, stream, input_tokens, output_tokens, cache_creation_input_tokens, cache_read_input_tokens, cache_creation_5m_tokens, cache_creation_1h_tokens, estimated, latency_us, ttfb_us, upstream_request_id, upstream, session_id, client_ip, error_type, requested_model, endpoint, iterations, web_search_requests, web_fetch_requests, service_tier, speed, inference_geo, batch, cost_total, cost_input, cost_output, cost_cache_write_5m, cost_cache_write_1h, cost_cache_read, cost_web_search, cost_web_fetch, price_version, cost_fallback_5m, cost_unpriced, cost_detail FROM usage_records
+SELECT request_id, key_id, created_at, model, path, status, stream, input_tokens, output_tokens, cache_creation_input_tokens, cache_read_input_tokens, cache_creation_5m_tokens, cache_creation_1h_tokens, estimated, latency_us, ttfb_us, upstream_request_id, upstream, session_id, client_ip, error_type, requested_model, endpoint, iterations, web_search_requests, web_fetch_requests, service_tier, speed, inference_geo, batch, cost_total, cost_input, cost_output, cost_cache_write_5m, cost_cache_write_1h, cost_cache_read, cost_web_search, cost_web_fetch, price_version, cost_fallback_5m, cost_unpriced, cost_detail, cost_cache_saved, attempts, tried_upstreams FROM usage_records
 WHERE (CAST(?1 AS UUID) IS NULL OR key_id = ?1)
   AND (CAST(?2 AS INTEGER) IS NULL OR status = ?2)
   AND (CAST(?3 AS TEXT) IS NULL OR model = ?3)
@@ -826,6 +1279,9 @@ func (q *Queries) UsageLogsByUpstream(ctx context.Context, arg UsageLogsByUpstre
 			&i.CostFallback5m,
 			&i.CostUnpriced,
 			&i.CostDetail,
+			&i.CostCacheSaved,
+			&i.Attempts,
+			&i.TriedUpstreams,
 		); err != nil {
 			return nil, err
 		}
@@ -841,7 +1297,7 @@ func (q *Queries) UsageLogsByUpstream(ctx context.Context, arg UsageLogsByUpstre
 }
 
 const usageLogsRefusals = `-- name: UsageLogsRefusals :many
-SELECT request_id, key_id, created_at, model, path, status, stream, input_tokens, output_tokens, cache_creation_input_tokens, cache_read_input_tokens, cache_creation_5m_tokens, cache_creation_1h_tokens, estimated, latency_us, ttfb_us, upstream_request_id, upstream, session_id, client_ip, error_type, requested_model, endpoint, iterations, web_search_requests, web_fetch_requests, service_tier, speed, inference_geo, batch, cost_total, cost_input, cost_output, cost_cache_write_5m, cost_cache_write_1h, cost_cache_read, cost_web_search, cost_web_fetch, price_version, cost_fallback_5m, cost_unpriced, cost_detail FROM usage_records
+SELECT request_id, key_id, created_at, model, path, status, stream, input_tokens, output_tokens, cache_creation_input_tokens, cache_read_input_tokens, cache_creation_5m_tokens, cache_creation_1h_tokens, estimated, latency_us, ttfb_us, upstream_request_id, upstream, session_id, client_ip, error_type, requested_model, endpoint, iterations, web_search_requests, web_fetch_requests, service_tier, speed, inference_geo, batch, cost_total, cost_input, cost_output, cost_cache_write_5m, cost_cache_write_1h, cost_cache_read, cost_web_search, cost_web_fetch, price_version, cost_fallback_5m, cost_unpriced, cost_detail, cost_cache_saved, attempts, tried_upstreams FROM usage_records
 WHERE (CAST(?1 AS UUID) IS NULL OR key_id = ?1)
   AND (CAST(?2 AS INTEGER) IS NULL OR status = ?2)
   AND (CAST(?3 AS TEXT) IS NULL OR model = ?3)
@@ -929,6 +1385,9 @@ func (q *Queries) UsageLogsRefusals(ctx context.Context, arg UsageLogsRefusalsPa
 			&i.CostFallback5m,
 			&i.CostUnpriced,
 			&i.CostDetail,
+			&i.CostCacheSaved,
+			&i.Attempts,
+			&i.TriedUpstreams,
 		); err != nil {
 			return nil, err
 		}
@@ -943,14 +1402,9 @@ func (q *Queries) UsageLogsRefusals(ctx context.Context, arg UsageLogsRefusalsPa
 	return items, nil
 }
 
-const usageTotalsFromDaily = `-- name: UsageTotalsFromDaily :many
+const usageSeries = `-- name: UsageSeries :many
 SELECT
-    CAST(CASE CAST(?1 AS TEXT)
-        WHEN 'key' THEN key_id
-        WHEN 'day' THEN day
-        WHEN 'model' THEN model
-        ELSE ''
-    END AS TEXT) AS grp,
+    CAST(CASE CAST(?1 AS TEXT) WHEN 'day' THEN hour - ((hour % 86400000000) + 86400000000) % 86400000000 ELSE hour END AS TIMESTAMP) AS start,
     CAST(sum(requests) AS INTEGER) AS requests,
     CAST(sum(input_tokens) AS INTEGER) AS input_tokens,
     CAST(sum(output_tokens) AS INTEGER) AS output_tokens,
@@ -959,30 +1413,230 @@ SELECT
     CAST(sum(cache_creation_5m_tokens) AS INTEGER) AS cache_creation_5m_tokens,
     CAST(sum(cache_creation_1h_tokens) AS INTEGER) AS cache_creation_1h_tokens,
     CAST(sum(cost_total) AS INTEGER) AS cost_total,
-    CAST(sum(cost_input) AS INTEGER) AS cost_input,
-    CAST(sum(cost_output) AS INTEGER) AS cost_output,
-    CAST(sum(cost_cache_write_5m) AS INTEGER) AS cost_cache_write_5m,
-    CAST(sum(cost_cache_write_1h) AS INTEGER) AS cost_cache_write_1h,
-    CAST(sum(cost_cache_read) AS INTEGER) AS cost_cache_read,
-    CAST(sum(cost_web_search) AS INTEGER) AS cost_web_search,
-    CAST(sum(cost_web_fetch) AS INTEGER) AS cost_web_fetch
-FROM usage_daily
-WHERE (CAST(?2 AS UUID) IS NULL OR key_id = ?2)
-  AND (CAST(?3 AS TEXT) IS NULL OR day >= ?3)
-  AND (CAST(?4 AS TEXT) IS NULL OR day < ?4)
+    CAST(sum(cost_cache_saved) AS INTEGER) AS cost_cache_saved,
+    CAST(sum(status_ok) AS INTEGER) AS status_ok,
+    CAST(sum(status_client_error) AS INTEGER) AS status_client_error,
+    CAST(sum(status_rate_limited) AS INTEGER) AS status_rate_limited,
+    CAST(sum(status_server_error) AS INTEGER) AS status_server_error,
+    CAST(sum(status_overloaded) AS INTEGER) AS status_overloaded,
+    CAST(sum(refused) AS INTEGER) AS refused,
+    CAST(sum(ttfb_b00) AS INTEGER) AS ttfb_b00,
+    CAST(sum(ttfb_b01) AS INTEGER) AS ttfb_b01,
+    CAST(sum(ttfb_b02) AS INTEGER) AS ttfb_b02,
+    CAST(sum(ttfb_b03) AS INTEGER) AS ttfb_b03,
+    CAST(sum(ttfb_b04) AS INTEGER) AS ttfb_b04,
+    CAST(sum(ttfb_b05) AS INTEGER) AS ttfb_b05,
+    CAST(sum(ttfb_b06) AS INTEGER) AS ttfb_b06,
+    CAST(sum(ttfb_b07) AS INTEGER) AS ttfb_b07,
+    CAST(sum(ttfb_b08) AS INTEGER) AS ttfb_b08,
+    CAST(sum(ttfb_b09) AS INTEGER) AS ttfb_b09,
+    CAST(sum(ttfb_b10) AS INTEGER) AS ttfb_b10,
+    CAST(sum(ttfb_b11) AS INTEGER) AS ttfb_b11,
+    CAST(sum(ttfb_b12) AS INTEGER) AS ttfb_b12,
+    CAST(sum(ttfb_b13) AS INTEGER) AS ttfb_b13,
+    CAST(sum(ttfb_b14) AS INTEGER) AS ttfb_b14,
+    CAST(sum(ttfb_b15) AS INTEGER) AS ttfb_b15,
+    CAST(sum(ttfb_b16) AS INTEGER) AS ttfb_b16,
+    CAST(sum(ttfb_b17) AS INTEGER) AS ttfb_b17,
+    CAST(sum(ttfb_b18) AS INTEGER) AS ttfb_b18,
+    CAST(sum(ttfb_b19) AS INTEGER) AS ttfb_b19,
+    CAST(sum(ttfb_b20) AS INTEGER) AS ttfb_b20
+FROM usage_hourly
+WHERE hour >= CAST(?2 AS TIMESTAMP) AND hour < CAST(?3 AS TIMESTAMP)
 GROUP BY 1
 ORDER BY 1
 `
 
-type UsageTotalsFromDailyParams struct {
-	GroupBy string
-	KeyID   *uuid.UUID
-	FromDay *string
-	ToDay   *string
+type UsageSeriesParams struct {
+	Step     string
+	FromHour sqlstore.Time
+	ToHour   sqlstore.Time
 }
 
-type UsageTotalsFromDailyRow struct {
+type UsageSeriesRow struct {
+	Start                    sqlstore.Time
+	Requests                 int64
+	InputTokens              int64
+	OutputTokens             int64
+	CacheCreationInputTokens int64
+	CacheReadInputTokens     int64
+	CacheCreation5mTokens    int64
+	CacheCreation1hTokens    int64
+	CostTotal                int64
+	CostCacheSaved           int64
+	StatusOk                 int64
+	StatusClientError        int64
+	StatusRateLimited        int64
+	StatusServerError        int64
+	StatusOverloaded         int64
+	Refused                  int64
+	TtfbB00                  int64
+	TtfbB01                  int64
+	TtfbB02                  int64
+	TtfbB03                  int64
+	TtfbB04                  int64
+	TtfbB05                  int64
+	TtfbB06                  int64
+	TtfbB07                  int64
+	TtfbB08                  int64
+	TtfbB09                  int64
+	TtfbB10                  int64
+	TtfbB11                  int64
+	TtfbB12                  int64
+	TtfbB13                  int64
+	TtfbB14                  int64
+	TtfbB15                  int64
+	TtfbB16                  int64
+	TtfbB17                  int64
+	TtfbB18                  int64
+	TtfbB19                  int64
+	TtfbB20                  int64
+}
+
+// UsageSeries sums the hourly rollup per step (an hour or a UTC day) over
+// [from_hour, to_hour), ascending; steps without records have no row.
+func (q *Queries) UsageSeries(ctx context.Context, arg UsageSeriesParams) ([]UsageSeriesRow, error) {
+	rows, err := q.db.QueryContext(ctx, usageSeries, arg.Step, arg.FromHour, arg.ToHour)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []UsageSeriesRow
+	for rows.Next() {
+		var i UsageSeriesRow
+		if err := rows.Scan(
+			&i.Start,
+			&i.Requests,
+			&i.InputTokens,
+			&i.OutputTokens,
+			&i.CacheCreationInputTokens,
+			&i.CacheReadInputTokens,
+			&i.CacheCreation5mTokens,
+			&i.CacheCreation1hTokens,
+			&i.CostTotal,
+			&i.CostCacheSaved,
+			&i.StatusOk,
+			&i.StatusClientError,
+			&i.StatusRateLimited,
+			&i.StatusServerError,
+			&i.StatusOverloaded,
+			&i.Refused,
+			&i.TtfbB00,
+			&i.TtfbB01,
+			&i.TtfbB02,
+			&i.TtfbB03,
+			&i.TtfbB04,
+			&i.TtfbB05,
+			&i.TtfbB06,
+			&i.TtfbB07,
+			&i.TtfbB08,
+			&i.TtfbB09,
+			&i.TtfbB10,
+			&i.TtfbB11,
+			&i.TtfbB12,
+			&i.TtfbB13,
+			&i.TtfbB14,
+			&i.TtfbB15,
+			&i.TtfbB16,
+			&i.TtfbB17,
+			&i.TtfbB18,
+			&i.TtfbB19,
+			&i.TtfbB20,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Close(); err != nil {
+		return nil, err
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
+const usageTotalsByKeyFromRollups = `-- name: UsageTotalsByKeyFromRollups :many
+SELECT CAST(t.key_id AS TEXT) AS grp, CAST(coalesce(k.name, '') AS TEXT) AS key_name,
+    t.requests, t.input_tokens, t.output_tokens, t.cache_creation_input_tokens, t.cache_read_input_tokens, t.cache_creation_5m_tokens, t.cache_creation_1h_tokens,
+    t.cost_total, t.cost_input, t.cost_output, t.cost_cache_write_5m, t.cost_cache_write_1h, t.cost_cache_read, t.cost_web_search, t.cost_web_fetch, t.cost_cache_saved
+FROM (
+    SELECT key_id,
+        CAST(sum(requests) AS INTEGER) AS requests,
+        CAST(sum(input_tokens) AS INTEGER) AS input_tokens,
+        CAST(sum(output_tokens) AS INTEGER) AS output_tokens,
+        CAST(sum(cache_creation_input_tokens) AS INTEGER) AS cache_creation_input_tokens,
+        CAST(sum(cache_read_input_tokens) AS INTEGER) AS cache_read_input_tokens,
+        CAST(sum(cache_creation_5m_tokens) AS INTEGER) AS cache_creation_5m_tokens,
+        CAST(sum(cache_creation_1h_tokens) AS INTEGER) AS cache_creation_1h_tokens,
+        CAST(sum(cost_total) AS INTEGER) AS cost_total,
+        CAST(sum(cost_input) AS INTEGER) AS cost_input,
+        CAST(sum(cost_output) AS INTEGER) AS cost_output,
+        CAST(sum(cost_cache_write_5m) AS INTEGER) AS cost_cache_write_5m,
+        CAST(sum(cost_cache_write_1h) AS INTEGER) AS cost_cache_write_1h,
+        CAST(sum(cost_cache_read) AS INTEGER) AS cost_cache_read,
+        CAST(sum(cost_web_search) AS INTEGER) AS cost_web_search,
+        CAST(sum(cost_web_fetch) AS INTEGER) AS cost_web_fetch,
+        CAST(sum(cost_cache_saved) AS INTEGER) AS cost_cache_saved
+    FROM (
+        SELECT key_id, requests, input_tokens, output_tokens, cache_creation_input_tokens, cache_read_input_tokens, cache_creation_5m_tokens, cache_creation_1h_tokens, cost_total, cost_input, cost_output, cost_cache_write_5m, cost_cache_write_1h, cost_cache_read, cost_web_search, cost_web_fetch, cost_cache_saved
+        FROM usage_monthly_key WHERE month >= CAST(?1 AS TEXT) AND month < CAST(?2 AS TEXT)
+        UNION ALL
+        SELECT key_id, requests, input_tokens, output_tokens, cache_creation_input_tokens, cache_read_input_tokens, cache_creation_5m_tokens, cache_creation_1h_tokens, cost_total, cost_input, cost_output, cost_cache_write_5m, cost_cache_write_1h, cost_cache_read, cost_web_search, cost_web_fetch, cost_cache_saved
+        FROM usage_daily_upstream WHERE day >= CAST(?3 AS TEXT) AND day < CAST(?4 AS TEXT)
+        UNION ALL
+        SELECT key_id, requests, input_tokens, output_tokens, cache_creation_input_tokens, cache_read_input_tokens, cache_creation_5m_tokens, cache_creation_1h_tokens, cost_total, cost_input, cost_output, cost_cache_write_5m, cost_cache_write_1h, cost_cache_read, cost_web_search, cost_web_fetch, cost_cache_saved
+        FROM usage_daily_upstream WHERE day >= CAST(?5 AS TEXT) AND day < CAST(?6 AS TEXT)
+        UNION ALL
+        SELECT key_id, -requests, -input_tokens, -output_tokens, -cache_creation_input_tokens, -cache_read_input_tokens, -cache_creation_5m_tokens, -cache_creation_1h_tokens, -cost_total, -cost_input, -cost_output, -cost_cache_write_5m, -cost_cache_write_1h, -cost_cache_read, -cost_web_search, -cost_web_fetch, -cost_cache_saved
+        FROM usage_daily_upstream WHERE day >= CAST(?7 AS TEXT) AND day < CAST(?8 AS TEXT)
+        UNION ALL
+        SELECT key_id, -requests, -input_tokens, -output_tokens, -cache_creation_input_tokens, -cache_read_input_tokens, -cache_creation_5m_tokens, -cache_creation_1h_tokens, -cost_total, -cost_input, -cost_output, -cost_cache_write_5m, -cost_cache_write_1h, -cost_cache_read, -cost_web_search, -cost_web_fetch, -cost_cache_saved
+        FROM usage_daily_upstream WHERE day >= CAST(?9 AS TEXT) AND day < CAST(?10 AS TEXT)
+        UNION ALL
+        SELECT key_id, 1, input_tokens, output_tokens, cache_creation_input_tokens, cache_read_input_tokens, cache_creation_5m_tokens, cache_creation_1h_tokens, cost_total, cost_input, cost_output, cost_cache_write_5m, cost_cache_write_1h, cost_cache_read, cost_web_search, cost_web_fetch, cost_cache_saved
+        FROM usage_records WHERE created_at >= CAST(?11 AS TIMESTAMP) AND created_at < CAST(?12 AS TIMESTAMP)
+        UNION ALL
+        SELECT key_id, 1, input_tokens, output_tokens, cache_creation_input_tokens, cache_read_input_tokens, cache_creation_5m_tokens, cache_creation_1h_tokens, cost_total, cost_input, cost_output, cost_cache_write_5m, cost_cache_write_1h, cost_cache_read, cost_web_search, cost_web_fetch, cost_cache_saved
+        FROM usage_records WHERE created_at >= CAST(?13 AS TIMESTAMP) AND created_at < CAST(?14 AS TIMESTAMP)
+        UNION ALL
+        SELECT key_id, -1, -input_tokens, -output_tokens, -cache_creation_input_tokens, -cache_read_input_tokens, -cache_creation_5m_tokens, -cache_creation_1h_tokens, -cost_total, -cost_input, -cost_output, -cost_cache_write_5m, -cost_cache_write_1h, -cost_cache_read, -cost_web_search, -cost_web_fetch, -cost_cache_saved
+        FROM usage_records WHERE created_at >= CAST(?15 AS TIMESTAMP) AND created_at < CAST(?16 AS TIMESTAMP)
+        UNION ALL
+        SELECT key_id, -1, -input_tokens, -output_tokens, -cache_creation_input_tokens, -cache_read_input_tokens, -cache_creation_5m_tokens, -cache_creation_1h_tokens, -cost_total, -cost_input, -cost_output, -cost_cache_write_5m, -cost_cache_write_1h, -cost_cache_read, -cost_web_search, -cost_web_fetch, -cost_cache_saved
+        FROM usage_records WHERE created_at >= CAST(?17 AS TIMESTAMP) AND created_at < CAST(?18 AS TIMESTAMP)
+    ) AS parts
+    GROUP BY key_id
+    -- A key whose records in its months all fall in subtracted days.
+    HAVING sum(requests) <> 0
+) AS t
+LEFT JOIN api_keys AS k ON k.id = t.key_id
+`
+
+type UsageTotalsByKeyFromRollupsParams struct {
+	FromMonth     string
+	ToMonth       string
+	Plus1From     string
+	Plus1To       string
+	Plus2From     string
+	Plus2To       string
+	Minus1From    string
+	Minus1To      string
+	Minus2From    string
+	Minus2To      string
+	Rec1From      sqlstore.Time
+	Rec1To        sqlstore.Time
+	Rec2From      sqlstore.Time
+	Rec2To        sqlstore.Time
+	RecMinus1From sqlstore.Time
+	RecMinus1To   sqlstore.Time
+	RecMinus2From sqlstore.Time
+	RecMinus2To   sqlstore.Time
+}
+
+type UsageTotalsByKeyFromRollupsRow struct {
 	Grp                      string
+	KeyName                  string
 	Requests                 int64
 	InputTokens              int64
 	OutputTokens             int64
@@ -998,25 +1652,50 @@ type UsageTotalsFromDailyRow struct {
 	CostCacheRead            int64
 	CostWebSearch            int64
 	CostWebFetch             int64
+	CostCacheSaved           int64
 }
 
-// UsageTotalsFromDaily answers day-aligned ranges from the rollup.
-func (q *Queries) UsageTotalsFromDaily(ctx context.Context, arg UsageTotalsFromDailyParams) ([]UsageTotalsFromDailyRow, error) {
-	rows, err := q.db.QueryContext(ctx, usageTotalsFromDaily,
-		arg.GroupBy,
-		arg.KeyID,
-		arg.FromDay,
-		arg.ToDay,
+// UsageTotalsByKeyFromRollups sums every key's usage per key over a range
+// cut into parts (see sqlstore.keyParts): whole UTC months from the
+// monthly rollup, whole days from the rollup per upstream added (plus_*)
+// or subtracted from their month (minus_*), and the records of the
+// partial days at the ends, added (rec*) or subtracted from their day
+// (rec_minus*). An empty part has equal bounds. One
+// statement reads one snapshot, so a month and the days taken from it
+// never disagree about a record written meanwhile. The rows come in no
+// order (the store sorts them): asking PostgreSQL for one makes it sort
+// to aggregate, three times slower than hashing.
+func (q *Queries) UsageTotalsByKeyFromRollups(ctx context.Context, arg UsageTotalsByKeyFromRollupsParams) ([]UsageTotalsByKeyFromRollupsRow, error) {
+	rows, err := q.db.QueryContext(ctx, usageTotalsByKeyFromRollups,
+		arg.FromMonth,
+		arg.ToMonth,
+		arg.Plus1From,
+		arg.Plus1To,
+		arg.Plus2From,
+		arg.Plus2To,
+		arg.Minus1From,
+		arg.Minus1To,
+		arg.Minus2From,
+		arg.Minus2To,
+		arg.Rec1From,
+		arg.Rec1To,
+		arg.Rec2From,
+		arg.Rec2To,
+		arg.RecMinus1From,
+		arg.RecMinus1To,
+		arg.RecMinus2From,
+		arg.RecMinus2To,
 	)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
-	var items []UsageTotalsFromDailyRow
+	var items []UsageTotalsByKeyFromRollupsRow
 	for rows.Next() {
-		var i UsageTotalsFromDailyRow
+		var i UsageTotalsByKeyFromRollupsRow
 		if err := rows.Scan(
 			&i.Grp,
+			&i.KeyName,
 			&i.Requests,
 			&i.InputTokens,
 			&i.OutputTokens,
@@ -1032,6 +1711,417 @@ func (q *Queries) UsageTotalsFromDaily(ctx context.Context, arg UsageTotalsFromD
 			&i.CostCacheRead,
 			&i.CostWebSearch,
 			&i.CostWebFetch,
+			&i.CostCacheSaved,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Close(); err != nil {
+		return nil, err
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
+const usageTotalsByUpstreamFromDailyByKey = `-- name: UsageTotalsByUpstreamFromDailyByKey :many
+SELECT
+    CAST(upstream AS TEXT) AS grp,
+    CAST('' AS TEXT) AS key_name,
+    CAST(sum(requests) AS INTEGER) AS requests,
+    CAST(sum(input_tokens) AS INTEGER) AS input_tokens,
+    CAST(sum(output_tokens) AS INTEGER) AS output_tokens,
+    CAST(sum(cache_creation_input_tokens) AS INTEGER) AS cache_creation_input_tokens,
+    CAST(sum(cache_read_input_tokens) AS INTEGER) AS cache_read_input_tokens,
+    CAST(sum(cache_creation_5m_tokens) AS INTEGER) AS cache_creation_5m_tokens,
+    CAST(sum(cache_creation_1h_tokens) AS INTEGER) AS cache_creation_1h_tokens,
+    CAST(sum(cost_total) AS INTEGER) AS cost_total,
+    CAST(sum(cost_input) AS INTEGER) AS cost_input,
+    CAST(sum(cost_output) AS INTEGER) AS cost_output,
+    CAST(sum(cost_cache_write_5m) AS INTEGER) AS cost_cache_write_5m,
+    CAST(sum(cost_cache_write_1h) AS INTEGER) AS cost_cache_write_1h,
+    CAST(sum(cost_cache_read) AS INTEGER) AS cost_cache_read,
+    CAST(sum(cost_web_search) AS INTEGER) AS cost_web_search,
+    CAST(sum(cost_web_fetch) AS INTEGER) AS cost_web_fetch,
+    CAST(sum(cost_cache_saved) AS INTEGER) AS cost_cache_saved
+FROM usage_daily_upstream
+WHERE key_id = ?1
+  AND (CAST(?2 AS TEXT) IS NULL OR day >= ?2)
+  AND (CAST(?3 AS TEXT) IS NULL OR day < ?3)
+GROUP BY 1
+ORDER BY 1
+`
+
+type UsageTotalsByUpstreamFromDailyByKeyParams struct {
+	KeyID   uuid.UUID
+	FromDay *string
+	ToDay   *string
+}
+
+type UsageTotalsByUpstreamFromDailyByKeyRow struct {
+	Grp                      string
+	KeyName                  string
+	Requests                 int64
+	InputTokens              int64
+	OutputTokens             int64
+	CacheCreationInputTokens int64
+	CacheReadInputTokens     int64
+	CacheCreation5mTokens    int64
+	CacheCreation1hTokens    int64
+	CostTotal                int64
+	CostInput                int64
+	CostOutput               int64
+	CostCacheWrite5m         int64
+	CostCacheWrite1h         int64
+	CostCacheRead            int64
+	CostWebSearch            int64
+	CostWebFetch             int64
+	CostCacheSaved           int64
+}
+
+// UsageTotalsByUpstreamFromDailyByKey reads usage_daily_upstream_key_idx.
+func (q *Queries) UsageTotalsByUpstreamFromDailyByKey(ctx context.Context, arg UsageTotalsByUpstreamFromDailyByKeyParams) ([]UsageTotalsByUpstreamFromDailyByKeyRow, error) {
+	rows, err := q.db.QueryContext(ctx, usageTotalsByUpstreamFromDailyByKey, arg.KeyID, arg.FromDay, arg.ToDay)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []UsageTotalsByUpstreamFromDailyByKeyRow
+	for rows.Next() {
+		var i UsageTotalsByUpstreamFromDailyByKeyRow
+		if err := rows.Scan(
+			&i.Grp,
+			&i.KeyName,
+			&i.Requests,
+			&i.InputTokens,
+			&i.OutputTokens,
+			&i.CacheCreationInputTokens,
+			&i.CacheReadInputTokens,
+			&i.CacheCreation5mTokens,
+			&i.CacheCreation1hTokens,
+			&i.CostTotal,
+			&i.CostInput,
+			&i.CostOutput,
+			&i.CostCacheWrite5m,
+			&i.CostCacheWrite1h,
+			&i.CostCacheRead,
+			&i.CostWebSearch,
+			&i.CostWebFetch,
+			&i.CostCacheSaved,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Close(); err != nil {
+		return nil, err
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
+const usageTotalsFromDailyByKey = `-- name: UsageTotalsFromDailyByKey :many
+SELECT t.grp, CAST(coalesce(k.name, '') AS TEXT) AS key_name, t.requests,
+    t.input_tokens, t.output_tokens, t.cache_creation_input_tokens, t.cache_read_input_tokens,
+    t.cache_creation_5m_tokens, t.cache_creation_1h_tokens,
+    t.cost_total, t.cost_input, t.cost_output, t.cost_cache_write_5m, t.cost_cache_write_1h,
+    t.cost_cache_read, t.cost_web_search, t.cost_web_fetch, t.cost_cache_saved
+FROM (
+    SELECT
+        CAST(CASE CAST(?1 AS TEXT)
+            WHEN 'key' THEN key_id
+            WHEN 'day' THEN day
+            WHEN 'model' THEN model
+            ELSE ''
+        END AS TEXT) AS grp,
+        CAST(sum(requests) AS INTEGER) AS requests,
+        CAST(sum(input_tokens) AS INTEGER) AS input_tokens,
+        CAST(sum(output_tokens) AS INTEGER) AS output_tokens,
+        CAST(sum(cache_creation_input_tokens) AS INTEGER) AS cache_creation_input_tokens,
+        CAST(sum(cache_read_input_tokens) AS INTEGER) AS cache_read_input_tokens,
+        CAST(sum(cache_creation_5m_tokens) AS INTEGER) AS cache_creation_5m_tokens,
+        CAST(sum(cache_creation_1h_tokens) AS INTEGER) AS cache_creation_1h_tokens,
+        CAST(sum(cost_total) AS INTEGER) AS cost_total,
+        CAST(sum(cost_input) AS INTEGER) AS cost_input,
+        CAST(sum(cost_output) AS INTEGER) AS cost_output,
+        CAST(sum(cost_cache_write_5m) AS INTEGER) AS cost_cache_write_5m,
+        CAST(sum(cost_cache_write_1h) AS INTEGER) AS cost_cache_write_1h,
+        CAST(sum(cost_cache_read) AS INTEGER) AS cost_cache_read,
+        CAST(sum(cost_web_search) AS INTEGER) AS cost_web_search,
+        CAST(sum(cost_web_fetch) AS INTEGER) AS cost_web_fetch,
+        CAST(sum(cost_cache_saved) AS INTEGER) AS cost_cache_saved
+    FROM usage_daily
+    WHERE key_id = ?2
+      AND (CAST(?3 AS TEXT) IS NULL OR day >= ?3)
+      AND (CAST(?4 AS TEXT) IS NULL OR day < ?4)
+    GROUP BY 1
+) AS t
+LEFT JOIN api_keys AS k ON CAST(?1 AS TEXT) = 'key' AND k.id = t.grp
+ORDER BY t.grp
+`
+
+type UsageTotalsFromDailyByKeyParams struct {
+	GroupBy string
+	KeyID   uuid.UUID
+	FromDay *string
+	ToDay   *string
+}
+
+type UsageTotalsFromDailyByKeyRow struct {
+	Grp                      string
+	KeyName                  string
+	Requests                 int64
+	InputTokens              int64
+	OutputTokens             int64
+	CacheCreationInputTokens int64
+	CacheReadInputTokens     int64
+	CacheCreation5mTokens    int64
+	CacheCreation1hTokens    int64
+	CostTotal                int64
+	CostInput                int64
+	CostOutput               int64
+	CostCacheWrite5m         int64
+	CostCacheWrite1h         int64
+	CostCacheRead            int64
+	CostWebSearch            int64
+	CostWebFetch             int64
+	CostCacheSaved           int64
+}
+
+// UsageTotalsFromDailyByKey reads the rollup's primary key.
+func (q *Queries) UsageTotalsFromDailyByKey(ctx context.Context, arg UsageTotalsFromDailyByKeyParams) ([]UsageTotalsFromDailyByKeyRow, error) {
+	rows, err := q.db.QueryContext(ctx, usageTotalsFromDailyByKey,
+		arg.GroupBy,
+		arg.KeyID,
+		arg.FromDay,
+		arg.ToDay,
+	)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []UsageTotalsFromDailyByKeyRow
+	for rows.Next() {
+		var i UsageTotalsFromDailyByKeyRow
+		if err := rows.Scan(
+			&i.Grp,
+			&i.KeyName,
+			&i.Requests,
+			&i.InputTokens,
+			&i.OutputTokens,
+			&i.CacheCreationInputTokens,
+			&i.CacheReadInputTokens,
+			&i.CacheCreation5mTokens,
+			&i.CacheCreation1hTokens,
+			&i.CostTotal,
+			&i.CostInput,
+			&i.CostOutput,
+			&i.CostCacheWrite5m,
+			&i.CostCacheWrite1h,
+			&i.CostCacheRead,
+			&i.CostWebSearch,
+			&i.CostWebFetch,
+			&i.CostCacheSaved,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Close(); err != nil {
+		return nil, err
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
+const usageTotalsFromDailyGlobal = `-- name: UsageTotalsFromDailyGlobal :many
+SELECT
+    CAST(CASE WHEN CAST(?1 AS TEXT) = 'model' THEN model ELSE upstream END AS TEXT) AS grp,
+    CAST('' AS TEXT) AS key_name,
+    CAST(sum(requests) AS INTEGER) AS requests,
+    CAST(sum(input_tokens) AS INTEGER) AS input_tokens,
+    CAST(sum(output_tokens) AS INTEGER) AS output_tokens,
+    CAST(sum(cache_creation_input_tokens) AS INTEGER) AS cache_creation_input_tokens,
+    CAST(sum(cache_read_input_tokens) AS INTEGER) AS cache_read_input_tokens,
+    CAST(sum(cache_creation_5m_tokens) AS INTEGER) AS cache_creation_5m_tokens,
+    CAST(sum(cache_creation_1h_tokens) AS INTEGER) AS cache_creation_1h_tokens,
+    CAST(sum(cost_total) AS INTEGER) AS cost_total,
+    CAST(sum(cost_input) AS INTEGER) AS cost_input,
+    CAST(sum(cost_output) AS INTEGER) AS cost_output,
+    CAST(sum(cost_cache_write_5m) AS INTEGER) AS cost_cache_write_5m,
+    CAST(sum(cost_cache_write_1h) AS INTEGER) AS cost_cache_write_1h,
+    CAST(sum(cost_cache_read) AS INTEGER) AS cost_cache_read,
+    CAST(sum(cost_web_search) AS INTEGER) AS cost_web_search,
+    CAST(sum(cost_web_fetch) AS INTEGER) AS cost_web_fetch,
+    CAST(sum(cost_cache_saved) AS INTEGER) AS cost_cache_saved
+FROM usage_daily_global
+WHERE (CAST(?2 AS TEXT) IS NULL OR day >= ?2)
+  AND (CAST(?3 AS TEXT) IS NULL OR day < ?3)
+GROUP BY 1
+ORDER BY 1
+`
+
+type UsageTotalsFromDailyGlobalParams struct {
+	GroupBy string
+	FromDay *string
+	ToDay   *string
+}
+
+type UsageTotalsFromDailyGlobalRow struct {
+	Grp                      string
+	KeyName                  string
+	Requests                 int64
+	InputTokens              int64
+	OutputTokens             int64
+	CacheCreationInputTokens int64
+	CacheReadInputTokens     int64
+	CacheCreation5mTokens    int64
+	CacheCreation1hTokens    int64
+	CostTotal                int64
+	CostInput                int64
+	CostOutput               int64
+	CostCacheWrite5m         int64
+	CostCacheWrite1h         int64
+	CostCacheRead            int64
+	CostWebSearch            int64
+	CostWebFetch             int64
+	CostCacheSaved           int64
+}
+
+// UsageTotalsFromDailyGlobal sums whole UTC days of every key per model or
+// upstream from the global daily rollup; either bound may be open.
+func (q *Queries) UsageTotalsFromDailyGlobal(ctx context.Context, arg UsageTotalsFromDailyGlobalParams) ([]UsageTotalsFromDailyGlobalRow, error) {
+	rows, err := q.db.QueryContext(ctx, usageTotalsFromDailyGlobal, arg.GroupBy, arg.FromDay, arg.ToDay)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []UsageTotalsFromDailyGlobalRow
+	for rows.Next() {
+		var i UsageTotalsFromDailyGlobalRow
+		if err := rows.Scan(
+			&i.Grp,
+			&i.KeyName,
+			&i.Requests,
+			&i.InputTokens,
+			&i.OutputTokens,
+			&i.CacheCreationInputTokens,
+			&i.CacheReadInputTokens,
+			&i.CacheCreation5mTokens,
+			&i.CacheCreation1hTokens,
+			&i.CostTotal,
+			&i.CostInput,
+			&i.CostOutput,
+			&i.CostCacheWrite5m,
+			&i.CostCacheWrite1h,
+			&i.CostCacheRead,
+			&i.CostWebSearch,
+			&i.CostWebFetch,
+			&i.CostCacheSaved,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Close(); err != nil {
+		return nil, err
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
+const usageTotalsFromHourly = `-- name: UsageTotalsFromHourly :many
+SELECT
+    CAST(CASE WHEN CAST(?1 AS TEXT) = 'day' THEN strftime('%Y-%m-%d', hour / 1000000, 'unixepoch') ELSE '' END AS TEXT) AS grp,
+    CAST('' AS TEXT) AS key_name,
+    CAST(sum(requests) AS INTEGER) AS requests,
+    CAST(sum(input_tokens) AS INTEGER) AS input_tokens,
+    CAST(sum(output_tokens) AS INTEGER) AS output_tokens,
+    CAST(sum(cache_creation_input_tokens) AS INTEGER) AS cache_creation_input_tokens,
+    CAST(sum(cache_read_input_tokens) AS INTEGER) AS cache_read_input_tokens,
+    CAST(sum(cache_creation_5m_tokens) AS INTEGER) AS cache_creation_5m_tokens,
+    CAST(sum(cache_creation_1h_tokens) AS INTEGER) AS cache_creation_1h_tokens,
+    CAST(sum(cost_total) AS INTEGER) AS cost_total,
+    CAST(sum(cost_input) AS INTEGER) AS cost_input,
+    CAST(sum(cost_output) AS INTEGER) AS cost_output,
+    CAST(sum(cost_cache_write_5m) AS INTEGER) AS cost_cache_write_5m,
+    CAST(sum(cost_cache_write_1h) AS INTEGER) AS cost_cache_write_1h,
+    CAST(sum(cost_cache_read) AS INTEGER) AS cost_cache_read,
+    CAST(sum(cost_web_search) AS INTEGER) AS cost_web_search,
+    CAST(sum(cost_web_fetch) AS INTEGER) AS cost_web_fetch,
+    CAST(sum(cost_cache_saved) AS INTEGER) AS cost_cache_saved
+FROM usage_hourly
+WHERE (CAST(?2 AS TIMESTAMP) IS NULL OR hour >= ?2)
+  AND (CAST(?3 AS TIMESTAMP) IS NULL OR hour < ?3)
+GROUP BY 1
+ORDER BY 1
+`
+
+type UsageTotalsFromHourlyParams struct {
+	GroupBy  string
+	FromHour *sqlstore.Time
+	ToHour   *sqlstore.Time
+}
+
+type UsageTotalsFromHourlyRow struct {
+	Grp                      string
+	KeyName                  string
+	Requests                 int64
+	InputTokens              int64
+	OutputTokens             int64
+	CacheCreationInputTokens int64
+	CacheReadInputTokens     int64
+	CacheCreation5mTokens    int64
+	CacheCreation1hTokens    int64
+	CostTotal                int64
+	CostInput                int64
+	CostOutput               int64
+	CostCacheWrite5m         int64
+	CostCacheWrite1h         int64
+	CostCacheRead            int64
+	CostWebSearch            int64
+	CostWebFetch             int64
+	CostCacheSaved           int64
+}
+
+// UsageTotalsFromHourly sums whole hours of every key from the hourly
+// rollup, not grouped or grouped by day; either bound may be open.
+func (q *Queries) UsageTotalsFromHourly(ctx context.Context, arg UsageTotalsFromHourlyParams) ([]UsageTotalsFromHourlyRow, error) {
+	rows, err := q.db.QueryContext(ctx, usageTotalsFromHourly, arg.GroupBy, arg.FromHour, arg.ToHour)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []UsageTotalsFromHourlyRow
+	for rows.Next() {
+		var i UsageTotalsFromHourlyRow
+		if err := rows.Scan(
+			&i.Grp,
+			&i.KeyName,
+			&i.Requests,
+			&i.InputTokens,
+			&i.OutputTokens,
+			&i.CacheCreationInputTokens,
+			&i.CacheReadInputTokens,
+			&i.CacheCreation5mTokens,
+			&i.CacheCreation1hTokens,
+			&i.CostTotal,
+			&i.CostInput,
+			&i.CostOutput,
+			&i.CostCacheWrite5m,
+			&i.CostCacheWrite1h,
+			&i.CostCacheRead,
+			&i.CostWebSearch,
+			&i.CostWebFetch,
+			&i.CostCacheSaved,
 		); err != nil {
 			return nil, err
 		}
@@ -1047,46 +2137,54 @@ func (q *Queries) UsageTotalsFromDaily(ctx context.Context, arg UsageTotalsFromD
 }
 
 const usageTotalsFromRecords = `-- name: UsageTotalsFromRecords :many
-SELECT
-    CAST(CASE CAST(?1 AS TEXT)
-        WHEN 'key' THEN key_id
-        WHEN 'day' THEN strftime('%Y-%m-%d', created_at / 1000000, 'unixepoch')
-        WHEN 'model' THEN model
-        WHEN 'upstream' THEN upstream
-        ELSE ''
-    END AS TEXT) AS grp,
-    CAST(count(*) AS INTEGER) AS requests,
-    CAST(sum(input_tokens) AS INTEGER) AS input_tokens,
-    CAST(sum(output_tokens) AS INTEGER) AS output_tokens,
-    CAST(sum(cache_creation_input_tokens) AS INTEGER) AS cache_creation_input_tokens,
-    CAST(sum(cache_read_input_tokens) AS INTEGER) AS cache_read_input_tokens,
-    CAST(sum(cache_creation_5m_tokens) AS INTEGER) AS cache_creation_5m_tokens,
-    CAST(sum(cache_creation_1h_tokens) AS INTEGER) AS cache_creation_1h_tokens,
-    CAST(sum(cost_total) AS INTEGER) AS cost_total,
-    CAST(sum(cost_input) AS INTEGER) AS cost_input,
-    CAST(sum(cost_output) AS INTEGER) AS cost_output,
-    CAST(sum(cost_cache_write_5m) AS INTEGER) AS cost_cache_write_5m,
-    CAST(sum(cost_cache_write_1h) AS INTEGER) AS cost_cache_write_1h,
-    CAST(sum(cost_cache_read) AS INTEGER) AS cost_cache_read,
-    CAST(sum(cost_web_search) AS INTEGER) AS cost_web_search,
-    CAST(sum(cost_web_fetch) AS INTEGER) AS cost_web_fetch
-FROM usage_records
-WHERE (CAST(?2 AS UUID) IS NULL OR key_id = ?2)
-  AND (CAST(?3 AS TIMESTAMP) IS NULL OR created_at >= ?3)
-  AND (CAST(?4 AS TIMESTAMP) IS NULL OR created_at < ?4)
-GROUP BY 1
-ORDER BY 1
+SELECT t.grp, CAST(coalesce(k.name, '') AS TEXT) AS key_name, t.requests,
+    t.input_tokens, t.output_tokens, t.cache_creation_input_tokens, t.cache_read_input_tokens,
+    t.cache_creation_5m_tokens, t.cache_creation_1h_tokens,
+    t.cost_total, t.cost_input, t.cost_output, t.cost_cache_write_5m, t.cost_cache_write_1h,
+    t.cost_cache_read, t.cost_web_search, t.cost_web_fetch, t.cost_cache_saved
+FROM (
+    SELECT
+        CAST(CASE CAST(?1 AS TEXT)
+            WHEN 'key' THEN key_id
+            WHEN 'day' THEN strftime('%Y-%m-%d', created_at / 1000000, 'unixepoch')
+            WHEN 'model' THEN model
+            WHEN 'upstream' THEN upstream
+            ELSE ''
+        END AS TEXT) AS grp,
+        CAST(count(*) AS INTEGER) AS requests,
+        CAST(sum(input_tokens) AS INTEGER) AS input_tokens,
+        CAST(sum(output_tokens) AS INTEGER) AS output_tokens,
+        CAST(sum(cache_creation_input_tokens) AS INTEGER) AS cache_creation_input_tokens,
+        CAST(sum(cache_read_input_tokens) AS INTEGER) AS cache_read_input_tokens,
+        CAST(sum(cache_creation_5m_tokens) AS INTEGER) AS cache_creation_5m_tokens,
+        CAST(sum(cache_creation_1h_tokens) AS INTEGER) AS cache_creation_1h_tokens,
+        CAST(sum(cost_total) AS INTEGER) AS cost_total,
+        CAST(sum(cost_input) AS INTEGER) AS cost_input,
+        CAST(sum(cost_output) AS INTEGER) AS cost_output,
+        CAST(sum(cost_cache_write_5m) AS INTEGER) AS cost_cache_write_5m,
+        CAST(sum(cost_cache_write_1h) AS INTEGER) AS cost_cache_write_1h,
+        CAST(sum(cost_cache_read) AS INTEGER) AS cost_cache_read,
+        CAST(sum(cost_web_search) AS INTEGER) AS cost_web_search,
+        CAST(sum(cost_web_fetch) AS INTEGER) AS cost_web_fetch,
+        CAST(sum(cost_cache_saved) AS INTEGER) AS cost_cache_saved
+    FROM usage_records
+    WHERE created_at >= CAST(?2 AS TIMESTAMP)
+      AND created_at < CAST(?3 AS TIMESTAMP)
+    GROUP BY 1
+) AS t
+LEFT JOIN api_keys AS k ON CAST(?1 AS TEXT) = 'key' AND k.id = t.grp
+ORDER BY t.grp
 `
 
 type UsageTotalsFromRecordsParams struct {
 	GroupBy  string
-	KeyID    *uuid.UUID
-	FromTime *sqlstore.Time
-	ToTime   *sqlstore.Time
+	FromTime sqlstore.Time
+	ToTime   sqlstore.Time
 }
 
 type UsageTotalsFromRecordsRow struct {
 	Grp                      string
+	KeyName                  string
 	Requests                 int64
 	InputTokens              int64
 	OutputTokens             int64
@@ -1102,17 +2200,22 @@ type UsageTotalsFromRecordsRow struct {
 	CostCacheRead            int64
 	CostWebSearch            int64
 	CostWebFetch             int64
+	CostCacheSaved           int64
 }
 
-// UsageTotalsFromRecords sums raw records; used when the range is not
-// day-aligned, and for the upstream grouping (the rollup has no upstream).
+// The totals queries sum usage over a range, grouped by key, day, model
+// or upstream (or not at all), each group with its key's name when grouped
+// by key (a deleted key's too: keys are never removed), joined to the few
+// groups rather than to every row. Each has a variant for one key, with
+// the key as a plain equality that names the index to read by (SQLite
+// plans a statement once and cannot use an index for `x IS NULL OR ...`).
+// The store adds up what they return (sqlstore.Store.UsageTotals).
+//
+// UsageTotalsFromRecords sums the records of a range bound at both ends
+// (the partial days at the ends of a longer range, or a range without a
+// whole day), a range of usage_records_time_idx.
 func (q *Queries) UsageTotalsFromRecords(ctx context.Context, arg UsageTotalsFromRecordsParams) ([]UsageTotalsFromRecordsRow, error) {
-	rows, err := q.db.QueryContext(ctx, usageTotalsFromRecords,
-		arg.GroupBy,
-		arg.KeyID,
-		arg.FromTime,
-		arg.ToTime,
-	)
+	rows, err := q.db.QueryContext(ctx, usageTotalsFromRecords, arg.GroupBy, arg.FromTime, arg.ToTime)
 	if err != nil {
 		return nil, err
 	}
@@ -1122,6 +2225,7 @@ func (q *Queries) UsageTotalsFromRecords(ctx context.Context, arg UsageTotalsFro
 		var i UsageTotalsFromRecordsRow
 		if err := rows.Scan(
 			&i.Grp,
+			&i.KeyName,
 			&i.Requests,
 			&i.InputTokens,
 			&i.OutputTokens,
@@ -1137,6 +2241,7 @@ func (q *Queries) UsageTotalsFromRecords(ctx context.Context, arg UsageTotalsFro
 			&i.CostCacheRead,
 			&i.CostWebSearch,
 			&i.CostWebFetch,
+			&i.CostCacheSaved,
 		); err != nil {
 			return nil, err
 		}
@@ -1151,47 +2256,57 @@ func (q *Queries) UsageTotalsFromRecords(ctx context.Context, arg UsageTotalsFro
 	return items, nil
 }
 
-const usageTotalsFromRecordsInRange = `-- name: UsageTotalsFromRecordsInRange :many
-SELECT
-    CAST(CASE CAST(?1 AS TEXT)
-        WHEN 'key' THEN key_id
-        WHEN 'day' THEN strftime('%Y-%m-%d', created_at / 1000000, 'unixepoch')
-        WHEN 'model' THEN model
-        WHEN 'upstream' THEN upstream
-        ELSE ''
-    END AS TEXT) AS grp,
-    CAST(count(*) AS INTEGER) AS requests,
-    CAST(sum(input_tokens) AS INTEGER) AS input_tokens,
-    CAST(sum(output_tokens) AS INTEGER) AS output_tokens,
-    CAST(sum(cache_creation_input_tokens) AS INTEGER) AS cache_creation_input_tokens,
-    CAST(sum(cache_read_input_tokens) AS INTEGER) AS cache_read_input_tokens,
-    CAST(sum(cache_creation_5m_tokens) AS INTEGER) AS cache_creation_5m_tokens,
-    CAST(sum(cache_creation_1h_tokens) AS INTEGER) AS cache_creation_1h_tokens,
-    CAST(sum(cost_total) AS INTEGER) AS cost_total,
-    CAST(sum(cost_input) AS INTEGER) AS cost_input,
-    CAST(sum(cost_output) AS INTEGER) AS cost_output,
-    CAST(sum(cost_cache_write_5m) AS INTEGER) AS cost_cache_write_5m,
-    CAST(sum(cost_cache_write_1h) AS INTEGER) AS cost_cache_write_1h,
-    CAST(sum(cost_cache_read) AS INTEGER) AS cost_cache_read,
-    CAST(sum(cost_web_search) AS INTEGER) AS cost_web_search,
-    CAST(sum(cost_web_fetch) AS INTEGER) AS cost_web_fetch
-FROM usage_records
-WHERE (CAST(?2 AS UUID) IS NULL OR key_id = ?2)
-  AND created_at >= CAST(?3 AS TIMESTAMP)
-  AND created_at < CAST(?4 AS TIMESTAMP)
-GROUP BY 1
-ORDER BY 1
+const usageTotalsFromRecordsByKey = `-- name: UsageTotalsFromRecordsByKey :many
+SELECT t.grp, CAST(coalesce(k.name, '') AS TEXT) AS key_name, t.requests,
+    t.input_tokens, t.output_tokens, t.cache_creation_input_tokens, t.cache_read_input_tokens,
+    t.cache_creation_5m_tokens, t.cache_creation_1h_tokens,
+    t.cost_total, t.cost_input, t.cost_output, t.cost_cache_write_5m, t.cost_cache_write_1h,
+    t.cost_cache_read, t.cost_web_search, t.cost_web_fetch, t.cost_cache_saved
+FROM (
+    SELECT
+        CAST(CASE CAST(?1 AS TEXT)
+            WHEN 'key' THEN key_id
+            WHEN 'day' THEN strftime('%Y-%m-%d', created_at / 1000000, 'unixepoch')
+            WHEN 'model' THEN model
+            WHEN 'upstream' THEN upstream
+            ELSE ''
+        END AS TEXT) AS grp,
+        CAST(count(*) AS INTEGER) AS requests,
+        CAST(sum(input_tokens) AS INTEGER) AS input_tokens,
+        CAST(sum(output_tokens) AS INTEGER) AS output_tokens,
+        CAST(sum(cache_creation_input_tokens) AS INTEGER) AS cache_creation_input_tokens,
+        CAST(sum(cache_read_input_tokens) AS INTEGER) AS cache_read_input_tokens,
+        CAST(sum(cache_creation_5m_tokens) AS INTEGER) AS cache_creation_5m_tokens,
+        CAST(sum(cache_creation_1h_tokens) AS INTEGER) AS cache_creation_1h_tokens,
+        CAST(sum(cost_total) AS INTEGER) AS cost_total,
+        CAST(sum(cost_input) AS INTEGER) AS cost_input,
+        CAST(sum(cost_output) AS INTEGER) AS cost_output,
+        CAST(sum(cost_cache_write_5m) AS INTEGER) AS cost_cache_write_5m,
+        CAST(sum(cost_cache_write_1h) AS INTEGER) AS cost_cache_write_1h,
+        CAST(sum(cost_cache_read) AS INTEGER) AS cost_cache_read,
+        CAST(sum(cost_web_search) AS INTEGER) AS cost_web_search,
+        CAST(sum(cost_web_fetch) AS INTEGER) AS cost_web_fetch,
+        CAST(sum(cost_cache_saved) AS INTEGER) AS cost_cache_saved
+    FROM usage_records
+    WHERE key_id = ?2
+      AND created_at >= CAST(?3 AS TIMESTAMP)
+      AND created_at < CAST(?4 AS TIMESTAMP)
+    GROUP BY 1
+) AS t
+LEFT JOIN api_keys AS k ON CAST(?1 AS TEXT) = 'key' AND k.id = t.grp
+ORDER BY t.grp
 `
 
-type UsageTotalsFromRecordsInRangeParams struct {
+type UsageTotalsFromRecordsByKeyParams struct {
 	GroupBy  string
-	KeyID    *uuid.UUID
+	KeyID    uuid.UUID
 	FromTime sqlstore.Time
 	ToTime   sqlstore.Time
 }
 
-type UsageTotalsFromRecordsInRangeRow struct {
+type UsageTotalsFromRecordsByKeyRow struct {
 	Grp                      string
+	KeyName                  string
 	Requests                 int64
 	InputTokens              int64
 	OutputTokens             int64
@@ -1207,14 +2322,12 @@ type UsageTotalsFromRecordsInRangeRow struct {
 	CostCacheRead            int64
 	CostWebSearch            int64
 	CostWebFetch             int64
+	CostCacheSaved           int64
 }
 
-// UsageTotalsFromRecordsInRange is UsageTotalsFromRecords over a range
-// bound at both ends, written as plain comparisons so that the range is
-// one of usage_records_time_idx (a short range, such as the last 24 hours,
-// then reads only its own records).
-func (q *Queries) UsageTotalsFromRecordsInRange(ctx context.Context, arg UsageTotalsFromRecordsInRangeParams) ([]UsageTotalsFromRecordsInRangeRow, error) {
-	rows, err := q.db.QueryContext(ctx, usageTotalsFromRecordsInRange,
+// UsageTotalsFromRecordsByKey reads usage_records_key_time_idx.
+func (q *Queries) UsageTotalsFromRecordsByKey(ctx context.Context, arg UsageTotalsFromRecordsByKeyParams) ([]UsageTotalsFromRecordsByKeyRow, error) {
+	rows, err := q.db.QueryContext(ctx, usageTotalsFromRecordsByKey,
 		arg.GroupBy,
 		arg.KeyID,
 		arg.FromTime,
@@ -1224,11 +2337,12 @@ func (q *Queries) UsageTotalsFromRecordsInRange(ctx context.Context, arg UsageTo
 		return nil, err
 	}
 	defer rows.Close()
-	var items []UsageTotalsFromRecordsInRangeRow
+	var items []UsageTotalsFromRecordsByKeyRow
 	for rows.Next() {
-		var i UsageTotalsFromRecordsInRangeRow
+		var i UsageTotalsFromRecordsByKeyRow
 		if err := rows.Scan(
 			&i.Grp,
+			&i.KeyName,
 			&i.Requests,
 			&i.InputTokens,
 			&i.OutputTokens,
@@ -1244,6 +2358,7 @@ func (q *Queries) UsageTotalsFromRecordsInRange(ctx context.Context, arg UsageTo
 			&i.CostCacheRead,
 			&i.CostWebSearch,
 			&i.CostWebFetch,
+			&i.CostCacheSaved,
 		); err != nil {
 			return nil, err
 		}
