@@ -67,6 +67,60 @@ func (e BudgetWindow) Valid() bool {
 	}
 }
 
+// Defines values for BulkKeyResultResult.
+const (
+	NotFound BulkKeyResultResult = "not_found"
+	Ok       BulkKeyResultResult = "ok"
+)
+
+// Valid indicates whether the value is a known member of the BulkKeyResultResult enum.
+func (e BulkKeyResultResult) Valid() bool {
+	switch e {
+	case NotFound:
+		return true
+	case Ok:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for BulkKeysRequestAction.
+const (
+	BulkKeysRequestActionDisable BulkKeysRequestAction = "disable"
+	BulkKeysRequestActionEnable  BulkKeysRequestAction = "enable"
+)
+
+// Valid indicates whether the value is a known member of the BulkKeysRequestAction enum.
+func (e BulkKeysRequestAction) Valid() bool {
+	switch e {
+	case BulkKeysRequestActionDisable:
+		return true
+	case BulkKeysRequestActionEnable:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for BulkKeysResultAction.
+const (
+	BulkKeysResultActionDisable BulkKeysResultAction = "disable"
+	BulkKeysResultActionEnable  BulkKeysResultAction = "enable"
+)
+
+// Valid indicates whether the value is a known member of the BulkKeysResultAction enum.
+func (e BulkKeysResultAction) Valid() bool {
+	switch e {
+	case BulkKeysResultActionDisable:
+		return true
+	case BulkKeysResultActionEnable:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for ErrorType.
 const (
 	ErrorTypeError ErrorType = "error"
@@ -163,6 +217,24 @@ func (e UpstreamModelStateState) Valid() bool {
 	}
 }
 
+// Defines values for UsageSeriesStep.
+const (
+	UsageSeriesStepDay  UsageSeriesStep = "day"
+	UsageSeriesStepHour UsageSeriesStep = "hour"
+)
+
+// Valid indicates whether the value is a known member of the UsageSeriesStep enum.
+func (e UsageSeriesStep) Valid() bool {
+	switch e {
+	case UsageSeriesStepDay:
+		return true
+	case UsageSeriesStepHour:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for AdminUsageParamsGroupBy.
 const (
 	AdminUsageParamsGroupByDay      AdminUsageParamsGroupBy = "day"
@@ -181,6 +253,24 @@ func (e AdminUsageParamsGroupBy) Valid() bool {
 	case AdminUsageParamsGroupByModel:
 		return true
 	case AdminUsageParamsGroupByUpstream:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for AdminUsageSeriesParamsStep.
+const (
+	AdminUsageSeriesParamsStepDay  AdminUsageSeriesParamsStep = "day"
+	AdminUsageSeriesParamsStepHour AdminUsageSeriesParamsStep = "hour"
+)
+
+// Valid indicates whether the value is a known member of the AdminUsageSeriesParamsStep enum.
+func (e AdminUsageSeriesParamsStep) Valid() bool {
+	switch e {
+	case AdminUsageSeriesParamsStepDay:
+		return true
+	case AdminUsageSeriesParamsStepHour:
 		return true
 	default:
 		return false
@@ -207,10 +297,13 @@ type APIKey struct {
 	IsActive    bool               `json:"is_active"`
 
 	// KeyPrefix The start of the key, safe to display, e.g. `sk-proxy-AbC1…`.
-	KeyPrefix     string     `json:"key_prefix"`
-	LastUsedAt    *time.Time `json:"last_used_at"`
-	Name          string     `json:"name"`
-	RateLimitTier string     `json:"rate_limit_tier"`
+	KeyPrefix  string     `json:"key_prefix"`
+	LastUsedAt *time.Time `json:"last_used_at"`
+	Name       string     `json:"name"`
+
+	// Quota Only in `GET /admin/api-keys`: the key's quota view now; absent there too when its live ledgers could not be read (the key's other fields still stand).
+	Quota         *KeyQuotaView `json:"quota,omitempty"`
+	RateLimitTier string        `json:"rate_limit_tier"`
 
 	// TokenLimit Total tokens the key may use; null = unlimited.
 	TokenLimit *int64 `json:"token_limit"`
@@ -279,6 +372,43 @@ type BudgetStatus struct {
 
 // BudgetWindow `5h` is rolling (5-minute steps); `day`, `week` (from Monday) and `month` are calendar windows in the budget's time zone; `total` never resets.
 type BudgetWindow string
+
+// BulkKeyResult defines model for BulkKeyResult.
+type BulkKeyResult struct {
+	// Changed The key was changed (false when it already was in the asked state, or was not found).
+	Changed bool                `json:"changed"`
+	Id      openapi_types.UUID  `json:"id"`
+	Result  BulkKeyResultResult `json:"result"`
+}
+
+// BulkKeyResultResult defines model for BulkKeyResult.Result.
+type BulkKeyResultResult string
+
+// BulkKeysRequest defines model for BulkKeysRequest.
+type BulkKeysRequest struct {
+	Action BulkKeysRequestAction `json:"action"`
+
+	// Ids 1 to 500 key ids; a repeated id counts once.
+	Ids []openapi_types.UUID `json:"ids"`
+}
+
+// BulkKeysRequestAction defines model for BulkKeysRequest.Action.
+type BulkKeysRequestAction string
+
+// BulkKeysResult defines model for BulkKeysResult.
+type BulkKeysResult struct {
+	Action BulkKeysResultAction `json:"action"`
+
+	// NotFound How many ids name no key (or a deleted one).
+	NotFound int `json:"not_found"`
+
+	// Ok How many ids are now in the asked state.
+	Ok      int             `json:"ok"`
+	Results []BulkKeyResult `json:"results"`
+}
+
+// BulkKeysResultAction defines model for BulkKeysResult.Action.
+type BulkKeysResultAction string
 
 // ConcurrencyStatus defines model for ConcurrencyStatus.
 type ConcurrencyStatus struct {
@@ -373,10 +503,13 @@ type CreatedAPIKey struct {
 	IsActive    bool               `json:"is_active"`
 
 	// KeyPrefix The start of the key, safe to display, e.g. `sk-proxy-AbC1…`.
-	KeyPrefix     string     `json:"key_prefix"`
-	LastUsedAt    *time.Time `json:"last_used_at"`
-	Name          string     `json:"name"`
-	RateLimitTier string     `json:"rate_limit_tier"`
+	KeyPrefix  string     `json:"key_prefix"`
+	LastUsedAt *time.Time `json:"last_used_at"`
+	Name       string     `json:"name"`
+
+	// Quota Only in `GET /admin/api-keys`: the key's quota view now; absent there too when its live ledgers could not be read (the key's other fields still stand).
+	Quota         *KeyQuotaView `json:"quota,omitempty"`
+	RateLimitTier string        `json:"rate_limit_tier"`
 
 	// TokenLimit Total tokens the key may use; null = unlimited.
 	TokenLimit *int64 `json:"token_limit"`
@@ -400,6 +533,9 @@ type DailyUsage struct {
 type DayUsage struct {
 	CacheCreationInputTokens int64 `json:"cache_creation_input_tokens"`
 	CacheReadInputTokens     int64 `json:"cache_read_input_tokens"`
+
+	// CacheSavedUsd What the cache reads saved in USD, exactly: their price at the input rate of the same price card and modifiers, less what they cost (cost.cache_read). Not part of cost_usd.
+	CacheSavedUsd json.Number `json:"cache_saved_usd"`
 
 	// Cost Cost per price class in USD, exactly.
 	Cost CostBreakdown `json:"cost"`
@@ -456,11 +592,32 @@ type ExtendPricingRequest struct {
 	Version string `json:"version"`
 }
 
+// KeyQuotaView defines model for KeyQuotaView.
+type KeyQuotaView struct {
+	// Budgets The key's money budgets with what their windows hold now; empty when it has none.
+	Budgets []MoneyBudgetStatus `json:"budgets"`
+
+	// TokensRemaining null = unlimited.
+	TokensRemaining *int64 `json:"tokens_remaining"`
+
+	// TokensReserved Tokens held by requests in flight.
+	TokensReserved int64 `json:"tokens_reserved"`
+
+	// TokensUsed As in Quota, the ledger's figure when it is ahead of the stored one.
+	TokensUsed int64 `json:"tokens_used"`
+
+	// UsageRatio tokens_used / token_limit; null = unlimited.
+	UsageRatio *float64 `json:"usage_ratio"`
+}
+
 // KeyUsage defines model for KeyUsage.
 type KeyUsage struct {
 	ByModel                  []ModelUsage `json:"by_model"`
 	CacheCreationInputTokens int64        `json:"cache_creation_input_tokens"`
 	CacheReadInputTokens     int64        `json:"cache_read_input_tokens"`
+
+	// CacheSavedUsd What the cache reads saved in USD, exactly: their price at the input rate of the same price card and modifiers, less what they cost (cost.cache_read). Not part of cost_usd.
+	CacheSavedUsd json.Number `json:"cache_saved_usd"`
 
 	// Cost Cost per price class in USD, exactly.
 	Cost CostBreakdown `json:"cost"`
@@ -493,6 +650,9 @@ type LoginResponseTokenType string
 type ModelUsage struct {
 	CacheCreationInputTokens int64 `json:"cache_creation_input_tokens"`
 	CacheReadInputTokens     int64 `json:"cache_read_input_tokens"`
+
+	// CacheSavedUsd What the cache reads saved in USD, exactly: their price at the input rate of the same price card and modifiers, less what they cost (cost.cache_read). Not part of cost_usd.
+	CacheSavedUsd json.Number `json:"cache_saved_usd"`
 
 	// Cost Cost per price class in USD, exactly.
 	Cost CostBreakdown `json:"cost"`
@@ -765,9 +925,89 @@ type RepriceRequest struct {
 	To time.Time `json:"to"`
 }
 
+// SeriesPoint defines model for SeriesPoint.
+type SeriesPoint struct {
+	CacheCreationInputTokens int64 `json:"cache_creation_input_tokens"`
+	CacheReadInputTokens     int64 `json:"cache_read_input_tokens"`
+
+	// CacheSavedUsd What their cache reads saved in USD, exactly (see UsageTotals).
+	CacheSavedUsd json.Number `json:"cache_saved_usd"`
+
+	// CostUsd What the requests cost in USD, exactly.
+	CostUsd      json.Number `json:"cost_usd"`
+	InputTokens  int64       `json:"input_tokens"`
+	OutputTokens int64       `json:"output_tokens"`
+	Requests     int64       `json:"requests"`
+
+	// Start The hour's or the UTC day's start.
+	Start time.Time `json:"start"`
+
+	// Status Requests by the class of their final status. The classes add up to the requests; refused overlaps them (the requests the relay refused itself, a status of 400 or more no upstream answered, are also counted in their status's class).
+	Status      StatusCounts `json:"status"`
+	TotalTokens int64        `json:"total_tokens"`
+
+	// TtfbP50Ms Median time to first byte (estimated); null without samples.
+	TtfbP50Ms *int64 `json:"ttfb_p50_ms"`
+
+	// TtfbP95Ms 95th percentile of the time to first byte (estimated); null without samples.
+	TtfbP95Ms *int64 `json:"ttfb_p95_ms"`
+
+	// TtfbSamples The requests that had a first byte, which the percentiles are read from.
+	TtfbSamples int64 `json:"ttfb_samples"`
+}
+
+// SeriesTotals defines model for SeriesTotals.
+type SeriesTotals struct {
+	CacheCreationInputTokens int64 `json:"cache_creation_input_tokens"`
+	CacheReadInputTokens     int64 `json:"cache_read_input_tokens"`
+
+	// CacheSavedUsd What their cache reads saved in USD, exactly (see UsageTotals).
+	CacheSavedUsd json.Number `json:"cache_saved_usd"`
+
+	// CostUsd What the requests cost in USD, exactly.
+	CostUsd      json.Number `json:"cost_usd"`
+	InputTokens  int64       `json:"input_tokens"`
+	OutputTokens int64       `json:"output_tokens"`
+	Requests     int64       `json:"requests"`
+
+	// Status Requests by the class of their final status. The classes add up to the requests; refused overlaps them (the requests the relay refused itself, a status of 400 or more no upstream answered, are also counted in their status's class).
+	Status      StatusCounts `json:"status"`
+	TotalTokens int64        `json:"total_tokens"`
+
+	// TtfbP50Ms Median time to first byte (estimated); null without samples.
+	TtfbP50Ms *int64 `json:"ttfb_p50_ms"`
+
+	// TtfbP95Ms 95th percentile of the time to first byte (estimated); null without samples.
+	TtfbP95Ms *int64 `json:"ttfb_p95_ms"`
+
+	// TtfbSamples The requests that had a first byte, which the percentiles are read from.
+	TtfbSamples int64 `json:"ttfb_samples"`
+}
+
 // Status defines model for Status.
 type Status struct {
 	Status string `json:"status"`
+}
+
+// StatusCounts Requests by the class of their final status. The classes add up to the requests; refused overlaps them (the requests the relay refused itself, a status of 400 or more no upstream answered, are also counted in their status's class).
+type StatusCounts struct {
+	// ClientError 4xx except 429.
+	ClientError int64 `json:"client_error"`
+
+	// Ok Below 400.
+	Ok int64 `json:"ok"`
+
+	// Overloaded 529.
+	Overloaded int64 `json:"overloaded"`
+
+	// RateLimited 429.
+	RateLimited int64 `json:"rate_limited"`
+
+	// Refused Refused by the relay itself (overlaps the classes).
+	Refused int64 `json:"refused"`
+
+	// ServerError 5xx except 529.
+	ServerError int64 `json:"server_error"`
 }
 
 // Tier defines model for Tier.
@@ -967,6 +1207,9 @@ type UsageGroup struct {
 	CacheCreationInputTokens int64 `json:"cache_creation_input_tokens"`
 	CacheReadInputTokens     int64 `json:"cache_read_input_tokens"`
 
+	// CacheSavedUsd What the cache reads saved in USD, exactly: their price at the input rate of the same price card and modifiers, less what they cost (cost.cache_read). Not part of cost_usd.
+	CacheSavedUsd json.Number `json:"cache_saved_usd"`
+
 	// Cost Cost per price class in USD, exactly.
 	Cost CostBreakdown `json:"cost"`
 
@@ -974,10 +1217,13 @@ type UsageGroup struct {
 	CostUsd json.Number `json:"cost_usd"`
 
 	// Group The key id, the UTC day (YYYY-MM-DD), the model or the upstream id.
-	Group        string `json:"group"`
-	InputTokens  int64  `json:"input_tokens"`
-	OutputTokens int64  `json:"output_tokens"`
-	Requests     int64  `json:"requests"`
+	Group       string `json:"group"`
+	InputTokens int64  `json:"input_tokens"`
+
+	// KeyName Grouped by key only: the key's name (a deleted key's too); "" for a key the store does not know.
+	KeyName      *string `json:"key_name,omitempty"`
+	OutputTokens int64   `json:"output_tokens"`
+	Requests     int64   `json:"requests"`
 
 	// TotalTokens input + output + cache_creation + cache_read.
 	TotalTokens int64 `json:"total_tokens"`
@@ -995,11 +1241,17 @@ type UsageIteration struct {
 
 // UsageLog defines model for UsageLog.
 type UsageLog struct {
+	// Attempts Upstream attempts the request made, retries and failovers included; 0 when the relay refused it before sending it (or the record predates the count).
+	Attempts int `json:"attempts"`
+
 	// Batch Usage of a Message Batch request (billed at the batch rate).
-	Batch                    bool   `json:"batch"`
-	CacheCreationInputTokens int64  `json:"cache_creation_input_tokens"`
-	CacheReadInputTokens     int64  `json:"cache_read_input_tokens"`
-	ClientIp                 string `json:"client_ip"`
+	Batch                    bool  `json:"batch"`
+	CacheCreationInputTokens int64 `json:"cache_creation_input_tokens"`
+	CacheReadInputTokens     int64 `json:"cache_read_input_tokens"`
+
+	// CacheSavedUsd What the request's cache reads saved in USD, exactly (see UsageTotals); not part of cost_usd.
+	CacheSavedUsd json.Number `json:"cache_saved_usd"`
+	ClientIp      string      `json:"client_ip"`
 
 	// Cost Cost per price class in USD, exactly.
 	Cost CostBreakdown `json:"cost"`
@@ -1048,7 +1300,10 @@ type UsageLog struct {
 	Stream      bool      `json:"stream"`
 	Time        time.Time `json:"time"`
 	TotalTokens int64     `json:"total_tokens"`
-	TtfbMs      int64     `json:"ttfb_ms"`
+
+	// TriedUpstreams The upstreams tried and given up on before the one that answered (`upstream`), in order; empty when the first one did.
+	TriedUpstreams []string `json:"tried_upstreams"`
+	TtfbMs         int64    `json:"ttfb_ms"`
 
 	// Upstream The upstream that answered (its configured name); empty when none did.
 	Upstream          string `json:"upstream"`
@@ -1063,10 +1318,27 @@ type UsageLogList struct {
 	NextCursor *string    `json:"next_cursor"`
 }
 
+// UsageSeries defines model for UsageSeries.
+type UsageSeries struct {
+	From time.Time `json:"from"`
+
+	// Points The hours or days with requests, oldest first.
+	Points []SeriesPoint   `json:"points"`
+	Step   UsageSeriesStep `json:"step"`
+	To     time.Time       `json:"to"`
+	Totals SeriesTotals    `json:"totals"`
+}
+
+// UsageSeriesStep defines model for UsageSeries.Step.
+type UsageSeriesStep string
+
 // UsageTotals defines model for UsageTotals.
 type UsageTotals struct {
 	CacheCreationInputTokens int64 `json:"cache_creation_input_tokens"`
 	CacheReadInputTokens     int64 `json:"cache_read_input_tokens"`
+
+	// CacheSavedUsd What the cache reads saved in USD, exactly: their price at the input rate of the same price card and modifiers, less what they cost (cost.cache_read). Not part of cost_usd.
+	CacheSavedUsd json.Number `json:"cache_saved_usd"`
 
 	// Cost Cost per price class in USD, exactly.
 	Cost CostBreakdown `json:"cost"`
@@ -1155,6 +1427,21 @@ type AdminUsageLogsParams struct {
 	Limit  *LogLimit `form:"limit,omitempty" json:"limit,omitempty"`
 }
 
+// AdminUsageSeriesParams defines parameters for AdminUsageSeries.
+type AdminUsageSeriesParams struct {
+	// From Inclusive start (RFC 3339), a whole UTC hour.
+	From time.Time `form:"from" json:"from"`
+
+	// To Exclusive end (RFC 3339), a whole UTC hour.
+	To time.Time `form:"to" json:"to"`
+
+	// Step The points' width; default `hour` for ranges of up to 7 days, `day` beyond.
+	Step *AdminUsageSeriesParamsStep `form:"step,omitempty" json:"step,omitempty"`
+}
+
+// AdminUsageSeriesParamsStep defines parameters for AdminUsageSeries.
+type AdminUsageSeriesParamsStep string
+
 // KeyUsageParams defines parameters for KeyUsage.
 type KeyUsageParams struct {
 	// From Inclusive start (RFC 3339). Default 30 days before `to`.
@@ -1182,6 +1469,9 @@ type KeyUsageLogsParams struct {
 
 // CreateKeyJSONRequestBody defines body for CreateKey for application/json ContentType.
 type CreateKeyJSONRequestBody = CreateKeyRequest
+
+// BulkKeysJSONRequestBody defines body for BulkKeys for application/json ContentType.
+type BulkKeysJSONRequestBody = BulkKeysRequest
 
 // UpdateKeyJSONRequestBody defines body for UpdateKey for application/json ContentType.
 type UpdateKeyJSONRequestBody = UpdateKeyRequest
@@ -1274,6 +1564,9 @@ type ServerInterface interface {
 	// CreateKey Issue a proxy key. The full key is in this response only.
 	// (POST /admin/api-keys)
 	CreateKey(ctx echo.Context) error
+	// BulkKeys Disable or enable many keys at once.
+	// (POST /admin/api-keys/bulk)
+	BulkKeys(ctx echo.Context) error
 	// DeleteKey Delete a key. It stops working at once; its usage stays visible to admins.
 	// (DELETE /admin/api-keys/{id})
 	DeleteKey(ctx echo.Context, id KeyID) error
@@ -1355,6 +1648,9 @@ type ServerInterface interface {
 	// RepriceUsage Reprice stored usage over [from, to) with the current price table.
 	// (POST /admin/usage/reprice)
 	RepriceUsage(ctx echo.Context) error
+	// AdminUsageSeries Usage across all keys per hour or per UTC day over [from, to), with status classes and time to first byte.
+	// (GET /admin/usage/series)
+	AdminUsageSeries(ctx echo.Context, params AdminUsageSeriesParams) error
 	// KeyUsage This key's usage totals over [from, to), with a per-model breakdown.
 	// (GET /api/usage)
 	KeyUsage(ctx echo.Context, params KeyUsageParams) error
@@ -1425,6 +1721,15 @@ func (w *ServerInterfaceWrapper) CreateKey(ctx echo.Context) error {
 
 	// Invoke the callback with all the unmarshaled arguments
 	err = w.Handler.CreateKey(ctx)
+	return err
+}
+
+// BulkKeys converts echo context to params.
+func (w *ServerInterfaceWrapper) BulkKeys(ctx echo.Context) error {
+	var err error
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.BulkKeys(ctx)
 	return err
 }
 
@@ -1878,6 +2183,38 @@ func (w *ServerInterfaceWrapper) RepriceUsage(ctx echo.Context) error {
 	return err
 }
 
+// AdminUsageSeries converts echo context to params.
+func (w *ServerInterfaceWrapper) AdminUsageSeries(ctx echo.Context) error {
+	var err error
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params AdminUsageSeriesParams
+	// ------------- Required query parameter "from" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, true, "from", ctx.QueryParams(), &params.From, runtime.BindQueryParameterOptions{Type: "string", Format: "date-time"})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter from: %s", err))
+	}
+
+	// ------------- Required query parameter "to" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, true, "to", ctx.QueryParams(), &params.To, runtime.BindQueryParameterOptions{Type: "string", Format: "date-time"})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter to: %s", err))
+	}
+
+	// ------------- Optional query parameter "step" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "step", ctx.QueryParams(), &params.Step, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter step: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.AdminUsageSeries(ctx, params)
+	return err
+}
+
 // KeyUsage converts echo context to params.
 func (w *ServerInterfaceWrapper) KeyUsage(ctx echo.Context) error {
 	var err error
@@ -2032,6 +2369,7 @@ func RegisterHandlersWithOptions(router EchoRouter, si ServerInterface, options 
 	router.POST(options.BaseURL+"/admin/login", wrapper.AdminLogin, options.OperationMiddlewares["adminLogin"]...)
 	router.GET(options.BaseURL+"/admin/api-keys", wrapper.ListKeys, options.OperationMiddlewares["listKeys"]...)
 	router.POST(options.BaseURL+"/admin/api-keys", wrapper.CreateKey, options.OperationMiddlewares["createKey"]...)
+	router.POST(options.BaseURL+"/admin/api-keys/bulk", wrapper.BulkKeys, options.OperationMiddlewares["bulkKeys"]...)
 	router.DELETE(options.BaseURL+"/admin/api-keys/:id", wrapper.DeleteKey, options.OperationMiddlewares["deleteKey"]...)
 	router.GET(options.BaseURL+"/admin/api-keys/:id", wrapper.GetKey, options.OperationMiddlewares["getKey"]...)
 	router.PATCH(options.BaseURL+"/admin/api-keys/:id", wrapper.UpdateKey, options.OperationMiddlewares["updateKey"]...)
@@ -2043,6 +2381,7 @@ func RegisterHandlersWithOptions(router EchoRouter, si ServerInterface, options 
 	router.DELETE(options.BaseURL+"/admin/tiers/:name", wrapper.DeleteTier, options.OperationMiddlewares["deleteTier"]...)
 	router.PUT(options.BaseURL+"/admin/tiers/:name", wrapper.PutTier, options.OperationMiddlewares["putTier"]...)
 	router.GET(options.BaseURL+"/admin/usage", wrapper.AdminUsage, options.OperationMiddlewares["adminUsage"]...)
+	router.GET(options.BaseURL+"/admin/usage/series", wrapper.AdminUsageSeries, options.OperationMiddlewares["adminUsageSeries"]...)
 	router.GET(options.BaseURL+"/admin/usage/logs", wrapper.AdminUsageLogs, options.OperationMiddlewares["adminUsageLogs"]...)
 	router.POST(options.BaseURL+"/admin/usage/reprice", wrapper.RepriceUsage, options.OperationMiddlewares["repriceUsage"]...)
 	router.GET(options.BaseURL+"/admin/pricing", wrapper.GetPricing, options.OperationMiddlewares["getPricing"]...)
@@ -2232,6 +2571,115 @@ type CreateKeydefaultJSONResponse struct {
 }
 
 func (response CreateKeydefaultJSONResponse) VisitCreateKeyResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type BulkKeysRequestObject struct {
+	Body *BulkKeysJSONRequestBody
+}
+
+type BulkKeysResponseObject interface {
+	VisitBulkKeysResponse(w http.ResponseWriter) error
+}
+
+type BulkKeys200JSONResponse BulkKeysResult
+
+func (response BulkKeys200JSONResponse) VisitBulkKeysResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type BulkKeys400JSONResponse struct{ ErrorJSONResponse }
+
+func (response BulkKeys400JSONResponse) VisitBulkKeysResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type BulkKeys401JSONResponse Error
+
+func (response BulkKeys401JSONResponse) VisitBulkKeysResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type BulkKeys403JSONResponse Error
+
+func (response BulkKeys403JSONResponse) VisitBulkKeysResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type BulkKeys409JSONResponse Error
+
+func (response BulkKeys409JSONResponse) VisitBulkKeysResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type BulkKeys413JSONResponse Error
+
+func (response BulkKeys413JSONResponse) VisitBulkKeysResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(413)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type BulkKeysdefaultJSONResponse struct {
+	Body       Error
+	StatusCode int
+}
+
+func (response BulkKeysdefaultJSONResponse) VisitBulkKeysResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
 	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
@@ -4914,6 +5362,87 @@ func (response RepriceUsagedefaultJSONResponse) VisitRepriceUsageResponse(w http
 	return err
 }
 
+type AdminUsageSeriesRequestObject struct {
+	Params AdminUsageSeriesParams
+}
+
+type AdminUsageSeriesResponseObject interface {
+	VisitAdminUsageSeriesResponse(w http.ResponseWriter) error
+}
+
+type AdminUsageSeries200JSONResponse UsageSeries
+
+func (response AdminUsageSeries200JSONResponse) VisitAdminUsageSeriesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminUsageSeries400JSONResponse struct{ ErrorJSONResponse }
+
+func (response AdminUsageSeries400JSONResponse) VisitAdminUsageSeriesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminUsageSeries401JSONResponse Error
+
+func (response AdminUsageSeries401JSONResponse) VisitAdminUsageSeriesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminUsageSeries403JSONResponse Error
+
+func (response AdminUsageSeries403JSONResponse) VisitAdminUsageSeriesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminUsageSeriesdefaultJSONResponse struct {
+	Body       Error
+	StatusCode int
+}
+
+func (response AdminUsageSeriesdefaultJSONResponse) VisitAdminUsageSeriesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type KeyUsageRequestObject struct {
 	Params KeyUsageParams
 }
@@ -5321,6 +5850,9 @@ type StrictServerInterface interface {
 	// CreateKey Issue a proxy key. The full key is in this response only.
 	// (POST /admin/api-keys)
 	CreateKey(ctx context.Context, request CreateKeyRequestObject) (CreateKeyResponseObject, error)
+	// BulkKeys Disable or enable many keys at once.
+	// (POST /admin/api-keys/bulk)
+	BulkKeys(ctx context.Context, request BulkKeysRequestObject) (BulkKeysResponseObject, error)
 	// DeleteKey Delete a key. It stops working at once; its usage stays visible to admins.
 	// (DELETE /admin/api-keys/{id})
 	DeleteKey(ctx context.Context, request DeleteKeyRequestObject) (DeleteKeyResponseObject, error)
@@ -5402,6 +5934,9 @@ type StrictServerInterface interface {
 	// RepriceUsage Reprice stored usage over [from, to) with the current price table.
 	// (POST /admin/usage/reprice)
 	RepriceUsage(ctx context.Context, request RepriceUsageRequestObject) (RepriceUsageResponseObject, error)
+	// AdminUsageSeries Usage across all keys per hour or per UTC day over [from, to), with status classes and time to first byte.
+	// (GET /admin/usage/series)
+	AdminUsageSeries(ctx context.Context, request AdminUsageSeriesRequestObject) (AdminUsageSeriesResponseObject, error)
 	// KeyUsage This key's usage totals over [from, to), with a per-model breakdown.
 	// (GET /api/usage)
 	KeyUsage(ctx context.Context, request KeyUsageRequestObject) (KeyUsageResponseObject, error)
@@ -5499,6 +6034,52 @@ func (sh *strictHandler) CreateKey(ctx echo.Context) error {
 		return err
 	} else if validResponse, ok := response.(CreateKeyResponseObject); ok {
 		return validResponse.VisitCreateKeyResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// BulkKeys operation middleware
+func (sh *strictHandler) BulkKeys(ctx echo.Context) error {
+	var request BulkKeysRequestObject
+
+	var body BulkKeysJSONRequestBody
+	var err error
+	if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+		// A request validator built on kin-openapi's openapi3filter with
+		// KeepValidatedValue leaves the value it validated on the body. Bind
+		// that value, matching member names exactly, so the handler receives
+		// what was validated instead of a second, case-insensitive decode.
+		// Otherwise bind only the request body, so that path and query
+		// parameters are not also bound into the body struct.
+		if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+			err = binder.BindBody(ctx, &body)
+		}
+	} else {
+		// A custom binder is installed on the Echo instance; defer to it
+		// entirely, since echo.Binder does not expose body-only binding and
+		// the binder may do more than decode (for example call ctx.Validate).
+		err = ctx.Bind(&body)
+	}
+	if err != nil {
+		return err
+	}
+	request.Body = &body
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.BulkKeys(ctx.Request().Context(), request.(BulkKeysRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "BulkKeys")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(BulkKeysResponseObject); ok {
+		return validResponse.VisitBulkKeysResponse(ctx.Response())
 	} else if response != nil {
 		return fmt.Errorf("unexpected response type: %T", response)
 	}
@@ -6317,6 +6898,31 @@ func (sh *strictHandler) RepriceUsage(ctx echo.Context) error {
 		return err
 	} else if validResponse, ok := response.(RepriceUsageResponseObject); ok {
 		return validResponse.VisitRepriceUsageResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// AdminUsageSeries operation middleware
+func (sh *strictHandler) AdminUsageSeries(ctx echo.Context, params AdminUsageSeriesParams) error {
+	var request AdminUsageSeriesRequestObject
+
+	request.Params = params
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.AdminUsageSeries(ctx.Request().Context(), request.(AdminUsageSeriesRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "AdminUsageSeries")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(AdminUsageSeriesResponseObject); ok {
+		return validResponse.VisitAdminUsageSeriesResponse(ctx.Response())
 	} else if response != nil {
 		return fmt.Errorf("unexpected response type: %T", response)
 	}

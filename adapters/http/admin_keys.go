@@ -35,8 +35,13 @@ func (h *strictHandlers) ListKeys(ctx context.Context, req api.ListKeysRequestOb
 		return nil, err
 	}
 	out := api.ListKeys200JSONResponse{Data: make([]api.APIKey, 0, len(page.Keys))}
-	for _, k := range page.Keys {
-		out.Data = append(out.Data, toAPIKey(k))
+	for i, k := range page.Keys {
+		a := toAPIKey(k)
+		if i < len(page.Quotas) && page.Quotas[i] != nil {
+			v := toAPIQuotaView(*page.Quotas[i])
+			a.Quota = &v
+		}
+		out.Data = append(out.Data, a)
 	}
 	if page.NextCursor != "" {
 		c := page.NextCursor
@@ -105,4 +110,17 @@ func (h *strictHandlers) DeleteKey(ctx context.Context, req api.DeleteKeyRequest
 		return nil, err
 	}
 	return api.DeleteKey204Response{}, nil
+}
+
+func (h *strictHandlers) BulkKeys(ctx context.Context, req api.BulkKeysRequestObject) (api.BulkKeysResponseObject, error) {
+	if req.Body == nil {
+		return nil, errMissingBody
+	}
+	r, err := h.s.admin.BulkKeys(ctx, admin.BulkKeysInput{
+		Action: admin.BulkAction(req.Body.Action), IDs: req.Body.Ids, Actor: adminFrom(ctx),
+	})
+	if err != nil {
+		return nil, err
+	}
+	return api.BulkKeys200JSONResponse(toAPIBulkResult(r)), nil
 }

@@ -20,6 +20,18 @@ func (h *strictHandlers) AdminUsage(ctx context.Context, req api.AdminUsageReque
 	return api.AdminUsage200JSONResponse(toAPIAdminUsage(r)), nil
 }
 
+func (h *strictHandlers) AdminUsageSeries(ctx context.Context, req api.AdminUsageSeriesRequestObject) (api.AdminUsageSeriesResponseObject, error) {
+	in := admin.SeriesInput{From: req.Params.From, To: req.Params.To}
+	if req.Params.Step != nil {
+		in.Step = admin.SeriesStep(*req.Params.Step)
+	}
+	r, err := h.s.admin.UsageSeries(ctx, in)
+	if err != nil {
+		return nil, err
+	}
+	return api.AdminUsageSeries200JSONResponse(toAPISeries(r)), nil
+}
+
 func (h *strictHandlers) AdminUsageLogs(ctx context.Context, req api.AdminUsageLogsRequestObject) (api.AdminUsageLogsResponseObject, error) {
 	p := req.Params
 	in := admin.LogsInput{KeyID: p.KeyId, From: p.From, To: p.To, Status: p.Status, Model: p.Model, Upstream: p.Upstream,

@@ -191,6 +191,7 @@ func toAPITotals(t domain.UsageTotals) api.UsageTotals {
 		TotalTokens:              t.Usage.Total(),
 		CostUsd:                  t.CostTotal.USD(),
 		Cost:                     toAPICost(t.Cost),
+		CacheSavedUsd:            t.Cost.CacheSaved.USD(),
 	}
 }
 
@@ -202,11 +203,16 @@ func toAPIAdminUsage(r admin.UsageReport) api.AdminUsage {
 	}
 	for _, g := range r.Groups {
 		t := toAPITotals(g)
-		out.Groups = append(out.Groups, api.UsageGroup{
+		row := api.UsageGroup{
 			Group: g.Group, Requests: t.Requests, InputTokens: t.InputTokens, OutputTokens: t.OutputTokens,
 			CacheCreationInputTokens: t.CacheCreationInputTokens, CacheReadInputTokens: t.CacheReadInputTokens,
-			TotalTokens: t.TotalTokens, CostUsd: t.CostUsd, Cost: t.Cost,
-		})
+			TotalTokens: t.TotalTokens, CostUsd: t.CostUsd, Cost: t.Cost, CacheSavedUsd: t.CacheSavedUsd,
+		}
+		if r.GroupBy == domain.GroupKey {
+			name := g.KeyName
+			row.KeyName = &name
+		}
+		out.Groups = append(out.Groups, row)
 	}
 	return out
 }
@@ -217,14 +223,14 @@ func toAPIKeyUsage(r admin.UsageReport) api.KeyUsage {
 		From: r.From.UTC(), To: r.To.UTC(), ByModel: []api.ModelUsage{},
 		Requests: t.Requests, InputTokens: t.InputTokens, OutputTokens: t.OutputTokens,
 		CacheCreationInputTokens: t.CacheCreationInputTokens, CacheReadInputTokens: t.CacheReadInputTokens,
-		TotalTokens: t.TotalTokens, CostUsd: t.CostUsd, Cost: t.Cost,
+		TotalTokens: t.TotalTokens, CostUsd: t.CostUsd, Cost: t.Cost, CacheSavedUsd: t.CacheSavedUsd,
 	}
 	for _, g := range r.Groups {
 		m := toAPITotals(g)
 		out.ByModel = append(out.ByModel, api.ModelUsage{
 			Model: g.Group, Requests: m.Requests, InputTokens: m.InputTokens, OutputTokens: m.OutputTokens,
 			CacheCreationInputTokens: m.CacheCreationInputTokens, CacheReadInputTokens: m.CacheReadInputTokens,
-			TotalTokens: m.TotalTokens, CostUsd: m.CostUsd, Cost: m.Cost,
+			TotalTokens: m.TotalTokens, CostUsd: m.CostUsd, Cost: m.Cost, CacheSavedUsd: m.CacheSavedUsd,
 		})
 	}
 	return out
@@ -237,7 +243,7 @@ func toAPIDailyUsage(r admin.UsageReport) api.DailyUsage {
 		out.Data = append(out.Data, api.DayUsage{
 			Date: g.Group, Requests: d.Requests, InputTokens: d.InputTokens, OutputTokens: d.OutputTokens,
 			CacheCreationInputTokens: d.CacheCreationInputTokens, CacheReadInputTokens: d.CacheReadInputTokens,
-			TotalTokens: d.TotalTokens, CostUsd: d.CostUsd, Cost: d.Cost,
+			TotalTokens: d.TotalTokens, CostUsd: d.CostUsd, Cost: d.Cost, CacheSavedUsd: d.CacheSavedUsd,
 		})
 	}
 	return out
@@ -286,6 +292,9 @@ func toAPILogList(p admin.LogPage) api.UsageLogList {
 			CostFallback5m:           r.Cost.Fallback5m,
 			CostUnpriced:             r.Cost.Unpriced,
 			CostDetail:               costDetail(r.Cost.Detail),
+			CacheSavedUsd:            r.Cost.CacheSaved.USD(),
+			Attempts:                 r.Attempts,
+			TriedUpstreams:           nonNil(r.TriedUpstreams),
 		})
 	}
 	return out
@@ -313,6 +322,66 @@ func toAPIBudget(b admin.BudgetStatus) api.BudgetStatus {
 		Limit: b.Limit, Period: int(b.Period / time.Second), Remaining: b.Remaining,
 		ResetAfterSeconds: b.ResetAfter.Seconds(),
 	}
+}
+
+func toAPIQuotaView(q admin.QuotaView) api.KeyQuotaView {
+	return api.KeyQuotaView{
+		TokensUsed:      q.TokensUsed,
+		TokensReserved:  q.TokensReserved,
+		TokensRemaining: q.TokensRemaining,
+		UsageRatio:      q.UsageRatio,
+		Budgets:         toAPIMoneyBudgets(q.Budgets),
+	}
+}
+
+func toAPIBulkResult(r admin.BulkKeysReport) api.BulkKeysResult {
+	out := api.BulkKeysResult{Action: api.BulkKeysResultAction(r.Action), Ok: r.OK, NotFound: r.NotFound,
+		Results: make([]api.BulkKeyResult, 0, len(r.Results))}
+	for _, x := range r.Results {
+		out.Results = append(out.Results, api.BulkKeyResult{Id: x.ID, Result: api.BulkKeyResultResult(x.Outcome), Changed: x.Changed})
+	}
+	return out
+}
+
+func toAPISeriesTotals(t admin.SeriesTotals) api.SeriesTotals {
+	out := api.SeriesTotals{
+		Requests:                 t.Requests,
+		InputTokens:              t.Usage.InputTokens,
+		OutputTokens:             t.Usage.OutputTokens,
+		CacheCreationInputTokens: t.Usage.CacheCreationInputTokens,
+		CacheReadInputTokens:     t.Usage.CacheReadInputTokens,
+		TotalTokens:              t.Usage.Total(),
+		CostUsd:                  t.Cost.USD(),
+		CacheSavedUsd:            t.CacheSaved.USD(),
+		Status: api.StatusCounts{
+			Ok: t.Status.OK, ClientError: t.Status.ClientError, RateLimited: t.Status.RateLimited,
+			ServerError: t.Status.ServerError, Overloaded: t.Status.Overloaded, Refused: t.Status.Refused,
+		},
+		TtfbSamples: t.TTFBSamples,
+	}
+	if t.TTFBSamples > 0 {
+		p50, p95 := roundMS(t.TTFBP50), roundMS(t.TTFBP95)
+		out.TtfbP50Ms, out.TtfbP95Ms = &p50, &p95
+	}
+	return out
+}
+
+// roundMS is d in whole milliseconds, rounded to the nearest.
+func roundMS(d time.Duration) int64 { return d.Round(time.Millisecond).Milliseconds() }
+
+func toAPISeries(r admin.Series) api.UsageSeries {
+	out := api.UsageSeries{From: r.From.UTC(), To: r.To.UTC(), Step: api.UsageSeriesStep(r.Step),
+		Totals: toAPISeriesTotals(r.Totals), Points: make([]api.SeriesPoint, 0, len(r.Points))}
+	for _, p := range r.Points {
+		t := toAPISeriesTotals(p.SeriesTotals)
+		out.Points = append(out.Points, api.SeriesPoint{
+			Start: p.Start.UTC(), Requests: t.Requests, InputTokens: t.InputTokens, OutputTokens: t.OutputTokens,
+			CacheCreationInputTokens: t.CacheCreationInputTokens, CacheReadInputTokens: t.CacheReadInputTokens,
+			TotalTokens: t.TotalTokens, CostUsd: t.CostUsd, CacheSavedUsd: t.CacheSavedUsd, Status: t.Status,
+			TtfbSamples: t.TtfbSamples, TtfbP50Ms: t.TtfbP50Ms, TtfbP95Ms: t.TtfbP95Ms,
+		})
+	}
+	return out
 }
 
 func toAPIQuota(q admin.Quota) api.Quota {

@@ -204,9 +204,15 @@ func (s *Server) serveProxy(c echo.Context) error {
 func (s *Server) mgmtFallback(c echo.Context) error {
 	path := c.Request().URL.Path
 	var allow []string
-	for pattern, methods := range s.allow {
-		if !strings.Contains(pattern, "*") && routeMatches(pattern, path) {
-			allow = append(allow, methods...)
+	if methods, ok := s.allow[path]; ok {
+		// A static route wins over a parameter one, as in echo's router:
+		// /admin/api-keys/bulk is not /admin/api-keys/{id}.
+		allow = append(allow, methods...)
+	} else {
+		for pattern, methods := range s.allow {
+			if !strings.Contains(pattern, "*") && routeMatches(pattern, path) {
+				allow = append(allow, methods...)
+			}
 		}
 	}
 	slices.Sort(allow)

@@ -70,6 +70,8 @@ type testEnv struct {
 	missingMoney []string
 	prices       *billing.Prices
 	budgetLedger *memory.BudgetLedger
+	// logs has every line the admin service and the server log (JSON).
+	logs *syncBuffer
 }
 
 type envOption func(*httpadapter.Options)
@@ -87,10 +89,12 @@ func newTestEnv(t *testing.T, store ports.Store, opts ...envOption) *testEnv {
 		t.Fatal(err)
 	}
 	m := newMoneyDeps(t, store, clock)
+	logs := &syncBuffer{}
+	log := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	svc, err := admin.NewService(admin.Deps{
 		Keys: store, Tiers: store, Usage: store, Cache: cache, Ledger: ledger, Limiter: limiter,
 		Concurrency: conc, Clock: clock, Hasher: hasher, LoginThrottle: throttle,
-		Prices: m.prices, Budgets: m.budgets, Repricer: m.repricer,
+		Prices: m.prices, Budgets: m.budgets, Repricer: m.repricer, Log: log,
 	}, admin.Config{AdminUsername: testAdminUser, AdminPasswordHash: fastHash, MaxPasswordChecks: 4,
 		LoginThrottle: testLoginThrottle})
 	if err != nil {
@@ -101,7 +105,7 @@ func newTestEnv(t *testing.T, store ports.Store, opts ...envOption) *testEnv {
 	}
 	var proxied, proxyLen atomic.Int64
 	o := httpadapter.Options{
-		Log:   slog.New(slog.DiscardHandler),
+		Log:   log,
 		Admin: svc,
 		Auth:  relay.NewAuthenticator(hasher, cache, clock),
 		Proxy: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -132,7 +136,7 @@ func newTestEnv(t *testing.T, store ports.Store, opts ...envOption) *testEnv {
 		t.Fatalf("client: %v", err)
 	}
 	return &testEnv{t: t, srv: srv, store: store, svc: svc, c: c, doer: doer, proxied: &proxied, proxyLen: &proxyLen,
-		throttleClock: throttleClock, missingMoney: m.missing, prices: m.prices, budgetLedger: m.ledger}
+		throttleClock: throttleClock, missingMoney: m.missing, prices: m.prices, budgetLedger: m.ledger, logs: logs}
 }
 
 // moneyDeps are the billing pieces the relay wires from its store: the

@@ -69,6 +69,60 @@ func (e BudgetWindow) Valid() bool {
 	}
 }
 
+// Defines values for BulkKeyResultResult.
+const (
+	NotFound BulkKeyResultResult = "not_found"
+	Ok       BulkKeyResultResult = "ok"
+)
+
+// Valid indicates whether the value is a known member of the BulkKeyResultResult enum.
+func (e BulkKeyResultResult) Valid() bool {
+	switch e {
+	case NotFound:
+		return true
+	case Ok:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for BulkKeysRequestAction.
+const (
+	BulkKeysRequestActionDisable BulkKeysRequestAction = "disable"
+	BulkKeysRequestActionEnable  BulkKeysRequestAction = "enable"
+)
+
+// Valid indicates whether the value is a known member of the BulkKeysRequestAction enum.
+func (e BulkKeysRequestAction) Valid() bool {
+	switch e {
+	case BulkKeysRequestActionDisable:
+		return true
+	case BulkKeysRequestActionEnable:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for BulkKeysResultAction.
+const (
+	BulkKeysResultActionDisable BulkKeysResultAction = "disable"
+	BulkKeysResultActionEnable  BulkKeysResultAction = "enable"
+)
+
+// Valid indicates whether the value is a known member of the BulkKeysResultAction enum.
+func (e BulkKeysResultAction) Valid() bool {
+	switch e {
+	case BulkKeysResultActionDisable:
+		return true
+	case BulkKeysResultActionEnable:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for ErrorType.
 const (
 	ErrorTypeError ErrorType = "error"
@@ -165,6 +219,24 @@ func (e UpstreamModelStateState) Valid() bool {
 	}
 }
 
+// Defines values for UsageSeriesStep.
+const (
+	UsageSeriesStepDay  UsageSeriesStep = "day"
+	UsageSeriesStepHour UsageSeriesStep = "hour"
+)
+
+// Valid indicates whether the value is a known member of the UsageSeriesStep enum.
+func (e UsageSeriesStep) Valid() bool {
+	switch e {
+	case UsageSeriesStepDay:
+		return true
+	case UsageSeriesStepHour:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for AdminUsageParamsGroupBy.
 const (
 	AdminUsageParamsGroupByDay      AdminUsageParamsGroupBy = "day"
@@ -183,6 +255,24 @@ func (e AdminUsageParamsGroupBy) Valid() bool {
 	case AdminUsageParamsGroupByModel:
 		return true
 	case AdminUsageParamsGroupByUpstream:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for AdminUsageSeriesParamsStep.
+const (
+	AdminUsageSeriesParamsStepDay  AdminUsageSeriesParamsStep = "day"
+	AdminUsageSeriesParamsStepHour AdminUsageSeriesParamsStep = "hour"
+)
+
+// Valid indicates whether the value is a known member of the AdminUsageSeriesParamsStep enum.
+func (e AdminUsageSeriesParamsStep) Valid() bool {
+	switch e {
+	case AdminUsageSeriesParamsStepDay:
+		return true
+	case AdminUsageSeriesParamsStepHour:
 		return true
 	default:
 		return false
@@ -209,10 +299,13 @@ type APIKey struct {
 	IsActive    bool               `json:"is_active"`
 
 	// KeyPrefix The start of the key, safe to display, e.g. `sk-proxy-AbC1…`.
-	KeyPrefix     string     `json:"key_prefix"`
-	LastUsedAt    *time.Time `json:"last_used_at"`
-	Name          string     `json:"name"`
-	RateLimitTier string     `json:"rate_limit_tier"`
+	KeyPrefix  string     `json:"key_prefix"`
+	LastUsedAt *time.Time `json:"last_used_at"`
+	Name       string     `json:"name"`
+
+	// Quota Only in `GET /admin/api-keys`: the key's quota view now; absent there too when its live ledgers could not be read (the key's other fields still stand).
+	Quota         *KeyQuotaView `json:"quota,omitempty"`
+	RateLimitTier string        `json:"rate_limit_tier"`
 
 	// TokenLimit Total tokens the key may use; null = unlimited.
 	TokenLimit *int64 `json:"token_limit"`
@@ -281,6 +374,43 @@ type BudgetStatus struct {
 
 // BudgetWindow `5h` is rolling (5-minute steps); `day`, `week` (from Monday) and `month` are calendar windows in the budget's time zone; `total` never resets.
 type BudgetWindow string
+
+// BulkKeyResult defines model for BulkKeyResult.
+type BulkKeyResult struct {
+	// Changed The key was changed (false when it already was in the asked state, or was not found).
+	Changed bool                `json:"changed"`
+	Id      openapi_types.UUID  `json:"id"`
+	Result  BulkKeyResultResult `json:"result"`
+}
+
+// BulkKeyResultResult defines model for BulkKeyResult.Result.
+type BulkKeyResultResult string
+
+// BulkKeysRequest defines model for BulkKeysRequest.
+type BulkKeysRequest struct {
+	Action BulkKeysRequestAction `json:"action"`
+
+	// Ids 1 to 500 key ids; a repeated id counts once.
+	Ids []openapi_types.UUID `json:"ids"`
+}
+
+// BulkKeysRequestAction defines model for BulkKeysRequest.Action.
+type BulkKeysRequestAction string
+
+// BulkKeysResult defines model for BulkKeysResult.
+type BulkKeysResult struct {
+	Action BulkKeysResultAction `json:"action"`
+
+	// NotFound How many ids name no key (or a deleted one).
+	NotFound int `json:"not_found"`
+
+	// Ok How many ids are now in the asked state.
+	Ok      int             `json:"ok"`
+	Results []BulkKeyResult `json:"results"`
+}
+
+// BulkKeysResultAction defines model for BulkKeysResult.Action.
+type BulkKeysResultAction string
 
 // ConcurrencyStatus defines model for ConcurrencyStatus.
 type ConcurrencyStatus struct {
@@ -375,10 +505,13 @@ type CreatedAPIKey struct {
 	IsActive    bool               `json:"is_active"`
 
 	// KeyPrefix The start of the key, safe to display, e.g. `sk-proxy-AbC1…`.
-	KeyPrefix     string     `json:"key_prefix"`
-	LastUsedAt    *time.Time `json:"last_used_at"`
-	Name          string     `json:"name"`
-	RateLimitTier string     `json:"rate_limit_tier"`
+	KeyPrefix  string     `json:"key_prefix"`
+	LastUsedAt *time.Time `json:"last_used_at"`
+	Name       string     `json:"name"`
+
+	// Quota Only in `GET /admin/api-keys`: the key's quota view now; absent there too when its live ledgers could not be read (the key's other fields still stand).
+	Quota         *KeyQuotaView `json:"quota,omitempty"`
+	RateLimitTier string        `json:"rate_limit_tier"`
 
 	// TokenLimit Total tokens the key may use; null = unlimited.
 	TokenLimit *int64 `json:"token_limit"`
@@ -402,6 +535,9 @@ type DailyUsage struct {
 type DayUsage struct {
 	CacheCreationInputTokens int64 `json:"cache_creation_input_tokens"`
 	CacheReadInputTokens     int64 `json:"cache_read_input_tokens"`
+
+	// CacheSavedUsd What the cache reads saved in USD, exactly: their price at the input rate of the same price card and modifiers, less what they cost (cost.cache_read). Not part of cost_usd.
+	CacheSavedUsd json.Number `json:"cache_saved_usd"`
 
 	// Cost Cost per price class in USD, exactly.
 	Cost CostBreakdown `json:"cost"`
@@ -458,11 +594,32 @@ type ExtendPricingRequest struct {
 	Version string `json:"version"`
 }
 
+// KeyQuotaView defines model for KeyQuotaView.
+type KeyQuotaView struct {
+	// Budgets The key's money budgets with what their windows hold now; empty when it has none.
+	Budgets []MoneyBudgetStatus `json:"budgets"`
+
+	// TokensRemaining null = unlimited.
+	TokensRemaining *int64 `json:"tokens_remaining"`
+
+	// TokensReserved Tokens held by requests in flight.
+	TokensReserved int64 `json:"tokens_reserved"`
+
+	// TokensUsed As in Quota, the ledger's figure when it is ahead of the stored one.
+	TokensUsed int64 `json:"tokens_used"`
+
+	// UsageRatio tokens_used / token_limit; null = unlimited.
+	UsageRatio *float64 `json:"usage_ratio"`
+}
+
 // KeyUsage defines model for KeyUsage.
 type KeyUsage struct {
 	ByModel                  []ModelUsage `json:"by_model"`
 	CacheCreationInputTokens int64        `json:"cache_creation_input_tokens"`
 	CacheReadInputTokens     int64        `json:"cache_read_input_tokens"`
+
+	// CacheSavedUsd What the cache reads saved in USD, exactly: their price at the input rate of the same price card and modifiers, less what they cost (cost.cache_read). Not part of cost_usd.
+	CacheSavedUsd json.Number `json:"cache_saved_usd"`
 
 	// Cost Cost per price class in USD, exactly.
 	Cost CostBreakdown `json:"cost"`
@@ -495,6 +652,9 @@ type LoginResponseTokenType string
 type ModelUsage struct {
 	CacheCreationInputTokens int64 `json:"cache_creation_input_tokens"`
 	CacheReadInputTokens     int64 `json:"cache_read_input_tokens"`
+
+	// CacheSavedUsd What the cache reads saved in USD, exactly: their price at the input rate of the same price card and modifiers, less what they cost (cost.cache_read). Not part of cost_usd.
+	CacheSavedUsd json.Number `json:"cache_saved_usd"`
 
 	// Cost Cost per price class in USD, exactly.
 	Cost CostBreakdown `json:"cost"`
@@ -767,9 +927,89 @@ type RepriceRequest struct {
 	To time.Time `json:"to"`
 }
 
+// SeriesPoint defines model for SeriesPoint.
+type SeriesPoint struct {
+	CacheCreationInputTokens int64 `json:"cache_creation_input_tokens"`
+	CacheReadInputTokens     int64 `json:"cache_read_input_tokens"`
+
+	// CacheSavedUsd What their cache reads saved in USD, exactly (see UsageTotals).
+	CacheSavedUsd json.Number `json:"cache_saved_usd"`
+
+	// CostUsd What the requests cost in USD, exactly.
+	CostUsd      json.Number `json:"cost_usd"`
+	InputTokens  int64       `json:"input_tokens"`
+	OutputTokens int64       `json:"output_tokens"`
+	Requests     int64       `json:"requests"`
+
+	// Start The hour's or the UTC day's start.
+	Start time.Time `json:"start"`
+
+	// Status Requests by the class of their final status. The classes add up to the requests; refused overlaps them (the requests the relay refused itself, a status of 400 or more no upstream answered, are also counted in their status's class).
+	Status      StatusCounts `json:"status"`
+	TotalTokens int64        `json:"total_tokens"`
+
+	// TtfbP50Ms Median time to first byte (estimated); null without samples.
+	TtfbP50Ms *int64 `json:"ttfb_p50_ms"`
+
+	// TtfbP95Ms 95th percentile of the time to first byte (estimated); null without samples.
+	TtfbP95Ms *int64 `json:"ttfb_p95_ms"`
+
+	// TtfbSamples The requests that had a first byte, which the percentiles are read from.
+	TtfbSamples int64 `json:"ttfb_samples"`
+}
+
+// SeriesTotals defines model for SeriesTotals.
+type SeriesTotals struct {
+	CacheCreationInputTokens int64 `json:"cache_creation_input_tokens"`
+	CacheReadInputTokens     int64 `json:"cache_read_input_tokens"`
+
+	// CacheSavedUsd What their cache reads saved in USD, exactly (see UsageTotals).
+	CacheSavedUsd json.Number `json:"cache_saved_usd"`
+
+	// CostUsd What the requests cost in USD, exactly.
+	CostUsd      json.Number `json:"cost_usd"`
+	InputTokens  int64       `json:"input_tokens"`
+	OutputTokens int64       `json:"output_tokens"`
+	Requests     int64       `json:"requests"`
+
+	// Status Requests by the class of their final status. The classes add up to the requests; refused overlaps them (the requests the relay refused itself, a status of 400 or more no upstream answered, are also counted in their status's class).
+	Status      StatusCounts `json:"status"`
+	TotalTokens int64        `json:"total_tokens"`
+
+	// TtfbP50Ms Median time to first byte (estimated); null without samples.
+	TtfbP50Ms *int64 `json:"ttfb_p50_ms"`
+
+	// TtfbP95Ms 95th percentile of the time to first byte (estimated); null without samples.
+	TtfbP95Ms *int64 `json:"ttfb_p95_ms"`
+
+	// TtfbSamples The requests that had a first byte, which the percentiles are read from.
+	TtfbSamples int64 `json:"ttfb_samples"`
+}
+
 // Status defines model for Status.
 type Status struct {
 	Status string `json:"status"`
+}
+
+// StatusCounts Requests by the class of their final status. The classes add up to the requests; refused overlaps them (the requests the relay refused itself, a status of 400 or more no upstream answered, are also counted in their status's class).
+type StatusCounts struct {
+	// ClientError 4xx except 429.
+	ClientError int64 `json:"client_error"`
+
+	// Ok Below 400.
+	Ok int64 `json:"ok"`
+
+	// Overloaded 529.
+	Overloaded int64 `json:"overloaded"`
+
+	// RateLimited 429.
+	RateLimited int64 `json:"rate_limited"`
+
+	// Refused Refused by the relay itself (overlaps the classes).
+	Refused int64 `json:"refused"`
+
+	// ServerError 5xx except 529.
+	ServerError int64 `json:"server_error"`
 }
 
 // Tier defines model for Tier.
@@ -969,6 +1209,9 @@ type UsageGroup struct {
 	CacheCreationInputTokens int64 `json:"cache_creation_input_tokens"`
 	CacheReadInputTokens     int64 `json:"cache_read_input_tokens"`
 
+	// CacheSavedUsd What the cache reads saved in USD, exactly: their price at the input rate of the same price card and modifiers, less what they cost (cost.cache_read). Not part of cost_usd.
+	CacheSavedUsd json.Number `json:"cache_saved_usd"`
+
 	// Cost Cost per price class in USD, exactly.
 	Cost CostBreakdown `json:"cost"`
 
@@ -976,10 +1219,13 @@ type UsageGroup struct {
 	CostUsd json.Number `json:"cost_usd"`
 
 	// Group The key id, the UTC day (YYYY-MM-DD), the model or the upstream id.
-	Group        string `json:"group"`
-	InputTokens  int64  `json:"input_tokens"`
-	OutputTokens int64  `json:"output_tokens"`
-	Requests     int64  `json:"requests"`
+	Group       string `json:"group"`
+	InputTokens int64  `json:"input_tokens"`
+
+	// KeyName Grouped by key only: the key's name (a deleted key's too); "" for a key the store does not know.
+	KeyName      *string `json:"key_name,omitempty"`
+	OutputTokens int64   `json:"output_tokens"`
+	Requests     int64   `json:"requests"`
 
 	// TotalTokens input + output + cache_creation + cache_read.
 	TotalTokens int64 `json:"total_tokens"`
@@ -997,11 +1243,17 @@ type UsageIteration struct {
 
 // UsageLog defines model for UsageLog.
 type UsageLog struct {
+	// Attempts Upstream attempts the request made, retries and failovers included; 0 when the relay refused it before sending it (or the record predates the count).
+	Attempts int `json:"attempts"`
+
 	// Batch Usage of a Message Batch request (billed at the batch rate).
-	Batch                    bool   `json:"batch"`
-	CacheCreationInputTokens int64  `json:"cache_creation_input_tokens"`
-	CacheReadInputTokens     int64  `json:"cache_read_input_tokens"`
-	ClientIp                 string `json:"client_ip"`
+	Batch                    bool  `json:"batch"`
+	CacheCreationInputTokens int64 `json:"cache_creation_input_tokens"`
+	CacheReadInputTokens     int64 `json:"cache_read_input_tokens"`
+
+	// CacheSavedUsd What the request's cache reads saved in USD, exactly (see UsageTotals); not part of cost_usd.
+	CacheSavedUsd json.Number `json:"cache_saved_usd"`
+	ClientIp      string      `json:"client_ip"`
 
 	// Cost Cost per price class in USD, exactly.
 	Cost CostBreakdown `json:"cost"`
@@ -1050,7 +1302,10 @@ type UsageLog struct {
 	Stream      bool      `json:"stream"`
 	Time        time.Time `json:"time"`
 	TotalTokens int64     `json:"total_tokens"`
-	TtfbMs      int64     `json:"ttfb_ms"`
+
+	// TriedUpstreams The upstreams tried and given up on before the one that answered (`upstream`), in order; empty when the first one did.
+	TriedUpstreams []string `json:"tried_upstreams"`
+	TtfbMs         int64    `json:"ttfb_ms"`
 
 	// Upstream The upstream that answered (its configured name); empty when none did.
 	Upstream          string `json:"upstream"`
@@ -1065,10 +1320,27 @@ type UsageLogList struct {
 	NextCursor *string    `json:"next_cursor"`
 }
 
+// UsageSeries defines model for UsageSeries.
+type UsageSeries struct {
+	From time.Time `json:"from"`
+
+	// Points The hours or days with requests, oldest first.
+	Points []SeriesPoint   `json:"points"`
+	Step   UsageSeriesStep `json:"step"`
+	To     time.Time       `json:"to"`
+	Totals SeriesTotals    `json:"totals"`
+}
+
+// UsageSeriesStep defines model for UsageSeries.Step.
+type UsageSeriesStep string
+
 // UsageTotals defines model for UsageTotals.
 type UsageTotals struct {
 	CacheCreationInputTokens int64 `json:"cache_creation_input_tokens"`
 	CacheReadInputTokens     int64 `json:"cache_read_input_tokens"`
+
+	// CacheSavedUsd What the cache reads saved in USD, exactly: their price at the input rate of the same price card and modifiers, less what they cost (cost.cache_read). Not part of cost_usd.
+	CacheSavedUsd json.Number `json:"cache_saved_usd"`
 
 	// Cost Cost per price class in USD, exactly.
 	Cost CostBreakdown `json:"cost"`
@@ -1157,6 +1429,21 @@ type AdminUsageLogsParams struct {
 	Limit  *LogLimit `form:"limit,omitempty" json:"limit,omitempty"`
 }
 
+// AdminUsageSeriesParams defines parameters for AdminUsageSeries.
+type AdminUsageSeriesParams struct {
+	// From Inclusive start (RFC 3339), a whole UTC hour.
+	From time.Time `form:"from" json:"from"`
+
+	// To Exclusive end (RFC 3339), a whole UTC hour.
+	To time.Time `form:"to" json:"to"`
+
+	// Step The points' width; default `hour` for ranges of up to 7 days, `day` beyond.
+	Step *AdminUsageSeriesParamsStep `form:"step,omitempty" json:"step,omitempty"`
+}
+
+// AdminUsageSeriesParamsStep defines parameters for AdminUsageSeries.
+type AdminUsageSeriesParamsStep string
+
 // KeyUsageParams defines parameters for KeyUsage.
 type KeyUsageParams struct {
 	// From Inclusive start (RFC 3339). Default 30 days before `to`.
@@ -1184,6 +1471,9 @@ type KeyUsageLogsParams struct {
 
 // CreateKeyJSONRequestBody defines body for CreateKey for application/json ContentType.
 type CreateKeyJSONRequestBody = CreateKeyRequest
+
+// BulkKeysJSONRequestBody defines body for BulkKeys for application/json ContentType.
+type BulkKeysJSONRequestBody = BulkKeysRequest
 
 // UpdateKeyJSONRequestBody defines body for UpdateKey for application/json ContentType.
 type UpdateKeyJSONRequestBody = UpdateKeyRequest
@@ -1344,6 +1634,8 @@ type ClientInterface interface {
 
 	// ListKeys List keys, newest first, with cursor pagination.
 	//
+	// Each key carries its quota view (`quota`): tokens used and held, and every money budget's window now, as `GET /admin/api-keys/{id}/quota` answers them (without the tier's limits), read for the whole page at once.
+	//
 	// Corresponds with GET /admin/api-keys (the `ListKeys` operationId).
 	ListKeys(ctx context.Context, params *ListKeysParams, reqEditors ...RequestEditorFn) (*http.Response, error)
 
@@ -1360,6 +1652,24 @@ type ClientInterface interface {
 	//
 	// Corresponds with POST /admin/api-keys (the `CreateKey` operationId).
 	CreateKey(ctx context.Context, body CreateKeyJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// BulkKeysWithBody Disable or enable many keys at once.
+	//
+	// Applies the action to each distinct id, in the order given (a repeated id is acted on once and answered once), each as the single-key action does it. Every id gets a result: `ok` (now in the asked state; `changed` false when it already was) or `not_found` (absent or deleted). Acting again is harmless, so a call that fails part-way (a 409 or 5xx) can be repeated whole.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /admin/api-keys/bulk (the `BulkKeys` operationId).
+	BulkKeysWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// BulkKeys Disable or enable many keys at once.
+	//
+	// Applies the action to each distinct id, in the order given (a repeated id is acted on once and answered once), each as the single-key action does it. Every id gets a result: `ok` (now in the asked state; `changed` false when it already was) or `not_found` (absent or deleted). Acting again is harmless, so a call that fails part-way (a 409 or 5xx) can be repeated whole.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /admin/api-keys/bulk (the `BulkKeys` operationId).
+	BulkKeys(ctx context.Context, body BulkKeysJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// DeleteKey Delete a key. It stops working at once; its usage stays visible to admins.
 	//
@@ -1577,6 +1887,13 @@ type ClientInterface interface {
 	// Corresponds with POST /admin/usage/reprice (the `RepriceUsage` operationId).
 	RepriceUsage(ctx context.Context, body RepriceUsageJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
+	// AdminUsageSeries Usage across all keys per hour or per UTC day over [from, to), with status classes and time to first byte.
+	//
+	// `from` and `to` are whole UTC hours; a range holds at most 92 days in hour steps and 3 years in day steps. Only the hours or days with requests are listed, oldest first; a step that is absent had none. A day step at either end of the range counts only the hours inside it. Time-to-first-byte percentiles are estimated from a histogram (five buckets per decade, 10 ms to 63 s) as Prometheus's `histogram_quantile` does; the totals' are read from the merged histogram of the whole range, not averaged from the points.
+	//
+	// Corresponds with GET /admin/usage/series (the `AdminUsageSeries` operationId).
+	AdminUsageSeries(ctx context.Context, params *AdminUsageSeriesParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
 	// KeyUsage This key's usage totals over [from, to), with a per-model breakdown.
 	//
 	// Corresponds with GET /api/usage (the `KeyUsage` operationId).
@@ -1609,6 +1926,8 @@ type ClientInterface interface {
 }
 
 // ListKeys List keys, newest first, with cursor pagination.
+//
+// Each key carries its quota view (`quota`): tokens used and held, and every money budget's window now, as `GET /admin/api-keys/{id}/quota` answers them (without the tier's limits), read for the whole page at once.
 //
 // Corresponds with GET /admin/api-keys (the `ListKeys` operationId).
 func (c *Client) ListKeys(ctx context.Context, params *ListKeysParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -1647,6 +1966,44 @@ func (c *Client) CreateKeyWithBody(ctx context.Context, contentType string, body
 // Corresponds with POST /admin/api-keys (the `CreateKey` operationId).
 func (c *Client) CreateKey(ctx context.Context, body CreateKeyJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewCreateKeyRequest(c.Server, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// BulkKeysWithBody Disable or enable many keys at once.
+//
+// Applies the action to each distinct id, in the order given (a repeated id is acted on once and answered once), each as the single-key action does it. Every id gets a result: `ok` (now in the asked state; `changed` false when it already was) or `not_found` (absent or deleted). Acting again is harmless, so a call that fails part-way (a 409 or 5xx) can be repeated whole.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /admin/api-keys/bulk (the `BulkKeys` operationId).
+func (c *Client) BulkKeysWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewBulkKeysRequestWithBody(c.Server, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// BulkKeys Disable or enable many keys at once.
+//
+// Applies the action to each distinct id, in the order given (a repeated id is acted on once and answered once), each as the single-key action does it. Every id gets a result: `ok` (now in the asked state; `changed` false when it already was) or `not_found` (absent or deleted). Acting again is harmless, so a call that fails part-way (a 409 or 5xx) can be repeated whole.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /admin/api-keys/bulk (the `BulkKeys` operationId).
+func (c *Client) BulkKeys(ctx context.Context, body BulkKeysJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewBulkKeysRequest(c.Server, body)
 	if err != nil {
 		return nil, err
 	}
@@ -2213,6 +2570,23 @@ func (c *Client) RepriceUsage(ctx context.Context, body RepriceUsageJSONRequestB
 	return c.Client.Do(req)
 }
 
+// AdminUsageSeries Usage across all keys per hour or per UTC day over [from, to), with status classes and time to first byte.
+//
+// `from` and `to` are whole UTC hours; a range holds at most 92 days in hour steps and 3 years in day steps. Only the hours or days with requests are listed, oldest first; a step that is absent had none. A day step at either end of the range counts only the hours inside it. Time-to-first-byte percentiles are estimated from a histogram (five buckets per decade, 10 ms to 63 s) as Prometheus's `histogram_quantile` does; the totals' are read from the merged histogram of the whole range, not averaged from the points.
+//
+// Corresponds with GET /admin/usage/series (the `AdminUsageSeries` operationId).
+func (c *Client) AdminUsageSeries(ctx context.Context, params *AdminUsageSeriesParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewAdminUsageSeriesRequest(c.Server, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
 // KeyUsage This key's usage totals over [from, to), with a per-model breakdown.
 //
 // Corresponds with GET /api/usage (the `KeyUsage` operationId).
@@ -2414,6 +2788,46 @@ func NewCreateKeyRequestWithBody(server string, contentType string, body io.Read
 	}
 
 	operationPath := fmt.Sprintf("/admin/api-keys")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewBulkKeysRequest calls the generic BulkKeys builder with application/json body
+func NewBulkKeysRequest(server string, body BulkKeysJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewBulkKeysRequestWithBody(server, "application/json", bodyReader)
+}
+
+// NewBulkKeysRequestWithBody constructs an http.Request for the BulkKeys method, with any body, and a specified content type
+func NewBulkKeysRequestWithBody(server string, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/admin/api-keys/bulk")
 	if operationPath[0] == '/' {
 		operationPath = "." + operationPath
 	}
@@ -3551,6 +3965,76 @@ func NewRepriceUsageRequestWithBody(server string, contentType string, body io.R
 	return req, nil
 }
 
+// NewAdminUsageSeriesRequest constructs an http.Request for the AdminUsageSeries method
+func NewAdminUsageSeriesRequest(server string, params *AdminUsageSeriesParams) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/admin/usage/series")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if queryFrag, err := runtime.StyleParamWithOptions("form", true, "from", params.From, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: "date-time"}); err != nil {
+			return nil, err
+		} else {
+			for _, qp := range strings.Split(queryFrag, "&") {
+				rawQueryFragments = append(rawQueryFragments, qp)
+			}
+		}
+
+		if queryFrag, err := runtime.StyleParamWithOptions("form", true, "to", params.To, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: "date-time"}); err != nil {
+			return nil, err
+		} else {
+			for _, qp := range strings.Split(queryFrag, "&") {
+				rawQueryFragments = append(rawQueryFragments, qp)
+			}
+		}
+
+		if params.Step != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "step", *params.Step, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
 // NewKeyUsageRequest constructs an http.Request for the KeyUsage method
 func NewKeyUsageRequest(server string, params *KeyUsageParams) (*http.Request, error) {
 	var err error
@@ -3876,6 +4360,8 @@ type ClientWithResponsesInterface interface {
 
 	// ListKeysWithResponse List keys, newest first, with cursor pagination.
 	//
+	// Each key carries its quota view (`quota`): tokens used and held, and every money budget's window now, as `GET /admin/api-keys/{id}/quota` answers them (without the tier's limits), read for the whole page at once.
+	//
 	// Returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with GET /admin/api-keys (the `ListKeys` operationId).
@@ -3894,6 +4380,24 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with POST /admin/api-keys (the `CreateKey` operationId).
 	CreateKeyWithResponse(ctx context.Context, body CreateKeyJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateKeyResponse, error)
+
+	// BulkKeysWithBodyWithResponse Disable or enable many keys at once.
+	//
+	// Applies the action to each distinct id, in the order given (a repeated id is acted on once and answered once), each as the single-key action does it. Every id gets a result: `ok` (now in the asked state; `changed` false when it already was) or `not_found` (absent or deleted). Acting again is harmless, so a call that fails part-way (a 409 or 5xx) can be repeated whole.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /admin/api-keys/bulk (the `BulkKeys` operationId).
+	BulkKeysWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*BulkKeysResponse, error)
+
+	// BulkKeysWithResponse Disable or enable many keys at once.
+	//
+	// Applies the action to each distinct id, in the order given (a repeated id is acted on once and answered once), each as the single-key action does it. Every id gets a result: `ok` (now in the asked state; `changed` false when it already was) or `not_found` (absent or deleted). Acting again is harmless, so a call that fails part-way (a 409 or 5xx) can be repeated whole.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /admin/api-keys/bulk (the `BulkKeys` operationId).
+	BulkKeysWithResponse(ctx context.Context, body BulkKeysJSONRequestBody, reqEditors ...RequestEditorFn) (*BulkKeysResponse, error)
 
 	// DeleteKeyWithResponse Delete a key. It stops working at once; its usage stays visible to admins.
 	//
@@ -4151,6 +4655,15 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with POST /admin/usage/reprice (the `RepriceUsage` operationId).
 	RepriceUsageWithResponse(ctx context.Context, body RepriceUsageJSONRequestBody, reqEditors ...RequestEditorFn) (*RepriceUsageResponse, error)
 
+	// AdminUsageSeriesWithResponse Usage across all keys per hour or per UTC day over [from, to), with status classes and time to first byte.
+	//
+	// `from` and `to` are whole UTC hours; a range holds at most 92 days in hour steps and 3 years in day steps. Only the hours or days with requests are listed, oldest first; a step that is absent had none. A day step at either end of the range counts only the hours inside it. Time-to-first-byte percentiles are estimated from a histogram (five buckets per decade, 10 ms to 63 s) as Prometheus's `histogram_quantile` does; the totals' are read from the merged histogram of the whole range, not averaged from the points.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /admin/usage/series (the `AdminUsageSeries` operationId).
+	AdminUsageSeriesWithResponse(ctx context.Context, params *AdminUsageSeriesParams, reqEditors ...RequestEditorFn) (*AdminUsageSeriesResponse, error)
+
 	// KeyUsageWithResponse This key's usage totals over [from, to), with a per-model breakdown.
 	//
 	// Returns a wrapper object for the known response body format(s).
@@ -4333,6 +4846,89 @@ func (r CreateKeyResponse) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r CreateKeyResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type BulkKeysResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *BulkKeysResult
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *Error
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Error
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *Error
+	// JSON409 the response for an HTTP 409 `application/json` response
+	JSON409 *Error
+	// JSON413 the response for an HTTP 413 `application/json` response
+	JSON413 *Error
+	// JSONDefault the response for an HTTP default `application/json` response
+	JSONDefault *Error
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r BulkKeysResponse) GetJSON200() *BulkKeysResult {
+	return r.JSON200
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r BulkKeysResponse) GetJSON400() *Error {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r BulkKeysResponse) GetJSON401() *Error {
+	return r.JSON401
+}
+
+// GetJSON403 returns the response for an HTTP 403 `application/json` response
+func (r BulkKeysResponse) GetJSON403() *Error {
+	return r.JSON403
+}
+
+// GetJSON409 returns the response for an HTTP 409 `application/json` response
+func (r BulkKeysResponse) GetJSON409() *Error {
+	return r.JSON409
+}
+
+// GetJSON413 returns the response for an HTTP 413 `application/json` response
+func (r BulkKeysResponse) GetJSON413() *Error {
+	return r.JSON413
+}
+
+// GetJSONDefault returns the response for an HTTP default `application/json` response
+func (r BulkKeysResponse) GetJSONDefault() *Error {
+	return r.JSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r BulkKeysResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r BulkKeysResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r BulkKeysResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r BulkKeysResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -6433,6 +7029,75 @@ func (r RepriceUsageResponse) ContentType() string {
 	return ""
 }
 
+type AdminUsageSeriesResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *UsageSeries
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *Error
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Error
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *Error
+	// JSONDefault the response for an HTTP default `application/json` response
+	JSONDefault *Error
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r AdminUsageSeriesResponse) GetJSON200() *UsageSeries {
+	return r.JSON200
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r AdminUsageSeriesResponse) GetJSON400() *Error {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r AdminUsageSeriesResponse) GetJSON401() *Error {
+	return r.JSON401
+}
+
+// GetJSON403 returns the response for an HTTP 403 `application/json` response
+func (r AdminUsageSeriesResponse) GetJSON403() *Error {
+	return r.JSON403
+}
+
+// GetJSONDefault returns the response for an HTTP default `application/json` response
+func (r AdminUsageSeriesResponse) GetJSONDefault() *Error {
+	return r.JSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r AdminUsageSeriesResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r AdminUsageSeriesResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r AdminUsageSeriesResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r AdminUsageSeriesResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
 type KeyUsageResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -6807,6 +7472,8 @@ func (r ReadyResponse) ContentType() string {
 
 // ListKeysWithResponse List keys, newest first, with cursor pagination.
 //
+// Each key carries its quota view (`quota`): tokens used and held, and every money budget's window now, as `GET /admin/api-keys/{id}/quota` answers them (without the tier's limits), read for the whole page at once.
+//
 // Returns a wrapper object for the known response body format(s).
 //
 // Corresponds with GET /admin/api-keys (the `ListKeys` operationId).
@@ -6842,6 +7509,36 @@ func (c *ClientWithResponses) CreateKeyWithResponse(ctx context.Context, body Cr
 		return nil, err
 	}
 	return ParseCreateKeyResponse(rsp)
+}
+
+// BulkKeysWithBodyWithResponse Disable or enable many keys at once.
+//
+// Applies the action to each distinct id, in the order given (a repeated id is acted on once and answered once), each as the single-key action does it. Every id gets a result: `ok` (now in the asked state; `changed` false when it already was) or `not_found` (absent or deleted). Acting again is harmless, so a call that fails part-way (a 409 or 5xx) can be repeated whole.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /admin/api-keys/bulk (the `BulkKeys` operationId).
+func (c *ClientWithResponses) BulkKeysWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*BulkKeysResponse, error) {
+	rsp, err := c.BulkKeysWithBody(ctx, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseBulkKeysResponse(rsp)
+}
+
+// BulkKeysWithResponse Disable or enable many keys at once.
+//
+// Applies the action to each distinct id, in the order given (a repeated id is acted on once and answered once), each as the single-key action does it. Every id gets a result: `ok` (now in the asked state; `changed` false when it already was) or `not_found` (absent or deleted). Acting again is harmless, so a call that fails part-way (a 409 or 5xx) can be repeated whole.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /admin/api-keys/bulk (the `BulkKeys` operationId).
+func (c *ClientWithResponses) BulkKeysWithResponse(ctx context.Context, body BulkKeysJSONRequestBody, reqEditors ...RequestEditorFn) (*BulkKeysResponse, error) {
+	rsp, err := c.BulkKeys(ctx, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseBulkKeysResponse(rsp)
 }
 
 // DeleteKeyWithResponse Delete a key. It stops working at once; its usage stays visible to admins.
@@ -7304,6 +8001,21 @@ func (c *ClientWithResponses) RepriceUsageWithResponse(ctx context.Context, body
 	return ParseRepriceUsageResponse(rsp)
 }
 
+// AdminUsageSeriesWithResponse Usage across all keys per hour or per UTC day over [from, to), with status classes and time to first byte.
+//
+// `from` and `to` are whole UTC hours; a range holds at most 92 days in hour steps and 3 years in day steps. Only the hours or days with requests are listed, oldest first; a step that is absent had none. A day step at either end of the range counts only the hours inside it. Time-to-first-byte percentiles are estimated from a histogram (five buckets per decade, 10 ms to 63 s) as Prometheus's `histogram_quantile` does; the totals' are read from the merged histogram of the whole range, not averaged from the points.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /admin/usage/series (the `AdminUsageSeries` operationId).
+func (c *ClientWithResponses) AdminUsageSeriesWithResponse(ctx context.Context, params *AdminUsageSeriesParams, reqEditors ...RequestEditorFn) (*AdminUsageSeriesResponse, error) {
+	rsp, err := c.AdminUsageSeries(ctx, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseAdminUsageSeriesResponse(rsp)
+}
+
 // KeyUsageWithResponse This key's usage totals over [from, to), with a per-model breakdown.
 //
 // Returns a wrapper object for the known response body format(s).
@@ -7477,6 +8189,74 @@ func ParseCreateKeyResponse(rsp *http.Response) (*CreateKeyResponse, error) {
 			return nil, err
 		}
 		response.JSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON413 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSONDefault = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseBulkKeysResponse parses an HTTP response from a BulkKeysWithResponse call
+func ParseBulkKeysResponse(rsp *http.Response) (*BulkKeysResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &BulkKeysResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest BulkKeysResult
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON409 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
 		var dest Error
@@ -9182,6 +9962,60 @@ func ParseRepriceUsageResponse(rsp *http.Response) (*RepriceUsageResponse, error
 			return nil, err
 		}
 		response.JSON503 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSONDefault = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseAdminUsageSeriesResponse parses an HTTP response from a AdminUsageSeriesWithResponse call
+func ParseAdminUsageSeriesResponse(rsp *http.Response) (*AdminUsageSeriesResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &AdminUsageSeriesResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest UsageSeries
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
 		var dest Error

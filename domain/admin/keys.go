@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"net/netip"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -256,11 +257,14 @@ func (in ListKeysInput) Validate() error {
 
 // KeyPage is one page of keys; NextCursor is "" on the last page.
 type KeyPage struct {
-	Keys       []domain.APIKey
+	Keys []domain.APIKey
+	// Quotas[i] is Keys[i]'s quota view; nil when its ledgers could not be
+	// read (the page is still served, and the failure logged).
+	Quotas     []*QuotaView
 	NextCursor string
 }
 
-// ListKeys returns keys newest first.
+// ListKeys returns keys newest first, each with its quota view.
 func (s *Service) ListKeys(ctx context.Context, in ListKeysInput) (KeyPage, error) {
 	if err := in.Validate(); err != nil {
 		return KeyPage{}, err
@@ -284,7 +288,58 @@ func (s *Service) ListKeys(ctx context.Context, in ListKeysInput) (KeyPage, erro
 		last := page.Keys[limit-1]
 		page.NextCursor = encodeKeyCursor(domain.KeyCursor{CreatedAt: last.CreatedAt, ID: last.ID})
 	}
+	page.Quotas = s.quotaViews(ctx, page.Keys)
 	return page, nil
+}
+
+// pageLedgerReads bounds the ledger reads one key page runs at once.
+const pageLedgerReads = 16
+
+// quotaViews is the quota view of every key of a page, in one pass. A key
+// without a token limit or budgets costs nothing: its view is its row. The
+// others each read their ledgers (one in-process call each for the memory
+// ledgers, one Redis round trip each for the shared ones), at most
+// pageLedgerReads at once, so a page waits for about
+// ceil(n/pageLedgerReads) round trips rather than n; a key with budgets
+// the budget ledger does not hold yet is seeded from storage once, on its
+// first read. A key whose ledgers fail gets no view: the list is still
+// served (and the failures logged once), since its other fields stand.
+func (s *Service) quotaViews(ctx context.Context, keys []domain.APIKey) []*QuotaView {
+	out := make([]*QuotaView, len(keys))
+	var (
+		wg     sync.WaitGroup
+		mu     sync.Mutex
+		failed int
+		first  error
+	)
+	sem := make(chan struct{}, pageLedgerReads)
+	for i, k := range keys {
+		if !s.needsLedger(k) {
+			v, _ := s.quotaView(ctx, k) // reads no ledger: cannot fail
+			out[i] = &v
+			continue
+		}
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			v, err := s.quotaView(ctx, k)
+			if err != nil {
+				mu.Lock()
+				if failed++; first == nil {
+					first = err
+				}
+				mu.Unlock()
+				return
+			}
+			out[i] = &v
+		}()
+	}
+	wg.Wait()
+	if failed > 0 && ctx.Err() == nil {
+		s.log.Warn("key list: quota views unavailable", "keys", failed, "error", first.Error())
+	}
+	return out
 }
 
 // GetKey returns a key that is not deleted.

@@ -286,12 +286,18 @@ func (s *Service) KeyLogs(ctx context.Context, in KeyLogsInput) (LogPage, error)
 // Quota is a key's token quota, its money budgets and what is left of its
 // tier's limits now.
 type Quota struct {
-	Key             domain.APIKey
+	Key domain.APIKey
+	QuotaView
+	Tier TierStatus
+}
+
+// QuotaView is the part of a key's quota the key list carries for every
+// key: its tokens and money budgets as the live ledgers see them.
+type QuotaView struct {
 	TokensUsed      int64
 	TokensReserved  int64
 	TokensRemaining *int64   // nil = unlimited
 	UsageRatio      *float64 // nil = unlimited
-	Tier            TierStatus
 	// Budgets are the key's money budgets as the budget ledger sees them
 	// now, in the key's order; empty when it has none, or when the relay
 	// has no budget ledger.
@@ -326,11 +332,33 @@ func (s *Service) KeyQuota(ctx context.Context, keyID uuid.UUID) (Quota, error) 
 	if err != nil {
 		return Quota{}, err
 	}
-	q := Quota{Key: k, TokensUsed: k.TokensUsed}
+	v, err := s.quotaView(ctx, k)
+	if err != nil {
+		return Quota{}, err
+	}
+	q := Quota{Key: k, QuotaView: v}
+	if q.Tier, err = s.tierStatus(ctx, k); err != nil {
+		return Quota{}, err
+	}
+	return q, nil
+}
+
+// needsLedger reports whether k's quota view reads a live ledger: only a
+// key with a token limit or a money budget does; any other key's view is
+// its stored row.
+func (s *Service) needsLedger(k domain.APIKey) bool {
+	return (s.ledger != nil && k.TokenLimit != nil) || (s.budgets != nil && len(k.Budgets) > 0)
+}
+
+// quotaView is k's tokens and budgets now: the token ledger for a key with
+// a limit, the budget ledger (seeded from storage on first use) for a key
+// with budgets, and nothing but k itself otherwise.
+func (s *Service) quotaView(ctx context.Context, k domain.APIKey) (QuotaView, error) {
+	q := QuotaView{TokensUsed: k.TokensUsed}
 	if s.ledger != nil && k.TokenLimit != nil {
 		st, err := s.ledger.State(ctx, k.ID, k.TokensUsed)
 		if err != nil {
-			return Quota{}, fmt.Errorf("quota ledger state: %w", err)
+			return QuotaView{}, fmt.Errorf("quota ledger state: %w", err)
 		}
 		q.TokensUsed, q.TokensReserved = max(st.Used, k.TokensUsed), st.Reserved
 	}
@@ -343,13 +371,10 @@ func (s *Service) KeyQuota(ctx context.Context, keyID uuid.UUID) (Quota, error) 
 		}
 		q.TokensRemaining, q.UsageRatio = &rem, &ratio
 	}
-	q.Tier, err = s.tierStatus(ctx, k)
-	if err != nil {
-		return Quota{}, err
-	}
 	if s.budgets != nil && len(k.Budgets) > 0 {
+		var err error
 		if q.Budgets, err = s.budgets.State(ctx, k, s.clock.Now()); err != nil {
-			return Quota{}, fmt.Errorf("budget ledger state: %w", err)
+			return QuotaView{}, fmt.Errorf("budget ledger state: %w", err)
 		}
 	}
 	return q, nil

@@ -180,8 +180,12 @@ try {
     await page.getByRole('link', { name: 'e2e-alice' }).waitFor();
     const href = await page.getByRole('link', { name: 'e2e-alice' }).getAttribute('href');
     alice.id = href.split('/').pop();
+    // The list carries each key's quota view: the day budget as a bar with its countdown.
     const row = page.getByRole('row', { name: /e2e-alice/ });
-    check((await row.textContent()).includes('Day $5.00'), `the key list shows no budget: ${await row.textContent()}`);
+    const listBar = row.getByRole('progressbar', { name: /^Day( \(.+\))? budget of e2e-alice$/ });
+    await listBar.waitFor();
+    check((await listBar.getAttribute('aria-valuemax')) === '5', `the key list's budget bar: ${await row.textContent()}`);
+    check(/resets in \d+:\d\d/.test(await row.textContent()), `the key list shows no reset countdown: ${await row.textContent()}`);
     const stored = await api(adminToken, `/admin/api-keys/${alice.id}`);
     check(
       stored.budgets.length === 1 && stored.budgets[0].window === 'day' && Number(stored.budgets[0].limit_usd) === 5 &&
@@ -218,9 +222,20 @@ try {
     check((await top.textContent()).includes(shown), `the top keys have no cost: ${await top.textContent()}`);
     const classes = page.getByRole('table', { name: 'What the usage cost, per price class' });
     check((await classes.getByRole('row', { name: /Total/ }).textContent()).includes(shown), 'cost by class has another total');
-    check((await page.locator('figure.chart').count()) === 4, 'the overview lacks its four charts');
+    // The series charts (GET /admin/usage/series), hourly for 7 days.
+    for (const title of ['Error rate by class per hour', 'Time to first byte per hour (p50, p95)', 'Saved by the cache per hour (USD)']) {
+      await page.locator('figure.chart', { hasText: title }).waitFor();
+    }
+    check((await page.locator('figure.chart').count()) === 7, `the overview has ${await page.locator('figure.chart').count()} charts, not 7`);
     check((await page.locator('figure.chart', { hasText: 'Cost per day' }).count()) === 1, 'no cost chart');
-    check((await page.locator('canvas').count()) >= 4, 'the charts drew nothing');
+    check((await page.locator('canvas').count()) >= 7, 'the charts drew nothing');
+    const health = page.locator('section[aria-labelledby="overview-health-title"]');
+    const hstat = (label) => health.locator('.stat', { has: page.getByText(label, { exact: true }) }).locator('dd').textContent();
+    check((await hstat('Error rate')) === '0%', `error rate before any refusal: ${await hstat('Error rate')}`);
+    check(/^\d[\d,.]* (ms|s)$/.test(await hstat('First byte, p50')), `no p50: ${await hstat('First byte, p50')}`);
+    check(/^\d[\d,.]* (ms|s)$/.test(await hstat('First byte, p95')), `no p95: ${await hstat('First byte, p95')}`);
+    const series = await api(adminToken, `/admin/usage/series?from=${encodeURIComponent(new Date(Date.now() - 7 * 86400_000).toISOString().slice(0, 13) + ':00:00Z')}&to=${encodeURIComponent(new Date(Date.now() + 3600_000).toISOString().slice(0, 13) + ':00:00Z')}`);
+    check(series.totals.requests === usage.requests && series.totals.ttfb_samples === usage.requests, `the series counts ${JSON.stringify(series.totals)}`);
     await shot(page, 'overview');
   });
 
@@ -260,6 +275,9 @@ try {
     const { version } = await api(adminToken, '/admin/pricing');
     check(detail.includes(`Price version${version}`), `the drill-down has no price version ${version}`);
     check(/Billed[\d,]+\$\d/.test(await dlg.getByRole('row', { name: /Billed/ }).textContent()), 'the drill-down has no billed cost');
+    // Retries and failover: the fake upstream answered at once (a record that predates the count says —).
+    check(/Attempts(1|—)Upstreams tried before—/.test(detail), `the drill-down has no attempts: ${detail.slice(0, 600)}`);
+    check(/First byte([\d,.]+ (ms|s)|—)/.test(detail), 'the drill-down has no time to first byte');
     await shot(page, 'log-detail');
     await dlg.getByRole('button', { name: 'Close' }).click();
     const [download] = await Promise.all([
@@ -312,6 +330,58 @@ try {
     await shot(page, 'logs-refusal');
   });
 
+  await step('see the refusal in the overview’s error rates, and 90 days of hourly points stay responsive', async () => {
+    await page.getByRole('link', { name: 'Overview' }).click();
+    await page.getByRole('heading', { name: 'Overview' }).waitFor();
+    await page.reload();
+    const health = page.locator('section[aria-labelledby="overview-health-title"]');
+    const hstat = (label) => health.locator('.stat', { has: page.getByText(label, { exact: true }) }).locator('dd').textContent();
+    await page.waitForFunction(() => {
+      const d = document.querySelector('section[aria-labelledby="overview-health-title"] .stat dd');
+      return d && d.textContent !== '0%';
+    });
+    const all = usage.requests + 1;
+    const want = `${Math.round((1 / all) * 1000) / 10}%`;
+    check((await hstat('Error rate')) === want, `error rate ${await hstat('Error rate')}, want ${want}`);
+    check((await hstat('Refused by the relay')).startsWith(want), `refused ${await hstat('Refused by the relay')}`);
+    const errors = page.locator('figure.chart', { hasText: 'Error rate by class per hour' });
+    await errors.getByText('Show as table').click();
+    await errors.locator('tbody tr').nth(7 * 24 - 1).waitFor();
+    check((await errors.locator('tbody tr').count()) === 7 * 24, `the error-rate table has ${await errors.locator('tbody tr').count()} rows`);
+    check(/Client errors \(4xx\)/.test(await errors.locator('thead').textContent()), 'no client-error series');
+    await shot(page, 'overview-errors');
+    await errors.getByText('Show as table').click(); // closed again: the chart alone is measured below
+    // 90 days of hourly points: 2,160 per series, drawn and hovered without stalling the page.
+    await page.getByLabel('Range').selectOption('90');
+    await page.locator('figure.chart', { hasText: 'Error rate by class per day' }).waitFor();
+    const t0 = Date.now();
+    await Promise.all([
+      page.waitForResponse((r) => r.url().includes('/admin/usage/series') && r.url().includes('step=hour')),
+      page.getByLabel('Points').selectOption('hour'),
+    ]);
+    await errors.waitFor();
+    await page.waitForFunction(() => document.querySelectorAll('figure.chart canvas').length >= 7);
+    const drawn = Date.now() - t0;
+    const box = await page.locator('figure.chart', { hasText: 'Time to first byte per hour' }).locator('canvas').first().boundingBox();
+    const t1 = Date.now();
+    for (let i = 0; i < 20; i++) await page.mouse.move(box.x + (box.width * i) / 20, box.y + box.height / 2);
+    const hovered = Date.now() - t1;
+    const frame = await page.evaluate(() => new Promise((res) => { const s = performance.now(); requestAnimationFrame(() => res(performance.now() - s)); }));
+    console.log(`     90 days hourly: drawn in ${drawn} ms, 20 hovers in ${hovered} ms, next frame after ${Math.round(frame)} ms`);
+    check(drawn < 5000 && hovered < 3000 && frame < 500, `2,160 points are slow: drawn ${drawn} ms, hovers ${hovered} ms, frame ${frame} ms`);
+    // Every hour is there, in the chart's table too (rendered only when opened).
+    const ttfb = page.locator('figure.chart', { hasText: 'Time to first byte per hour' });
+    const t2 = Date.now();
+    await ttfb.getByText('Show as table').click();
+    await ttfb.locator('tbody tr').nth(90 * 24 - 1).waitFor();
+    check((await ttfb.locator('tbody tr').count()) === 90 * 24, `the hourly table has ${await ttfb.locator('tbody tr').count()} rows`);
+    console.log(`     its table of 2,160 rows opened in ${Date.now() - t2} ms`);
+    await ttfb.getByText('Show as table').click();
+    await checkFits(page, 'the overview with 90 days of hours');
+    await page.getByLabel('Points').selectOption('auto');
+    await page.getByLabel('Range').selectOption('7');
+  });
+
   let bob = '';
   await step('open the key-holder page with a second key', async () => {
     await page.getByRole('link', { name: 'Keys' }).click();
@@ -356,6 +426,42 @@ try {
     await me.getByRole('heading', { name: '我的密钥' }).waitFor();
     await shot(me, 'me-zh');
     await holder.close();
+  });
+
+  await step('bulk-disable keys from the list, then enable them again', async () => {
+    await page.getByRole('link', { name: 'Keys' }).click();
+    await page.getByRole('heading', { name: 'Keys' }).waitFor();
+    await page.getByRole('link', { name: 'e2e-bob' }).waitFor();
+    // The keyboard: Space on the labelled "select page" box, then the bulk buttons.
+    const all = page.getByLabel('Select every key on this page');
+    await all.focus();
+    await page.keyboard.press('Space');
+    check(await page.getByLabel('Select e2e-bob').isChecked(), 'selecting the page did not select bob');
+    await page.getByRole('region', { name: 'Bulk actions' }).getByText('2 selected').waitFor();
+    await page.getByRole('button', { name: 'Disable selected' }).click();
+    const dlg = page.getByRole('dialog');
+    check((await dlg.textContent()).includes('Disable 2 keys?'), `the confirmation: ${await dlg.textContent()}`);
+    const [resp] = await Promise.all([
+      page.waitForResponse((r) => r.url().endsWith('/admin/api-keys/bulk')),
+      dlg.getByRole('button', { name: 'Disable selected' }).click(),
+    ]);
+    const result = await resp.json();
+    check(resp.status() === 200 && result.ok === 2 && result.not_found === 0, `bulk: ${resp.status()} ${JSON.stringify(result)}`);
+    // Alice was disabled already; bob was not.
+    const status = page.getByRole('status').filter({ hasText: 'Now disabled' });
+    await status.waitFor();
+    check((await status.textContent()) === 'Now disabled: 2 (1 changed).', `the bulk result: ${await status.textContent()}`);
+    await page.getByRole('row', { name: /e2e-bob/ }).getByText('disabled').waitFor();
+    const refused = await callProxy(bob);
+    check(refused.status === 401, `a bulk-disabled key got ${refused.status}`);
+    await shot(page, 'keys-bulk');
+    await page.getByLabel('Select e2e-bob').check();
+    await page.getByRole('button', { name: 'Enable selected' }).click();
+    await page.getByRole('dialog').getByRole('button', { name: 'Enable selected' }).click();
+    await page.getByRole('status').filter({ hasText: 'Now enabled: 1 (1 changed).' }).waitFor();
+    await page.getByRole('row', { name: /e2e-bob/ }).getByText('active').waitFor();
+    const back = await callProxy(bob);
+    check(back.status === 200, `a bulk-enabled key got ${back.status}`);
   });
 
   await step('see the price table and a refused upload', async () => {

@@ -16,6 +16,7 @@ const FIELDS = [
   'model',
   'requested_model',
   'upstream',
+  'attempts',
   'stream',
   'batch',
   'estimated',
@@ -55,11 +56,18 @@ const COST: readonly [string, (r: UsageLog) => unknown][] = [
   ['price_version', (r) => r.price_version],
   ['cost_fallback_5m', (r) => r.cost_fallback_5m],
   ['cost_unpriced', (r) => r.cost_unpriced],
+  ['cache_saved_usd', money((r) => r.cache_saved_usd)],
+];
+
+/** The upstreams tried before the one that answered, in order, as one cell. */
+const RETRIES: readonly [string, (r: UsageLog) => unknown][] = [
+  ['tried_upstreams', (r) => (Array.isArray(r.tried_upstreams) ? r.tried_upstreams.join(' ') : r.tried_upstreams)],
 ];
 
 const COLUMNS: readonly [string, (r: UsageLog) => unknown][] = [
   ...FIELDS.map((f) => [f, (r: UsageLog) => r[f]] as [string, (r: UsageLog) => unknown]),
   ...COST,
+  ...RETRIES,
 ];
 
 export const LOG_COLUMNS: readonly string[] = COLUMNS.map(([name]) => name);

@@ -1,6 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { cleanup, fireEvent, render, screen, waitFor, within } from '@testing-library/preact';
-import { apiError, budget, fakeRelay, key, log, pricing, quota, totals, upstream } from './helpers';
+import { apiError, budget, fakeRelay, key, log, pricing, quota, series, totals, upstream } from './helpers';
 import { session } from '../src/session';
 import { setLang } from '../src/i18n';
 
@@ -141,46 +141,96 @@ describe('keys', () => {
     expect(text).toContain('-H "x-api-key: sk-proxy-SECRET"');
   });
 
-  it('bulk-disables the selected keys after a confirmation', async () => {
+  it('bulk-disables the selected keys with one call after a confirmation, and says what became of each', async () => {
+    const dave = '22222222-2222-4222-8222-222222222222';
+    let listed = 0;
     const calls = fakeRelay({
-      'GET /admin/api-keys': () => ({ body: { data: [key(), key({ id: '22222222-2222-4222-8222-222222222222', name: 'dave' })], next_cursor: null } }),
+      'GET /admin/api-keys': () => {
+        listed++;
+        return { body: { data: [key(), key({ id: dave, name: 'dave' })], next_cursor: null } };
+      },
       'GET /admin/tiers': () => ({ body: { data: [] } }),
-      'POST /admin/api-keys/:id/disable': () => ({ body: key({ is_active: false }) }),
+      'POST /admin/api-keys/bulk': (c) => {
+        const b = c.body as { action: string; ids: string[] };
+        return {
+          body: {
+            action: b.action,
+            ok: 1,
+            not_found: 1,
+            results: [
+              { id: b.ids[0], result: 'ok', changed: true },
+              { id: b.ids[1], result: 'not_found', changed: false },
+            ],
+          },
+        };
+      },
     });
     at('/ui/keys');
     render(<App />);
-    fireEvent.click(await screen.findByLabelText('Select every key on this page'));
+    const all = await screen.findByLabelText('Select every key on this page');
+    expect(all.tagName).toBe('INPUT');
+    // Each row's box is labelled with its key, and reachable by keyboard.
+    expect(screen.getByLabelText('Select dave').getAttribute('type')).toBe('checkbox');
+    fireEvent.click(all);
     fireEvent.click(screen.getByRole('button', { name: 'Disable selected' }));
     const dlg = await screen.findByRole('dialog');
     expect(dlg.textContent).toContain('Disable 2 keys?');
+    expect(calls.some((c) => c.method === 'POST')).toBe(false);
     fireEvent.click(within(dlg).getByRole('button', { name: 'Disable selected' }));
-    await waitFor(() => expect(calls.filter((c) => c.path.endsWith('/disable'))).toHaveLength(2));
+    const done = await screen.findByRole('status');
+    expect(done.textContent).toBe('Now disabled: 1 (1 changed). 1 not found: dave.');
+    const posts = calls.filter((c) => c.method === 'POST');
+    expect(posts).toHaveLength(1);
+    expect(posts[0]!.path).toBe('/admin/api-keys/bulk');
+    expect(posts[0]!.body).toEqual({ action: 'disable', ids: [key().id, dave] });
+    expect(calls.some((c) => c.path.endsWith('/disable'))).toBe(false);
+    await waitFor(() => expect(listed).toBe(2));
+  });
+
+  it('shows the relay’s error when a bulk call is refused', async () => {
+    fakeRelay({
+      'GET /admin/api-keys': () => ({ body: { data: [key()], next_cursor: null } }),
+      'GET /admin/tiers': () => ({ body: { data: [] } }),
+      'POST /admin/api-keys/bulk': () => apiError(400, 'invalid_request_error', 'ids must hold 1 to 500 key ids, got 501'),
+    });
+    at('/ui/keys');
+    render(<App />);
+    fireEvent.click(await screen.findByLabelText('Select alice'));
+    fireEvent.click(screen.getByRole('button', { name: 'Enable selected' }));
+    fireEvent.click(within(await screen.findByRole('dialog')).getByRole('button', { name: 'Enable selected' }));
+    expect((await screen.findByRole('alert')).textContent).toContain('ids must hold 1 to 500 key ids, got 501');
   });
 });
 
 describe('overview', () => {
   beforeEach(() => session.start('admin', 'jwt', 3600));
 
-  it('shows the totals, top keys by name and top models from GET /admin/usage', async () => {
+  it('shows the totals, top keys by name and top models from GET /admin/usage, with no call per key', async () => {
     const id = '0b7c6a55-2d7e-4c36-9a0c-4bb0b9c3e7c1';
     const gone = '33333333-3333-4333-8333-333333333333';
+    const unknown = '55555555-5555-4555-8555-555555555555';
     const calls = fakeRelay({
       'GET /admin/usage': (c) => {
         const g = c.query.get('group_by');
         const groups =
           g === 'key'
-            ? [{ ...totals(3), group: id }, { ...totals(1), group: gone }]
+            ? [
+                { ...totals(3), group: id, key_name: 'alice' },
+                { ...totals(2), group: gone, key_name: 'gone-but-named' },
+                { ...totals(1), group: unknown, key_name: '' },
+              ]
             : g === 'model'
               ? [{ ...totals(4), group: 'claude-sonnet-4-5' }]
               : [{ ...totals(4), group: c.query.get('from')!.slice(0, 10) }];
         return { body: { from: c.query.get('from'), to: c.query.get('to'), group_by: g, totals: totals(4), groups } };
       },
-      'GET /admin/api-keys/:id': (c) => (c.path.endsWith(id) ? { body: key() } : apiError(404, 'not_found_error', 'no such key')),
+      'GET /admin/usage/series': (c) => ({ body: series(c.query.get('from')!, c.query.get('to')!, 'hour', []) }),
     });
     at('/ui/');
     render(<App />);
     await screen.findByRole('link', { name: 'alice' });
-    expect(screen.getByText('deleted')).toBeTruthy();
+    expect(screen.getByRole('link', { name: 'gone-but-named' })).toBeTruthy();
+    expect(screen.getByRole('link', { name: '55555555' })).toBeTruthy();
     expect(screen.getByText('claude-sonnet-4-5')).toBeTruthy();
     const stats = screen.getAllByRole('definition').map((d) => d.textContent);
     expect(stats).toContain('4'); // requests
@@ -192,6 +242,60 @@ describe('overview', () => {
       expect(c.query.get('from')).toMatch(/T00:00:00Z$/);
       expect(c.query.get('to')).toMatch(/T00:00:00Z$/);
     }
+    expect(calls.some((c) => c.path.startsWith('/admin/api-keys'))).toBe(false);
+  });
+
+  it('charts error rates by class, p50/p95 time to first byte and cache savings per hour, or per day beyond 7 days', async () => {
+    const calls = fakeRelay({
+      'GET /admin/usage': (c) => ({
+        body: { from: c.query.get('from'), to: c.query.get('to'), group_by: c.query.get('group_by'), totals: totals(4), groups: [] },
+      }),
+      'GET /admin/usage/series': (c) => {
+        const from = c.query.get('from')!;
+        const days = (Date.parse(c.query.get('to')!) - Date.parse(from)) / 86400_000;
+        const step = (c.query.get('step') ?? (days > 7 ? 'day' : 'hour')) as 'hour' | 'day';
+        return { body: series(from, c.query.get('to')!, step, [from]) };
+      },
+    });
+    at('/ui/');
+    render(<App />);
+    await screen.findByText('Error rate by class per hour');
+    const charts = () => Object.fromEntries(screen.getAllByTestId('chart').map((c) => [c.textContent, Number(c.getAttribute('data-points'))]));
+    // 7 days of hours, the steps without requests filled in.
+    expect(charts()).toMatchObject({
+      'Error rate by class per hour': 168,
+      'Time to first byte per hour (p50, p95)': 168,
+      'Saved by the cache per hour (USD)': 168,
+    });
+    const stat = (label: string) => screen.getAllByText(label, { selector: 'dt' })[0]!.nextElementSibling!.textContent;
+    expect(stat('Error rate')).toBe('50%'); // 1 rate-limited of 2
+    expect(stat('First byte, p50')).toBe('120 ms');
+    expect(stat('First byte, p95')).toBe('2.3 s');
+    expect(stat('Refused by the relay')).toBe('50%1 of 2 requests');
+    const first = calls.find((c) => c.path === '/admin/usage/series')!;
+    expect(first.query.get('step')).toBeNull();
+
+    fireEvent.change(screen.getByLabelText('Range'), { target: { value: '90' } });
+    await screen.findByText('Error rate by class per day');
+    expect(charts()['Error rate by class per day']).toBe(90);
+    // 90 days of hourly points, asked for: 2,160 of them.
+    fireEvent.change(screen.getByLabelText('Points'), { target: { value: 'hour' } });
+    await screen.findByText('Error rate by class per hour');
+    expect(calls.at(-1)!.query.get('step')).toBe('hour');
+    expect(charts()['Time to first byte per hour (p50, p95)']).toBe(2160);
+  });
+
+  it('shows the series’ own error apart from the totals', async () => {
+    fakeRelay({
+      'GET /admin/usage': (c) => ({
+        body: { from: c.query.get('from'), to: c.query.get('to'), group_by: c.query.get('group_by'), totals: totals(4), groups: [] },
+      }),
+      'GET /admin/usage/series': () => apiError(400, 'invalid_request_error', 'usage series: from and to must be whole hours'),
+    });
+    at('/ui/');
+    render(<App />);
+    expect((await screen.findByRole('alert')).textContent).toContain('usage series: from and to must be whole hours');
+    expect(screen.getAllByText('Requests', { selector: 'dt' }).length).toBeGreaterThan(0);
   });
 });
 
@@ -232,6 +336,46 @@ describe('key holder page', () => {
 
 describe('money budgets', () => {
   beforeEach(() => session.start('admin', 'jwt', 3600));
+
+  it('shows each key’s tokens and budgets as bars with reset countdowns from the list alone', async () => {
+    const resets = new Date(Date.now() + 3909_000).toISOString();
+    const calls = fakeRelay({
+      'GET /admin/api-keys': () => ({
+        body: {
+          data: [
+            key({
+              tokens_used: 250,
+              budgets: [{ window: 'day', limit_usd: 25, time_zone: 'Europe/Paris' }, { window: 'total', limit_usd: 100 }],
+              quota: {
+                tokens_used: 300, tokens_reserved: 40, tokens_remaining: 660, usage_ratio: 0.3,
+                budgets: [
+                  budget({ window: 'day', time_zone: 'Europe/Paris', resets_at: resets }),
+                  budget({ window: 'total', limit_usd: 100, used_usd: 1, reserved_usd: 0, remaining_usd: 99, resets_at: null }),
+                ],
+              },
+            }),
+            key({ id: '22222222-2222-4222-8222-222222222222', name: 'dave', token_limit: null,
+              quota: { tokens_used: 250, tokens_reserved: 0, tokens_remaining: null, usage_ratio: null, budgets: [] } }),
+          ],
+          next_cursor: null,
+        },
+      }),
+      'GET /admin/tiers': () => ({ body: { data: [] } }),
+    });
+    at('/ui/keys');
+    render(<App />);
+    // The ledger's figure, not the stored one, as on the key detail.
+    const tokens = await screen.findByRole('progressbar', { name: 'Tokens used by alice' });
+    expect(tokens.getAttribute('aria-valuenow')).toBe('300');
+    const alice = screen.getByRole('row', { name: /alice/ });
+    expect(alice.textContent).toContain('40 held by requests in flight');
+    const day = within(alice).getByRole('progressbar', { name: 'Day (Europe/Paris) budget of alice' });
+    expect(day.getAttribute('aria-valuetext')).toBe('$10.00 used, $5.00 reserved, of $25.00');
+    expect(day.closest('.budget')!.textContent).toMatch(/resets in 1:05:0\d/);
+    expect(within(alice).getByRole('progressbar', { name: 'Total budget of alice' }).closest('.budget')!.textContent).toContain('never resets');
+    expect(screen.getByRole('row', { name: /dave/ }).textContent).toContain('none');
+    expect(calls.filter((c) => c.path.startsWith('/admin/api-keys'))).toHaveLength(1);
+  });
 
   it('lists budget limits on the key list without one quota call per key', async () => {
     const calls = fakeRelay({
@@ -495,7 +639,7 @@ describe('request logs', () => {
       },
     });
     const refused = log({
-      request_id: 'req_refused', status: 429, error_type: 'rate_limit_error', upstream: '', price_version: null, cost_usd: 0,
+      request_id: 'req_refused', status: 429, error_type: 'rate_limit_error', upstream: '', price_version: null, cost_usd: 0, attempts: 0,
       cost: { input: 0, output: 0, cache_write_5m: 0, cache_write_1h: 0, cache_read: 0, web_search: 0, web_fetch: 0 },
       input_tokens: 0, output_tokens: 0, cache_creation_input_tokens: 0, cache_read_input_tokens: 0, total_tokens: 0, ttfb_ms: 0,
     });
@@ -533,6 +677,26 @@ describe('request logs', () => {
     expect(facts2).toContain('Error / refusalrate_limit_error');
     expect(facts2).toContain('Costnot priced');
     expect(facts2).toContain('Upstreamnone (answered by the relay)');
+    expect(facts2).toContain('Attemptsnone (the relay answered without sending it)');
+  });
+
+  it('shows the retries and the failover of a request, in the row and the drill-down', async () => {
+    fakeRelay({
+      'GET /admin/usage/logs': () => ({
+        body: { data: [log({ request_id: 'req_failover', attempts: 3, tried_upstreams: ['eu-1', 'eu-2'], upstream: 'primary' })], next_cursor: null },
+      }),
+    });
+    at('/ui/logs');
+    render(<App />);
+    const row = (await screen.findByRole('button', { name: 'Details of req_failover' })).closest('tr')!;
+    expect(within(row).getByTitle('Sent 3 times; failed over from eu-1, eu-2').textContent).toBe('×3');
+    fireEvent.click(within(row).getByRole('button', { name: 'Details of req_failover' }));
+    const dlg = await screen.findByRole('dialog');
+    const facts = dlg.querySelector('dl')!.textContent!;
+    expect(facts).toContain('Attempts3 (retried 2 times)');
+    expect(facts).toContain('Upstreams tried beforeeu-1eu-2');
+    expect(facts).toContain('Saved by the cache$0.1215');
+    expect(Array.from(dlg.querySelectorAll('ol.tried li')).map((li) => li.textContent)).toEqual(['eu-1', 'eu-2']);
   });
 });
 
@@ -642,7 +806,7 @@ describe('pricing', () => {
 });
 
 describe('money on the overview and the key holder page', () => {
-  it('shows cost, top keys by cost, cost by class and the cache without inventing savings', async () => {
+  it('shows cost, top keys by cost, cost by class and what the cache saved', async () => {
     session.start('admin', 'jwt', 3600);
     const cheap = '44444444-4444-4444-8444-444444444444';
     fakeRelay({
@@ -651,15 +815,15 @@ describe('money on the overview and the key holder page', () => {
         const groups =
           g === 'key'
             ? [
-                { ...totals(5), cost_usd: 0.01, group: cheap },
-                { ...totals(1), cost_usd: 0.5, group: ID },
+                { ...totals(5), cost_usd: 0.01, group: cheap, key_name: 'cheap' },
+                { ...totals(1), cost_usd: 0.5, group: ID, key_name: 'alice' },
               ]
             : g === 'model'
               ? [{ ...totals(4), group: 'claude-sonnet-4-5' }]
               : [{ ...totals(4), group: c.query.get('from')!.slice(0, 10) }];
         return { body: { from: c.query.get('from'), to: c.query.get('to'), group_by: g, totals: totals(4), groups } };
       },
-      'GET /admin/api-keys/:id': (c) => ({ body: key(c.path.endsWith(ID) ? {} : { id: cheap, name: 'cheap' }) }),
+      'GET /admin/usage/series': (c) => ({ body: series(c.query.get('from')!, c.query.get('to')!, 'hour', []) }),
     });
     at('/ui/');
     render(<App />);
@@ -667,13 +831,13 @@ describe('money on the overview and the key holder page', () => {
     const stat = (label: string) => screen.getAllByText(label, { selector: 'dt' })[0]!.nextElementSibling!.textContent;
     expect(stat('Cost')).toBe('$0.144');
     expect(stat('Cache reads cost')).toBe('$0.004' + '32 tokens');
+    expect(stat('Saved by the cache')).toBe('$0.036');
     const topKeys = screen.getByRole('table', { name: 'The 10 keys that cost the most' });
     const names = within(topKeys).getAllByRole('rowheader').map((r) => r.textContent);
     expect(names).toEqual(['alice', 'cheap']);
     expect(screen.getByRole('table', { name: 'What the usage cost, per price class' }).textContent).toContain('Cache writes, 5 min$0.0213.9%');
     expect(screen.getAllByTestId('chart').map((c) => c.textContent)).toContain('Cost per day (USD)');
-    expect(screen.getByText(/money the cache saved is not shown/i)).toBeTruthy();
-    expect(document.body.textContent).not.toMatch(/saved \$/i);
+    expect(screen.getByText(/each request’s own input rate/)).toBeTruthy();
   });
 
   it('shows the key holder its budgets with bars and countdowns, and the cost of its usage and requests', async () => {

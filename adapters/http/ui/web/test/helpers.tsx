@@ -67,7 +67,36 @@ export const totals = (n: number) => ({
   total_tokens: 25 * n,
   cost_usd: Math.round(36 * n) / 1000,
   cost: cost(n),
+  cache_saved_usd: Math.round(9 * n) / 1000,
 });
+
+/** SeriesTotals of n requests (one rate-limited, one refused when n > 1), every field present. */
+export const seriesTotals = (n: number, over: Record<string, unknown> = {}) => ({
+  requests: n,
+  input_tokens: 10 * n,
+  output_tokens: 5 * n,
+  cache_creation_input_tokens: 2 * n,
+  cache_read_input_tokens: 8 * n,
+  total_tokens: 25 * n,
+  cost_usd: Math.round(36 * n) / 1000,
+  cache_saved_usd: Math.round(9 * n) / 1000,
+  status: { ok: n > 1 ? n - 1 : n, client_error: 0, rate_limited: n > 1 ? 1 : 0, server_error: 0, overloaded: 0, refused: n > 1 ? 1 : 0 },
+  ttfb_samples: n,
+  ttfb_p50_ms: n > 0 ? 120 : null,
+  ttfb_p95_ms: n > 0 ? 2300 : null,
+  ...over,
+});
+
+/** GET /admin/usage/series over [from, to) with one point per start given. */
+export function series(from: string, to: string, step: 'hour' | 'day', starts: string[]) {
+  return {
+    from,
+    to,
+    step,
+    totals: seriesTotals(2 * starts.length),
+    points: starts.map((start) => ({ ...seriesTotals(2), start })),
+  };
+}
 
 export function key(over: Record<string, unknown> = {}) {
   return {
@@ -157,6 +186,9 @@ export function log(over: Record<string, unknown> = {}) {
     cost_fallback_5m: false,
     cost_unpriced: false,
     cost_detail: null,
+    cache_saved_usd: 0.1215,
+    attempts: 1,
+    tried_upstreams: [],
     ...over,
   };
 }

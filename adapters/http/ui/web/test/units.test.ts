@@ -2,7 +2,10 @@ import { describe, expect, it } from 'vitest';
 import { messages } from '../src/messages';
 import { cacheHitRate, countdown, daysIn, decimalText, lastDays, nanoToDecimal, period, rate, resetIn, times, usd, usdExact } from '../src/format';
 import { budgetLimit, toBudgets } from '../src/components/keyform';
-import { log } from './helpers';
+import { log, series, seriesTotals } from './helpers';
+import { errorRate, fillSeries } from '../src/components/series';
+import { attemptsText } from '../src/components/logs';
+import { isolated } from '../src/components/chart';
 import { csvCell, logsToCSV, LOG_COLUMNS } from '../src/csv';
 import { match } from '../src/router';
 import { t, setLang } from '../src/i18n';
@@ -147,5 +150,57 @@ describe('csv cost columns', () => {
     const row = (i: number) => Object.fromEntries(head.map((h, j) => [h, lines[i]!.split(',')[j]]));
     expect(row(1)).toMatchObject({ upstream: 'primary', cost_usd: '0.0000001', cost_cache_read: '0.0135', cost_cache_write_1h: '0.012', price_version: '2026-12-01.1', cost_fallback_5m: 'true', cost_unpriced: 'false' });
     expect(row(2)).toMatchObject({ status: '401', cost_usd: '', cost_input: '', price_version: '' });
+  });
+});
+
+describe('usage series', () => {
+  const from = '2026-03-01T00:00:00Z';
+  const pt = (start: string, over: Record<string, unknown> = {}) => ({ ...seriesTotals(2), start, ...over });
+
+  it('fills the hours the relay left out, and keeps its points where they belong', () => {
+    const f = fillSeries({ ...series(from, '2026-03-01T05:00:00Z', 'hour', []), points: [pt('2026-03-01T01:00:00Z'), pt('2026-03-01T04:00:00Z')] });
+    expect(f.labels).toEqual(['2026-03-01 00:00', '2026-03-01 01:00', '2026-03-01 02:00', '2026-03-01 03:00', '2026-03-01 04:00']);
+    expect(f.points.map((p) => (p ? p.start : null))).toEqual([null, '2026-03-01T01:00:00Z', null, null, '2026-03-01T04:00:00Z']);
+  });
+
+  it('counts days from the UTC day of from, and 2,160 hourly points fast', () => {
+    const days = fillSeries({ ...series('2026-03-01T06:00:00Z', '2026-03-04T00:00:00Z', 'day', []), points: [pt('2026-03-01T00:00:00Z')] });
+    expect(days.labels).toEqual(['2026-03-01', '2026-03-02', '2026-03-03']);
+    expect(days.points[0]?.start).toBe('2026-03-01T00:00:00Z');
+    const starts = Array.from({ length: 2160 }, (_, i) => new Date(Date.parse(from) + i * 3600_000).toISOString().replace('.000Z', 'Z'));
+    const big = series(from, new Date(Date.parse(from) + 90 * 86400_000).toISOString(), 'hour', starts);
+    const t0 = performance.now();
+    const f = fillSeries(big);
+    expect(performance.now() - t0).toBeLessThan(100);
+    expect(f.x).toHaveLength(2160);
+    expect(f.points.every(Boolean)).toBe(true);
+  });
+
+  it('reads error rates over every class, refusals included once', () => {
+    expect(errorRate(seriesTotals(4, { status: { ok: 1, client_error: 1, rate_limited: 1, server_error: 0, overloaded: 1, refused: 1 } }))).toBe(0.75);
+    expect(errorRate(seriesTotals(0))).toBeNull();
+  });
+});
+
+describe('attempts', () => {
+  it('says how often a request was sent', () => {
+    expect(attemptsText({ attempts: 0, upstream: '' })).toBe('none (the relay answered without sending it)');
+    expect(attemptsText({ attempts: 0, upstream: 'primary' })).toBe('—');
+    expect(attemptsText({ attempts: 1, upstream: 'primary' })).toBe('1');
+    expect(attemptsText({ attempts: 4, upstream: 'primary' })).toBe('4 (retried 3 times)');
+  });
+  it('exports attempts, the upstreams tried and the cache savings', () => {
+    const lines = logsToCSV([log({ attempts: 2, tried_upstreams: ['eu-1'], cache_saved_usd: 0.25 }) as never]).trimEnd().split('\r\n');
+    const head = lines[0]!.split(',');
+    const row = Object.fromEntries(head.map((h, j) => [h, lines[1]!.split(',')[j]]));
+    expect(row).toMatchObject({ attempts: '2', tried_upstreams: 'eu-1', cache_saved_usd: '0.25' });
+  });
+});
+
+describe('chart points', () => {
+  it('marks the values a line would not show: those without a neighbour', () => {
+    expect(isolated([null, 1, null, 2, 3, null, 0])).toEqual([1, 6]);
+    expect(isolated([5])).toEqual([0]);
+    expect(isolated([null, null])).toEqual([]);
   });
 });

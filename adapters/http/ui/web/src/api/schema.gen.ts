@@ -62,11 +62,34 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** List keys, newest first, with cursor pagination. */
+        /**
+         * List keys, newest first, with cursor pagination.
+         * @description Each key carries its quota view (`quota`): tokens used and held, and every money budget's window now, as `GET /admin/api-keys/{id}/quota` answers them (without the tier's limits), read for the whole page at once.
+         */
         get: operations["listKeys"];
         put?: never;
         /** Issue a proxy key. The full key is in this response only. */
         post: operations["createKey"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/admin/api-keys/bulk": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Disable or enable many keys at once.
+         * @description Applies the action to each distinct id, in the order given (a repeated id is acted on once and answered once), each as the single-key action does it. Every id gets a result: `ok` (now in the asked state; `changed` false when it already was) or `not_found` (absent or deleted). Acting again is harmless, so a call that fails part-way (a 409 or 5xx) can be repeated whole.
+         */
+        post: operations["bulkKeys"];
         delete?: never;
         options?: never;
         head?: never;
@@ -218,6 +241,26 @@ export interface paths {
          * @description A range whose ends are both UTC midnights is read from the daily rollup; any other range from the request records.
          */
         get: operations["adminUsage"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/admin/usage/series": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Usage across all keys per hour or per UTC day over [from, to), with status classes and time to first byte.
+         * @description `from` and `to` are whole UTC hours; a range holds at most 92 days in hour steps and 3 years in day steps. Only the hours or days with requests are listed, oldest first; a step that is absent had none. A day step at either end of the range counts only the hours inside it. Time-to-first-byte percentiles are estimated from a histogram (five buckets per decade, 10 ms to 63 s) as Prometheus's `histogram_quantile` does; the totals' are read from the merged histogram of the whole range, not averaged from the points.
+         */
+        get: operations["adminUsageSeries"];
         put?: never;
         post?: never;
         delete?: never;
@@ -721,6 +764,55 @@ export interface components {
             updated_at: string;
             /** Format: date-time */
             last_used_at: string | null;
+            /** @description Only in `GET /admin/api-keys`: the key's quota view now; absent there too when its live ledgers could not be read (the key's other fields still stand). */
+            quota?: components["schemas"]["KeyQuotaView"];
+        };
+        KeyQuotaView: {
+            /**
+             * Format: int64
+             * @description As in Quota, the ledger's figure when it is ahead of the stored one.
+             */
+            tokens_used: number;
+            /**
+             * Format: int64
+             * @description Tokens held by requests in flight.
+             */
+            tokens_reserved: number;
+            /**
+             * Format: int64
+             * @description null = unlimited.
+             */
+            tokens_remaining: number | null;
+            /**
+             * Format: double
+             * @description tokens_used / token_limit; null = unlimited.
+             */
+            usage_ratio: number | null;
+            /** @description The key's money budgets with what their windows hold now; empty when it has none. */
+            budgets: components["schemas"]["MoneyBudgetStatus"][];
+        };
+        BulkKeysRequest: {
+            /** @enum {string} */
+            action: "disable" | "enable";
+            /** @description 1 to 500 key ids; a repeated id counts once. */
+            ids: string[];
+        };
+        BulkKeysResult: {
+            /** @enum {string} */
+            action: "disable" | "enable";
+            /** @description How many ids are now in the asked state. */
+            ok: number;
+            /** @description How many ids name no key (or a deleted one). */
+            not_found: number;
+            results: components["schemas"]["BulkKeyResult"][];
+        };
+        BulkKeyResult: {
+            /** Format: uuid */
+            id: string;
+            /** @enum {string} */
+            result: "ok" | "not_found";
+            /** @description The key was changed (false when it already was in the asked state, or was not found). */
+            changed: boolean;
         };
         CreatedAPIKey: components["schemas"]["APIKey"] & {
             /** @description The full key. It is never shown again. */
@@ -818,10 +910,14 @@ export interface components {
             /** @description What the requests cost in USD, exactly (up to 9 decimals), as priced when recorded or repriced since. */
             cost_usd: number;
             cost: components["schemas"]["CostBreakdown"];
+            /** @description What the cache reads saved in USD, exactly: their price at the input rate of the same price card and modifiers, less what they cost (cost.cache_read). Not part of cost_usd. */
+            cache_saved_usd: number;
         };
         UsageGroup: components["schemas"]["UsageTotals"] & {
             /** @description The key id, the UTC day (YYYY-MM-DD), the model or the upstream id. */
             group: string;
+            /** @description Grouped by key only: the key's name (a deleted key's too); "" for a key the store does not know. */
+            key_name?: string;
         };
         ModelUsage: components["schemas"]["UsageTotals"] & {
             model: string;
@@ -853,6 +949,91 @@ export interface components {
             /** Format: date-time */
             to: string;
             data: components["schemas"]["DayUsage"][];
+        };
+        UsageSeries: {
+            /** Format: date-time */
+            from: string;
+            /** Format: date-time */
+            to: string;
+            /** @enum {string} */
+            step: "hour" | "day";
+            totals: components["schemas"]["SeriesTotals"];
+            /** @description The hours or days with requests, oldest first. */
+            points: components["schemas"]["SeriesPoint"][];
+        };
+        SeriesTotals: {
+            /** Format: int64 */
+            requests: number;
+            /** Format: int64 */
+            input_tokens: number;
+            /** Format: int64 */
+            output_tokens: number;
+            /** Format: int64 */
+            cache_creation_input_tokens: number;
+            /** Format: int64 */
+            cache_read_input_tokens: number;
+            /** Format: int64 */
+            total_tokens: number;
+            /** @description What the requests cost in USD, exactly. */
+            cost_usd: number;
+            /** @description What their cache reads saved in USD, exactly (see UsageTotals). */
+            cache_saved_usd: number;
+            status: components["schemas"]["StatusCounts"];
+            /**
+             * Format: int64
+             * @description The requests that had a first byte, which the percentiles are read from.
+             */
+            ttfb_samples: number;
+            /**
+             * Format: int64
+             * @description Median time to first byte (estimated); null without samples.
+             */
+            ttfb_p50_ms: number | null;
+            /**
+             * Format: int64
+             * @description 95th percentile of the time to first byte (estimated); null without samples.
+             */
+            ttfb_p95_ms: number | null;
+        };
+        SeriesPoint: components["schemas"]["SeriesTotals"] & {
+            /**
+             * Format: date-time
+             * @description The hour's or the UTC day's start.
+             */
+            start: string;
+        };
+        /** @description Requests by the class of their final status. The classes add up to the requests; refused overlaps them (the requests the relay refused itself, a status of 400 or more no upstream answered, are also counted in their status's class). */
+        StatusCounts: {
+            /**
+             * Format: int64
+             * @description Below 400.
+             */
+            ok: number;
+            /**
+             * Format: int64
+             * @description 4xx except 429.
+             */
+            client_error: number;
+            /**
+             * Format: int64
+             * @description 429.
+             */
+            rate_limited: number;
+            /**
+             * Format: int64
+             * @description 5xx except 529.
+             */
+            server_error: number;
+            /**
+             * Format: int64
+             * @description 529.
+             */
+            overloaded: number;
+            /**
+             * Format: int64
+             * @description Refused by the relay itself (overlaps the classes).
+             */
+            refused: number;
         };
         UsageLog: {
             request_id: string;
@@ -913,6 +1094,12 @@ export interface components {
             cost_detail: {
                 [key: string]: unknown;
             } | null;
+            /** @description What the request's cache reads saved in USD, exactly (see UsageTotals); not part of cost_usd. */
+            cache_saved_usd: number;
+            /** @description Upstream attempts the request made, retries and failovers included; 0 when the relay refused it before sending it (or the record predates the count). */
+            attempts: number;
+            /** @description The upstreams tried and given up on before the one that answered (`upstream`), in order; empty when the first one did. */
+            tried_upstreams: string[];
             /** @description The reply's usage.iterations (compaction, advisor); the token counts above are their sum. */
             iterations?: components["schemas"]["UsageIteration"][];
         };
@@ -1378,6 +1565,36 @@ export interface operations {
             default: components["responses"]["Error"];
         };
     };
+    bulkKeys: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["BulkKeysRequest"];
+            };
+        };
+        responses: {
+            /** @description One result per distinct id, in the order given. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BulkKeysResult"];
+                };
+            };
+            400: components["responses"]["Error"];
+            401: components["responses"]["Error"];
+            403: components["responses"]["Error"];
+            409: components["responses"]["Error"];
+            413: components["responses"]["Error"];
+            default: components["responses"]["Error"];
+        };
+    };
     getKey: {
         parameters: {
             query?: never;
@@ -1679,6 +1896,37 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["AdminUsage"];
+                };
+            };
+            400: components["responses"]["Error"];
+            401: components["responses"]["Error"];
+            403: components["responses"]["Error"];
+            default: components["responses"]["Error"];
+        };
+    };
+    adminUsageSeries: {
+        parameters: {
+            query: {
+                /** @description Inclusive start (RFC 3339), a whole UTC hour. */
+                from: string;
+                /** @description Exclusive end (RFC 3339), a whole UTC hour. */
+                to: string;
+                /** @description The points' width; default `hour` for ranges of up to 7 days, `day` beyond. */
+                step?: "hour" | "day";
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The series. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["UsageSeries"];
                 };
             };
             400: components["responses"]["Error"];

@@ -1,6 +1,7 @@
 // Money budgets: the live bars of the quota views (used, reserved shaded,
 // what is left and when the window resets) and the bare limits of the key
-// views. Shared by the key list, the key detail and the key holder's page.
+// views. Shared by the key list (which carries each key's quota view), the
+// key detail and the key holder's page.
 import type { Budget, BudgetWindow, MoneyBudgetStatus } from '../api/client';
 import { t } from '../i18n';
 import { dateTime, pct, resetIn, usd } from '../format';
@@ -92,6 +93,23 @@ export function BudgetList({
   if (budgets.length === 0) return <Empty>{t('budget.noneSet')}</Empty>;
   return (
     <ul class="budgets">
+      {budgets.map((b) => (
+        <li key={`${b.window}@${b.time_zone ?? ''}`}>
+          <BudgetBar b={b} now={now} label={t('budget.barLabel', { window: windowLabel(b.window, b.time_zone), name })} />
+        </li>
+      ))}
+    </ul>
+  );
+}
+
+/**
+ * A key list row's budgets as bars. The page ticks one clock for all its
+ * rows (now) and refetches once a window resets, so a row keeps no timer.
+ */
+export function BudgetBars({ budgets, name, now }: { budgets: MoneyBudgetStatus[]; name: string; now: number }) {
+  if (budgets.length === 0) return <span class="muted">{t('budget.none')}</span>;
+  return (
+    <ul class="budgets compact">
       {budgets.map((b) => (
         <li key={`${b.window}@${b.time_zone ?? ''}`}>
           <BudgetBar b={b} now={now} label={t('budget.barLabel', { window: windowLabel(b.window, b.time_zone), name })} />

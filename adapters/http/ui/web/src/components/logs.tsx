@@ -68,7 +68,12 @@ export function LogTable({ rows, showKey, caption }: { rows: UsageLog[]; showKey
                 <td class="num">
                   <Cost r={r} />
                 </td>
-                {showKey && <td>{r.upstream || '—'}</td>}
+                {showKey && (
+                  <td>
+                    {r.upstream || '—'}
+                    <Retried r={r} />
+                  </td>
+                )}
                 <td class="num">{ms(r.latency_ms)}</td>
                 <td class="num">{r.ttfb_ms > 0 ? ms(r.ttfb_ms) : '—'}</td>
                 <td>
@@ -113,6 +118,29 @@ function Cost({ r }: { r: UsageLog }) {
       )}
     </>
   );
+}
+
+/** A flag on a request the relay sent more than once (retried, or failed over to another upstream). */
+function Retried({ r }: { r: UsageLog }) {
+  if ((r.attempts ?? 0) <= 1) return null;
+  const failover = (r.tried_upstreams ?? []).length > 0;
+  return (
+    <abbr class="flag" title={t(failover ? 'log.failoverHint' : 'log.retriedHint', { n: r.attempts, tried: (r.tried_upstreams ?? []).join(', ') })}>
+      ×{r.attempts}
+    </abbr>
+  );
+}
+
+/**
+ * "1", "3 (retried 2 times)", or that the relay answered without sending
+ * it; "—" for an answered request whose record does not count its
+ * attempts (recorded before the relay counted them).
+ */
+export function attemptsText(r: Pick<UsageLog, 'attempts' | 'upstream'>): string {
+  const n = r.attempts ?? 0;
+  if (n === 0) return r.upstream ? '—' : t('log.noAttempts');
+  if (n === 1) return num(1);
+  return t('log.attemptsRetried', { n: num(n), retries: num(n - 1) });
 }
 
 function Row({ label, children }: { label: string; children: ComponentChildren }) {
@@ -190,6 +218,18 @@ export function LogDetail({ log: r, showKey }: { log: UsageLog; showKey: boolean
         </Row>
         <Row label={t('log.errorType')}>{r.error_type || '—'}</Row>
         <Row label={t('log.upstream')}>{r.upstream || t('log.noUpstream')}</Row>
+        <Row label={t('log.attempts')}>{attemptsText(r)}</Row>
+        <Row label={t('log.triedUpstreams')}>
+          {(r.tried_upstreams ?? []).length > 0 ? (
+            <ol class="tried">
+              {(r.tried_upstreams ?? []).map((u, i) => (
+                <li key={`${i}:${u}`}>{u}</li>
+              ))}
+            </ol>
+          ) : (
+            '—'
+          )}
+        </Row>
         <Row label={t('log.endpoint')}>{r.endpoint || '—'}</Row>
         <Row label={t('log.path')}>
           <code>{r.path}</code>
@@ -197,6 +237,7 @@ export function LogDetail({ log: r, showKey }: { log: UsageLog; showKey: boolean
         <Row label={t('log.model')}>{r.model || '—'}</Row>
         <Row label={t('log.requestedModel')}>{r.requested_model || '—'}</Row>
         <Row label={t('usage.cost')}>{priced ? usdExact(r.cost_usd) : t('log.notPriced')}</Row>
+        <Row label={t('usage.cacheSaved')}>{priced ? usdExact(r.cache_saved_usd) : '—'}</Row>
         <Row label={t('log.priceVersion')}>{priced ? <Link href="/pricing">{r.price_version}</Link> : '—'}</Row>
         <Row label={t('log.fallback5m')}>{yes(r.cost_fallback_5m)}</Row>
         <Row label={t('log.unpriced')}>

@@ -18,6 +18,7 @@ const ZERO: UsageTotals = {
   cache_read_input_tokens: 0,
   total_tokens: 0,
   cost_usd: 0,
+  cache_saved_usd: 0,
   cost: { input: 0, output: 0, cache_write_5m: 0, cache_write_1h: 0, cache_read: 0, web_search: 0, web_fetch: 0 },
 };
 
@@ -38,6 +39,7 @@ export function TotalsStats({ totals }: { totals: UsageTotals }) {
       <Stat label={t('usage.cacheWrite')} value={num(totals.cache_creation_input_tokens)} />
       <Stat label={t('usage.cacheRead')} value={num(totals.cache_read_input_tokens)} />
       <Stat label={t('usage.cacheHitRate')} value={pct(cacheHitRate(totals))} />
+      <Stat label={t('usage.cacheSaved')} value={usd(totals.cache_saved_usd)} />
     </dl>
   );
 }

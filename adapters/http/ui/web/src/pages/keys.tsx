@@ -1,28 +1,27 @@
 import { useEffect, useState } from 'preact/hooks';
-import { admin, unwrap, type APIKey, type CreatedAPIKey } from '../api/client';
-import { useAsync, useDebounced } from '../hooks';
+import { admin, asError, unwrap, type APIKey, type CreatedAPIKey, type Schemas } from '../api/client';
+import { useAsync, useDebounced, useNow, useReloadAt } from '../hooks';
 import { t } from '../i18n';
-import { relative, dateTime } from '../format';
+import { dateTime, num, relative, shortId } from '../format';
 import { Link } from '../router';
 import { ConfirmButton, Dialog, Empty, ErrorBox, Loading, StatusBadge, UsageBar } from '../components/ui';
 import { KeyForm, SecretOnce, toCreate, valuesOf } from '../components/keyform';
-import { BudgetLimits } from '../components/budgets';
+import { BudgetBars, BudgetLimits } from '../components/budgets';
 
 const PAGE = 50;
+/** The most ids one POST /admin/api-keys/bulk takes. */
+export const BULK_MAX = 500;
 
 type Active = '' | 'true' | 'false';
+type BulkAction = Schemas['BulkKeysRequest']['action'];
+type BulkDone = { action: BulkAction; ok: number; changed: number; missing: string[] };
 
 /**
  * The key list: GET /admin/api-keys, paginated and filtered on the server.
- *
- * Budgets show their limits only. The list answers each key's budgets
- * (window, limit, zone) but not their spend, which only the per-key quota
- * views (GET /admin/api-keys/{id}/quota) carry; fetching those for a page
- * would be one call per key (50 a page), the N+1 this dashboard avoids,
- * and each call reads the budget ledger. So the bars, with reserved spend
- * and reset countdowns, are on the key detail, one call for one key. Bars
- * here would need the list to carry the spend, e.g. APIKeyList items with
- * MoneyBudgetStatus (used_usd, reserved_usd, resets_at) instead of Budget.
+ * Each key comes with its quota view (tokens used and held, every budget's
+ * spend and reset), read by the relay for the whole page at once, so the
+ * bars and countdowns cost no call per key. A key whose view the relay
+ * could not read shows its stored tokens and its budget limits.
  */
 export function Keys() {
   const [name, setName] = useState('');
@@ -35,6 +34,7 @@ export function Keys() {
   const [creating, setCreating] = useState(false);
   const [created, setCreated] = useState<CreatedAPIKey | undefined>();
   const [bulkErr, setBulkErr] = useState<Error | undefined>();
+  const [bulkDone, setBulkDone] = useState<BulkDone | undefined>();
 
   useEffect(() => {
     setCursor(undefined);
@@ -60,6 +60,11 @@ export function Keys() {
   );
   const tiers = useAsync(() => admin().GET('/admin/tiers').then(unwrap), []);
   const rows = list.data?.data ?? [];
+  // One clock for every countdown of the page; the page is fetched again
+  // once a budget window has reset.
+  const resets = rows.flatMap((k) => (k.quota?.budgets ?? []).map((b) => b.resets_at));
+  const now = useNow(resets.some(Boolean));
+  useReloadAt(resets, now, list.reload);
 
   const toggle = (id: string): void => {
     const s = new Set(selected);
@@ -69,21 +74,29 @@ export function Keys() {
   };
   const allOnPage = rows.length > 0 && rows.every((k) => selected.has(k.id));
 
-  // One call per key (the API has no bulk call); failures are listed.
-  const bulk = async (enable: boolean): Promise<void> => {
+  // POST /admin/api-keys/bulk, BULK_MAX ids a call; each id is answered ok
+  // or not_found. An error stops there and is shown with what was done
+  // before it (done stays done, and acting again is harmless).
+  const bulk = async (action: BulkAction): Promise<void> => {
     setBulkErr(undefined);
-    const failed: string[] = [];
-    for (const id of selected) {
-      const p = { params: { path: { id } } };
-      try {
-        unwrap(await (enable ? admin().POST('/admin/api-keys/{id}/enable', p) : admin().POST('/admin/api-keys/{id}/disable', p)));
-      } catch (e) {
-        failed.push(`${rows.find((k) => k.id === id)?.name ?? id}: ${(e as Error).message}`);
+    setBulkDone(undefined);
+    const ids = [...selected];
+    const done: BulkDone = { action, ok: 0, changed: 0, missing: [] };
+    try {
+      for (let i = 0; i < ids.length; i += BULK_MAX) {
+        const r = unwrap(await admin().POST('/admin/api-keys/bulk', { body: { action, ids: ids.slice(i, i + BULK_MAX) } }));
+        done.ok += r.ok;
+        for (const x of r.results) {
+          if (x.changed) done.changed++;
+          if (x.result === 'not_found') done.missing.push(rows.find((k) => k.id === x.id)?.name ?? shortId(x.id));
+        }
       }
+    } catch (e) {
+      setBulkErr(asError(e));
     }
+    if (done.ok > 0 || done.missing.length > 0) setBulkDone(done);
     setSelected(new Set());
     list.reload();
-    if (failed.length) setBulkErr(new Error(failed.join('\n')));
   };
 
   return (
@@ -124,18 +137,24 @@ export function Keys() {
             title={t('keys.bulkDisable')}
             message={t('keys.bulkDisableConfirm', { n: selected.size })}
             danger
-            onConfirm={() => bulk(false)}
+            onConfirm={() => bulk('disable')}
           />
           <ConfirmButton
             label={t('keys.bulkEnable')}
             title={t('keys.bulkEnable')}
             message={t('keys.bulkEnableConfirm', { n: selected.size })}
-            onConfirm={() => bulk(true)}
+            onConfirm={() => bulk('enable')}
           />
           <button type="button" onClick={() => setSelected(new Set())}>
             {t('keys.clearSelection')}
           </button>
         </div>
+      )}
+      {bulkDone && (
+        <p class="state done" role="status">
+          {t(bulkDone.action === 'disable' ? 'keys.bulkDisabled' : 'keys.bulkEnabled', { n: bulkDone.ok, changed: bulkDone.changed })}
+          {bulkDone.missing.length > 0 && <> {t('keys.bulkMissing', { n: bulkDone.missing.length, names: bulkDone.missing.join(', ') })}</>}
+        </p>
       )}
       {bulkErr && <ErrorBox error={bulkErr} />}
 
@@ -175,7 +194,7 @@ export function Keys() {
             </thead>
             <tbody>
               {rows.map((k) => (
-                <KeyRow key={k.id} k={k} checked={selected.has(k.id)} onToggle={() => toggle(k.id)} />
+                <KeyRow key={k.id} k={k} now={now} checked={selected.has(k.id)} onToggle={() => toggle(k.id)} />
               ))}
             </tbody>
           </table>
@@ -248,7 +267,8 @@ export function Keys() {
   );
 }
 
-function KeyRow({ k, checked, onToggle }: { k: APIKey; checked: boolean; onToggle: () => void }) {
+function KeyRow({ k, now, checked, onToggle }: { k: APIKey; now: number; checked: boolean; onToggle: () => void }) {
+  const q = k.quota;
   return (
     <tr class={k.is_active ? '' : 'inactive'}>
       <td>
@@ -266,11 +286,10 @@ function KeyRow({ k, checked, onToggle }: { k: APIKey; checked: boolean; onToggl
         <StatusBadge k={k} />
       </td>
       <td>
-        <UsageBar used={k.tokens_used} limit={k.token_limit} label={t('key.tokensOf', { name: k.name })} />
+        <UsageBar used={q?.tokens_used ?? k.tokens_used} limit={k.token_limit} label={t('key.tokensOf', { name: k.name })} />
+        {q && q.tokens_reserved > 0 && <div class="muted small">{t('key.tokensHeld', { n: num(q.tokens_reserved) })}</div>}
       </td>
-      <td>
-        <BudgetLimits budgets={k.budgets} />
-      </td>
+      <td class="budget-cell">{q ? <BudgetBars budgets={q.budgets} name={k.name} now={now} /> : <BudgetLimits budgets={k.budgets} />}</td>
       <td title={dateTime(k.last_used_at)}>{k.last_used_at ? relative(k.last_used_at) : t('key.never')}</td>
       <td title={dateTime(k.expires_at)}>{k.expires_at ? relative(k.expires_at) : t('key.never')}</td>
     </tr>

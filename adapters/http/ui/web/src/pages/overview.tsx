@@ -1,37 +1,25 @@
 import { useState } from 'preact/hooks';
-import { admin, ApiError, unwrap, type APIKey, type UsageGroup, type UsageTotals } from '../api/client';
+import { admin, unwrap, type UsageGroup, type UsageTotals } from '../api/client';
 import { useAsync } from '../hooks';
 import { t } from '../i18n';
 import { cacheHitRate, lastDays, num, pct, shortId, usd } from '../format';
 import { Link } from '../router';
 import { Empty, ErrorBox, Loading, Stat } from '../components/ui';
 import { CostTable, DailyCharts, fillDays, ModelTable, RangePicker, TotalsStats, type RangeDays } from '../components/usage';
+import { SeriesCharts, SeriesStats, type Step } from '../components/series';
 
 const TOP = 10;
 
-type KeyName = { id: string; name: string; deleted: boolean };
+type StepChoice = 'auto' | Step;
 
-// Names of the top keys: at most TOP lookups, in parallel. A deleted key's
-// usage stays, but the key itself answers 404.
-async function keyNames(ids: string[]): Promise<Map<string, KeyName>> {
-  const out = new Map<string, KeyName>();
-  await Promise.all(
-    ids.map(async (id) => {
-      try {
-        const k: APIKey = unwrap(await admin().GET('/admin/api-keys/{id}', { params: { path: { id } } }));
-        out.set(id, { id, name: k.name, deleted: false });
-      } catch (e) {
-        if (e instanceof ApiError && e.status === 404) out.set(id, { id, name: '', deleted: true });
-        else throw e;
-      }
-    }),
-  );
-  return out;
-}
-
-/** Usage across every key: GET /admin/usage grouped by day, model and key. */
+/**
+ * Usage across every key: GET /admin/usage grouped by day, model and key
+ * (the key groups carry the keys' names), and GET /admin/usage/series for
+ * the error rates, time to first byte and cache savings per hour or day.
+ */
 export function Overview() {
   const [days, setDays] = useState<RangeDays>(7);
+  const [step, setStep] = useState<StepChoice>('auto');
   const range = lastDays(days);
   const q = useAsync(async () => {
     const get = (group_by: 'day' | 'model' | 'key') =>
@@ -40,9 +28,18 @@ export function Overview() {
         .then(unwrap);
     const [byDay, byModel, byKey] = await Promise.all([get('day'), get('model'), get('key')]);
     const top = [...byKey.groups].sort((a, b) => b.cost_usd - a.cost_usd || b.total_tokens - a.total_tokens).slice(0, TOP);
-    const names = await keyNames(top.map((g) => g.group));
-    return { byDay, byModel, top, names };
+    return { byDay, byModel, top };
   }, [range.from, range.to]);
+  // Apart from the totals, so that either can fail without hiding the other.
+  const series = useAsync(
+    () =>
+      admin()
+        .GET('/admin/usage/series', {
+          params: { query: { from: range.from, to: range.to, ...(step === 'auto' ? {} : { step }) } },
+        })
+        .then(unwrap),
+    [range.from, range.to, step],
+  );
 
   return (
     <section aria-labelledby="overview-title">
@@ -61,6 +58,31 @@ export function Overview() {
           ) : (
             <DailyCharts days={fillDays(range.from, range.to, q.data.byDay.groups.map((g) => ({ ...g, key: g.group })))} />
           )}
+        </div>
+      )}
+      <section aria-labelledby="overview-health-title" class="health">
+        <div class="page-head">
+          <h2 id="overview-health-title">{t('series.title')}</h2>
+          <label class="range">
+            <span>{t('series.step')}</span>
+            <select value={step} onChange={(e) => setStep((e.target as HTMLSelectElement).value as StepChoice)}>
+              <option value="auto">{t('series.stepAuto')}</option>
+              <option value="hour">{t('series.stepHour')}</option>
+              <option value="day">{t('series.stepDay')}</option>
+            </select>
+          </label>
+        </div>
+        {series.error && <ErrorBox error={series.error} onRetry={series.reload} />}
+        {!series.data && series.loading && <Loading />}
+        {series.data && (
+          <div aria-busy={series.loading}>
+            <SeriesStats totals={series.data.totals} />
+            {series.data.totals.requests === 0 ? <Empty>{t('overview.noTraffic')}</Empty> : <SeriesCharts series={series.data} />}
+          </div>
+        )}
+      </section>
+      {q.data && (
+        <div aria-busy={q.loading}>
           <div class="two-col">
             <section>
               <h2>{t('overview.costByClass')}</h2>
@@ -69,7 +91,7 @@ export function Overview() {
             <CacheSection totals={q.data.byDay.totals} />
           </div>
           <div class="two-col">
-            <TopKeys rows={q.data.top} names={q.data.names} total={q.data.byDay.totals.cost_usd} />
+            <TopKeys rows={q.data.top} total={q.data.byDay.totals.cost_usd} />
             <section>
               <h2>{t('overview.topModels')}</h2>
               <ModelTable
@@ -85,18 +107,10 @@ export function Overview() {
 }
 
 /**
- * The cache: its hit rate and what cache reads and writes cost.
- *
- * The money it saved is not shown, because the API cannot give it exactly.
- * Saved = (cache-read tokens at the input rate) − cost.cache_read, and the
- * input rate is per request: its model (or each iteration's model), the
- * batch discount, fast mode, the inference_geo multiplier and the
- * long-context tier, under the price version that priced it. The totals
- * carry tokens and cost per class but no rates, and the current table
- * would misprice repriced or older records. It needs a field on
- * UsageTotals (and so on every group) such as `cache_read_at_input_usd`:
- * the cache reads priced at the input rate when each record was priced;
- * then saved = cache_read_at_input_usd − cost.cache_read.
+ * The cache: its hit rate, what cache reads and writes cost, and what the
+ * reads saved: the relay prices each record's cache reads at its own input
+ * rate (model, modifiers, price version) when it prices the record, and
+ * sums that in cache_saved_usd.
  */
 function CacheSection({ totals }: { totals: UsageTotals }) {
   return (
@@ -116,7 +130,7 @@ function CacheSection({ totals }: { totals: UsageTotals }) {
   );
 }
 
-function TopKeys({ rows, names, total }: { rows: UsageGroup[]; names: Map<string, KeyName>; total: number }) {
+function TopKeys({ rows, total }: { rows: UsageGroup[]; total: number }) {
   return (
     <section>
       <h2>{t('overview.topKeys')}</h2>
@@ -137,17 +151,10 @@ function TopKeys({ rows, names, total }: { rows: UsageGroup[]; names: Map<string
             </thead>
             <tbody>
               {rows.map((g) => {
-                const n = names.get(g.group);
                 return (
                   <tr key={g.group}>
                     <th scope="row">
-                      {n?.deleted ? (
-                        <span>
-                          <code>{shortId(g.group)}</code> <span class="badge off">{t('key.deleted')}</span>
-                        </span>
-                      ) : (
-                        <Link href={`/keys/${g.group}`}>{n?.name || shortId(g.group)}</Link>
-                      )}
+                      <Link href={`/keys/${g.group}`}>{g.key_name || shortId(g.group)}</Link>
                     </th>
                     <td class="num">{num(g.requests)}</td>
                     <td class="num">{num(g.total_tokens)}</td>
