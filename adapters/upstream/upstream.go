@@ -314,6 +314,7 @@ type Transport struct {
 	applyMu    sync.Mutex
 	pins       ports.SessionPins
 	pinWait    time.Duration
+	pinsLocal  bool // pins answer without I/O: no deadline per call
 	timeout    time.Duration
 	maxRetries int
 	inject     http.RoundTripper
@@ -367,6 +368,9 @@ func New(opts Options) (*Transport, error) {
 	}
 	if t.pinWait <= 0 {
 		t.pinWait = DefaultPinTimeout
+	}
+	if l, ok := t.pins.(interface{ InProcess() bool }); ok {
+		t.pinsLocal = l.InProcess()
 	}
 	if t.timeout <= 0 {
 		t.timeout = DefaultTimeout
