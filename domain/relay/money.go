@@ -144,7 +144,9 @@ func (s *Service) reserveMoney(ctx context.Context, a *Admission, items []domain
 	bound := func(m mode) (domain.Nanodollars, error) {
 		// One wait for the estimator for the whole call, as the token
 		// reservation's: a batch of many requests is no slower to refuse.
-		// Only the tight bound tokenises; the others need no timer.
+		// Only the tight bound tokenises; the others need no timer. (A
+		// new variable: the closure must not replace reserveMoney's ctx.)
+		ctx := ctx
 		if m == tight {
 			var cancel context.CancelFunc
 			ctx, cancel = context.WithTimeout(ctx, estimateWait)
