@@ -122,8 +122,7 @@ func Invalidf(format string, args ...any) *Error { return Errorf(KindInvalid, fo
 // KindOf reports the kind of err: the kind of the first *Error in its chain,
 // KindInternal otherwise.
 func KindOf(err error) Kind {
-	var de *Error
-	if errors.As(err, &de) {
+	if de := AsError(err); de != nil {
 		return de.Kind
 	}
 	return KindInternal
@@ -140,6 +139,14 @@ func ReasonOf(err error) Reason {
 
 // AsError returns the first *Error in err's chain, or nil.
 func AsError(err error) *Error {
+	// The common cases first: errors.As makes its target escape, one
+	// allocation per call on the hot path.
+	switch e := err.(type) {
+	case nil:
+		return nil
+	case *Error:
+		return e
+	}
 	var de *Error
 	if errors.As(err, &de) {
 		return de

@@ -21,6 +21,18 @@ if [ "$hard" = unlimited ]; then hard=1048576; fi
 ulimit -n "$hard" 2>/dev/null || ulimit -n 65536 2>/dev/null || true
 echo "bench: open-files limit $(ulimit -n)" >&2
 
+# nginx (Debian's nginx-light) is the reference column: what a proxy can
+# cost. Installed here when missing and possible; otherwise skipped.
+if ! command -v nginx >/dev/null 2>&1 && [ ! -x /usr/sbin/nginx ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "bench: installing nginx-light (the reference proxy)" >&2
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q nginx-light >&2 ||
+      echo "bench: could not install nginx-light: its column is skipped" >&2
+  else
+    echo "bench: nginx is not installed (apt-get install nginx-light): its column is skipped" >&2
+  fi
+fi
+
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/relay-bench-bin.XXXXXX")
 trap 'rm -rf "$tmp"' EXIT
 

@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"reflect"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -134,7 +135,28 @@ func mustReserve(t *testing.T, l ports.BudgetLedger, key uuid.UUID, id string, b
 	if err != nil {
 		t.Fatalf("Reserve(%s, %s at %s): %v", id, amount, at.Format(time.RFC3339), err)
 	}
+	// What a reservation answers is the windows as they are after it.
+	if len(bs) > 0 {
+		now, err := l.State(ctxT(t), key, bs, at)
+		if err != nil {
+			t.Fatalf("State after Reserve(%s): %v", id, err)
+		}
+		if !reflect.DeepEqual(statusText(sts), statusText(now)) {
+			t.Fatalf("Reserve(%s, %s at %s) answered\n%v\nbut State then says\n%v", id, amount, at.Format(time.RFC3339), statusText(sts), statusText(now))
+		}
+	}
 	return sts
+}
+
+// statusText renders statuses with their times as instants, so that two
+// ledgers' answers compare whatever *time.Location they carry.
+func statusText(sts []budget.Status) []string {
+	out := make([]string, len(sts))
+	for i, s := range sts {
+		out[i] = fmt.Sprintf("%v used=%d reserved=%d [%d, %d) resets=%d", s.Budget, s.Used, s.Reserved,
+			s.Start.UnixNano(), s.End.UnixNano(), s.ResetsAt.UnixNano())
+	}
+	return out
 }
 
 // mustRefuse reserves and wants a refusal; it returns the error and the

@@ -59,12 +59,20 @@ type spendAccount struct {
 	lv      [len(budget.Levels)]map[int64]int64
 	// lo is, per level, an index below which no bucket is left, so pruning
 	// walks only the indices that just passed their retention.
-	lo         [len(budget.Levels)]int64
-	res        map[string]spendReservation
+	lo  [len(budget.Levels)]int64
+	res map[string]spendReservation
+	// resBy sums res per 5-minute bucket and resSum all of it, so that a
+	// window is measured in the few buckets requests are held in, not in
+	// every request in flight. Change res only through hold and release.
+	resBy      map[int64]int64
+	resSum     int64
 	nextExpiry int64
-	done       map[string]struct{}
-	doneQ      []settled
-	doneHead   int
+	// roll is the 5h measure's bucket buffer, reused under mu: a Measure
+	// never outlives the call that took it.
+	roll     []pricing.Nanodollars
+	done     map[string]struct{}
+	doneQ    []settled
+	doneHead int
 }
 
 // NewBudgetLedger returns an empty ledger. Options: WithClock,
@@ -103,7 +111,7 @@ func (l *BudgetLedger) lock(keyID uuid.UUID, create bool) *spendAccount {
 			a = sh.accs[keyID]
 			if a == nil {
 				a = &spendAccount{latest: math.MinInt64, nextExpiry: math.MaxInt64,
-					res: make(map[string]spendReservation), done: make(map[string]struct{})}
+					res: make(map[string]spendReservation), resBy: make(map[int64]int64), done: make(map[string]struct{})}
 				for i := range a.lv {
 					a.lv[i] = make(map[int64]int64)
 				}
@@ -148,12 +156,35 @@ func (a *spendAccount) touch(now int64, at time.Time) {
 	}
 }
 
+// hold records reservation id. a.mu is held.
+func (a *spendAccount) hold(id string, r spendReservation) {
+	a.release(id)
+	a.res[id] = r
+	a.resBy[r.bucket] += r.amount
+	a.resSum += r.amount
+}
+
+// release drops reservation id, if held. a.mu is held.
+func (a *spendAccount) release(id string) {
+	r, ok := a.res[id]
+	if !ok {
+		return
+	}
+	delete(a.res, id)
+	if v := a.resBy[r.bucket] - r.amount; v == 0 {
+		delete(a.resBy, r.bucket)
+	} else {
+		a.resBy[r.bucket] = v
+	}
+	a.resSum -= r.amount
+}
+
 func (a *spendAccount) pruneLeases(now int64) {
 	if now >= a.nextExpiry {
 		next := int64(math.MaxInt64)
 		for id, r := range a.res {
 			if r.expires <= now {
-				delete(a.res, id)
+				a.release(id)
 			} else if r.expires < next {
 				next = r.expires
 			}
@@ -188,38 +219,41 @@ func (a *spendAccount) add(at time.Time, v int64, from budget.Level) {
 	a.total += v
 }
 
-// measure reads b's window at t. a.mu is held.
+// measure reads b's window at t. a.mu is held; the Measure's Buckets are
+// a.roll, valid until the next measure.
 func (a *spendAccount) measure(b budget.Budget, t time.Time) budget.Measure {
 	var m budget.Measure
 	switch b.Window {
 	case budget.Total:
 		m.Used = pricing.Nanodollars(a.total)
-		for _, r := range a.res {
-			m.Reserved += pricing.Nanodollars(r.amount)
-		}
+		m.Reserved = pricing.Nanodollars(a.resSum)
 	case budget.Rolling5h:
 		first, last := budget.RollingRange(t)
-		m.Buckets = make([]pricing.Nanodollars, budget.RollingBuckets)
+		if a.roll == nil {
+			a.roll = make([]pricing.Nanodollars, budget.RollingBuckets)
+		}
+		m.Buckets = a.roll
+		fine := a.lv[budget.Level5m]
 		for i := range m.Buckets {
-			v := pricing.Nanodollars(a.lv[budget.Level5m][first+int64(i)])
+			v := pricing.Nanodollars(fine[first+int64(i)])
 			m.Buckets[i] = v
 			m.Used += v
 		}
-		for _, r := range a.res {
-			if r.bucket >= first {
-				m.Buckets[min(r.bucket, last)-first] += pricing.Nanodollars(r.amount)
-				m.Reserved += pricing.Nanodollars(r.amount)
+		for bucket, v := range a.resBy {
+			if bucket >= first {
+				m.Buckets[min(bucket, last)-first] += pricing.Nanodollars(v)
+				m.Reserved += pricing.Nanodollars(v)
 			}
 		}
 	default:
-		start, end := b.Span(t)
-		for _, bk := range budget.Cover(start, end) {
+		start, end, cover := b.SpanCover(t)
+		for _, bk := range cover {
 			m.Used += pricing.Nanodollars(a.lv[bk.Level][bk.Index])
 		}
 		lo, hi := budget.Level5m.Index(start), budget.Level5m.Index(end.Add(-time.Nanosecond))
-		for _, r := range a.res {
-			if r.bucket >= lo && r.bucket <= hi {
-				m.Reserved += pricing.Nanodollars(r.amount)
+		for bucket, v := range a.resBy {
+			if bucket >= lo && bucket <= hi {
+				m.Reserved += pricing.Nanodollars(v)
 			}
 		}
 	}
@@ -253,24 +287,34 @@ func (l *BudgetLedger) Reserve(ctx context.Context, keyID uuid.UUID, id string, 
 	a.touch(now, at)
 	_, held := a.res[id]
 	_, settled := a.done[id]
-	if !held && !settled {
-		var short []budget.Shortfall
-		sts := make([]budget.Status, len(budgets))
-		for i, b := range budgets {
-			st, sf := b.Check(at, a.measure(b, at), amount)
-			sts[i] = st
-			if sf != nil {
-				short = append(short, *sf)
-			}
-		}
-		if short != nil {
-			return sts, budget.Refuse(at, short)
-		}
-		exp := now + int64(lease)
-		a.res[id] = spendReservation{amount: int64(amount), bucket: budget.Level5m.Index(at), expires: exp}
-		a.nextExpiry = min(a.nextExpiry, exp)
+	if held || settled {
+		return a.statuses(budgets, at), nil
 	}
-	return a.statuses(budgets, at), nil
+	var short []budget.Shortfall
+	sts := make([]budget.Status, len(budgets))
+	for i, b := range budgets {
+		st, sf := b.Check(at, a.measure(b, at), amount)
+		sts[i] = st
+		if sf != nil {
+			short = append(short, *sf)
+		}
+	}
+	if short != nil {
+		return sts, budget.Refuse(at, short)
+	}
+	exp := now + int64(lease)
+	a.hold(id, spendReservation{amount: int64(amount), bucket: budget.Level5m.Index(at), expires: exp})
+	a.nextExpiry = min(a.nextExpiry, exp)
+	// What the windows hold now is what was measured plus this amount, in
+	// every window (the request's own bucket is in each of them): no
+	// second measure. A 5h window's reset is unchanged unless it was empty.
+	for i := range sts {
+		sts[i].Reserved += amount
+		if sts[i].Budget.Window == budget.Rolling5h && sts[i].ResetsAt.IsZero() && amount > 0 {
+			sts[i].ResetsAt = budget.BucketStart(at).Add(budget.RollingSpan)
+		}
+	}
+	return sts, nil
 }
 
 func (a *spendAccount) statuses(budgets []budget.Budget, at time.Time) []budget.Status {
@@ -299,7 +343,7 @@ func (l *BudgetLedger) Settle(ctx context.Context, keyID uuid.UUID, id string, a
 	if _, ok := a.done[id]; ok {
 		return nil
 	}
-	delete(a.res, id)
+	a.release(id)
 	a.add(at, int64(actual), budget.Level5m)
 	a.done[id] = struct{}{}
 	a.doneQ = append(a.doneQ, settled{id: id, expires: now + int64(l.retention)})

@@ -44,6 +44,10 @@ func NewSessionPins(maxEntries int, opts ...Option) (*SessionPins, error) {
 	return &SessionPins{clock: o.clock, lru: lru}, nil
 }
 
+// InProcess reports that the store answers without I/O, so callers need
+// not bound its calls with a deadline.
+func (s *SessionPins) InProcess() bool { return true }
+
 // Get implements ports.SessionPins. An expired pin is dropped here; one
 // nobody asks for again ages out of the LRU.
 func (s *SessionPins) Get(_ context.Context, session string) (string, bool, error) {

@@ -46,6 +46,11 @@ type Options struct {
 	// Log gets one Info line per proxied request (never a key or a body)
 	// and errors; nil logs nothing.
 	Log *slog.Logger
+	// AccessLog, when set, receives the per-request Info line instead of
+	// Log, as the JSON line Log's JSON handler would write, built without
+	// slog (see accessLine); Log's level still decides whether it is
+	// written. Share it with Log's handler through a *LockedWriter.
+	AccessLog io.Writer
 	// MaxBodyBytes caps request bodies (default
 	// upstream.DefaultMaxBodyBytes); larger ones get 413 request_too_large.
 	MaxBodyBytes int64
@@ -109,8 +114,9 @@ func (NopObserver) Done(*domain.UsageRecord) {}
 // Handler relays every path the management API does not claim to the
 // upstream, with admission before and usage settlement after.
 type Handler struct {
-	rp  *httputil.ReverseProxy
-	svc *relay.Service
+	rp     *httputil.ReverseProxy
+	svc    *relay.Service
+	access *accessLine // nil: the per-request line goes through log
 	// ready: a service and a transport were given; conf, when set, says
 	// whether the transport has an upstream now (upstreams come and go).
 	ready     bool
@@ -144,6 +150,9 @@ func New(opts Options) *Handler {
 	}
 	if p.log == nil {
 		p.log = slog.New(slog.DiscardHandler)
+	}
+	if opts.AccessLog != nil {
+		p.access = &accessLine{w: opts.AccessLog}
 	}
 	p.router = opts.Router
 	if p.router == nil {
@@ -772,6 +781,10 @@ func (p *Handler) logLine(rec *domain.UsageRecord, info upstream.Info) {
 	log := p.log
 	ctx := context.Background()
 	if !log.Enabled(ctx, slog.LevelInfo) {
+		return
+	}
+	if p.access != nil {
+		p.access.write(time.Now(), rec, &info)
 		return
 	}
 	log.LogAttrs(ctx, slog.LevelInfo, "proxied",

@@ -358,8 +358,7 @@ func windowArgs(args []any, budgets []budget.Budget, at time.Time) []any {
 				args = append(args, "m:"+strconv.FormatInt(i, 10))
 			}
 		default:
-			start, end := b.Span(at)
-			cover := budget.Cover(start, end)
+			start, end, cover := b.SpanCover(at)
 			lo, hi := budget.Level5m.Index(start), budget.Level5m.Index(end.Add(-time.Nanosecond))+1
 			args = append(args, int64(b.Limit), 0, lo, hi, len(cover))
 			for _, bk := range cover {

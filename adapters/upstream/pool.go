@@ -163,8 +163,11 @@ func (t *Transport) readPin(ctx context.Context, session string) string {
 	if t.pins == nil {
 		return ""
 	}
-	ctx, cancel := context.WithTimeout(ctx, t.pinWait)
-	defer cancel()
+	if !t.pinsLocal {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, t.pinWait)
+		defer cancel()
+	}
 	id, ok, err := t.pins.Get(ctx, session)
 	if err != nil {
 		t.log.LogAttrs(ctx, slog.LevelDebug, "session pin read failed; balancing instead", slog.String("error", err.Error()))
@@ -182,8 +185,11 @@ func (t *Transport) writePin(ctx context.Context, session, id string, ttl time.D
 	if t.pins == nil {
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), t.pinWait)
-	defer cancel()
+	if !t.pinsLocal {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(context.WithoutCancel(ctx), t.pinWait)
+		defer cancel()
+	}
 	if err := t.pins.Set(ctx, session, id, ttl); err != nil {
 		t.log.LogAttrs(ctx, slog.LevelDebug, "session pin write failed", slog.String("upstream", id), slog.String("error", err.Error()))
 	}

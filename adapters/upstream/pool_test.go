@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -219,7 +220,7 @@ func TestPoolHealthyFirstAndWeights(t *testing.T) {
 	// Tier fallback: with a overloaded too, tier 1 serves, and says why.
 	e.fakes["a"].Script(fakeanthropic.Step{Status: 529})
 	info := e.message(Route{Model: "m"})
-	if info.UpstreamID != "c" || info.Failovers != 1 || e.messages("c") != 1 {
+	if info.UpstreamID != "c" || info.Failovers != 1 || e.messages("c") != 1 || !slices.Equal(info.Tried, []string{"a"}) {
 		t.Fatalf("tier fallback: %+v", info)
 	}
 	info = e.message(Route{Model: "m"})

@@ -144,7 +144,8 @@ func TestRefusedConnectionFailsOver(t *testing.T) {
 		t.Fatal(err)
 	}
 	_ = resp.Body.Close()
-	if resp.StatusCode != http.StatusOK || info.Upstream != "backup" || info.Attempts != 2 || info.Failovers != 1 || !info.Written {
+	if resp.StatusCode != http.StatusOK || info.Upstream != "backup" || info.Attempts != 2 || info.Failovers != 1 || !info.Written ||
+		len(info.Tried) != 1 || info.Tried[0] == info.UpstreamID {
 		t.Fatalf("status %d info %+v", resp.StatusCode, info)
 	}
 	if f.Count() != 1 || string(f.Last().Body) != `{"x":1}` {

@@ -202,6 +202,10 @@ type Info struct {
 	Attempts  int
 	Retries   int
 	Failovers int
+	// Tried are the ids of the upstreams failed over from, in order: each
+	// upstream whose attempts came before UpstreamID's (a retry on the
+	// same upstream adds none). Usually empty.
+	Tried []string
 	// Outcome of the last attempt.
 	Outcome Outcome
 	// Written reports that some attempt's request reached an upstream: it
@@ -314,6 +318,7 @@ type Transport struct {
 	applyMu    sync.Mutex
 	pins       ports.SessionPins
 	pinWait    time.Duration
+	pinsLocal  bool // pins answer without I/O: no deadline per call
 	timeout    time.Duration
 	maxRetries int
 	inject     http.RoundTripper
@@ -367,6 +372,9 @@ func New(opts Options) (*Transport, error) {
 	}
 	if t.pinWait <= 0 {
 		t.pinWait = DefaultPinTimeout
+	}
+	if l, ok := t.pins.(interface{ InProcess() bool }); ok {
+		t.pinsLocal = l.InProcess()
 	}
 	if t.timeout <= 0 {
 		t.timeout = DefaultTimeout
@@ -662,6 +670,9 @@ func (r *call) run(ctx context.Context) (*http.Response, error) {
 			return nil, err
 		}
 		info.Attempts++
+		if info.UpstreamID != "" && info.UpstreamID != tg.id {
+			info.Tried = append(info.Tried, info.UpstreamID)
+		}
 		info.Upstream, info.UpstreamID = tg.name, tg.id
 		r.tried[cur].attempts++
 		// The overall deadline does not bound the attempt: once written,

@@ -132,13 +132,19 @@ type Writer struct {
 	log   *slog.Logger
 	obs   Observer
 
-	// held counts queued records plus the batch being written. It never
-	// exceeds cap(queue), so a send on queue never blocks.
-	held  atomic.Int64
-	queue chan domain.UsageRecord
+	// held counts queued records plus the batch being written; at most
+	// Capacity.
+	held atomic.Int64
 
-	mu     sync.RWMutex // guards closed against sends on a closed queue
-	closed bool
+	// mu guards pending and closed. pending grows as records come and is
+	// taken whole by the writer (swapped with its spent batch), so an idle
+	// writer holds no memory for its capacity, and a busy one two batches.
+	mu      sync.Mutex
+	pending []domain.UsageRecord
+	closed  bool
+	// wake tells the writer BatchSize records wait, or that it was shut
+	// down; buffered, so Record never blocks on it.
+	wake chan struct{}
 
 	abort  context.Context // cancelled when Shutdown's deadline passes
 	cancel context.CancelFunc
@@ -157,7 +163,7 @@ func New(store ports.UsageStore, cfg Config) *Writer {
 		store:  store,
 		log:    cfg.Logger,
 		obs:    cfg.Observer,
-		queue:  make(chan domain.UsageRecord, cfg.Capacity),
+		wake:   make(chan struct{}, 1),
 		abort:  abort,
 		cancel: cancel,
 		done:   make(chan struct{}),
@@ -171,19 +177,32 @@ func (w *Writer) Record(ctx context.Context, rec domain.UsageRecord) error {
 	if rec.RequestID == "" {
 		return domain.Invalidf("usage record has no request id")
 	}
-	w.mu.RLock()
-	defer w.mu.RUnlock()
+	w.mu.Lock()
 	if w.closed {
+		w.mu.Unlock()
 		return fmt.Errorf("record usage %s: %w", rec.RequestID, ErrClosed)
 	}
 	if w.held.Add(1) > int64(w.cfg.Capacity) {
 		w.held.Add(-1)
+		w.mu.Unlock()
 		w.obs.Dropped(1)
 		return &domain.Error{Kind: domain.KindOverloaded, Reason: domain.ReasonUsageQueue,
 			Message: "the relay is overloaded: usage accounting is backed up; retry shortly"}
 	}
-	w.queue <- rec
+	w.pending = append(w.pending, rec)
+	full := len(w.pending) == w.cfg.BatchSize
+	w.mu.Unlock()
+	if full {
+		w.signal()
+	}
 	return nil
+}
+
+func (w *Writer) signal() {
+	select {
+	case w.wake <- struct{}{}:
+	default: // already signalled
+	}
 }
 
 // Saturated implements ports.UsageRecorder: true once Capacity-Headroom
@@ -202,11 +221,9 @@ func (w *Writer) Held() int { return int(w.held.Load()) }
 // logged one by one, and reported in the error.
 func (w *Writer) Shutdown(ctx context.Context) error {
 	w.mu.Lock()
-	if !w.closed {
-		w.closed = true
-		close(w.queue)
-	}
+	w.closed = true
 	w.mu.Unlock()
+	w.signal()
 	select {
 	case <-w.done:
 	case <-ctx.Done():
@@ -224,49 +241,64 @@ func (w *Writer) run() {
 	defer close(w.done)
 	tick := time.NewTicker(w.cfg.FlushInterval)
 	defer tick.Stop()
-	batch := make([]domain.UsageRecord, 0, w.cfg.MaxBatch)
-	open := true
+	var batch []domain.UsageRecord
 	for {
+		all := false
 		select {
-		case rec, ok := <-w.queue:
-			if !ok {
-				w.write(batch)
+		case <-w.wake:
+		case <-tick.C:
+			all = true
+		}
+		// Write what waits, in writes of at most MaxBatch (a backlog after
+		// an outage drains in few large transactions), then again at once
+		// while a full batch has gathered meanwhile.
+		for {
+			var closed bool
+			batch, closed = w.take(batch, all)
+			for rest := batch; len(rest) > 0; {
+				n := min(len(rest), w.cfg.MaxBatch)
+				w.write(rest[:n])
+				rest = rest[n:]
+			}
+			if closed && len(batch) == 0 {
 				return
 			}
-			batch = append(batch, rec)
-			if len(batch) < w.cfg.BatchSize {
-				continue
-			}
-		case <-tick.C:
-			if len(batch) == 0 {
-				continue
+			if !closed && w.waiting() < w.cfg.BatchSize {
+				break
 			}
 		}
-		batch, open = w.drain(batch)
-		w.write(batch)
-		if !open {
-			return
-		}
-		batch = batch[:0]
 	}
 }
 
-// drain adds records already waiting to batch, up to MaxBatch, without
-// blocking. It reports false once the queue is closed and empty; batch then
-// holds the last records.
-func (w *Writer) drain(batch []domain.UsageRecord) ([]domain.UsageRecord, bool) {
-	for len(batch) < w.cfg.MaxBatch {
-		select {
-		case rec, ok := <-w.queue:
-			if !ok {
-				return batch, false
-			}
-			batch = append(batch, rec)
-		default:
-			return batch, true
-		}
+// take hands the writer the records waiting, in order, giving back spent
+// (its last batch, written) for the next records to gather in: all of
+// them when all is set (the interval passed) or the writer was shut down,
+// otherwise whole BatchSize groups, the rest left to gather. It reports
+// whether the writer was shut down.
+func (w *Writer) take(spent []domain.UsageRecord, all bool) (batch []domain.UsageRecord, closed bool) {
+	clear(spent) // a written batch keeps no strings alive
+	spent = spent[:0]
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if all && cap(spent) > 2*w.cfg.MaxBatch && len(w.pending) < w.cfg.BatchSize {
+		// The interval passed with little waiting: the load that grew this
+		// buffer is over, so its size is not kept around.
+		spent = nil
 	}
-	return batch, true
+	batch, w.pending = w.pending, spent
+	if keep := len(batch) % w.cfg.BatchSize; keep > 0 && !all && !w.closed {
+		w.pending = append(w.pending, batch[len(batch)-keep:]...)
+		clear(batch[len(batch)-keep:])
+		batch = batch[:len(batch)-keep]
+	}
+	return batch, w.closed
+}
+
+// waiting is how many records gather for the next batch.
+func (w *Writer) waiting() int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return len(w.pending)
 }
 
 // write stores batch, retrying until it succeeds or Shutdown gives up.

@@ -15,7 +15,7 @@ func migrateCmd(ctx context.Context, args []string, e env) error {
 	if err != nil {
 		return err
 	}
-	log := newLogger(cfg.Log, e.stderr)
+	log, _ := newLogger(cfg.Log, e.stderr)
 	out, err := storage.Migrate(ctx, cfg.DatabaseURL, cfg.DataDir, args[0], log)
 	if err != nil {
 		return fmt.Errorf("migrate %s: %w", args[0], err)

@@ -95,7 +95,7 @@ func startRelayWith(t *testing.T, fake *fakeanthropic.Server, mutate func(*confi
 	log := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	e := env{environ: envList, stdin: strings.NewReader(""), stdout: logs, stderr: logs}
 	ctx, cancel := context.WithCancel(context.Background())
-	a, err := build(ctx, cfg, e, log)
+	a, err := build(ctx, cfg, e, log, logs)
 	if err != nil {
 		cancel()
 		t.Fatal(err)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -40,8 +41,8 @@ func serve(ctx context.Context, args []string, e env) error {
 	}
 	sink := newLogSink(e.stderr, 100*time.Millisecond)
 	defer sink.Close()
-	log := newLogger(cfg.Log, sink)
-	app, err := build(ctx, cfg, e, log)
+	log, access := newLogger(cfg.Log, sink)
+	app, err := build(ctx, cfg, e, log, access)
 	if err != nil {
 		return err
 	}
@@ -61,6 +62,7 @@ func serve(ctx context.Context, args []string, e env) error {
 type app struct {
 	cfg                config.Config
 	log                *slog.Logger
+	accessLog          io.Writer
 	clock              ports.Clock
 	store              ports.Store
 	storeKind          string
@@ -77,8 +79,10 @@ type app struct {
 
 // build wires the relay from cfg; the constructors it calls are in
 // wiring.go. On an error, whatever it had opened is closed again.
-func build(ctx context.Context, cfg config.Config, e env, log *slog.Logger) (_ *app, err error) {
-	a := &app{cfg: cfg, log: log, clock: ports.SystemClock{}}
+// access, when set, takes the proxy's per-request JSON lines (see
+// proxy.Options.AccessLog), each in one Write.
+func build(ctx context.Context, cfg config.Config, e env, log *slog.Logger, access io.Writer) (_ *app, err error) {
+	a := &app{cfg: cfg, log: log, accessLog: access, clock: ports.SystemClock{}}
 	defer func() {
 		if err != nil {
 			a.close()

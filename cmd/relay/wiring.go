@@ -236,7 +236,7 @@ func (a *app) newDataPlane(svc *relay.Service, transport http.RoundTripper, clie
 	}
 	s, u := a.cfg.Server, a.cfg.Upstream
 	return proxy.New(proxy.Options{
-		Service: svc, Transport: transport, ClientIP: clientIP, Log: a.log, Router: router,
+		Service: svc, Transport: transport, ClientIP: clientIP, Log: a.log, AccessLog: a.accessLog, Router: router,
 		MaxBodyBytes: u.MaxBodyBytes, MaxBufferedBytes: u.MaxBufferedBytes, IdleTimeout: u.IdleTimeout,
 		WriteTimeout: s.WriteProgressTimeout, BodyReadTimeout: s.BodyReadTimeout, BodyMinRate: bodyMinRate(s.BodyMinRate),
 		Observer: proxyObserver{m: a.metrics}, CORSAllowedOrigins: a.cfg.CORS.AllowedOrigins,

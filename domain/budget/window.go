@@ -1,6 +1,10 @@
 package budget
 
-import "time"
+import (
+	"sync"
+	"sync/atomic"
+	"time"
+)
 
 // BucketStart is the start of the 5-minute bucket holding t.
 func BucketStart(t time.Time) time.Time {
@@ -20,6 +24,60 @@ func RollingRange(t time.Time) (first, last int64) {
 // zero (it has no bounds). For 5h it is the 61 buckets of RollingRange.
 // Calendar spans are in b's zone; b must be valid.
 func (b Budget) Span(t time.Time) (start, end time.Time) {
+	if b.Window.Calendar() {
+		sp := b.calendarSpan(t)
+		return sp.start, sp.end
+	}
+	return b.span(t)
+}
+
+// SpanCover is Span with, for a calendar window, its Cover. The cover is
+// shared: callers must not modify it.
+func (b Budget) SpanCover(t time.Time) (start, end time.Time, cover []Bucket) {
+	if b.Window.Calendar() {
+		sp := b.calendarSpan(t)
+		return sp.start, sp.end, sp.cover
+	}
+	start, end = b.span(t)
+	return start, end, nil
+}
+
+// calendarSpan is the calendar window holding t with its cover. The last
+// one computed for each window and zone is kept: every request of a day
+// falls in the same span, and computing it (zone arithmetic, the cover)
+// is most of what measuring a window costs. A span is a pure function of
+// (window, zone, t), so the cache can only ever answer what Span would.
+func (b Budget) calendarSpan(t time.Time) *calSpan {
+	k := spanKey{b.Window, b.TimeZone}
+	slot, ok := spans.Load(k)
+	if !ok {
+		slot, _ = spans.LoadOrStore(k, new(atomic.Pointer[calSpan]))
+	}
+	p := slot.(*atomic.Pointer[calSpan])
+	if sp := p.Load(); sp != nil && !t.Before(sp.start) && t.Before(sp.end) {
+		return sp
+	}
+	start, end := b.span(t)
+	sp := &calSpan{start: start, end: end, cover: Cover(start, end)}
+	p.Store(sp)
+	return sp
+}
+
+type spanKey struct {
+	w    Window
+	zone string
+}
+
+type calSpan struct {
+	start, end time.Time
+	cover      []Bucket
+}
+
+// spans holds one *atomic.Pointer[calSpan] per window and zone: a few
+// hundred at most (three windows times the zones in use).
+var spans sync.Map
+
+func (b Budget) span(t time.Time) (start, end time.Time) {
 	switch b.Window {
 	case Rolling5h:
 		s := BucketStart(t)

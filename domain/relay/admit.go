@@ -15,6 +15,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/relaystation/relay/domain"
+	"github.com/relaystation/relay/ports"
 )
 
 // MaxReservableTokens bounds max_tokens and the input estimate of one
@@ -85,6 +86,9 @@ type Admission struct {
 	once    sync.Once
 	// inputEst caches the tokenised input estimate.
 	inputEst int64
+	// inputBound caches the cheap input bound of the call's body (the
+	// token and the money reservation both need it); -1 until computed.
+	inputBound int64
 	// renewAt is when KeepAlive next extends the reservation (unix nanos).
 	renewAt atomic.Int64
 	// objectUpstream is the upstream the named objects require (ObjectUpstream).
@@ -197,7 +201,7 @@ func (s *Service) Admit(ctx context.Context, key domain.APIKey, call Call) (*Adm
 			slog.String("key_id", key.ID.String()), slog.String("tier", key.RateLimitTier))
 		tier = *s.cfg.FallbackTier
 	}
-	a := &Admission{Key: key, Tier: tier, svc: s, call: call}
+	a := &Admission{Key: key, Tier: tier, svc: s, call: call, inputBound: -1}
 	// 3.
 	rkey, rlimit := domain.RequestsLimiterKey(key.ID), tier.RequestLimit()
 	if ep.Billing() == BillingAux {
@@ -478,7 +482,7 @@ func (s *Service) reserve(ctx context.Context, a *Admission, items []domain.Batc
 	clamp := func(n int64) int64 { return min(max(n, 0), MaxReservableTokens) }
 	loose := func() int64 {
 		if items == nil {
-			return clamp(s.cfg.Estimator.InputBound(a.call.Body))
+			return a.cheapInputBound(s.cfg.Estimator)
 		}
 		var n int64
 		for _, it := range items {
@@ -690,6 +694,15 @@ func (a *Admission) charge(ctx context.Context, out Outcome) (u domain.Usage, es
 	}
 	u.OutputTokens = max(u.OutputTokens, r.OutputEstimate)
 	return u, true
+}
+
+// cheapInputBound is the estimator's cheap input bound of the call's
+// body, clamped, computed once.
+func (a *Admission) cheapInputBound(e ports.TokenEstimator) int64 {
+	if a.inputBound < 0 {
+		a.inputBound = min(max(e.InputBound(a.call.Body), 0), MaxReservableTokens)
+	}
+	return a.inputBound
 }
 
 // inputEstimate is the tokenised input estimate of the call, for billing

@@ -12,6 +12,9 @@ import (
 	"github.com/relaystation/relay/adapters/keycache"
 	"github.com/relaystation/relay/adapters/memory"
 	"github.com/relaystation/relay/domain"
+	"github.com/relaystation/relay/domain/billing"
+	"github.com/relaystation/relay/domain/budget"
+	"github.com/relaystation/relay/domain/pricing"
 	"github.com/relaystation/relay/domain/relay"
 	"github.com/relaystation/relay/ports"
 )
@@ -40,12 +43,41 @@ func (benchUsage) Saturated() bool                                  { return fal
 // with the in-process adapters: key authentication (HMAC + cache hit), the
 // request-rate limiter, and a quota reservation then its settlement. The
 // input-token estimate is a constant here; adapters/anthropic benchmarks it.
-func BenchmarkAdmitSettle(b *testing.B) {
+func BenchmarkAdmitSettle(b *testing.B) { benchAdmitSettle(b, false) }
+
+// BenchmarkAdmitSettleMoney is BenchmarkAdmitSettle for a key with money
+// budgets (5h and month, the in-process budget ledger) priced by the seed
+// table: the reservation in money and its settlement at the actual cost.
+func BenchmarkAdmitSettleMoney(b *testing.B) { benchAdmitSettle(b, true) }
+
+// noSpend is a SpendStore with no persisted spend.
+type noSpend struct{}
+
+func (noSpend) SpendHistory(_ context.Context, _ uuid.UUID, asOf time.Time) (budget.History, error) {
+	return budget.History{AsOf: asOf}, nil
+}
+
+func benchAdmitSettle(b *testing.B, money bool) {
 	limit := int64(1 << 50)
 	hasher := domain.NewKeyHasher([]byte("bench-secret-bench-secret"))
 	raw := "sk-proxy-" + "0123456789abcdefghijABCDEFGHIJ0123456789abc"
 	key := domain.APIKey{ID: uuid.New(), Name: "bench", KeyHash: hasher.Hash(raw), TokenLimit: &limit,
 		RateLimitTier: "bench", IsActive: true}
+	var prices *billing.Prices
+	var budgets *billing.Budgets
+	if money {
+		key.Budgets = []domain.KeyBudget{{Window: "5h", Limit: 1 << 50}, {Window: "month", Limit: 1 << 50, TimeZone: "Europe/Paris"}}
+		seed, err := pricing.Seed()
+		if err != nil {
+			b.Fatal(err)
+		}
+		if prices, err = billing.NewPrices(context.Background(), nil, seed, pricing.Policy{}, nil, nil); err != nil {
+			b.Fatal(err)
+		}
+		if budgets, err = billing.NewBudgets(memory.NewBudgetLedger(memory.WithSettleRetention(time.Second)), noSpend{}, nil, "UTC"); err != nil {
+			b.Fatal(err)
+		}
+	}
 	clock := ports.SystemClock{}
 	cache := keycache.New(benchKeys{key: key}, time.Minute, clock)
 	svc, err := relay.NewService(relay.ServiceConfig{
@@ -57,6 +89,8 @@ func BenchmarkAdmitSettle(b *testing.B) {
 		Usage:       benchUsage{},
 		Parser:      anthropic.Parser{},
 		Estimator:   mustEstimator(b),
+		Prices:      prices,
+		Budgets:     budgets,
 	})
 	if err != nil {
 		b.Fatal(err)

@@ -128,8 +128,10 @@ func (s *Service) reserveMoney(ctx context.Context, a *Admission, items []domain
 		switch {
 		case m == outputOnly:
 			return 0, nil
-		case m == cheap && (items != nil || a.inputEst == 0):
+		case m == cheap && items != nil:
 			return clamp(s.cfg.Estimator.InputBound(body)), nil
+		case m == cheap && a.inputEst == 0:
+			return a.cheapInputBound(s.cfg.Estimator), nil
 		case items == nil && a.inputEst > 0:
 			return a.inputEst, nil
 		}
@@ -142,8 +144,14 @@ func (s *Service) reserveMoney(ctx context.Context, a *Admission, items []domain
 	bound := func(m mode) (domain.Nanodollars, error) {
 		// One wait for the estimator for the whole call, as the token
 		// reservation's: a batch of many requests is no slower to refuse.
-		ctx, cancel := context.WithTimeout(ctx, estimateWait)
-		defer cancel()
+		// Only the tight bound tokenises; the others need no timer. (A
+		// new variable: the closure must not replace reserveMoney's ctx.)
+		ctx := ctx
+		if m == tight {
+			var cancel context.CancelFunc
+			ctx, cancel = context.WithTimeout(ctx, estimateWait)
+			defer cancel()
+		}
 		if items == nil {
 			in, err := input(ctx, a.call.Body, m)
 			if err != nil {

@@ -47,7 +47,11 @@ func (f *budgetFake) measure(bs []budget.Budget, at time.Time) []budget.Status {
 	return out
 }
 
-func (f *budgetFake) Reserve(_ context.Context, _ uuid.UUID, id string, bs []budget.Budget, amount domain.Nanodollars, at time.Time, _ time.Duration) ([]budget.Status, error) {
+func (f *budgetFake) Reserve(ctx context.Context, _ uuid.UUID, id string, bs []budget.Budget, amount domain.Nanodollars, at time.Time, _ time.Duration) ([]budget.Status, error) {
+	// A real ledger's round trip fails on a dead context: so must this.
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.failWith != nil {

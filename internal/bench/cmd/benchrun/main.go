@@ -42,6 +42,7 @@ type options struct {
 	pin              string
 	quick, strict    bool
 	keep             bool
+	nginx            bool
 	cfg              bench.Config
 }
 
@@ -112,6 +113,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.BoolVar(&o.quick, "quick", false, "smoke test: every phase about one second")
 	fs.BoolVar(&o.strict, "strict", false, "exit 3 when a target is missed")
 	fs.BoolVar(&o.keep, "keep", false, "keep the scratch folder (relay logs and data)")
+	fs.BoolVar(&o.nginx, "nginx", true, "measure nginx (the reference proxy) too, when it is installed")
 	profile := fs.String("profile", "", "write CPU profiles of every system's saturation rounds to this folder (the run's figures are then not for the table)")
 	d := bench.DefaultConfig()
 	rounds := fs.Int("rounds", 0, "rounds per phase (default 3, quick 1)")
@@ -265,6 +267,14 @@ func (h *harness) run(ctx context.Context) (*bench.Report, error) {
 		rep.Problems = append(rep.Problems, "bare proxy: "+err.Error())
 	} else {
 		systems = append(systems, bare)
+	}
+
+	if o.nginx {
+		if ng, err := h.startNginx(ctx, pinned); err != nil {
+			rep.Problems = append(rep.Problems, "nginx not measured: "+err.Error())
+		} else {
+			systems = append(systems, ng)
+		}
 	}
 
 	if o.relay == "" {
