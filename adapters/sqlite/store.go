@@ -57,7 +57,7 @@ func Open(ctx context.Context, path string, log *slog.Logger) (*Store, error) {
 		_ = write.Close()
 		return nil, err
 	}
-	e := &engine{write: write, read: read}
+	e := &engine{write: write, read: read, stmts: newStmtCache(write)}
 	return sqlstore.New(e, dialect{}, bind(sqlitedb.New(read)), bind(sqlitedb.New(write))), nil
 }
 
@@ -136,13 +136,14 @@ func openDB(ctx context.Context, path string, writer bool) (*sql.DB, error) {
 // and the reader pool.
 type engine struct {
 	write, read *sql.DB
+	stmts       *stmtCache // the writer's statements, prepared once
 }
 
 var _ sqlstore.Engine = (*engine)(nil)
 
 // Tx runs fn in an IMMEDIATE transaction on the writer.
 func (e *engine) Tx(ctx context.Context, fn func(sqlstore.Queries) error) error {
-	return e.inTx(ctx, func(_ *sql.Tx, q *sqlitedb.Queries) error { return fn(bind(q)) })
+	return e.inTx(ctx, func(_ sqlitedb.DBTX, q *sqlitedb.Queries) error { return fn(bind(q)) })
 }
 
 // SeedTx needs no lock of its own: the transaction is IMMEDIATE, so two
@@ -170,21 +171,27 @@ func (e *engine) Ping(ctx context.Context) error {
 
 // Close closes both pools.
 func (e *engine) Close() error {
+	e.stmts.close()
 	return errors.Join(e.read.Close(), e.write.Close())
 }
 
-// inTx runs fn in one write transaction.
-func (e *engine) inTx(ctx context.Context, fn func(tx *sql.Tx, q *sqlitedb.Queries) error) error {
+// inTx runs fn in one write transaction, its statements kept prepared
+// (stmtCache).
+func (e *engine) inTx(ctx context.Context, fn func(tx sqlitedb.DBTX, q *sqlitedb.Queries) error) error {
 	tx, err := e.write.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("begin SQLite transaction: %w", err)
 	}
-	if err := fn(tx, sqlitedb.New(tx)); err != nil {
+	db := cachedTx{tx: tx, c: e.stmts}
+	if err := fn(db, sqlitedb.New(db)); err != nil {
 		_ = tx.Rollback()
 		return err
 	}
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("commit SQLite transaction: %w", err)
+	}
+	if e.stmts.pending() {
+		e.stmts.prepareNoted(context.WithoutCancel(ctx))
 	}
 	return nil
 }

@@ -2,7 +2,6 @@ package sqlite
 
 import (
 	"context"
-	"database/sql"
 	"fmt"
 	"runtime"
 	"strings"
@@ -169,7 +168,7 @@ func upsertSumsSQL(table, keyCols string, nKeys, n int) string {
 // upsertSums adds rows to a rollup, rollupRowsPerUpsert at a time; each
 // row's key values are keys(k), in keyCols' order, and each key is in rows
 // once, so no statement names a row twice.
-func upsertSums[K comparable](ctx context.Context, tx *sql.Tx, table, keyCols string, rows map[K]*sums, keys func(K) []any) error {
+func upsertSums[K comparable](ctx context.Context, tx sqlitedb.DBTX, table, keyCols string, rows map[K]*sums, keys func(K) []any) error {
 	var args []any
 	n, nKeys := 0, 0
 	flush := func() error {
@@ -204,7 +203,7 @@ type keyAgg struct {
 // InsertUsage writes recs and their aggregates in one transaction.
 func (e *engine) InsertUsage(ctx context.Context, recs []domain.UsageRecord) error {
 	clean := sqlstore.Clean
-	return e.inTx(ctx, func(tx *sql.Tx, q *sqlitedb.Queries) error {
+	return e.inTx(ctx, func(tx sqlitedb.DBTX, q *sqlitedb.Queries) error {
 		keys := map[uuid.UUID]*keyAgg{}
 		daily := rollups{
 			daily:    map[dailyKey]*sqlitedb.UpsertUsageDailyParams{},
@@ -342,7 +341,7 @@ func upsertUpstreamRollupSQL(n int) string {
 // upsertDailyUpstream adds rows to the upstream rollup, rollupRowsPerUpsert
 // at a time. Each (day, upstream, key) is in rows once, so no statement
 // names a row twice.
-func upsertDailyUpstream(ctx context.Context, tx *sql.Tx, rows map[dailyUpstreamKey]*sqlitedb.UpsertUsageDailyUpstreamParams) error {
+func upsertDailyUpstream(ctx context.Context, tx sqlitedb.DBTX, rows map[dailyUpstreamKey]*sqlitedb.UpsertUsageDailyUpstreamParams) error {
 	args := make([]any, 0, min(len(rows), rollupRowsPerUpsert)*19)
 	n := 0
 	flush := func() error {
@@ -367,7 +366,7 @@ func upsertDailyUpstream(ctx context.Context, tx *sql.Tx, rows map[dailyUpstream
 	return flush()
 }
 
-func insertChunk(ctx context.Context, tx *sql.Tx, query string, args []any, keys map[uuid.UUID]*keyAgg, daily rollups) error {
+func insertChunk(ctx context.Context, tx sqlitedb.DBTX, query string, args []any, keys map[uuid.UUID]*keyAgg, daily rollups) error {
 	rows, err := tx.QueryContext(ctx, query, args...)
 	if err != nil {
 		return fmt.Errorf("insert usage records: %w", err)
