@@ -753,6 +753,7 @@ func (c *proxyCall) finish() {
 			Status: c.status, Answered: c.answered, UpstreamStatus: c.upStatus,
 			Written: c.info.Written || c.answered, Stream: c.stream, ErrorType: c.errType,
 			TTFB: c.ttfb, End: c.p.now(), Upstream: c.info.UpstreamID, UpstreamRequestID: c.upReqID,
+			Attempts: c.info.Attempts, Tried: c.info.Tried,
 		}
 		if c.answered && c.meterStarted {
 			out.Reply = c.meter.reply(c.eof && c.readErr == nil)

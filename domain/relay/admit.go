@@ -627,6 +627,11 @@ type Outcome struct {
 	// call created lives on.
 	Upstream          string
 	UpstreamRequestID string
+	// Attempts is how many upstream attempts were made, and Tried the ids
+	// of the upstreams failed over from, in order (the usage record's
+	// Attempts and TriedUpstreams).
+	Attempts int
+	Tried    []string
 }
 
 // Finish ends the admission exactly once, whatever path gets here first
@@ -782,6 +787,7 @@ func (a *Admission) baseRecord(out Outcome) domain.UsageRecord {
 		Path: c.Route.Path, Endpoint: c.Route.Endpoint.String(), Status: out.Status,
 		Stream: out.Stream || a.Request.Stream, TTFB: out.TTFB,
 		UpstreamRequestID: out.UpstreamRequestID, Upstream: out.Upstream,
+		Attempts: out.Attempts, TriedUpstreams: out.Tried,
 		SessionID: c.Session, ClientIP: clientIPString(c.ClientIP), ErrorType: out.ErrorType,
 	}
 	if !out.End.IsZero() && !c.Start.IsZero() {
