@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -664,7 +665,8 @@ func TestProxyRetriesAndFailover(t *testing.T) {
 				t.Fatalf("replayed body %q", r.Body)
 			}
 		}
-		if r := env.waitRecords(1)[0]; r.Usage.OutputTokens != fakeanthropic.DefaultUsage.OutputTokens {
+		if r := env.waitRecords(1)[0]; r.Usage.OutputTokens != fakeanthropic.DefaultUsage.OutputTokens ||
+			r.Attempts != 3 || len(r.TriedUpstreams) != 0 {
 			t.Fatalf("record %+v", r)
 		}
 		if !strings.Contains(env.logBuf.String(), `"retries":2`) {
@@ -697,7 +699,7 @@ func TestProxyRetriesAndFailover(t *testing.T) {
 		if resp.StatusCode != 200 || backup.Count() != 1 {
 			t.Fatalf("%d, backup saw %d", resp.StatusCode, backup.Count())
 		}
-		if r := env.waitRecords(1)[0]; r.Upstream != "backup" {
+		if r := env.waitRecords(1)[0]; r.Upstream != "backup" || r.Attempts != 2 || !slices.Equal(r.TriedUpstreams, []string{"primary"}) {
 			t.Fatalf("record %+v", r)
 		}
 	})
@@ -709,7 +711,7 @@ func TestProxyRetriesAndFailover(t *testing.T) {
 		if resp.StatusCode != 502 || !strings.Contains(string(b), `"api_error"`) || strings.Contains(string(b), proxyUpstreamKey) {
 			t.Fatalf("%d %s", resp.StatusCode, b)
 		}
-		if r := env.waitRecords(1)[0]; r.Status != 502 || r.Usage.Total() != 0 {
+		if r := env.waitRecords(1)[0]; r.Status != 502 || r.Usage.Total() != 0 || r.Attempts == 0 {
 			t.Fatalf("record %+v", r)
 		}
 	})
