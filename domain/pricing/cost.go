@@ -142,11 +142,11 @@ type step struct {
 
 // steps lists the sampling steps a request bills, the way
 // domain.BilledUsage sums them.
-func (r Request) steps() []step {
+func (r Request) steps(buf []step) []step {
 	if len(r.Iterations) == 0 {
-		return []step{{model: r.Model, usage: r.Usage}}
+		return append(buf, step{model: r.Model, usage: r.Usage})
 	}
-	out := make([]step, 0, len(r.Iterations)+1)
+	out := buf
 	message := false
 	for _, it := range r.Iterations {
 		m := it.Model
@@ -176,7 +176,8 @@ func (t *Table) Price(r Request, p Policy) (Cost, error) {
 	var unpricedErr error
 	unpriced, fallback, ignored := set{}, set{}, set{}
 	mods := modifiers{batch: r.Batch || r.ServiceTier == "batch", fast: r.Speed == "fast", geo: r.InferenceGeo}
-	for _, s := range r.steps() {
+	var one [1]step // a request without iterations needs no allocation
+	for _, s := range r.steps(one[:0]) {
 		if err := checkUsage(s.usage); err != nil {
 			return Cost{}, err
 		}
@@ -199,10 +200,9 @@ func (t *Table) Price(r Request, p Policy) (Cost, error) {
 		}
 		c.LongContext = c.LongContext || part.LongContext
 		c.Fallback5m = c.Fallback5m || part.Fallback5m
-		c.Parts = append(c.Parts, part)
-	}
-	if len(r.Iterations) == 0 {
-		c.Parts = nil
+		if len(r.Iterations) > 0 {
+			c.Parts = append(c.Parts, part)
+		}
 	}
 	tools, err := t.priceTools(r, p, ignored)
 	if err != nil {
@@ -287,11 +287,12 @@ func priceStep(part *Part, e *Entry, u domain.Usage, mods modifiers, ignored set
 	}
 	rates := e.Rates
 	if lc := e.LongContext; lc != nil {
-		prompt := new(big.Int).SetInt64(u.InputTokens)
-		prompt.Add(prompt, big.NewInt(w5))
-		prompt.Add(prompt, big.NewInt(w1))
-		prompt.Add(prompt, big.NewInt(u.CacheReadInputTokens))
-		if prompt.Cmp(big.NewInt(lc.AbovePromptTokens)) > 0 {
+		// The counts are non-negative (checkUsage): a sum past int64 is
+		// past any threshold.
+		prompt, ok1 := addInt(u.InputTokens, w5)
+		prompt, ok2 := addInt(prompt, w1)
+		prompt, ok3 := addInt(prompt, u.CacheReadInputTokens)
+		if !ok1 || !ok2 || !ok3 || prompt > lc.AbovePromptTokens {
 			rates = lc.Rates
 			part.LongContext = true
 		}

@@ -352,7 +352,7 @@ func TestFromRecordMatchesBilledUsage(t *testing.T) {
 		}
 		// Every token BilledUsage counts is priced exactly once.
 		var sum domain.Usage
-		for _, s := range r.steps() {
+		for _, s := range r.steps(nil) {
 			sum = sum.Add(s.usage)
 		}
 		if sum != rec.Usage {
