@@ -1,7 +1,10 @@
 package pool_test
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"math/rand/v2"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -208,5 +211,31 @@ func TestStatusCountsRecentErrors(t *testing.T) {
 	p.Observe(pool.Observation{Upstream: "a", Model: "n", Status: 429})
 	if got := p.Status()[0].RecentErrors; got != 2 {
 		t.Fatalf("recent errors %d, want 2 (the two older ones left the window; the success is none)", got)
+	}
+}
+
+// The pin key is stored (in Redis, shared by replicas): it must not
+// change from one version to the next. This is the original formulation.
+func TestSessionKeyIsStable(t *testing.T) {
+	old := func(proxyKeyID, claudeSessionID, userID string) string {
+		src, id := "k", proxyKeyID
+		switch {
+		case claudeSessionID != "":
+			src, id = "c", claudeSessionID
+		case userID != "":
+			src, id = "u", userID
+		}
+		h := sha256.New()
+		for _, part := range [...]string{"relay session pin v1", proxyKeyID, src, id} {
+			h.Write([]byte(part))
+			h.Write([]byte{0})
+		}
+		return src + "." + hex.EncodeToString(h.Sum(nil)[:16])
+	}
+	long := strings.Repeat("x", 1000)
+	for _, c := range [][3]string{{"k1", "", ""}, {"k1", "s", ""}, {"k1", "", "u"}, {"k1", "s", "u"}, {long, long, ""}, {"k", "", long}, {"", "", ""}} {
+		if got, want := pool.SessionKey(c[0], c[1], c[2]), old(c[0], c[1], c[2]); got != want {
+			t.Fatalf("SessionKey(%.10q…) = %s, was %s", c, got, want)
+		}
 	}
 }

@@ -21,11 +21,17 @@ func SessionKey(proxyKeyID, claudeSessionID, userID string) string {
 	case userID != "":
 		src, id = "u", userID
 	}
-	h := sha256.New()
+	// The hash of the parts, each followed by a NUL, built on the stack
+	// (a session id longer than the buffer moves it to the heap, no more).
+	var stack [256]byte
+	buf := stack[:0]
 	for _, part := range [...]string{"relay session pin v1", proxyKeyID, src, id} {
-		h.Write([]byte(part))
-		h.Write([]byte{0})
+		buf = append(buf, part...)
+		buf = append(buf, 0)
 	}
-	var sum [sha256.Size]byte
-	return src + "." + hex.EncodeToString(h.Sum(sum[:0])[:16])
+	sum := sha256.Sum256(buf)
+	var out [2 + 32]byte
+	out[0], out[1] = src[0], '.'
+	hex.Encode(out[2:], sum[:16])
+	return string(out[:])
 }
