@@ -102,7 +102,7 @@ type dailyUpstreamKey struct {
 // rollups are the sums a batch adds to the rollups.
 type rollups struct {
 	daily    map[dailyKey]*sqlitedb.UpsertUsageDailyParams
-	upstream map[dailyUpstreamKey]*sqlitedb.UpsertUsageDailyUpstreamParams
+	upstream map[dailyUpstreamKey]*sums
 	hourly   sqlstore.HourlyRollup
 	global   map[globalKey]*sums
 	monthly  map[monthlyKey]*sums
@@ -130,6 +130,16 @@ func (a *sums) add(b *sums) {
 	for i := range a {
 		a[i] += b[i]
 	}
+}
+
+// addSums adds v to m's row k.
+func addSums[K comparable](m map[K]*sums, k K, v *sums) {
+	if row := m[k]; row != nil {
+		row.add(v)
+		return
+	}
+	c := *v
+	m[k] = &c
 }
 
 // sumsUpsertSQL caches the multi-row upserts of the rollups holding sums,
@@ -207,7 +217,7 @@ func (e *engine) InsertUsage(ctx context.Context, recs []domain.UsageRecord) err
 		keys := map[uuid.UUID]*keyAgg{}
 		daily := rollups{
 			daily:    map[dailyKey]*sqlitedb.UpsertUsageDailyParams{},
-			upstream: map[dailyUpstreamKey]*sqlitedb.UpsertUsageDailyUpstreamParams{},
+			upstream: map[dailyUpstreamKey]*sums{},
 			hourly:   sqlstore.HourlyRollup{},
 			global:   map[globalKey]*sums{},
 			monthly:  map[monthlyKey]*sums{},
@@ -268,7 +278,8 @@ func (e *engine) InsertUsage(ctx context.Context, recs []domain.UsageRecord) err
 				return fmt.Errorf("update daily usage: %w", err)
 			}
 		}
-		if err := upsertDailyUpstream(ctx, tx, daily.upstream); err != nil {
+		if err := upsertSums(ctx, tx, "usage_daily_upstream", "day, upstream, key_id", daily.upstream,
+			func(k dailyUpstreamKey) []any { return []any{k.day, k.upstream, k.key.String()} }); err != nil {
 			return fmt.Errorf("update daily usage per upstream: %w", err)
 		}
 		for _, hour := range daily.hourly.Hours() {
@@ -288,83 +299,11 @@ func (e *engine) InsertUsage(ctx context.Context, recs []domain.UsageRecord) err
 	})
 }
 
-// rollupRowsPerUpsert is the rows of one multi-row upsert of the upstream
-// rollup (19 values each): a batch touches one row per day, upstream and
-// key, and one statement for them all costs far less in the in-process
-// engine than one each.
+// rollupRowsPerUpsert is the rows of one multi-row upsert of a rollup
+// (upsertSums): a batch touches one row per day, upstream and key, and one
+// statement for them all costs far less in the in-process engine than one
+// each.
 const rollupRowsPerUpsert = 32
-
-// upstreamRollupSQL caches the multi-row upsert text per row count. It is
-// UpsertUsageDailyUpstream (sql/sqlite/usage.sql) with a VALUES list of
-// variable length, which sqlc cannot express.
-var upstreamRollupSQL sync.Map // int -> string
-
-func upsertUpstreamRollupSQL(n int) string {
-	if v, ok := upstreamRollupSQL.Load(n); ok {
-		return v.(string)
-	}
-	var b strings.Builder
-	b.WriteString(`INSERT INTO usage_daily_upstream (
-	day, upstream, key_id, requests, input_tokens, output_tokens,
-	cache_creation_input_tokens, cache_read_input_tokens, cache_creation_5m_tokens, cache_creation_1h_tokens,
-	cost_total, cost_input, cost_output, cost_cache_write_5m, cost_cache_write_1h, cost_cache_read,
-	cost_web_search, cost_web_fetch, cost_cache_saved) VALUES `)
-	row := "(" + strings.TrimSuffix(strings.Repeat("?,", 19), ",") + ")"
-	for i := range n {
-		if i > 0 {
-			b.WriteByte(',')
-		}
-		b.WriteString(row)
-	}
-	b.WriteString(` ON CONFLICT (day, upstream, key_id) DO UPDATE SET
-	requests = requests + excluded.requests,
-	input_tokens = input_tokens + excluded.input_tokens,
-	output_tokens = output_tokens + excluded.output_tokens,
-	cache_creation_input_tokens = cache_creation_input_tokens + excluded.cache_creation_input_tokens,
-	cache_read_input_tokens = cache_read_input_tokens + excluded.cache_read_input_tokens,
-	cache_creation_5m_tokens = cache_creation_5m_tokens + excluded.cache_creation_5m_tokens,
-	cache_creation_1h_tokens = cache_creation_1h_tokens + excluded.cache_creation_1h_tokens,
-	cost_total = cost_total + excluded.cost_total,
-	cost_input = cost_input + excluded.cost_input,
-	cost_output = cost_output + excluded.cost_output,
-	cost_cache_write_5m = cost_cache_write_5m + excluded.cost_cache_write_5m,
-	cost_cache_write_1h = cost_cache_write_1h + excluded.cost_cache_write_1h,
-	cost_cache_read = cost_cache_read + excluded.cost_cache_read,
-	cost_web_search = cost_web_search + excluded.cost_web_search,
-	cost_web_fetch = cost_web_fetch + excluded.cost_web_fetch,
-	cost_cache_saved = cost_cache_saved + excluded.cost_cache_saved`)
-	q := b.String()
-	upstreamRollupSQL.Store(n, q)
-	return q
-}
-
-// upsertDailyUpstream adds rows to the upstream rollup, rollupRowsPerUpsert
-// at a time. Each (day, upstream, key) is in rows once, so no statement
-// names a row twice.
-func upsertDailyUpstream(ctx context.Context, tx sqlitedb.DBTX, rows map[dailyUpstreamKey]*sqlitedb.UpsertUsageDailyUpstreamParams) error {
-	args := make([]any, 0, min(len(rows), rollupRowsPerUpsert)*19)
-	n := 0
-	flush := func() error {
-		if n == 0 {
-			return nil
-		}
-		_, err := tx.ExecContext(ctx, upsertUpstreamRollupSQL(n), args...)
-		args, n = args[:0], 0
-		return err
-	}
-	for _, d := range rows {
-		args = append(args, d.Day, d.Upstream, d.KeyID.String(), d.Requests, d.InputTokens, d.OutputTokens,
-			d.CacheCreationInputTokens, d.CacheReadInputTokens, d.CacheCreation5mTokens, d.CacheCreation1hTokens,
-			d.CostTotal, d.CostInput, d.CostOutput, d.CostCacheWrite5m, d.CostCacheWrite1h, d.CostCacheRead,
-			d.CostWebSearch, d.CostWebFetch, d.CostCacheSaved)
-		if n++; n == rollupRowsPerUpsert {
-			if err := flush(); err != nil {
-				return err
-			}
-		}
-	}
-	return flush()
-}
 
 func insertChunk(ctx context.Context, tx sqlitedb.DBTX, query string, args []any, keys map[uuid.UUID]*keyAgg, daily rollups) error {
 	rows, err := tx.QueryContext(ctx, query, args...)
@@ -396,20 +335,9 @@ func insertChunk(ctx context.Context, tx sqlitedb.DBTX, query string, args []any
 		atUTC := time.UnixMicro(at).UTC()
 		day := atUTC.Format(time.DateOnly)
 		v := sums{1, in, out, cc, cr, c5, c1h, cost[0], cost[1], cost[2], cost[3], cost[4], cost[5], cost[6], cost[7], cost[8]}
-		gk := globalKey{day, model, upstream}
-		if g := daily.global[gk]; g != nil {
-			g.add(&v)
-		} else {
-			c := v
-			daily.global[gk] = &c
-		}
-		mk := monthlyKey{atUTC.Format("2006-01") + "-01", keyID}
-		if m := daily.monthly[mk]; m != nil {
-			m.add(&v)
-		} else {
-			c := v
-			daily.monthly[mk] = &c
-		}
+		addSums(daily.global, globalKey{day, model, upstream}, &v)
+		addSums(daily.monthly, monthlyKey{atUTC.Format("2006-01") + "-01", keyID}, &v)
+		addSums(daily.upstream, dailyUpstreamKey{day, upstream, keyID}, &v)
 		dk := dailyKey{keyID, day, model}
 		d := daily.daily[dk]
 		if d == nil {
@@ -434,29 +362,6 @@ func insertChunk(ctx context.Context, tx sqlitedb.DBTX, query string, args []any
 		d.CostWebSearch += cost[6]
 		d.CostWebFetch += cost[7]
 		d.CostCacheSaved += cost[8]
-
-		uk := dailyUpstreamKey{day, upstream, keyID}
-		u := daily.upstream[uk]
-		if u == nil {
-			u = &sqlitedb.UpsertUsageDailyUpstreamParams{Day: day, Upstream: upstream, KeyID: keyID}
-			daily.upstream[uk] = u
-		}
-		u.Requests++
-		u.InputTokens += in
-		u.OutputTokens += out
-		u.CacheCreationInputTokens += cc
-		u.CacheReadInputTokens += cr
-		u.CacheCreation5mTokens += c5
-		u.CacheCreation1hTokens += c1h
-		u.CostTotal += cost[0]
-		u.CostInput += cost[1]
-		u.CostOutput += cost[2]
-		u.CostCacheWrite5m += cost[3]
-		u.CostCacheWrite1h += cost[4]
-		u.CostCacheRead += cost[5]
-		u.CostWebSearch += cost[6]
-		u.CostWebFetch += cost[7]
-		u.CostCacheSaved += cost[8]
 
 		usage := [8]int64{in, out, cc, cr, c5, c1h, search, fetch}
 		daily.hourly.Add(at, int(status), upstream, ttfb, &usage, &cost)

@@ -30,34 +30,9 @@ ON CONFLICT (key_id, day, model) DO UPDATE SET
     cost_web_fetch = cost_web_fetch + excluded.cost_web_fetch,
     cost_cache_saved = cost_cache_saved + excluded.cost_cache_saved;
 
--- name: UpsertUsageDailyUpstream :exec
-INSERT INTO usage_daily_upstream (
-    day, upstream, key_id, requests, input_tokens, output_tokens,
-    cache_creation_input_tokens, cache_read_input_tokens,
-    cache_creation_5m_tokens, cache_creation_1h_tokens,
-    cost_total, cost_input, cost_output, cost_cache_write_5m,
-    cost_cache_write_1h, cost_cache_read, cost_web_search, cost_web_fetch,
-    cost_cache_saved
-) VALUES (
-    ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?
-)
-ON CONFLICT (day, upstream, key_id) DO UPDATE SET
-    requests = requests + excluded.requests,
-    input_tokens = input_tokens + excluded.input_tokens,
-    output_tokens = output_tokens + excluded.output_tokens,
-    cache_creation_input_tokens = cache_creation_input_tokens + excluded.cache_creation_input_tokens,
-    cache_read_input_tokens = cache_read_input_tokens + excluded.cache_read_input_tokens,
-    cache_creation_5m_tokens = cache_creation_5m_tokens + excluded.cache_creation_5m_tokens,
-    cache_creation_1h_tokens = cache_creation_1h_tokens + excluded.cache_creation_1h_tokens,
-    cost_total = cost_total + excluded.cost_total,
-    cost_input = cost_input + excluded.cost_input,
-    cost_output = cost_output + excluded.cost_output,
-    cost_cache_write_5m = cost_cache_write_5m + excluded.cost_cache_write_5m,
-    cost_cache_write_1h = cost_cache_write_1h + excluded.cost_cache_write_1h,
-    cost_cache_read = cost_cache_read + excluded.cost_cache_read,
-    cost_web_search = cost_web_search + excluded.cost_web_search,
-    cost_web_fetch = cost_web_fetch + excluded.cost_web_fetch,
-    cost_cache_saved = cost_cache_saved + excluded.cost_cache_saved;
+-- usage_daily_upstream, usage_daily_global and usage_monthly_key are
+-- upserted many rows per statement by adapters/sqlite (upsertSums): sqlc
+-- cannot express a VALUES list of variable length.
 
 -- UpsertUsageHourly adds one hour's sums of a batch to the hourly rollup.
 -- name: UpsertUsageHourly :exec

@@ -458,84 +458,8 @@ func (q *Queries) UpsertUsageDaily(ctx context.Context, arg UpsertUsageDailyPara
 	return err
 }
 
-const upsertUsageDailyUpstream = `-- name: UpsertUsageDailyUpstream :exec
-INSERT INTO usage_daily_upstream (
-    day, upstream, key_id, requests, input_tokens, output_tokens,
-    cache_creation_input_tokens, cache_read_input_tokens,
-    cache_creation_5m_tokens, cache_creation_1h_tokens,
-    cost_total, cost_input, cost_output, cost_cache_write_5m,
-    cost_cache_write_1h, cost_cache_read, cost_web_search, cost_web_fetch,
-    cost_cache_saved
-) VALUES (
-    ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?
-)
-ON CONFLICT (day, upstream, key_id) DO UPDATE SET
-    requests = requests + excluded.requests,
-    input_tokens = input_tokens + excluded.input_tokens,
-    output_tokens = output_tokens + excluded.output_tokens,
-    cache_creation_input_tokens = cache_creation_input_tokens + excluded.cache_creation_input_tokens,
-    cache_read_input_tokens = cache_read_input_tokens + excluded.cache_read_input_tokens,
-    cache_creation_5m_tokens = cache_creation_5m_tokens + excluded.cache_creation_5m_tokens,
-    cache_creation_1h_tokens = cache_creation_1h_tokens + excluded.cache_creation_1h_tokens,
-    cost_total = cost_total + excluded.cost_total,
-    cost_input = cost_input + excluded.cost_input,
-    cost_output = cost_output + excluded.cost_output,
-    cost_cache_write_5m = cost_cache_write_5m + excluded.cost_cache_write_5m,
-    cost_cache_write_1h = cost_cache_write_1h + excluded.cost_cache_write_1h,
-    cost_cache_read = cost_cache_read + excluded.cost_cache_read,
-    cost_web_search = cost_web_search + excluded.cost_web_search,
-    cost_web_fetch = cost_web_fetch + excluded.cost_web_fetch,
-    cost_cache_saved = cost_cache_saved + excluded.cost_cache_saved
-`
-
-type UpsertUsageDailyUpstreamParams struct {
-	Day                      string
-	Upstream                 string
-	KeyID                    uuid.UUID
-	Requests                 int64
-	InputTokens              int64
-	OutputTokens             int64
-	CacheCreationInputTokens int64
-	CacheReadInputTokens     int64
-	CacheCreation5mTokens    int64
-	CacheCreation1hTokens    int64
-	CostTotal                int64
-	CostInput                int64
-	CostOutput               int64
-	CostCacheWrite5m         int64
-	CostCacheWrite1h         int64
-	CostCacheRead            int64
-	CostWebSearch            int64
-	CostWebFetch             int64
-	CostCacheSaved           int64
-}
-
-func (q *Queries) UpsertUsageDailyUpstream(ctx context.Context, arg UpsertUsageDailyUpstreamParams) error {
-	_, err := q.db.ExecContext(ctx, upsertUsageDailyUpstream,
-		arg.Day,
-		arg.Upstream,
-		arg.KeyID,
-		arg.Requests,
-		arg.InputTokens,
-		arg.OutputTokens,
-		arg.CacheCreationInputTokens,
-		arg.CacheReadInputTokens,
-		arg.CacheCreation5mTokens,
-		arg.CacheCreation1hTokens,
-		arg.CostTotal,
-		arg.CostInput,
-		arg.CostOutput,
-		arg.CostCacheWrite5m,
-		arg.CostCacheWrite1h,
-		arg.CostCacheRead,
-		arg.CostWebSearch,
-		arg.CostWebFetch,
-		arg.CostCacheSaved,
-	)
-	return err
-}
-
 const upsertUsageHourly = `-- name: UpsertUsageHourly :exec
+
 INSERT INTO usage_hourly (
     hour, requests, input_tokens, output_tokens, cache_creation_input_tokens,
     cache_read_input_tokens, cache_creation_5m_tokens,
@@ -649,6 +573,9 @@ type UpsertUsageHourlyParams struct {
 	TtfbCount                int64
 }
 
+// usage_daily_upstream, usage_daily_global and usage_monthly_key are
+// upserted many rows per statement by adapters/sqlite (upsertSums): sqlc
+// cannot express a VALUES list of variable length.
 // UpsertUsageHourly adds one hour's sums of a batch to the hourly rollup.
 func (q *Queries) UpsertUsageHourly(ctx context.Context, arg UpsertUsageHourlyParams) error {
 	_, err := q.db.ExecContext(ctx, upsertUsageHourly,
