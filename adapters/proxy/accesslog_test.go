@@ -2,7 +2,6 @@ package proxy
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"log/slog"
 	"reflect"
@@ -72,7 +71,6 @@ func TestAccessLineReplacesTheSlogLine(t *testing.T) {
 	if logs.Len() != 0 || access.Len() != 0 {
 		t.Fatalf("logs %q, access %q", logs.String(), access.String())
 	}
-	_ = context.Background()
 }
 
 func BenchmarkAccessLine(b *testing.B) {
