@@ -3,12 +3,14 @@ package httpadapter_test
 import (
 	"context"
 	"errors"
+	"io"
 	"net/http"
 	"strings"
 	"sync"
 	"testing"
 
 	httpadapter "github.com/relaystation/relay/adapters/http"
+	"github.com/relaystation/relay/adapters/httpx"
 )
 
 type countingObserver struct {
@@ -68,5 +70,61 @@ func TestObserverPanicAndNotReady(t *testing.T) {
 	}
 	if obs.requests["adminLogin:OK"] != 1 || obs.requests["adminLogin:Unauthorized"] != 1 || obs.requests["ready:Service Unavailable"] != 1 {
 		t.Errorf("request events: %v", obs.requests)
+	}
+}
+
+// TestDirectProxyPath: proxied paths skip echo but keep what its chain
+// gave them: a request id, the no-body rule, a panic answered as a 500
+// before the answer started and cut after it started; and paths echo
+// routes by their raw form still reach the proxy.
+func TestDirectProxyPath(t *testing.T) {
+	t.Parallel()
+	var seen []string
+	var mu sync.Mutex
+	e := newTestEnv(t, mustOpenStore(t, ""), func(o *httpadapter.Options) {
+		o.Proxy = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			mu.Lock()
+			seen = append(seen, r.URL.RawPath+"|"+r.URL.Path)
+			mu.Unlock()
+			if httpx.RequestIDFrom(r.Context()) == "" {
+				t.Error("no request id in the proxy's context")
+			}
+			if r.URL.Path == "/v1/late-panic" {
+				w.Header().Set("Content-Type", "text/event-stream")
+				w.WriteHeader(200)
+				_, _ = io.WriteString(w, "event: ping\ndata: {}\n\n")
+				http.NewResponseController(w).Flush()
+				panic("late boom")
+			}
+			w.WriteHeader(204)
+		})
+	})
+	if h, err := e.c.HealthWithResponse(context.Background()); err != nil || h.StatusCode() != 200 {
+		t.Fatalf("health beside the direct path: %v", err)
+	}
+	resp, body := e.raw("GET", "/v1/models", `{"x":1}`, nil)
+	if resp.StatusCode != 400 || !strings.Contains(string(body), "takes no request body") || resp.Header.Get("X-Request-Id") == "" {
+		t.Errorf("GET /v1/models with a body: %d %v %s", resp.StatusCode, resp.Header, body)
+	}
+	resp, _ = e.raw("GET", "/v1/models", "", nil)
+	if resp.StatusCode != 204 || resp.Header.Get("X-Request-Id") == "" {
+		t.Errorf("GET /v1/models: %d %v", resp.StatusCode, resp.Header)
+	}
+	resp, _ = e.raw("GET", "/v1%2fmodels", "", nil)
+	if resp.StatusCode != 204 {
+		t.Errorf("GET /v1%%2fmodels: %d", resp.StatusCode)
+	}
+	req, _ := http.NewRequest("GET", e.srv.URL+"/v1/late-panic", nil)
+	if resp, err := http.DefaultClient.Do(req); err == nil {
+		b, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err == nil || strings.Contains(string(b), "api_error") {
+			t.Errorf("a panic after the answer started: %q, %v", b, err)
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(seen) != 3 || seen[0] != "|/v1/models" || seen[1] != "/v1%2fmodels|/v1/models" {
+		t.Errorf("proxy saw %q", seen)
 	}
 }

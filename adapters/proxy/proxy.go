@@ -1,5 +1,5 @@
-// Package proxy is the relay's data plane: a net/http handler around
-// httputil.ReverseProxy that authenticates the proxy key, classifies the
+// Package proxy is the relay's data plane: a net/http handler, with its own
+// proxy loop on the upstream transport (forward.go), that authenticates the proxy key, classifies the
 // path against the endpoint catalogue, reads the body, and hands the call
 // to the domain (relay.Service.Admit), then meters the answer as it passes
 // through and hands the outcome back (Admission.Finish). Every rule about
@@ -15,7 +15,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"net/http/httputil"
 	"strconv"
 	"strings"
 	"sync"
@@ -114,9 +113,10 @@ func (NopObserver) Done(*domain.UsageRecord) {}
 // Handler relays every path the management API does not claim to the
 // upstream, with admission before and usage settlement after.
 type Handler struct {
-	rp     *httputil.ReverseProxy
-	svc    *relay.Service
-	access *accessLine // nil: the per-request line goes through log
+	// transport is the upstream adapter: pool, retries, the upstream key.
+	transport http.RoundTripper
+	svc       *relay.Service
+	access    *accessLine // nil: the per-request line goes through log
 	// ready: a service and a transport were given; conf, when set, says
 	// whether the transport has an upstream now (upstreams come and go).
 	ready     bool
@@ -184,27 +184,12 @@ func New(opts Options) *Handler {
 	}
 	p.ready = opts.Transport != nil && opts.Service != nil
 	p.conf, _ = opts.Transport.(interface{ Configured() bool })
-	p.rp = &httputil.ReverseProxy{
-		Rewrite:   proxyRewrite,
-		Transport: opts.Transport,
-		// FlushInterval stays 0: ReverseProxy flushes every write of a
-		// text/event-stream (or unknown-length) response at once anyway, and
-		// flushing a sized JSON body per write would only cost syscalls.
-		ModifyResponse: p.modifyResponse,
-		ErrorHandler:   p.handleError,
-		ErrorLog:       slog.NewLogLogger(p.log.Handler(), slog.LevelDebug),
-		BufferPool:     proxyBufferPool{},
-	}
+	p.transport = opts.Transport
 	return p
 }
 
-// proxyBufferPool recycles ReverseProxy's 32 KB copy buffers.
-type proxyBufferPool struct{}
-
+// proxyBufs recycles the 32 KB buffers answers are copied through.
 var proxyBufs = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
-
-func (proxyBufferPool) Get() []byte  { return *proxyBufs.Get().(*[]byte) }
-func (proxyBufferPool) Put(b []byte) { proxyBufs.Put(&b) }
 
 // Defaults of the proxy's options.
 const (
@@ -302,8 +287,6 @@ type proxyCall struct {
 	// pw is the client writer with write-progress deadlines.
 	pw progressWriter
 }
-
-type proxyCallKey struct{}
 
 // errProxyIdle cancels an upstream response that went quiet.
 var errProxyIdle = errors.New("upstream idle timeout")
@@ -451,7 +434,6 @@ func (p *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		c.finish()
 	}()
 
-	ctx = context.WithValue(ctx, proxyCallKey{}, c)
 	ctx = upstream.WithInfo(ctx, &c.info)
 	c.upRoute = upstreamRoute(&key, adm, route, ref.Session)
 	ctx = upstream.WithRoute(ctx, &c.upRoute)
@@ -460,10 +442,18 @@ func (p *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	defer c.cancel(nil)
 	out := r.WithContext(ctx)
 	// What is forwarded is exactly what was classified: the canonical path
-	// (it holds no escapes), the query as sent.
+	// (it holds no escapes), the query as sent less what does not parse.
 	u := *r.URL
 	u.Path, u.RawPath = route.Path, ""
+	u.RawQuery = cleanQuery(u.RawQuery)
 	out.URL = &u
+	out.Host, out.Close = "", false
+	// Request trailers would carry headers past every header rule (a
+	// trailer named X-Api-Key would send the proxy key upstream). The body
+	// is buffered and sent with a length, so none is ever needed.
+	out.Trailer = nil
+	outboundHeader(out.Header)
+	out.Body, out.ContentLength, out.GetBody = nil, 0, nil
 	if call.Body != nil {
 		body := call.Body
 		out.Body = io.NopCloser(bytes.NewReader(body))
@@ -471,7 +461,7 @@ func (p *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		out.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
 	}
 	c.pw = progressWriter{ResponseWriter: w, rc: rc, wait: p.writeWait}
-	p.rp.ServeHTTP(&c.pw, out)
+	p.forward(c, out)
 	// The connection may serve more requests (keep-alive) that set no
 	// deadline of their own: leave none behind.
 	_ = c.pw.rc.SetWriteDeadline(time.Time{})
@@ -535,30 +525,6 @@ var proxyDropHeaders = []string{
 	"Idempotency-Key", "X-Idempotency-Key",
 }
 
-// proxyRewrite applies the header rules to the outbound request: the
-// client's credentials go (the transport sets the upstream key), and the
-// answer is asked for uncompressed so that its usage can be read.
-// Everything else passes through as an open list (anthropic-*,
-// content-type, user-agent, X-Claude-Code-Session-Id, ...). ReverseProxy has
-// already dropped hop-by-hop headers and X-Forwarded-*.
-func proxyRewrite(pr *httputil.ProxyRequest) {
-	h := pr.Out.Header
-	for _, k := range proxyDropHeaders {
-		delete(h, k)
-	}
-	h["Accept-Encoding"] = []string{"identity"}
-	// Request trailers would carry headers past every rule above (a
-	// trailer named X-Api-Key would send the proxy key upstream). The body
-	// is buffered and sent with a length, so none is ever needed.
-	pr.Out.Trailer = nil
-	pr.Out.Host = ""
-}
-
-func proxyCallFrom(ctx context.Context) *proxyCall {
-	c, _ := ctx.Value(proxyCallKey{}).(*proxyCall)
-	return c
-}
-
 // Relay rate-limit headers: named so that they never collide with the
 // upstream's anthropic-ratelimit-* or the OpenAI endpoint's x-ratelimit-*.
 const (
@@ -567,11 +533,11 @@ const (
 	headerRelayReset     = "X-Relay-Ratelimit-Reset-Requests"
 )
 
-func (p *Handler) modifyResponse(resp *http.Response) error {
-	c := proxyCallFrom(resp.Request.Context())
-	if c == nil {
-		return nil
-	}
+// answer takes in the upstream's answer before any of it is relayed: the
+// call's status and stream flags, the header rules (no upstream CORS, no
+// organization id, the relay's own rate-limit headers), the listing
+// filters, and the meter on the body.
+func (p *Handler) answer(c *proxyCall, resp *http.Response) error {
 	c.ttfb = p.now().Sub(c.start)
 	c.status, c.upStatus, c.answered = resp.StatusCode, resp.StatusCode, true
 	c.upReqID = resp.Header.Get("request-id")
@@ -670,8 +636,8 @@ func (pw *progressWriter) Flush() { _ = pw.rc.Flush() }
 func (pw *progressWriter) Unwrap() http.ResponseWriter { return pw.ResponseWriter }
 
 // proxyBody passes the upstream body through untouched while feeding the
-// meter, and finishes the call on Close: ReverseProxy closes it however
-// the copy ends (done, client gone, upstream dropped).
+// meter, and finishes the call on Close: forward closes it however the
+// copy ends (done, client gone, upstream dropped).
 type proxyBody struct {
 	c     *proxyCall
 	rc    io.ReadCloser
@@ -720,28 +686,22 @@ func (c *proxyCall) closeStream() {
 	}
 }
 
-// handleError answers a failure before any response byte was written:
+// failed answers a failure before any response byte was written:
 // the upstream's own errors are never here (they pass through as
 // responses); these are connection failures, timeouts, oversize bodies and
 // the client going away.
-func (p *Handler) handleError(w http.ResponseWriter, r *http.Request, err error) {
-	c := proxyCallFrom(r.Context())
+func (p *Handler) failed(c *proxyCall, w http.ResponseWriter, r *http.Request, err error) {
 	if r.Context().Err() != nil && !errors.Is(context.Cause(r.Context()), errProxyIdle) {
 		// The client went away; nobody is listening for an answer.
-		if c != nil {
-			c.status, c.errType = 499, "client_closed"
-			c.finish()
-		}
+		c.status, c.errType = 499, "client_closed"
+		c.finish()
 		return
 	}
 	if domain.AsError(err) == nil {
 		err = &domain.Error{Kind: domain.KindUpstream, Message: "upstream request failed", Err: err}
 	}
-	status, typ := httpx.StatusOf(err)
-	if c != nil {
-		c.status, c.errType = status, typ
-		c.finish()
-	}
+	c.status, c.errType = httpx.StatusOf(err)
+	c.finish()
 	httpx.WriteError(w, r, p.log, err)
 }
 
