@@ -65,6 +65,11 @@ benchtime=40x
 if [ "${BENCH_QUICK:-0}" = 1 ]; then benchtime=5x; fi
 "$GO" test -run '^$' -bench 'BenchmarkAdmitSettle' -benchmem ./domain/relay/ | grep -E '^Benchmark' || rc=1
 "$GO" test -run '^$' -bench 'BenchmarkAdmission$' -benchmem ./adapters/memory/ | grep -E '^Benchmark' || rc=1
+# Allocations per request, relay handler against a bare ReverseProxy in the
+# same run (the performance issue: at most the bare proxy's).
+proxytime=2000x
+if [ "${BENCH_QUICK:-0}" = 1 ]; then proxytime=200x; fi
+"$GO" test -run '^$' -bench 'BenchmarkProxy$' -benchmem -benchtime "$proxytime" ./adapters/proxy/ | grep -E '^Benchmark' || rc=1
 for store in sqlite postgres; do
   printf '%-9s ' "$store"
   TEST_DATABASE_URL=${TEST_DATABASE_URL:-${PG_URL}} "$GO" test -run '^$' -bench 'BenchmarkInsertUsage' -benchtime "$benchtime" "./adapters/$store/" \

@@ -110,8 +110,8 @@ func TestRunnerQuick(t *testing.T) {
 		}
 	}
 	targets := bench.Targets(results)
-	if len(targets) != 6 {
-		t.Fatalf("%d targets, want 6: %+v", len(targets), targets)
+	if len(targets) != 8 {
+		t.Fatalf("%d targets, want 8: %+v", len(targets), targets)
 	}
 	for _, tg := range targets {
 		// CPU may be under a tick here; streaming is n/a after a dropped stream.
@@ -121,7 +121,7 @@ func TestRunnerQuick(t *testing.T) {
 	}
 	var sb strings.Builder
 	bench.WriteTable(&sb, &bench.Report{Time: time.Now(), Systems: results, Targets: targets, Config: []byte(`{}`)})
-	for _, want := range []string{"throughput", "relay/bare", "targets (issue 7)"} {
+	for _, want := range []string{"throughput", "relay/bare", "targets (performance issue 17)"} {
 		if !strings.Contains(sb.String(), want) {
 			t.Errorf("table lacks %q:\n%s", want, sb.String())
 		}
