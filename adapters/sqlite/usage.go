@@ -2,6 +2,7 @@ package sqlite
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"runtime"
 	"strings"
@@ -75,18 +76,51 @@ func insertUsageSQL(n int, plain bool) string {
 		}
 		b.WriteString(row)
 	}
-	// RETURNING yields only the rows actually inserted: exactly the ones the
-	// aggregates must count.
-	b.WriteString(` ON CONFLICT (request_id) DO NOTHING
-		RETURNING key_id, created_at, model, upstream, status, ttfb_us, input_tokens, output_tokens,
-		cache_creation_input_tokens, cache_read_input_tokens,
-		cache_creation_5m_tokens, cache_creation_1h_tokens,
-		web_search_requests, web_fetch_requests,
-		cost_total, cost_input, cost_output, cost_cache_write_5m,
-		cost_cache_write_1h, cost_cache_read, cost_web_search, cost_web_fetch, cost_cache_saved`)
+	// A record already stored (a batch written again after a lost commit
+	// reply) is skipped here; insertedBy tells the rollups which rows went
+	// in.
+	b.WriteString(` ON CONFLICT (request_id) DO NOTHING`)
 	s := b.String()
 	insertSQL.Store(cacheKey, s)
 	return s
+}
+
+// insertedBy returns the request ids that the multi-row insert res of n
+// rows stored, or nil when it stored all n (the usual case, known without
+// a query). A rowid table gives the rows of one insert consecutive rowids
+// after the largest there was, so the rows stored are those up to
+// LastInsertId, as many as were affected. (RETURNING said the same but
+// cost a fifth of the writer's CPU: SQLite gathers the returned rows in a
+// temporary table, and each is scanned back through database/sql.)
+func insertedBy(ctx context.Context, tx sqlitedb.DBTX, res sql.Result, n int) (map[string]bool, error) {
+	affected, err := res.RowsAffected()
+	if err != nil {
+		return nil, fmt.Errorf("insert usage records: %w", err)
+	}
+	if affected == int64(n) {
+		return nil, nil
+	}
+	got := map[string]bool{}
+	if affected == 0 {
+		return got, nil
+	}
+	last, err := res.LastInsertId()
+	if err != nil {
+		return nil, fmt.Errorf("insert usage records: %w", err)
+	}
+	rows, err := tx.QueryContext(ctx, "SELECT request_id FROM usage_records WHERE rowid > ? AND rowid <= ?", last-affected, last)
+	if err != nil {
+		return nil, fmt.Errorf("read inserted usage records: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return nil, fmt.Errorf("read inserted usage records: %w", err)
+		}
+		got[id] = true
+	}
+	return got, rows.Err()
 }
 
 type dailyKey struct {
@@ -224,9 +258,11 @@ func (e *engine) InsertUsage(ctx context.Context, recs []domain.UsageRecord) err
 		}
 		plainArgs := make([]any, 0, min(len(recs), rowsPerInsert)*plainColumnCount)
 		fullArgs := make([]any, 0, usageColumnCount)
+		var plainRecs, fullRecs []*domain.UsageRecord
 		for start := 0; start < len(recs); start += rowsPerInsert {
 			chunk := recs[start:min(start+rowsPerInsert, len(recs))]
 			plainArgs, fullArgs = plainArgs[:0], fullArgs[:0]
+			plainRecs, fullRecs = plainRecs[:0], fullRecs[:0]
 			nPlain, nFull := 0, 0
 			for i := range chunk {
 				r := &chunk[i]
@@ -234,8 +270,10 @@ func (e *engine) InsertUsage(ctx context.Context, recs []domain.UsageRecord) err
 				args := &plainArgs
 				if plainRecord(r) {
 					nPlain++
+					plainRecs = append(plainRecs, r)
 				} else {
 					args, nFull = &fullArgs, nFull+1
+					fullRecs = append(fullRecs, r)
 				}
 				*args = append(*args,
 					clean(r.RequestID), r.KeyID.String(), r.Time.UnixMicro(), clean(r.Model), clean(r.Path), int64(r.Status), r.Stream,
@@ -253,14 +291,33 @@ func (e *engine) InsertUsage(ctx context.Context, recs []domain.UsageRecord) err
 						sqlstore.EncodeTriedUpstreams(r.TriedUpstreams))
 				}
 			}
-			if nPlain > 0 {
-				if err := insertChunk(ctx, tx, insertUsageSQL(nPlain, true), plainArgs, keys, daily); err != nil {
+			for _, part := range [2]struct {
+				recs  []*domain.UsageRecord
+				args  []any
+				plain bool
+			}{{plainRecs, plainArgs, true}, {fullRecs, fullArgs, false}} {
+				if len(part.recs) == 0 {
+					continue
+				}
+				res, err := tx.ExecContext(ctx, insertUsageSQL(len(part.recs), part.plain), part.args...)
+				if err != nil {
+					return fmt.Errorf("insert usage records: %w", err)
+				}
+				got, err := insertedBy(ctx, tx, res, len(part.recs))
+				if err != nil {
 					return err
 				}
-			}
-			if nFull > 0 {
-				if err := insertChunk(ctx, tx, insertUsageSQL(nFull, false), fullArgs, keys, daily); err != nil {
-					return err
+				for _, r := range part.recs {
+					if got != nil {
+						// Only rows this insert stored count, and a record
+						// given twice counts once, as the table holds it.
+						id := clean(r.RequestID)
+						if !got[id] {
+							continue
+						}
+						delete(got, id)
+					}
+					addRecord(r, keys, daily)
 				}
 			}
 			// SQLite runs on the relay's own CPU: let request handlers in
@@ -305,71 +362,63 @@ func (e *engine) InsertUsage(ctx context.Context, recs []domain.UsageRecord) err
 // each.
 const rollupRowsPerUpsert = 32
 
-func insertChunk(ctx context.Context, tx sqlitedb.DBTX, query string, args []any, keys map[uuid.UUID]*keyAgg, daily rollups) error {
-	rows, err := tx.QueryContext(ctx, query, args...)
-	if err != nil {
-		return fmt.Errorf("insert usage records: %w", err)
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var (
-			keyID                    uuid.UUID
-			model, upstream          string
-			at, status, ttfb         int64
-			in, out, cc, cr, c5, c1h int64
-			search, fetch            int64
-			cost                     [9]int64 // total, input, output, 5m, 1h, read, search, fetch, saved
-		)
-		if err := rows.Scan(&keyID, &at, &model, &upstream, &status, &ttfb, &in, &out, &cc, &cr, &c5, &c1h, &search, &fetch,
-			&cost[0], &cost[1], &cost[2], &cost[3], &cost[4], &cost[5], &cost[6], &cost[7], &cost[8]); err != nil {
-			return fmt.Errorf("read inserted usage: %w", err)
-		}
-		a := keys[keyID]
-		if a == nil {
-			a = &keyAgg{}
-			keys[keyID] = a
-		}
-		a.tokens += in + out + cc + cr
-		a.last = max(a.last, at)
+// addRecord adds a stored record to the key's totals and the rollups,
+// with the values its row holds (text cleaned as stored; a plain record's
+// missing columns are zero in the record too).
+func addRecord(r *domain.UsageRecord, keys map[uuid.UUID]*keyAgg, daily rollups) {
+	clean := sqlstore.Clean
+	keyID := r.KeyID
+	model, upstream := clean(r.Model), clean(r.Upstream)
+	at, status, ttfb := r.Time.UnixMicro(), int64(r.Status), r.TTFB.Microseconds()
+	u, c := &r.Usage, &r.Cost
+	in, out, cc, cr, c5, c1h := u.InputTokens, u.OutputTokens, u.CacheCreationInputTokens, u.CacheReadInputTokens,
+		u.CacheCreation5mTokens, u.CacheCreation1hTokens
+	search, fetch := r.ServerTools.WebSearchRequests, r.ServerTools.WebFetchRequests
+	// total, input, output, 5m, 1h, read, search, fetch, saved
+	cost := [9]int64{int64(c.Total), int64(c.Input), int64(c.Output), int64(c.CacheWrite5m), int64(c.CacheWrite1h),
+		int64(c.CacheRead), int64(c.WebSearch), int64(c.WebFetch), int64(c.CacheSaved)}
 
-		atUTC := time.UnixMicro(at).UTC()
-		day := atUTC.Format(time.DateOnly)
-		v := sums{1, in, out, cc, cr, c5, c1h, cost[0], cost[1], cost[2], cost[3], cost[4], cost[5], cost[6], cost[7], cost[8]}
-		addSums(daily.global, globalKey{day, model, upstream}, &v)
-		addSums(daily.monthly, monthlyKey{atUTC.Format("2006-01") + "-01", keyID}, &v)
-		addSums(daily.upstream, dailyUpstreamKey{day, upstream, keyID}, &v)
-		dk := dailyKey{keyID, day, model}
-		d := daily.daily[dk]
-		if d == nil {
-			d = &sqlitedb.UpsertUsageDailyParams{KeyID: dk.key, Day: dk.day, Model: dk.model}
-			daily.daily[dk] = d
-		}
-		d.Requests++
-		d.InputTokens += in
-		d.OutputTokens += out
-		d.CacheCreationInputTokens += cc
-		d.CacheReadInputTokens += cr
-		d.CacheCreation5mTokens += c5
-		d.CacheCreation1hTokens += c1h
-		d.WebSearchRequests += search
-		d.WebFetchRequests += fetch
-		d.CostTotal += cost[0]
-		d.CostInput += cost[1]
-		d.CostOutput += cost[2]
-		d.CostCacheWrite5m += cost[3]
-		d.CostCacheWrite1h += cost[4]
-		d.CostCacheRead += cost[5]
-		d.CostWebSearch += cost[6]
-		d.CostWebFetch += cost[7]
-		d.CostCacheSaved += cost[8]
+	a := keys[keyID]
+	if a == nil {
+		a = &keyAgg{}
+		keys[keyID] = a
+	}
+	a.tokens += in + out + cc + cr
+	a.last = max(a.last, at)
 
-		usage := [8]int64{in, out, cc, cr, c5, c1h, search, fetch}
-		daily.hourly.Add(at, int(status), upstream, ttfb, &usage, &cost)
+	atUTC := time.UnixMicro(at).UTC()
+	day := atUTC.Format(time.DateOnly)
+	v := sums{1, in, out, cc, cr, c5, c1h, cost[0], cost[1], cost[2], cost[3], cost[4], cost[5], cost[6], cost[7], cost[8]}
+	addSums(daily.global, globalKey{day, model, upstream}, &v)
+	addSums(daily.monthly, monthlyKey{atUTC.Format("2006-01") + "-01", keyID}, &v)
+	addSums(daily.upstream, dailyUpstreamKey{day, upstream, keyID}, &v)
+	dk := dailyKey{keyID, day, model}
+	d := daily.daily[dk]
+	if d == nil {
+		d = &sqlitedb.UpsertUsageDailyParams{KeyID: dk.key, Day: dk.day, Model: dk.model}
+		daily.daily[dk] = d
 	}
-	if err := rows.Err(); err != nil {
-		return fmt.Errorf("insert usage records: %w", err)
-	}
-	return nil
+	d.Requests++
+	d.InputTokens += in
+	d.OutputTokens += out
+	d.CacheCreationInputTokens += cc
+	d.CacheReadInputTokens += cr
+	d.CacheCreation5mTokens += c5
+	d.CacheCreation1hTokens += c1h
+	d.WebSearchRequests += search
+	d.WebFetchRequests += fetch
+	d.CostTotal += cost[0]
+	d.CostInput += cost[1]
+	d.CostOutput += cost[2]
+	d.CostCacheWrite5m += cost[3]
+	d.CostCacheWrite1h += cost[4]
+	d.CostCacheRead += cost[5]
+	d.CostWebSearch += cost[6]
+	d.CostWebFetch += cost[7]
+	d.CostCacheSaved += cost[8]
+
+	usage := [8]int64{in, out, cc, cr, c5, c1h, search, fetch}
+	daily.hourly.Add(at, int(status), upstream, ttfb, &usage, &cost)
 }
 
 // hourlyParams is one hour of a batch as UpsertUsageHourly takes it.

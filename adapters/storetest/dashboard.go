@@ -149,6 +149,21 @@ func testUsageSeries(t *testing.T, s ports.Store) {
 	must(t, s.InsertUsage(ctx, recs[half:len(recs)-3]), "insert")
 	must(t, s.InsertUsage(ctx, recs[:half]), "insert again")
 	must(t, s.InsertUsage(ctx, recs[half-2:]), "insert some again")
+	// Stored records between new ones, a record given twice in one batch,
+	// narrow (plain) records and full ones in one call: each record counts
+	// once, as the table holds it once.
+	n0 := len(recs)
+	for i := range 4 {
+		add(base.Add(h+time.Duration(40+i)*time.Second), 200, "a", time.Second, int64(i+2))
+	}
+	for i := n0; i < n0+2; i++ {
+		r := &recs[i]
+		r.RequestedModel, r.ServerTools, r.Speed, r.InferenceGeo, r.Batch, r.Iterations = "", domain.ServerToolUse{}, "", "", false, nil
+		r.Cost.CacheWrite1h, r.Cost.WebSearch, r.Cost.WebFetch, r.Cost.Detail, r.Cost.Fallback5m, r.Cost.Unpriced = 0, 0, 0, nil, false, false
+	}
+	f := recs[n0:]
+	must(t, s.InsertUsage(ctx, []domain.UsageRecord{f[0], recs[1], f[1], recs[half], f[2], f[1], recs[2], f[3], f[0]}),
+		"insert stored and new, interleaved, with a record twice")
 
 	check := func(what string, q domain.SeriesQuery, recs []domain.UsageRecord) {
 		t.Helper()
