@@ -1,6 +1,7 @@
 package anthropic
 
 import (
+	"runtime/debug"
 	"sync"
 	"unicode"
 	"unicode/utf8"
@@ -19,17 +20,25 @@ import (
 // the shape of the text (whitespace runs, CJK, random bytes) cannot make a
 // count come out low.
 
+// The vocabulary loads on the first exact count, not at start-up: most
+// requests are admitted on the byte-count bound and never need it, and a
+// relay that never tokenises keeps about 5 MB of RSS (its maps and the
+// pages of the compiled-in vocabulary) it would otherwise hold for ever.
+// The first exact count waits for the load once (tens of milliseconds).
 var codec = sync.OnceValue(func() tokenizer.Codec {
 	c, err := tokenizer.Get(tokenizer.Cl100kBase)
 	if err != nil {
 		// cl100k_base is compiled in; Get cannot fail for it.
 		panic("anthropic: cl100k_base codec: " + err.Error())
 	}
+	// Loading leaves tens of MB of garbage: hand it back to the OS now,
+	// off the request that paid for the load.
+	go debug.FreeOSMemory()
 	return c
 })
 
-// Warm loads the tokenizer's vocabulary (tens of milliseconds), so the first
-// request does not pay for it. main calls it at start-up.
+// Warm loads the tokenizer's vocabulary now (tests and benchmarks that
+// time counts call it first).
 func Warm() { _ = codec() }
 
 // countText is the cl100k_base count of b (invalid UTF-8 is read as

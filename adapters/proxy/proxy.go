@@ -561,9 +561,10 @@ func (p *Handler) answer(c *proxyCall, resp *http.Response) error {
 	}
 	if c.adm.RateChecked {
 		d := c.adm.Rate
-		h[headerRelayLimit] = []string{strconv.FormatInt(d.Limit, 10)}
-		h[headerRelayRemaining] = []string{strconv.FormatInt(d.Remaining, 10)}
-		h[headerRelayReset] = []string{c.start.Add(d.ResetAfter).UTC().Format(time.RFC3339)}
+		// One backing array for the three values.
+		v := []string{strconv.FormatInt(d.Limit, 10), strconv.FormatInt(d.Remaining, 10),
+			c.start.Add(d.ResetAfter).UTC().Format(time.RFC3339)}
+		h[headerRelayLimit], h[headerRelayRemaining], h[headerRelayReset] = v[0:1:1], v[1:2:2], v[2:3:3]
 	}
 	ep := c.route.Endpoint
 	ok := resp.StatusCode >= 200 && resp.StatusCode < 300

@@ -16,7 +16,6 @@ import (
 
 	goredis "github.com/redis/go-redis/v9"
 
-	"github.com/relaystation/relay/adapters/anthropic"
 	"github.com/relaystation/relay/adapters/httpx"
 	"github.com/relaystation/relay/adapters/keycache"
 	"github.com/relaystation/relay/adapters/metrics"
@@ -115,9 +114,10 @@ func build(ctx context.Context, cfg config.Config, e env, log *slog.Logger, acce
 	if err != nil {
 		return nil, err
 	}
-	// Load the tokenizer now rather than on the first limited request, and
-	// hand the garbage of loading its vocabulary back to the OS at once.
-	anthropic.Warm()
+	// Hand the start-up garbage (migrations, the price table, the
+	// dashboard's index) back to the OS at once. The tokenizer is not
+	// loaded here: it loads on the first request that needs an exact count
+	// (adapters/anthropic/estimate.go).
 	debug.FreeOSMemory()
 	transport, ups, err := a.newTransport(ctx, sec)
 	if err != nil {
