@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgtype"
 
 	"github.com/relaystation/relay/adapters/sqlstore"
 	"github.com/relaystation/relay/domain"
@@ -493,7 +494,9 @@ func (e *engine) insertUsageOnce(ctx context.Context, recs []domain.UsageRecord)
 			r := &recs[i]
 			c := &r.Cost
 			return []any{
-				clean(r.RequestID), r.KeyID, r.Time, clean(r.Model), clean(r.Path), int32(r.Status), r.Stream,
+				// The key id as pgtype.UUID: google/uuid's driver.Valuer
+				// would format it as text for pgx to parse back.
+				clean(r.RequestID), pgtype.UUID{Bytes: r.KeyID, Valid: true}, r.Time, clean(r.Model), clean(r.Path), int32(r.Status), r.Stream,
 				r.Usage.InputTokens, r.Usage.OutputTokens, r.Usage.CacheCreationInputTokens, r.Usage.CacheReadInputTokens,
 				r.Usage.CacheCreation5mTokens, r.Usage.CacheCreation1hTokens, r.Estimated,
 				r.Latency.Microseconds(), r.TTFB.Microseconds(),
