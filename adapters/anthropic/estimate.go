@@ -1,7 +1,6 @@
 package anthropic
 
 import (
-	"runtime/debug"
 	"sync"
 	"unicode"
 	"unicode/utf8"
@@ -31,9 +30,9 @@ var codec = sync.OnceValue(func() tokenizer.Codec {
 		// cl100k_base is compiled in; Get cannot fail for it.
 		panic("anthropic: cl100k_base codec: " + err.Error())
 	}
-	// Loading leaves tens of MB of garbage: hand it back to the OS now,
-	// off the request that paid for the load.
-	go debug.FreeOSMemory()
+	// Loading leaves tens of MB of garbage, which the runtime's background
+	// scavenger hands back to the OS; forcing it (debug.FreeOSMemory) here
+	// would stop a serving relay's world for a full GC and a scavenge.
 	return c
 })
 

@@ -71,15 +71,17 @@ type Server struct {
 	upstreams *upstreams.Registry
 	clientIP  *httpx.ClientIPResolver
 	proxy     http.Handler
-	// direct is the path prefix served by the proxy without echo (see ServeHTTP).
-	direct   string
-	ready    func(context.Context) error
-	jwt      *jwtIssuer
-	obs      Observer
-	adminIPs []netip.Prefix
-	limit    int64
-	bodyWait time.Duration
-	allow    map[string][]string // management path -> its methods, for 405s
+	// direct is the path prefix served by the proxy without echo, for the
+	// methods in directMethods (see ServeHTTP).
+	direct        string
+	directMethods map[string]bool
+	ready         func(context.Context) error
+	jwt           *jwtIssuer
+	obs           Observer
+	adminIPs      []netip.Prefix
+	limit         int64
+	bodyWait      time.Duration
+	allow         map[string][]string // management path -> its methods, for 405s
 }
 
 var fallbackMethods = []string{
@@ -186,7 +188,7 @@ func New(opts Options) (*Server, error) {
 		return nil, err
 	}
 	e.Any("/*", s.serveProxy)
-	s.direct = directPrefix(e.Routes())
+	s.direct, s.directMethods = directPrefix(e.Routes())
 	return s, nil
 }
 
@@ -196,7 +198,7 @@ func New(opts Options) (*Server, error) {
 // a 500): echo's router, context and middleware closures cost about 2 % of
 // a proxied request's CPU and decide nothing there.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if s.direct != "" && s.proxy != nil && strings.HasPrefix(routePath(r), s.direct) {
+	if s.direct != "" && s.proxy != nil && s.directMethods[r.Method] && strings.HasPrefix(routePath(r), s.direct) {
 		s.serveDirect(w, r)
 		return
 	}
@@ -214,18 +216,21 @@ func routePath(r *http.Request) string {
 // directPrefix is "/v1/" when no management route could match a path
 // under it (every route but the proxy's catch-all starts with another
 // static segment), so that echo would send every such path to the proxy;
-// "" otherwise.
-func directPrefix(routes []*echo.Route) string {
+// "" otherwise. methods are the methods the catch-all takes: any other
+// goes through echo, which answers it 405 as before.
+func directPrefix(routes []*echo.Route) (prefix string, methods map[string]bool) {
+	methods = map[string]bool{}
 	for _, rt := range routes {
 		if rt.Path == "/*" {
+			methods[rt.Method] = true
 			continue
 		}
 		seg, _, _ := strings.Cut(strings.TrimPrefix(rt.Path, "/"), "/")
 		if seg == "v1" || strings.HasPrefix(seg, ":") || strings.HasPrefix(seg, "*") {
-			return ""
+			return "", nil
 		}
 	}
-	return "/v1/"
+	return "/v1/", methods
 }
 
 // serveDirect is the echo chain's work for a proxied request, without echo.
@@ -406,6 +411,11 @@ func (s *Server) recoverMiddleware(next echo.HandlerFunc) echo.HandlerFunc {
 				panic(v)
 			}
 			s.logPanic(c.Request(), v)
+			if c.Response().Committed {
+				// Part of an answer went out: cut it, never end it as if
+				// it were whole.
+				panic(http.ErrAbortHandler)
+			}
 			err = fmt.Errorf("panic: %v", v)
 		}()
 		return next(c)

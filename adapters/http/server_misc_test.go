@@ -114,6 +114,14 @@ func TestDirectProxyPath(t *testing.T) {
 	if resp.StatusCode != 204 {
 		t.Errorf("GET /v1%%2fmodels: %d", resp.StatusCode)
 	}
+	// A method echo's catch-all does not take is echo's 405, under /v1/
+	// as anywhere else: it never reaches the proxy.
+	for _, m := range []string{"FOO", "QUERY"} {
+		resp, body := e.raw(m, "/v1/messages", "", nil)
+		if resp.StatusCode != 405 || !strings.Contains(string(body), `"type":"error"`) {
+			t.Errorf("%s /v1/messages: %d %s", m, resp.StatusCode, body)
+		}
+	}
 	req, _ := http.NewRequest("GET", e.srv.URL+"/v1/late-panic", nil)
 	if resp, err := http.DefaultClient.Do(req); err == nil {
 		b, err := io.ReadAll(resp.Body)

@@ -454,7 +454,8 @@ func (p *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	out.Trailer = nil
 	outboundHeader(out.Header)
 	out.Body, out.ContentLength, out.GetBody = nil, 0, nil
-	if call.Body != nil {
+	if len(call.Body) > 0 {
+		// An empty body goes as none (Content-Length: 0), never chunked.
 		body := call.Body
 		out.Body = io.NopCloser(bytes.NewReader(body))
 		out.ContentLength = int64(len(body))
