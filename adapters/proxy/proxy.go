@@ -1,10 +1,10 @@
 // Package proxy is the relay's data plane: a net/http handler, with its own
-// proxy loop on the upstream transport (forward.go), that authenticates the proxy key, classifies the
-// path against the endpoint catalogue, reads the body, and hands the call
-// to the domain (relay.Service.Admit), then meters the answer as it passes
-// through and hands the outcome back (Admission.Finish). Every rule about
-// money is the domain's; this package moves bytes. It knows nothing of echo:
-// the management API only mounts it.
+// proxy loop on the upstream transport (forward.go), that authenticates the
+// proxy key, classifies the path against the endpoint catalogue, reads the
+// body, and hands the call to the domain (relay.Service.Admit), then meters
+// the answer as it passes through and hands the outcome back
+// (Admission.Finish). Every rule about money is the domain's; this package
+// moves bytes. It knows nothing of echo: the management API only mounts it.
 package proxy
 
 import (
