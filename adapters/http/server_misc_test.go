@@ -136,3 +136,31 @@ func TestDirectProxyPath(t *testing.T) {
 		t.Errorf("proxy saw %q", seen)
 	}
 }
+
+// TestPanicAfterAnswerStartedCutsIt: on an echo-routed path too, a panic
+// after the answer started cuts the connection; the client never sees the
+// partial answer end as if it were whole, nor an error appended to it.
+func TestPanicAfterAnswerStartedCutsIt(t *testing.T) {
+	t.Parallel()
+	e := newTestEnv(t, mustOpenStore(t, ""), func(o *httpadapter.Options) {
+		o.MetricsHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "text/plain")
+			w.WriteHeader(200)
+			_, _ = io.WriteString(w, "relay_up 1\n")
+			http.NewResponseController(w).Flush()
+			panic("late boom")
+		})
+	})
+	if h, err := e.c.HealthWithResponse(context.Background()); err != nil || h.StatusCode() != 200 {
+		t.Fatalf("health: %v", err)
+	}
+	resp, err := http.Get(e.srv.URL + "/metrics")
+	if err != nil {
+		return // cut before anything arrived: fine
+	}
+	b, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err == nil || strings.Contains(string(b), "api_error") {
+		t.Errorf("a panic after the answer started: %q, %v", b, err)
+	}
+}
