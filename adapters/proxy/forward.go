@@ -179,7 +179,7 @@ func (p *Handler) forward(c *proxyCall, out *http.Request) {
 	// An event stream, or a body of unknown length, is relayed as it
 	// arrives: the headers now, then every chunk. A sized body is flushed
 	// once, when it is complete (proxyBody.Close).
-	flush := c.stream || resp.ContentLength == -1 || isEventStream(resp.Header.Get("Content-Type"))
+	flush := c.stream || resp.ContentLength == -1
 	if flush {
 		w.Flush()
 	}

@@ -148,3 +148,29 @@ func itoa(n int) string {
 		}
 	}
 }
+
+// TestProxyLoopEventStreamAnyCase: an event stream is one in any case and
+// with parameters: it is flushed as it arrives and metered as a stream
+// (the meter and the flush decide alike).
+func TestProxyLoopEventStreamAnyCase(t *testing.T) {
+	const sse = "event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"id\":\"msg_01\",\"type\":\"message\",\"role\":\"assistant\",\"model\":\"claude-sonnet-4-5\",\"content\":[],\"stop_reason\":null,\"stop_sequence\":null,\"usage\":{\"input_tokens\":21,\"output_tokens\":1}}}\n\n" +
+		"event: message_delta\ndata: {\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"end_turn\",\"stop_sequence\":null},\"usage\":{\"output_tokens\":7}}\n\n" +
+		"event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n"
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		w.Header().Set("Content-Type", "Text/Event-Stream; charset=utf-8")
+		_, _ = io.WriteString(w, sse)
+	}))
+	t.Cleanup(up.Close)
+	env := newProxyEnv(t, proxyEnvOptions{upstreams: func(string) []upstream.Config {
+		return []upstream.Config{{Name: "primary", URL: up.URL + "/v1", APIKey: proxyUpstreamKey}}
+	}})
+	resp, b := proxyDo(t, env.newRequest(context.Background(), "/v1/messages", proxyReqBody))
+	if resp.StatusCode != 200 || string(b) != sse {
+		t.Fatalf("%d %q", resp.StatusCode, b)
+	}
+	rec := env.waitRecords(1)[0]
+	if !rec.Stream || rec.Estimated || rec.Usage.InputTokens != 21 || rec.Usage.OutputTokens != 7 {
+		t.Errorf("record stream=%v estimated=%v usage %+v", rec.Stream, rec.Estimated, rec.Usage)
+	}
+}

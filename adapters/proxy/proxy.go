@@ -542,7 +542,7 @@ func (p *Handler) answer(c *proxyCall, resp *http.Response) error {
 	c.ttfb = p.now().Sub(c.start)
 	c.status, c.upStatus, c.answered = resp.StatusCode, resp.StatusCode, true
 	c.upReqID = resp.Header.Get("request-id")
-	c.stream = strings.HasPrefix(resp.Header.Get("content-type"), "text/event-stream")
+	c.stream = isEventStream(resp.Header.Get("Content-Type"))
 	if c.stream {
 		c.streamOpen = true
 		p.obs.StreamOpened()
