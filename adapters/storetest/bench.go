@@ -3,12 +3,12 @@ package storetest
 import (
 	"context"
 	"fmt"
-	"math/rand/v2"
 	"testing"
 	"time"
 
 	"github.com/google/uuid"
 
+	"github.com/relaystation/relay/adapters/httpx"
 	"github.com/relaystation/relay/domain"
 	"github.com/relaystation/relay/ports"
 )
@@ -39,9 +39,9 @@ func BenchInsertUsage(b *testing.B, s ports.Store) {
 		for i := range batch {
 			seq++
 			r := rec(keys[seq%len(keys)], base.Add(time.Duration(seq)*100*time.Millisecond), models[seq%len(models)], int64(seq%100))
-			// Random, as the relay's request ids are: sequential ids would
-			// hide the cost of inserting into a large index at random.
-			r.RequestID = fmt.Sprintf("req_%016x%08x", rand.Uint64(), seq)
+			// The relay's own ids (time-ordered): what the unique index
+			// costs depends on their order.
+			r.RequestID = httpx.NewRequestID()
 			batch[i] = r
 		}
 	}
