@@ -183,9 +183,13 @@ func (p *Handler) forward(c *proxyCall, out *http.Request) {
 	if flush {
 		w.Flush()
 	}
-	buf := proxyBufs.Get().(*[]byte)
+	bufs := &proxyBufs
+	if c.stream {
+		bufs = &streamBufs
+	}
+	buf := bufs.Get().(*[]byte)
 	err = copyBody(w, resp.Body, *buf, flush)
-	proxyBufs.Put(buf)
+	bufs.Put(buf)
 	if err != nil {
 		defer func() { _ = resp.Body.Close() }()
 		if out.Context().Value(http.ServerContextKey) == nil {

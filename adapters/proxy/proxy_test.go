@@ -509,25 +509,38 @@ func streamBody() string {
 	return `{"model":"claude-sonnet-4-5","max_tokens":1024,"stream":true,"messages":[{"role":"user","content":"Hello"}]}`
 }
 
+// An event stream is relayed byte for byte and metered exactly, also when
+// each event is far larger than the 4 KB buffer a stream is copied through
+// (every event then arrives in pieces).
 func TestProxyStreamingExactUsageAndBytes(t *testing.T) {
-	env := newProxyEnv(t, proxyEnvOptions{fake: fakeanthropic.Options{Deltas: 15}})
-	resp, b := proxyDo(t, env.newRequest(context.Background(), "/v1/messages", streamBody()))
-	direct := httptest.NewRecorder()
-	dreq := httptest.NewRequest("POST", "/v1/messages", strings.NewReader(streamBody()))
-	dreq.Header.Set("x-api-key", "k")
-	env.fake.ServeHTTP(direct, dreq)
-	if resp.StatusCode != 200 || !bytes.Equal(b, direct.Body.Bytes()) {
-		t.Fatalf("stream not byte-exact:\n%s\nwant\n%s", b, direct.Body.Bytes())
-	}
-	if ct := resp.Header.Get("content-type"); ct != "text/event-stream; charset=utf-8" {
-		t.Fatalf("content-type %q", ct)
-	}
-	r := env.waitRecords(1)[0]
-	u := env.fake.StreamUsage()
-	want := domain.Usage{InputTokens: u.InputTokens, OutputTokens: 15, CacheCreationInputTokens: u.CacheCreationInputTokens,
-		CacheReadInputTokens: u.CacheReadInputTokens, CacheCreation5mTokens: u.CacheCreation5m, CacheCreation1hTokens: u.CacheCreation1h}
-	if r.Usage != want || r.Estimated || !r.Stream || r.Model != fakeanthropic.Model || r.ErrorType != "" {
-		t.Fatalf("record %+v", r)
+	for _, tc := range []struct {
+		name string
+		text string
+	}{{"small events", ""}, {"events larger than the copy buffer", strings.Repeat("wide ", 4000)}} {
+		t.Run(tc.name, func(t *testing.T) {
+			env := newProxyEnv(t, proxyEnvOptions{fake: fakeanthropic.Options{Deltas: 15, DeltaText: tc.text}})
+			resp, b := proxyDo(t, env.newRequest(context.Background(), "/v1/messages", streamBody()))
+			direct := httptest.NewRecorder()
+			dreq := httptest.NewRequest("POST", "/v1/messages", strings.NewReader(streamBody()))
+			dreq.Header.Set("x-api-key", "k")
+			env.fake.ServeHTTP(direct, dreq)
+			if resp.StatusCode != 200 || !bytes.Equal(b, direct.Body.Bytes()) {
+				t.Fatalf("stream not byte-exact:\n%.2000s\nwant\n%.2000s", b, direct.Body.Bytes())
+			}
+			if len(b) < 15*len(tc.text) {
+				t.Fatalf("stream of %d bytes, want at least %d", len(b), 15*len(tc.text))
+			}
+			if ct := resp.Header.Get("content-type"); ct != "text/event-stream; charset=utf-8" {
+				t.Fatalf("content-type %q", ct)
+			}
+			r := env.waitRecords(1)[0]
+			u := env.fake.StreamUsage()
+			want := domain.Usage{InputTokens: u.InputTokens, OutputTokens: 15, CacheCreationInputTokens: u.CacheCreationInputTokens,
+				CacheReadInputTokens: u.CacheReadInputTokens, CacheCreation5mTokens: u.CacheCreation5m, CacheCreation1hTokens: u.CacheCreation1h}
+			if r.Usage != want || r.Estimated || !r.Stream || r.Model != fakeanthropic.Model || r.ErrorType != "" {
+				t.Fatalf("record %+v", r)
+			}
+		})
 	}
 }
 
