@@ -324,8 +324,8 @@ func (p *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		reqID = httpx.NewRequestID()
 		ctx = httpx.WithRequestID(ctx, reqID)
 		w.Header().Set(httpx.HeaderRequestID, reqID)
+		r = r.WithContext(ctx)
 	}
-	r = r.WithContext(ctx)
 	if r.Method == http.MethodOptions && r.Header.Get("Access-Control-Request-Method") != "" {
 		p.preflight(w, r)
 		return
@@ -464,24 +464,44 @@ func (p *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	out.Body, out.ContentLength, out.GetBody = nil, 0, nil
 	if len(call.Body) > 0 {
 		// An empty body goes as none (Content-Length: 0), never chunked.
-		body := call.Body
-		out.Body = io.NopCloser(bytes.NewReader(body))
-		out.ContentLength = int64(len(body))
-		out.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
+		body := newReplayBody(call.Body)
+		out.Body, out.ContentLength, out.GetBody = body, int64(len(call.Body)), body.replay
 	}
 	c.pw = progressWriter{ResponseWriter: w, rc: rc, wait: p.writeWait}
 	p.forward(c, out)
 	// The connection may serve more requests (keep-alive) that set no
 	// deadline of their own: leave none behind.
-	_ = c.pw.rc.SetWriteDeadline(time.Time{})
+	if !c.pw.noDeadline {
+		_ = c.pw.rc.SetWriteDeadline(time.Time{})
+	}
 }
+
+// replayBody is the buffered request body as sent upstream, a reader and
+// its Close in one allocation; every replay (the upstream transport takes
+// each attempt's body from GetBody) is a fresh one over the same bytes.
+type replayBody struct {
+	bytes.Reader
+	b []byte
+}
+
+func newReplayBody(b []byte) *replayBody {
+	r := &replayBody{b: b}
+	r.Reset(b)
+	return r
+}
+
+func (*replayBody) Close() error { return nil }
+
+func (r *replayBody) replay() (io.ReadCloser, error) { return newReplayBody(r.b), nil }
 
 // upstreamRoute is what the call asks of its upstream: the model, the key's
 // group, the upstream its objects live on, and for metered calls (the ones
 // a prompt cache serves) the session to pin, which is the Claude Code
 // session, else the body's metadata.user_id, else the key itself.
 func upstreamRoute(key *domain.APIKey, adm *relay.Admission, route relay.Route, claudeSession string) upstream.Route {
-	r := upstream.Route{Model: adm.Request.Model, Group: key.UpstreamGroup, Require: adm.ObjectUpstream()}
+	// OwnHeader: the outbound header is the client's, edited for this
+	// call in place (outboundHeader), and read by nothing after it.
+	r := upstream.Route{Model: adm.Request.Model, Group: key.UpstreamGroup, Require: adm.ObjectUpstream(), OwnHeader: true}
 	if route.Endpoint.Billing() == relay.BillingMetered {
 		r.Session = pool.SessionKey(key.ID.String(), claudeSession, adm.Request.UserID)
 	}
@@ -634,10 +654,16 @@ type progressWriter struct {
 	http.ResponseWriter
 	rc   *http.ResponseController
 	wait time.Duration
+	// noDeadline: the writer cannot take deadlines (not an http.Server's;
+	// a handler test's recorder), so none is tried again.
+	noDeadline bool
 }
 
 func (pw *progressWriter) Write(b []byte) (int, error) {
-	_ = pw.rc.SetWriteDeadline(time.Now().Add(pw.wait))
+	if !pw.noDeadline {
+		err := pw.rc.SetWriteDeadline(time.Now().Add(pw.wait))
+		pw.noDeadline = errors.Is(err, http.ErrNotSupported)
+	}
 	return pw.ResponseWriter.Write(b)
 }
 

@@ -79,7 +79,8 @@ func (t *Transport) probe(ctx context.Context, p pool.Probe) {
 	}
 	pctx, cancel := context.WithTimeout(ctx, probeTimeout)
 	defer cancel()
-	a := tg.send(pctx, req.WithContext(pctx))
+	pctx, tr := traced(pctx)
+	a := tg.send(req.WithContext(pctx), tr)
 	if ctx.Err() != nil {
 		if a.resp != nil {
 			_ = a.resp.Body.Close()
@@ -160,7 +161,8 @@ func (t *Transport) Test(ctx context.Context, e ports.UpstreamEndpoint) ports.Up
 	ctx, cancel := context.WithTimeout(ctx, probeTimeout)
 	defer cancel()
 	start := time.Now()
-	a := tg.send(ctx, req.WithContext(ctx))
+	tctx, tr := traced(ctx)
+	a := tg.send(req.WithContext(tctx), tr)
 	res := ports.UpstreamTest{Latency: time.Since(start)}
 	if a.err != nil {
 		res.Message = "could not reach the upstream: " + describe(a)

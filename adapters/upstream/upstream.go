@@ -273,6 +273,11 @@ type Route struct {
 	// a requirement put in the context by relay.WithRequiredUpstream
 	// applies.
 	Require string
+	// OwnHeader says the request's header map was made for this call
+	// alone and nothing reads it after RoundTrip (the proxy's outbound
+	// header): the first attempt is sent with it, its key set in place,
+	// instead of with a copy. Later attempts are sent with copies.
+	OwnHeader bool
 }
 
 type routeKey struct{}
@@ -597,6 +602,7 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	r.tried = r.triedBuf[:0]
 	if rt := RouteFrom(ctx); rt != nil {
 		r.in.Model, r.in.Session, r.in.Group, r.in.Require = rt.Model, rt.Session, rt.Group, rt.Require
+		r.ownHeader = rt.OwnHeader
 	}
 	if r.in.Require == "" {
 		r.in.Require = relay.RequiredUpstream(ctx)
@@ -618,7 +624,9 @@ type call struct {
 	info    *Info
 	targets map[string]*target
 	getBody func() (io.ReadCloser, error)
-	in      pool.PickInput
+	// ownHeader: the request's header may be sent as it is (Route).
+	ownHeader bool
+	in        pool.PickInput
 	// tried are the upstreams chosen for this request, with the attempts
 	// made on each.
 	tried    []tried
@@ -664,7 +672,9 @@ func (r *call) run(ctx context.Context) (*http.Response, error) {
 			}
 			release = rel
 		}
-		out, err := t.prepare(r.req, tg, r.getBody)
+		actx, tr := traced(ctx)
+		out, err := t.prepare(actx, r.req, tg, r.getBody, r.ownHeader)
+		r.ownHeader = false // the header is now the first attempt's
 		if err != nil {
 			release()
 			return nil, err
@@ -678,7 +688,7 @@ func (r *call) run(ctx context.Context) (*http.Response, error) {
 		// The overall deadline does not bound the attempt: once written,
 		// cutting it short would not undo the work upstream, only lose
 		// its answer.
-		a := tg.send(ctx, out)
+		a := tg.send(out, tr)
 		info.Written = info.Written || a.written
 		outcome := a.outcome(ctx)
 		t.obs.Attempt(tg.name, outcome)
@@ -887,30 +897,39 @@ type attempt struct {
 // response headers within Config.Timeout.
 var errHeaderTimeout = errors.New("timeout awaiting response headers")
 
-// send makes one attempt, tracing whether its request was written.
-func (tg *target) send(ctx context.Context, out *http.Request) attempt {
-	var conn, wrote atomic.Bool
-	ctx = httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{
-		GotConn: func(httptrace.GotConnInfo) { conn.Store(true) },
-		// Called after each write. A write that failed reached no handler
-		// with a whole request; the transport may then write again, on a
-		// fresh connection.
-		WroteRequest: func(w httptrace.WroteRequestInfo) {
-			if w.Err == nil {
-				wrote.Store(true)
-			}
-		},
-	})
+// tracer records what an attempt got to: a connection, a written request.
+type tracer struct {
+	conn, wrote atomic.Bool
+	trace       httptrace.ClientTrace
+}
+
+// traced returns ctx tracing one attempt, for the request it is sent with.
+func traced(ctx context.Context) (context.Context, *tracer) {
+	tr := &tracer{}
+	tr.trace.GotConn = func(httptrace.GotConnInfo) { tr.conn.Store(true) }
+	// Called after each write. A write that failed reached no handler with
+	// a whole request; the transport may then write again, on a fresh
+	// connection.
+	tr.trace.WroteRequest = func(w httptrace.WroteRequestInfo) {
+		if w.Err == nil {
+			tr.wrote.Store(true)
+		}
+	}
+	return httptrace.WithClientTrace(ctx, &tr.trace), tr
+}
+
+// send makes one attempt with out, whose context tr traces (traced).
+func (tg *target) send(out *http.Request, tr *tracer) attempt {
 	var a attempt
 	if tg.headerTimeout <= 0 {
 		// NewHTTPTransport's ResponseHeaderTimeout bounds the wait.
-		a.resp, a.err = tg.rt.RoundTrip(out.WithContext(ctx))
+		a.resp, a.err = tg.rt.RoundTrip(out)
 	} else {
-		a.roundTripWithin(tg.rt, out.WithContext(ctx), tg.headerTimeout)
+		a.roundTripWithin(tg.rt, out, tg.headerTimeout)
 	}
 	// After an error, the transport is done writing: the flags are final.
-	a.conn = conn.Load()
-	a.written = a.written || a.err == nil || wrote.Load()
+	a.conn = tr.conn.Load()
+	a.written = a.written || a.err == nil || tr.wrote.Load()
 	return a
 }
 
@@ -1152,9 +1171,8 @@ func ReadBody(r io.Reader, n, limit int64) ([]byte, error) {
 }
 
 // prepare makes the outgoing request for one attempt at tg.
-func (t *Transport) prepare(req *http.Request, tg *target, getBody func() (io.ReadCloser, error)) (*http.Request, error) {
-	out := new(http.Request)
-	*out = *req
+func (t *Transport) prepare(ctx context.Context, req *http.Request, tg *target, getBody func() (io.ReadCloser, error), inPlace bool) (*http.Request, error) {
+	out := req.WithContext(ctx)
 	u := *req.URL
 	u.Scheme, u.Host = tg.scheme, tg.host
 	if tg.basePath != "" {
@@ -1165,9 +1183,14 @@ func (t *Transport) prepare(req *http.Request, tg *target, getBody func() (io.Re
 	}
 	out.URL = &u
 	out.Host = ""
-	out.Header = req.Header.Clone()
-	if out.Header == nil {
-		out.Header = make(http.Header, 1)
+	if !inPlace || req.Header == nil {
+		// A copy: the caller's header is not ours to change, and an
+		// attempt that failed may still be reading the one it was sent
+		// with.
+		out.Header = req.Header.Clone()
+		if out.Header == nil {
+			out.Header = make(http.Header, 1)
+		}
 	}
 	out.Header.Del("Authorization")
 	out.Header["X-Api-Key"] = []string{tg.key}
