@@ -356,3 +356,49 @@ func TestCancelDuringBackoff(t *testing.T) {
 		t.Fatalf("err %v after %v", err, time.Since(start))
 	}
 }
+
+// With Route.OwnHeader the first attempt is sent with the caller's header
+// itself, its key set in place; a failover still sends the next upstream
+// its own key. Without it the caller's header is left as it was.
+func TestOwnHeaderFirstAttemptOnly(t *testing.T) {
+	t.Parallel()
+	for _, own := range []bool{false, true} {
+		fPrimary, primaryURL := newFake(t)
+		fBackup, backupURL := newFake(t)
+		tr := mustNew(t, Options{Upstreams: []Config{
+			{Name: "primary", URL: primaryURL, APIKey: secretKey + "-1", MaxRetries: 2},
+			{Name: "backup", URL: backupURL, APIKey: secretKey + "-2", MaxRetries: 2},
+		}})
+		fPrimary.Script(fakeanthropic.Step{Status: 529})
+		info := &Info{}
+		ctx := WithRoute(WithInfo(context.Background(), info), &Route{OwnHeader: own})
+		req := httptest.NewRequestWithContext(ctx, http.MethodPost, "/v1/messages", strings.NewReader(`{"x":1}`))
+		req.RequestURI = ""
+		req.Header.Set("x-api-key", "sk-proxy-client")
+		req.Header.Set("Authorization", "Bearer sk-proxy-client")
+		req.Header.Set("Anthropic-Version", "2023-06-01")
+		resp, err := tr.RoundTrip(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = resp.Body.Close()
+		if resp.StatusCode != 200 || info.Upstream != "backup" || info.Attempts != 2 {
+			t.Fatalf("own %v: %d %+v", own, resp.StatusCode, info)
+		}
+		for _, c := range []struct {
+			f   *fakeanthropic.Server
+			key string
+		}{{fPrimary, secretKey + "-1"}, {fBackup, secretKey + "-2"}} {
+			h := c.f.Last().Header
+			if h.Get("x-api-key") != c.key || h.Get("Authorization") != "" || h.Get("Anthropic-Version") != "2023-06-01" || string(c.f.Last().Body) != `{"x":1}` {
+				t.Fatalf("own %v: upstream got %v %q", own, h, c.f.Last().Body)
+			}
+		}
+		if !own && (req.Header.Get("x-api-key") != "sk-proxy-client" || req.Header.Get("Authorization") != "Bearer sk-proxy-client") {
+			t.Fatalf("the caller's header was changed: %v", req.Header)
+		}
+		if own && req.Header.Get("x-api-key") != secretKey+"-1" {
+			t.Fatalf("own: the first attempt was not sent with the caller's header: %v", req.Header)
+		}
+	}
+}
