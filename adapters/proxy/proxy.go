@@ -332,103 +332,16 @@ func (p *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	p.obs.RequestStarted()
 	defer p.obs.RequestFinished()
-	start := p.now()
-	// Every body has a deadline to arrive, set before anything else: even
-	// one the relay refuses unread is drained by net/http after the handler,
-	// and a sender that stalls must not hold its connection for ever.
-	// One controller serves the body deadline, the write deadlines and the
-	// final flush.
-	rc := http.NewResponseController(w)
-	var pace *bodyPace
-	if r.Body != nil && r.Body != http.NoBody {
-		pace = p.paceBody(rc, r)
-	}
-	ref := relay.Refusal{RequestID: reqID, Start: start, Path: requestPath(r), Session: r.Header.Get("X-Claude-Code-Session-Id")}
-	if !p.ready || p.conf != nil && !p.conf.Configured() {
-		p.refused(w, r, &ref, upstream.ErrNotConfigured)
-		return
-	}
-	client, err := p.clientIP.Resolve(r)
-	if err != nil {
-		p.refused(w, r, &ref, err)
-		return
-	}
-	ref.ClientIP = client
-	// The key (and its IP allow-list) is checked before the body is read, so
-	// a client without a valid key cannot make the relay buffer anything.
-	raw, err := relay.KeyFromHeaders(r.Header)
-	var key domain.APIKey
-	if err == nil {
-		key, err = p.svc.Authenticate(ctx, raw, ref.ClientIP)
-	}
-	if key.ID != uuid.Nil {
-		ref.Key = &key
-	}
-	if err != nil {
-		p.refused(w, r, &ref, err)
-		return
-	}
-	route, err := p.router.Classify(r.Method, ref.Path)
-	if err != nil {
-		if domain.KindOf(err) == domain.KindMethodNotAllowed {
-			if allow := p.router.Allow(ref.Path); allow != "" {
-				w.Header().Set("Allow", allow)
-			}
-		}
-		p.refused(w, r, &ref, err)
-		return
-	}
-	ref.Route = route
-	call := relay.Call{Route: route, RequestID: reqID, Start: start, ClientIP: ref.ClientIP,
-		Origin: r.Header.Get("Origin"), Referer: r.Header.Get("Referer"),
-		ContentType: headerValue(r.Header, "Content-Type"), ContentEncoding: headerValue(r.Header, "Content-Encoding"), Session: ref.Session}
-	if pace != nil {
-		// Every buffered byte counts against the relay-wide budget while
-		// the request lives: announced bytes up front, others as they come.
-		held := &bodyHold{b: &p.buffered}
+	// Admission (admit) answers every refusal itself; what is left here is
+	// the admitted call's way upstream and back, so the frame a stream
+	// keeps for as long as it is open is a quarter of what it was.
+	c, body, held := p.admit(w, r, reqID)
+	if held != nil {
 		defer held.release()
-		var src io.Reader = pace
-		if r.ContentLength >= 0 && r.ContentLength <= p.maxBody {
-			if !held.take(r.ContentLength) {
-				p.refused(w, r, &ref, errBuffersFull)
-				return
-			}
-		} else {
-			src = &budgetReader{r: pace, h: held}
-		}
-		body, err := upstream.ReadBody(src, r.ContentLength, p.maxBody)
-		if err == nil {
-			// The answer may stream for an hour: no read deadline may
-			// outlive the body (net/http's background read would cancel
-			// the call). After an error it stays, bounding net/http's
-			// drain of what is left of the body.
-			pace.done()
-		}
-		if errors.Is(err, errBuffersFull) {
-			p.refused(w, r, &ref, errBuffersFull)
-			return
-		}
-		if err != nil {
-			var ne net.Error
-			switch {
-			case domain.KindOf(err) == domain.KindTooLarge:
-			case errors.As(err, &ne) && ne.Timeout():
-				err = &domain.Error{Kind: domain.KindInvalid, Reason: domain.ReasonBodyTimeout, Err: err,
-					Message: "the request body did not arrive in time; the connection is closed"}
-			default:
-				err = &domain.Error{Kind: domain.KindInvalid, Message: "could not read the request body", Err: err}
-			}
-			p.refused(w, r, &ref, err)
-			return
-		}
-		call.Body = body
 	}
-	adm, err := p.svc.Admit(ctx, key, call)
-	if err != nil {
-		p.refused(w, r, &ref, err)
+	if c == nil {
 		return
 	}
-	c := &proxyCall{p: p, w: w, start: start, route: route, adm: adm, origin: call.Origin}
 	defer func() {
 		if v := recover(); v != nil {
 			if v != http.ErrAbortHandler {
@@ -443,7 +356,6 @@ func (p *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}()
 
 	ctx = upstream.WithInfo(ctx, &c.info)
-	c.upRoute = upstreamRoute(&key, adm, route, ref.Session)
 	ctx = upstream.WithRoute(ctx, &c.upRoute)
 	ctx, c.cancel = context.WithCancelCause(ctx)
 	c.causeCtx = ctx
@@ -452,7 +364,7 @@ func (p *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// What is forwarded is exactly what was classified: the canonical path
 	// (it holds no escapes), the query as sent less what does not parse.
 	u := *r.URL
-	u.Path, u.RawPath = route.Path, ""
+	u.Path, u.RawPath = c.route.Path, ""
 	u.RawQuery = cleanQuery(u.RawQuery)
 	out.URL = &u
 	out.Host, out.Close = "", false
@@ -462,12 +374,11 @@ func (p *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	out.Trailer = nil
 	outboundHeader(out.Header)
 	out.Body, out.ContentLength, out.GetBody = nil, 0, nil
-	if len(call.Body) > 0 {
+	if len(body) > 0 {
 		// An empty body goes as none (Content-Length: 0), never chunked.
-		body := newReplayBody(call.Body)
-		out.Body, out.ContentLength, out.GetBody = body, int64(len(call.Body)), body.replay
+		rb := newReplayBody(body)
+		out.Body, out.ContentLength, out.GetBody = rb, int64(len(body)), rb.replay
 	}
-	c.pw = progressWriter{ResponseWriter: w, rc: rc, wait: p.writeWait}
 	p.forward(c, out)
 	// The connection may serve more requests (keep-alive) that set no
 	// deadline of their own: leave none behind.
@@ -493,6 +404,114 @@ func newReplayBody(b []byte) *replayBody {
 func (*replayBody) Close() error { return nil }
 
 func (r *replayBody) replay() (io.ReadCloser, error) { return newReplayBody(r.b), nil }
+
+// admit takes a request as far as the relay's admission: the key, the
+// route, the body and the domain's Admit. It returns the call to forward,
+// with its body; or nil when the request was refused (answered here). A
+// non-nil hold counts the buffered body against the relay-wide budget
+// until the request ends.
+func (p *Handler) admit(w http.ResponseWriter, r *http.Request, reqID string) (c *proxyCall, body []byte, held *bodyHold) {
+	ctx := r.Context()
+	start := p.now()
+	// Every body has a deadline to arrive, set before anything else: even
+	// one the relay refuses unread is drained by net/http after the handler,
+	// and a sender that stalls must not hold its connection for ever.
+	// One controller serves the body deadline, the write deadlines and the
+	// final flush.
+	rc := http.NewResponseController(w)
+	var pace *bodyPace
+	if r.Body != nil && r.Body != http.NoBody {
+		pace = p.paceBody(rc, r)
+	}
+	ref := relay.Refusal{RequestID: reqID, Start: start, Path: requestPath(r), Session: r.Header.Get("X-Claude-Code-Session-Id")}
+	if !p.ready || p.conf != nil && !p.conf.Configured() {
+		p.refused(w, r, &ref, upstream.ErrNotConfigured)
+		return nil, nil, held
+	}
+	client, err := p.clientIP.Resolve(r)
+	if err != nil {
+		p.refused(w, r, &ref, err)
+		return nil, nil, held
+	}
+	ref.ClientIP = client
+	// The key (and its IP allow-list) is checked before the body is read, so
+	// a client without a valid key cannot make the relay buffer anything.
+	raw, err := relay.KeyFromHeaders(r.Header)
+	var key domain.APIKey
+	if err == nil {
+		key, err = p.svc.Authenticate(ctx, raw, ref.ClientIP)
+	}
+	if key.ID != uuid.Nil {
+		ref.Key = &key
+	}
+	if err != nil {
+		p.refused(w, r, &ref, err)
+		return nil, nil, held
+	}
+	route, err := p.router.Classify(r.Method, ref.Path)
+	if err != nil {
+		if domain.KindOf(err) == domain.KindMethodNotAllowed {
+			if allow := p.router.Allow(ref.Path); allow != "" {
+				w.Header().Set("Allow", allow)
+			}
+		}
+		p.refused(w, r, &ref, err)
+		return nil, nil, held
+	}
+	ref.Route = route
+	call := relay.Call{Route: route, RequestID: reqID, Start: start, ClientIP: ref.ClientIP,
+		Origin: r.Header.Get("Origin"), Referer: r.Header.Get("Referer"),
+		ContentType: headerValue(r.Header, "Content-Type"), ContentEncoding: headerValue(r.Header, "Content-Encoding"), Session: ref.Session}
+	if pace != nil {
+		// Every buffered byte counts against the relay-wide budget while
+		// the request lives: announced bytes up front, others as they come.
+		held = &bodyHold{b: &p.buffered}
+		var src io.Reader = pace
+		if r.ContentLength >= 0 && r.ContentLength <= p.maxBody {
+			if !held.take(r.ContentLength) {
+				p.refused(w, r, &ref, errBuffersFull)
+				return nil, nil, held
+			}
+		} else {
+			src = &budgetReader{r: pace, h: held}
+		}
+		body, err := upstream.ReadBody(src, r.ContentLength, p.maxBody)
+		if err == nil {
+			// The answer may stream for an hour: no read deadline may
+			// outlive the body (net/http's background read would cancel
+			// the call). After an error it stays, bounding net/http's
+			// drain of what is left of the body.
+			pace.done()
+		}
+		if errors.Is(err, errBuffersFull) {
+			p.refused(w, r, &ref, errBuffersFull)
+			return nil, nil, held
+		}
+		if err != nil {
+			var ne net.Error
+			switch {
+			case domain.KindOf(err) == domain.KindTooLarge:
+			case errors.As(err, &ne) && ne.Timeout():
+				err = &domain.Error{Kind: domain.KindInvalid, Reason: domain.ReasonBodyTimeout, Err: err,
+					Message: "the request body did not arrive in time; the connection is closed"}
+			default:
+				err = &domain.Error{Kind: domain.KindInvalid, Message: "could not read the request body", Err: err}
+			}
+			p.refused(w, r, &ref, err)
+			return nil, nil, held
+		}
+		call.Body = body
+	}
+	adm, err := p.svc.Admit(ctx, key, call)
+	if err != nil {
+		p.refused(w, r, &ref, err)
+		return nil, nil, held
+	}
+	c = &proxyCall{p: p, w: w, start: start, route: route, adm: adm, origin: call.Origin}
+	c.upRoute = upstreamRoute(&key, adm, route, ref.Session)
+	c.pw = progressWriter{ResponseWriter: w, rc: rc, wait: p.writeWait}
+	return c, call.Body, held
+}
 
 // upstreamRoute is what the call asks of its upstream: the model, the key's
 // group, the upstream its objects live on, and for metered calls (the ones
