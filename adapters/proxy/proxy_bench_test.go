@@ -45,9 +45,10 @@ func (benchBufferPool) Put(b []byte) { benchBufs.Put(&b) }
 // cost per request plus the shared upstream round trip.
 func BenchmarkProxy(b *testing.B) {
 	// The relay with the production upstream transport and a log line per
-	// request, through the JSON handler into io.Discard.
+	// request, written as the relay writes it (Options.AccessLog) into
+	// io.Discard.
 	env := newProxyEnv(b, proxyEnvOptions{fake: fakeanthropic.Options{Deltas: 10, NoCapture: true},
-		log: slog.New(slog.NewJSONHandler(io.Discard, nil)), recorder: benchRecorder{}})
+		log: slog.New(slog.NewJSONHandler(io.Discard, nil)), access: io.Discard, recorder: benchRecorder{}})
 	fakeURL, _ := url.Parse(env.fakeURL)
 	bareTransport := upstream.NewHTTPTransport(time.Minute)
 	bare := &httputil.ReverseProxy{

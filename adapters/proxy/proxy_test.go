@@ -131,6 +131,7 @@ type proxyEnvOptions struct {
 	bodyRate int64
 	noLog    bool
 	log      *slog.Logger        // replaces the captured log
+	access   io.Writer           // the per-request line's writer (Options.AccessLog)
 	recorder ports.UsageRecorder // replaces the recording one
 }
 
@@ -208,7 +209,7 @@ func newProxyEnv(tb testing.TB, o proxyEnvOptions) *proxyEnv {
 	if o.log != nil {
 		log = o.log
 	}
-	p := proxy.New(proxy.Options{Service: svc, Transport: tr, Log: log, IdleTimeout: o.idle, MaxBodyBytes: o.maxBody,
+	p := proxy.New(proxy.Options{Service: svc, Transport: tr, Log: log, AccessLog: o.access, IdleTimeout: o.idle, MaxBodyBytes: o.maxBody,
 		MaxBufferedBytes: o.maxBuffered, WriteTimeout: o.writeTimeout, BodyReadTimeout: o.bodyWait, BodyMinRate: o.bodyRate})
 	env.handler = httpx.RequestIDMiddleware(p)
 	rs := httptest.NewServer(env.handler)
