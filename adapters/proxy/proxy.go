@@ -335,10 +335,15 @@ func (p *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// Admission (admit) answers every refusal itself; what is left here is
 	// the admitted call's way upstream and back, so the frame a stream
 	// keeps for as long as it is open is a quarter of what it was.
-	c, body, held := p.admit(w, r, reqID)
-	if held != nil {
-		defer held.release()
-	}
+	// The body's hold on the relay-wide budget is released here, however
+	// the request ends (a panic in admission included).
+	var held *bodyHold
+	defer func() {
+		if held != nil {
+			held.release()
+		}
+	}()
+	c, body, key, session := p.admit(w, r, reqID, &held)
 	if c == nil {
 		return
 	}
@@ -355,6 +360,7 @@ func (p *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		c.finish()
 	}()
 
+	c.upRoute = upstreamRoute(key, c.adm, c.route, session)
 	ctx = upstream.WithInfo(ctx, &c.info)
 	ctx = upstream.WithRoute(ctx, &c.upRoute)
 	ctx, c.cancel = context.WithCancelCause(ctx)
@@ -372,12 +378,19 @@ func (p *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// trailer named X-Api-Key would send the proxy key upstream). The body
 	// is buffered and sent with a length, so none is ever needed.
 	out.Trailer = nil
+	// out.Header is the client's own header map: the upstream transport
+	// sets the upstream key in it for the first attempt (Route.OwnHeader),
+	// so from here on it holds a secret and is never logged or echoed.
 	outboundHeader(out.Header)
 	out.Body, out.ContentLength, out.GetBody = nil, 0, nil
 	if len(body) > 0 {
 		// An empty body goes as none (Content-Length: 0), never chunked.
-		rb := newReplayBody(body)
-		out.Body, out.ContentLength, out.GetBody = rb, int64(len(body)), rb.replay
+		// A NopCloser over a bytes.Reader, which net/http knows to be in
+		// memory: it writes the headers and the body in one write (any
+		// other body type has its headers flushed first, on their own).
+		out.Body = io.NopCloser(bytes.NewReader(body))
+		out.ContentLength = int64(len(body))
+		out.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
 	}
 	p.forward(c, out)
 	// The connection may serve more requests (keep-alive) that set no
@@ -387,30 +400,14 @@ func (p *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// replayBody is the buffered request body as sent upstream, a reader and
-// its Close in one allocation; every replay (the upstream transport takes
-// each attempt's body from GetBody) is a fresh one over the same bytes.
-type replayBody struct {
-	bytes.Reader
-	b []byte
-}
-
-func newReplayBody(b []byte) *replayBody {
-	r := &replayBody{b: b}
-	r.Reset(b)
-	return r
-}
-
-func (*replayBody) Close() error { return nil }
-
-func (r *replayBody) replay() (io.ReadCloser, error) { return newReplayBody(r.b), nil }
-
 // admit takes a request as far as the relay's admission: the key, the
 // route, the body and the domain's Admit. It returns the call to forward,
-// with its body; or nil when the request was refused (answered here). A
-// non-nil hold counts the buffered body against the relay-wide budget
-// until the request ends.
-func (p *Handler) admit(w http.ResponseWriter, r *http.Request, reqID string) (c *proxyCall, body []byte, held *bodyHold) {
+// with its body, its key and its session; or a nil call when the request
+// was refused (answered here). *hold is set when the buffered body counts
+// against the relay-wide budget; the caller releases it when the request
+// ends. Nothing after Admit may fail or panic here: the caller's deferred
+// finish settles the admission only once admit has returned.
+func (p *Handler) admit(w http.ResponseWriter, r *http.Request, reqID string, hold **bodyHold) (*proxyCall, []byte, *domain.APIKey, string) {
 	ctx := r.Context()
 	start := p.now()
 	// Every body has a deadline to arrive, set before anything else: even
@@ -426,12 +423,12 @@ func (p *Handler) admit(w http.ResponseWriter, r *http.Request, reqID string) (c
 	ref := relay.Refusal{RequestID: reqID, Start: start, Path: requestPath(r), Session: r.Header.Get("X-Claude-Code-Session-Id")}
 	if !p.ready || p.conf != nil && !p.conf.Configured() {
 		p.refused(w, r, &ref, upstream.ErrNotConfigured)
-		return nil, nil, held
+		return nil, nil, nil, ""
 	}
 	client, err := p.clientIP.Resolve(r)
 	if err != nil {
 		p.refused(w, r, &ref, err)
-		return nil, nil, held
+		return nil, nil, nil, ""
 	}
 	ref.ClientIP = client
 	// The key (and its IP allow-list) is checked before the body is read, so
@@ -446,7 +443,7 @@ func (p *Handler) admit(w http.ResponseWriter, r *http.Request, reqID string) (c
 	}
 	if err != nil {
 		p.refused(w, r, &ref, err)
-		return nil, nil, held
+		return nil, nil, nil, ""
 	}
 	route, err := p.router.Classify(r.Method, ref.Path)
 	if err != nil {
@@ -456,7 +453,7 @@ func (p *Handler) admit(w http.ResponseWriter, r *http.Request, reqID string) (c
 			}
 		}
 		p.refused(w, r, &ref, err)
-		return nil, nil, held
+		return nil, nil, nil, ""
 	}
 	ref.Route = route
 	call := relay.Call{Route: route, RequestID: reqID, Start: start, ClientIP: ref.ClientIP,
@@ -465,12 +462,13 @@ func (p *Handler) admit(w http.ResponseWriter, r *http.Request, reqID string) (c
 	if pace != nil {
 		// Every buffered byte counts against the relay-wide budget while
 		// the request lives: announced bytes up front, others as they come.
-		held = &bodyHold{b: &p.buffered}
+		held := &bodyHold{b: &p.buffered}
+		*hold = held
 		var src io.Reader = pace
 		if r.ContentLength >= 0 && r.ContentLength <= p.maxBody {
 			if !held.take(r.ContentLength) {
 				p.refused(w, r, &ref, errBuffersFull)
-				return nil, nil, held
+				return nil, nil, nil, ""
 			}
 		} else {
 			src = &budgetReader{r: pace, h: held}
@@ -485,7 +483,7 @@ func (p *Handler) admit(w http.ResponseWriter, r *http.Request, reqID string) (c
 		}
 		if errors.Is(err, errBuffersFull) {
 			p.refused(w, r, &ref, errBuffersFull)
-			return nil, nil, held
+			return nil, nil, nil, ""
 		}
 		if err != nil {
 			var ne net.Error
@@ -498,19 +496,18 @@ func (p *Handler) admit(w http.ResponseWriter, r *http.Request, reqID string) (c
 				err = &domain.Error{Kind: domain.KindInvalid, Message: "could not read the request body", Err: err}
 			}
 			p.refused(w, r, &ref, err)
-			return nil, nil, held
+			return nil, nil, nil, ""
 		}
 		call.Body = body
 	}
 	adm, err := p.svc.Admit(ctx, key, call)
 	if err != nil {
 		p.refused(w, r, &ref, err)
-		return nil, nil, held
+		return nil, nil, nil, ""
 	}
-	c = &proxyCall{p: p, w: w, start: start, route: route, adm: adm, origin: call.Origin}
-	c.upRoute = upstreamRoute(&key, adm, route, ref.Session)
-	c.pw = progressWriter{ResponseWriter: w, rc: rc, wait: p.writeWait}
-	return c, call.Body, held
+	c := &proxyCall{p: p, w: w, start: start, route: route, adm: adm, origin: call.Origin,
+		pw: progressWriter{ResponseWriter: w, rc: rc, wait: p.writeWait}}
+	return c, call.Body, &key, ref.Session
 }
 
 // upstreamRoute is what the call asks of its upstream: the model, the key's

@@ -120,8 +120,10 @@ type proxyEnvOptions struct {
 	fake      fakeanthropic.Options
 	upstreams func(fakeURL string) []upstream.Config
 	transport http.RoundTripper
-	idle      time.Duration
-	maxBody   int64
+	// transportBase is the upstream transport's own (upstream.Options.Transport).
+	transportBase http.RoundTripper
+	idle          time.Duration
+	maxBody       int64
 	// maxBuffered caps buffered request bytes across requests.
 	maxBuffered int64
 	// writeTimeout is the client write-progress timeout.
@@ -196,7 +198,8 @@ func newProxyEnv(tb testing.TB, o proxyEnvOptions) *proxyEnv {
 	}
 	tr := o.transport
 	if tr == nil {
-		ut, err := upstream.New(upstream.Options{Upstreams: ups, BaseDelay: time.Millisecond, MaxDelay: 5 * time.Millisecond, MaxBodyBytes: o.maxBody})
+		ut, err := upstream.New(upstream.Options{Upstreams: ups, BaseDelay: time.Millisecond, MaxDelay: 5 * time.Millisecond, MaxBodyBytes: o.maxBody,
+			Transport: o.transportBase})
 		if err != nil {
 			tb.Fatal(err)
 		}
