@@ -241,6 +241,24 @@ func (e *proxyEnv) waitRecords(n int) []domain.UsageRecord {
 	}
 }
 
+// waitLog waits for the proxy's log to hold n per-request lines and returns
+// it: the line is written just after the record is handed over, so a test
+// that has seen the record may still be ahead of the line.
+func (e *proxyEnv) waitLog(n int) string {
+	e.t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		logs := e.logBuf.String()
+		if strings.Count(logs, `"msg":"proxied"`) >= n {
+			return logs
+		}
+		if time.Now().After(deadline) {
+			e.t.Fatalf("fewer than %d log lines after 5s: %s", n, logs)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
 const proxyReqBody = `{"model":"claude-sonnet-4-5","max_tokens":1024,"messages":[{"role":"user","content":"Hello, Claude \u00e9 \n"}]}`
 
 func (e *proxyEnv) newRequest(ctx context.Context, path, body string) *http.Request {
@@ -341,7 +359,7 @@ func TestProxyPassthroughNonStreaming(t *testing.T) {
 		r.RequestID != rh.Get("x-request-id") || r.KeyID != env.keys[env.good].ID || r.TTFB <= 0 || r.Latency < r.TTFB {
 		t.Fatalf("record %+v", r)
 	}
-	logs := env.logBuf.String()
+	logs := env.waitLog(1)
 	if !strings.Contains(logs, `"msg":"proxied"`) || !strings.Contains(logs, r.RequestID) || strings.Contains(logs, proxyUpstreamKey) ||
 		strings.Contains(logs, env.good) || strings.Contains(logs, "Hello, Claude") {
 		t.Fatalf("log line: %s", logs)
@@ -686,8 +704,8 @@ func TestProxyRetriesAndFailover(t *testing.T) {
 			r.Attempts != 3 || len(r.TriedUpstreams) != 0 {
 			t.Fatalf("record %+v", r)
 		}
-		if !strings.Contains(env.logBuf.String(), `"retries":2`) {
-			t.Fatalf("log line lacks retries: %s", env.logBuf.String())
+		if logs := env.waitLog(1); !strings.Contains(logs, `"retries":2`) {
+			t.Fatalf("log line lacks retries: %s", logs)
 		}
 	})
 	t.Run("all failing returns the last upstream error", func(t *testing.T) {

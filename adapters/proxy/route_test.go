@@ -99,8 +99,8 @@ func TestProxyRoutesToTheUpstreamPool(t *testing.T) {
 			t.Fatalf("record upstream %q, want the id", r.Upstream)
 		}
 	}
-	if !strings.Contains(env.logBuf.String(), `"upstream":"up-1","upstream_name":"primary","pick":"balanced"`) {
-		t.Fatalf("log line: %s", env.logBuf.String())
+	if logs := env.waitLog(5); !strings.Contains(logs, `"upstream":"up-1","upstream_name":"primary","pick":"balanced"`) {
+		t.Fatalf("log line: %s", logs)
 	}
 }
 
