@@ -48,7 +48,8 @@ func NewRequestID() string {
 	return string(out[:])
 }
 
-// base62 is in ASCII order, so a fixed-width encoding sorts as the number.
+// base62 is in ASCII order, so a fixed-width encoding sorts as the number
+// (math/big's base 62 puts a-z before A-Z, which does not sort so).
 const base62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 
 // requestIDDigits is the base62 digits of 128 bits: 62^22 > 2^128.

@@ -333,10 +333,9 @@ func (p *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	p.obs.RequestStarted()
 	defer p.obs.RequestFinished()
 	// Admission (admit) answers every refusal itself; what is left here is
-	// the admitted call's way upstream and back, so the frame a stream
-	// keeps for as long as it is open is a quarter of what it was.
-	// The body's hold on the relay-wide budget is released here, however
-	// the request ends (a panic in admission included).
+	// the admitted call's way upstream and back. The body's hold on the
+	// relay-wide budget is released here however the request ends, a
+	// panic in admission included.
 	var held *bodyHold
 	defer func() {
 		if held != nil {

@@ -135,6 +135,7 @@ type proxyEnvOptions struct {
 	log      *slog.Logger        // replaces the captured log
 	access   io.Writer           // the per-request line's writer (Options.AccessLog)
 	recorder ports.UsageRecorder // replaces the recording one
+	parser   ports.RequestParser // replaces anthropic.Parser
 }
 
 func proxyRawKey(n byte) string {
@@ -179,6 +180,10 @@ func newProxyEnv(tb testing.TB, o proxyEnvOptions) *proxyEnv {
 	if o.recorder != nil {
 		usage = o.recorder
 	}
+	var parser ports.RequestParser = anthropic.Parser{}
+	if o.parser != nil {
+		parser = o.parser
+	}
 	svc, err := relay.NewService(relay.ServiceConfig{
 		Auth:        relay.NewAuthenticator(proxyHasher, lookup, ports.SystemClock{}),
 		Tiers:       relay.NewTierResolver(proxyTierStore{}, time.Minute, nil),
@@ -186,7 +191,7 @@ func newProxyEnv(tb testing.TB, o proxyEnvOptions) *proxyEnv {
 		Rate:        memory.NewRateLimiter(),
 		Concurrency: memory.NewConcurrencyLimiter(),
 		Usage:       usage,
-		Parser:      anthropic.Parser{},
+		Parser:      parser,
 		Estimator:   mustEstimator(tb),
 	})
 	if err != nil {

@@ -1163,14 +1163,14 @@ func ReadBody(r io.Reader, n, limit int64) ([]byte, error) {
 			}
 			m, err := r.Read(buf[len(buf):int(min(int64(cap(buf)), n))])
 			buf = buf[:len(buf)+m]
-			if err == io.EOF && int64(len(buf)) < n {
-				err = io.ErrUnexpectedEOF
-			}
-			if err != nil && err != io.EOF {
-				return nil, fmt.Errorf("read request body: %w", err)
+			if err == io.EOF && int64(len(buf)) == n {
+				break
 			}
 			if err == io.EOF {
-				break
+				err = io.ErrUnexpectedEOF
+			}
+			if err != nil {
+				return nil, fmt.Errorf("read request body: %w", err)
 			}
 		}
 		// A body longer than announced is the server's business; net/http
